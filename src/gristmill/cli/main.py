@@ -1,0 +1,234 @@
+"""``gristmill``: run pipelines locally, start workers, set up the database."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+from gristmill.cli.options import build_settings, parse_params, settings_options
+from gristmill.errors import ConfigurationError, DefinitionError, GristmillError, SubmissionError
+from gristmill.registry import Registry, load_spec
+from gristmill.runs import RunState
+from gristmill.service import Service
+from gristmill.settings import Settings
+from gristmill.submission import RunStatus, get_run, submit
+
+console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+def _service(settings: Settings, registry: Registry | None = None) -> Service:
+    try:
+        return Service.from_settings(settings, registry=registry)
+    except (ConfigurationError, DefinitionError) as error:
+        _fail(str(error), 2)
+        raise  # unreachable
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gristmill")
+def main() -> None:
+    """gristmill: a server for data-processing pipelines."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _resolve_pipeline(spec: str, settings: Settings) -> tuple[Registry, str]:
+    """A pipeline named, or defined in a file (``file.py`` or ``file.py:name``)."""
+    path, _, name = (
+        spec.partition(":") if spec.count(":") == 1 and ".py:" in spec else (spec, "", "")
+    )
+    if path.endswith(".py"):
+        pipelines = load_spec(path)
+        if not name:
+            if len(pipelines) > 1:
+                names = ", ".join(p.name for p in pipelines)
+                raise ConfigurationError(
+                    f"{path} defines several pipelines ({names}); choose one with {path}:NAME"
+                )
+            name = pipelines[0].name
+        return Registry(pipelines), name
+    return Registry(specs=settings.pipelines), spec
+
+
+def _print_result(status: RunStatus, service: Service) -> None:
+    out = Console()
+    for step in status.steps:
+        mark = {"succeeded": "[green]✔[/]", "skipped": "[dim]-[/]", "failed": "[red]✘[/]"}.get(
+            step.state.value, "·"
+        )
+        duration = f" [dim]{step.duration:.2f}s[/]" if step.duration is not None else ""
+        out.print(f"{mark} {step.name} [dim]{step.state.value}[/]{duration}", highlight=False)
+        if step.result is not None and step.state.value == "succeeded":
+            text = (
+                repr(step.result)
+                if not isinstance(step.result, dict)
+                else ", ".join(f"{k}={v!r}" for k, v in list(step.result.items())[:8])
+            )
+            out.print(f"    {text[:300]}", highlight=False, markup=False)
+        for output in step.outputs:
+            out.print(
+                f"    output {output.name}: {service.storage.path(output.path)}", highlight=False
+            )
+
+
+@main.command()
+@click.argument("pipeline")
+@click.argument("inputs", nargs=-1, type=click.Path(exists=False, path_type=Path))
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A parameter value (repeatable).",
+)
+@settings_options
+def run(
+    pipeline: str,
+    inputs: tuple[Path, ...],
+    params: tuple[str, ...],
+    data_dir: Path | None,
+    database_url: str | None,
+    pipelines: tuple[str, ...],
+) -> None:
+    """Run PIPELINE on local INPUTS in this process, showing progress.
+
+    PIPELINE is a configured pipeline's name, a .py file defining one pipeline, or FILE.py:NAME.
+    Exits non-zero, with the run's message, if the run fails.
+    """
+    from gristmill.executors.inline import run_inline
+
+    settings = build_settings(data_dir, database_url, pipelines)
+    try:
+        registry, name = _resolve_pipeline(pipeline, settings)
+    except GristmillError as error:
+        _fail(str(error), 2)
+    service = _service(settings, registry)
+    try:
+        run_id = submit(name, list(inputs), parse_params(params), service=service)
+    except SubmissionError as error:
+        for field, messages in error.errors.items():
+            for message in messages:
+                console.print(f"[bold red]error:[/] {field}: {message}", highlight=False)
+        sys.exit(2)
+    outcome: list[RunState | None] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(run_inline(service, run_id)),
+        name="gristmill-inline",
+        daemon=True,
+    )
+    worker.start()
+    _watch(service, run_id, worker)
+    status = get_run(run_id, service=service)
+    _print_result(status, service)
+    console.print(f"run {run_id} [bold]{status.state.value}[/]", highlight=False)
+    if status.state != RunState.SUCCEEDED:
+        _fail(status.error or status.state.value)
+
+
+def _watch(service: Service, run_id: str, worker: threading.Thread) -> None:
+    after = 0
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        bar = progress.add_task("starting", total=None)
+        while True:
+            alive = worker.is_alive()
+            run = service.store.get_run(run_id)
+            for line in service.store.read_log(run_id, after=after):
+                after = line.id
+                prefix = f"[dim]{escape(line.step)}[/] " if line.step else ""
+                progress.console.print(f"{prefix}{escape(line.text)}", highlight=False)
+            description = (
+                " · ".join(x for x in (run.current_step, run.stage) if x) or run.state.value
+            )
+            progress.update(
+                bar,
+                description=description,
+                completed=run.progress_done or 0,
+                total=run.progress_total,
+            )
+            if not alive:
+                return
+            worker.join(0.1)
+
+
+@main.command()
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(min=1),
+    help="Worker processes [env: GRISTMILL_WORKERS; default: CPU count]",
+)
+@click.option("--queue", "-Q", "queues", multiple=True, help="Take only from these queues.")
+@settings_options
+def worker(
+    workers: int | None,
+    queues: tuple[str, ...],
+    data_dir: Path | None,
+    database_url: str | None,
+    pipelines: tuple[str, ...],
+) -> None:
+    """Start local worker processes that run queued runs, until Ctrl-C or SIGTERM."""
+    from gristmill.executors.local import Supervisor
+
+    settings = build_settings(data_dir, database_url, pipelines, workers=workers)
+    if queues:
+        settings = replace(settings, queues=tuple(queues))
+    service = _service(settings)
+    registry = service.registry
+
+    def make_service() -> Service:
+        return Service.from_settings(settings, registry=registry, migrate=False)
+
+    console.print(
+        f"gristmill: {settings.workers} worker(s) on {_where(settings)}, pipelines: "
+        f"{', '.join(p.name for p in registry)}",
+        highlight=False,
+    )
+    Supervisor(
+        make_service,
+        service,
+        workers=settings.workers,
+        queues=list(settings.queues) if settings.queues else None,
+    ).run()
+
+
+def _where(settings: Settings) -> str:
+    url = settings.database_url
+    return url.split("@")[-1] if "@" in url else url
+
+
+@main.command()
+@settings_options
+def migrate(data_dir: Path | None, database_url: str | None, pipelines: tuple[str, ...]) -> None:
+    """Create or update gristmill's tables (needed once for PostgreSQL; automatic on SQLite)."""
+    from gristmill.server.conf import setup
+
+    settings = build_settings(data_dir, database_url, pipelines)
+    try:
+        setup(settings, migrate=True)
+    except ConfigurationError as error:
+        _fail(str(error), 2)
+    console.print(f"database ready: {_where(settings)}", highlight=False)
+
+
+if __name__ == "__main__":
+    main()

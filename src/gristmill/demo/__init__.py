@@ -1,0 +1,1 @@
+"""Demo pipelines that ``gristmill serve`` offers when no pipelines are configured."""

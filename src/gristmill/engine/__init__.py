@@ -1,0 +1,1 @@
+"""The engine: runs units of work against a store. Plain Python; never imports Django."""

@@ -1,0 +1,133 @@
+"""Which steps of a run are stale, and why, in words a user can read.
+
+The engine uses the same functions while it runs a unit, so that what the results page says
+would be recomputed is exactly what a worker recomputes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gristmill.context import InputFile, RunContext
+from gristmill.engine.store import InputRecord, RunRecord, StepRecord
+from gristmill.fingerprints import Fingerprint, explain_change
+from gristmill.pipelines import Pipeline
+from gristmill.runs import StepState
+from gristmill.storage import FilesystemStorage
+from gristmill.tasks import PreviousResult, Task
+
+
+def step_fingerprint(
+    pipeline: Pipeline,
+    task: Task,
+    params: Mapping[str, Any],
+    upstream_tokens: Mapping[str, str],
+    inputs: Sequence[InputRecord],
+) -> Fingerprint:
+    """The fingerprint a result of ``task`` would have for this run now."""
+    return Fingerprint(
+        task=task.identity,
+        code=task.code_fingerprint(),
+        version=task.version,
+        params={name: params.get(name) for name in pipeline.params_used_by(task)},
+        upstream={
+            name: upstream_tokens[name]
+            for name in pipeline.upstream_of(task)
+            if name in upstream_tokens
+        },
+        inputs=tuple((i.name, i.sha256) for i in inputs),
+    )
+
+
+def upstream_token(state: str, fingerprint: Fingerprint) -> str:
+    """What downstream fingerprints record of an upstream result."""
+    return "skipped" if state == StepState.SKIPPED else fingerprint.digest
+
+
+def previous_result(
+    task: Task, stored: StepRecord | None, current: Fingerprint
+) -> PreviousResult | None:
+    """The stored result as a task's ``is_needed`` sees it, with its stale reasons."""
+    if stored is None or stored.fingerprint is None:
+        return None
+    old = Fingerprint.from_dict(stored.fingerprint)
+    reasons = explain_change(old, current, task_title=task.title or task.step_name)
+    return PreviousResult(stored.state, stored.result, old, tuple(reasons))
+
+
+def input_files(run: RunRecord, storage: FilesystemStorage) -> tuple[InputFile, ...]:
+    """The run's inputs as tasks see them."""
+    return tuple(
+        InputFile(i.name, storage.path(i.path), i.size, i.sha256, i.media_type, i.kind, i.source)
+        for i in run.inputs
+    )
+
+
+@dataclass
+class StepPlan:
+    """What would happen to one step if the run were brought up to date now."""
+
+    name: str
+    applicable: bool
+    fingerprint: Fingerprint
+    stored: StepRecord | None
+    reasons: list[str] = field(default_factory=list)
+    """Why the stored result is stale; empty when it is current."""
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.reasons)
+
+
+def plan(
+    pipeline: Pipeline, run: RunRecord, steps: Mapping[str, StepRecord], storage: FilesystemStorage
+) -> list[StepPlan]:
+    """Say, for each step of a finished run, whether its stored result is stale and why.
+
+    Calls only the cheap task methods (``is_applicable``, ``is_needed``); never ``process``.
+    """
+    params_model = pipeline.params.model_validate(run.params)
+    params = params_model.model_dump(mode="json")
+    inputs = input_files(run, storage)
+    results: dict[str, Any] = {}
+    tokens: dict[str, str] = {}
+    plans = []
+    for task in pipeline.steps:
+        name = task.step_name
+        stored = steps.get(name)
+        context = RunContext(
+            run_id=run.id,
+            pipeline=pipeline.name,
+            step=name,
+            inputs=inputs,
+            params=params_model,
+            workdir=storage.run_dir(run.id),
+            upstream={n: results.get(n) for n in pipeline.upstream_of(task)},
+            ancestor=run.ancestor_id,
+        )
+        current = step_fingerprint(pipeline, task, params, tokens, run.inputs)
+        applicable = task.is_applicable(context)
+        state = StepState.SUCCEEDED if applicable else StepState.SKIPPED
+        reasons: list[str] = []
+        if stored is None:
+            reasons = ["not computed yet"] if applicable else []
+        elif stored.state != state:
+            reasons = [
+                "the step now applies to this run"
+                if applicable
+                else "the step no longer applies to this run"
+            ]
+        elif applicable:
+            previous = previous_result(task, stored, current)
+            if previous is None or task.is_needed(context, previous):
+                reasons = list(previous.stale_reasons) if previous else ["not computed yet"]
+                reasons = reasons or ["the task asked to be run again"]
+        in_force = current
+        if stored is not None and stored.fingerprint is not None and not reasons:
+            in_force = Fingerprint.from_dict(stored.fingerprint)
+        tokens[name] = upstream_token(state, in_force)
+        results[name] = stored.result if stored is not None else None
+        plans.append(StepPlan(name, applicable, current, stored, reasons))
+    return plans

@@ -1,0 +1,303 @@
+"""Run one claimed unit: bring a run up to date, step by step, persisting as it goes.
+
+Steps run back to back in this process, so upstream results are already in memory. Each step's
+result is persisted before the next starts; a step whose stored result is still current is
+reused, not recomputed. Every write is fenced by the claim's attempt number, so an attempt whose
+lease was taken over stops without publishing anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from gristmill.context import RunContext
+from gristmill.engine.planner import (
+    input_files,
+    previous_result,
+    step_fingerprint,
+    upstream_token,
+)
+from gristmill.engine.store import Claim, Failure, OutputRecord, StepOutcome, Store
+from gristmill.engine.watchdog import UnitReporter, Watchdog
+from gristmill.errors import CancelledError, NotFoundError, StepTimeoutError, TaskError
+from gristmill.fingerprints import Fingerprint
+from gristmill.pipelines import Pipeline
+from gristmill.registry import Registry
+from gristmill.runs import RunState, StepState
+from gristmill.storage import FilesystemStorage
+from gristmill.tasks import Task
+
+logger = logging.getLogger("gristmill.engine")
+
+
+class _Fenced(Exception):
+    """The claim was taken over; stop without writing."""
+
+
+class _NotJSON(TypeError):
+    pass
+
+
+def _refuse(value: Any) -> Any:
+    raise _NotJSON(type(value).__name__)
+
+
+def to_json(step: str, result: Any) -> str:
+    """Serialise a step result; a :class:`TaskError` naming the step and the type if it
+    cannot be stored as JSON."""
+    try:
+        return json.dumps(result, default=_refuse, allow_nan=False, separators=(",", ":"))
+    except _NotJSON as error:
+        raise TaskError(
+            f"step `{step}` returned a value of type {error.args[0]}, which cannot be stored "
+            "as JSON; return dicts, lists, strings, numbers, booleans or None"
+        ) from None
+    except ValueError as error:  # NaN / infinity, or a circular reference
+        raise TaskError(
+            f"step `{step}` returned a value that cannot be stored as JSON: {error}"
+        ) from None
+
+
+@dataclass
+class _Step:
+    task: Task
+    position: int
+    context: RunContext
+    fingerprint: Fingerprint
+
+
+class UnitRunner:
+    """Executes claimed units in this process. One per worker; not thread-safe."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        storage: FilesystemStorage,
+        *,
+        watchdog: Watchdog,
+        lease: float,
+    ):
+        self.store = store
+        self.registry = registry
+        self.storage = storage
+        self.watchdog = watchdog
+        self.lease = lease
+
+    def run(self, claim: Claim) -> RunState | None:
+        """Execute ``claim``; return the run's final state, or ``None`` if fenced out."""
+        reporter = UnitReporter()
+        self.watchdog.watch(claim, reporter)
+        try:
+            return self._run(claim, reporter)
+        except _Fenced:
+            logger.warning(
+                "attempt %s of run %s was taken over; its work is discarded",
+                claim.attempt,
+                claim.run_id,
+            )
+            return None
+        finally:
+            self.watchdog.unwatch()
+
+    def _run(self, claim: Claim, reporter: UnitReporter) -> RunState | None:
+        run = self.store.get_run(claim.run_id)
+        try:
+            pipeline = self.registry.get(run.pipeline)
+        except NotFoundError:
+            return self._end(
+                claim,
+                reporter,
+                RunState.FAILED,
+                Failure(f"pipeline {run.pipeline!r} is not offered by this server any more"),
+            )
+        if run.cancel_requested:
+            return self._end(claim, reporter, RunState.CANCELLED, Failure("the run was cancelled"))
+        if claim.attempt > 1:
+            reporter.log(f"attempt {claim.attempt} starting", "system")
+        params_model = pipeline.params.model_validate(run.params)
+        params = params_model.model_dump(mode="json")
+        inputs = input_files(run, self.storage)
+        stored = self.store.get_steps(claim.run_id)
+        results: dict[str, Any] = {}
+        tokens: dict[str, str] = {}
+        last = len(pipeline.steps) - 1
+        for position, task in enumerate(pipeline.steps):
+            name = task.step_name
+            reporter.begin_step(name)
+            context = RunContext(
+                run_id=run.id,
+                pipeline=pipeline.name,
+                step=name,
+                inputs=inputs,
+                params=params_model,
+                workdir=self.storage.run_dir(run.id),
+                upstream={n: results.get(n) for n in pipeline.upstream_of(task)},
+                attempt=claim.attempt,
+                ancestor=run.ancestor_id,
+                reporter=reporter,
+            )
+            fingerprint = step_fingerprint(pipeline, task, params, tokens, run.inputs)
+            step = _Step(task, position, context, fingerprint)
+            final = RunState.SUCCEEDED if position == last else None
+            try:
+                state, result, in_force, wrote = self._step(
+                    claim, reporter, pipeline, step, stored.get(name), final
+                )
+            except (TaskError, Exception) as error:
+                return self._fail(claim, reporter, pipeline, step, error)
+            results[name] = result
+            tokens[name] = upstream_token(state, in_force)
+            if wrote and final is not None:
+                return final
+        return self._end(claim, reporter, RunState.SUCCEEDED, None)
+
+    def _step(
+        self,
+        claim: Claim,
+        reporter: UnitReporter,
+        pipeline: Pipeline,
+        step: _Step,
+        stored: Any,
+        final: RunState | None,
+    ) -> tuple[str, Any, Fingerprint, bool]:
+        task, name = step.task, step.task.step_name
+        started = time.time()
+        if not task.is_applicable(step.context):
+            if stored is not None and stored.state == StepState.SKIPPED:
+                return StepState.SKIPPED, None, step.fingerprint, False
+            self._save(
+                claim,
+                reporter,
+                StepOutcome(
+                    name,
+                    step.position,
+                    StepState.SKIPPED,
+                    None,
+                    step.fingerprint.to_dict(),
+                    started,
+                    time.time(),
+                ),
+                final,
+            )
+            return StepState.SKIPPED, None, step.fingerprint, final is not None
+        previous = None
+        if stored is not None and stored.state == StepState.SUCCEEDED:
+            previous = previous_result(task, stored, step.fingerprint)
+        if previous is not None and not task.is_needed(step.context, previous):
+            return StepState.SUCCEEDED, previous.result, previous.fingerprint, False
+        if previous is not None and previous.stale_reasons:
+            reporter.log(f"recomputing: {'; '.join(previous.stale_reasons)}", "system")
+        step.context.workdir = self.storage.work_dir(claim.run_id, claim.attempt, name)
+        self.watchdog.step_started(task.timeout or pipeline.step_timeout)
+        try:
+            result = task.process(step.context, step.context.upstream)
+        except CancelledError:
+            if reporter.cancel_reason == "timeout":
+                limit = task.timeout or pipeline.step_timeout
+                raise StepTimeoutError(
+                    f"step `{name}` ran past its time limit of {limit:g} s"
+                ) from None
+            raise
+        finally:
+            self.watchdog.step_started(None)
+        if reporter.cancel_reason == "lost":
+            raise _Fenced()
+        result_json = to_json(name, result)
+        outputs = [
+            OutputRecord(
+                name, o.name, self.storage.relative(o.path), o.size, o.sha256, o.media_type
+            )
+            for o in step.context.outputs
+        ]
+        self._save(
+            claim,
+            reporter,
+            StepOutcome(
+                name,
+                step.position,
+                StepState.SUCCEEDED,
+                result_json,
+                step.fingerprint.to_dict(),
+                started,
+                time.time(),
+                outputs=outputs,
+            ),
+            final,
+        )
+        if stored is not None:
+            self.storage.drop_other_attempts(claim.run_id, claim.attempt, name)
+        return StepState.SUCCEEDED, result, step.fingerprint, final is not None
+
+    def _save(
+        self, claim: Claim, reporter: UnitReporter, outcome: StepOutcome, final: RunState | None
+    ) -> None:
+        with reporter.write_lock:
+            if not self.store.save_step(
+                claim, outcome, reporter.take(), lease=self.lease, final=final
+            ):
+                raise _Fenced()
+
+    def _fail(
+        self,
+        claim: Claim,
+        reporter: UnitReporter,
+        pipeline: Pipeline,
+        step: _Step,
+        error: BaseException,
+    ) -> RunState | None:
+        name = step.task.step_name
+        state = StepState.FAILED
+        run_state = RunState.FAILED
+        if isinstance(error, _Fenced):
+            raise error
+        if isinstance(error, CancelledError) and reporter.cancel_reason == "lost":
+            raise _Fenced()
+        if isinstance(error, CancelledError) and reporter.cancel_reason == "drain":
+            with reporter.write_lock:
+                self.store.release(claim, reporter.take())
+            return None
+        if isinstance(error, CancelledError) and not isinstance(error, StepTimeoutError):
+            state, run_state = StepState.CANCELLED, RunState.CANCELLED
+            failure = Failure(error.message)
+        elif isinstance(error, TaskError):
+            failure = Failure(error.message)
+        else:
+            ref = uuid.uuid4().hex[:12]
+            trace = "".join(traceback.format_exception(error))
+            logger.error(
+                "internal error %s in step %s of run %s\n%s", ref, name, claim.run_id, trace
+            )
+            failure = Failure(f"internal error, reference {ref}", ref=ref, traceback=trace)
+        reporter.log(f"step `{name}` {state.value}: {failure.message}", "system")
+        now = time.time()
+        self._save(
+            claim,
+            reporter,
+            StepOutcome(
+                name,
+                step.position,
+                state,
+                None,
+                step.fingerprint.to_dict(),
+                now,
+                now,
+                error=failure.message,
+            ),
+            None,
+        )
+        return self._end(claim, reporter, run_state, failure)
+
+    def _end(
+        self, claim: Claim, reporter: UnitReporter, state: RunState, failure: Failure | None
+    ) -> RunState:
+        with reporter.write_lock:
+            if not self.store.finish(claim, state, reporter.take(), failure):
+                raise _Fenced()
+        return state

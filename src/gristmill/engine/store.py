@@ -1,0 +1,315 @@
+"""The store interface: everything the engine needs from a database, and nothing more.
+
+The database is the truth. Every run, step result, work unit, lease and log line lives in the
+store; executors only move unit ids around. The Django app implements this interface
+(:class:`gristmill.server.store.DjangoStore`); the engine never imports Django.
+
+Fencing: each claim of a unit increments its ``attempt``. Every write made on behalf of a claim
+(:meth:`Store.save_step`, :meth:`Store.flush`, :meth:`Store.finish`, :meth:`Store.renew`) checks
+that the unit is still claimed with that attempt, and does nothing (returning ``False``) if the
+lease was taken over. A late worker therefore can never publish results.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gristmill.runs import RunState
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A unit of work held by one worker under a lease."""
+
+    unit_id: int
+    run_id: str
+    attempt: int
+    """Fencing token: how many times the unit has been claimed, this claim included."""
+    kind: str = "run"
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One stored input of a run."""
+
+    name: str
+    path: str
+    """Path relative to the storage root."""
+    size: int
+    sha256: str
+    media_type: str
+    kind: str = "file"
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRecord:
+    """One output file of a step."""
+
+    step: str
+    name: str
+    path: str
+    """Path relative to the storage root."""
+    size: int
+    sha256: str
+    media_type: str
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """Everything needed to create a run; its first unit is queued in the same transaction."""
+
+    id: str
+    pipeline: str
+    queue: str
+    params: dict[str, Any]
+    inputs: Sequence[InputRecord]
+    expires_at: datetime
+    max_attempts: int = 3
+    owner_id: int | None = None
+    ancestor_id: str | None = None
+
+
+@dataclass
+class RunRecord:
+    """A run as stored."""
+
+    id: str
+    pipeline: str
+    state: RunState
+    params: dict[str, Any]
+    inputs: list[InputRecord]
+    queue: str
+    created_at: datetime
+    expires_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    current_step: str | None = None
+    stage: str | None = None
+    progress_done: int | None = None
+    progress_total: int | None = None
+    error_message: str | None = None
+    error_ref: str | None = None
+    error_traceback: str | None = None
+    cancel_requested: bool = False
+    attempt: int = 0
+    """The attempt number of the run's latest unit."""
+    owner_id: int | None = None
+    ancestor_id: str | None = None
+
+
+@dataclass
+class StepRecord:
+    """The stored outcome of one step of a run (the latest attempt's)."""
+
+    name: str
+    position: int
+    state: str
+    attempt: int
+    result: Any
+    fingerprint: dict[str, Any] | None
+    error: str | None = None
+    accepted: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+    outputs: list[OutputRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """What the engine persists when a step ends."""
+
+    name: str
+    position: int
+    state: str
+    result_json: str | None
+    fingerprint: dict[str, Any] | None
+    started_at: float
+    finished_at: float
+    error: str | None = None
+    outputs: Sequence[OutputRecord] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line of a run's log. ``id`` increases; read on with ``after=id``."""
+
+    id: int
+    at: float
+    step: str
+    stream: str
+    text: str
+
+
+@dataclass
+class Report:
+    """Live status a worker flushes: current step, stage, progress and new log lines."""
+
+    current_step: str | None = None
+    stage: str | None = None
+    progress_done: int | None = None
+    progress_total: int | None = None
+    logs: list[tuple[float, str, str, str]] = field(default_factory=list)
+    """``(at, step, stream, text)`` lines not yet written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """The answer to a lease renewal."""
+
+    owned: bool
+    """False if the lease was taken over: stop and publish nothing."""
+    cancel_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a run failed: a message for the user, and for internal errors a reference."""
+
+    message: str
+    ref: str | None = None
+    traceback: str | None = None
+
+
+class Store(abc.ABC):
+    """What the engine needs from a database. See the module docstring for fencing."""
+
+    supports_skip_locked: bool = False
+    """Whether claims use ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL)."""
+
+    # -- submitting and reading ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_run(self, run: NewRun) -> None:
+        """Create the run, its inputs and its first queued unit in one transaction.
+
+        Raises :class:`~gristmill.errors.StoreUnavailableError` if that cannot be committed;
+        nothing is left behind then.
+        """
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> RunRecord:
+        """Return the run; :class:`~gristmill.errors.NotFoundError` if there is none."""
+
+    @abc.abstractmethod
+    def get_steps(self, run_id: str) -> dict[str, StepRecord]:
+        """Return the stored step outcomes of the run, by step name, with their outputs."""
+
+    @abc.abstractmethod
+    def read_log(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
+        """Return up to ``limit`` log lines with ``id > after``, oldest first."""
+
+    @abc.abstractmethod
+    def request_cancel(self, run_id: str) -> bool:
+        """Cancel the run: at once if queued, cooperatively if running.
+
+        Returns False if the run had already ended.
+        """
+
+    @abc.abstractmethod
+    def requeue(self, run_id: str, *, reason: str) -> bool:
+        """Queue a finished run again (rerun, or recompute stale steps).
+
+        Returns False if the run is still queued or running (nothing to do).
+        """
+
+    @abc.abstractmethod
+    def accept_step(self, run_id: str, step: str, fingerprint: dict[str, Any]) -> bool:
+        """Mark a stored step result as current under ``fingerprint`` (staff accepting a stale
+        result). Returns False if the step has no stored result."""
+
+    # -- working ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def claim(
+        self,
+        worker: str,
+        *,
+        queues: Sequence[str] | None,
+        lease: float,
+        limit: int = 1,
+        unit_id: int | None = None,
+        run_id: str | None = None,
+    ) -> list[Claim]:
+        """Atomically claim up to ``limit`` queued units (oldest first), or the given unit, or
+        the queued unit of the given run.
+
+        Each claim increments the unit's attempt and leases it to ``worker`` for ``lease``
+        seconds; its run moves to ``running``.
+        """
+
+    @abc.abstractmethod
+    def save_step(
+        self,
+        claim: Claim,
+        outcome: StepOutcome,
+        report: Report,
+        *,
+        lease: float,
+        final: RunState | None = None,
+    ) -> bool:
+        """Persist a step's outcome (replacing any earlier one for the step) with its outputs
+        and the pending report, in one transaction, and renew the lease.
+
+        With ``final``, the same transaction also ends the unit and moves the run to that state
+        (saving a round trip after the last step). Returns False, writing nothing, if the claim
+        was fenced out.
+        """
+
+    @abc.abstractmethod
+    def flush(self, claim: Claim, report: Report, *, lease: float) -> Renewal:
+        """Write live status and new log lines and renew the lease (the heartbeat).
+
+        Says whether the claim is still owned (nothing is written if not) and whether
+        cancellation was requested.
+        """
+
+    @abc.abstractmethod
+    def finish(
+        self, claim: Claim, state: RunState, report: Report, failure: Failure | None = None
+    ) -> bool:
+        """End the unit and move its run to ``state``. False, writing nothing, if fenced out."""
+
+    @abc.abstractmethod
+    def release(self, claim: Claim, report: Report) -> bool:
+        """Give a unit back to the queue without counting a failure (a draining worker)."""
+
+    @abc.abstractmethod
+    def release_worker(self, worker: str, reason: str) -> int:
+        """Requeue (or fail, past the attempt limit) every unit held by a dead worker.
+
+        ``reason`` says how it died ("killed by signal SIGKILL"). Returns how many units.
+        """
+
+    @abc.abstractmethod
+    def reap(self) -> int:
+        """Requeue (or fail, past the attempt limit) units whose lease expired.
+
+        Returns how many units were requeued or failed.
+        """
+
+    # -- doorbells ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def ring_work(self) -> None:
+        """Wake idle workers: there may be work."""
+
+    @abc.abstractmethod
+    def wait_for_work(self, timeout: float) -> None:
+        """Block until :meth:`ring_work` is called somewhere, or ``timeout`` seconds pass."""
+
+    @abc.abstractmethod
+    def ring_done(self, run_id: str) -> None:
+        """Tell waiters that a run reached a terminal state."""
+
+    @abc.abstractmethod
+    def wait_for_done(self, timeout: float) -> None:
+        """Block until some run finishes, or ``timeout`` seconds pass. Spurious wake-ups are
+        allowed; callers re-check state."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release connections and sockets held by this process."""

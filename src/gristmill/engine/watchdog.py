@@ -1,0 +1,196 @@
+"""Live reporting and the watchdog that guards a running unit.
+
+The :class:`UnitReporter` buffers what tasks report (log lines, stage, progress) so that a fast
+step costs no extra database write: its report goes out with the step's result. The
+:class:`Watchdog` thread flushes the buffer while a step runs, renews the lease (the heartbeat),
+notices cancellation and lost leases, and enforces the step's time limit: first by asking the
+step to stop, then, after a grace period, by calling a hard-stop function that kills the step's
+whole process group.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gristmill.engine.store import Claim, Report, Store
+
+FLUSH_INTERVAL = 0.5
+"""Seconds between flushes of pending log lines and progress while a step runs."""
+
+
+class UnitReporter:
+    """Collects a unit's live status; thread-safe. Implements the context's Reporter."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        """Held while a report is written, so log lines keep their order."""
+        self._report = Report()
+        self._dirty = False
+        self.step = ""
+        self.cancel_event = threading.Event()
+        self.cancel_reason: str | None = None
+
+    def begin_step(self, name: str) -> None:
+        with self._lock:
+            self.step = name
+            self._report.current_step = name
+            self._report.stage = None
+            self._report.progress_done = self._report.progress_total = None
+
+    def log(self, text: str, stream: str) -> None:
+        at = time.time()
+        with self._lock:
+            for line in text.splitlines() or [""]:
+                self._report.logs.append((at, self.step, stream, line))
+            self._dirty = True
+
+    def stage(self, name: str | None) -> None:
+        with self._lock:
+            self._report.stage = name
+            self._dirty = True
+
+    def progress(self, done: int, total: int | None) -> None:
+        with self._lock:
+            self._report.progress_done, self._report.progress_total = done, total
+            self._dirty = True
+
+    def is_cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def cancel(self, reason: str) -> None:
+        """Ask the running step to stop (``reason``: cancelled, timeout, lost)."""
+        with self._lock:
+            if self.cancel_reason is None:
+                self.cancel_reason = reason
+        self.cancel_event.set()
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    def take(self) -> Report:
+        """The current status with the log lines not yet written (which it hands over)."""
+        with self._lock:
+            report = Report(
+                self._report.current_step,
+                self._report.stage,
+                self._report.progress_done,
+                self._report.progress_total,
+                self._report.logs,
+            )
+            self._report.logs = []
+            self._dirty = False
+            return report
+
+
+@dataclass
+class _Guard:
+    claim: Claim
+    reporter: UnitReporter
+    deadline: float | None = None
+    timeout: float | None = None
+    hard_deadline: float | None = None
+
+
+class Watchdog:
+    """One thread per worker process that guards whichever unit is running."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        lease: float,
+        kill_grace: float,
+        hard_stop: Callable[[Claim, UnitReporter], None],
+    ):
+        self.store = store
+        self.lease = lease
+        self.kill_grace = kill_grace
+        self.hard_stop = hard_stop
+        self._guard: _Guard | None = None
+        self._drain_at: float | None = None
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="gristmill-watchdog", daemon=True)
+        self._thread.start()
+
+    def watch(self, claim: Claim, reporter: UnitReporter) -> None:
+        with self._wake:
+            self._guard = _Guard(claim, reporter)
+            self._wake.notify()
+
+    def step_started(self, timeout: float | None) -> None:
+        with self._wake:
+            if self._guard is not None:
+                self._guard.timeout = timeout
+                self._guard.deadline = time.monotonic() + timeout if timeout else None
+                self._guard.hard_deadline = None
+                self._wake.notify()
+
+    def drain(self, seconds: float) -> None:
+        """The worker is stopping: ask the running step to stop if it is still running in
+        ``seconds`` (it is then released for another worker)."""
+        with self._wake:
+            self._drain_at = time.monotonic() + seconds
+            self._wake.notify()
+
+    def unwatch(self) -> None:
+        with self._wake:
+            self._guard = None
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        heartbeat = self.lease / 3
+        last_write = time.monotonic()
+        while True:
+            with self._wake:
+                if self._stopped:
+                    return
+                guard = self._guard
+                if guard is None:
+                    self._wake.wait()
+                    last_write = time.monotonic()
+                    continue
+                self._wake.wait(min(FLUSH_INTERVAL, heartbeat))
+                if self._stopped:
+                    return
+                if guard is not self._guard:
+                    continue
+            now = time.monotonic()
+            self._enforce(guard, now)
+            if guard.reporter.dirty or now - last_write >= heartbeat:
+                last_write = now
+                self._flush(guard)
+
+    def _enforce(self, guard: _Guard, now: float) -> None:
+        if self._drain_at is not None and now >= self._drain_at:
+            guard.reporter.cancel("drain")
+        if guard.deadline is not None and now >= guard.deadline and guard.hard_deadline is None:
+            guard.reporter.cancel("timeout")
+            guard.hard_deadline = now + self.kill_grace
+        if guard.reporter.is_cancelled() and guard.hard_deadline is None:
+            guard.hard_deadline = now + self.kill_grace
+        if guard.hard_deadline is not None and now >= guard.hard_deadline:
+            self.hard_stop(guard.claim, guard.reporter)
+
+    def _flush(self, guard: _Guard) -> None:
+        with guard.reporter.write_lock:
+            if guard is not self._guard:
+                return
+            try:
+                renewal = self.store.flush(guard.claim, guard.reporter.take(), lease=self.lease)
+            except Exception:  # a database hiccup: the next heartbeat tries again
+                return
+        if not renewal.owned:
+            guard.reporter.cancel("lost")
+        elif renewal.cancel_requested:
+            guard.reporter.cancel("cancelled")

@@ -1,0 +1,168 @@
+"""The local executor: a supervisor that keeps N worker processes alive on this machine.
+
+Each worker is a forked process that leads its own process group (so a step's processes can be
+killed with it). When a worker dies, the supervisor hands its units back at once, naming the
+cause ("killed by signal SIGKILL"), and starts a replacement; a unit that keeps killing its
+workers fails after the attempt limit while other runs keep flowing. SIGTERM or Ctrl-C drains:
+workers stop claiming, finish or release what they hold, and exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from multiprocessing.connection import wait as wait_for
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from gristmill.service import Service
+
+logger = logging.getLogger("gristmill.supervisor")
+
+RESTART_BACKOFF = (0.0, 0.5, 1.0, 2.0, 5.0)
+"""Delays before restarting a worker slot that keeps dying quickly."""
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "vanished"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _child_main(
+    make_service: Callable[[], Service], queues: list[str] | None, parent_pid: int
+) -> None:
+    from gristmill.executors.worker import Worker
+
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    service = make_service()
+    worker = Worker(service, queues=queues)
+    worker.parent_pid = parent_pid
+    worker.install_signal_handlers()
+    worker.run()
+
+
+class Supervisor:
+    """Starts, watches and restarts local worker processes."""
+
+    def __init__(
+        self,
+        make_service: Callable[[], Service],
+        service: Service,
+        *,
+        workers: int,
+        queues: list[str] | None = None,
+    ):
+        """``make_service`` builds a worker's service after the fork; ``service`` is the
+        supervisor's own (used to hand back a dead worker's units and to reap leases)."""
+        self.make_service = make_service
+        self.service = service
+        self.workers = workers
+        self.queues = queues
+        self.stopping = False
+        self._slots: list[BaseProcess | None] = [None] * workers
+        self._failures = [0] * workers
+        self._started_at = [0.0] * workers
+        self._context = multiprocessing.get_context("fork")
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+
+    def _close_connections(self) -> None:
+        # Never fork with open database connections: the child would share them.
+        from django.db import connections
+
+        connections.close_all()
+
+    def _start(self, slot: int) -> None:
+        self._close_connections()
+        process = self._context.Process(
+            target=_child_main,
+            args=(self.make_service, self.queues, os.getpid()),
+            name=f"gristmill-worker-{slot}",
+            daemon=False,
+        )
+        process.start()
+        self._slots[slot] = process
+        self._started_at[slot] = time.monotonic()
+
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of the live workers."""
+        return [p.pid for p in self._slots if p is not None and p.pid is not None]
+
+    def _handle_exit(self, slot: int, process: BaseProcess) -> None:
+        reason = _describe_exit(process.exitcode)
+        name = f"{socket.gethostname()}/{process.pid}"
+        released = self.service.store.release_worker(name, reason)
+        if not self.stopping:
+            logger.warning("worker %s %s; %d unit(s) handed back", process.pid, reason, released)
+        self._slots[slot] = None
+        quick = time.monotonic() - self._started_at[slot] < 10
+        self._failures[slot] = self._failures[slot] + 1 if quick else 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"!")
+
+    def run(self) -> None:
+        """Run until SIGTERM or SIGINT, then drain and return."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        for slot in range(self.workers):
+            self._start(slot)
+        next_reap = time.monotonic() + self.service.settings.lease_seconds / 2
+        restart_at: dict[int, float] = {}
+        while not self.stopping:
+            now = time.monotonic()
+            timeout = max(0.0, min([next_reap, *restart_at.values()]) - now)
+            live = {p.sentinel: (slot, p) for slot, p in enumerate(self._slots) if p is not None}
+            ready = wait_for([*live, self._wake_r], timeout=timeout)
+            for sentinel in ready:
+                if sentinel in live:
+                    slot, process = live[sentinel]
+                    process.join()
+                    self._handle_exit(slot, process)
+                    delay = RESTART_BACKOFF[min(self._failures[slot], len(RESTART_BACKOFF) - 1)]
+                    restart_at[slot] = time.monotonic() + delay
+            now = time.monotonic()
+            for slot, at in list(restart_at.items()):
+                if at <= now and not self.stopping:
+                    del restart_at[slot]
+                    self._start(slot)
+            if now >= next_reap:
+                next_reap = now + self.service.settings.lease_seconds / 2
+                self.service.store.reap()
+                self._close_connections()
+        self.drain()
+
+    def drain(self) -> None:
+        """Tell every worker to stop, wait for the grace period, then kill what is left."""
+        settings = self.service.settings
+        live = [(slot, p) for slot, p in enumerate(self._slots) if p is not None]
+        for _, process in live:
+            if process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + settings.drain_seconds + settings.kill_grace + 5
+        for slot, process in live:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.join()
+            self._handle_exit(slot, process)
+        self._close_connections()
+        self.service.store.close()

@@ -1,0 +1,141 @@
+"""The worker loop: claim a unit, run it, repeat; wake on the doorbell, drain on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from gristmill.engine.runner import UnitRunner
+from gristmill.engine.store import Claim, Failure
+from gristmill.engine.watchdog import UnitReporter, Watchdog
+from gristmill.runs import RunState
+from gristmill.service import Service
+
+logger = logging.getLogger("gristmill.worker")
+
+IDLE_WAIT = 1.0
+"""Longest sleep between looks at the queue when no doorbell rings."""
+
+
+def worker_name() -> str:
+    """This process's worker id, as recorded on the units it claims."""
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+def hard_stop_message(
+    reporter: UnitReporter, step_timeout: float | None
+) -> tuple[RunState | None, Failure | None]:
+    """What a unit ends as when its step would not stop when asked."""
+    step = reporter.step
+    reason = reporter.cancel_reason
+    if reason == "timeout":
+        return RunState.FAILED, Failure(
+            f"step `{step}` ran past its time limit and did not stop; its processes were killed"
+        )
+    if reason == "cancelled":
+        return RunState.CANCELLED, Failure("the run was cancelled; its processes were killed")
+    return None, None
+
+
+class Worker:
+    """Runs units until told to stop. One per process."""
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        queues: Sequence[str] | None = None,
+        name: str | None = None,
+        exit_on_hard_stop: bool = True,
+    ):
+        settings = service.settings
+        self.service = service
+        self.queues = (
+            list(queues) if queues else (list(settings.queues) if settings.queues else None)
+        )
+        self.name = name or worker_name()
+        self.lease = settings.lease_seconds
+        self.draining = False
+        self.exit_on_hard_stop = exit_on_hard_stop
+        self.watchdog = Watchdog(
+            service.store,
+            lease=self.lease,
+            kill_grace=settings.kill_grace,
+            hard_stop=self._hard_stop,
+        )
+        self.runner = UnitRunner(
+            service.store,
+            service.registry,
+            service.storage,
+            watchdog=self.watchdog,
+            lease=self.lease,
+        )
+        self._next_reap = 0.0
+        self.parent_pid: int | None = None
+        """If set, stop (drain) when this process is no longer our parent: no orphans."""
+
+    def _hard_stop(self, claim: Claim, reporter: UnitReporter) -> None:
+        store = self.service.store
+        with reporter.write_lock:
+            if reporter.cancel_reason == "drain":
+                store.release(claim, reporter.take())
+            else:
+                state, failure = hard_stop_message(reporter, None)
+                if state is not None:
+                    report = reporter.take()
+                    report.logs.append(
+                        (time.time(), reporter.step, "system", failure.message if failure else "")
+                    )
+                    store.finish(claim, state, report, failure)
+        logger.error(
+            "step %s of run %s did not stop (%s); killing it",
+            reporter.step,
+            claim.run_id,
+            reporter.cancel_reason,
+        )
+        if self.exit_on_hard_stop:
+            # The worker leads its own process group: this kills the step's processes too.
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+        os._exit(70)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        if not self.draining:
+            self.draining = True
+            self.watchdog.drain(self.service.settings.drain_seconds)
+            self.service.store.ring_work()  # wake our own idle wait
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def run_once(self) -> bool:
+        """Claim and run one unit if there is one; return whether there was."""
+        claims = self.service.store.claim(self.name, queues=self.queues, lease=self.lease)
+        for claim in claims:
+            self.runner.run(claim)
+        return bool(claims)
+
+    def run(self) -> None:
+        """Work until SIGTERM (with :meth:`install_signal_handlers`) or :attr:`draining`."""
+        store = self.service.store
+        try:
+            while not self.draining:
+                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    logger.warning("supervisor %s is gone; stopping", self.parent_pid)
+                    break
+                if self.run_once():
+                    continue
+                now = time.monotonic()
+                if now >= self._next_reap:
+                    self._next_reap = now + self.lease / 2
+                    store.reap()
+                if not self.draining:
+                    store.wait_for_work(IDLE_WAIT)
+        finally:
+            self.watchdog.stop()
+            store.close()

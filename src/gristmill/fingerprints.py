@@ -1,0 +1,154 @@
+"""Fingerprints of step results, and the words that say why a result is stale.
+
+A fingerprint records what a step's result was computed from: the task's identity, its code
+(normalised, so comments, docstrings and formatting do not count), its explicit version, the
+parameters it used, the fingerprints of the upstream results it read and the digests of the run's
+inputs. The components are stored beside the result, so that when they differ later the results
+page can say *what* changed, not only that something did.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import json
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def normalised_source(obj: Any) -> str:
+    """Return ``obj``'s source as a canonical AST dump, blind to comments and formatting.
+
+    Falls back to the compiled bytecode when the source cannot be found (code typed into a REPL).
+    """
+    try:
+        source = textwrap.dedent(inspect.getsource(obj))
+        tree = _strip_docstrings(ast.parse(source))
+    except (OSError, TypeError, SyntaxError):
+        code = getattr(obj, "__code__", None)
+        if code is None:
+            return f"<unavailable source of {getattr(obj, '__qualname__', repr(obj))}>"
+        return code.co_code.hex() + repr(code.co_consts)
+    # Drop decorators so that e.g. ``@task(version="2")`` is judged through ``version`` only.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            node.decorator_list = []
+            break
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+def code_digest(*parts: str) -> str:
+    """Return the SHA-256 hex digest of the given code descriptions."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What one step result was computed from."""
+
+    task: str
+    """Dotted name of the task (``module.QualName``)."""
+    code: str
+    """Digest of the task's normalised code."""
+    version: str | None = None
+    """The task's explicit version, if it has one."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """The parameters the task used, by name."""
+    upstream: Mapping[str, str] = field(default_factory=dict)
+    """Fingerprint digests of the upstream results, by step name."""
+    inputs: Sequence[tuple[str, str]] = ()
+    """``(name, sha256)`` of each input of the run."""
+
+    @property
+    def digest(self) -> str:
+        """One SHA-256 hex digest over all the components."""
+        return hashlib.sha256(_canonical(self.to_dict()).encode("utf-8")).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The components as plain JSON data, for storage."""
+        return {
+            "task": self.task,
+            "code": self.code,
+            "version": self.version,
+            "params": dict(self.params),
+            "upstream": dict(self.upstream),
+            "inputs": [list(pair) for pair in self.inputs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fingerprint:
+        """Rebuild a fingerprint from :meth:`to_dict`'s output."""
+        return cls(
+            task=data["task"],
+            code=data["code"],
+            version=data.get("version"),
+            params=dict(data.get("params") or {}),
+            upstream=dict(data.get("upstream") or {}),
+            inputs=tuple((str(n), str(d)) for n, d in data.get("inputs") or ()),
+        )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def explain_change(old: Fingerprint, new: Fingerprint, *, task_title: str) -> list[str]:
+    """Say, in words a user can read, why a result made under ``old`` is stale under ``new``.
+
+    Returns an empty list when nothing that counts has changed.
+    """
+    reasons: list[str] = []
+    if old.task != new.task:
+        reasons.append(f"the step now runs `{task_title}` instead of `{old.task}`")
+    elif old.code != new.code:
+        reasons.append(f"code of `{task_title}` changed")
+    if old.version != new.version:
+        reasons.append(
+            f"version of `{task_title}` {old.version or 'none'} → {new.version or 'none'}"
+        )
+    for name in sorted(set(old.params) | set(new.params)):
+        before, after = old.params.get(name, None), new.params.get(name, None)
+        if name not in old.params:
+            reasons.append(f"parameter `{name}` added ({_short(after)})")
+        elif name not in new.params:
+            reasons.append(f"parameter `{name}` no longer used")
+        elif _canonical(before) != _canonical(after):
+            reasons.append(f"parameter `{name}` {_short(before)} → {_short(after)}")
+    for step in sorted(set(old.upstream) | set(new.upstream)):
+        if step not in old.upstream:
+            reasons.append(f"now reads upstream step `{step}`")
+        elif step not in new.upstream:
+            reasons.append(f"no longer reads upstream step `{step}`")
+        elif old.upstream[step] != new.upstream[step]:
+            reasons.append(f"upstream step `{step}` was recomputed")
+    if list(map(tuple, old.inputs)) != list(map(tuple, new.inputs)):
+        reasons.append("the inputs changed")
+    if not reasons and old.digest != new.digest:
+        reasons.append("its fingerprint changed")
+    return reasons

@@ -1,0 +1,221 @@
+"""Pipelines: an ordered list of steps, with what they accept and how they are run.
+
+A :class:`Pipeline` is built once, when its module is imported, and checked then: a mistake in a
+definition raises :class:`~gristmill.errors.DefinitionError` naming the pipeline and the step.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+from gristmill.errors import DefinitionError
+from gristmill.inputs import Inputs
+from gristmill.tasks import Task
+
+_PIPELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+Validator = Callable[..., Any]
+"""A function ``check(input) -> bool | str | None`` run on each input before a run is queued."""
+
+
+class Access(StrEnum):
+    """Who may submit runs to a pipeline."""
+
+    ANYONE = "anyone"
+    SIGNED_IN = "signed-in"
+    STAFF = "staff"
+
+
+class NoParams(BaseModel):
+    """The parameter model of a pipeline that takes no parameters."""
+
+    model_config = {"extra": "forbid"}
+
+
+def _as_task(step: Any, position: int, pipeline: str) -> Task:
+    if isinstance(step, Task):
+        return step
+    if isinstance(step, type) and issubclass(step, Task):
+        try:
+            return step()
+        except TypeError as error:
+            raise DefinitionError(
+                f"step {position} ({step.__name__}) cannot be made without arguments: {error}; "
+                "list an instance instead",
+                pipeline=pipeline,
+            ) from error
+    if callable(step):
+        label = getattr(step, "__name__", repr(step))
+        raise DefinitionError(
+            f"step {position} ({label}) is a plain callable; decorate it with @task or "
+            "subclass Task",
+            pipeline=pipeline,
+        )
+    raise DefinitionError(
+        f"step {position} ({step!r}) is not a task: expected a Task subclass or instance, "
+        "a @task function or a Command",
+        pipeline=pipeline,
+    )
+
+
+def _collect_validators(
+    validators: Iterable[Validator] | types.ModuleType,
+) -> tuple[Validator, ...]:
+    if isinstance(validators, types.ModuleType):
+        # Like a plugin folder: every public function in the module is a validator.
+        return tuple(
+            value
+            for name, value in sorted(vars(validators).items())
+            if isinstance(value, types.FunctionType)
+            and not name.startswith("_")
+            and value.__module__ == validators.__name__
+        )
+    return tuple(validators)
+
+
+class Pipeline:
+    """An ordered list of steps that end users can hand data to."""
+
+    def __init__(
+        self,
+        name: str,
+        steps: Sequence[Any],
+        *,
+        title: str | None = None,
+        description: str = "",
+        inputs: Inputs | None = None,
+        params: type[BaseModel] | None = None,
+        validators: Iterable[Validator] | types.ModuleType = (),
+        queue: str = "default",
+        retention: timedelta = timedelta(days=7),
+        access: Access | str = Access.ANYONE,
+        step_timeout: float = 3600.0,
+        max_attempts: int = 3,
+    ):
+        if not isinstance(name, str) or not _PIPELINE_NAME.fullmatch(name):
+            raise DefinitionError(
+                f"pipeline name {name!r} must be 1-64 lower-case letters, digits, '_' or '-', "
+                "starting with a letter or digit"
+            )
+        self.name = name
+        self.title = title or name.replace("-", " ").replace("_", " ").capitalize()
+        self.description = description
+        self.inputs = inputs or Inputs()
+        if params is None:
+            params = NoParams
+        if not (isinstance(params, type) and issubclass(params, BaseModel)):
+            raise DefinitionError("params must be a pydantic BaseModel subclass", pipeline=name)
+        self.params = params
+        self.validators = _collect_validators(validators)
+        self.queue = queue
+        self.retention = retention
+        try:
+            self.access = Access(access)
+        except ValueError as error:
+            raise DefinitionError(
+                f"access {access!r} is not one of: anyone, signed-in, staff", pipeline=name
+            ) from error
+        if step_timeout <= 0:
+            raise DefinitionError("step_timeout must be positive", pipeline=name)
+        self.step_timeout = step_timeout
+        if max_attempts < 1:
+            raise DefinitionError("max_attempts must be at least 1", pipeline=name)
+        self.max_attempts = max_attempts
+        if isinstance(steps, str | bytes) or not isinstance(steps, Sequence) or not steps:
+            raise DefinitionError("a pipeline needs a non-empty list of steps", pipeline=name)
+        self.steps: tuple[Task, ...] = tuple(
+            _as_task(step, position, name) for position, step in enumerate(steps, 1)
+        )
+        self._check()
+        self._by_name = {task.step_name: task for task in self.steps}
+
+    def _check(self) -> None:
+        seen: set[str] = set()
+        known_params = set(self.params.model_fields)
+        for task in self.steps:
+            try:
+                task.check_definition()
+            except DefinitionError as error:
+                raise DefinitionError(error.detail, pipeline=self.name, step=error.step) from error
+            step = task.step_name
+            if step in seen:
+                raise DefinitionError(
+                    f"two steps are named {step!r}; give one of them another name "
+                    "(name=... on the task)",
+                    pipeline=self.name,
+                )
+            for needed in task.needs or ():
+                if needed not in seen:
+                    if needed == step:
+                        where = "this step itself"
+                    elif any(t.step_name == needed for t in self.steps):
+                        where = "a later step"
+                    else:
+                        where = "not a step"
+                    raise DefinitionError(
+                        f"needs {needed!r}, which is {where} of this pipeline; a step can only "
+                        "read the results of steps before it",
+                        pipeline=self.name,
+                        step=step,
+                    )
+            for param in task.uses or ():
+                if param not in known_params:
+                    known = ", ".join(sorted(known_params)) or "none"
+                    raise DefinitionError(
+                        f"uses parameter {param!r}, which the parameter model does not define "
+                        f"(known: {known})",
+                        pipeline=self.name,
+                        step=step,
+                    )
+            seen.add(step)
+        for validator in self.validators:
+            if not callable(validator):
+                raise DefinitionError(
+                    f"validator {validator!r} is not callable", pipeline=self.name
+                )
+
+    def step(self, name: str) -> Task:
+        """Return the step called ``name``; ``KeyError`` if there is none."""
+        return self._by_name[name]
+
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        """The steps' names, in order."""
+        return tuple(task.step_name for task in self.steps)
+
+    def upstream_of(self, task: Task) -> tuple[str, ...]:
+        """The names of the earlier steps whose results ``task`` reads."""
+        if task.needs is not None:
+            return tuple(task.needs)
+        names = self.step_names
+        return names[: names.index(task.step_name)]
+
+    def params_used_by(self, task: Task) -> tuple[str, ...]:
+        """The names of the parameters ``task`` reads."""
+        if task.uses is not None:
+            return tuple(task.uses)
+        return tuple(self.params.model_fields)
+
+    def describe(self) -> dict[str, Any]:
+        """The pipeline as plain JSON data: what a client needs to submit a run."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "steps": [{"name": t.step_name, "title": t.title or t.step_name} for t in self.steps],
+            "inputs": self.inputs.describe(),
+            "params_schema": self.params.model_json_schema(),
+            "queue": self.queue,
+            "retention_seconds": int(self.retention.total_seconds()),
+            "access": str(self.access),
+        }
+
+    def __repr__(self) -> str:
+        return f"<Pipeline {self.name!r}: {', '.join(self.step_names)}>"

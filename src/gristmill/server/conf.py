@@ -1,0 +1,106 @@
+"""Turn gristmill settings into Django settings, and set Django up outside a Django project."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dj_database_url
+
+from gristmill.errors import ConfigurationError
+from gristmill.settings import Settings
+
+SQLITE_INIT = (
+    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA temp_store=MEMORY;"
+    "PRAGMA cache_size=-16000"
+)
+
+
+def database_config(url: str) -> dict[str, Any]:
+    """Return a Django ``DATABASES`` entry for a ``sqlite:///`` or ``postgres://`` URL.
+
+    SQLite runs in WAL mode with a busy timeout and ``BEGIN IMMEDIATE`` transactions, so that
+    concurrent writers queue up instead of failing; PostgreSQL keeps persistent connections.
+    """
+    try:
+        config: dict[str, Any] = dj_database_url.parse(url)
+    except Exception as error:  # the library raises several types for a bad URL
+        raise ConfigurationError(f"GRISTMILL_DATABASE_URL {url!r} is not valid: {error}") from None
+    engine = config["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": SQLITE_INIT,
+        }
+    elif engine in ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ConfigurationError(
+                "PostgreSQL needs the postgres extra: pip install 'gristmill[postgres]'"
+            ) from None
+        config["CONN_MAX_AGE"] = None
+        config["CONN_HEALTH_CHECKS"] = True
+    else:
+        raise ConfigurationError(f"unsupported database {url!r}: use sqlite:/// or postgres://")
+    return config
+
+
+def django_settings(settings: Settings) -> dict[str, Any]:
+    """The Django settings for a stand-alone gristmill (workers, ``gristmill run``)."""
+    return {
+        "DATABASES": {"default": database_config(settings.database_url)},
+        "INSTALLED_APPS": [
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "gristmill.server",
+        ],
+        "USE_TZ": True,
+        "TIME_ZONE": "UTC",
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+        "SECRET_KEY": "gristmill-worker-has-no-sessions",
+        "GRISTMILL": settings,
+    }
+
+
+def setup(settings: Settings | None = None, *, migrate: bool | None = None) -> Settings:
+    """Configure Django for gristmill if nothing else has, and return the settings in force.
+
+    ``migrate`` creates or updates the tables; by default it does so for SQLite only (a
+    PostgreSQL database is migrated on purpose, with ``gristmill migrate``).
+    """
+    import django
+    from django.conf import settings as django_conf
+
+    if not django_conf.configured:
+        if os.environ.get("DJANGO_SETTINGS_MODULE"):
+            django.setup()
+        else:
+            settings = settings or Settings.from_env()
+            if settings.database_url.startswith("sqlite"):
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+            django_conf.configure(**django_settings(settings))
+            django.setup()
+    current = current_settings()
+    engine = django_conf.DATABASES["default"]["ENGINE"]
+    if migrate or (migrate is None and engine.endswith("sqlite3")):
+        run_migrations()
+    return current
+
+
+def current_settings() -> Settings:
+    """The gristmill settings of the configured Django project."""
+    from django.conf import settings as django_conf
+
+    value = getattr(django_conf, "GRISTMILL", None)
+    if isinstance(value, Settings):
+        return value
+    return Settings.from_env()
+
+
+def run_migrations(alias: str = "default") -> None:
+    """Create or update gristmill's tables in the database ``alias``."""
+    from django.core.management import call_command
+
+    call_command("migrate", database=alias, verbosity=0, interactive=False)

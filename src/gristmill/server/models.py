@@ -1,0 +1,141 @@
+"""Database tables. Hot paths (claim, persist, release) use raw SQL in ``store.py``; these
+models define the schema, the migrations and the admin's view of it."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from gristmill.runs import RunState, StepState
+
+RUN_STATES = [(s.value, s.value) for s in RunState]
+STEP_STATES = [(s.value, s.value) for s in StepState]
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    pipeline = models.CharField(max_length=64, db_index=True)
+    queue = models.CharField(max_length=64, default="default")
+    state = models.CharField(max_length=16, choices=RUN_STATES, default=RunState.QUEUED)
+    params = models.JSONField(default=dict)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="gristmill_runs",
+    )
+    ancestor = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+    current_step = models.CharField(max_length=100, null=True, blank=True)
+    stage = models.CharField(max_length=200, null=True, blank=True)
+    progress_done = models.BigIntegerField(null=True, blank=True)
+    progress_total = models.BigIntegerField(null=True, blank=True)
+    error_message = models.TextField(null=True, blank=True)
+    error_ref = models.CharField(max_length=32, null=True, blank=True)
+    error_traceback = models.TextField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    pinned = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "gristmill_run"
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline} run {self.id} ({self.state})"
+
+
+class Input(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="inputs")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, default="file")
+    path = models.CharField(max_length=500)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    media_type = models.CharField(max_length=200)
+    source = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "gristmill_input"
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="gristmill_input_position")
+        ]
+
+
+class Step(models.Model):
+    """The latest outcome of one step of a run; a new attempt replaces it."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=100)
+    position = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=STEP_STATES)
+    attempt = models.PositiveIntegerField()
+    result = models.TextField(null=True, blank=True)
+    fingerprint = models.JSONField(null=True, blank=True)
+    error = models.TextField(null=True, blank=True)
+    accepted = models.BooleanField(default=False)
+    started_at = models.FloatField(null=True, blank=True)
+    finished_at = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        db_table = "gristmill_step"
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="gristmill_step_name")]
+
+
+class Output(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="outputs")
+    step = models.CharField(max_length=100)
+    name = models.CharField(max_length=255)
+    path = models.CharField(max_length=500)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    media_type = models.CharField(max_length=200)
+
+    class Meta:
+        db_table = "gristmill_output"
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step", "name"], name="gristmill_output_name")
+        ]
+
+
+class LogLine(models.Model):
+    """Append-only; read from an offset (``id > after``)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_lines", db_index=False)
+    at = models.FloatField()
+    step = models.CharField(max_length=100, blank=True, default="")
+    stream = models.CharField(max_length=8, default="log")
+    text = models.TextField()
+
+    class Meta:
+        db_table = "gristmill_logline"
+        indexes = [models.Index(fields=["run", "id"], name="gristmill_log_run_id")]
+
+
+class WorkUnit(models.Model):
+    """A unit of work: what a worker claims under a lease. ``attempt`` is the fencing token."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="units", db_index=False)
+    kind = models.CharField(max_length=16, default="run")
+    queue = models.CharField(max_length=64, default="default")
+    state = models.CharField(max_length=16, default="queued")  # queued | claimed | done
+    attempt = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    worker = models.CharField(max_length=100, null=True, blank=True)
+    lease_until = models.FloatField(null=True, blank=True)
+    last_error = models.TextField(null=True, blank=True)
+
+    class Meta:
+        db_table = "gristmill_unit"
+        indexes = [
+            models.Index(fields=["state", "queue", "id"], name="gristmill_unit_claim"),
+            models.Index(fields=["run"], name="gristmill_unit_run"),
+            models.Index(fields=["worker"], name="gristmill_unit_worker"),
+        ]

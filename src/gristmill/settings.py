@@ -1,0 +1,100 @@
+"""gristmill's own settings, in one typed place, read from ``GRISTMILL_*`` environment variables.
+
+=============================  ==========================================  ========================
+variable                       meaning                                     default
+=============================  ==========================================  ========================
+``GRISTMILL_DATA_DIR``         where the SQLite database, inputs and       ``./gristmill-data``
+                               outputs live
+``GRISTMILL_DATABASE_URL``     ``sqlite:///path`` or                       SQLite in the data dir
+                               ``postgres://user@host:port/name``
+``GRISTMILL_PIPELINES``        comma-separated pipeline specs (dotted      the demo pipelines
+                               paths or ``.py`` files)
+``GRISTMILL_WORKERS``          local worker processes                      CPU count
+``GRISTMILL_QUEUES``           comma-separated queues workers take from    every queue
+``GRISTMILL_LEASE_SECONDS``    how long a claim lasts without a heartbeat  ``30``
+``GRISTMILL_DRAIN_SECONDS``    how long SIGTERM lets running steps finish  ``30``
+``GRISTMILL_KILL_GRACE``       seconds between a cooperative stop and      ``5``
+                               killing the step's processes
+=============================  ==========================================  ========================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from gristmill.errors import ConfigurationError
+
+DEMO_PIPELINES = ("gristmill.demo.pipelines",)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings in force; build with :meth:`from_env`."""
+
+    data_dir: Path
+    database_url: str
+    pipelines: tuple[str, ...] = DEMO_PIPELINES
+    workers: int = 2
+    queues: tuple[str, ...] | None = None
+    lease_seconds: float = 30.0
+    drain_seconds: float = 30.0
+    kill_grace: float = 5.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read the settings from ``environ`` (default ``os.environ``), then apply overrides."""
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("GRISTMILL_DATA_DIR") or "gristmill-data").absolute()
+        database_url = env.get("GRISTMILL_DATABASE_URL") or ""
+        pipelines = tuple(
+            p.strip() for p in env.get("GRISTMILL_PIPELINES", "").split(",") if p.strip()
+        )
+        queues = tuple(q.strip() for q in env.get("GRISTMILL_QUEUES", "").split(",") if q.strip())
+        settings = cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            pipelines=pipelines or DEMO_PIPELINES,
+            workers=_number(env, "GRISTMILL_WORKERS", int, os.cpu_count() or 1),
+            queues=queues or None,
+            lease_seconds=_number(env, "GRISTMILL_LEASE_SECONDS", float, 30.0),
+            drain_seconds=_number(env, "GRISTMILL_DRAIN_SECONDS", float, 30.0),
+            kill_grace=_number(env, "GRISTMILL_KILL_GRACE", float, 5.0),
+        )
+        settings = replace(settings, **overrides)
+        if not settings.database_url:
+            settings = replace(
+                settings, database_url=f"sqlite:///{settings.data_dir / 'gristmill.sqlite3'}"
+            )
+        return settings
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as environment variables, for child processes."""
+        env = {
+            "GRISTMILL_DATA_DIR": str(self.data_dir),
+            "GRISTMILL_DATABASE_URL": self.database_url,
+            "GRISTMILL_PIPELINES": ",".join(self.pipelines),
+            "GRISTMILL_WORKERS": str(self.workers),
+            "GRISTMILL_LEASE_SECONDS": str(self.lease_seconds),
+            "GRISTMILL_DRAIN_SECONDS": str(self.drain_seconds),
+            "GRISTMILL_KILL_GRACE": str(self.kill_grace),
+        }
+        if self.queues:
+            env["GRISTMILL_QUEUES"] = ",".join(self.queues)
+        return env
+
+
+def _number(env: Mapping[str, str], name: str, kind: type, default: Any) -> Any:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive, not {raw!r}")
+    return value

@@ -1,0 +1,5 @@
+"""Artifact storage: where inputs, work directories and outputs live."""
+
+from gristmill.storage.filesystem import FilesystemStorage
+
+__all__ = ["FilesystemStorage"]

@@ -1,0 +1,98 @@
+"""Files of runs on a local (or shared) filesystem.
+
+Layout under the root::
+
+    runs/<run id>/inputs/<n>-<name>        the inputs, as received
+    runs/<run id>/a<attempt>/<step>/       one step's work directory in one attempt
+
+An attempt writes only under its own ``a<attempt>`` directory, so a late attempt can never
+overwrite the files of the current one; outputs become visible only when the database row that
+points at them commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO
+
+CHUNK = 1 << 20
+
+
+class TooLargeError(Exception):
+    """The stream was longer than the limit; nothing was kept."""
+
+
+class FilesystemStorage:
+    """Run files under one root directory."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, relative: str) -> Path:
+        """The absolute path of a stored file given its path relative to the root."""
+        return self.root / relative
+
+    def relative(self, path: Path) -> str:
+        """The path relative to the root, as stored in the database."""
+        return path.resolve().relative_to(self.root.resolve()).as_posix()
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def work_dir(self, run_id: str, attempt: int, step: str) -> Path:
+        """A step's private work directory for one attempt (created, empty on first use)."""
+        path = self.run_dir(run_id) / f"a{attempt}" / step
+        if path.exists():
+            # A claim of the same attempt number never happens twice; a leftover directory is
+            # from a crash before the attempt number was durable. Start clean.
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        return path
+
+    def drop_other_attempts(self, run_id: str, keep_attempt: int, step: str) -> None:
+        """Remove a step's work directories from every attempt but ``keep_attempt``."""
+        run_dir = self.run_dir(run_id)
+        with contextlib.suppress(FileNotFoundError):
+            for entry in run_dir.iterdir():
+                if entry.name.startswith("a") and entry.name != f"a{keep_attempt}":
+                    shutil.rmtree(entry / step, ignore_errors=True)
+
+    def save_input(
+        self, run_id: str, position: int, name: str, stream: IO[bytes], *, max_size: int
+    ) -> tuple[str, int, str]:
+        """Stream ``stream`` into the run's inputs in chunks, hashing as it goes.
+
+        Returns ``(relative path, size, sha256)``. Raises :class:`TooLargeError` (and keeps
+        nothing) if more than ``max_size`` bytes arrive.
+        """
+        directory = self.run_dir(run_id) / "inputs"
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / f"{position}-{name}"
+        digest = hashlib.sha256()
+        size = 0
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".part-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                while chunk := stream.read(CHUNK):
+                    size += len(chunk)
+                    if size > max_size:
+                        raise TooLargeError(name)
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        return self.relative(target), size, digest.hexdigest()
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove every file of a run (idempotent)."""
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)

@@ -1,0 +1,273 @@
+"""Submit runs, wait for them and read their state and results, from Python.
+
+These three functions are the one way in: the CLI, the web layer, the tests and the benchmarks
+all go through them.
+
+>>> run_id = submit("wordcount", ["report.txt"], {"top": 5})
+>>> status = wait(run_id, timeout=60)
+>>> status.state, status.steps[-1].result
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import mimetypes
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from gristmill.context import InputFile
+from gristmill.engine.store import InputRecord, NewRun, OutputRecord, RunRecord, StepRecord
+from gristmill.errors import SubmissionError
+from gristmill.inputs import (
+    InputKind,
+    InputSource,
+    JsonInput,
+    LocalFile,
+    TextInput,
+    Upload,
+    safe_name,
+)
+from gristmill.pipelines import Pipeline
+from gristmill.runs import RunState, StepState
+from gristmill.service import Service, default_service
+from gristmill.storage.filesystem import TooLargeError
+from gristmill.validation import (
+    check_input_count,
+    check_input_kind,
+    run_validators,
+    size_limit_message,
+    validate_params,
+)
+
+
+@dataclass
+class StepStatus:
+    """One step of a run, as shown to users."""
+
+    name: str
+    title: str
+    state: StepState
+    attempt: int | None = None
+    duration: float | None = None
+    error: str | None = None
+    result: Any = None
+    outputs: list[OutputRecord] = field(default_factory=list)
+
+
+@dataclass
+class RunStatus:
+    """A run's state, steps and results."""
+
+    run: RunRecord
+    steps: list[StepStatus]
+
+    @property
+    def id(self) -> str:
+        return self.run.id
+
+    @property
+    def state(self) -> RunState:
+        return self.run.state
+
+    @property
+    def error(self) -> str | None:
+        return self.run.error_message
+
+    @property
+    def outputs(self) -> list[OutputRecord]:
+        return [output for step in self.steps for output in step.outputs]
+
+    def result(self, step: str) -> Any:
+        """The stored result of ``step`` (``KeyError`` if there is no such step)."""
+        for status in self.steps:
+            if status.name == step:
+                return status.result
+        raise KeyError(step)
+
+
+def _open_source(
+    source: InputSource, stack: ExitStack
+) -> tuple[str, IO[bytes], str, str | None, str]:
+    """(name, stream, kind, media type, source description) of one input."""
+    if isinstance(source, str | Path):
+        source = LocalFile(Path(source))
+    if isinstance(source, LocalFile):
+        path = source.path
+        try:
+            stream = stack.enter_context(path.open("rb"))
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
+            reason = error.strerror.lower() if error.strerror else "cannot be read"
+            raise SubmissionError({"inputs": [f"{path}: {reason}"]}) from None
+        return source.name or path.name, stream, InputKind.FILE, source.media_type, ""
+    if isinstance(source, Upload):
+        return source.name, source.stream, source.kind, source.media_type, source.source
+    if isinstance(source, JsonInput):
+        try:
+            data = json.dumps(source.value, allow_nan=False).encode()
+        except (TypeError, ValueError) as error:
+            raise SubmissionError(
+                {"inputs": [f"the JSON input cannot be encoded: {error}"]}
+            ) from None
+        return source.name, io.BytesIO(data), InputKind.JSON, "application/json", ""
+    if isinstance(source, TextInput):
+        return source.name, io.BytesIO(source.text.encode()), InputKind.TEXT, "text/plain", ""
+    raise SubmissionError({"inputs": [f"cannot use {type(source).__name__} as an input"]})
+
+
+def _stage_inputs(
+    service: Service, pipeline: Pipeline, run_id: str, sources: Sequence[InputSource]
+) -> list[InputRecord]:
+    records = []
+    with ExitStack() as stack:
+        for position, source in enumerate(sources):
+            raw_name, stream, kind, media_type, origin = _open_source(source, stack)
+            name = safe_name(raw_name)
+            check_input_kind(pipeline, str(kind), name)
+            try:
+                path, size, digest = service.storage.save_input(
+                    run_id, position, name, stream, max_size=pipeline.inputs.max_size
+                )
+            except TooLargeError:
+                raise SubmissionError(
+                    {"inputs": [size_limit_message(pipeline, name)]}, status=413
+                ) from None
+            guessed = media_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+            records.append(InputRecord(name, path, size, digest, guessed, str(kind), origin))
+    return records
+
+
+def submit(
+    pipeline: str | Pipeline,
+    inputs: Sequence[InputSource] = (),
+    params: Mapping[str, Any] | None = None,
+    *,
+    owner_id: int | None = None,
+    ancestor: str | None = None,
+    service: Service | None = None,
+) -> str:
+    """Check and store a new run, queue it, and return its id.
+
+    Every check (input count, kinds and sizes, parameters, validators) runs before anything is
+    queued; a refusal raises :class:`~gristmill.errors.SubmissionError` with messages per field
+    and leaves nothing behind. Once this returns, the run and its input bytes are committed.
+    """
+    service = service or default_service()
+    if isinstance(pipeline, str):
+        try:
+            pipeline = service.registry.get(pipeline)
+        except LookupError as error:
+            raise SubmissionError({"pipeline": [str(error.args[0])]}, status=404) from None
+    if isinstance(inputs, str | Path | Upload | JsonInput | TextInput | LocalFile):
+        inputs = [inputs]
+    check_input_count(pipeline, len(inputs))
+    model = validate_params(pipeline, params)
+    run_id = str(uuid.uuid4())
+    try:
+        records = _stage_inputs(service, pipeline, run_id, inputs)
+        files = [
+            InputFile(
+                r.name,
+                service.storage.path(r.path),
+                r.size,
+                r.sha256,
+                r.media_type,
+                r.kind,
+                r.source,
+            )
+            for r in records
+        ]
+        run_validators(pipeline, files)
+        service.store.create_run(
+            NewRun(
+                id=run_id,
+                pipeline=pipeline.name,
+                queue=pipeline.queue,
+                params=model.model_dump(mode="json"),
+                inputs=records,
+                expires_at=datetime.now(UTC) + pipeline.retention,
+                max_attempts=pipeline.max_attempts,
+                owner_id=owner_id,
+                ancestor_id=ancestor,
+            )
+        )
+    except BaseException:
+        service.storage.delete_run(run_id)
+        raise
+    return run_id
+
+
+def _step_statuses(
+    pipeline: Pipeline | None, run: RunRecord, stored: Mapping[str, StepRecord]
+) -> list[StepStatus]:
+    names = pipeline.step_names if pipeline is not None else tuple(stored)
+    statuses = []
+    for name in names:
+        title = name
+        if pipeline is not None:
+            title = pipeline.step(name).title or name
+        record = stored.get(name)
+        if run.state == RunState.RUNNING and run.current_step == name:
+            state = StepState.RUNNING
+        elif record is not None:
+            state = StepState(record.state)
+        elif run.state == RunState.CANCELLED:
+            state = StepState.CANCELLED
+        else:
+            state = StepState.PENDING
+        status = StepStatus(name, title, state)
+        if record is not None:
+            status.attempt = record.attempt
+            status.error = record.error
+            status.result = record.result
+            status.outputs = record.outputs
+            if record.started_at is not None and record.finished_at is not None:
+                status.duration = record.finished_at - record.started_at
+        statuses.append(status)
+    return statuses
+
+
+def get_run(run_id: str, *, service: Service | None = None) -> RunStatus:
+    """Return the run's state, its steps (with results and outputs) and its error, if any.
+
+    Raises :class:`~gristmill.errors.NotFoundError` for an unknown id.
+    """
+    service = service or default_service()
+    run = service.store.get_run(run_id)
+    pipeline = service.registry.get(run.pipeline) if run.pipeline in service.registry else None
+    return RunStatus(run, _step_statuses(pipeline, run, service.store.get_steps(run_id)))
+
+
+def wait(
+    run_id: str,
+    timeout: float | None = None,
+    *,
+    service: Service | None = None,
+    on_update: Callable[[RunRecord], None] | None = None,
+    poll: float = 0.5,
+) -> RunStatus:
+    """Block until the run reaches a terminal state, and return its status.
+
+    Raises :class:`TimeoutError` if ``timeout`` seconds pass first. ``on_update`` is called with
+    the run each time it is looked at (for progress displays, at most every ``poll`` seconds).
+    """
+    service = service or default_service()
+    store = store_ = service.store
+    deadline = None if timeout is None else time.monotonic() + timeout
+    store_.wait_for_done(0)  # start listening before the first look, so no ring is missed
+    while True:
+        run = store.get_run(run_id)
+        if on_update is not None:
+            on_update(run)
+        if run.state.is_terminal:
+            return get_run(run_id, service=service)
+        remaining = poll if deadline is None else deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"run {run_id} did not finish within {timeout:g} s")
+        store.wait_for_done(min(poll, remaining))

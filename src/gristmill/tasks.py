@@ -1,0 +1,244 @@
+"""Tasks: the code of one pipeline step, as a class or as a decorated function.
+
+A class task subclasses :class:`Task` and overrides :meth:`Task.process` (and, when it helps,
+:meth:`~Task.is_applicable`, :meth:`~Task.is_needed` and :meth:`~Task.context`). A function task
+is a plain function decorated with :func:`task`; it receives the run context and, if it takes a
+second argument, the upstream results.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from gristmill.context import RunContext
+from gristmill.errors import DefinitionError
+from gristmill.fingerprints import Fingerprint, code_digest, normalised_source
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class PreviousResult:
+    """The stored result of a step from an earlier attempt or run of the same inputs."""
+
+    state: str
+    """The stored :class:`~gristmill.runs.StepState` value (``succeeded`` or ``skipped``)."""
+    result: Any
+    """The JSON result the step returned."""
+    fingerprint: Fingerprint
+    """What that result was computed from."""
+    stale_reasons: Sequence[str] = field(default_factory=tuple)
+    """Why the result no longer matches the current code, parameters and inputs (empty if it
+    still does)."""
+
+    @property
+    def stale(self) -> bool:
+        """Whether something that counts has changed since the result was computed."""
+        return bool(self.stale_reasons)
+
+
+class Task:
+    """Base class of every step.
+
+    Subclasses set the class attributes they need and override :meth:`process`.
+    """
+
+    name: str | None = None
+    """The step's name in the pipeline; defaults to the class (or function) name."""
+    title: str | None = None
+    """A human title for pages; defaults to the name."""
+    version: str | None = None
+    """An explicit version: changing it makes earlier results stale."""
+    needs: Sequence[str] | None = None
+    """Names of the earlier steps whose results this task reads; ``None`` means all of them."""
+    uses: Sequence[str] | None = None
+    """Names of the parameters this task reads; ``None`` means all of them."""
+    timeout: float | None = None
+    """Seconds the step may run; ``None`` uses the pipeline's default."""
+    template: str | None = None
+    """Template name used to render :meth:`context` on the results page."""
+
+    _code_cache: dict[type, str] = {}
+
+    @property
+    def step_name(self) -> str:
+        """The name this task has in its pipeline."""
+        return self.name or type(self).__name__
+
+    @property
+    def identity(self) -> str:
+        """``module.QualName`` of the code that runs."""
+        cls = type(self)
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    def code_fingerprint(self) -> str:
+        """A digest of this task's code, blind to comments, docstrings and formatting."""
+        cls = type(self)
+        digest = Task._code_cache.get(cls)
+        if digest is None:
+            digest = code_digest(normalised_source(cls))
+            Task._code_cache[cls] = digest
+        return digest
+
+    def is_applicable(self, run: RunContext) -> bool:
+        """Return whether this step could ever do anything for this run (cheap).
+
+        A step that is not applicable is skipped. The default is ``True``.
+        """
+        return True
+
+    def is_needed(self, run: RunContext, previous: PreviousResult | None) -> bool:
+        """Return whether there is work outstanding (cheap).
+
+        ``previous`` is the stored result, if any. The default recomputes when there is none or
+        when it is stale.
+        """
+        return previous is None or previous.state != "succeeded" or previous.stale
+
+    def process(self, run: RunContext, upstream: Mapping[str, Any]) -> Any:
+        """Do the step's work and return a JSON-serialisable result.
+
+        ``upstream`` maps earlier step names to their results. Raise
+        :class:`~gristmill.errors.TaskError` with a message for the user when the data is at
+        fault.
+        """
+        raise NotImplementedError(f"{self.identity} must implement process()")
+
+    def context(self, run: RunContext, result: Any) -> dict[str, Any]:
+        """Return what the results page shows for this step, built from the stored result only.
+
+        The default shows a dict result as it is, and anything else under ``"result"``.
+        """
+        if isinstance(result, dict):
+            return result
+        return {"result": result}
+
+    def check_definition(self) -> None:
+        """Raise :class:`~gristmill.errors.DefinitionError` if this task is defined wrongly."""
+        if not _STEP_NAME.fullmatch(self.step_name):
+            raise DefinitionError(
+                "a step name must start with a letter or '_' and hold only letters, digits, "
+                "'_' and '-' (at most 100 characters)",
+                step=self.step_name,
+            )
+        if self.timeout is not None and not self.timeout > 0:
+            raise DefinitionError(
+                "timeout must be a positive number of seconds", step=self.step_name
+            )
+        for attr in ("needs", "uses"):
+            value = getattr(self, attr)
+            if value is not None and (
+                isinstance(value, str) or not all(isinstance(v, str) for v in value)
+            ):
+                raise DefinitionError(f"{attr} must be a list of names", step=self.step_name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} step {self.step_name!r}>"
+
+
+class FunctionTask(Task, Generic[P, R]):
+    """A step made from a plain function with :func:`task`; still callable as the function."""
+
+    def __init__(
+        self,
+        function: Callable[P, R],
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        version: str | None = None,
+        needs: Sequence[str] | None = None,
+        uses: Sequence[str] | None = None,
+        timeout: float | None = None,
+        applicable: Callable[[RunContext], bool] | None = None,
+        template: str | None = None,
+    ):
+        if not callable(function) or isinstance(function, Task):
+            raise DefinitionError(f"@task needs a function, not {function!r}")
+        self.function = function
+        self.name = name or function.__name__
+        self.title = title
+        self.version = version
+        self.needs = needs
+        self.uses = uses
+        self.timeout = timeout
+        self.template = template
+        self._applicable = applicable
+        positional = [
+            p
+            for p in inspect.signature(function).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        if len(positional) not in (1, 2):
+            raise DefinitionError(
+                "a task function takes the run context, and optionally the upstream results: "
+                f"def {function.__name__}(run) or def {function.__name__}(run, upstream)",
+                step=self.name,
+            )
+        self._wants_upstream = len(positional) == 2
+        self.__wrapped__ = function
+        self.__doc__ = function.__doc__
+
+    @property
+    def identity(self) -> str:
+        return f"{self.function.__module__}.{self.function.__qualname__}"
+
+    def code_fingerprint(self) -> str:
+        digest = Task._code_cache.get(self.function)  # type: ignore[call-overload]
+        if digest is None:
+            digest = code_digest(normalised_source(self.function))
+            Task._code_cache[self.function] = digest  # type: ignore[index]
+        return digest
+
+    def is_applicable(self, run: RunContext) -> bool:
+        return self._applicable(run) if self._applicable else True
+
+    def process(self, run: RunContext, upstream: Mapping[str, Any]) -> Any:
+        call: Callable[..., Any] = self.function
+        return call(run, upstream) if self._wants_upstream else call(run)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.function(*args, **kwargs)
+
+
+@overload
+def task(function: Callable[P, R], /) -> FunctionTask[P, R]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = None,
+    title: str | None = None,
+    version: str | None = None,
+    needs: Sequence[str] | None = None,
+    uses: Sequence[str] | None = None,
+    timeout: float | None = None,
+    applicable: Callable[[RunContext], bool] | None = None,
+    template: str | None = None,
+) -> Callable[[Callable[P, R]], FunctionTask[P, R]]: ...
+
+
+def task(
+    function: Callable[P, R] | None = None,
+    /,
+    **options: Any,
+) -> FunctionTask[P, R] | Callable[[Callable[P, R]], FunctionTask[P, R]]:
+    """Make a pipeline step from a function ``f(run)`` or ``f(run, upstream)``.
+
+    Use bare (``@task``) or with options (``@task(version="2", timeout=60)``); the options are the
+    :class:`Task` attributes, plus ``applicable``, a predicate on the run context.
+    """
+    if function is not None:
+        return FunctionTask(function, **options)
+
+    def decorate(fn: Callable[P, R]) -> FunctionTask[P, R]:
+        return FunctionTask(fn, **options)
+
+    return decorate

@@ -1,0 +1,20 @@
+"""Shared test configuration.
+
+Tests that need a service (PostgreSQL, Redis, ...) skip with a reason when it is absent; with
+``GRISTMILL_REQUIRE_SERVICES=1`` (set by CI) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("GRISTMILL_REQUIRE_SERVICES") == "1"
+
+
+def service_absent(reason: str) -> None:
+    """Skip the test because a service is absent, or fail if CI requires services."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (GRISTMILL_REQUIRE_SERVICES=1 turns this skip into a failure)")
+    pytest.skip(reason)

@@ -1,0 +1,200 @@
+"""Integration fixtures: one Django configuration with a SQLite database and, when a server is
+reachable, a fresh PostgreSQL database; services per backend; real worker processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gristmill.registry import Registry
+from gristmill.service import Service
+from gristmill.settings import Settings
+from gristmill.storage import FilesystemStorage
+from tests.conftest import service_absent
+
+PIPELINES = str(Path(__file__).with_name("pipelines.py"))
+PG_URL = os.environ.get("GRISTMILL_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
+LEASE = 2.0
+
+
+def _postgres_database() -> tuple[str | None, str]:
+    """Create a fresh database for this session; (url, reason if unavailable)."""
+    try:
+        import psycopg
+    except ImportError:
+        return None, "psycopg is not installed (pip install 'gristmill[postgres]')"
+    name = f"gristmill_test_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(_dsn(PG_URL), autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+    except psycopg.OperationalError as error:
+        return None, f"PostgreSQL is not reachable at {PG_URL}: {str(error).strip()}"
+    return PG_URL.rsplit("/", 1)[0] + f"/{name}", ""
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgres://", "postgresql://", 1)
+
+
+def _drop_postgres(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(_dsn(PG_URL), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        )
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Configure Django once: alias ``default`` (SQLite) and ``postgres`` (if reachable)."""
+    import django
+    from django.conf import settings as django_conf
+
+    from gristmill.server.conf import database_config, django_settings, run_migrations
+
+    data_dir = tmp_path_factory.mktemp("gristmill-data")
+    sqlite_url = f"sqlite:///{data_dir / 'gristmill.sqlite3'}"
+    base = Settings.from_env(
+        {},
+        data_dir=data_dir,
+        database_url=sqlite_url,
+        pipelines=(PIPELINES,),
+        lease_seconds=LEASE,
+        drain_seconds=2.0,
+        kill_grace=1.0,
+        workers=2,
+    )
+    pg_url, pg_reason = _postgres_database()
+    config = django_settings(base)
+    if pg_url:
+        config["DATABASES"]["postgres"] = database_config(pg_url)
+    django_conf.configure(**config)
+    django.setup()
+    run_migrations("default")
+    if pg_url:
+        run_migrations("postgres")
+    info = {"settings": base, "sqlite_url": sqlite_url, "pg_url": pg_url, "pg_reason": pg_reason}
+    yield info
+    from django.db import connections
+
+    connections.close_all()
+    if pg_url:
+        _drop_postgres(pg_url)
+
+
+@pytest.fixture(scope="session")
+def registry(databases: dict[str, Any]) -> Registry:
+    return Registry(specs=[PIPELINES])
+
+
+def _service(databases: dict[str, Any], registry: Registry, backend: str) -> Service:
+    from gristmill.server.store import DjangoStore
+
+    base: Settings = databases["settings"]
+    if backend == "postgres":
+        if not databases["pg_url"]:
+            service_absent(databases["pg_reason"])
+        settings = replace(base, database_url=databases["pg_url"])
+        return Service(
+            settings, DjangoStore("postgres"), registry, FilesystemStorage(base.data_dir)
+        )
+    return Service(base, DjangoStore("default"), registry, FilesystemStorage(base.data_dir))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def service(
+    request: pytest.FixtureRequest, databases: dict[str, Any], registry: Registry
+) -> Iterator[Service]:
+    """A service on each database backend."""
+    svc = _service(databases, registry, request.param)
+    yield svc
+    svc.store.close()
+
+
+class Workers:
+    """``gristmill worker`` processes started for a test, always stopped after it."""
+
+    def __init__(self, service: Service):
+        self.service = service
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, count: int = 1, **env: str) -> subprocess.Popen[bytes]:
+        """Start ``gristmill worker`` with ``count`` worker processes; its stderr goes to
+        :attr:`log`."""
+        settings = self.service.settings
+        environment = {**os.environ, **settings.to_env(), **env}
+        environment["GRISTMILL_WORKERS"] = str(count)
+        self.log = Path(settings.data_dir) / f"worker-{uuid.uuid4().hex[:8]}.log"
+        with self.log.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gristmill", "worker"],
+                env=environment,
+                start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes.append(process)
+        return process
+
+    def stop(
+        self, process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20
+    ) -> int:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+        try:
+            return process.wait(timeout)
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                self.stop(process)
+            # Any worker left in the session (a worker that leads its own group) goes too.
+        self.processes.clear()
+
+
+@pytest.fixture
+def workers(service: Service) -> Iterator[Workers]:
+    pool = Workers(service)
+    yield pool
+    pool.stop_all()
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 20, message: str = "") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {message or condition}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+@pytest.fixture
+def control(tmp_path: Path) -> Path:
+    """A directory through which a test and its pipelines' steps signal each other."""
+    path = tmp_path / "control"
+    path.mkdir()
+    return path

@@ -1,0 +1,144 @@
+"""Pipelines used by the integration tests (loaded by file path, as users do)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from gristmill import Inputs, Pipeline, RunContext, Task, TaskError, task
+
+OPTIONAL = Inputs(min_count=0)
+
+
+class Params(BaseModel):
+    control: str = ""
+    value: int = 1
+
+
+@task
+def one(run: RunContext) -> dict[str, Any]:
+    return {"ok": True, "value": run.params.value}
+
+
+trivial = Pipeline("trivial", [one], params=Params, inputs=OPTIONAL)
+
+
+def _constant(i: int) -> Any:
+    def constant(run: RunContext) -> int:
+        return i
+
+    return task(name=f"s{i}")(constant)
+
+
+ten = Pipeline("ten", [_constant(i) for i in range(10)], inputs=OPTIONAL)
+
+
+def _wait_for_release(run: RunContext, control: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not (control / "release").exists():
+        run.check_cancelled()
+        if time.monotonic() > deadline:
+            raise TaskError("the test never released this step")
+        time.sleep(0.01)
+
+
+@task(name="hold")
+def hold(run: RunContext) -> dict[str, Any]:
+    """Blocks on its first attempt until the test creates control/release."""
+    control = Path(run.params.control)
+    (control / f"started-{run.attempt}").write_text(str(os.getpid()))
+    if run.attempt == 1 or (control / "hold-always").exists():
+        _wait_for_release(run, control)
+    path = run.workdir / "out.txt"
+    path.write_text(f"attempt {run.attempt}")
+    run.output(path)
+    (control / f"finished-{run.attempt}").touch()
+    return {"attempt": run.attempt, "pid": os.getpid()}
+
+
+@task
+def after(run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
+    return {"saw_attempt": upstream["hold"]["attempt"]}
+
+
+holding = Pipeline("holding", [one, hold, after], params=Params, inputs=OPTIONAL)
+
+
+@task
+def kill_my_worker(run: RunContext) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+crashing = Pipeline("crashing", [kill_my_worker], max_attempts=3, inputs=OPTIONAL)
+
+
+@task
+def bad_data(run: RunContext) -> None:
+    raise TaskError("row 3 has no 'id' field")
+
+
+failing = Pipeline("failing", [one, bad_data, after], params=Params, inputs=OPTIONAL)
+
+
+@task
+def broken(run: RunContext) -> None:
+    raise ZeroDivisionError("division by zero")
+
+
+internal = Pipeline("internal", [broken], inputs=OPTIONAL)
+
+
+@task
+def returns_a_set(run: RunContext) -> Any:
+    return {"values": {1, 2}}
+
+
+not_json = Pipeline("not-json", [returns_a_set], inputs=OPTIONAL)
+
+
+@task(timeout=0.3)
+def cooperative_slowpoke(run: RunContext) -> None:
+    while True:
+        run.check_cancelled()
+        time.sleep(0.01)
+
+
+timing_out = Pipeline("timing-out", [cooperative_slowpoke], inputs=OPTIONAL)
+
+
+@task(timeout=0.3)
+def stubborn_slowpoke(run: RunContext) -> None:
+    (Path(run.params.control) / f"started-{run.attempt}").write_text(str(os.getpid()))
+    time.sleep(60)
+
+
+stubborn = Pipeline("stubborn", [stubborn_slowpoke], params=Params, inputs=OPTIONAL)
+
+
+class NotForJson(Task):
+    def is_applicable(self, run: RunContext) -> bool:
+        return run.input.extension != "json"
+
+    def process(self, run: RunContext, upstream: Mapping[str, Any]) -> str:
+        return "processed"
+
+
+skipping = Pipeline("skipping", [NotForJson, one], params=Params)
+
+
+@task
+def report_progress(run: RunContext) -> str:
+    run.log("first line")
+    with run.stage("halfway"):
+        run.progress(5, 10)
+        run.log("second line")
+    return "done"
+
+
+reporting = Pipeline("reporting", [report_progress], inputs=OPTIONAL)

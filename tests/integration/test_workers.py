@@ -1,0 +1,53 @@
+"""Local worker processes on each database: queued runs are picked up and finished."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gristmill import RunState
+from gristmill.service import Service
+from gristmill.submission import get_run, submit, wait
+from tests.integration.conftest import Workers, wait_until
+
+
+def test_workers_finish_every_queued_run(service: Service, workers: Workers) -> None:
+    run_ids = [submit("trivial", params={"value": i}, service=service) for i in range(20)]
+    workers.start(2)
+    results = [wait(run_id, timeout=30, service=service) for run_id in run_ids]
+    assert [r.state for r in results] == [RunState.SUCCEEDED] * 20
+    assert [r.result("one")["value"] for r in results] == list(range(20))
+
+
+def test_a_ten_step_pipeline_runs_every_step_in_order(service: Service, workers: Workers) -> None:
+    workers.start(1)
+    status = wait(submit("ten", service=service), timeout=30, service=service)
+    assert [s.result for s in status.steps] == list(range(10))
+
+
+def test_cancelling_a_running_run_stops_its_step(
+    service: Service, workers: Workers, control: Path
+) -> None:
+    workers.start(1)
+    run_id = submit("holding", params={"control": str(control)}, service=service)
+    wait_until(lambda: (control / "started-1").exists(), message="the step to start")
+    assert service.store.request_cancel(run_id)
+    status = wait(run_id, timeout=20, service=service)
+    assert status.state == RunState.CANCELLED
+    assert status.error == "the run was cancelled"
+    assert [s.state.value for s in status.steps] == ["succeeded", "cancelled", "cancelled"]
+
+
+def test_live_status_shows_the_current_step(
+    service: Service, workers: Workers, control: Path
+) -> None:
+    workers.start(1)
+    run_id = submit("holding", params={"control": str(control)}, service=service)
+    wait_until(lambda: (control / "started-1").exists(), message="the step to start")
+    running = wait_until(
+        lambda: (s := get_run(run_id, service=service)).steps[1].state.value == "running" and s,
+        message="the step to show as running",
+    )
+    assert running.state == RunState.RUNNING
+    assert running.run.current_step == "hold"
+    (control / "release").touch()
+    assert wait(run_id, timeout=20, service=service).state == RunState.SUCCEEDED
