@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import mimetypes
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -102,7 +102,7 @@ class RunContext:
         step: str,
         inputs: tuple[InputFile, ...],
         params: Any,
-        workdir: Path,
+        workdir: Path | Callable[[], Path],
         upstream: Mapping[str, Any],
         attempt: int = 1,
         ancestor: str | None = None,
@@ -113,12 +113,23 @@ class RunContext:
         self.step = step
         self.inputs = inputs
         self.params = params
-        self.workdir = workdir
+        self._workdir = workdir
         self.upstream = upstream
         self.attempt = attempt
         self.ancestor = ancestor
         self._reporter: Reporter = reporter or _SilentReporter()
         self._outputs: dict[str, OutputFile] = {}
+
+    @property
+    def workdir(self) -> Path:
+        """The step's private work directory, created on first use."""
+        if not isinstance(self._workdir, Path):
+            self._workdir = self._workdir()
+        return self._workdir
+
+    @workdir.setter
+    def workdir(self, value: Path | Callable[[], Path]) -> None:
+        self._workdir = value
 
     @property
     def input(self) -> InputFile:

@@ -45,7 +45,8 @@ def normalised_source(obj: Any) -> str:
         code = getattr(obj, "__code__", None)
         if code is None:
             return f"<unavailable source of {getattr(obj, '__qualname__', repr(obj))}>"
-        return code.co_code.hex() + repr(code.co_consts)
+        bytecode: bytes = code.co_code
+        return bytecode.hex() + repr(code.co_consts)
     # Drop decorators so that e.g. ``@task(version="2")`` is judged through ``version`` only.
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):

@@ -65,7 +65,7 @@ class Task:
     template: str | None = None
     """Template name used to render :meth:`context` on the results page."""
 
-    _code_cache: dict[type, str] = {}
+    _code_cache: dict[object, str] = {}
 
     @property
     def step_name(self) -> str:
@@ -190,10 +190,10 @@ class FunctionTask(Task, Generic[P, R]):
         return f"{self.function.__module__}.{self.function.__qualname__}"
 
     def code_fingerprint(self) -> str:
-        digest = Task._code_cache.get(self.function)  # type: ignore[call-overload]
+        digest = Task._code_cache.get(self.function)
         if digest is None:
             digest = code_digest(normalised_source(self.function))
-            Task._code_cache[self.function] = digest  # type: ignore[index]
+            Task._code_cache[self.function] = digest
         return digest
 
     def is_applicable(self, run: RunContext) -> bool:

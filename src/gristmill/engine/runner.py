@@ -8,6 +8,7 @@ lease was taken over stops without publishing anything.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -107,7 +108,7 @@ class UnitRunner:
             self.watchdog.unwatch()
 
     def _run(self, claim: Claim, reporter: UnitReporter) -> RunState | None:
-        run = self.store.get_run(claim.run_id)
+        run, stored = self.store.get_run_and_steps(claim.run_id)
         try:
             pipeline = self.registry.get(run.pipeline)
         except NotFoundError:
@@ -124,7 +125,6 @@ class UnitRunner:
         params_model = pipeline.params.model_validate(run.params)
         params = params_model.model_dump(mode="json")
         inputs = input_files(run, self.storage)
-        stored = self.store.get_steps(claim.run_id)
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
         last = len(pipeline.steps) - 1
@@ -194,7 +194,9 @@ class UnitRunner:
             return StepState.SUCCEEDED, previous.result, previous.fingerprint, False
         if previous is not None and previous.stale_reasons:
             reporter.log(f"recomputing: {'; '.join(previous.stale_reasons)}", "system")
-        step.context.workdir = self.storage.work_dir(claim.run_id, claim.attempt, name)
+        step.context.workdir = functools.partial(
+            self.storage.work_dir, claim.run_id, claim.attempt, name
+        )
         self.watchdog.step_started(task.timeout or pipeline.step_timeout)
         try:
             result = task.process(step.context, step.context.upstream)
@@ -228,6 +230,7 @@ class UnitRunner:
                 started,
                 time.time(),
                 outputs=outputs,
+                replaces_outputs=stored is not None,
             ),
             final,
         )

@@ -132,6 +132,8 @@ class StepOutcome:
     finished_at: float
     error: str | None = None
     outputs: Sequence[OutputRecord] = ()
+    replaces_outputs: bool = True
+    """Whether an earlier attempt may have stored outputs for this step (to be replaced)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_steps(self, run_id: str) -> dict[str, StepRecord]:
         """Return the stored step outcomes of the run, by step name, with their outputs."""
+
+    def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
+        """:meth:`get_run` and :meth:`get_steps` together (a store may do it in one query)."""
+        return self.get_run(run_id), self.get_steps(run_id)
 
     @abc.abstractmethod
     def read_log(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:

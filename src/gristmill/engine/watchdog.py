@@ -142,6 +142,10 @@ class Watchdog:
         with self._wake:
             self._guard = None
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
     def stop(self) -> None:
         with self._wake:
             self._stopped = True
@@ -161,7 +165,7 @@ class Watchdog:
                     last_write = time.monotonic()
                     continue
                 self._wake.wait(min(FLUSH_INTERVAL, heartbeat))
-                if self._stopped:
+                if self.stopped:
                     return
                 if guard is not self._guard:
                     continue

@@ -23,7 +23,7 @@ def database_config(url: str) -> dict[str, Any]:
     concurrent writers queue up instead of failing; PostgreSQL keeps persistent connections.
     """
     try:
-        config: dict[str, Any] = dj_database_url.parse(url)
+        config: dict[str, Any] = dict(dj_database_url.parse(url))
     except Exception as error:  # the library raises several types for a bad URL
         raise ConfigurationError(f"GRISTMILL_DATABASE_URL {url!r} is not valid: {error}") from None
     engine = config["ENGINE"]

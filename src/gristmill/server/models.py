@@ -16,7 +16,7 @@ STEP_STATES = [(s.value, s.value) for s in StepState]
 
 class Run(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    pipeline = models.CharField(max_length=64, db_index=True)
+    pipeline = models.CharField(max_length=64)
     queue = models.CharField(max_length=64, default="default")
     state = models.CharField(max_length=16, choices=RUN_STATES, default=RunState.QUEUED)
     params = models.JSONField(default=dict)
@@ -26,8 +26,11 @@ class Run(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="gristmill_runs",
+        db_index=False,
     )
-    ancestor = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    ancestor = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
     created_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -44,14 +47,17 @@ class Run(models.Model):
 
     class Meta:
         db_table = "gristmill_run"
-        indexes = [models.Index(fields=["state", "created_at"])]
+        # Few indexes on purpose: every one is paid on each submit and state change. Listing
+        # pages add theirs (owner, state) when they come.
 
     def __str__(self) -> str:
         return f"{self.pipeline} run {self.id} ({self.state})"
 
 
 class Input(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="inputs")
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="inputs", db_index=False
+    )  # the unique constraint indexes run first
     position = models.PositiveIntegerField()
     name = models.CharField(max_length=255)
     kind = models.CharField(max_length=16, default="file")
@@ -71,7 +77,9 @@ class Input(models.Model):
 class Step(models.Model):
     """The latest outcome of one step of a run; a new attempt replaces it."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="steps", db_index=False
+    )  # the unique constraint indexes run first
     name = models.CharField(max_length=100)
     position = models.PositiveIntegerField()
     state = models.CharField(max_length=16, choices=STEP_STATES)
@@ -89,7 +97,9 @@ class Step(models.Model):
 
 
 class Output(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="outputs")
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="outputs", db_index=False
+    )  # the unique constraint indexes run first
     step = models.CharField(max_length=100)
     name = models.CharField(max_length=255)
     path = models.CharField(max_length=500)
@@ -137,5 +147,4 @@ class WorkUnit(models.Model):
         indexes = [
             models.Index(fields=["state", "queue", "id"], name="gristmill_unit_claim"),
             models.Index(fields=["run"], name="gristmill_unit_run"),
-            models.Index(fields=["worker"], name="gristmill_unit_worker"),
         ]

@@ -1,19 +1,22 @@
-"""The store, on Django's database layer (SQLite or PostgreSQL).
+"""The store, on Django's database connections (SQLite or PostgreSQL).
 
-Reads that pages and the engine make once per run go through the ORM. The hot path (create,
-claim, save, finish) is raw SQL: a handful of statements per transaction, no model instances.
+Every operation is raw SQL through :mod:`gristmill.server.sql`: the hot path (submit, claim,
+load, save, finish) runs one transaction per operation, which on PostgreSQL is one round trip.
+Writes made for a claim are fenced by its attempt number (see :mod:`gristmill.engine.store`).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import OperationalError, connections, transaction
+from django.db import OperationalError, connections
+from django.utils.dateparse import parse_datetime
 
 from gristmill.engine.store import (
     Claim,
@@ -31,14 +34,58 @@ from gristmill.engine.store import (
 )
 from gristmill.errors import NotFoundError, StoreUnavailableError
 from gristmill.runs import RunState
-from gristmill.server import models
 from gristmill.server.doorbells import doorbells_for
+from gristmill.server.sql import Driver, Fence, Fenced, Many, PostgresDriver, SqliteDriver
 
 _FINISHED = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
+_RUN_COLUMNS = (
+    "id, pipeline, state, params, queue, created_at, expires_at, started_at, finished_at, "
+    "current_step, stage, progress_done, progress_total, error_message, error_ref, "
+    "error_traceback, cancel_requested, owner_id, ancestor_id"
+)
+_STEP_COLUMNS = (
+    "name, position, state, attempt, result, fingerprint, error, accepted, started_at, "
+    "finished_at"
+)
+_INPUT_COLUMNS = "name, path, size, sha256, media_type, kind, source"
+_OUTPUT_COLUMNS = "step, name, path, size, sha256, media_type"
+_UPSERT_STEP = (
+    "INSERT INTO gristmill_step (run_id, name, position, state, attempt, result, fingerprint, "
+    "error, accepted, started_at, finished_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (run_id, name) DO UPDATE SET position = excluded.position, "
+    "state = excluded.state, attempt = excluded.attempt, result = excluded.result, "
+    "fingerprint = excluded.fingerprint, error = excluded.error, accepted = excluded.accepted, "
+    "started_at = excluded.started_at, finished_at = excluded.finished_at"
+)
+# PostgreSQL: the run, its inputs, its latest attempt and its steps in one round trip.
+_PG_LOAD = (
+    f"SELECT {_RUN_COLUMNS}, "
+    "(SELECT attempt FROM gristmill_unit u WHERE u.run_id = r.id ORDER BY u.id DESC LIMIT 1), "
+    "(SELECT coalesce(json_agg(json_build_array(name, path, size, sha256, media_type, kind, "
+    "source) ORDER BY position), '[]') FROM gristmill_input i WHERE i.run_id = r.id), "
+    "(SELECT coalesce(json_agg(json_build_array(name, position, state, attempt, result, "
+    "fingerprint, error, accepted, started_at, finished_at) ORDER BY position), '[]') "
+    "FROM gristmill_step s WHERE s.run_id = r.id), "
+    "(SELECT coalesce(json_agg(json_build_array(step, name, path, size, sha256, media_type) "
+    "ORDER BY id), '[]') FROM gristmill_output o WHERE o.run_id = r.id) "
+    "FROM gristmill_run r WHERE r.id = %s"
+)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _is_operational(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot be reached or written (not a bug)."""
+    if isinstance(error, OperationalError | sqlite3.OperationalError):
+        return True
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(error, psycopg.OperationalError)
 
 
 def _parse_uuid(run_id: str) -> uuid.UUID:
@@ -46,6 +93,10 @@ def _parse_uuid(run_id: str) -> uuid.UUID:
         return uuid.UUID(str(run_id))
     except ValueError:
         raise NotFoundError(f"no run with id {run_id!r}") from None
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 class DjangoStore(Store):
@@ -57,6 +108,11 @@ class DjangoStore(Store):
         self.vendor = self.connection.vendor
         self.supports_skip_locked = self.vendor == "postgresql"
         self._work_bell, self._done_bell = doorbells_for(alias)
+        self.sql: Driver
+        if self.vendor == "postgresql":
+            self.sql = PostgresDriver(alias)
+        else:
+            self.sql = SqliteDriver(alias, f"{self.connection.settings_dict['NAME']}.lock")
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -67,233 +123,251 @@ class DjangoStore(Store):
     def _dt(self, value: datetime | None) -> Any:
         return connections[self.alias].ops.adapt_datetimefield_value(value)
 
-    def _atomic(self) -> transaction.Atomic:
-        return transaction.atomic(using=self.alias)
+    def _datetime(self, value: Any) -> Any:
+        if value is None or isinstance(value, datetime):
+            return value
+        parsed = parse_datetime(value)
+        return parsed.replace(tzinfo=UTC) if parsed and parsed.tzinfo is None else parsed
 
-    def _cursor(self) -> Any:
-        return connections[self.alias].cursor()
+    def _guard(self, operation: Callable[[], Any]) -> Any:
+        """Run a driver operation; a lost connection becomes StoreUnavailableError and is
+        dropped, so that the next call reconnects."""
+        try:
+            return operation()
+        except Fenced:
+            raise
+        except Exception as error:
+            if _is_operational(error):
+                self.sql.reset()
+                raise StoreUnavailableError(f"the database is unavailable: {error}") from error
+            raise
 
-    def _insert_logs(
-        self, cursor: Any, run_key: Any, logs: list[tuple[float, str, str, str]]
-    ) -> None:
-        if logs:
-            cursor.executemany(
-                "INSERT INTO gristmill_logline (run_id, at, step, stream, text) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                [(run_key, at, step, stream, text) for at, step, stream, text in logs],
-            )
-            logs.clear()
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._guard(lambda: self.sql.fetch(sql, params))  # type: ignore[no-any-return]
 
-    def _notify(self, cursor: Any, channel: str, payload: str = "") -> None:
-        # On PostgreSQL, NOTIFY inside the transaction is delivered exactly when it commits.
+    def _write(self, *parts: Any) -> bool:
+        """Run ``parts`` in one transaction; False (nothing written) if a fence failed."""
+        try:
+            self._guard(lambda: self.sql.write(*parts))
+        except Fenced:
+            return False
+        return True
+
+    def _ring(self, bell: str) -> None:
+        # PostgreSQL rings with NOTIFY inside the transaction, delivered when it commits.
+        if self.vendor != "postgresql":
+            (self._work_bell if bell == "work" else self._done_bell).ring()
+
+    def _notify(self, channel: str, payload: str = "") -> list[Any]:
         if self.vendor == "postgresql":
-            cursor.execute("SELECT pg_notify(%s, %s)", [channel, payload])
+            return [("SELECT pg_notify(%s, %s)", [channel, payload])]
+        return []
+
+    def _logs(self, key: Any, logs: list[tuple[float, str, str, str]]) -> Many:
+        rows = [(key, at, step, stream, text) for at, step, stream, text in logs]
+        logs.clear()
+        return Many(
+            "INSERT INTO gristmill_logline (run_id, at, step, stream, text) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            rows,
+        )
+
+    def _report(self, key: Any, report: Report) -> list[Any]:
+        return [
+            self._logs(key, report.logs),
+            (
+                "UPDATE gristmill_run SET current_step = %s, stage = %s, progress_done = %s, "
+                "progress_total = %s WHERE id = %s",
+                [report.current_step, report.stage, report.progress_done,
+                 report.progress_total, key],
+            ),
+        ]
+
+    def _end(self, key: Any, run_id: str, state: RunState, failure: Failure | None) -> list[Any]:
+        return [
+            (
+                "UPDATE gristmill_run SET state = %s, finished_at = %s, current_step = NULL, "
+                "stage = NULL, error_message = %s, error_ref = %s, error_traceback = %s, "
+                "cancel_requested = %s WHERE id = %s",
+                [state.value, self._dt(_now()), failure.message if failure else None,
+                 failure.ref if failure else None, failure.traceback if failure else None,
+                 False, key],
+            ),
+            *self._notify("gristmill_done", run_id),
+        ]
+
+    def _fence(self, claim: Claim, lease_until: float | None, state: str = "claimed") -> Fence:
+        return Fence(
+            "UPDATE gristmill_unit SET lease_until = %s, state = %s "
+            "WHERE id = %s AND attempt = %s AND state = 'claimed'",
+            [lease_until, state, claim.unit_id, claim.attempt],
+        )
+
+    def _exists(self, run_id: str) -> None:
+        if not self._fetch("SELECT 1 FROM gristmill_run WHERE id = %s", [self._id(run_id)]):
+            raise NotFoundError(f"no run with id {run_id!r}")
 
     # -- submitting and reading -----------------------------------------------------------
 
     def create_run(self, run: NewRun) -> None:
         key = self._id(run.id)
         try:
-            with self._atomic(), self._cursor() as cursor:
-                cursor.execute(
+            self.sql.write(
+                (
                     "INSERT INTO gristmill_run (id, pipeline, queue, state, params, owner_id, "
                     "ancestor_id, created_at, expires_at, cancel_requested, pinned) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        key,
-                        run.pipeline,
-                        run.queue,
-                        RunState.QUEUED.value,
-                        json.dumps(run.params),
-                        run.owner_id,
-                        self._id(run.ancestor_id) if run.ancestor_id else None,
-                        self._dt(_now()),
-                        self._dt(run.expires_at),
-                        False,
-                        False,
-                    ],
-                )
-                if run.inputs:
-                    cursor.executemany(
-                        "INSERT INTO gristmill_input (run_id, position, name, kind, path, size, "
-                        "sha256, media_type, source) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        [
-                            (
-                                key,
-                                position,
-                                i.name,
-                                i.kind,
-                                i.path,
-                                i.size,
-                                i.sha256,
-                                i.media_type,
-                                i.source,
-                            )
-                            for position, i in enumerate(run.inputs)
-                        ],
-                    )
-                cursor.execute(
+                    [key, run.pipeline, run.queue, RunState.QUEUED.value,
+                     json.dumps(run.params), run.owner_id,
+                     self._id(run.ancestor_id) if run.ancestor_id else None,
+                     self._dt(_now()), self._dt(run.expires_at), False, False],
+                ),
+                Many(
+                    "INSERT INTO gristmill_input (run_id, position, name, kind, path, size, "
+                    "sha256, media_type, source) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [(key, position, i.name, i.kind, i.path, i.size, i.sha256, i.media_type,
+                      i.source) for position, i in enumerate(run.inputs)],
+                ),
+                (
                     "INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, "
                     "max_attempts) VALUES (%s, 'run', %s, 'queued', 0, 0, %s)",
                     [key, run.queue, run.max_attempts],
-                )
-                self._notify(cursor, "gristmill_work")
-        except OperationalError as error:
-            raise StoreUnavailableError(f"the run could not be stored: {error}") from error
-        if self.vendor != "postgresql":
-            self._work_bell.ring()
-
-    def get_run(self, run_id: str) -> RunRecord:
-        key = _parse_uuid(run_id)
-        try:
-            row = models.Run.objects.using(self.alias).get(pk=key)
-        except models.Run.DoesNotExist:
-            raise NotFoundError(f"no run with id {run_id!r}") from None
-        inputs = [
-            InputRecord(i.name, i.path, i.size, i.sha256, i.media_type, i.kind, i.source)
-            for i in models.Input.objects.using(self.alias).filter(run_id=key).order_by("position")
-        ]
-        attempt = (
-            models.WorkUnit.objects.using(self.alias)
-            .filter(run_id=key)
-            .order_by("-id")
-            .values_list("attempt", flat=True)
-            .first()
-        )
-        return RunRecord(
-            id=str(row.id),
-            pipeline=row.pipeline,
-            state=RunState(row.state),
-            params=row.params,
-            inputs=inputs,
-            queue=row.queue,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            current_step=row.current_step,
-            stage=row.stage,
-            progress_done=row.progress_done,
-            progress_total=row.progress_total,
-            error_message=row.error_message,
-            error_ref=row.error_ref,
-            error_traceback=row.error_traceback,
-            cancel_requested=row.cancel_requested,
-            attempt=attempt or 0,
-            owner_id=row.owner_id,
-            ancestor_id=str(row.ancestor_id) if row.ancestor_id else None,
-        )
-
-    def get_steps(self, run_id: str) -> dict[str, StepRecord]:
-        key = _parse_uuid(run_id)
-        outputs: dict[str, list[OutputRecord]] = {}
-        for o in models.Output.objects.using(self.alias).filter(run_id=key).order_by("id"):
-            outputs.setdefault(o.step, []).append(
-                OutputRecord(o.step, o.name, o.path, o.size, o.sha256, o.media_type)
+                ),
+                *self._notify("gristmill_work"),
             )
+        except Exception as error:
+            self.sql.reset()
+            if _is_operational(error):
+                raise StoreUnavailableError(f"the run could not be stored: {error}") from error
+            raise
+        self._ring("work")
+
+    def _run_record(self, row: Sequence[Any], attempt: int | None, inputs: list[InputRecord]
+                    ) -> RunRecord:
+        (run_key, pipeline, state, params, queue, created, expires, started, finished, current,
+         stage, done, total, message, ref, trace, cancel, owner, ancestor) = row
+        return RunRecord(
+            id=str(uuid.UUID(str(run_key))), pipeline=pipeline, state=RunState(state),
+            params=_json(params), inputs=inputs, queue=queue,
+            created_at=self._datetime(created), expires_at=self._datetime(expires),
+            started_at=self._datetime(started), finished_at=self._datetime(finished),
+            current_step=current, stage=stage, progress_done=done, progress_total=total,
+            error_message=message, error_ref=ref, error_traceback=trace,
+            cancel_requested=bool(cancel), attempt=attempt or 0, owner_id=owner,
+            ancestor_id=str(uuid.UUID(str(ancestor))) if ancestor else None,
+        )
+
+    def _step_records(self, rows: Sequence[Sequence[Any]],
+                      outputs: Sequence[Sequence[Any]]) -> dict[str, StepRecord]:
+        by_step: dict[str, list[OutputRecord]] = {}
+        for values in outputs:
+            by_step.setdefault(values[0], []).append(OutputRecord(*values))
         steps = {}
-        for s in models.Step.objects.using(self.alias).filter(run_id=key).order_by("position"):
-            steps[s.name] = StepRecord(
-                name=s.name,
-                position=s.position,
-                state=s.state,
-                attempt=s.attempt,
-                result=json.loads(s.result) if s.result is not None else None,
-                fingerprint=s.fingerprint,
-                error=s.error,
-                accepted=s.accepted,
-                started_at=s.started_at,
-                finished_at=s.finished_at,
-                outputs=outputs.get(s.name, []),
+        for name, position, state, attempt, result, fingerprint, error, accepted, started, \
+                finished in rows:
+            steps[name] = StepRecord(
+                name=name, position=position, state=state, attempt=attempt,
+                result=json.loads(result) if result is not None else None,
+                fingerprint=_json(fingerprint), error=error, accepted=bool(accepted),
+                started_at=started, finished_at=finished, outputs=by_step.get(name, []),
             )
         return steps
 
-    def read_log(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
+    def get_run(self, run_id: str) -> RunRecord:
         key = self._id(run_id)
-        with self._cursor() as cursor:
-            cursor.execute(
-                "SELECT id, at, step, stream, text FROM gristmill_logline "
-                "WHERE run_id = %s AND id > %s ORDER BY id LIMIT %s",
-                [key, int(after), int(limit)],
-            )
-            return [LogLine(*row) for row in cursor.fetchall()]
+        rows = self._fetch(f"SELECT {_RUN_COLUMNS} FROM gristmill_run WHERE id = %s", [key])
+        if not rows:
+            raise NotFoundError(f"no run with id {run_id!r}")
+        inputs = [InputRecord(*values) for values in self._fetch(
+            f"SELECT {_INPUT_COLUMNS} FROM gristmill_input WHERE run_id = %s ORDER BY position",
+            [key])]
+        unit = self._fetch("SELECT attempt FROM gristmill_unit WHERE run_id = %s "
+                           "ORDER BY id DESC LIMIT 1", [key])
+        return self._run_record(rows[0], unit[0][0] if unit else None, inputs)
+
+    def get_steps(self, run_id: str) -> dict[str, StepRecord]:
+        key = self._id(run_id)
+        rows = self._fetch(f"SELECT {_STEP_COLUMNS} FROM gristmill_step WHERE run_id = %s "
+                           "ORDER BY position", [key])
+        if not rows:
+            return {}
+        outputs = self._fetch(f"SELECT {_OUTPUT_COLUMNS} FROM gristmill_output "
+                              "WHERE run_id = %s ORDER BY id", [key])
+        return self._step_records(rows, outputs)
+
+    def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
+        if self.vendor != "postgresql":
+            return self.get_run(run_id), self.get_steps(run_id)
+        rows = self._fetch(_PG_LOAD, [self._id(run_id)])
+        if not rows:
+            raise NotFoundError(f"no run with id {run_id!r}")
+        row = rows[0]
+        attempt, inputs, steps, outputs = row[-4:]
+        run = self._run_record(row[:-4], attempt, [InputRecord(*i) for i in _json(inputs)])
+        steps = [[*s[:4], json.dumps(s[4]) if s[4] is not None and not isinstance(s[4], str)
+                  else s[4], *s[5:]] for s in _json(steps)]
+        return run, self._step_records(steps, _json(outputs))
+
+    def read_log(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
+        rows = self._fetch(
+            "SELECT id, at, step, stream, text FROM gristmill_logline "
+            "WHERE run_id = %s AND id > %s ORDER BY id LIMIT %s",
+            [self._id(run_id), int(after), int(limit)])
+        return [LogLine(*row) for row in rows]
 
     def request_cancel(self, run_id: str) -> bool:
         key = self._id(run_id)
-        with self._atomic(), self._cursor() as cursor:
-            cursor.execute(
-                "UPDATE gristmill_run SET state = %s, finished_at = %s, "
-                "error_message = 'cancelled before it started' WHERE id = %s AND state = %s",
-                [RunState.CANCELLED.value, self._dt(_now()), key, RunState.QUEUED.value],
-            )
-            if cursor.rowcount:
-                cursor.execute(
-                    "UPDATE gristmill_unit SET state = 'done' WHERE run_id = %s "
-                    "AND state = 'queued'",
-                    [key],
-                )
-                self._notify(cursor, "gristmill_done", str(run_id))
-                cancelled_now = True
-            else:
-                cursor.execute(
-                    "UPDATE gristmill_run SET cancel_requested = %s WHERE id = %s AND state = %s",
-                    [True, key, RunState.RUNNING.value],
-                )
-                if not cursor.rowcount:
-                    self.get_run(run_id)  # NotFoundError for an unknown id
-                    return False
-                cancelled_now = False
-        if cancelled_now and self.vendor != "postgresql":
-            self._done_bell.ring()
-        return True
+        if self._write(
+            Fence("UPDATE gristmill_run SET state = %s, finished_at = %s, "
+                  "error_message = 'cancelled before it started' WHERE id = %s AND state = %s",
+                  [RunState.CANCELLED.value, self._dt(_now()), key, RunState.QUEUED.value]),
+            ("UPDATE gristmill_unit SET state = 'done' WHERE run_id = %s AND state = 'queued'",
+             [key]),
+            *self._notify("gristmill_done", str(run_id)),
+        ):
+            self._ring("done")
+            return True
+        if self._write(Fence(
+                "UPDATE gristmill_run SET cancel_requested = %s WHERE id = %s AND state = %s",
+                [True, key, RunState.RUNNING.value])):
+            return True
+        self._exists(run_id)
+        return False
 
     def requeue(self, run_id: str, *, reason: str) -> bool:
         key = self._id(run_id)
-        with self._atomic(), self._cursor() as cursor:
-            cursor.execute(
-                "UPDATE gristmill_run SET state = %s, finished_at = NULL, error_message = NULL, "
-                "error_ref = NULL, error_traceback = NULL, cancel_requested = %s, "
-                "current_step = NULL, stage = NULL, progress_done = NULL, progress_total = NULL "
-                "WHERE id = %s AND state IN (%s, %s, %s)",
-                [RunState.QUEUED.value, False, key, *(s.value for s in _FINISHED)],
-            )
-            if not cursor.rowcount:
-                self.get_run(run_id)
-                return False
-            cursor.execute("SELECT queue FROM gristmill_run WHERE id = %s", [key])
-            (queue,) = cursor.fetchone()
+        finished = [s.value for s in _FINISHED]
+        done = self._write(
+            Fence("UPDATE gristmill_run SET state = %s, finished_at = NULL, error_message = NULL, "
+                  "error_ref = NULL, error_traceback = NULL, cancel_requested = %s, "
+                  "current_step = NULL, stage = NULL, progress_done = NULL, "
+                  "progress_total = NULL WHERE id = %s AND state IN (%s, %s, %s)",
+                  [RunState.QUEUED.value, False, key, *finished]),
             # Attempt numbers keep rising over the run's life: they name work directories.
-            cursor.execute(
-                "INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, "
-                "max_attempts) SELECT %s, 'run', %s, 'queued', attempt, 0, max_attempts "
-                "FROM gristmill_unit WHERE run_id = %s ORDER BY id DESC LIMIT 1",
-                [key, queue, key],
-            )
-            self._insert_logs(cursor, key, [(time.time(), "", "system", f"queued again: {reason}")])
-            self._notify(cursor, "gristmill_work")
-        if self.vendor != "postgresql":
-            self._work_bell.ring()
+            ("INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, "
+             "max_attempts) SELECT r.id, 'run', r.queue, 'queued', u.attempt, 0, u.max_attempts "
+             "FROM gristmill_run r JOIN gristmill_unit u ON u.run_id = r.id WHERE r.id = %s "
+             "ORDER BY u.id DESC LIMIT 1", [key]),
+            self._logs(key, [(time.time(), "", "system", f"queued again: {reason}")]),
+            *self._notify("gristmill_work"),
+        )
+        if not done:
+            self._exists(run_id)
+            return False
+        self._ring("work")
         return True
 
     def accept_step(self, run_id: str, step: str, fingerprint: dict[str, Any]) -> bool:
-        updated = (
-            models.Step.objects.using(self.alias)
-            .filter(run_id=_parse_uuid(run_id), name=step)
-            .update(fingerprint=fingerprint, accepted=True)
-        )
-        return bool(updated)
+        return self._write(Fence(
+            "UPDATE gristmill_step SET fingerprint = %s, accepted = %s "
+            "WHERE run_id = %s AND name = %s",
+            [json.dumps(fingerprint), True, self._id(run_id), step]))
 
     # -- working --------------------------------------------------------------------------
 
     def claim(
-        self,
-        worker: str,
-        *,
-        queues: Sequence[str] | None,
-        lease: float,
-        limit: int = 1,
-        unit_id: int | None = None,
-        run_id: str | None = None,
+        self, worker: str, *, queues: Sequence[str] | None, lease: float, limit: int = 1,
+        unit_id: int | None = None, run_id: str | None = None,
     ) -> list[Claim]:
         queue_sql, queue_args = "", []
         if queues:
@@ -303,266 +377,151 @@ class DjangoStore(Store):
             pick = "SELECT id FROM gristmill_unit WHERE id = %s AND state = 'queued'"
             pick_args: list[Any] = [unit_id]
         elif run_id is not None:
-            pick = (
-                "SELECT id FROM gristmill_unit WHERE run_id = %s AND state = 'queued' "
-                "ORDER BY id LIMIT 1"
-            )
+            pick = ("SELECT id FROM gristmill_unit WHERE run_id = %s AND state = 'queued' "
+                    "ORDER BY id LIMIT 1")
             pick_args = [self._id(run_id)]
         else:
-            pick = (
-                f"SELECT id FROM gristmill_unit WHERE state = 'queued'{queue_sql} "
-                "ORDER BY id LIMIT %s"
-            )
+            pick = (f"SELECT id FROM gristmill_unit WHERE state = 'queued'{queue_sql} "
+                    "ORDER BY id LIMIT %s")
             pick_args = [*queue_args, limit]
-            # Look before taking the write lock: idle polls then cost a read, not a write.
-            with self._cursor() as cursor:
-                cursor.execute(
+            # On SQLite, look before taking the write lock: an idle poll then costs a read.
+            if self.vendor != "postgresql" and not self._fetch(
                     f"SELECT 1 FROM gristmill_unit WHERE state = 'queued'{queue_sql} LIMIT 1",
-                    queue_args,
-                )
-                if cursor.fetchone() is None:
-                    return []
+                    queue_args):
+                return []
         if self.supports_skip_locked:
             pick += " FOR UPDATE SKIP LOCKED"
-        lease_until = time.time() + lease
-        with self._atomic(), self._cursor() as cursor:
-            cursor.execute(
-                "UPDATE gristmill_unit SET state = 'claimed', attempt = attempt + 1, "
-                f"worker = %s, lease_until = %s WHERE id IN ({pick}) "
-                "RETURNING id, run_id, attempt, kind",
-                [worker, lease_until, *pick_args],
-            )
-            rows = cursor.fetchall()
-            if not rows:
-                return []
-            keys = [row[1] for row in rows]
-            cursor.execute(
-                "UPDATE gristmill_run SET state = %s, started_at = COALESCE(started_at, %s) "
-                f"WHERE id IN ({', '.join(['%s'] * len(keys))}) AND state = %s",
-                [RunState.RUNNING.value, self._dt(_now()), *keys, RunState.QUEUED.value],
-            )
-        return [
-            Claim(unit_id=row[0], run_id=str(uuid.UUID(str(row[1]))), attempt=row[2], kind=row[3])
-            for row in rows
-        ]
-
-    def _fence(
-        self, cursor: Any, claim: Claim, lease_until: float | None, state: str = "claimed"
-    ) -> bool:
-        cursor.execute(
-            "UPDATE gristmill_unit SET lease_until = %s, state = %s "
-            "WHERE id = %s AND attempt = %s AND state = 'claimed'",
-            [lease_until, state, claim.unit_id, claim.attempt],
-        )
-        return bool(cursor.rowcount)
-
-    def _write_report(self, cursor: Any, key: Any, report: Report) -> None:
-        self._insert_logs(cursor, key, report.logs)
-        cursor.execute(
-            "UPDATE gristmill_run SET current_step = %s, stage = %s, progress_done = %s, "
-            "progress_total = %s WHERE id = %s",
-            [report.current_step, report.stage, report.progress_done, report.progress_total, key],
-        )
-
-    def _end_run(
-        self, cursor: Any, key: Any, run_id: str, state: RunState, failure: Failure | None
-    ) -> None:
-        cursor.execute(
-            "UPDATE gristmill_run SET state = %s, finished_at = %s, current_step = NULL, "
-            "stage = NULL, error_message = %s, error_ref = %s, error_traceback = %s, "
-            "cancel_requested = %s WHERE id = %s",
-            [
-                state.value,
-                self._dt(_now()),
-                failure.message if failure else None,
-                failure.ref if failure else None,
-                failure.traceback if failure else None,
-                False,
-                key,
-            ],
-        )
-        self._notify(cursor, "gristmill_done", run_id)
+        update = ("UPDATE gristmill_unit SET state = 'claimed', attempt = attempt + 1, "
+                  f"worker = %s, lease_until = %s WHERE id IN ({pick}) "
+                  "RETURNING id, run_id, attempt, kind",
+                  [worker, time.time() + lease, *pick_args])
+        move = ("UPDATE gristmill_run SET state = %s, started_at = COALESCE(started_at, %s) "
+                "WHERE state = %s AND id IN (%s)",
+                [RunState.RUNNING.value, self._dt(_now()), RunState.QUEUED.value])
+        rows = self._guard(lambda: self.sql.claim(update, move))
+        return [Claim(unit_id=row[0], run_id=str(uuid.UUID(str(row[1]))), attempt=row[2],
+                      kind=row[3]) for row in rows]
 
     def save_step(
-        self,
-        claim: Claim,
-        outcome: StepOutcome,
-        report: Report,
-        *,
-        lease: float,
+        self, claim: Claim, outcome: StepOutcome, report: Report, *, lease: float,
         final: RunState | None = None,
     ) -> bool:
         key = self._id(claim.run_id)
         ending = final is not None
-        with self._atomic(), self._cursor() as cursor:
-            if not self._fence(
-                cursor,
-                claim,
-                None if ending else time.time() + lease,
-                "done" if ending else "claimed",
-            ):
-                return False
-            cursor.execute(
-                "INSERT INTO gristmill_step (run_id, name, position, state, attempt, result, "
-                "fingerprint, error, accepted, started_at, finished_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (run_id, name) DO UPDATE SET position = excluded.position, "
-                "state = excluded.state, attempt = excluded.attempt, result = excluded.result, "
-                "fingerprint = excluded.fingerprint, error = excluded.error, "
-                "accepted = excluded.accepted, started_at = excluded.started_at, "
-                "finished_at = excluded.finished_at",
-                [
-                    key,
-                    outcome.name,
-                    outcome.position,
-                    outcome.state,
-                    claim.attempt,
-                    outcome.result_json,
-                    json.dumps(outcome.fingerprint) if outcome.fingerprint is not None else None,
-                    outcome.error,
-                    False,
-                    outcome.started_at,
-                    outcome.finished_at,
-                ],
-            )
-            cursor.execute(
-                "DELETE FROM gristmill_output WHERE run_id = %s AND step = %s", [key, outcome.name]
-            )
-            if outcome.outputs:
-                cursor.executemany(
-                    "INSERT INTO gristmill_output (run_id, step, name, path, size, sha256, "
-                    "media_type) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (key, o.step, o.name, o.path, o.size, o.sha256, o.media_type)
-                        for o in outcome.outputs
-                    ],
-                )
-            if final is None:
-                self._write_report(cursor, key, report)
-            else:
-                self._insert_logs(cursor, key, report.logs)
-                self._end_run(cursor, key, claim.run_id, final, None)
-        if ending and self.vendor != "postgresql":
-            self._done_bell.ring()
+        parts: list[Any] = [
+            self._fence(claim, None if ending else time.time() + lease,
+                        "done" if ending else "claimed"),
+            (_UPSERT_STEP,
+             [key, outcome.name, outcome.position, outcome.state, claim.attempt,
+              outcome.result_json,
+              json.dumps(outcome.fingerprint) if outcome.fingerprint is not None else None,
+              outcome.error, False, outcome.started_at, outcome.finished_at]),
+        ]
+        if outcome.replaces_outputs or outcome.outputs:
+            parts.append(("DELETE FROM gristmill_output WHERE run_id = %s AND step = %s",
+                          [key, outcome.name]))
+            parts.append(Many(
+                "INSERT INTO gristmill_output (run_id, step, name, path, size, sha256, "
+                "media_type) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(key, o.step, o.name, o.path, o.size, o.sha256, o.media_type)
+                 for o in outcome.outputs]))
+        if final is None:
+            parts += self._report(key, report)
+        else:
+            parts += [self._logs(key, report.logs), *self._end(key, claim.run_id, final, None)]
+        if not self._write(*parts):
+            return False
+        if ending:
+            self._ring("done")
         return True
 
     def flush(self, claim: Claim, report: Report, *, lease: float) -> Renewal:
         key = self._id(claim.run_id)
-        with self._atomic(), self._cursor() as cursor:
-            if not self._fence(cursor, claim, time.time() + lease):
-                return Renewal(owned=False, cancel_requested=False)
-            self._write_report(cursor, key, report)
-            cursor.execute("SELECT cancel_requested FROM gristmill_run WHERE id = %s", [key])
-            (cancel,) = cursor.fetchone()
-        return Renewal(owned=True, cancel_requested=bool(cancel))
+        if not self._write(self._fence(claim, time.time() + lease), *self._report(key, report)):
+            return Renewal(owned=False, cancel_requested=False)
+        rows = self._fetch("SELECT cancel_requested FROM gristmill_run WHERE id = %s", [key])
+        return Renewal(owned=True, cancel_requested=bool(rows and rows[0][0]))
 
     def finish(
         self, claim: Claim, state: RunState, report: Report, failure: Failure | None = None
     ) -> bool:
         key = self._id(claim.run_id)
-        with self._atomic(), self._cursor() as cursor:
-            if not self._fence(cursor, claim, None, "done"):
-                return False
-            self._insert_logs(cursor, key, report.logs)
-            self._end_run(cursor, key, claim.run_id, state, failure)
-        if self.vendor != "postgresql":
-            self._done_bell.ring()
+        if not self._write(self._fence(claim, None, "done"), self._logs(key, report.logs),
+                           *self._end(key, claim.run_id, state, failure)):
+            return False
+        self._ring("done")
         return True
 
     def release(self, claim: Claim, report: Report) -> bool:
         key = self._id(claim.run_id)
-        with self._atomic(), self._cursor() as cursor:
-            if not self._fence(cursor, claim, None, "queued"):
-                return False
-            cursor.execute("UPDATE gristmill_unit SET worker = NULL WHERE id = %s", [claim.unit_id])
-            report.logs.append(
-                (
-                    time.time(),
-                    "",
-                    "system",
-                    f"attempt {claim.attempt} released by a stopping worker",
-                )
-            )
-            self._insert_logs(cursor, key, report.logs)
-            cursor.execute(
-                "UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s AND state = %s",
-                [RunState.QUEUED.value, key, RunState.RUNNING.value],
-            )
-            self._notify(cursor, "gristmill_work")
-        if self.vendor != "postgresql":
-            self._work_bell.ring()
+        report.logs.append((time.time(), "", "system",
+                            f"attempt {claim.attempt} released by a stopping worker"))
+        if not self._write(
+            Fence("UPDATE gristmill_unit SET lease_until = NULL, state = 'queued', worker = NULL "
+                  "WHERE id = %s AND attempt = %s AND state = 'claimed'",
+                  [claim.unit_id, claim.attempt]),
+            self._logs(key, report.logs),
+            ("UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s AND state = %s",
+             [RunState.QUEUED.value, key, RunState.RUNNING.value]),
+            *self._notify("gristmill_work"),
+        ):
+            return False
+        self._ring("work")
         return True
 
-    def _lose(self, unit: tuple[Any, ...], reason: str) -> bool:
+    def _lose(self, unit: Sequence[Any], reason: str) -> bool:
         unit_id, run_key, attempt, failures, max_attempts = unit
         run_id = str(uuid.UUID(str(run_key)))
         failures += 1
         give_up = failures >= max_attempts
-        with self._atomic(), self._cursor() as cursor:
-            cursor.execute(
-                "UPDATE gristmill_unit SET state = %s, worker = NULL, lease_until = NULL, "
-                "failures = %s, last_error = %s WHERE id = %s AND attempt = %s "
-                "AND state = 'claimed'",
-                ["done" if give_up else "queued", failures, reason, unit_id, attempt],
-            )
-            if not cursor.rowcount:
-                return False
-            if give_up:
-                message = (
-                    f"worker lost ({reason}) on attempt {attempt}; "
-                    f"gave up after {failures} lost attempts"
-                )
-                self._insert_logs(cursor, run_key, [(time.time(), "", "system", message)])
-                self._end_run(cursor, run_key, run_id, RunState.FAILED, Failure(message))
-            else:
-                self._insert_logs(
-                    cursor,
-                    run_key,
-                    [
-                        (
-                            time.time(),
-                            "",
-                            "system",
-                            f"attempt {attempt} lost: worker lost ({reason}); retrying",
-                        )
-                    ],
-                )
-                cursor.execute(
-                    "UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s",
-                    [RunState.QUEUED.value, run_key],
-                )
-                self._notify(cursor, "gristmill_work")
-        if self.vendor != "postgresql":
-            (self._done_bell if give_up else self._work_bell).ring()
+        fence = Fence(
+            "UPDATE gristmill_unit SET state = %s, worker = NULL, lease_until = NULL, "
+            "failures = %s, last_error = %s WHERE id = %s AND attempt = %s AND state = 'claimed'",
+            ["done" if give_up else "queued", failures, reason, unit_id, attempt])
+        if give_up:
+            message = (f"worker lost ({reason}) on attempt {attempt}; "
+                       f"gave up after {failures} lost attempts")
+            parts = [self._logs(run_key, [(time.time(), "", "system", message)]),
+                     *self._end(run_key, run_id, RunState.FAILED, Failure(message))]
+        else:
+            note = f"attempt {attempt} lost: worker lost ({reason}); retrying"
+            parts = [self._logs(run_key, [(time.time(), "", "system", note)]),
+                     ("UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s",
+                      [RunState.QUEUED.value, run_key]),
+                     *self._notify("gristmill_work")]
+        if not self._write(fence, *parts):
+            return False
+        self._ring("done" if give_up else "work")
         return True
 
-    def _lost_units(self, where: str, args: list[Any]) -> list[tuple[Any, ...]]:
-        with self._cursor() as cursor:
-            cursor.execute(
-                "SELECT id, run_id, attempt, failures, max_attempts FROM gristmill_unit "
-                f"WHERE state = 'claimed' AND {where}",
-                args,
-            )
-            return list(cursor.fetchall())
+    def _claimed_units(self, where: str, args: list[Any]) -> list[tuple[Any, ...]]:
+        return self._fetch("SELECT id, run_id, attempt, failures, max_attempts "
+                           f"FROM gristmill_unit WHERE state = 'claimed' AND {where}", args)
 
     def release_worker(self, worker: str, reason: str) -> int:
-        units = self._lost_units("worker = %s", [worker])
+        units = self._claimed_units("worker = %s", [worker])
         return sum(self._lose(unit, reason) for unit in units)
 
     def reap(self) -> int:
-        units = self._lost_units("lease_until < %s", [time.time()])
+        units = self._claimed_units("lease_until < %s", [time.time()])
         return sum(self._lose(unit, "its lease expired") for unit in units)
 
     # -- doorbells ------------------------------------------------------------------------
 
     def ring_work(self) -> None:
-        self._work_bell.ring()
+        if self.vendor == "postgresql":
+            self._write(*self._notify("gristmill_work"))
+        else:
+            self._work_bell.ring()
 
     def wait_for_work(self, timeout: float) -> None:
         self._work_bell.wait(timeout)
 
     def ring_done(self, run_id: str) -> None:
-        self._done_bell.ring()
+        if self.vendor == "postgresql":
+            self._write(*self._notify("gristmill_done", run_id))
+        else:
+            self._done_bell.ring()
 
     def wait_for_done(self, timeout: float) -> None:
         self._done_bell.wait(timeout)

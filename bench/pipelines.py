@@ -1,0 +1,29 @@
+"""The gristmill pipelines the benchmark runs: trivial steps, no inputs.
+
+``bench-1`` is one function step returning a small dict; ``bench-10`` is ten of them in a row.
+Loaded by file path (``GRISTMILL_PIPELINES=/abs/path/bench/pipelines.py``), as users do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gristmill import Inputs, Pipeline, RunContext, Task, task
+
+NO_INPUTS = Inputs(min_count=0)
+
+
+@task(name="only")
+def only(run: RunContext) -> dict[str, Any]:
+    return {"ok": True, "n": 1}
+
+
+def _trivial(position: int) -> Task:
+    def step(run: RunContext) -> dict[str, Any]:
+        return {"ok": True, "n": position}
+
+    return task(name=f"s{position}")(step)
+
+
+bench_1 = Pipeline("bench-1", [only], inputs=NO_INPUTS)
+bench_10 = Pipeline("bench-10", [_trivial(i) for i in range(1, 11)], inputs=NO_INPUTS)
