@@ -405,7 +405,11 @@ def bench_gristmill(backend: str, counts: Counts) -> dict[str, Any]:
                 strays = children(worker.pid)
             finally:
                 strays = strays or children(worker.pid)
+                stopping = time.monotonic()
                 stop(worker, grace=15, strays=strays)
+                took = time.monotonic() - stopping
+                if took > 5:
+                    log(f"{backend}: the worker took {took:.0f} s to stop:\n{tail(worker_log, 10)}")
         finally:
             service.store.close()
             connections.close_all()

@@ -15,6 +15,9 @@ variable                       meaning                                     defau
 ``GRISTMILL_DRAIN_SECONDS``    how long SIGTERM lets running steps finish  ``30``
 ``GRISTMILL_KILL_GRACE``       seconds between a cooperative stop and      ``5``
                                killing the step's processes
+``GRISTMILL_SQLITE_SYNC``      ``normal``: commits survive any crash of    ``normal``
+                               gristmill's processes; ``full``: also an
+                               OS crash or power loss (an fsync per commit)
 =============================  ==========================================  ========================
 """
 
@@ -43,6 +46,7 @@ class Settings:
     lease_seconds: float = 30.0
     drain_seconds: float = 30.0
     kill_grace: float = 5.0
+    sqlite_sync: str = "normal"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -63,8 +67,13 @@ class Settings:
             lease_seconds=_number(env, "GRISTMILL_LEASE_SECONDS", float, 30.0),
             drain_seconds=_number(env, "GRISTMILL_DRAIN_SECONDS", float, 30.0),
             kill_grace=_number(env, "GRISTMILL_KILL_GRACE", float, 5.0),
+            sqlite_sync=(env.get("GRISTMILL_SQLITE_SYNC") or "normal").lower(),
         )
         settings = replace(settings, **overrides)
+        if settings.sqlite_sync not in ("normal", "full"):
+            raise ConfigurationError(
+                f"GRISTMILL_SQLITE_SYNC must be 'normal' or 'full', not {settings.sqlite_sync!r}"
+            )
         if not settings.database_url:
             settings = replace(
                 settings, database_url=f"sqlite:///{settings.data_dir / 'gristmill.sqlite3'}"
@@ -81,6 +90,7 @@ class Settings:
             "GRISTMILL_LEASE_SECONDS": str(self.lease_seconds),
             "GRISTMILL_DRAIN_SECONDS": str(self.drain_seconds),
             "GRISTMILL_KILL_GRACE": str(self.kill_grace),
+            "GRISTMILL_SQLITE_SYNC": self.sqlite_sync,
         }
         if self.queues:
             env["GRISTMILL_QUEUES"] = ",".join(self.queues)

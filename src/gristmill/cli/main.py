@@ -21,7 +21,7 @@ from gristmill.service import Service
 from gristmill.settings import Settings
 from gristmill.submission import RunStatus, get_run, submit
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -63,7 +63,7 @@ def _resolve_pipeline(spec: str, settings: Settings) -> tuple[Registry, str]:
 
 
 def _print_result(status: RunStatus, service: Service) -> None:
-    out = Console()
+    out = Console(soft_wrap=True)
     for step in status.steps:
         mark = {"succeeded": "[green]✔[/]", "skipped": "[dim]-[/]", "failed": "[red]✘[/]"}.get(
             step.state.value, "·"

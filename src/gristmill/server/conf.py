@@ -11,12 +11,12 @@ from gristmill.errors import ConfigurationError
 from gristmill.settings import Settings
 
 SQLITE_INIT = (
-    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA temp_store=MEMORY;"
+    "PRAGMA journal_mode=WAL;PRAGMA synchronous={sync};PRAGMA temp_store=MEMORY;"
     "PRAGMA cache_size=-16000"
 )
 
 
-def database_config(url: str) -> dict[str, Any]:
+def database_config(url: str, *, sqlite_sync: str = "normal") -> dict[str, Any]:
     """Return a Django ``DATABASES`` entry for a ``sqlite:///`` or ``postgres://`` URL.
 
     SQLite runs in WAL mode with a busy timeout and ``BEGIN IMMEDIATE`` transactions, so that
@@ -31,7 +31,7 @@ def database_config(url: str) -> dict[str, Any]:
         config["OPTIONS"] = {
             "timeout": 30,
             "transaction_mode": "IMMEDIATE",
-            "init_command": SQLITE_INIT,
+            "init_command": SQLITE_INIT.format(sync=sqlite_sync.upper()),
         }
     elif engine in ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis"):
         try:
@@ -50,7 +50,9 @@ def database_config(url: str) -> dict[str, Any]:
 def django_settings(settings: Settings) -> dict[str, Any]:
     """The Django settings for a stand-alone gristmill (workers, ``gristmill run``)."""
     return {
-        "DATABASES": {"default": database_config(settings.database_url)},
+        "DATABASES": {
+            "default": database_config(settings.database_url, sqlite_sync=settings.sqlite_sync)
+        },
         "INSTALLED_APPS": [
             "django.contrib.auth",
             "django.contrib.contenttypes",

@@ -7,9 +7,10 @@ allows:
 * SQLite: on the raw ``sqlite3`` connection, ``BEGIN IMMEDIATE`` under an exclusive ``flock``
   on a file beside the database. Writers then queue in the kernel and wake the moment the lock
   is free, instead of meeting SQLite's busy handler, which sleeps in whole milliseconds.
-* PostgreSQL: on the raw psycopg connection in pipeline mode, so that the whole transaction
-  (``BEGIN`` ... ``COMMIT``) costs one round trip. The fencing check is an assertion inside the
-  transaction (a division by zero when the claim was taken over), which aborts it.
+* PostgreSQL: on the raw psycopg connection, all statements sent as one simple query, which
+  PostgreSQL runs as one implicit transaction: one round trip per operation. The fencing check
+  is an assertion inside it (a division by zero when the claim was taken over), which aborts
+  the whole transaction.
 
 Statements are written with ``%s`` placeholders for both.
 """
@@ -150,29 +151,40 @@ class PostgresDriver(Driver):
             return cursor.fetchall()  # type: ignore[no-any-return]
 
     def write(self, *parts: Statement | Many | Fence) -> None:
+        # Several statements sent as one simple query run as one implicit transaction, in one
+        # round trip; psycopg binds the parameters client-side, quoting them safely.
         import psycopg
 
-        connection = self.raw()
+        statements: list[str] = []
+        params: list[Any] = []
+        for part in parts:
+            if isinstance(part, Fence):
+                statements.append(
+                    f"WITH fenced AS ({part.sql} RETURNING 1) "
+                    "SELECT 1 / (SELECT count(*) FROM fenced)::int"
+                )
+                params.extend(part.params)
+            elif isinstance(part, Many):
+                if part.rows:
+                    head, _, row = part.sql.partition(" VALUES ")
+                    statements.append(f"{head} VALUES {', '.join([row] * len(part.rows))}")
+                    params.extend(value for values in part.rows for value in values)
+            else:
+                statements.append(part[0])
+                params.extend(part[1])
         try:
-            with connection.pipeline(), connection.transaction(), connection.cursor() as cursor:
-                for part in parts:
-                    if isinstance(part, Fence):
-                        cursor.execute(
-                            f"WITH fenced AS ({part.sql} RETURNING 1) "
-                            "SELECT 1 / (SELECT count(*) FROM fenced)::int", part.params)
-                    elif isinstance(part, Many):
-                        if part.rows:
-                            cursor.executemany(part.sql, part.rows)
-                    else:
-                        cursor.execute(part[0], part[1])
+            with psycopg.ClientCursor(self.raw()) as cursor:
+                cursor.execute("; ".join(statements), params)
         except psycopg.errors.DivisionByZero:
             raise Fenced() from None
 
     def claim(self, update: Statement, then: Statement) -> list[tuple[Any, ...]]:
         # One statement, so one round trip: the claim and the runs' move to running.
-        sql = (f"WITH claimed AS ({update[0]}), moved AS ("
-               f"{then[0].replace('(%s)', '(SELECT run_id FROM claimed)', 1)}) "
-               "SELECT * FROM claimed")
+        sql = (
+            f"WITH claimed AS ({update[0]}), moved AS ("
+            f"{then[0].replace('(%s)', '(SELECT run_id FROM claimed)', 1)}) "
+            "SELECT * FROM claimed"
+        )
         with self.raw().cursor() as cursor:
             cursor.execute(sql, [*update[1], *then[1]])
             return cursor.fetchall()  # type: ignore[no-any-return]

@@ -44,8 +44,7 @@ _RUN_COLUMNS = (
     "error_traceback, cancel_requested, owner_id, ancestor_id"
 )
 _STEP_COLUMNS = (
-    "name, position, state, attempt, result, fingerprint, error, accepted, started_at, "
-    "finished_at"
+    "name, position, state, attempt, result, fingerprint, error, accepted, started_at, finished_at"
 )
 _INPUT_COLUMNS = "name, path, size, sha256, media_type, kind, source"
 _OUTPUT_COLUMNS = "step, name, path, size, sha256, media_type"
@@ -178,8 +177,13 @@ class DjangoStore(Store):
             (
                 "UPDATE gristmill_run SET current_step = %s, stage = %s, progress_done = %s, "
                 "progress_total = %s WHERE id = %s",
-                [report.current_step, report.stage, report.progress_done,
-                 report.progress_total, key],
+                [
+                    report.current_step,
+                    report.stage,
+                    report.progress_done,
+                    report.progress_total,
+                    key,
+                ],
             ),
         ]
 
@@ -189,9 +193,15 @@ class DjangoStore(Store):
                 "UPDATE gristmill_run SET state = %s, finished_at = %s, current_step = NULL, "
                 "stage = NULL, error_message = %s, error_ref = %s, error_traceback = %s, "
                 "cancel_requested = %s WHERE id = %s",
-                [state.value, self._dt(_now()), failure.message if failure else None,
-                 failure.ref if failure else None, failure.traceback if failure else None,
-                 False, key],
+                [
+                    state.value,
+                    self._dt(_now()),
+                    failure.message if failure else None,
+                    failure.ref if failure else None,
+                    failure.traceback if failure else None,
+                    False,
+                    key,
+                ],
             ),
             *self._notify("gristmill_done", run_id),
         ]
@@ -217,16 +227,37 @@ class DjangoStore(Store):
                     "INSERT INTO gristmill_run (id, pipeline, queue, state, params, owner_id, "
                     "ancestor_id, created_at, expires_at, cancel_requested, pinned) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [key, run.pipeline, run.queue, RunState.QUEUED.value,
-                     json.dumps(run.params), run.owner_id,
-                     self._id(run.ancestor_id) if run.ancestor_id else None,
-                     self._dt(_now()), self._dt(run.expires_at), False, False],
+                    [
+                        key,
+                        run.pipeline,
+                        run.queue,
+                        RunState.QUEUED.value,
+                        json.dumps(run.params),
+                        run.owner_id,
+                        self._id(run.ancestor_id) if run.ancestor_id else None,
+                        self._dt(_now()),
+                        self._dt(run.expires_at),
+                        False,
+                        False,
+                    ],
                 ),
                 Many(
                     "INSERT INTO gristmill_input (run_id, position, name, kind, path, size, "
                     "sha256, media_type, source) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [(key, position, i.name, i.kind, i.path, i.size, i.sha256, i.media_type,
-                      i.source) for position, i in enumerate(run.inputs)],
+                    [
+                        (
+                            key,
+                            position,
+                            i.name,
+                            i.kind,
+                            i.path,
+                            i.size,
+                            i.sha256,
+                            i.media_type,
+                            i.source,
+                        )
+                        for position, i in enumerate(run.inputs)
+                    ],
                 ),
                 (
                     "INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, "
@@ -242,34 +273,85 @@ class DjangoStore(Store):
             raise
         self._ring("work")
 
-    def _run_record(self, row: Sequence[Any], attempt: int | None, inputs: list[InputRecord]
-                    ) -> RunRecord:
-        (run_key, pipeline, state, params, queue, created, expires, started, finished, current,
-         stage, done, total, message, ref, trace, cancel, owner, ancestor) = row
+    def _run_record(
+        self, row: Sequence[Any], attempt: int | None, inputs: list[InputRecord]
+    ) -> RunRecord:
+        (
+            run_key,
+            pipeline,
+            state,
+            params,
+            queue,
+            created,
+            expires,
+            started,
+            finished,
+            current,
+            stage,
+            done,
+            total,
+            message,
+            ref,
+            trace,
+            cancel,
+            owner,
+            ancestor,
+        ) = row
         return RunRecord(
-            id=str(uuid.UUID(str(run_key))), pipeline=pipeline, state=RunState(state),
-            params=_json(params), inputs=inputs, queue=queue,
-            created_at=self._datetime(created), expires_at=self._datetime(expires),
-            started_at=self._datetime(started), finished_at=self._datetime(finished),
-            current_step=current, stage=stage, progress_done=done, progress_total=total,
-            error_message=message, error_ref=ref, error_traceback=trace,
-            cancel_requested=bool(cancel), attempt=attempt or 0, owner_id=owner,
+            id=str(uuid.UUID(str(run_key))),
+            pipeline=pipeline,
+            state=RunState(state),
+            params=_json(params),
+            inputs=inputs,
+            queue=queue,
+            created_at=self._datetime(created),
+            expires_at=self._datetime(expires),
+            started_at=self._datetime(started),
+            finished_at=self._datetime(finished),
+            current_step=current,
+            stage=stage,
+            progress_done=done,
+            progress_total=total,
+            error_message=message,
+            error_ref=ref,
+            error_traceback=trace,
+            cancel_requested=bool(cancel),
+            attempt=attempt or 0,
+            owner_id=owner,
             ancestor_id=str(uuid.UUID(str(ancestor))) if ancestor else None,
         )
 
-    def _step_records(self, rows: Sequence[Sequence[Any]],
-                      outputs: Sequence[Sequence[Any]]) -> dict[str, StepRecord]:
+    def _step_records(
+        self, rows: Sequence[Sequence[Any]], outputs: Sequence[Sequence[Any]]
+    ) -> dict[str, StepRecord]:
         by_step: dict[str, list[OutputRecord]] = {}
         for values in outputs:
             by_step.setdefault(values[0], []).append(OutputRecord(*values))
         steps = {}
-        for name, position, state, attempt, result, fingerprint, error, accepted, started, \
-                finished in rows:
+        for (
+            name,
+            position,
+            state,
+            attempt,
+            result,
+            fingerprint,
+            error,
+            accepted,
+            started,
+            finished,
+        ) in rows:
             steps[name] = StepRecord(
-                name=name, position=position, state=state, attempt=attempt,
+                name=name,
+                position=position,
+                state=state,
+                attempt=attempt,
                 result=json.loads(result) if result is not None else None,
-                fingerprint=_json(fingerprint), error=error, accepted=bool(accepted),
-                started_at=started, finished_at=finished, outputs=by_step.get(name, []),
+                fingerprint=_json(fingerprint),
+                error=error,
+                accepted=bool(accepted),
+                started_at=started,
+                finished_at=finished,
+                outputs=by_step.get(name, []),
             )
         return steps
 
@@ -278,21 +360,28 @@ class DjangoStore(Store):
         rows = self._fetch(f"SELECT {_RUN_COLUMNS} FROM gristmill_run WHERE id = %s", [key])
         if not rows:
             raise NotFoundError(f"no run with id {run_id!r}")
-        inputs = [InputRecord(*values) for values in self._fetch(
-            f"SELECT {_INPUT_COLUMNS} FROM gristmill_input WHERE run_id = %s ORDER BY position",
-            [key])]
-        unit = self._fetch("SELECT attempt FROM gristmill_unit WHERE run_id = %s "
-                           "ORDER BY id DESC LIMIT 1", [key])
+        inputs = [
+            InputRecord(*values)
+            for values in self._fetch(
+                f"SELECT {_INPUT_COLUMNS} FROM gristmill_input WHERE run_id = %s ORDER BY position",
+                [key],
+            )
+        ]
+        unit = self._fetch(
+            "SELECT attempt FROM gristmill_unit WHERE run_id = %s ORDER BY id DESC LIMIT 1", [key]
+        )
         return self._run_record(rows[0], unit[0][0] if unit else None, inputs)
 
     def get_steps(self, run_id: str) -> dict[str, StepRecord]:
         key = self._id(run_id)
-        rows = self._fetch(f"SELECT {_STEP_COLUMNS} FROM gristmill_step WHERE run_id = %s "
-                           "ORDER BY position", [key])
+        rows = self._fetch(
+            f"SELECT {_STEP_COLUMNS} FROM gristmill_step WHERE run_id = %s ORDER BY position", [key]
+        )
         if not rows:
             return {}
-        outputs = self._fetch(f"SELECT {_OUTPUT_COLUMNS} FROM gristmill_output "
-                              "WHERE run_id = %s ORDER BY id", [key])
+        outputs = self._fetch(
+            f"SELECT {_OUTPUT_COLUMNS} FROM gristmill_output WHERE run_id = %s ORDER BY id", [key]
+        )
         return self._step_records(rows, outputs)
 
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
@@ -304,32 +393,46 @@ class DjangoStore(Store):
         row = rows[0]
         attempt, inputs, steps, outputs = row[-4:]
         run = self._run_record(row[:-4], attempt, [InputRecord(*i) for i in _json(inputs)])
-        steps = [[*s[:4], json.dumps(s[4]) if s[4] is not None and not isinstance(s[4], str)
-                  else s[4], *s[5:]] for s in _json(steps)]
+        steps = [
+            [
+                *s[:4],
+                json.dumps(s[4]) if s[4] is not None and not isinstance(s[4], str) else s[4],
+                *s[5:],
+            ]
+            for s in _json(steps)
+        ]
         return run, self._step_records(steps, _json(outputs))
 
     def read_log(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
         rows = self._fetch(
             "SELECT id, at, step, stream, text FROM gristmill_logline "
             "WHERE run_id = %s AND id > %s ORDER BY id LIMIT %s",
-            [self._id(run_id), int(after), int(limit)])
+            [self._id(run_id), int(after), int(limit)],
+        )
         return [LogLine(*row) for row in rows]
 
     def request_cancel(self, run_id: str) -> bool:
         key = self._id(run_id)
         if self._write(
-            Fence("UPDATE gristmill_run SET state = %s, finished_at = %s, "
-                  "error_message = 'cancelled before it started' WHERE id = %s AND state = %s",
-                  [RunState.CANCELLED.value, self._dt(_now()), key, RunState.QUEUED.value]),
-            ("UPDATE gristmill_unit SET state = 'done' WHERE run_id = %s AND state = 'queued'",
-             [key]),
+            Fence(
+                "UPDATE gristmill_run SET state = %s, finished_at = %s, "
+                "error_message = 'cancelled before it started' WHERE id = %s AND state = %s",
+                [RunState.CANCELLED.value, self._dt(_now()), key, RunState.QUEUED.value],
+            ),
+            (
+                "UPDATE gristmill_unit SET state = 'done' WHERE run_id = %s AND state = 'queued'",
+                [key],
+            ),
             *self._notify("gristmill_done", str(run_id)),
         ):
             self._ring("done")
             return True
-        if self._write(Fence(
+        if self._write(
+            Fence(
                 "UPDATE gristmill_run SET cancel_requested = %s WHERE id = %s AND state = %s",
-                [True, key, RunState.RUNNING.value])):
+                [True, key, RunState.RUNNING.value],
+            )
+        ):
             return True
         self._exists(run_id)
         return False
@@ -338,16 +441,21 @@ class DjangoStore(Store):
         key = self._id(run_id)
         finished = [s.value for s in _FINISHED]
         done = self._write(
-            Fence("UPDATE gristmill_run SET state = %s, finished_at = NULL, error_message = NULL, "
-                  "error_ref = NULL, error_traceback = NULL, cancel_requested = %s, "
-                  "current_step = NULL, stage = NULL, progress_done = NULL, "
-                  "progress_total = NULL WHERE id = %s AND state IN (%s, %s, %s)",
-                  [RunState.QUEUED.value, False, key, *finished]),
+            Fence(
+                "UPDATE gristmill_run SET state = %s, finished_at = NULL, error_message = NULL, "
+                "error_ref = NULL, error_traceback = NULL, cancel_requested = %s, "
+                "current_step = NULL, stage = NULL, progress_done = NULL, "
+                "progress_total = NULL WHERE id = %s AND state IN (%s, %s, %s)",
+                [RunState.QUEUED.value, False, key, *finished],
+            ),
             # Attempt numbers keep rising over the run's life: they name work directories.
-            ("INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, "
-             "max_attempts) SELECT r.id, 'run', r.queue, 'queued', u.attempt, 0, u.max_attempts "
-             "FROM gristmill_run r JOIN gristmill_unit u ON u.run_id = r.id WHERE r.id = %s "
-             "ORDER BY u.id DESC LIMIT 1", [key]),
+            (
+                "INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, "
+                "max_attempts) SELECT r.id, 'run', r.queue, 'queued', u.attempt, 0, u.max_attempts "
+                "FROM gristmill_run r JOIN gristmill_unit u ON u.run_id = r.id WHERE r.id = %s "
+                "ORDER BY u.id DESC LIMIT 1",
+                [key],
+            ),
             self._logs(key, [(time.time(), "", "system", f"queued again: {reason}")]),
             *self._notify("gristmill_work"),
         )
@@ -358,16 +466,25 @@ class DjangoStore(Store):
         return True
 
     def accept_step(self, run_id: str, step: str, fingerprint: dict[str, Any]) -> bool:
-        return self._write(Fence(
-            "UPDATE gristmill_step SET fingerprint = %s, accepted = %s "
-            "WHERE run_id = %s AND name = %s",
-            [json.dumps(fingerprint), True, self._id(run_id), step]))
+        return self._write(
+            Fence(
+                "UPDATE gristmill_step SET fingerprint = %s, accepted = %s "
+                "WHERE run_id = %s AND name = %s",
+                [json.dumps(fingerprint), True, self._id(run_id), step],
+            )
+        )
 
     # -- working --------------------------------------------------------------------------
 
     def claim(
-        self, worker: str, *, queues: Sequence[str] | None, lease: float, limit: int = 1,
-        unit_id: int | None = None, run_id: str | None = None,
+        self,
+        worker: str,
+        *,
+        queues: Sequence[str] | None,
+        lease: float,
+        limit: int = 1,
+        unit_id: int | None = None,
+        run_id: str | None = None,
     ) -> list[Claim]:
         queue_sql, queue_args = "", []
         if queues:
@@ -377,54 +494,91 @@ class DjangoStore(Store):
             pick = "SELECT id FROM gristmill_unit WHERE id = %s AND state = 'queued'"
             pick_args: list[Any] = [unit_id]
         elif run_id is not None:
-            pick = ("SELECT id FROM gristmill_unit WHERE run_id = %s AND state = 'queued' "
-                    "ORDER BY id LIMIT 1")
+            pick = (
+                "SELECT id FROM gristmill_unit WHERE run_id = %s AND state = 'queued' "
+                "ORDER BY id LIMIT 1"
+            )
             pick_args = [self._id(run_id)]
         else:
-            pick = (f"SELECT id FROM gristmill_unit WHERE state = 'queued'{queue_sql} "
-                    "ORDER BY id LIMIT %s")
+            pick = (
+                f"SELECT id FROM gristmill_unit WHERE state = 'queued'{queue_sql} "
+                "ORDER BY id LIMIT %s"
+            )
             pick_args = [*queue_args, limit]
             # On SQLite, look before taking the write lock: an idle poll then costs a read.
             if self.vendor != "postgresql" and not self._fetch(
-                    f"SELECT 1 FROM gristmill_unit WHERE state = 'queued'{queue_sql} LIMIT 1",
-                    queue_args):
+                f"SELECT 1 FROM gristmill_unit WHERE state = 'queued'{queue_sql} LIMIT 1",
+                queue_args,
+            ):
                 return []
         if self.supports_skip_locked:
             pick += " FOR UPDATE SKIP LOCKED"
-        update = ("UPDATE gristmill_unit SET state = 'claimed', attempt = attempt + 1, "
-                  f"worker = %s, lease_until = %s WHERE id IN ({pick}) "
-                  "RETURNING id, run_id, attempt, kind",
-                  [worker, time.time() + lease, *pick_args])
-        move = ("UPDATE gristmill_run SET state = %s, started_at = COALESCE(started_at, %s) "
-                "WHERE state = %s AND id IN (%s)",
-                [RunState.RUNNING.value, self._dt(_now()), RunState.QUEUED.value])
+        update = (
+            "UPDATE gristmill_unit SET state = 'claimed', attempt = attempt + 1, "
+            f"worker = %s, lease_until = %s WHERE id IN ({pick}) "
+            "RETURNING id, run_id, attempt, kind",
+            [worker, time.time() + lease, *pick_args],
+        )
+        move = (
+            "UPDATE gristmill_run SET state = %s, started_at = COALESCE(started_at, %s) "
+            "WHERE state = %s AND id IN (%s)",
+            [RunState.RUNNING.value, self._dt(_now()), RunState.QUEUED.value],
+        )
         rows = self._guard(lambda: self.sql.claim(update, move))
-        return [Claim(unit_id=row[0], run_id=str(uuid.UUID(str(row[1]))), attempt=row[2],
-                      kind=row[3]) for row in rows]
+        return [
+            Claim(unit_id=row[0], run_id=str(uuid.UUID(str(row[1]))), attempt=row[2], kind=row[3])
+            for row in rows
+        ]
 
     def save_step(
-        self, claim: Claim, outcome: StepOutcome, report: Report, *, lease: float,
+        self,
+        claim: Claim,
+        outcome: StepOutcome,
+        report: Report,
+        *,
+        lease: float,
         final: RunState | None = None,
     ) -> bool:
         key = self._id(claim.run_id)
         ending = final is not None
         parts: list[Any] = [
-            self._fence(claim, None if ending else time.time() + lease,
-                        "done" if ending else "claimed"),
-            (_UPSERT_STEP,
-             [key, outcome.name, outcome.position, outcome.state, claim.attempt,
-              outcome.result_json,
-              json.dumps(outcome.fingerprint) if outcome.fingerprint is not None else None,
-              outcome.error, False, outcome.started_at, outcome.finished_at]),
+            self._fence(
+                claim, None if ending else time.time() + lease, "done" if ending else "claimed"
+            ),
+            (
+                _UPSERT_STEP,
+                [
+                    key,
+                    outcome.name,
+                    outcome.position,
+                    outcome.state,
+                    claim.attempt,
+                    outcome.result_json,
+                    json.dumps(outcome.fingerprint) if outcome.fingerprint is not None else None,
+                    outcome.error,
+                    False,
+                    outcome.started_at,
+                    outcome.finished_at,
+                ],
+            ),
         ]
         if outcome.replaces_outputs or outcome.outputs:
-            parts.append(("DELETE FROM gristmill_output WHERE run_id = %s AND step = %s",
-                          [key, outcome.name]))
-            parts.append(Many(
-                "INSERT INTO gristmill_output (run_id, step, name, path, size, sha256, "
-                "media_type) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [(key, o.step, o.name, o.path, o.size, o.sha256, o.media_type)
-                 for o in outcome.outputs]))
+            parts.append(
+                (
+                    "DELETE FROM gristmill_output WHERE run_id = %s AND step = %s",
+                    [key, outcome.name],
+                )
+            )
+            parts.append(
+                Many(
+                    "INSERT INTO gristmill_output (run_id, step, name, path, size, sha256, "
+                    "media_type) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (key, o.step, o.name, o.path, o.size, o.sha256, o.media_type)
+                        for o in outcome.outputs
+                    ],
+                )
+            )
         if final is None:
             parts += self._report(key, report)
         else:
@@ -446,23 +600,31 @@ class DjangoStore(Store):
         self, claim: Claim, state: RunState, report: Report, failure: Failure | None = None
     ) -> bool:
         key = self._id(claim.run_id)
-        if not self._write(self._fence(claim, None, "done"), self._logs(key, report.logs),
-                           *self._end(key, claim.run_id, state, failure)):
+        if not self._write(
+            self._fence(claim, None, "done"),
+            self._logs(key, report.logs),
+            *self._end(key, claim.run_id, state, failure),
+        ):
             return False
         self._ring("done")
         return True
 
     def release(self, claim: Claim, report: Report) -> bool:
         key = self._id(claim.run_id)
-        report.logs.append((time.time(), "", "system",
-                            f"attempt {claim.attempt} released by a stopping worker"))
+        report.logs.append(
+            (time.time(), "", "system", f"attempt {claim.attempt} released by a stopping worker")
+        )
         if not self._write(
-            Fence("UPDATE gristmill_unit SET lease_until = NULL, state = 'queued', worker = NULL "
-                  "WHERE id = %s AND attempt = %s AND state = 'claimed'",
-                  [claim.unit_id, claim.attempt]),
+            Fence(
+                "UPDATE gristmill_unit SET lease_until = NULL, state = 'queued', worker = NULL "
+                "WHERE id = %s AND attempt = %s AND state = 'claimed'",
+                [claim.unit_id, claim.attempt],
+            ),
             self._logs(key, report.logs),
-            ("UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s AND state = %s",
-             [RunState.QUEUED.value, key, RunState.RUNNING.value]),
+            (
+                "UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s AND state = %s",
+                [RunState.QUEUED.value, key, RunState.RUNNING.value],
+            ),
             *self._notify("gristmill_work"),
         ):
             return False
@@ -477,26 +639,38 @@ class DjangoStore(Store):
         fence = Fence(
             "UPDATE gristmill_unit SET state = %s, worker = NULL, lease_until = NULL, "
             "failures = %s, last_error = %s WHERE id = %s AND attempt = %s AND state = 'claimed'",
-            ["done" if give_up else "queued", failures, reason, unit_id, attempt])
+            ["done" if give_up else "queued", failures, reason, unit_id, attempt],
+        )
         if give_up:
-            message = (f"worker lost ({reason}) on attempt {attempt}; "
-                       f"gave up after {failures} lost attempts")
-            parts = [self._logs(run_key, [(time.time(), "", "system", message)]),
-                     *self._end(run_key, run_id, RunState.FAILED, Failure(message))]
+            message = (
+                f"worker lost ({reason}) on attempt {attempt}; "
+                f"gave up after {failures} lost attempts"
+            )
+            parts = [
+                self._logs(run_key, [(time.time(), "", "system", message)]),
+                *self._end(run_key, run_id, RunState.FAILED, Failure(message)),
+            ]
         else:
             note = f"attempt {attempt} lost: worker lost ({reason}); retrying"
-            parts = [self._logs(run_key, [(time.time(), "", "system", note)]),
-                     ("UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s",
-                      [RunState.QUEUED.value, run_key]),
-                     *self._notify("gristmill_work")]
+            parts = [
+                self._logs(run_key, [(time.time(), "", "system", note)]),
+                (
+                    "UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s",
+                    [RunState.QUEUED.value, run_key],
+                ),
+                *self._notify("gristmill_work"),
+            ]
         if not self._write(fence, *parts):
             return False
         self._ring("done" if give_up else "work")
         return True
 
     def _claimed_units(self, where: str, args: list[Any]) -> list[tuple[Any, ...]]:
-        return self._fetch("SELECT id, run_id, attempt, failures, max_attempts "
-                           f"FROM gristmill_unit WHERE state = 'claimed' AND {where}", args)
+        return self._fetch(
+            "SELECT id, run_id, attempt, failures, max_attempts "
+            f"FROM gristmill_unit WHERE state = 'claimed' AND {where}",
+            args,
+        )
 
     def release_worker(self, worker: str, reason: str) -> int:
         units = self._claimed_units("worker = %s", [worker])
