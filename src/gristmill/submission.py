@@ -239,9 +239,9 @@ def get_run(run_id: str, *, service: Service | None = None) -> RunStatus:
     Raises :class:`~gristmill.errors.NotFoundError` for an unknown id.
     """
     service = service or default_service()
-    run = service.store.get_run(run_id)
+    run, steps = service.store.get_run_and_steps(run_id)
     pipeline = service.registry.get(run.pipeline) if run.pipeline in service.registry else None
-    return RunStatus(run, _step_statuses(pipeline, run, service.store.get_steps(run_id)))
+    return RunStatus(run, _step_statuses(pipeline, run, steps))
 
 
 def wait(
@@ -258,15 +258,15 @@ def wait(
     the run each time it is looked at (for progress displays, at most every ``poll`` seconds).
     """
     service = service or default_service()
-    store = store_ = service.store
+    store = service.store
     deadline = None if timeout is None else time.monotonic() + timeout
-    store_.wait_for_done(0)  # start listening before the first look, so no ring is missed
+    store.wait_for_done(0)  # start listening before the first look, so no ring is missed
     while True:
-        run = store.get_run(run_id)
+        status = get_run(run_id, service=service)  # one query: state, steps and results
         if on_update is not None:
-            on_update(run)
-        if run.state.is_terminal:
-            return get_run(run_id, service=service)
+            on_update(status.run)
+        if status.state.is_terminal:
+            return status
         remaining = poll if deadline is None else deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(f"run {run_id} did not finish within {timeout:g} s")

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from gristmill import Inputs, Pipeline, RunContext, RunState, StepState, TaskError, task
 from gristmill.engine.planner import plan
-from gristmill.engine.store import Report, StepOutcome
+from gristmill.engine.store import Claim, NextClaim, Report, StepOutcome
 from gristmill.errors import NotFoundError, SubmissionError
 from gristmill.executors.inline import run_inline
 from gristmill.inputs import JsonInput, TextInput
@@ -226,3 +226,26 @@ def test_a_task_error_in_process_is_user_facing(service: Service) -> None:
     run_id = submit("explode", service=svc)
     assert run_inline(svc, run_id) == RunState.FAILED
     assert get_run(run_id, service=svc).error == "the spreadsheet has no sheet named 'Data'"
+
+
+def test_ending_a_unit_can_claim_the_next_one_in_the_same_transaction(service: Service) -> None:
+    svc = _with(
+        service,
+        Pipeline("piggy", [chain("1").steps[0]], queue="piggyback", inputs=Inputs(min_count=0)),
+    )
+    first, second = submit("piggy", service=svc), submit("piggy", service=svc)
+    (claim,) = service.store.claim("w1", queues=["piggyback"], lease=30, run_id=first)
+    late = NextClaim("w0", ["piggyback"], 30)
+    assert not service.store.finish(
+        Claim(claim.unit_id, claim.run_id, claim.attempt - 1),
+        RunState.SUCCEEDED,
+        Report(),
+        then_claim=late,
+    )
+    assert late.claims == []  # a fenced-out attempt claims nothing either
+    following = NextClaim("w1", ["piggyback"], 30)
+    assert service.store.finish(claim, RunState.SUCCEEDED, Report(), then_claim=following)
+    assert [c.run_id for c in following.claims] == [second]
+    assert get_run(second, service=svc).state == RunState.RUNNING
+
+    assert svc.store.finish(following.claims[0], RunState.SUCCEEDED, Report())

@@ -24,7 +24,14 @@ from gristmill.engine.planner import (
     step_fingerprint,
     upstream_token,
 )
-from gristmill.engine.store import Claim, Failure, OutputRecord, StepOutcome, Store
+from gristmill.engine.store import (
+    Claim,
+    Failure,
+    NextClaim,
+    OutputRecord,
+    StepOutcome,
+    Store,
+)
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.errors import CancelledError, NotFoundError, StepTimeoutError, TaskError
 from gristmill.fingerprints import Fingerprint
@@ -90,10 +97,16 @@ class UnitRunner:
         self.storage = storage
         self.watchdog = watchdog
         self.lease = lease
+        self._then_claim: NextClaim | None = None
 
-    def run(self, claim: Claim) -> RunState | None:
-        """Execute ``claim``; return the run's final state, or ``None`` if fenced out."""
+    def run(self, claim: Claim, then_claim: NextClaim | None = None) -> RunState | None:
+        """Execute ``claim``; return the run's final state, or ``None`` if fenced out.
+
+        With ``then_claim``, the write that ends the unit also claims the worker's next unit(s)
+        into ``then_claim.claims``.
+        """
         reporter = UnitReporter()
+        self._then_claim = then_claim
         self.watchdog.watch(claim, reporter)
         try:
             return self._run(claim, reporter)
@@ -105,10 +118,11 @@ class UnitRunner:
             )
             return None
         finally:
+            self._then_claim = None
             self.watchdog.unwatch()
 
     def _run(self, claim: Claim, reporter: UnitReporter) -> RunState | None:
-        run, stored = self.store.get_run_and_steps(claim.run_id)
+        run, stored = self.store.load(claim)
         try:
             pipeline = self.registry.get(run.pipeline)
         except NotFoundError:
@@ -242,8 +256,14 @@ class UnitRunner:
         self, claim: Claim, reporter: UnitReporter, outcome: StepOutcome, final: RunState | None
     ) -> None:
         with reporter.write_lock:
+            then_claim = self._then_claim if final is not None else None
             if not self.store.save_step(
-                claim, outcome, reporter.take(), lease=self.lease, final=final
+                claim,
+                outcome,
+                reporter.take(),
+                lease=self.lease,
+                final=final,
+                then_claim=then_claim,
             ):
                 raise _Fenced()
 
@@ -301,6 +321,8 @@ class UnitRunner:
         self, claim: Claim, reporter: UnitReporter, state: RunState, failure: Failure | None
     ) -> RunState:
         with reporter.write_lock:
-            if not self.store.finish(claim, state, reporter.take(), failure):
+            if not self.store.finish(
+                claim, state, reporter.take(), failure, then_claim=self._then_claim
+            ):
                 raise _Fenced()
         return state

@@ -30,6 +30,19 @@ class Claim:
     attempt: int
     """Fencing token: how many times the unit has been claimed, this claim included."""
     kind: str = "run"
+    preload: Any = field(default=None, compare=False, repr=False)
+    """``(RunRecord, steps)`` when the store loaded them with the claim (saves a query)."""
+
+
+@dataclass
+class NextClaim:
+    """A worker's request to claim its next unit in the same transaction that ends its current
+    one (saving a round trip per unit). The store adds what it claimed to ``claims``."""
+
+    worker: str
+    queues: Sequence[str] | None
+    lease: float
+    claims: list[Claim] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +214,10 @@ class Store(abc.ABC):
     def get_steps(self, run_id: str) -> dict[str, StepRecord]:
         """Return the stored step outcomes of the run, by step name, with their outputs."""
 
+    def load(self, claim: Claim) -> tuple[RunRecord, dict[str, StepRecord]]:
+        """The claimed run and its stored steps, as the engine needs them."""
+        return self.get_run_and_steps(claim.run_id)
+
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         """:meth:`get_run` and :meth:`get_steps` together (a store may do it in one query)."""
         return self.get_run(run_id), self.get_steps(run_id)
@@ -257,13 +274,14 @@ class Store(abc.ABC):
         *,
         lease: float,
         final: RunState | None = None,
+        then_claim: NextClaim | None = None,
     ) -> bool:
         """Persist a step's outcome (replacing any earlier one for the step) with its outputs
         and the pending report, in one transaction, and renew the lease.
 
         With ``final``, the same transaction also ends the unit and moves the run to that state
-        (saving a round trip after the last step). Returns False, writing nothing, if the claim
-        was fenced out.
+        (saving a round trip after the last step), and with ``then_claim`` it claims the
+        worker's next unit too. Returns False, writing nothing, if the claim was fenced out.
         """
 
     @abc.abstractmethod
@@ -276,9 +294,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def finish(
-        self, claim: Claim, state: RunState, report: Report, failure: Failure | None = None
+        self,
+        claim: Claim,
+        state: RunState,
+        report: Report,
+        failure: Failure | None = None,
+        *,
+        then_claim: NextClaim | None = None,
     ) -> bool:
-        """End the unit and move its run to ``state``. False, writing nothing, if fenced out."""
+        """End the unit and move its run to ``state`` (claiming the worker's next unit in the
+        same transaction with ``then_claim``). False, writing nothing, if fenced out."""
 
     @abc.abstractmethod
     def release(self, claim: Claim, report: Report) -> bool:
@@ -316,6 +341,13 @@ class Store(abc.ABC):
     def wait_for_done(self, timeout: float) -> None:
         """Block until some run finishes, or ``timeout`` seconds pass. Spurious wake-ups are
         allowed; callers re-check state."""
+
+    def enable_worker_mode(self) -> None:  # noqa: B027 - optional hook
+        """Called once by a worker process before it claims anything.
+
+        A store may trade durability of the worker's own writes for speed here, as long as no
+        accepted run can be lost: a lost claim or step result only means the work is redone.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections and sockets held by this process."""

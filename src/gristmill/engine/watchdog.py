@@ -133,10 +133,11 @@ class Watchdog:
 
     def drain(self, seconds: float) -> None:
         """The worker is stopping: ask the running step to stop if it is still running in
-        ``seconds`` (it is then released for another worker)."""
-        with self._wake:
-            self._drain_at = time.monotonic() + seconds
-            self._wake.notify()
+        ``seconds`` (it is then released for another worker).
+
+        Safe to call from a signal handler: it only sets an attribute, which the watchdog
+        reads on its next tick (at most every ``FLUSH_INTERVAL``)."""
+        self._drain_at = time.monotonic() + seconds
 
     def unwatch(self) -> None:
         with self._wake:

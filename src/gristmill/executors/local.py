@@ -48,6 +48,7 @@ def _child_main(
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     service = make_service()
+    service.store.enable_worker_mode()
     worker = Worker(service, queues=queues)
     worker.parent_pid = parent_pid
     worker.install_signal_handlers()

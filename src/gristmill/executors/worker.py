@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from gristmill.engine.runner import UnitRunner
-from gristmill.engine.store import Claim, Failure
+from gristmill.engine.store import Claim, Failure, NextClaim, Report
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.runs import RunState
 from gristmill.service import Service
@@ -76,6 +76,7 @@ class Worker:
             lease=self.lease,
         )
         self._next_reap = 0.0
+        self._pending: list[Claim] = []
         self.parent_pid: int | None = None
         """If set, stop (drain) when this process is no longer our parent: no orphans."""
 
@@ -104,21 +105,39 @@ class Worker:
         os._exit(70)
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        # Only set flags here: touching the database from a signal handler could interrupt a
+        # query on the same connection and deadlock. An idle wait ends within IDLE_WAIT.
         if not self.draining:
             self.draining = True
             self.watchdog.drain(self.service.settings.drain_seconds)
-            self.service.store.ring_work()  # wake our own idle wait
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def run_once(self) -> bool:
-        """Claim and run one unit if there is one; return whether there was."""
-        claims = self.service.store.claim(self.name, queues=self.queues, lease=self.lease)
-        for claim in claims:
-            self.runner.run(claim)
-        return bool(claims)
+        """Run one unit if there is one (claimed before, or claimed now); return whether there
+        was. After a unit, the next one is claimed in the same transaction that ended it."""
+        if not self._pending:
+            self._pending = self.service.store.claim(
+                self.name, queues=self.queues, lease=self.lease
+            )
+        if not self._pending:
+            return False
+        claim = self._pending.pop(0)
+        then_claim = None
+        if not self.draining and not self._pending:
+            then_claim = NextClaim(self.name, self.queues, self.lease)
+        self.runner.run(claim, then_claim)
+        if then_claim is not None:
+            self._pending.extend(then_claim.claims)
+        return True
+
+    def _release_pending(self) -> None:
+        # A draining worker hands back what it claimed but did not start.
+        for claim in self._pending:
+            self.service.store.release(claim, Report())
+        self._pending.clear()
 
     def run(self) -> None:
         """Work until SIGTERM (with :meth:`install_signal_handlers`) or :attr:`draining`."""
@@ -137,5 +156,6 @@ class Worker:
                 if not self.draining:
                     store.wait_for_work(IDLE_WAIT)
         finally:
+            self._release_pending()
             self.watchdog.stop()
             store.close()

@@ -46,6 +46,18 @@ class Fence:
         self.params = params
 
 
+class ClaimSpec:
+    """How to claim units: ``update`` (an UPDATE ... RETURNING id, run_id, attempt, kind), then
+    ``then`` with the claimed run ids appended to its parameters (it holds one ``(%s)`` for
+    them). Drivers that can also return each run's ``load`` columns (from ``r``) in the same
+    trip append them to each row."""
+
+    def __init__(self, update: Statement, then: Statement, load: str):
+        self.update = update
+        self.then = then
+        self.load = load
+
+
 class Fenced(Exception):
     """The fence matched nothing: the claim was taken over."""
 
@@ -55,15 +67,32 @@ class Driver:
 
     def __init__(self, alias: str):
         self.alias = alias
+        self._locals = threading.local()
+
+    session_setup: tuple[str, ...] = ()
+    """Statements run once on each new connection (e.g. a worker's commit mode)."""
 
     def raw(self) -> Any:
-        """This thread's DB-API connection (opened on first use)."""
-        wrapper = connections[self.alias]
-        wrapper.ensure_connection()
-        return wrapper.connection
+        """This thread's DB-API connection (opened on first use, cached per thread)."""
+        local = self._thread
+        wrapper = connections[self.alias] if local.connection is None else None
+        if wrapper is not None:
+            wrapper.ensure_connection()
+            local.connection = wrapper.connection
+            for statement in self.session_setup:
+                local.connection.execute(statement)
+        return local.connection
+
+    @property
+    def _thread(self) -> threading.local:
+        local = self._locals
+        if getattr(local, "pid", None) != os.getpid():
+            local.pid, local.connection, local.fd = os.getpid(), None, None
+        return local
 
     def reset(self) -> None:
         """Drop this thread's connection after an error, so the next call reconnects."""
+        self._thread.connection = None
         with contextlib.suppress(Exception):
             connections[self.alias].close()
 
@@ -71,22 +100,26 @@ class Driver:
         """Run one statement in autocommit mode and return its rows."""
         raise NotImplementedError
 
-    def write(self, *parts: Statement | Many | Fence) -> None:
+    def write(
+        self, *parts: Statement | Many | Fence, claim: ClaimSpec | None = None
+    ) -> list[tuple[Any, ...]]:
         """Run the statements in one transaction; :class:`Fenced` (nothing written) if a fence
-        matched no row."""
+        matched no row.
+
+        With ``claim``, the same transaction then claims units (see :class:`ClaimSpec`) and the
+        claimed rows are returned; otherwise the result is empty.
+        """
         raise NotImplementedError
 
-    def claim(self, update: Statement, then: Statement) -> list[tuple[Any, ...]]:
-        """In one transaction, run ``update`` (an UPDATE ... RETURNING), then ``then`` with the
-        returned run ids appended to its parameters; return the returned rows."""
-        raise NotImplementedError
+    def claim(self, spec: ClaimSpec) -> list[tuple[Any, ...]]:
+        """Claim units in a transaction of their own."""
+        return self.write(claim=spec)
 
 
 class SqliteDriver(Driver):
     def __init__(self, alias: str, lock_path: str):
         super().__init__(alias)
         self.lock_path = lock_path
-        self._local = threading.local()
         self._sql: dict[str, str] = {}
 
     def _q(self, sql: str) -> str:
@@ -96,12 +129,10 @@ class SqliteDriver(Driver):
         return converted
 
     def _lock_fd(self) -> int:
-        fd: int | None = getattr(self._local, "fd", None)
-        pid = getattr(self._local, "pid", None)
-        if fd is None or pid != os.getpid():
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._local.fd, self._local.pid = fd, os.getpid()
-        return fd
+        local = self._thread
+        if local.fd is None:
+            local.fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        return local.fd  # type: ignore[no-any-return]
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
@@ -122,7 +153,9 @@ class SqliteDriver(Driver):
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.raw().execute(self._q(sql), params).fetchall()  # type: ignore[no-any-return]
 
-    def write(self, *parts: Statement | Many | Fence) -> None:
+    def write(
+        self, *parts: Statement | Many | Fence, claim: ClaimSpec | None = None
+    ) -> list[tuple[Any, ...]]:
         with self._transaction() as connection:
             for part in parts:
                 if isinstance(part, Fence):
@@ -133,15 +166,14 @@ class SqliteDriver(Driver):
                         connection.executemany(self._q(part.sql), part.rows)
                 else:
                     connection.execute(self._q(part[0]), part[1])
-
-    def claim(self, update: Statement, then: Statement) -> list[tuple[Any, ...]]:
-        with self._transaction() as connection:
-            rows = connection.execute(self._q(update[0]), update[1]).fetchall()
+            if claim is None:
+                return []
+            rows = connection.execute(self._q(claim.update[0]), claim.update[1]).fetchall()
             if rows:
                 keys = [row[1] for row in rows]
-                sql = then[0].replace("(%s)", f"({', '.join(['?'] * len(keys))})", 1)
-                connection.execute(self._q(sql), [*then[1], *keys])
-        return rows  # type: ignore[no-any-return]
+                sql = claim.then[0].replace("(%s)", f"({', '.join(['?'] * len(keys))})", 1)
+                connection.execute(self._q(sql), [*claim.then[1], *keys])
+            return rows  # type: ignore[no-any-return]
 
 
 class PostgresDriver(Driver):
@@ -150,7 +182,9 @@ class PostgresDriver(Driver):
             cursor.execute(sql, params)
             return cursor.fetchall()  # type: ignore[no-any-return]
 
-    def write(self, *parts: Statement | Many | Fence) -> None:
+    def write(
+        self, *parts: Statement | Many | Fence, claim: ClaimSpec | None = None
+    ) -> list[tuple[Any, ...]]:
         # Several statements sent as one simple query run as one implicit transaction, in one
         # round trip; psycopg binds the parameters client-side, quoting them safely.
         import psycopg
@@ -172,19 +206,23 @@ class PostgresDriver(Driver):
             else:
                 statements.append(part[0])
                 params.extend(part[1])
+        if claim is not None:
+            # The claim, the runs' move to running, and what the engine needs to know about
+            # each claimed run: one statement, the last of the transaction.
+            statements.append(
+                f"WITH claimed AS ({claim.update[0]}), moved AS ("
+                f"{claim.then[0].replace('(%s)', '(SELECT run_id FROM claimed)', 1)}) "
+                f"SELECT c.id, c.run_id, c.attempt, c.kind, {claim.load} "
+                "FROM claimed c JOIN gristmill_run r ON r.id = c.run_id"
+            )
+            params.extend([*claim.update[1], *claim.then[1]])
         try:
             with psycopg.ClientCursor(self.raw()) as cursor:
                 cursor.execute("; ".join(statements), params)
+                if claim is None:
+                    return []
+                while cursor.nextset():
+                    pass  # the claim's rows are the last result
+                return cursor.fetchall()
         except psycopg.errors.DivisionByZero:
             raise Fenced() from None
-
-    def claim(self, update: Statement, then: Statement) -> list[tuple[Any, ...]]:
-        # One statement, so one round trip: the claim and the runs' move to running.
-        sql = (
-            f"WITH claimed AS ({update[0]}), moved AS ("
-            f"{then[0].replace('(%s)', '(SELECT run_id FROM claimed)', 1)}) "
-            "SELECT * FROM claimed"
-        )
-        with self.raw().cursor() as cursor:
-            cursor.execute(sql, [*update[1], *then[1]])
-            return cursor.fetchall()  # type: ignore[no-any-return]

@@ -24,6 +24,7 @@ from gristmill.engine.store import (
     InputRecord,
     LogLine,
     NewRun,
+    NextClaim,
     OutputRecord,
     Renewal,
     Report,
@@ -35,13 +36,37 @@ from gristmill.engine.store import (
 from gristmill.errors import NotFoundError, StoreUnavailableError
 from gristmill.runs import RunState
 from gristmill.server.doorbells import doorbells_for
-from gristmill.server.sql import Driver, Fence, Fenced, Many, PostgresDriver, SqliteDriver
+from gristmill.server.sql import (
+    ClaimSpec,
+    Driver,
+    Fence,
+    Fenced,
+    Many,
+    PostgresDriver,
+    SqliteDriver,
+)
 
 _FINISHED = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
-_RUN_COLUMNS = (
-    "id, pipeline, state, params, queue, created_at, expires_at, started_at, finished_at, "
-    "current_step, stage, progress_done, progress_total, error_message, error_ref, "
-    "error_traceback, cancel_requested, owner_id, ancestor_id"
+_RUN_FIELDS = (
+    "id",
+    "pipeline",
+    "state",
+    "params",
+    "queue",
+    "created_at",
+    "expires_at",
+    "started_at",
+    "finished_at",
+    "current_step",
+    "stage",
+    "progress_done",
+    "progress_total",
+    "error_message",
+    "error_ref",
+    "error_traceback",
+    "cancel_requested",
+    "owner_id",
+    "ancestor_id",
 )
 _STEP_COLUMNS = (
     "name, position, state, attempt, result, fingerprint, error, accepted, started_at, finished_at"
@@ -57,19 +82,35 @@ _UPSERT_STEP = (
     "fingerprint = excluded.fingerprint, error = excluded.error, accepted = excluded.accepted, "
     "started_at = excluded.started_at, finished_at = excluded.finished_at"
 )
-# PostgreSQL: the run, its inputs, its latest attempt and its steps in one round trip.
-_PG_LOAD = (
-    f"SELECT {_RUN_COLUMNS}, "
-    "(SELECT attempt FROM gristmill_unit u WHERE u.run_id = r.id ORDER BY u.id DESC LIMIT 1), "
-    "(SELECT coalesce(json_agg(json_build_array(name, path, size, sha256, media_type, kind, "
-    "source) ORDER BY position), '[]') FROM gristmill_input i WHERE i.run_id = r.id), "
-    "(SELECT coalesce(json_agg(json_build_array(name, position, state, attempt, result, "
-    "fingerprint, error, accepted, started_at, finished_at) ORDER BY position), '[]') "
-    "FROM gristmill_step s WHERE s.run_id = r.id), "
-    "(SELECT coalesce(json_agg(json_build_array(step, name, path, size, sha256, media_type) "
-    "ORDER BY id), '[]') FROM gristmill_output o WHERE o.run_id = r.id) "
-    "FROM gristmill_run r WHERE r.id = %s"
+_LATEST_ATTEMPT = (
+    "(SELECT attempt FROM gristmill_unit u WHERE u.run_id = r.id ORDER BY u.id DESC LIMIT 1)"
 )
+
+
+def _load_columns(vendor: str) -> str:
+    """The run's columns, then its inputs, steps and outputs as JSON arrays: everything the
+    engine needs about a run, in one query."""
+
+    def rows(columns: str, table: str, order: str) -> str:
+        if vendor == "postgresql":
+            return (
+                f"(SELECT coalesce(json_agg(json_build_array({columns}) ORDER BY {order}), "
+                f"'[]') FROM {table} x WHERE x.run_id = r.id)"
+            )
+        return (
+            f"(SELECT json_group_array(json_array({columns})) FROM (SELECT * FROM {table} x "
+            f"WHERE x.run_id = r.id ORDER BY {order}))"
+        )
+
+    run = ", ".join(f"r.{field}" for field in _RUN_FIELDS)
+    return ", ".join(
+        [
+            run,
+            rows(_INPUT_COLUMNS, "gristmill_input", "position"),
+            rows(_STEP_COLUMNS, "gristmill_step", "position"),
+            rows(_OUTPUT_COLUMNS, "gristmill_output", "id"),
+        ]
+    )
 
 
 def _now() -> datetime:
@@ -85,6 +126,20 @@ def _is_operational(error: BaseException) -> bool:
     except ImportError:
         return False
     return isinstance(error, psycopg.OperationalError)
+
+
+def _is_closed(error: BaseException) -> bool:
+    if isinstance(error, sqlite3.ProgrammingError):
+        return "closed" in str(error)
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(error, psycopg.OperationalError) and "connection is closed" in str(error)
+
+
+def _queues_sql(queues: Sequence[str] | None) -> str:
+    return f" AND queue IN ({', '.join(['%s'] * len(queues))})" if queues else ""
 
 
 def _parse_uuid(run_id: str) -> uuid.UUID:
@@ -107,6 +162,7 @@ class DjangoStore(Store):
         self.vendor = self.connection.vendor
         self.supports_skip_locked = self.vendor == "postgresql"
         self._work_bell, self._done_bell = doorbells_for(alias)
+        self._load = _load_columns(self.vendor)
         self.sql: Driver
         if self.vendor == "postgresql":
             self.sql = PostgresDriver(alias)
@@ -136,6 +192,11 @@ class DjangoStore(Store):
         except Fenced:
             raise
         except Exception as error:
+            if _is_closed(error):
+                # Our cached connection was closed under us (e.g. at the end of a web
+                # request) before anything was sent: reconnect and try once more.
+                self.sql.reset()
+                return operation()
             if _is_operational(error):
                 self.sql.reset()
                 raise StoreUnavailableError(f"the database is unavailable: {error}") from error
@@ -144,12 +205,22 @@ class DjangoStore(Store):
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._guard(lambda: self.sql.fetch(sql, params))  # type: ignore[no-any-return]
 
-    def _write(self, *parts: Any) -> bool:
-        """Run ``parts`` in one transaction; False (nothing written) if a fence failed."""
+    def _write(self, *parts: Any, then_claim: NextClaim | None = None) -> bool:
+        """Run ``parts`` in one transaction; False (nothing written) if a fence failed.
+
+        With ``then_claim``, the transaction ends by claiming the next unit(s) for that worker,
+        which are added to ``then_claim.claims``.
+        """
+        spec = None
+        if then_claim is not None:
+            spec = self._claim_spec(then_claim.worker, then_claim.queues, then_claim.lease)
         try:
-            self._guard(lambda: self.sql.write(*parts))
+            rows = self._guard(lambda: self.sql.write(*parts, claim=spec))
         except Fenced:
             return False
+        if rows:
+            assert then_claim is not None
+            then_claim.claims.extend(self._claims(rows))
         return True
 
     def _ring(self, bell: str) -> None:
@@ -273,9 +344,10 @@ class DjangoStore(Store):
             raise
         self._ring("work")
 
-    def _run_record(
-        self, row: Sequence[Any], attempt: int | None, inputs: list[InputRecord]
-    ) -> RunRecord:
+    def _decode(
+        self, row: Sequence[Any], attempt: int | None
+    ) -> tuple[RunRecord, dict[str, StepRecord]]:
+        fields = len(_RUN_FIELDS)
         (
             run_key,
             pipeline,
@@ -296,13 +368,14 @@ class DjangoStore(Store):
             cancel,
             owner,
             ancestor,
-        ) = row
-        return RunRecord(
+        ) = row[:fields]
+        inputs, steps, outputs = (_json(value) or [] for value in row[fields : fields + 3])
+        run = RunRecord(
             id=str(uuid.UUID(str(run_key))),
             pipeline=pipeline,
             state=RunState(state),
             params=_json(params),
-            inputs=inputs,
+            inputs=[InputRecord(*values) for values in inputs],
             queue=queue,
             created_at=self._datetime(created),
             expires_at=self._datetime(expires),
@@ -320,88 +393,52 @@ class DjangoStore(Store):
             owner_id=owner,
             ancestor_id=str(uuid.UUID(str(ancestor))) if ancestor else None,
         )
-
-    def _step_records(
-        self, rows: Sequence[Sequence[Any]], outputs: Sequence[Sequence[Any]]
-    ) -> dict[str, StepRecord]:
         by_step: dict[str, list[OutputRecord]] = {}
         for values in outputs:
             by_step.setdefault(values[0], []).append(OutputRecord(*values))
-        steps = {}
-        for (
-            name,
-            position,
-            state,
-            attempt,
-            result,
-            fingerprint,
-            error,
-            accepted,
-            started,
-            finished,
-        ) in rows:
-            steps[name] = StepRecord(
+        records = {}
+        for values in steps:
+            name, position, step_state, step_attempt, result, fingerprint = values[:6]
+            error, accepted, step_started, step_finished = values[6:]
+            records[name] = StepRecord(
                 name=name,
                 position=position,
-                state=state,
-                attempt=attempt,
+                state=step_state,
+                attempt=step_attempt,
                 result=json.loads(result) if result is not None else None,
                 fingerprint=_json(fingerprint),
                 error=error,
                 accepted=bool(accepted),
-                started_at=started,
-                finished_at=finished,
+                started_at=step_started,
+                finished_at=step_finished,
                 outputs=by_step.get(name, []),
             )
-        return steps
-
-    def get_run(self, run_id: str) -> RunRecord:
-        key = self._id(run_id)
-        rows = self._fetch(f"SELECT {_RUN_COLUMNS} FROM gristmill_run WHERE id = %s", [key])
-        if not rows:
-            raise NotFoundError(f"no run with id {run_id!r}")
-        inputs = [
-            InputRecord(*values)
-            for values in self._fetch(
-                f"SELECT {_INPUT_COLUMNS} FROM gristmill_input WHERE run_id = %s ORDER BY position",
-                [key],
-            )
-        ]
-        unit = self._fetch(
-            "SELECT attempt FROM gristmill_unit WHERE run_id = %s ORDER BY id DESC LIMIT 1", [key]
-        )
-        return self._run_record(rows[0], unit[0][0] if unit else None, inputs)
-
-    def get_steps(self, run_id: str) -> dict[str, StepRecord]:
-        key = self._id(run_id)
-        rows = self._fetch(
-            f"SELECT {_STEP_COLUMNS} FROM gristmill_step WHERE run_id = %s ORDER BY position", [key]
-        )
-        if not rows:
-            return {}
-        outputs = self._fetch(
-            f"SELECT {_OUTPUT_COLUMNS} FROM gristmill_output WHERE run_id = %s ORDER BY id", [key]
-        )
-        return self._step_records(rows, outputs)
+        return run, records
 
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
-        if self.vendor != "postgresql":
-            return self.get_run(run_id), self.get_steps(run_id)
-        rows = self._fetch(_PG_LOAD, [self._id(run_id)])
+        rows = self._fetch(
+            f"SELECT {self._load}, {_LATEST_ATTEMPT} FROM gristmill_run r WHERE r.id = %s",
+            [self._id(run_id)],
+        )
         if not rows:
             raise NotFoundError(f"no run with id {run_id!r}")
-        row = rows[0]
-        attempt, inputs, steps, outputs = row[-4:]
-        run = self._run_record(row[:-4], attempt, [InputRecord(*i) for i in _json(inputs)])
-        steps = [
-            [
-                *s[:4],
-                json.dumps(s[4]) if s[4] is not None and not isinstance(s[4], str) else s[4],
-                *s[5:],
-            ]
-            for s in _json(steps)
-        ]
-        return run, self._step_records(steps, _json(outputs))
+        return self._decode(rows[0][:-1], rows[0][-1])
+
+    def get_run(self, run_id: str) -> RunRecord:
+        return self.get_run_and_steps(run_id)[0]
+
+    def get_steps(self, run_id: str) -> dict[str, StepRecord]:
+        return self.get_run_and_steps(run_id)[1]
+
+    def load(self, claim: Claim) -> tuple[RunRecord, dict[str, StepRecord]]:
+        if claim.preload is not None:
+            return claim.preload  # type: ignore[no-any-return]
+        rows = self._fetch(
+            f"SELECT {self._load} FROM gristmill_run r WHERE r.id = %s", [self._id(claim.run_id)]
+        )
+        if not rows:
+            raise NotFoundError(f"no run with id {claim.run_id!r}")
+        return self._decode(rows[0], claim.attempt)
 
     def read_log(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
         rows = self._fetch(
@@ -476,20 +513,16 @@ class DjangoStore(Store):
 
     # -- working --------------------------------------------------------------------------
 
-    def claim(
+    def _claim_spec(
         self,
         worker: str,
-        *,
         queues: Sequence[str] | None,
         lease: float,
+        *,
         limit: int = 1,
         unit_id: int | None = None,
         run_id: str | None = None,
-    ) -> list[Claim]:
-        queue_sql, queue_args = "", []
-        if queues:
-            queue_sql = f" AND queue IN ({', '.join(['%s'] * len(queues))})"
-            queue_args = list(queues)
+    ) -> ClaimSpec:
         if unit_id is not None:
             pick = "SELECT id FROM gristmill_unit WHERE id = %s AND state = 'queued'"
             pick_args: list[Any] = [unit_id]
@@ -501,16 +534,10 @@ class DjangoStore(Store):
             pick_args = [self._id(run_id)]
         else:
             pick = (
-                f"SELECT id FROM gristmill_unit WHERE state = 'queued'{queue_sql} "
+                f"SELECT id FROM gristmill_unit WHERE state = 'queued'{_queues_sql(queues)} "
                 "ORDER BY id LIMIT %s"
             )
-            pick_args = [*queue_args, limit]
-            # On SQLite, look before taking the write lock: an idle poll then costs a read.
-            if self.vendor != "postgresql" and not self._fetch(
-                f"SELECT 1 FROM gristmill_unit WHERE state = 'queued'{queue_sql} LIMIT 1",
-                queue_args,
-            ):
-                return []
+            pick_args = [*(queues or ()), limit]
         if self.supports_skip_locked:
             pick += " FOR UPDATE SKIP LOCKED"
         update = (
@@ -524,11 +551,42 @@ class DjangoStore(Store):
             "WHERE state = %s AND id IN (%s)",
             [RunState.RUNNING.value, self._dt(_now()), RunState.QUEUED.value],
         )
-        rows = self._guard(lambda: self.sql.claim(update, move))
+        return ClaimSpec(update, move, self._load)
+
+    def _claims(self, rows: Sequence[Sequence[Any]]) -> list[Claim]:
         return [
-            Claim(unit_id=row[0], run_id=str(uuid.UUID(str(row[1]))), attempt=row[2], kind=row[3])
+            Claim(
+                unit_id=row[0],
+                run_id=str(uuid.UUID(str(row[1]))),
+                attempt=row[2],
+                kind=row[3],
+                preload=self._decode(row[4:], row[2]) if len(row) > 4 else None,
+            )
             for row in rows
         ]
+
+    def claim(
+        self,
+        worker: str,
+        *,
+        queues: Sequence[str] | None,
+        lease: float,
+        limit: int = 1,
+        unit_id: int | None = None,
+        run_id: str | None = None,
+    ) -> list[Claim]:
+        if (
+            unit_id is None
+            and run_id is None
+            and self.vendor != "postgresql"
+            and not self._fetch(
+                f"SELECT 1 FROM gristmill_unit WHERE state = 'queued'{_queues_sql(queues)} LIMIT 1",
+                list(queues or ()),
+            )
+        ):
+            return []  # on SQLite, look before taking the write lock: an idle poll is a read
+        spec = self._claim_spec(worker, queues, lease, limit=limit, unit_id=unit_id, run_id=run_id)
+        return self._claims(self._guard(lambda: self.sql.claim(spec)))
 
     def save_step(
         self,
@@ -538,6 +596,7 @@ class DjangoStore(Store):
         *,
         lease: float,
         final: RunState | None = None,
+        then_claim: NextClaim | None = None,
     ) -> bool:
         key = self._id(claim.run_id)
         ending = final is not None
@@ -583,7 +642,7 @@ class DjangoStore(Store):
             parts += self._report(key, report)
         else:
             parts += [self._logs(key, report.logs), *self._end(key, claim.run_id, final, None)]
-        if not self._write(*parts):
+        if not self._write(*parts, then_claim=then_claim):
             return False
         if ending:
             self._ring("done")
@@ -597,13 +656,20 @@ class DjangoStore(Store):
         return Renewal(owned=True, cancel_requested=bool(rows and rows[0][0]))
 
     def finish(
-        self, claim: Claim, state: RunState, report: Report, failure: Failure | None = None
+        self,
+        claim: Claim,
+        state: RunState,
+        report: Report,
+        failure: Failure | None = None,
+        *,
+        then_claim: NextClaim | None = None,
     ) -> bool:
         key = self._id(claim.run_id)
         if not self._write(
             self._fence(claim, None, "done"),
             self._logs(key, report.logs),
             *self._end(key, claim.run_id, state, failure),
+            then_claim=then_claim,
         ):
             return False
         self._ring("done")
@@ -679,6 +745,15 @@ class DjangoStore(Store):
     def reap(self) -> int:
         units = self._claimed_units("lease_until < %s", [time.time()])
         return sum(self._lose(unit, "its lease expired") for unit in units)
+
+    def enable_worker_mode(self) -> None:
+        # A worker's claims, heartbeats and step results need not wait for PostgreSQL's WAL
+        # flush: if the database server crashes, the last few are lost and the work is redone
+        # (at least once). Submissions, made by other processes, stay synchronous: an accepted
+        # run is never lost.
+        if self.vendor == "postgresql":
+            self.sql.session_setup = ("SET synchronous_commit TO off",)
+            self.sql.reset()
 
     # -- doorbells ------------------------------------------------------------------------
 
