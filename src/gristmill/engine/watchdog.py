@@ -20,6 +20,9 @@ from gristmill.engine.store import Claim, Report, Store
 FLUSH_INTERVAL = 0.5
 """Seconds between flushes of pending log lines and progress while a step runs."""
 
+TICK = 0.1
+"""How often the watchdog looks at the running unit."""
+
 
 class UnitReporter:
     """Collects a unit's live status; thread-safe. Implements the context's Reporter."""
@@ -91,13 +94,19 @@ class UnitReporter:
 class _Guard:
     claim: Claim
     reporter: UnitReporter
+    last_write: float
     deadline: float | None = None
     timeout: float | None = None
     hard_deadline: float | None = None
 
 
 class Watchdog:
-    """One thread per worker process that guards whichever unit is running."""
+    """One thread per worker process that guards whichever unit is running.
+
+    The worker's thread only sets attributes (no locks, no wake-ups) when a unit or a step
+    starts; the watchdog looks every ``TICK`` seconds. So a fast step costs the watchdog
+    nothing, and a time limit is enforced within a tick.
+    """
 
     def __init__(
         self,
@@ -113,67 +122,49 @@ class Watchdog:
         self.hard_stop = hard_stop
         self._guard: _Guard | None = None
         self._drain_at: float | None = None
-        self._wake = threading.Condition()
-        self._stopped = False
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="gristmill-watchdog", daemon=True)
         self._thread.start()
 
     def watch(self, claim: Claim, reporter: UnitReporter) -> None:
-        with self._wake:
-            self._guard = _Guard(claim, reporter)
-            self._wake.notify()
+        """Guard ``claim`` from now on."""
+        self._guard = _Guard(claim, reporter, last_write=time.monotonic())
 
     def step_started(self, timeout: float | None) -> None:
-        with self._wake:
-            if self._guard is not None:
-                self._guard.timeout = timeout
-                self._guard.deadline = time.monotonic() + timeout if timeout else None
-                self._guard.hard_deadline = None
-                self._wake.notify()
+        """A step started with this time limit (``None``: a step ended)."""
+        guard = self._guard
+        if guard is not None:
+            guard.hard_deadline = None
+            guard.timeout = timeout
+            guard.deadline = time.monotonic() + timeout if timeout else None
 
     def drain(self, seconds: float) -> None:
         """The worker is stopping: ask the running step to stop if it is still running in
         ``seconds`` (it is then released for another worker).
 
-        Safe to call from a signal handler: it only sets an attribute, which the watchdog
-        reads on its next tick (at most every ``FLUSH_INTERVAL``)."""
+        Safe to call from a signal handler: it only sets an attribute."""
         self._drain_at = time.monotonic() + seconds
 
     def unwatch(self) -> None:
-        with self._wake:
-            self._guard = None
-
-    @property
-    def stopped(self) -> bool:
-        return self._stopped
+        """Stop guarding the current unit."""
+        self._guard = None
 
     def stop(self) -> None:
-        with self._wake:
-            self._stopped = True
-            self._wake.notify()
+        """End the watchdog thread."""
+        self._stop.set()
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
         heartbeat = self.lease / 3
-        last_write = time.monotonic()
-        while True:
-            with self._wake:
-                if self._stopped:
-                    return
-                guard = self._guard
-                if guard is None:
-                    self._wake.wait()
-                    last_write = time.monotonic()
-                    continue
-                self._wake.wait(min(FLUSH_INTERVAL, heartbeat))
-                if self.stopped:
-                    return
-                if guard is not self._guard:
-                    continue
+        while not self._stop.wait(TICK):
+            guard = self._guard
+            if guard is None:
+                continue
             now = time.monotonic()
             self._enforce(guard, now)
-            if guard.reporter.dirty or now - last_write >= heartbeat:
-                last_write = now
+            since = now - guard.last_write
+            if since >= heartbeat or (guard.reporter.dirty and since >= FLUSH_INTERVAL):
+                guard.last_write = now
                 self._flush(guard)
 
     def _enforce(self, guard: _Guard, now: float) -> None:

@@ -176,7 +176,10 @@ class DjangoStore(Store):
         return value if self.vendor == "postgresql" else value.hex
 
     def _dt(self, value: datetime | None) -> Any:
-        return connections[self.alias].ops.adapt_datetimefield_value(value)
+        if value is None or self.vendor == "postgresql":
+            return value
+        # What Django stores on SQLite (naive UTC as text), without its per-call overhead.
+        return str(value.astimezone(UTC).replace(tzinfo=None))
 
     def _datetime(self, value: Any) -> Any:
         if value is None or isinstance(value, datetime):
