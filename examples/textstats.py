@@ -17,7 +17,7 @@ class Params(BaseModel):
     min_length: int = Field(3, ge=1, description="Ignore words shorter than this")
 
 
-@task(title="Read lines")
+@task(title="Read lines", uses=())
 def read_lines(run: RunContext) -> dict[str, Any]:
     """A function task: read the text, fail clearly if it is not text."""
     try:

@@ -71,7 +71,7 @@ class Command(Task):
         stdout_json: bool = False,
         title: str | None = None,
         version: str | None = None,
-        needs: Sequence[str] | None = None,
+        needs: Sequence[str] | None = (),
         applicable: Callable[[RunContext], bool] | None = None,
     ):
         self.name, self.title, self.version, self.needs = name, title, version, needs
@@ -468,8 +468,10 @@ def _stop_reason(
     if run.cancelled:
         return CancelledError()
     if command.timeout is not None and elapsed > command.timeout:
-        limit = f"{command.timeout:g} s"
-        return StepTimeoutError(f"command `{program}` ran past its time limit of {limit}")
+        # The same words as the engine's own time limit, whichever notices first.
+        return StepTimeoutError(
+            f"step `{command.step_name}` ran past its time limit of {command.timeout:g} s"
+        )
     return None
 
 

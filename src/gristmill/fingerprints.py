@@ -51,6 +51,23 @@ def normalised_source(obj: Any) -> str:
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             node.decorator_list = []
+            if isinstance(node, ast.ClassDef):
+                # ``version`` is its own fingerprint component; bumping it is not a code change.
+                node.body = [
+                    statement
+                    for statement in node.body
+                    if not (
+                        isinstance(statement, ast.Assign | ast.AnnAssign)
+                        and any(
+                            isinstance(target, ast.Name) and target.id == "version"
+                            for target in (
+                                statement.targets
+                                if isinstance(statement, ast.Assign)
+                                else [statement.target]
+                            )
+                        )
+                    )
+                ] or [ast.Pass()]
             break
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
@@ -126,7 +143,7 @@ def explain_change(old: Fingerprint, new: Fingerprint, *, task_title: str) -> li
     """
     reasons: list[str] = []
     if old.task != new.task:
-        reasons.append(f"the step now runs `{task_title}` instead of `{old.task}`")
+        reasons.append(f"the step now runs `{new.task}` instead of `{old.task}`")
     elif old.code != new.code:
         reasons.append(f"code of `{task_title}` changed")
     if old.version != new.version:

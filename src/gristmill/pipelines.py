@@ -156,11 +156,11 @@ class Pipeline:
                     if needed == step:
                         where = "this step itself"
                     elif any(t.step_name == needed for t in self.steps):
-                        where = "a later step"
+                        where = "a later step of this pipeline"
                     else:
-                        where = "not a step"
+                        where = "not a step of this pipeline"
                     raise DefinitionError(
-                        f"needs {needed!r}, which is {where} of this pipeline; a step can only "
+                        f"needs {needed!r}, which is {where}; a step can only "
                         "read the results of steps before it",
                         pipeline=self.name,
                         step=step,

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from gristmill.errors import ConfigurationError, NotFoundError
+from gristmill.errors import ConfigurationError, DefinitionError, NotFoundError
 from gristmill.pipelines import Pipeline
 
 
@@ -34,11 +34,19 @@ def _import_file(path: Path) -> ModuleType:
         raise ConfigurationError(f"cannot import pipeline file {str(path)!r}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    # Like running a script: modules beside the pipeline file can be imported.
+    if str(resolved.parent) not in sys.path:
+        sys.path.insert(0, str(resolved.parent))
     try:
         spec.loader.exec_module(module)
-    except BaseException:
+    except DefinitionError:
         del sys.modules[module_name]
         raise
+    except Exception as error:
+        del sys.modules[module_name]
+        raise ConfigurationError(
+            f"cannot load pipeline file {str(path)!r}: {type(error).__name__}: {error}"
+        ) from error
     return module
 
 
@@ -60,8 +68,12 @@ def load_spec(spec: str) -> list[Pipeline]:
         module_name, _, attribute = spec.partition(":")
         try:
             module = importlib.import_module(module_name)
-        except ImportError as error:
-            raise ConfigurationError(f"cannot import pipelines from {spec!r}: {error}") from error
+        except DefinitionError:
+            raise
+        except Exception as error:
+            raise ConfigurationError(
+                f"cannot import pipelines from {spec!r}: {type(error).__name__}: {error}"
+            ) from error
         value: Any = module
         if attribute:
             try:

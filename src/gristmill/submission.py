@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from gristmill.context import InputFile
-from gristmill.engine.store import InputRecord, NewRun, OutputRecord, RunRecord, StepRecord
+from gristmill.engine.store import (
+    Claim,
+    InputRecord,
+    NewRun,
+    OutputRecord,
+    RunRecord,
+    StepRecord,
+)
 from gristmill.errors import SubmissionError
 from gristmill.inputs import (
     InputKind,
@@ -158,6 +165,25 @@ def submit(
     queued; a refusal raises :class:`~gristmill.errors.SubmissionError` with messages per field
     and leaves nothing behind. Once this returns, the run and its input bytes are committed.
     """
+    run_id, _ = create(
+        pipeline, inputs, params, owner_id=owner_id, ancestor=ancestor, service=service
+    )
+    return run_id
+
+
+def create(
+    pipeline: str | Pipeline,
+    inputs: Sequence[InputSource] = (),
+    params: Mapping[str, Any] | None = None,
+    *,
+    owner_id: int | None = None,
+    ancestor: str | None = None,
+    service: Service | None = None,
+    claimed_by: str | None = None,
+    lease: float = 30.0,
+) -> tuple[str, Claim | None]:
+    """:func:`submit`, optionally handing the run's first unit straight to ``claimed_by``
+    (the inline executor), so that no worker sharing the database can take it."""
     service = service or default_service()
     if isinstance(pipeline, str):
         try:
@@ -184,7 +210,7 @@ def submit(
             for r in records
         ]
         run_validators(pipeline, files)
-        service.store.create_run(
+        claim = service.store.create_run(
             NewRun(
                 id=run_id,
                 pipeline=pipeline.name,
@@ -195,12 +221,14 @@ def submit(
                 max_attempts=pipeline.max_attempts,
                 owner_id=owner_id,
                 ancestor_id=ancestor,
+                claimed_by=claimed_by,
+                lease=lease,
             )
         )
     except BaseException:
         service.storage.delete_run(run_id)
         raise
-    return run_id
+    return run_id, claim
 
 
 def _step_statuses(

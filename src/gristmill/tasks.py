@@ -8,6 +8,7 @@ second argument, the upstream results.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -182,8 +183,10 @@ class FunctionTask(Task, Generic[P, R]):
                 step=self.name,
             )
         self._wants_upstream = len(positional) == 2
+        for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+            with contextlib.suppress(AttributeError):
+                setattr(self, attribute, getattr(function, attribute))
         self.__wrapped__ = function
-        self.__doc__ = function.__doc__
 
     @property
     def identity(self) -> str:

@@ -6,6 +6,8 @@ form or an API client can show every problem next to the field it concerns.
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +16,8 @@ from pydantic import BaseModel, ValidationError
 from gristmill.context import InputFile
 from gristmill.errors import SubmissionError, TaskError
 from gristmill.pipelines import Pipeline
+
+logger = logging.getLogger("gristmill.validation")
 
 
 def validate_params(pipeline: Pipeline, raw: Mapping[str, Any] | None) -> BaseModel:
@@ -90,6 +94,14 @@ def run_validators(pipeline: Pipeline, inputs: Sequence[InputFile]) -> None:
                 verdict = validator(item)
             except TaskError as error:
                 problems.append(f"{item.name}: {error.message}")
+                continue
+            except Exception:
+                ref = uuid.uuid4().hex[:12]
+                logger.exception("validator %s failed on %s (reference %s)", label, item.name, ref)
+                problems.append(
+                    f"{item.name}: the check '{label}' failed with an internal error "
+                    f"(reference {ref})"
+                )
                 continue
             if verdict is False:
                 problems.append(f"{item.name}: failed the check '{label}'")

@@ -142,3 +142,18 @@ def report_progress(run: RunContext) -> str:
 
 
 reporting = Pipeline("reporting", [report_progress], inputs=OPTIONAL)
+
+
+@task(timeout=0.2)
+def late_but_done(run: RunContext) -> str:
+    while not run.cancelled:
+        time.sleep(0.01)
+    return "finished after its limit"
+
+
+@task
+def next_step(run: RunContext) -> dict[str, bool]:
+    return {"cancelled_at_start": run.cancelled}
+
+
+overrun = Pipeline("overrun", [late_but_done, next_step], inputs=OPTIONAL)

@@ -249,3 +249,12 @@ def test_ending_a_unit_can_claim_the_next_one_in_the_same_transaction(service: S
     assert get_run(second, service=svc).state == RunState.RUNNING
 
     assert svc.store.finish(following.claims[0], RunState.SUCCEEDED, Report())
+
+
+def test_a_step_that_returns_after_its_time_limit_does_not_cancel_the_next(
+    service: Service,
+) -> None:
+    status = run_now(service, "overrun")
+    assert status.state == RunState.SUCCEEDED
+    assert status.result("late_but_done") == "finished after its limit"
+    assert status.result("next_step") == {"cancelled_at_start": False}

@@ -358,7 +358,7 @@ def test_a_timeout_kills_the_whole_process_group(make_run: Any) -> None:
     with pytest.raises(StepTimeoutError) as caught:
         Command("slow", py(GRANDCHILD), timeout=0.5).process(run, {})
     assert time.monotonic() - started < 5
-    assert caught.value.message == f"command `{PY}` ran past its time limit of 0.5 s"
+    assert caught.value.message == "step `slow` ran past its time limit of 0.5 s"
     child = int((run.workdir / "child.pid").read_text())
     assert wait_until(lambda: process_gone(child))
 

@@ -287,7 +287,9 @@ def test_changed_inputs_are_explained() -> None:
 def test_a_different_task_is_explained_instead_of_its_code() -> None:
     new = fingerprint(task="shop.steps.CountLines", code="beef")
     reasons = explain_change(fingerprint(), new, task_title="Count lines")
-    assert reasons == ["the step now runs `Count lines` instead of `shop.steps.CountWords`"]
+    assert reasons == [
+        "the step now runs `shop.steps.CountLines` instead of `shop.steps.CountWords`"
+    ]
 
 
 def test_every_change_is_explained_in_order() -> None:
@@ -312,3 +314,11 @@ def test_an_unchanged_parameter_is_not_reported(value: Any) -> None:
     old = fingerprint(params={"sample": value})
     new = fingerprint(params={"sample": value})
     assert explain_change(old, new, task_title=TITLE) == []
+
+
+def test_bumping_a_class_version_is_not_also_a_code_change(load: SourceLoader) -> None:
+    first = (
+        "class Count:\n    version = '1'\n    def process(self, run, upstream):\n        return 1\n"
+    )
+    second = first.replace("'1'", "'2'")
+    assert load.normalised("v1", first, "Count") == load.normalised("v2", second, "Count")

@@ -92,7 +92,8 @@ def test_a_file_that_defines_no_pipelines_is_reported(tmp_path: Path) -> None:
 
 def test_a_module_that_cannot_be_imported_is_reported() -> None:
     assert configuration_error("gristmill.nowhere") == (
-        "cannot import pipelines from 'gristmill.nowhere': No module named 'gristmill.nowhere'"
+        "cannot import pipelines from 'gristmill.nowhere': ModuleNotFoundError: "
+        "No module named 'gristmill.nowhere'"
     )
 
 
@@ -110,8 +111,11 @@ def test_an_attribute_that_is_not_a_pipeline_is_reported() -> None:
 
 def test_a_file_that_fails_to_import_can_be_loaded_once_fixed(tmp_path: Path) -> None:
     path = write(tmp_path, "loud.py", "raise RuntimeError('half written')\n")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ConfigurationError) as caught:
         load_spec(str(path))
+    assert (
+        str(caught.value) == f"cannot load pipeline file {str(path)!r}: RuntimeError: half written"
+    )
     write(tmp_path, "loud.py", PIPELINE_FILE)
     assert load_spec(str(path))[0].name == "loud"
 

@@ -228,3 +228,12 @@ def test_every_refusal_of_every_input_is_reported(tmp_path: Path) -> None:
             "broken.json: not valid JSON: expected '{' at byte 0",
         ]
     }
+
+
+def test_a_validator_that_crashes_refuses_with_a_reference(tmp_path: Path) -> None:
+    def broken_check(item: InputFile) -> bool:
+        raise KeyError("oops")
+
+    item = input_file(tmp_path, "data.json", b"{}")
+    (message,) = refusal(run_validators, pipeline(validators=[broken_check]), [item])["inputs"]
+    assert message.startswith("data.json: the check 'broken check' failed with an internal error")

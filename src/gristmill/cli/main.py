@@ -7,6 +7,7 @@ import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -14,30 +15,37 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 from gristmill.cli.options import build_settings, parse_params, settings_options
-from gristmill.errors import ConfigurationError, DefinitionError, GristmillError, SubmissionError
+from gristmill.errors import ConfigurationError, GristmillError, SubmissionError
 from gristmill.registry import Registry, load_spec
 from gristmill.runs import RunState
 from gristmill.service import Service
 from gristmill.settings import Settings
-from gristmill.submission import RunStatus, get_run, submit
+from gristmill.submission import RunStatus, get_run
 
 console = Console(stderr=True, soft_wrap=True)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}", highlight=False)
     sys.exit(code)
 
 
 def _service(settings: Settings, registry: Registry | None = None) -> Service:
-    try:
-        return Service.from_settings(settings, registry=registry)
-    except (ConfigurationError, DefinitionError) as error:
-        _fail(str(error), 2)
-        raise  # unreachable
+    return Service.from_settings(settings, registry=registry)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Shows gristmill's own errors (bad settings, broken pipeline files, an unreachable or
+    unmigrated database) as one ``error:`` line and exit status 2, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GristmillError as error:
+            _fail(str(error), 2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gristmill")
 def main() -> None:
     """gristmill: a server for data-processing pipelines."""
@@ -108,29 +116,32 @@ def run(
     PIPELINE is a configured pipeline's name, a .py file defining one pipeline, or FILE.py:NAME.
     Exits non-zero, with the run's message, if the run fails.
     """
-    from gristmill.executors.inline import run_inline
+    from gristmill.executors.inline import InlineExecutor
 
     settings = build_settings(data_dir, database_url, pipelines)
-    try:
-        registry, name = _resolve_pipeline(pipeline, settings)
-    except GristmillError as error:
-        _fail(str(error), 2)
+    registry, name = _resolve_pipeline(pipeline, settings)
     service = _service(settings, registry)
+    executor = InlineExecutor(service)
     try:
-        run_id = submit(name, list(inputs), parse_params(params), service=service)
-    except SubmissionError as error:
-        for field, messages in error.errors.items():
-            for message in messages:
-                console.print(f"[bold red]error:[/] {field}: {message}", highlight=False)
-        sys.exit(2)
-    outcome: list[RunState | None] = []
-    worker = threading.Thread(
-        target=lambda: outcome.append(run_inline(service, run_id)),
-        name="gristmill-inline",
-        daemon=True,
-    )
-    worker.start()
-    _watch(service, run_id, worker)
+        try:
+            run_id, claim = executor.submit(name, list(inputs), parse_params(params))
+        except SubmissionError as error:
+            for field, messages in error.errors.items():
+                for message in messages:
+                    console.print(f"[bold red]error:[/] {field}: {message}", highlight=False)
+            sys.exit(2)
+        worker = threading.Thread(
+            target=executor.run, args=(claim,), name="gristmill-inline", daemon=True
+        )
+        worker.start()
+        try:
+            _watch(service, run_id, worker)
+        except KeyboardInterrupt:
+            executor.abandon(claim, "cancelled from the command line (Ctrl-C)")
+            console.print(f"run {run_id} cancelled", highlight=False)
+            sys.exit(130)
+    finally:
+        executor.close()
     status = get_run(run_id, service=service)
     _print_result(status, service)
     console.print(f"run {run_id} [bold]{status.state.value}[/]", highlight=False)
@@ -212,8 +223,9 @@ def worker(
 
 
 def _where(settings: Settings) -> str:
-    url = settings.database_url
-    return url.split("@")[-1] if "@" in url else url
+    from gristmill.server.conf import describe_database
+
+    return describe_database(settings.database_url)
 
 
 @main.command()
@@ -223,10 +235,7 @@ def migrate(data_dir: Path | None, database_url: str | None, pipelines: tuple[st
     from gristmill.server.conf import setup
 
     settings = build_settings(data_dir, database_url, pipelines)
-    try:
-        setup(settings, migrate=True)
-    except ConfigurationError as error:
-        _fail(str(error), 2)
+    setup(settings, migrate=True)
     console.print(f"database ready: {_where(settings)}", highlight=False)
 
 

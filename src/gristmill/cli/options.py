@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -45,7 +46,9 @@ def build_settings(
     settings = Settings.from_env()
     if data_dir is not None:
         settings = replace(settings, data_dir=data_dir.absolute())
-        if not database_url and settings.database_url.startswith("sqlite"):
+        # The database follows the data directory unless one was named explicitly.
+        explicit = database_url or os.environ.get("GRISTMILL_DATABASE_URL")
+        if not explicit and settings.database_url.startswith("sqlite"):
             database_url = f"sqlite:///{settings.data_dir / 'gristmill.sqlite3'}"
     if database_url:
         settings = replace(settings, database_url=database_url)

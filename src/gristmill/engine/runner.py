@@ -78,6 +78,7 @@ class _Step:
     position: int
     context: RunContext
     fingerprint: Fingerprint
+    started: float = 0.0
 
 
 class UnitRunner:
@@ -182,7 +183,7 @@ class UnitRunner:
         final: RunState | None,
     ) -> tuple[str, Any, Fingerprint, bool]:
         task, name = step.task, step.task.step_name
-        started = time.time()
+        started = step.started = time.time()
         if not task.is_applicable(step.context):
             if stored is not None and stored.state == StepState.SKIPPED:
                 return StepState.SKIPPED, None, step.fingerprint, False
@@ -225,6 +226,10 @@ class UnitRunner:
             self.watchdog.step_started(None)
         if reporter.cancel_reason == "lost":
             raise _Fenced()
+        if reporter.cancel_reason == "timeout":
+            # The step noticed its time limit late but returned a result: keep it, and do not
+            # let the next step start out cancelled.
+            reporter.clear_cancel()
         result_json = to_json(name, result)
         outputs = [
             OutputRecord(
@@ -309,7 +314,7 @@ class UnitRunner:
                 state,
                 None,
                 step.fingerprint.to_dict(),
-                now,
+                step.started or now,
                 now,
                 error=failure.message,
             ),

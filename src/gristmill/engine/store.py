@@ -85,6 +85,10 @@ class NewRun:
     max_attempts: int = 3
     owner_id: int | None = None
     ancestor_id: str | None = None
+    claimed_by: str | None = None
+    """Create the first unit already claimed by this worker (the inline executor)."""
+    lease: float = 30.0
+    """The lease of that claim, in seconds."""
 
 
 @dataclass
@@ -199,8 +203,11 @@ class Store(abc.ABC):
     # -- submitting and reading ---------------------------------------------------------
 
     @abc.abstractmethod
-    def create_run(self, run: NewRun) -> None:
+    def create_run(self, run: NewRun) -> Claim | None:
         """Create the run, its inputs and its first queued unit in one transaction.
+
+        With ``run.claimed_by`` the unit is created claimed by that worker instead, and the
+        claim is returned.
 
         Raises :class:`~gristmill.errors.StoreUnavailableError` if that cannot be committed;
         nothing is left behind then.

@@ -71,6 +71,12 @@ class UnitReporter:
                 self.cancel_reason = reason
         self.cancel_event.set()
 
+    def clear_cancel(self) -> None:
+        """Forget a step's time-limit stop once the step has ended."""
+        with self._lock:
+            self.cancel_reason = None
+            self.cancel_event.clear()
+
     @property
     def dirty(self) -> bool:
         return self._dirty

@@ -1,26 +1,76 @@
-"""The inline executor: run one queued run in this process (``gristmill run``, tests).
+"""The inline executor: run a run in this process (``gristmill run``, tests).
 
-A step that will not stop after its time limit and grace period ends this process, since a
-Python call cannot be interrupted from outside; the run is failed with the reason first.
+A run made for inline execution is created with its unit already claimed by this process, in
+the same transaction, so a worker sharing the database can never take it. A step that will not
+stop after its time limit and grace period ends this process, since a Python call cannot be
+interrupted from outside; the run is failed with the reason first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gristmill.engine.store import Claim, Failure, Report
 from gristmill.executors.worker import Worker, worker_name
+from gristmill.inputs import InputSource
+from gristmill.pipelines import Pipeline
 from gristmill.runs import RunState
 from gristmill.service import Service
+from gristmill.submission import create
+
+
+class InlineExecutor:
+    """Creates runs held by this process and runs them here."""
+
+    def __init__(self, service: Service):
+        self.service = service
+        self.worker = Worker(service, name=f"{worker_name()}/inline", exit_on_hard_stop=False)
+
+    def submit(
+        self,
+        pipeline: str | Pipeline,
+        inputs: Sequence[InputSource] = (),
+        params: Mapping[str, Any] | None = None,
+    ) -> tuple[str, Claim]:
+        """Check and store a run exactly as :func:`~gristmill.submission.submit` does, claimed
+        by this process; return its id and the claim to :meth:`run`."""
+        run_id, claim = create(
+            pipeline,
+            inputs,
+            params,
+            service=self.service,
+            claimed_by=self.worker.name,
+            lease=self.worker.lease,
+        )
+        assert claim is not None
+        return run_id, claim
+
+    def run(self, claim: Claim) -> RunState | None:
+        """Run the claimed unit here; return the run's final state (``None`` if fenced out)."""
+        return self.worker.runner.run(claim)
+
+    def abandon(self, claim: Claim, reason: str) -> None:
+        """End a claimed run as cancelled (e.g. on Ctrl-C), so nobody runs it later."""
+        self.service.store.finish(claim, RunState.CANCELLED, Report(), Failure(reason))
+
+    def close(self) -> None:
+        """Stop the watchdog thread."""
+        self.worker.watchdog.stop()
 
 
 def run_inline(service: Service, run_id: str) -> RunState | None:
-    """Claim the queued unit of ``run_id`` and run it here; return the run's final state.
+    """Claim the queued unit of an existing run and run it here; return its final state.
 
-    Returns ``None`` if the run had no queued unit (another worker took it).
+    Returns ``None`` if the run had no queued unit (another worker took it, or it ended).
     """
-    worker = Worker(service, name=f"{worker_name()}/inline", exit_on_hard_stop=False)
+    executor = InlineExecutor(service)
     try:
-        claims = service.store.claim(worker.name, queues=None, lease=worker.lease, run_id=run_id)
+        claims = service.store.claim(
+            executor.worker.name, queues=None, lease=executor.worker.lease, run_id=run_id
+        )
         for claim in claims:
-            return worker.runner.run(claim)
+            return executor.run(claim)
         return None
     finally:
-        worker.watchdog.stop()
+        executor.close()

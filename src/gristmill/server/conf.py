@@ -86,11 +86,27 @@ def setup(settings: Settings | None = None, *, migrate: bool | None = None) -> S
                 settings.data_dir.mkdir(parents=True, exist_ok=True)
             django_conf.configure(**django_settings(settings))
             django.setup()
+    from django.db import DatabaseError, connections
+
     current = current_settings()
     engine = django_conf.DATABASES["default"]["ENGINE"]
-    if migrate or (migrate is None and engine.endswith("sqlite3")):
-        run_migrations()
+    where = describe_database(current.database_url)
+    try:
+        if migrate or (migrate is None and engine.endswith("sqlite3")):
+            run_migrations()
+        elif "gristmill_unit" not in connections["default"].introspection.table_names():
+            raise ConfigurationError(
+                f"the database {where} has no gristmill tables yet: run `gristmill migrate` first"
+            )
+    except DatabaseError as error:
+        raise ConfigurationError(f"cannot use the database {where}: {error}") from error
     return current
+
+
+def describe_database(url: str) -> str:
+    """The database URL without credentials, for messages."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}" if rest else url
 
 
 def current_settings() -> Settings:

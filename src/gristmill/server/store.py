@@ -280,6 +280,14 @@ class DjangoStore(Store):
             *self._notify("gristmill_done", run_id),
         ]
 
+    def _move_to_running(self, key: Any) -> list[Any]:
+        return [
+            (
+                "UPDATE gristmill_run SET state = %s, started_at = %s WHERE id = %s",
+                [RunState.RUNNING.value, self._dt(_now()), key],
+            )
+        ]
+
     def _fence(self, claim: Claim, lease_until: float | None, state: str = "claimed") -> Fence:
         return Fence(
             "UPDATE gristmill_unit SET lease_until = %s, state = %s "
@@ -293,8 +301,9 @@ class DjangoStore(Store):
 
     # -- submitting and reading -----------------------------------------------------------
 
-    def create_run(self, run: NewRun) -> None:
+    def create_run(self, run: NewRun) -> Claim | None:
         key = self._id(run.id)
+        held = run.claimed_by is not None
         try:
             self.sql.write(
                 (
@@ -335,17 +344,30 @@ class DjangoStore(Store):
                 ),
                 (
                     "INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, "
-                    "max_attempts) VALUES (%s, 'run', %s, 'queued', 0, 0, %s)",
-                    [key, run.queue, run.max_attempts],
+                    "max_attempts, worker, lease_until) VALUES (%s, 'run', %s, %s, %s, 0, %s, "
+                    "%s, %s)",
+                    [
+                        key,
+                        run.queue,
+                        "claimed" if held else "queued",
+                        1 if held else 0,
+                        run.max_attempts,
+                        run.claimed_by,
+                        time.time() + run.lease if held else None,
+                    ],
                 ),
-                *self._notify("gristmill_work"),
+                *(self._move_to_running(key) if held else self._notify("gristmill_work")),
             )
         except Exception as error:
             self.sql.reset()
             if _is_operational(error):
                 raise StoreUnavailableError(f"the run could not be stored: {error}") from error
             raise
-        self._ring("work")
+        if not held:
+            self._ring("work")
+            return None
+        unit = self._fetch("SELECT id FROM gristmill_unit WHERE run_id = %s", [key])
+        return Claim(unit_id=unit[0][0], run_id=run.id, attempt=1)
 
     def _decode(
         self, row: Sequence[Any], attempt: int | None
