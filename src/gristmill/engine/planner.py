@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gristmill.context import InputFile, RunContext
+from gristmill.context import InputFile, Reporter, RunContext
 from gristmill.engine.store import InputRecord, RunRecord, StepRecord
 from gristmill.fingerprints import Fingerprint, explain_change
 from gristmill.pipelines import Pipeline
@@ -65,6 +65,45 @@ def input_files(run: RunRecord, storage: FilesystemStorage) -> tuple[InputFile, 
     )
 
 
+class RunView:
+    """A run as its steps see it: validated parameters and input files, ready to make the
+    context and the fingerprint of each step. Shared by the planner and the runner."""
+
+    def __init__(self, pipeline: Pipeline, run: RunRecord, storage: FilesystemStorage):
+        self.pipeline = pipeline
+        self.run = run
+        self.storage = storage
+        self.params_model = pipeline.params.model_validate(run.params)
+        self.params = self.params_model.model_dump(mode="json")
+        self.inputs = input_files(run, storage)
+
+    def context(
+        self,
+        task: Task,
+        results: Mapping[str, Any],
+        *,
+        attempt: int = 1,
+        reporter: Reporter | None = None,
+    ) -> RunContext:
+        """The run context of ``task``, given the results of the steps before it."""
+        return RunContext(
+            run_id=self.run.id,
+            pipeline=self.pipeline.name,
+            step=task.step_name,
+            inputs=self.inputs,
+            params=self.params_model,
+            workdir=self.storage.run_dir(self.run.id),
+            upstream={n: results.get(n) for n in self.pipeline.upstream_of(task)},
+            attempt=attempt,
+            ancestor=self.run.ancestor_id,
+            reporter=reporter,
+        )
+
+    def fingerprint(self, task: Task, tokens: Mapping[str, str]) -> Fingerprint:
+        """The fingerprint a result of ``task`` would have now."""
+        return step_fingerprint(self.pipeline, task, self.params, tokens, self.run.inputs)
+
+
 @dataclass
 class StepPlan:
     """What would happen to one step if the run were brought up to date now."""
@@ -88,26 +127,15 @@ def plan(
 
     Calls only the cheap task methods (``is_applicable``, ``is_needed``); never ``process``.
     """
-    params_model = pipeline.params.model_validate(run.params)
-    params = params_model.model_dump(mode="json")
-    inputs = input_files(run, storage)
+    view = RunView(pipeline, run, storage)
     results: dict[str, Any] = {}
     tokens: dict[str, str] = {}
     plans = []
     for task in pipeline.steps:
         name = task.step_name
         stored = steps.get(name)
-        context = RunContext(
-            run_id=run.id,
-            pipeline=pipeline.name,
-            step=name,
-            inputs=inputs,
-            params=params_model,
-            workdir=storage.run_dir(run.id),
-            upstream={n: results.get(n) for n in pipeline.upstream_of(task)},
-            ancestor=run.ancestor_id,
-        )
-        current = step_fingerprint(pipeline, task, params, tokens, run.inputs)
+        context = view.context(task, results)
+        current = view.fingerprint(task, tokens)
         applicable = task.is_applicable(context)
         state = StepState.SUCCEEDED if applicable else StepState.SKIPPED
         reasons: list[str] = []

@@ -18,12 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gristmill.context import RunContext
-from gristmill.engine.planner import (
-    input_files,
-    previous_result,
-    step_fingerprint,
-    upstream_token,
-)
+from gristmill.engine.planner import RunView, previous_result, upstream_token
 from gristmill.engine.store import (
     Claim,
     Failure,
@@ -137,28 +132,15 @@ class UnitRunner:
             return self._end(claim, reporter, RunState.CANCELLED, Failure("the run was cancelled"))
         if claim.attempt > 1:
             reporter.log(f"attempt {claim.attempt} starting", "system")
-        params_model = pipeline.params.model_validate(run.params)
-        params = params_model.model_dump(mode="json")
-        inputs = input_files(run, self.storage)
+        view = RunView(pipeline, run, self.storage)
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
         last = len(pipeline.steps) - 1
         for position, task in enumerate(pipeline.steps):
             name = task.step_name
             reporter.begin_step(name)
-            context = RunContext(
-                run_id=run.id,
-                pipeline=pipeline.name,
-                step=name,
-                inputs=inputs,
-                params=params_model,
-                workdir=self.storage.run_dir(run.id),
-                upstream={n: results.get(n) for n in pipeline.upstream_of(task)},
-                attempt=claim.attempt,
-                ancestor=run.ancestor_id,
-                reporter=reporter,
-            )
-            fingerprint = step_fingerprint(pipeline, task, params, tokens, run.inputs)
+            context = view.context(task, results, attempt=claim.attempt, reporter=reporter)
+            fingerprint = view.fingerprint(task, tokens)
             step = _Step(task, position, context, fingerprint)
             final = RunState.SUCCEEDED if position == last else None
             try:
