@@ -77,6 +77,7 @@ class Worker:
         )
         self._next_reap = 0.0
         self._pending: list[Claim] = []
+        self._woken = True
         self.parent_pid: int | None = None
         """If set, stop (drain) when this process is no longer our parent: no orphans."""
 
@@ -117,7 +118,14 @@ class Worker:
 
     def run_once(self) -> bool:
         """Run one unit if there is one (claimed before, or claimed now); return whether there
-        was. After a unit, the next one is claimed in the same transaction that ended it."""
+        was.
+
+        In a busy streak, the next unit is claimed in the same transaction that ends this one.
+        Right after an idle wake-up it is not: the queue is likely empty, and the extra claim
+        would only delay the end of the unit someone is waiting for.
+        """
+        busy = bool(self._pending) or not self._woken
+        self._woken = False
         if not self._pending:
             self._pending = self.service.store.claim(
                 self.name, queues=self.queues, lease=self.lease
@@ -126,7 +134,7 @@ class Worker:
             return False
         claim = self._pending.pop(0)
         then_claim = None
-        if not self.draining and not self._pending:
+        if busy and not self.draining and not self._pending:
             then_claim = NextClaim(self.name, self.queues, self.lease)
         self.runner.run(claim, then_claim)
         if then_claim is not None:
@@ -155,6 +163,7 @@ class Worker:
                     store.reap()
                 if not self.draining:
                     store.wait_for_work(IDLE_WAIT)
+                    self._woken = True
         finally:
             self._release_pending()
             self.watchdog.stop()

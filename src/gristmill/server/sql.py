@@ -50,12 +50,24 @@ class ClaimSpec:
     """How to claim units: ``update`` (an UPDATE ... RETURNING id, run_id, attempt, kind), then
     ``then`` with the claimed run ids appended to its parameters (it holds one ``(%s)`` for
     them). Drivers that can also return each run's ``load`` columns (from ``r``) in the same
-    trip append them to each row."""
+    trip append them to each row.
 
-    def __init__(self, update: Statement, then: Statement, load: str):
+    ``function`` holds the arguments of the ``gristmill_claim`` database function (worker,
+    queues, lease end, limit, now), which does the same on PostgreSQL with its plan cached;
+    ``None`` for claims of one given unit or run, which use the statements.
+    """
+
+    def __init__(
+        self,
+        update: Statement,
+        then: Statement,
+        load: str,
+        function: Sequence[Any] | None = None,
+    ):
         self.update = update
         self.then = then
         self.load = load
+        self.function = function
 
 
 class Fenced(Exception):
@@ -206,9 +218,15 @@ class PostgresDriver(Driver):
             else:
                 statements.append(part[0])
                 params.extend(part[1])
-        if claim is not None:
+        if claim is not None and claim.function is not None:
             # The claim, the runs' move to running, and what the engine needs to know about
             # each claimed run: one statement, the last of the transaction.
+            statements.append(
+                "SELECT c.out_unit, c.out_run, c.out_attempt, c.out_kind, "
+                "gristmill_load(c.out_run) FROM gristmill_claim(%s, %s, %s, %s, %s) c"
+            )
+            params.extend(claim.function)
+        elif claim is not None:
             statements.append(
                 f"WITH claimed AS ({claim.update[0]}), moved AS ("
                 f"{claim.then[0].replace('(%s)', '(SELECT run_id FROM claimed)', 1)}) "

@@ -440,7 +440,29 @@ class DjangoStore(Store):
             )
         return run, records
 
+    def _decode_loaded(self, value: Any) -> tuple[RunRecord, dict[str, StepRecord]]:
+        """Decode what ``gristmill_load()`` returns (PostgreSQL): the run's fields, inputs,
+        steps and outputs, then its latest attempt, as one JSON array."""
+        fields = _json(value)
+        steps = [
+            [
+                *step[:4],
+                json.dumps(step[4])
+                if step[4] is not None and not isinstance(step[4], str)
+                else step[4],
+                *step[5:],
+            ]
+            for step in fields[len(_RUN_FIELDS) + 1]
+        ]
+        row = [*fields[: len(_RUN_FIELDS) + 1], steps, fields[len(_RUN_FIELDS) + 2]]
+        return self._decode(row, fields[-1])
+
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
+        if self.vendor == "postgresql":
+            rows = self._fetch("SELECT gristmill_load(%s)", [self._id(run_id)])
+            if not rows or rows[0][0] is None:
+                raise NotFoundError(f"no run with id {run_id!r}")
+            return self._decode_loaded(rows[0][0])
         rows = self._fetch(
             f"SELECT {self._load}, {_LATEST_ATTEMPT} FROM gristmill_run r WHERE r.id = %s",
             [self._id(run_id)],
@@ -576,7 +598,17 @@ class DjangoStore(Store):
             "WHERE state = %s AND id IN (%s)",
             [RunState.RUNNING.value, self._dt(_now()), RunState.QUEUED.value],
         )
-        return ClaimSpec(update, move, self._load)
+        function = None
+        if self.vendor == "postgresql" and unit_id is None and run_id is None:
+            function = [worker, list(queues) if queues else None, update[1][1], limit, _now()]
+        return ClaimSpec(update, move, self._load, function)
+
+    def _preload(self, row: Sequence[Any]) -> tuple[RunRecord, dict[str, StepRecord]] | None:
+        if len(row) == 5:  # gristmill_claim() with gristmill_load()
+            run, steps = self._decode_loaded(row[4])
+            run.attempt = row[2]
+            return run, steps
+        return self._decode(row[4:], row[2]) if len(row) > 4 else None
 
     def _claims(self, rows: Sequence[Sequence[Any]]) -> list[Claim]:
         return [
@@ -585,7 +617,7 @@ class DjangoStore(Store):
                 run_id=str(uuid.UUID(str(row[1]))),
                 attempt=row[2],
                 kind=row[3],
-                preload=self._decode(row[4:], row[2]) if len(row) > 4 else None,
+                preload=self._preload(row),
             )
             for row in rows
         ]
