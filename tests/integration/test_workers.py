@@ -51,3 +51,12 @@ def test_live_status_shows_the_current_step(
     assert running.run.current_step == "hold"
     (control / "release").touch()
     assert wait(run_id, timeout=20, service=service).state == RunState.SUCCEEDED
+
+
+def test_a_burst_of_runs_all_succeed_and_no_worker_dies(service: Service, workers: Workers) -> None:
+    workers.start(2)
+    run_ids = [submit("trivial", params={"value": i}, service=service) for i in range(500)]
+    states = {wait(run_id, timeout=60, service=service).state for run_id in run_ids}
+    assert states == {RunState.SUCCEEDED}
+    log = workers.log.read_text()
+    assert "exited with code" not in log and "Traceback" not in log, log

@@ -13,6 +13,7 @@ from types import FrameType
 from gristmill.engine.runner import UnitRunner
 from gristmill.engine.store import Claim, Failure, NextClaim, Report
 from gristmill.engine.watchdog import UnitReporter, Watchdog
+from gristmill.errors import StoreUnavailableError
 from gristmill.runs import RunState
 from gristmill.service import Service
 
@@ -20,6 +21,9 @@ logger = logging.getLogger("gristmill.worker")
 
 IDLE_WAIT = 1.0
 """Longest sleep between looks at the queue when no doorbell rings."""
+
+RETRY = 2.0
+"""Seconds to wait before trying again when the database is unavailable."""
 
 
 def worker_name() -> str:
@@ -155,7 +159,14 @@ class Worker:
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     logger.warning("supervisor %s is gone; stopping", self.parent_pid)
                     break
-                if self.run_once():
+                try:
+                    if self.run_once():
+                        continue
+                except StoreUnavailableError as error:
+                    # The database is down or full: nothing can be claimed or saved. Back off
+                    # and try again; the leases of what we held will expire if need be.
+                    logger.error("database unavailable: %s; retrying in %g s", error, RETRY)
+                    time.sleep(RETRY)
                     continue
                 now = time.monotonic()
                 if now >= self._next_reap:

@@ -605,6 +605,8 @@ class DjangoStore(Store):
 
     def _preload(self, row: Sequence[Any]) -> tuple[RunRecord, dict[str, StepRecord]] | None:
         if len(row) == 5:  # gristmill_claim() with gristmill_load()
+            if row[4] is None:
+                return None  # not loaded with the claim: the runner loads it
             run, steps = self._decode_loaded(row[4])
             run.attempt = row[2]
             return run, steps

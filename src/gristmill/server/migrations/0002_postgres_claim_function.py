@@ -37,8 +37,10 @@ BEGIN
 END
 $$;
 
+-- VOLATILE, not STABLE: called beside gristmill_claim(), which takes fresh snapshots, it must
+-- see the run that the claim just found, even if it committed after the calling statement began.
 CREATE OR REPLACE FUNCTION gristmill_load(p_run uuid) RETURNS json
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     RETURN (
         SELECT json_build_array(
