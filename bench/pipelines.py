@@ -27,3 +27,12 @@ def _trivial(position: int) -> Task:
 
 bench_1 = Pipeline("bench-1", [only], inputs=NO_INPUTS)
 bench_10 = Pipeline("bench-10", [_trivial(i) for i in range(1, 11)], inputs=NO_INPUTS)
+
+
+@task(uses=())
+def measure_file(run: RunContext) -> dict[str, int]:
+    """Read the uploaded file: a small real step for the HTTP benchmark."""
+    return {"bytes": len(run.input.path.read_bytes())}
+
+
+bench_file = Pipeline("bench-file", [measure_file], inputs=Inputs(kinds=["file"]))

@@ -15,6 +15,10 @@ variable                       meaning                                     defau
 ``GRISTMILL_DRAIN_SECONDS``    how long SIGTERM lets running steps finish  ``30``
 ``GRISTMILL_KILL_GRACE``       seconds between a cooperative stop and      ``5``
                                killing the step's processes
+``GRISTMILL_ALLOWED_HOSTS``    host names the web server answers to,      ``localhost,127.0.0.1,
+                               comma-separated                             [::1]``
+``GRISTMILL_SECRET_KEY``       Django's secret key                         random, kept in the
+                                                                           data dir
 ``GRISTMILL_SQLITE_SYNC``      ``normal``: commits survive any crash of    ``normal``
                                gristmill's processes; ``full``: also an
                                OS crash or power loss (an fsync per commit)
@@ -47,6 +51,8 @@ class Settings:
     drain_seconds: float = 30.0
     kill_grace: float = 5.0
     sqlite_sync: str = "normal"
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
+    secret_key: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -68,6 +74,11 @@ class Settings:
             drain_seconds=_number(env, "GRISTMILL_DRAIN_SECONDS", float, 30.0),
             kill_grace=_number(env, "GRISTMILL_KILL_GRACE", float, 5.0),
             sqlite_sync=(env.get("GRISTMILL_SQLITE_SYNC") or "normal").lower(),
+            allowed_hosts=tuple(
+                h.strip() for h in env.get("GRISTMILL_ALLOWED_HOSTS", "").split(",") if h.strip()
+            )
+            or ("localhost", "127.0.0.1", "[::1]"),
+            secret_key=env.get("GRISTMILL_SECRET_KEY", ""),
         )
         settings = replace(settings, **overrides)
         if settings.sqlite_sync not in ("normal", "full"):
@@ -91,6 +102,7 @@ class Settings:
             "GRISTMILL_DRAIN_SECONDS": str(self.drain_seconds),
             "GRISTMILL_KILL_GRACE": str(self.kill_grace),
             "GRISTMILL_SQLITE_SYNC": self.sqlite_sync,
+            "GRISTMILL_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
         }
         if self.queues:
             env["GRISTMILL_QUEUES"] = ",".join(self.queues)

@@ -157,3 +157,46 @@ def next_step(run: RunContext) -> dict[str, bool]:
 
 
 overrun = Pipeline("overrun", [late_but_done, next_step], inputs=OPTIONAL)
+
+
+# -- for the REST API tests --------------------------------------------------------------
+
+picky = Pipeline(
+    "picky",
+    [one],
+    params=Params,
+    inputs=Inputs(kinds=["file", "text"], extensions=["txt", "csv"], max_size=16, max_count=2),
+)
+
+
+class ReportParams(BaseModel):
+    title: str = "report"
+
+
+class WriteReport(Task):
+    """Writes two outputs (one in a subdirectory) and shows a summary of its result."""
+
+    def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
+        lines = run.input.path.read_text().splitlines()
+        (run.workdir / "report.txt").write_text(f"{run.params.title}\n{len(lines)} lines\n")
+        run.output("report.txt")
+        (run.workdir / "tables").mkdir()
+        (run.workdir / "tables" / "counts.csv").write_text(f"lines\n{len(lines)}\n")
+        run.output("tables/counts.csv")
+        return {"title": run.params.title, "lines": len(lines)}
+
+    def context(self, run: RunContext, result: Any) -> dict[str, Any]:
+        return {"summary": f"{result['title']}: {result['lines']} lines of {run.input.name}"}
+
+
+class BrokenContext(Task):
+    """Succeeds, but cannot show its result."""
+
+    def process(self, run: RunContext, upstream: Mapping[str, Any]) -> int:
+        return 1
+
+    def context(self, run: RunContext, result: Any) -> dict[str, Any]:
+        raise ZeroDivisionError("division by zero")
+
+
+reports = Pipeline("reports", [WriteReport, BrokenContext], params=ReportParams)

@@ -117,3 +117,14 @@ def test_close_without_listening_does_nothing(tmp_path: Path) -> None:
 def test_listen_starts_only_once(bell: SocketDoorbell) -> None:
     assert bell.listen() is True
     assert bell.listen() is False
+
+
+def test_a_doorbell_that_cannot_listen_falls_back_to_waiting_out_its_timeout(
+    tmp_path: Path,
+) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)  # longer than a Unix socket path may be
+    bell = SocketDoorbell(deep)
+    assert bell.listen() is True
+    bell.wait(0)  # no socket, no error: the caller polls instead
+    bell.ring()
+    bell.close()

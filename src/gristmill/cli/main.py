@@ -239,5 +239,9 @@ def migrate(data_dir: Path | None, database_url: str | None, pipelines: tuple[st
     console.print(f"database ready: {_where(settings)}", highlight=False)
 
 
+from gristmill.cli.serve import serve  # noqa: E402 - registered after the group exists
+
+main.add_command(serve)
+
 if __name__ == "__main__":
     main()

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import select
 import socket
+import time
 import uuid
 from pathlib import Path
+
+logger = logging.getLogger("gristmill.doorbell")
 
 
 class SocketDoorbell:
@@ -25,6 +29,7 @@ class SocketDoorbell:
         self._path: Path | None = None
         self._sender: socket.socket | None = None
         self._pid = os.getpid()
+        self._broken = False
 
     def _check_fork(self) -> None:
         if self._pid != os.getpid():
@@ -36,12 +41,19 @@ class SocketDoorbell:
     def listen(self) -> bool:
         """Start listening. Returns True if this call started it (rings before it are lost)."""
         self._check_fork()
-        if self._sock is not None:
+        if self._sock is not None or self._broken:
             return False
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(str(path))
+        try:
+            sock.bind(str(path))
+        except OSError as error:
+            # Without a doorbell the caller still works, waking on its timeouts instead.
+            sock.close()
+            self._broken = True
+            logger.warning("cannot listen for wake-ups at %s (%s); polling instead", path, error)
+            return True
         sock.setblocking(False)
         self._sock, self._path = sock, path
         return True
@@ -51,7 +63,9 @@ class SocketDoorbell:
         listening and returns at once, so callers check state after it and before waiting."""
         if self.listen():
             return
-        assert self._sock is not None
+        if self._sock is None:  # no doorbell: wait out the timeout
+            time.sleep(max(0.0, timeout))
+            return
         readable, _, _ = select.select([self._sock], [], [], max(0.0, timeout))
         if readable:
             # Drain every pending ring: one wake-up is enough for all of them.

@@ -126,9 +126,14 @@ class Supervisor:
             self._start(slot)
         next_reap = time.monotonic() + self.service.settings.lease_seconds / 2
         restart_at: dict[int, float] = {}
+        parent = os.getppid()
         while not self.stopping:
+            if os.getppid() != parent:
+                logger.warning("the process that started the workers is gone; stopping")
+                break
             now = time.monotonic()
-            timeout = max(0.0, min([next_reap, *restart_at.values()]) - now)
+            # Wake at least every second, to notice a parent that died.
+            timeout = max(0.0, min([next_reap, now + 1.0, *restart_at.values()]) - now)
             live = {p.sentinel: (slot, p) for slot, p in enumerate(self._slots) if p is not None}
             ready = wait_for([*live, self._wake_r], timeout=timeout)
             for sentinel in ready:

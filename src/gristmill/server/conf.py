@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
 import dj_database_url
@@ -29,6 +30,8 @@ def database_config(url: str, *, sqlite_sync: str = "normal") -> dict[str, Any]:
     except Exception as error:  # the library raises several types for a bad URL
         raise ConfigurationError(f"GRISTMILL_DATABASE_URL {url!r} is not valid: {error}") from None
     engine = config["ENGINE"]
+    # Persistent connections: opening one per web request costs milliseconds.
+    config["CONN_MAX_AGE"] = None
     if engine == "django.db.backends.sqlite3":
         config["OPTIONS"] = {
             "timeout": 30,
@@ -49,21 +52,76 @@ def database_config(url: str, *, sqlite_sync: str = "normal") -> dict[str, Any]:
     return config
 
 
+def secret_key(settings: Settings) -> str:
+    """``GRISTMILL_SECRET_KEY``, or a random key made on first use and kept (mode 0600) in the
+    data directory, so that sessions survive restarts and no two installs share a key."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / "secret_key"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(key)
+    return key
+
+
 def django_settings(settings: Settings) -> dict[str, Any]:
-    """The Django settings for a stand-alone gristmill (workers, ``gristmill run``)."""
+    """The Django settings of a stand-alone gristmill (server, workers, ``gristmill run``)."""
     return {
         "DATABASES": {
             "default": database_config(settings.database_url, sqlite_sync=settings.sqlite_sync)
         },
         "INSTALLED_APPS": [
+            "django.contrib.admin",
             "django.contrib.auth",
             "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "django.contrib.staticfiles",
+            "ninja",  # serves the API docs page's assets locally, not from a CDN
             "gristmill.server",
         ],
+        "MIDDLEWARE": [
+            "django.middleware.security.SecurityMiddleware",
+            "whitenoise.middleware.WhiteNoiseMiddleware",
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+            "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        ],
+        "ROOT_URLCONF": "gristmill.server.urls",
+        "TEMPLATES": [
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "DIRS": [],
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        "STATIC_URL": "/static/",
+        # Static files are served from the installed apps by WhiteNoise: no build step.
+        "WHITENOISE_USE_FINDERS": True,
+        "ALLOWED_HOSTS": list(settings.allowed_hosts),
         "USE_TZ": True,
         "TIME_ZONE": "UTC",
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
-        "SECRET_KEY": "gristmill-worker-has-no-sessions",
+        "SECRET_KEY": secret_key(settings),
         "GRISTMILL": settings,
     }
 

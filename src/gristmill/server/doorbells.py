@@ -1,16 +1,19 @@
-"""Doorbells for the Django store: Unix sockets beside a SQLite file, LISTEN/NOTIFY on
+"""Doorbells for the Django store: Unix sockets for a SQLite file, LISTEN/NOTIFY on
 PostgreSQL. Either way a ring only says "look at the database"."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
 from django.db import connections
 
 from gristmill.engine.doorbell import SocketDoorbell
+from gristmill.errors import ConfigurationError
 
 
 class Doorbell(Protocol):
@@ -59,6 +62,14 @@ def doorbells_for(alias: str) -> tuple[Doorbell, Doorbell]:
     settings = connections[alias].settings_dict
     if connections[alias].vendor == "postgresql":
         return PostgresDoorbell(alias, "gristmill_work"), PostgresDoorbell(alias, "gristmill_done")
-    name = str(settings["NAME"])
-    base = Path(f"{name}.bells")
+    # Unix socket paths are limited to about 100 bytes, so the sockets live in a short
+    # directory of their own, named for the database file and private to this user.
+    database = os.path.realpath(str(settings["NAME"]))
+    digest = hashlib.sha256(database.encode("utf-8")).hexdigest()[:16]
+    base = Path(tempfile.gettempdir()) / f"gristmill-{os.getuid()}-{digest}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    if base.stat().st_uid != os.getuid():
+        raise ConfigurationError(
+            f"{base} belongs to another user; set TMPDIR to a private directory"
+        )
     return SocketDoorbell(base / "work"), SocketDoorbell(base / "done")

@@ -15,6 +15,12 @@ _values: dict[str, Any] = django_settings(Settings.from_env())
 
 DATABASES = _values["DATABASES"]
 INSTALLED_APPS = _values["INSTALLED_APPS"]
+MIDDLEWARE = _values["MIDDLEWARE"]
+ROOT_URLCONF = _values["ROOT_URLCONF"]
+TEMPLATES = _values["TEMPLATES"]
+STATIC_URL = _values["STATIC_URL"]
+WHITENOISE_USE_FINDERS = _values["WHITENOISE_USE_FINDERS"]
+ALLOWED_HOSTS = _values["ALLOWED_HOSTS"]
 USE_TZ = _values["USE_TZ"]
 TIME_ZONE = _values["TIME_ZONE"]
 DEFAULT_AUTO_FIELD = _values["DEFAULT_AUTO_FIELD"]

@@ -265,7 +265,8 @@ class DjangoStore(Store):
         return [
             (
                 "UPDATE gristmill_run SET state = %s, finished_at = %s, current_step = NULL, "
-                "stage = NULL, error_message = %s, error_ref = %s, error_traceback = %s, "
+                "stage = NULL, progress_done = NULL, progress_total = NULL, "
+                "error_message = %s, error_ref = %s, error_traceback = %s, "
                 "cancel_requested = %s WHERE id = %s",
                 [
                     state.value,
@@ -491,7 +492,8 @@ class DjangoStore(Store):
         rows = self._fetch(
             "SELECT id, at, step, stream, text FROM gristmill_logline "
             "WHERE run_id = %s AND id > %s ORDER BY id LIMIT %s",
-            [self._id(run_id), int(after), int(limit)],
+            # Clamped to what a 64-bit id column can compare with.
+            [self._id(run_id), max(0, min(int(after), 2**63 - 1)), max(0, min(int(limit), 10_000))],
         )
         return [LogLine(*row) for row in rows]
 

@@ -1,0 +1,27 @@
+"""gristmill's REST API (django-ninja), with its OpenAPI document.
+
+Mount it in a URLconf::
+
+    path("api/v1/", api.urls)
+
+Pipelines (list, describe, submit a run), runs (status, log, results, cancel, rerun) and their
+output files. Every error answers in one format (:mod:`gristmill.server.api.errors`). Views find
+the configured gristmill through :func:`gristmill.service.default_service` when called.
+"""
+
+from __future__ import annotations
+
+from gristmill.server.api import outputs, pipelines, runs
+from gristmill.server.api.errors import ErrorFormatAPI
+
+api = ErrorFormatAPI(
+    title="gristmill",
+    version="1",
+    urls_namespace="gristmill-api",
+    description="Submit data to pipelines, follow runs, and download their results.",
+)
+api.add_router("/pipelines", pipelines.router)
+api.add_router("/runs", runs.router)
+api.add_router("/runs", outputs.router)
+
+__all__ = ["api"]

@@ -1,0 +1,133 @@
+"""A run's output files: listed, downloaded one by one, or streamed as one zip.
+
+A download is looked up among the run's stored output records by step and name; no path is
+ever built from what the client sent.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
+
+from django.http import FileResponse, HttpRequest, StreamingHttpResponse
+from ninja import Router
+
+from gristmill.engine.store import OutputRecord
+from gristmill.errors import NotFoundError
+from gristmill.server.api.schemas import API_ROOT, ErrorOut, OutputOut
+from gristmill.service import Service, default_service
+from gristmill.submission import get_run
+
+router = Router(tags=["outputs"])
+
+CHUNK = 1 << 20
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def _download_doc(media_type: str) -> dict[str, object]:
+    return {"responses": {200: {"description": "The file.", "content": {media_type: _BINARY}}}}
+
+
+@router.get("/{run_id}/outputs", response={200: list[OutputOut], 404: ErrorOut})
+def list_outputs(request: HttpRequest, run_id: str) -> list[OutputOut]:
+    """The run's output files, step by step, each with its size, digest and download URL."""
+    status = get_run(run_id, service=default_service())
+    return [
+        OutputOut(
+            step=output.step,
+            name=output.name,
+            size=output.size,
+            sha256=output.sha256,
+            media_type=output.media_type,
+            url=f"{API_ROOT}/runs/{status.id}/outputs/{quote(output.step)}/{quote(output.name)}",
+        )
+        for output in status.outputs
+    ]
+
+
+@router.get(
+    "/{run_id}/outputs.zip",
+    response={404: ErrorOut},
+    openapi_extra=_download_doc("application/zip"),
+)
+def download_zip(request: HttpRequest, run_id: str) -> StreamingHttpResponse:
+    """Every output of the run in one zip file, entries named ``<step>/<name>``, streamed as it
+    is made."""
+    service = default_service()
+    status = get_run(run_id, service=service)
+    files = [(f"{o.step}/{o.name}", _stored_file(service, o)) for o in status.outputs]
+    response = StreamingHttpResponse(zip_stream(files), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="run-{status.id}.zip"'
+    return response
+
+
+@router.get(
+    "/{run_id}/outputs/{step}/{path:name}",
+    response={404: ErrorOut},
+    openapi_extra=_download_doc("application/octet-stream"),
+)
+def download_output(request: HttpRequest, run_id: str, step: str, name: str) -> FileResponse:
+    """One output file of a step, as an attachment with its media type."""
+    service = default_service()
+    status = get_run(run_id, service=service)
+    for output in status.outputs:
+        if output.step == step and output.name == name:
+            path = _stored_file(service, output)
+            response = FileResponse(
+                path.open("rb"),
+                as_attachment=True,
+                filename=PurePosixPath(output.name).name,
+                content_type=output.media_type,
+            )
+            response["X-Content-Type-Options"] = "nosniff"
+            return response
+    raise NotFoundError(f"step {step!r} of this run has no output named {name!r}")
+
+
+def _stored_file(service: Service, output: OutputRecord) -> Path:
+    path = service.storage.path(output.path)
+    if not path.is_file():
+        raise NotFoundError(
+            f"the output {output.name!r} of step {output.step!r} is not stored any more"
+        )
+    return path
+
+
+class _Sink(io.RawIOBase):
+    """An unseekable file that keeps what is written until it is taken."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+
+def zip_stream(files: Sequence[tuple[str, Path]]) -> Iterator[bytes]:
+    """Yield a zip of ``(entry name, file)`` pairs piece by piece, holding about one chunk of
+    each file in memory at a time."""
+    sink = _Sink()
+    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for entry, path in files:
+            info = zipfile.ZipInfo.from_file(path, entry)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with path.open("rb") as source, archive.open(info, "w") as target:
+                while chunk := source.read(CHUNK):
+                    target.write(chunk)
+                    if data := sink.take():
+                        yield data
+            if data := sink.take():
+                yield data
+    yield sink.take()

@@ -1,0 +1,61 @@
+"""Pipelines: what this server offers, and submitting a run to one."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import Router, Status
+
+from gristmill.pipelines import Pipeline
+from gristmill.server.api.schemas import (
+    API_ROOT,
+    ErrorOut,
+    PipelineOut,
+    SubmittedRun,
+    run_links,
+)
+from gristmill.server.api.submissions import REQUEST_BODY_DOC, read_submission
+from gristmill.service import default_service
+from gristmill.submission import submit
+
+router = Router(tags=["pipelines"])
+
+
+def describe(pipeline: Pipeline) -> PipelineOut:
+    """The pipeline as the API shows it: what a client needs to submit a run."""
+    submit_url = f"{API_ROOT}/pipelines/{pipeline.name}/runs"
+    return PipelineOut.model_validate({**pipeline.describe(), "submit_url": submit_url})
+
+
+@router.get("", response=list[PipelineOut])
+def list_pipelines(request: HttpRequest) -> list[PipelineOut]:
+    """List the pipelines this server offers, with the inputs they accept and the JSON Schema
+    of their parameters."""
+    return [describe(pipeline) for pipeline in default_service().registry]
+
+
+@router.get("/{name}", response={200: PipelineOut, 404: ErrorOut})
+def get_pipeline(request: HttpRequest, name: str) -> PipelineOut:
+    """Describe one pipeline: its steps, accepted inputs and parameter schema."""
+    return describe(default_service().registry.get(name))
+
+
+@router.post(
+    "/{name}/runs",
+    response={201: SubmittedRun, 400: ErrorOut, 404: ErrorOut, 413: ErrorOut, 503: ErrorOut},
+    openapi_extra={"requestBody": REQUEST_BODY_DOC},
+)
+def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
+    """Submit a run to a pipeline, and answer its id and links (201).
+
+    Send either a JSON body, ``{"params": {...}, "inputs": [{"kind": "json", "value": ...},
+    {"kind": "text", "text": "..."}]}``, or a ``multipart/form-data`` form with the files in
+    ``files`` and the parameters as a JSON object in ``params``.
+
+    Everything is checked before the run is queued: unknown or invalid parameters, input kinds,
+    file types, counts and validators answer 400 with a message per field, an unknown pipeline
+    404, and an input over the pipeline's size limit 413. Once this answers 201, the run and its
+    inputs are stored.
+    """
+    inputs, params = read_submission(request)
+    run_id = submit(name, inputs, params, service=default_service())
+    return Status(201, SubmittedRun(id=run_id, **run_links(run_id)))

@@ -1,0 +1,186 @@
+"""Runs: status, log, results, cancelling and running again.
+
+An unknown or malformed run id answers 404 everywhere (the store raises
+:class:`~gristmill.errors.NotFoundError` for both).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import P, QueryEx, Router, Status
+from ninja.responses import NinjaJSONEncoder
+
+from gristmill.engine.planner import RunView
+from gristmill.runs import RunState, StepState
+from gristmill.server.api.errors import ApiError, internal_error
+from gristmill.server.api.schemas import (
+    ErrorOut,
+    LogLineOut,
+    LogOut,
+    Progress,
+    ResultsOut,
+    RunError,
+    RunOut,
+    StateOut,
+    StepOut,
+    StepResultOut,
+    run_links,
+)
+from gristmill.service import Service, default_service
+from gristmill.submission import RunStatus, get_run
+
+router = Router(tags=["runs"])
+
+MAX_LOG_LINES = 5000
+"""The most log lines one request returns; larger limits are capped to it."""
+_LARGEST_ID = 2**63 - 1
+_NOT_FOUND = {404: ErrorOut}
+
+
+@router.get("/{run_id}", response={200: RunOut, **_NOT_FOUND})
+def get_run_status(request: HttpRequest, run_id: str) -> RunOut:
+    """A run's state, current step, stage and progress, its steps, and its error if it failed.
+
+    An internal error shows only its reference; staff find the traceback under it.
+    """
+    status = get_run(run_id, service=default_service())
+    run = status.run
+    progress = None
+    if run.progress_done is not None:
+        progress = Progress(done=run.progress_done, total=run.progress_total)
+    error = None
+    if run.error_message is not None:
+        error = RunError(message=run.error_message, reference=run.error_ref)
+    return RunOut(
+        id=run.id,
+        pipeline=run.pipeline,
+        state=run.state,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        expires_at=run.expires_at,
+        current_step=run.current_step,
+        stage=run.stage,
+        progress=progress,
+        error=error,
+        attempt=run.attempt,
+        cancel_requested=run.cancel_requested,
+        steps=[
+            StepOut(
+                name=step.name,
+                title=step.title,
+                state=step.state,
+                attempt=step.attempt,
+                duration=step.duration,
+                error=step.error,
+            )
+            for step in status.steps
+        ],
+        **run_links(run.id),
+    )
+
+
+@router.get("/{run_id}/log", response={200: LogOut, **_NOT_FOUND, 422: ErrorOut})
+def get_log(
+    request: HttpRequest,
+    run_id: str,
+    after: QueryEx[int, P(ge=0, le=_LARGEST_ID, description="Read lines after this id.")] = 0,
+    limit: QueryEx[int, P(ge=1, description="At most this many lines (capped at 5000).")] = 1000,
+) -> LogOut:
+    """Log lines with an id greater than ``after``, oldest first, at most ``limit`` of them
+    (capped at 5000). Read on by passing the answer's ``next`` as ``after``."""
+    store = default_service().store
+    store.get_run(run_id)  # an unknown run is a 404, not an empty log
+    lines = store.read_log(run_id, after=after, limit=min(limit, MAX_LOG_LINES))
+    return LogOut(
+        lines=[
+            LogLineOut(
+                id=line.id,
+                at=datetime.fromtimestamp(line.at, UTC),
+                step=line.step,
+                stream=line.stream,
+                text=line.text,
+            )
+            for line in lines
+        ],
+        next=lines[-1].id if lines else after,
+    )
+
+
+@router.get("/{run_id}/results", response={200: ResultsOut, **_NOT_FOUND})
+def get_results(request: HttpRequest, run_id: str) -> ResultsOut:
+    """What each step shows: its ``context``, built from its stored result, for the steps that
+    succeeded (null for the others). A run that has not succeeded yet shows what exists."""
+    service = default_service()
+    status = get_run(run_id, service=service)
+    contexts = step_contexts(service, status)
+    return ResultsOut(
+        state=status.state,
+        steps=[
+            StepResultOut(
+                name=step.name, title=step.title, state=step.state, context=contexts.get(step.name)
+            )
+            for step in status.steps
+        ],
+    )
+
+
+def step_contexts(service: Service, status: RunStatus) -> dict[str, Any]:
+    """The ``context()`` of each succeeded step, by step name.
+
+    A context that cannot be built (the task raised, or returned something that is not JSON)
+    is logged with a reference and shown as ``{"error": "internal error, reference ..."}``.
+    """
+    succeeded = [step for step in status.steps if step.state == StepState.SUCCEEDED]
+    if not succeeded or status.run.pipeline not in service.registry:
+        return {}
+    pipeline = service.registry.get(status.run.pipeline)
+    results = {step.name: step.result for step in status.steps}
+    contexts: dict[str, Any] = {}
+    try:
+        view = RunView(pipeline, status.run, service.storage)
+    except Exception as error:
+        reference = internal_error(error, f"the results view of run {status.id}")
+        return {step.name: _failed(reference) for step in succeeded}
+    for step in succeeded:
+        try:
+            task = pipeline.step(step.name)
+            context = task.context(view.context(task, results), step.result)
+            json.dumps(context, cls=NinjaJSONEncoder, allow_nan=False)
+        except Exception as error:
+            reference = internal_error(error, f"context() of step {step.name} of run {status.id}")
+            context = _failed(reference)
+        contexts[step.name] = context
+    return contexts
+
+
+def _failed(reference: str) -> dict[str, str]:
+    return {"error": f"internal error, reference {reference}"}
+
+
+@router.post("/{run_id}/cancel", response={202: StateOut, **_NOT_FOUND, 409: ErrorOut})
+def cancel_run(request: HttpRequest, run_id: str) -> Status[StateOut]:
+    """Cancel a run: at once if it is queued, as soon as its step stops if it is running
+    (202 with the state). A run that has already ended answers 409."""
+    store = default_service().store
+    if not store.request_cancel(run_id):
+        state = store.get_run(run_id).state
+        raise ApiError(409, f"the run has already ended ({state}); there is nothing to cancel")
+    return Status(202, StateOut(state=store.get_run(run_id).state))
+
+
+@router.post("/{run_id}/rerun", response={202: StateOut, **_NOT_FOUND, 409: ErrorOut})
+def rerun_run(request: HttpRequest, run_id: str) -> Status[StateOut]:
+    """Queue an ended run again (202): stale steps are recomputed, current results are kept.
+    A run that is still queued or running, or has expired, answers 409."""
+    store = default_service().store
+    if not store.requeue(run_id, reason="rerun requested"):
+        state = store.get_run(run_id).state
+        if state == RunState.EXPIRED:
+            raise ApiError(409, "the run has expired and its files are gone; submit it again")
+        raise ApiError(409, f"the run is still {state}; wait for it to end to run it again")
+    return Status(202, StateOut(state=store.get_run(run_id).state))

@@ -1,0 +1,177 @@
+"""What the API sends and receives, as ninja schemas (pydantic models).
+
+These models are the API's contract and its OpenAPI document: views build them, ninja checks
+them on the way out. Submissions are read in :mod:`gristmill.server.api.submissions`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypedDict
+
+from ninja import Field, Schema
+
+from gristmill.runs import RunState, StepState
+
+API_ROOT = "/api/v1"
+"""Where the URLconf mounts the API; the links in answers start with it."""
+
+
+class RunLinkFields(TypedDict):
+    """The links of a run, as keyword arguments for the schemas that carry them."""
+
+    url: str
+    status_url: str
+    log_url: str
+    results_url: str
+    outputs_url: str
+    outputs_zip_url: str
+
+
+def run_links(run_id: str) -> RunLinkFields:
+    """The links of the run ``run_id``: its page, and its API resources."""
+    base = f"{API_ROOT}/runs/{run_id}"
+    return {
+        "url": f"/runs/{run_id}",
+        "status_url": base,
+        "log_url": f"{base}/log",
+        "results_url": f"{base}/results",
+        "outputs_url": f"{base}/outputs",
+        "outputs_zip_url": f"{base}/outputs.zip",
+    }
+
+
+class ErrorDetail(Schema):
+    code: str = Field(description="not_found, invalid, conflict, too_large, unavailable, ...")
+    message: str = Field(description="One sentence for humans.")
+    details: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Messages by field (dotted path), when a field is at fault.",
+    )
+
+
+class ErrorOut(Schema):
+    """Every 4xx and 5xx answer."""
+
+    error: ErrorDetail
+
+
+# -- pipelines ----------------------------------------------------------------------------
+
+
+class StepInfo(Schema):
+    name: str
+    title: str
+
+
+class InputSpec(Schema):
+    kinds: list[str] = Field(description="Input kinds offered: file, json, text, ...")
+    extensions: list[str] | None = Field(description="Accepted file extensions; null: any.")
+    max_size: int = Field(description="Largest accepted input, in bytes.")
+    min_count: int
+    max_count: int
+
+
+class PipelineOut(Schema):
+    name: str
+    title: str
+    description: str
+    steps: list[StepInfo]
+    inputs: InputSpec
+    params_schema: dict[str, Any] = Field(description="JSON Schema of the parameters.")
+    queue: str
+    retention_seconds: int
+    access: str = Field(description="Who may submit: anyone, signed-in or staff.")
+    submit_url: str
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+class RunLinks(Schema):
+    url: str = Field(description="The run's page.")
+    status_url: str
+    log_url: str
+    results_url: str
+    outputs_url: str
+    outputs_zip_url: str
+
+
+class SubmittedRun(RunLinks):
+    """The answer to an accepted submission."""
+
+    id: str
+
+
+class Progress(Schema):
+    done: int
+    total: int | None
+
+
+class RunError(Schema):
+    message: str = Field(description="What went wrong, for the user.")
+    reference: str | None = Field(description="Set for internal errors: quote it to staff.")
+
+
+class StepOut(Schema):
+    name: str
+    title: str
+    state: StepState
+    attempt: int | None
+    duration: float | None = Field(description="Seconds the step took.")
+    error: str | None
+
+
+class RunOut(RunLinks):
+    id: str
+    pipeline: str
+    state: RunState
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    expires_at: datetime
+    current_step: str | None
+    stage: str | None
+    progress: Progress | None
+    error: RunError | None
+    attempt: int = Field(description="The attempt number of the run's latest unit of work.")
+    cancel_requested: bool
+    steps: list[StepOut]
+
+
+class StateOut(Schema):
+    state: RunState
+
+
+class LogLineOut(Schema):
+    id: int
+    at: datetime
+    step: str = Field(description="The step that wrote the line; empty for the system.")
+    stream: str = Field(description="log, stdout, stderr or system.")
+    text: str
+
+
+class LogOut(Schema):
+    lines: list[LogLineOut]
+    next: int = Field(description="Pass it as `after` to read on.")
+
+
+class StepResultOut(Schema):
+    name: str
+    title: str
+    state: StepState
+    context: Any = Field(description="What the step shows (its context()); null unless succeeded.")
+
+
+class ResultsOut(Schema):
+    state: RunState
+    steps: list[StepResultOut]
+
+
+class OutputOut(Schema):
+    step: str
+    name: str
+    size: int
+    sha256: str
+    media_type: str
+    url: str

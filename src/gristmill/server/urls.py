@@ -1,0 +1,25 @@
+"""The URLs of a stand-alone gristmill. A Django project that adds gristmill to its
+``INSTALLED_APPS`` can include the same patterns under any prefix."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+
+from gristmill.server.api import api
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Answers 200 when the database can be reached (for load balancers and tests)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="gristmill-healthz"),
+]

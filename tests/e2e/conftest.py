@@ -1,0 +1,125 @@
+"""End-to-end fixtures: a real ``gristmill serve`` on a free port, per database."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import service_absent
+from tests.integration.conftest import PIPELINES, _drop_postgres, _postgres_database
+
+E2E_PIPELINES = str(Path(__file__).with_name("pipelines.py"))
+
+
+@dataclass
+class Server:
+    """A running ``gristmill serve``."""
+
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[str]
+    log: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRISTMILL_", "DJANGO_"))}
+    return {**env, **extra}
+
+
+def start_server(data_dir: Path, database_url: str | None = None, workers: int = 1) -> Server:
+    """Start ``gristmill serve --port 0`` and wait for the line that gives its URL."""
+    env = _clean_env(
+        GRISTMILL_LEASE_SECONDS="5", GRISTMILL_DRAIN_SECONDS="5", GRISTMILL_KILL_GRACE="1"
+    )
+    if database_url:
+        env["GRISTMILL_DATABASE_URL"] = database_url
+        subprocess.run(
+            [sys.executable, "-m", "gristmill", "migrate"], env=env, check=True, capture_output=True
+        )
+    log = data_dir / "serve.log"
+    with log.open("w") as errors:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gristmill",
+                "serve",
+                "--port",
+                "0",
+                "--workers",
+                str(workers),
+                "--data-dir",
+                str(data_dir),
+                "--pipelines",
+                PIPELINES,
+                "--pipelines",
+                E2E_PIPELINES,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            start_new_session=True,
+        )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.5)
+        if ready:
+            line = process.stdout.readline()
+            if line.startswith("gristmill serving "):
+                return Server(line.split()[2], data_dir, process, log)
+            if not line and process.poll() is not None:
+                break
+    stop_server(process)
+    pytest.fail(f"gristmill serve did not start:\n{log.read_text()}")
+
+
+def stop_server(process: subprocess.Popen[str]) -> int | None:
+    """SIGTERM, then SIGKILL of the whole session if it does not stop in time."""
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return None
+    finally:
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A live server with one worker, on SQLite and on a fresh PostgreSQL database."""
+    database_url = None
+    if request.param == "postgres":
+        database_url, reason = _postgres_database()
+        if not database_url:
+            service_absent(reason)
+    data_dir = tmp_path_factory.mktemp(f"serve-{request.param}")
+    running = start_server(data_dir, database_url)
+    yield running
+    stop_server(running.process)
+    if database_url:
+        _drop_postgres(database_url)

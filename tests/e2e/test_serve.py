@@ -1,0 +1,115 @@
+"""gristmill serve, over HTTP, as a program would use it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.e2e.conftest import Server, start_server, stop_server
+from tests.integration.conftest import wait_until
+
+
+def finished(client: httpx.Client, run_id: str, timeout: float = 30) -> dict[str, Any]:
+    """Poll the run's status until it reaches a terminal state."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        status = client.get(f"/api/v1/runs/{run_id}").json()
+        if status["state"] in ("succeeded", "failed", "cancelled", "expired"):
+            return status  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, f"run {run_id} still {status['state']}"
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def test_the_server_answers_health_checks(server: Server) -> None:
+    with server.client() as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_pipelines_are_listed_with_their_parameter_schema(server: Server) -> None:
+    with server.client() as client:
+        pipelines = {p["name"]: p for p in client.get("/api/v1/pipelines").json()}
+    assert {"trivial", "upper"} <= set(pipelines)
+    assert pipelines["trivial"]["params_schema"]["properties"]["value"]["type"] == "integer"
+
+
+def test_a_json_submission_runs_on_the_workers(server: Server) -> None:
+    with server.client() as client:
+        answer = client.post("/api/v1/pipelines/trivial/runs", json={"params": {"value": 5}})
+        assert answer.status_code == 201, answer.text
+        run_id = answer.json()["id"]
+        status = finished(client, run_id)
+        assert status["state"] == "succeeded"
+        results = client.get(f"/api/v1/runs/{run_id}/results").json()
+    assert results["steps"][0]["context"] == {"ok": True, "value": 5}
+
+
+def test_an_uploaded_file_is_processed_and_its_output_downloaded(server: Server) -> None:
+    with server.client() as client:
+        answer = client.post(
+            "/api/v1/pipelines/upper/runs",
+            files={"files": ("note.txt", b"quiet words", "text/plain")},
+        )
+        assert answer.status_code == 201, answer.text
+        run_id = answer.json()["id"]
+        assert finished(client, run_id)["state"] == "succeeded"
+        (output,) = client.get(f"/api/v1/runs/{run_id}/outputs").json()
+        download = client.get(output["url"])
+        log = client.get(f"/api/v1/runs/{run_id}/log").json()
+    assert download.status_code == 200 and download.content == b"QUIET WORDS"
+    assert [line["text"] for line in log["lines"]] == ["shouted 11 characters"]
+
+
+def test_an_oversize_upload_is_refused_and_nothing_is_stored(server: Server) -> None:
+    before = (
+        set((server.data_dir / "runs").glob("*")) if (server.data_dir / "runs").exists() else set()
+    )
+    with server.client() as client:
+        answer = client.post(
+            "/api/v1/pipelines/upper/runs", files={"files": ("big.txt", b"x" * 2048, "text/plain")}
+        )
+    assert answer.status_code == 413
+    assert answer.json()["error"]["details"] == {
+        "inputs": ["big.txt: the file is larger than this pipeline's limit of 1 KiB"]
+    }
+    after = (
+        set((server.data_dir / "runs").glob("*")) if (server.data_dir / "runs").exists() else set()
+    )
+    assert after == before
+
+
+def test_an_unknown_run_is_a_404_in_the_error_format(server: Server) -> None:
+    with server.client() as client:
+        answer = client.get("/api/v1/runs/00000000-0000-4000-8000-000000000000")
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "not_found"
+
+
+def session_members(session: int) -> list[int]:
+    """Process ids in the given session (from /proc)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == session:  # field 6 of stat: the session id
+                members.append(int(entry.name))
+    return members
+
+
+def test_sigterm_stops_the_server_and_its_workers(tmp_path: Any) -> None:
+    running = start_server(tmp_path, workers=2)
+    with running.client() as client:
+        assert client.get("/healthz").status_code == 200
+    wait_until(
+        lambda: len(session_members(running.process.pid)) >= 4,
+        message="the server, its supervisor and 2 workers",
+    )
+    assert stop_server(running.process) == 0
+    assert session_members(running.process.pid) == []
