@@ -239,9 +239,12 @@ def migrate(data_dir: Path | None, database_url: str | None, pipelines: tuple[st
     console.print(f"database ready: {_where(settings)}", highlight=False)
 
 
-from gristmill.cli.serve import serve  # noqa: E402 - registered after the group exists
+from gristmill.cli.client import COMMANDS  # noqa: E402 - registered after the group exists
+from gristmill.cli.serve import serve  # noqa: E402
 
 main.add_command(serve)
+for command in COMMANDS:
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()

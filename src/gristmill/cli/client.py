@@ -1,0 +1,209 @@
+"""``gristmill submit|status|logs|download``: use a gristmill server over its REST API."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+from gristmill.cli.options import parse_params
+
+TERMINAL = ("succeeded", "failed", "cancelled", "expired")
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, highlight=False)
+
+server_option = click.option(
+    "--server",
+    envvar="GRISTMILL_SERVER",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="The server's address [env: GRISTMILL_SERVER].",
+)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    sys.exit(code)
+
+
+@contextmanager
+def _client(server: str) -> Iterator[httpx.Client]:
+    try:
+        with httpx.Client(base_url=server.rstrip("/") + "/api/v1", timeout=60) as client:
+            yield client
+    except httpx.TransportError as error:
+        _fail(f"cannot reach the server at {server}: {error}", 2)
+
+
+def _check(answer: httpx.Response) -> Any:
+    """The JSON of a successful answer; otherwise print the server's error and exit."""
+    if answer.is_success:
+        return (
+            answer.json()
+            if answer.headers.get("content-type", "").startswith("application/json")
+            else answer
+        )
+    try:
+        error = answer.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        _fail(f"the server answered {answer.status_code}: {answer.text[:200]}")
+    details = error.get("details") or {}
+    if details:
+        for field, messages in details.items():
+            for message in messages:
+                err.print(f"[bold red]error:[/] {field}: {message}", highlight=False)
+    else:
+        err.print(f"[bold red]error:[/] {error.get('message')}", highlight=False)
+    sys.exit(2 if answer.status_code < 500 else 1)
+
+
+def _follow(client: httpx.Client, run_id: str) -> dict[str, Any]:
+    """Show progress and the log until the run ends; return its last status."""
+    after = 0
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        bar = progress.add_task("queued", total=None)
+        while True:
+            status = _check(client.get(f"/runs/{run_id}"))
+            log = _check(client.get(f"/runs/{run_id}/log", params={"after": after}))
+            for line in log["lines"]:
+                progress.console.print(
+                    f"{line['step']} {line['text']}".strip(), markup=False, highlight=False
+                )
+            after = log["next"]
+            moving = status.get("progress") or {}
+            description = (
+                " · ".join(x for x in (status.get("current_step"), status.get("stage")) if x)
+                or status["state"]
+            )
+            progress.update(
+                bar,
+                description=description,
+                completed=moving.get("done") or 0,
+                total=moving.get("total"),
+            )
+            if status["state"] in TERMINAL:
+                return status  # type: ignore[no-any-return]
+            time.sleep(0.25)  # polling a remote server: the doorbells are local only
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    out.print(f"run {status['id']} [bold]{status['state']}[/] ({status['pipeline']})")
+    for step in status["steps"]:
+        duration = f" {step['duration']:.2f}s" if step.get("duration") is not None else ""
+        out.print(f"  {step['name']}: {step['state']}{duration}")
+    if status.get("error"):
+        reference = status["error"].get("reference")
+        out.print(
+            f"  error: {status['error']['message']}"
+            + (f" (reference {reference})" if reference else ""),
+            markup=False,
+        )
+
+
+@click.command()
+@click.argument("pipeline")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A parameter value (repeatable).",
+)
+@click.option("--wait", is_flag=True, help="Follow the run until it ends; exit 1 if it fails.")
+@server_option
+def submit(
+    pipeline: str, files: tuple[Path, ...], params: tuple[str, ...], wait: bool, server: str
+) -> None:
+    """Submit FILES to PIPELINE on a server and print the run's id."""
+    with _client(server) as client, ExitStack() as stack:
+        uploads = [("files", (path.name, stack.enter_context(path.open("rb")))) for path in files]
+        data = {"params": json.dumps(parse_params(params))}
+        answer = _check(
+            client.post(f"/pipelines/{pipeline}/runs", data=data, files=uploads or None)
+        )
+        run_id = answer["id"]
+        out.print(run_id)
+        err.print(f"submitted: {server.rstrip('/')}{answer['url']}", highlight=False)
+        if wait:
+            status = _follow(client, run_id)
+            _print_status(status)
+            if status["state"] != "succeeded":
+                sys.exit(1)
+
+
+@click.command()
+@click.argument("run_id")
+@server_option
+def status(run_id: str, server: str) -> None:
+    """Print a run's state and steps."""
+    with _client(server) as client:
+        _print_status(_check(client.get(f"/runs/{run_id}")))
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the run ends.")
+@server_option
+def logs(run_id: str, follow: bool, server: str) -> None:
+    """Print a run's log."""
+    with _client(server) as client:
+        if follow:
+            _follow(client, run_id)
+            return
+        after = 0
+        while True:
+            log = _check(client.get(f"/runs/{run_id}/log", params={"after": after}))
+            for line in log["lines"]:
+                out.print(f"{line['step']} {line['text']}".strip(), markup=False)
+            if not log["lines"]:
+                return
+            after = log["next"]
+
+
+@click.command()
+@click.argument("run_id")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to save into [default: ./RUN_ID].",
+)
+@server_option
+def download(run_id: str, output: Path | None, server: str) -> None:
+    """Save a run's output files (STEP/NAME under the directory)."""
+    target = (output or Path(run_id)).resolve()
+    with _client(server) as client:
+        for item in _check(client.get(f"/runs/{run_id}/outputs")):
+            path = (target / item["step"] / item["name"]).resolve()
+            if not path.is_relative_to(target):
+                _fail(f"the server named an output outside the directory: {item['name']!r}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with client.stream("GET", item["url"].removeprefix("/api/v1")) as answer:
+                if not answer.is_success:
+                    answer.read()
+                    _check(answer)
+                with path.open("wb") as file:
+                    for chunk in answer.iter_bytes():
+                        file.write(chunk)
+            out.print(f"{path} ({item['size']} bytes)")
+
+
+COMMANDS = (submit, status, logs, download)

@@ -1,0 +1,77 @@
+"""The gristmill command as a client of a live server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.conftest import Server, _clean_env
+
+
+def gristmill(server: Server, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gristmill", *args, "--server", server.url],
+        cwd=cwd,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_submit_wait_status_logs_and_download(server: Server, tmp_path: Path) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("quiet words")
+    submitted = gristmill(server, "submit", "upper", str(note), "--wait", cwd=tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    run_id = submitted.stdout.splitlines()[0]
+    assert "succeeded" in submitted.stdout
+
+    status = gristmill(server, "status", run_id, cwd=tmp_path)
+    assert status.stdout.splitlines()[:2] == [
+        f"run {run_id} succeeded (upper)",
+        status.stdout.splitlines()[1],
+    ]
+    assert status.stdout.splitlines()[1].startswith("  shout: succeeded")
+
+    logs = gristmill(server, "logs", run_id, cwd=tmp_path)
+    assert logs.stdout.strip() == "shout shouted 11 characters"
+
+    downloaded = gristmill(server, "download", run_id, "-o", "out", cwd=tmp_path)
+    assert downloaded.returncode == 0, downloaded.stderr
+    assert (tmp_path / "out" / "shout" / "shouted.txt").read_text() == "QUIET WORDS"
+
+
+def test_a_refused_submission_prints_each_problem_and_exits_2(
+    server: Server, tmp_path: Path
+) -> None:
+    done = gristmill(server, "submit", "trivial", "-p", "value=many", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: params.value: Input should be a valid integer, unable to parse string as an integer"
+    )
+
+
+def test_a_failed_run_exits_1_with_its_message(server: Server, tmp_path: Path) -> None:
+    done = gristmill(server, "submit", "failing", "--wait", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "error: row 3 has no 'id' field" in done.stdout
+
+
+def test_an_unknown_run_is_reported(server: Server, tmp_path: Path) -> None:
+    done = gristmill(server, "status", "00000000-0000-4000-8000-000000000000", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ")
+
+
+def test_an_unreachable_server_is_reported(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "gristmill", "status", "x", "--server", "http://127.0.0.1:9"],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: cannot reach the server at http://127.0.0.1:9")
