@@ -35,6 +35,9 @@ def validate_params(pipeline: Pipeline, raw: Mapping[str, Any] | None) -> BaseMo
             errors.setdefault(f"params.{name}", []).append(
                 f"unknown parameter {name!r} (this pipeline takes: {choices})"
             )
+    for name, value in raw.items():
+        if _has_nul(value):
+            errors.setdefault(f"params.{name}", []).append("must not contain NUL characters")
     if errors:
         raise SubmissionError(errors)
     try:
@@ -109,6 +112,17 @@ def run_validators(pipeline: Pipeline, inputs: Sequence[InputFile]) -> None:
                 problems.append(f"{item.name}: {verdict}")
     if problems:
         raise SubmissionError({"inputs": problems})
+
+
+def _has_nul(value: Any) -> bool:
+    # Databases refuse NUL in text (PostgreSQL), and no parameter needs one.
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _human(size: int) -> str:

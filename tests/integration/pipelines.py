@@ -6,10 +6,11 @@ import os
 import signal
 import time
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
 
 from gristmill import Inputs, Pipeline, RunContext, Task, TaskError, task
 
@@ -200,3 +201,59 @@ class BrokenContext(Task):
 
 
 reports = Pipeline("reports", [WriteReport, BrokenContext], params=ReportParams)
+
+
+# -- for the web page tests --------------------------------------------------------------
+
+
+class Colour(StrEnum):
+    RED = "red"
+    GREEN = "green"
+
+
+class TableParams(BaseModel):
+    top: int = Field(10, ge=1, description="How many rows to show")
+    ratio: float = 0.5
+    loud: bool = True
+    colour: Colour = Colour.RED
+    label: str = "table"
+    exclude: list[str] = Field(default_factory=list, description="Words to leave out")
+
+    @model_validator(mode="after")
+    def _loud_tables_are_short(self) -> TableParams:
+        if self.loud and self.top > 100:
+            raise ValueError("a loud table shows at most 100 rows")
+        return self
+
+
+@task(title="Tabulate")
+def tabulate(run: RunContext) -> dict[str, Any]:
+    return {
+        "label": run.params.label,
+        "rows": [{"word": "mill", "count": 3}, {"word": "grist", "count": 2}],
+        "tags": ["<b>plain</b>", "text"],
+        "nested": {"depth": {"level": 2}},
+        "missing": None,
+    }
+
+
+class Greet(Task):
+    """Shows its context with a template of its own."""
+
+    title = "Greeting"
+    template = "web_tests/greeting.html"
+
+    def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, str]:
+        return {"greeting": f"hello from {run.params.colour}"}
+
+
+tabular = Pipeline(
+    "tabular",
+    [tabulate, Greet],
+    title="Tables",
+    description="Shows a result as tables.",
+    params=TableParams,
+    inputs=OPTIONAL,
+)
+
+json_only = Pipeline("json-only", [one], params=Params, inputs=Inputs(kinds=["json"]))

@@ -166,7 +166,7 @@ def test_a_json_submission_is_accepted_with_links(service: Service, client: Test
     run_id = response.json()["id"]
     assert response.json() == {
         "id": run_id,
-        "url": f"/runs/{run_id}",
+        "url": f"/runs/{run_id}/",
         "status_url": f"/api/v1/runs/{run_id}",
         "log_url": f"/api/v1/runs/{run_id}/log",
         "results_url": f"/api/v1/runs/{run_id}/results",

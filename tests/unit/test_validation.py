@@ -237,3 +237,9 @@ def test_a_validator_that_crashes_refuses_with_a_reference(tmp_path: Path) -> No
     item = input_file(tmp_path, "data.json", b"{}")
     (message,) = refusal(run_validators, pipeline(validators=[broken_check]), [item])["inputs"]
     assert message.startswith("data.json: the check 'broken check' failed with an internal error")
+
+
+def test_a_parameter_with_a_nul_character_is_refused() -> None:
+    assert refusal(validate_params, pipeline(params=Params), {"mode": "a\x00b"}) == {
+        "params.mode": ["must not contain NUL characters"]
+    }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.urls import path
+from django.urls import include, path
 
 from gristmill.server.api import api
 
@@ -22,4 +22,5 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="gristmill-healthz"),
+    path("", include("gristmill.server.web.urls")),
 ]

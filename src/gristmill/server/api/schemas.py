@@ -32,7 +32,7 @@ def run_links(run_id: str) -> RunLinkFields:
     """The links of the run ``run_id``: its page, and its API resources."""
     base = f"{API_ROOT}/runs/{run_id}"
     return {
-        "url": f"/runs/{run_id}",
+        "url": f"/runs/{run_id}/",
         "status_url": base,
         "log_url": f"{base}/log",
         "results_url": f"{base}/results",

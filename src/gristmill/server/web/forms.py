@@ -1,0 +1,254 @@
+"""The submission form of a pipeline, made from what it accepts and its parameter model.
+
+The form only turns the request into Python values (a number field gives a number); every
+check that decides whether a run is accepted stays in :func:`gristmill.submission.submit`, the
+one way in, and its refusals are shown next to the fields they concern
+(:meth:`SubmissionForm.show_refusal`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+from django.forms import BoundField
+from django.template.defaultfilters import filesizeformat
+from pydantic import BaseModel
+
+from gristmill.errors import SubmissionError
+from gristmill.inputs import InputKind, InputSource, JsonInput, TextInput, Upload
+from gristmill.pipelines import Pipeline
+
+FILES = "files"
+TEXT = "text"
+_RESERVED = frozenset({FILES, TEXT, "csrfmiddlewaretoken"})
+
+
+class FilesInput(forms.FileInput):
+    """A file input that hands over every file sent under its name, whether or not it offers
+    choosing several (so that gristmill, not the widget, says how many a pipeline takes)."""
+
+    def __init__(self, *, multiple: bool, accept: str | None) -> None:
+        self.allow_multiple_selected = multiple
+        super().__init__({"accept": accept} if accept else None)
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        if hasattr(files, "getlist"):
+            return files.getlist(name)
+        value = files.get(name)
+        return [] if value is None else list(value) if isinstance(value, list) else [value]
+
+
+class JsonField(forms.CharField):
+    """A parameter with no form control of its own (a list, an object), typed as JSON."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps(value)
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value)
+        if not text:
+            return None
+        parsed, problem = parse_json(text)
+        if problem:
+            raise forms.ValidationError(problem)
+        if _has_null_character(parsed):  # as CharField refuses them: databases cannot store them
+            raise forms.ValidationError("Null characters are not allowed.")
+        return parsed
+
+
+def _has_null_character(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def parse_json(text: str) -> tuple[Any, str | None]:
+    """The JSON value in ``text``, or ``None`` and a message saying why it is not JSON."""
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not allowed in JSON")
+
+    try:
+        return json.loads(text, parse_constant=refuse), None
+    except RecursionError:
+        return None, "this is not valid JSON: it is nested too deeply"
+    except ValueError as error:
+        return None, f"this is not valid JSON: {error}"
+
+
+def _resolve(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema of one property with ``$ref`` and ``X | None`` unwrapped (the property's
+    own title, default and description kept)."""
+    resolved = {key: value for key, value in prop.items() if key not in ("$ref", "anyOf", "allOf")}
+    targets = [prop] if "$ref" in prop else list(prop.get("allOf", []))
+    others = [p for p in prop.get("anyOf", []) if p.get("type") != "null"]
+    if len(others) == 1:
+        targets.append(others[0])
+    for target in targets:
+        ref = target.get("$ref", "")
+        base = defs.get(ref.rsplit("/", 1)[-1], {}) if ref.startswith("#/$defs/") else target
+        for key, value in base.items():
+            if key not in ("title", "description", "$ref"):
+                resolved.setdefault(key, value)
+    return resolved
+
+
+def param_field(schema: Mapping[str, Any], label: str, required: bool) -> forms.Field:
+    """The form field of one parameter, from its JSON Schema."""
+    options: dict[str, Any] = {
+        "label": label,
+        "help_text": schema.get("description", ""),
+        "initial": schema.get("default"),
+        "required": required,
+    }
+    kind = schema.get("type")
+    if "enum" in schema:
+        values = {str(value): value for value in schema["enum"]}
+        choices = [(text, text) for text in values]
+        if not required and options["initial"] is None:
+            choices.insert(0, ("", "(default)"))
+        return forms.TypedChoiceField(
+            choices=choices, coerce=values.__getitem__, empty_value=None, **options
+        )
+    if kind == "integer":
+        return forms.IntegerField(**options)
+    if kind == "number":
+        return forms.FloatField(**options)
+    if kind == "boolean":
+        return forms.BooleanField(**{**options, "required": False})
+    if kind == "string":
+        return forms.CharField(**options)
+    options["help_text"] = " ".join(filter(None, [options["help_text"], "(as JSON)"]))
+    return JsonField(**options)
+
+
+def param_fields(model: type[BaseModel]) -> dict[str, forms.Field]:
+    """One form field per parameter of ``model``, in the model's order."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+    required = set(schema.get("required", []))
+    fields = {}
+    for name, prop in schema.get("properties", {}).items():
+        label = prop.get("title") or name.replace("_", " ").capitalize()
+        fields[name] = param_field(_resolve(prop, defs), label, name in required)
+    return fields
+
+
+def describe_inputs(pipeline: Pipeline) -> str:
+    """What the pipeline accepts, in one sentence for the form."""
+    spec = pipeline.inputs
+    parts = []
+    if spec.extensions is not None:
+        parts.append("accepted: " + ", ".join(f".{ext}" for ext in spec.extensions))
+    parts.append(f"up to {filesizeformat(spec.max_size)} each")
+    if spec.max_count > 1:
+        parts.append(f"at most {spec.max_count}")
+    if spec.min_count == 0:
+        parts.append("optional")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+class SubmissionForm(forms.Form):
+    """The inputs and parameters of a new run of ``pipeline``."""
+
+    def __init__(self, pipeline: Pipeline, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pipeline = pipeline
+        kinds = set(pipeline.inputs.kinds)
+        if InputKind.FILE in kinds:
+            extensions = pipeline.inputs.extensions
+            accept = ",".join(f".{ext}" for ext in extensions) if extensions is not None else None
+            widget = FilesInput(multiple=pipeline.inputs.max_count > 1, accept=accept)
+            self.fields[FILES] = forms.Field(
+                label="Files" if pipeline.inputs.max_count > 1 else "File",
+                required=False,
+                widget=widget,
+                help_text=describe_inputs(pipeline),
+            )
+        self.takes_text = InputKind.TEXT in kinds
+        self.pasted_json: Any = None
+        if self.takes_text or InputKind.JSON in kinds:
+            self.fields[TEXT] = forms.CharField(
+                label="Or paste text",
+                required=False,
+                strip=False,
+                widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+                help_text="" if self.takes_text else "It must be valid JSON.",
+            )
+        self.param_names: dict[str, str] = {}  # form field name -> parameter name
+        for name, field in param_fields(pipeline.params).items():
+            field_name = f"param_{name}" if name in _RESERVED else name
+            self.param_names[field_name] = name
+            self.fields[field_name] = field
+
+    def input_fields(self) -> list[BoundField]:
+        """The file and text fields that are offered."""
+        return [self[name] for name in (FILES, TEXT) if name in self.fields]
+
+    def param_fields(self) -> list[BoundField]:
+        """The parameters' fields, in the model's order."""
+        return [self[name] for name in self.param_names]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        text = cleaned.get(TEXT) or ""
+        if text.strip() and not self.takes_text:
+            self.pasted_json, problem = parse_json(text)
+            if problem:
+                self.add_error(TEXT, problem)
+        return cleaned
+
+    def inputs(self) -> list[InputSource]:
+        """The inputs to submit: the uploaded files, then the pasted text (if any)."""
+        data = self.cleaned_data
+        sources: list[InputSource] = [
+            Upload(name=upload.name or "upload", stream=upload.file, media_type=upload.content_type)
+            for upload in data.get(FILES) or []
+        ]
+        text = data.get(TEXT) or ""
+        if text.strip():
+            sources.append(TextInput(text) if self.takes_text else JsonInput(self.pasted_json))
+        return sources
+
+    def params(self) -> dict[str, Any]:
+        """The parameters to submit; a field left empty leaves its parameter at its default."""
+        params = {}
+        for field_name, name in self.param_names.items():
+            value = self.cleaned_data.get(field_name)
+            if value is not None and value != "":
+                params[name] = value
+        return params
+
+    def show_refusal(self, refusal: SubmissionError) -> None:
+        """Put each message of a refused submission next to the field it concerns: a parameter's
+        at its field, an input's at the file field (or the text field, if there is no file
+        field), anything else at the top of the form."""
+        by_param = {name: field_name for field_name, name in self.param_names.items()}
+        inputs_field = next((name for name in (FILES, TEXT) if name in self.fields), None)
+        for key, messages in refusal.errors.items():
+            field: str | None = None
+            prefix = ""
+            if key.startswith("params."):
+                param, _, rest = key.removeprefix("params.").partition(".")
+                field = by_param.get(param)
+                prefix = f"{rest}: " if rest and field else ""
+            elif key == "inputs":
+                field = inputs_field
+            for message in messages:
+                self.add_error(field, prefix + message)

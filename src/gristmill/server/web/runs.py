@@ -1,0 +1,136 @@
+"""A run as its page shows it: steps, stage and progress, log tail, and output files.
+
+``static/gristmill/run.js`` updates the same things from the REST API while the run is queued
+or running; the texts made here (:func:`duration_text`, :func:`stage_text`) and there must
+read alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from gristmill.engine.store import LogLine
+from gristmill.pipelines import Pipeline
+from gristmill.runs import RunState
+from gristmill.server.api.schemas import API_ROOT, run_links
+from gristmill.service import Service
+from gristmill.submission import RunStatus
+
+LOG_LINES = 1000
+"""The most log lines the page shows when it is made; the script reads on from there."""
+
+
+@dataclass
+class StepRow:
+    """One step in the run page's list of steps."""
+
+    name: str
+    title: str
+    state: str
+    attempt: str
+    duration: str
+
+
+@dataclass
+class OutputLink:
+    """One output file, to download."""
+
+    step: str
+    name: str
+    size: int
+    url: str
+
+
+def duration_text(seconds: float | None) -> str:
+    """How long a step took, for people: ``12 ms``, ``4.2 s``, ``3 min 05 s``, ``2 h 01 min``."""
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def stage_text(status: RunStatus, titles: dict[str, str]) -> str:
+    """What the run is doing now, in a few words."""
+    run = status.run
+    if run.state == RunState.QUEUED:
+        return "Waiting for a worker."
+    if run.current_step is None:
+        return "Starting."
+    text = f"Running {titles.get(run.current_step, run.current_step)}"
+    return f"{text}: {run.stage}" if run.stage else text
+
+
+def output_links(status: RunStatus) -> list[OutputLink]:
+    """The run's output files with their download URLs (as the REST API lists them)."""
+    base = f"{API_ROOT}/runs/{status.id}/outputs"
+    titles = {step.name: step.title for step in status.steps}
+    return [
+        OutputLink(
+            step=titles.get(output.step, output.step),
+            name=output.name,
+            size=output.size,
+            url=f"{base}/{quote(output.step)}/{quote(output.name)}",
+        )
+        for output in status.outputs
+    ]
+
+
+def log_tail(service: Service, run_id: str) -> tuple[list[LogLine], int]:
+    """The first lines of the run's log, and the id to read on after."""
+    lines = service.store.read_log(run_id, after=0, limit=LOG_LINES)
+    return lines, lines[-1].id if lines else 0
+
+
+def run_page_context(
+    service: Service, status: RunStatus, pipeline: Pipeline | None
+) -> dict[str, Any]:
+    """The template context of the run page (results are added by the view)."""
+    run = status.run
+    titles = {step.name: step.title for step in status.steps}
+    context: dict[str, Any] = {
+        "run": run,
+        "title": pipeline.title if pipeline is not None else run.pipeline,
+        "pipeline": pipeline,
+        "links": run_links(run.id),
+        "terminal": run.state.is_terminal,
+        "succeeded": run.state == RunState.SUCCEEDED,
+        "steps": [
+            StepRow(
+                name=step.name,
+                title=step.title,
+                state=str(step.state),
+                attempt=f"attempt {step.attempt}" if step.attempt else "",
+                duration=duration_text(step.duration),
+            )
+            for step in status.steps
+        ],
+    }
+    if not run.state.is_terminal:
+        lines, after = log_tail(service, run.id)
+        known_total = run.progress_done is not None and bool(run.progress_total)
+        context.update(
+            stage=stage_text(status, titles),
+            progress_known=known_total,
+            log=lines,
+            log_after=after,
+        )
+    if run.state == RunState.SUCCEEDED:
+        context["outputs"] = output_links(status)
+    if run.state == RunState.CANCELLED and run.error_message:
+        context["cancel_reason"] = sentence(run.error_message)
+    return context
+
+
+def sentence(message: str) -> str:
+    """``message`` as a sentence: a capital first, a full stop last."""
+    text = message.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else f"{text}."

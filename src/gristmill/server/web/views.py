@@ -1,0 +1,118 @@
+"""The web pages: the pipeline list, a pipeline's submission form, and a run's page.
+
+Every view finds the configured gristmill through :func:`gristmill.service.default_service`
+when called, and answers a problem with a page, never a traceback: an unknown pipeline or run
+is a 404 page, an unreachable database a 503 page, anything unexpected a 500 page with the
+reference under which it was logged.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_safe
+
+from gristmill.errors import NotFoundError, StoreUnavailableError, SubmissionError
+from gristmill.server.api.errors import internal_error
+from gristmill.server.web.forms import SubmissionForm
+from gristmill.server.web.results import step_results
+from gristmill.server.web.runs import run_page_context
+from gristmill.service import default_service
+from gristmill.submission import get_run, submit
+
+P = ParamSpec("P")
+View = Callable[Concatenate[HttpRequest, P], HttpResponse]
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+
+class HttpResponseSeeOther(HttpResponseRedirect):
+    """A redirect that the browser follows with a GET (after a form is posted)."""
+
+    status_code = 303
+
+
+def error_page(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """A page that says what went wrong, with the matching status."""
+    return render(
+        request, "gristmill/error.html", {"status": status, "message": message}, status=status
+    )
+
+
+def pages(view: View[P]) -> View[P]:
+    """Answer the errors a view may meet with pages (see the module's docstring)."""
+
+    @functools.wraps(view)
+    def answer(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except NotFoundError as error:
+            return error_page(request, 404, str(error))
+        except StoreUnavailableError as error:
+            internal_error(error, f"{request.method} {request.path}")
+            return error_page(request, 503, "the database is unavailable; try again in a moment")
+        except Exception as error:
+            reference = internal_error(error, f"{request.method} {request.path}")
+            if isinstance(error, OSError) and error.errno in _NO_ROOM:
+                message = "the server has no room to store this; try again later"
+                return error_page(request, 507, message)
+            return error_page(request, 500, f"internal error, reference {reference}")
+
+    return answer
+
+
+@require_safe
+@pages
+def pipeline_list(request: HttpRequest) -> HttpResponse:
+    """The pipelines this server offers, each linking to its submission form."""
+    pipelines = list(default_service().registry)
+    return render(request, "gristmill/pipelines.html", {"pipelines": pipelines})
+
+
+@require_http_methods(["GET", "POST"])
+@pages
+def submit_form(request: HttpRequest, name: str) -> HttpResponse:
+    """A pipeline's submission form (GET); submitting it (POST) starts a run and redirects to
+    the run's page, or shows the form again with each problem next to its field (400, or 413
+    for an input over the size limit)."""
+    service = default_service()
+    pipeline = service.registry.get(name)
+    status = 200
+    if request.method == "POST":
+        form = SubmissionForm(pipeline, request.POST, request.FILES)
+        status = 400
+        if form.is_valid():
+            try:
+                run_id = submit(pipeline, form.inputs(), form.params(), service=service)
+            except SubmissionError as refusal:
+                form.show_refusal(refusal)
+                status = refusal.status
+            else:
+                return HttpResponseSeeOther(reverse("gristmill-web:run", args=[run_id]))
+    else:
+        form = SubmissionForm(pipeline)
+    context = {"pipeline": pipeline, "form": form}
+    return render(request, "gristmill/submit.html", context, status=status)
+
+
+@require_safe
+@never_cache
+@pages
+def run_page(request: HttpRequest, run_id: str) -> HttpResponse:
+    """A run's one permanent page: its progress and live log while it is queued or running
+    (kept up to date by ``run.js``), then its results, its error, or why it is gone."""
+    service = default_service()
+    status = get_run(run_id, service=service)
+    registry = service.registry
+    pipeline = registry.get(status.run.pipeline) if status.run.pipeline in registry else None
+    context: dict[str, Any] = run_page_context(service, status, pipeline)
+    if context["succeeded"]:
+        context["results"] = step_results(service, status, pipeline, request)
+    return render(request, "gristmill/run.html", context)

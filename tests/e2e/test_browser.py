@@ -1,0 +1,103 @@
+"""The web pages in a real browser: headless Chromium from Debian, driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import service_absent
+from tests.e2e.conftest import Server
+
+CHROMIUM = os.environ.get("GRISTMILL_TEST_CHROMIUM", "/usr/bin/chromium")
+# Flags for a sandboxed, offline machine: no background traffic, no GPU, no first-run UI.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        service_absent(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        service_absent("playwright is not installed (pip install -e '.[test]')")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(accept_downloads=True)
+    opened = context.new_page()
+    opened.set_default_timeout(20_000)
+    yield opened
+    context.close()
+
+
+def test_the_run_page_updates_live_then_shows_the_results(
+    server: Server, page: Any, tmp_path: Path
+) -> None:
+    control = tmp_path / "control"
+    control.mkdir()
+    loads: list[str] = []
+    page.on("load", lambda _: loads.append(page.url))
+    page.goto(f"{server.url}pipelines/holding/")
+    page.fill("#id_control", str(control))
+    page.click("#submit-button")
+    page.wait_for_url("**/runs/*/")
+    page.wait_for_selector("#step-hold.state-running")  # updated by run.js, no reload
+    assert len(loads) == 2  # the form, then the run page
+    assert page.text_content("#run-state").strip() == "running"
+    (control / "release").touch()
+    page.wait_for_selector("#results")
+    assert page.text_content("#run-state").strip() == "succeeded"
+    assert "attempt" in page.text_content("#result-hold")
+
+
+def test_a_file_submitted_in_the_form_gives_an_output_to_download(
+    server: Server, page: Any, tmp_path: Path
+) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("quiet words")
+    page.goto(f"{server.url}pipelines/upper/")
+    page.set_input_files("#id_files", str(note))
+    page.click("#submit-button")
+    page.wait_for_selector("#results")
+    with page.expect_download() as download_info:
+        page.click("a.output")
+    saved = tmp_path / "downloaded.txt"
+    download_info.value.save_as(saved)
+    assert saved.read_text() == "QUIET WORDS"
+
+
+def test_a_bad_form_shows_the_error_next_to_the_field(
+    server: Server, page: Any, tmp_path: Path
+) -> None:
+    table = tmp_path / "table.csv"
+    table.write_text("a,b\n")
+    page.goto(f"{server.url}pipelines/upper/")
+    page.set_input_files("#id_files", str(table))
+    page.click("#submit-button")
+    error = page.text_content("#field-files .field-error")
+    assert error.strip() == "table.csv: files of this type are not accepted (accepted: .txt)"
+
+
+def test_a_failed_run_shows_its_message(server: Server, page: Any) -> None:
+    page.goto(f"{server.url}pipelines/failing/")
+    page.click("#submit-button")
+    page.wait_for_selector("#run-error")
+    assert page.text_content("#run-error").strip() == "row 3 has no 'id' field"
