@@ -13,8 +13,8 @@ from typing import Any, NoReturn
 import click
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
+from gristmill.cli.display import run_display
 from gristmill.cli.options import parse_params
 
 TERMINAL = ("succeeded", "failed", "cancelled", "expired")
@@ -69,33 +69,20 @@ def _check(answer: httpx.Response) -> Any:
 def _follow(client: httpx.Client, run_id: str) -> dict[str, Any]:
     """Show progress and the log until the run ends; return its last status."""
     after = 0
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
-        bar = progress.add_task("queued", total=None)
+    with run_display(err) as display:
         while True:
             status = _check(client.get(f"/runs/{run_id}"))
             log = _check(client.get(f"/runs/{run_id}/log", params={"after": after}))
             for line in log["lines"]:
-                progress.console.print(
-                    f"{line['step']} {line['text']}".strip(), markup=False, highlight=False
-                )
+                display.log(line["step"], line["text"])
             after = log["next"]
             moving = status.get("progress") or {}
-            description = (
-                " · ".join(x for x in (status.get("current_step"), status.get("stage")) if x)
-                or status["state"]
-            )
-            progress.update(
-                bar,
-                description=description,
-                completed=moving.get("done") or 0,
-                total=moving.get("total"),
+            display.update(
+                status["state"],
+                status.get("current_step"),
+                status.get("stage"),
+                moving.get("done"),
+                moving.get("total"),
             )
             if status["state"] in TERMINAL:
                 return status  # type: ignore[no-any-return]

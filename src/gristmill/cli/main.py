@@ -11,9 +11,8 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
+from gristmill.cli.display import run_display
 from gristmill.cli.options import build_settings, parse_params, settings_options
 from gristmill.errors import ConfigurationError, GristmillError, SubmissionError
 from gristmill.registry import Registry, load_spec
@@ -151,30 +150,15 @@ def run(
 
 def _watch(service: Service, run_id: str, worker: threading.Thread) -> None:
     after = 0
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        bar = progress.add_task("starting", total=None)
+    with run_display(console) as display:
         while True:
             alive = worker.is_alive()
             run = service.store.get_run(run_id)
             for line in service.store.read_log(run_id, after=after):
                 after = line.id
-                prefix = f"[dim]{escape(line.step)}[/] " if line.step else ""
-                progress.console.print(f"{prefix}{escape(line.text)}", highlight=False)
-            description = (
-                " · ".join(x for x in (run.current_step, run.stage) if x) or run.state.value
-            )
-            progress.update(
-                bar,
-                description=description,
-                completed=run.progress_done or 0,
-                total=run.progress_total,
+                display.log(line.step, line.text)
+            display.update(
+                run.state.value, run.current_step, run.stage, run.progress_done, run.progress_total
             )
             if not alive:
                 return

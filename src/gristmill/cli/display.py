@@ -1,0 +1,42 @@
+"""The live run display shared by ``gristmill run`` and ``gristmill submit --wait``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+
+class RunDisplay:
+    """A progress bar with the current step and stage, and log lines printed above it."""
+
+    def __init__(self, progress: Progress):
+        self._progress = progress
+        self._bar = progress.add_task("queued", total=None)
+
+    def log(self, step: str, text: str) -> None:
+        prefix = f"[dim]{escape(step)}[/] " if step else ""
+        self._progress.console.print(f"{prefix}{escape(text)}", highlight=False)
+
+    def update(
+        self, state: str, step: str | None, stage: str | None, done: int | None, total: int | None
+    ) -> None:
+        description = " · ".join(part for part in (step, stage) if part) or state
+        self._progress.update(self._bar, description=description, completed=done or 0, total=total)
+
+
+@contextmanager
+def run_display(console: Console) -> Iterator[RunDisplay]:
+    """Show a run's progress on ``console`` while the block runs; it vanishes at the end."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        yield RunDisplay(progress)
