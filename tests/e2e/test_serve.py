@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from gristmill.cli.client import TERMINAL
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.integration.conftest import wait_until
 
 
 def finished(client: httpx.Client, run_id: str, timeout: float = 30) -> dict[str, Any]:
-    """Poll the run's status until it reaches a terminal state."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        status = client.get(f"/api/v1/runs/{run_id}").json()
-        if status["state"] in ("succeeded", "failed", "cancelled", "expired"):
-            return status  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"run {run_id} still {status['state']}"
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
+    """The run's status once it reaches a terminal state."""
+
+    def terminal() -> dict[str, Any] | None:
+        status: dict[str, Any] = client.get(f"/api/v1/runs/{run_id}").json()
+        return status if status["state"] in TERMINAL else None
+
+    return wait_until(terminal, timeout, message=f"run {run_id} to end")  # type: ignore[no-any-return]
 
 
 def test_the_server_answers_health_checks(server: Server) -> None:

@@ -15,7 +15,7 @@ import httpx
 from rich.console import Console
 
 from gristmill.cli.display import run_display
-from gristmill.cli.options import parse_params
+from gristmill.cli.options import param_option, parse_params
 
 TERMINAL = ("succeeded", "failed", "cancelled", "expired")
 err = Console(stderr=True, soft_wrap=True)
@@ -106,14 +106,7 @@ def _print_status(status: dict[str, Any]) -> None:
 @click.command()
 @click.argument("pipeline")
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--param",
-    "-p",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="A parameter value (repeatable).",
-)
+@param_option
 @click.option("--wait", is_flag=True, help="Follow the run until it ends; exit 1 if it fails.")
 @server_option
 def submit(

@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 
 from gristmill.cli.display import run_display
-from gristmill.cli.options import build_settings, parse_params, settings_options
+from gristmill.cli.options import build_settings, param_option, parse_params, settings_options
 from gristmill.errors import ConfigurationError, GristmillError, SubmissionError
 from gristmill.registry import Registry, load_spec
 from gristmill.runs import RunState
@@ -93,14 +93,7 @@ def _print_result(status: RunStatus, service: Service) -> None:
 @main.command()
 @click.argument("pipeline")
 @click.argument("inputs", nargs=-1, type=click.Path(exists=False, path_type=Path))
-@click.option(
-    "--param",
-    "-p",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="A parameter value (repeatable).",
-)
+@param_option
 @settings_options
 def run(
     pipeline: str,

@@ -39,6 +39,17 @@ def settings_options(function: F) -> F:
     return function
 
 
+param_option = click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A parameter value (repeatable).",
+)
+"""The ``--param NAME=VALUE`` option of the commands that start runs."""
+
+
 def build_settings(
     data_dir: Path | None, database_url: str | None, pipelines: tuple[str, ...], **overrides: Any
 ) -> Settings:

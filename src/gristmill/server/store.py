@@ -16,16 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import OperationalError, connections
-from django.utils.dateparse import parse_datetime
 
 from gristmill.engine.store import (
     Claim,
     Failure,
-    InputRecord,
     LogLine,
     NewRun,
     NextClaim,
-    OutputRecord,
     Renewal,
     Report,
     RunRecord,
@@ -36,6 +33,13 @@ from gristmill.engine.store import (
 from gristmill.errors import NotFoundError, StoreUnavailableError
 from gristmill.runs import RunState
 from gristmill.server.doorbells import doorbells_for
+from gristmill.server.rows import (
+    LATEST_ATTEMPT,
+    UPSERT_STEP,
+    decode,
+    decode_loaded,
+    load_columns,
+)
 from gristmill.server.sql import (
     ClaimSpec,
     Driver,
@@ -47,70 +51,6 @@ from gristmill.server.sql import (
 )
 
 _FINISHED = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
-_RUN_FIELDS = (
-    "id",
-    "pipeline",
-    "state",
-    "params",
-    "queue",
-    "created_at",
-    "expires_at",
-    "started_at",
-    "finished_at",
-    "current_step",
-    "stage",
-    "progress_done",
-    "progress_total",
-    "error_message",
-    "error_ref",
-    "error_traceback",
-    "cancel_requested",
-    "owner_id",
-    "ancestor_id",
-)
-_STEP_COLUMNS = (
-    "name, position, state, attempt, result, fingerprint, error, accepted, started_at, finished_at"
-)
-_INPUT_COLUMNS = "name, path, size, sha256, media_type, kind, source"
-_OUTPUT_COLUMNS = "step, name, path, size, sha256, media_type"
-_UPSERT_STEP = (
-    "INSERT INTO gristmill_step (run_id, name, position, state, attempt, result, fingerprint, "
-    "error, accepted, started_at, finished_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (run_id, name) DO UPDATE SET position = excluded.position, "
-    "state = excluded.state, attempt = excluded.attempt, result = excluded.result, "
-    "fingerprint = excluded.fingerprint, error = excluded.error, accepted = excluded.accepted, "
-    "started_at = excluded.started_at, finished_at = excluded.finished_at"
-)
-_LATEST_ATTEMPT = (
-    "(SELECT attempt FROM gristmill_unit u WHERE u.run_id = r.id ORDER BY u.id DESC LIMIT 1)"
-)
-
-
-def _load_columns(vendor: str) -> str:
-    """The run's columns, then its inputs, steps and outputs as JSON arrays: everything the
-    engine needs about a run, in one query."""
-
-    def rows(columns: str, table: str, order: str) -> str:
-        if vendor == "postgresql":
-            return (
-                f"(SELECT coalesce(json_agg(json_build_array({columns}) ORDER BY {order}), "
-                f"'[]') FROM {table} x WHERE x.run_id = r.id)"
-            )
-        return (
-            f"(SELECT json_group_array(json_array({columns})) FROM (SELECT * FROM {table} x "
-            f"WHERE x.run_id = r.id ORDER BY {order}))"
-        )
-
-    run = ", ".join(f"r.{field}" for field in _RUN_FIELDS)
-    return ", ".join(
-        [
-            run,
-            rows(_INPUT_COLUMNS, "gristmill_input", "position"),
-            rows(_STEP_COLUMNS, "gristmill_step", "position"),
-            rows(_OUTPUT_COLUMNS, "gristmill_output", "id"),
-        ]
-    )
 
 
 def _now() -> datetime:
@@ -149,10 +89,6 @@ def _parse_uuid(run_id: str) -> uuid.UUID:
         raise NotFoundError(f"no run with id {run_id!r}") from None
 
 
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
-
-
 class DjangoStore(Store):
     """A :class:`~gristmill.engine.store.Store` on the Django database ``alias``."""
 
@@ -162,7 +98,7 @@ class DjangoStore(Store):
         self.vendor = self.connection.vendor
         self.supports_skip_locked = self.vendor == "postgresql"
         self._work_bell, self._done_bell = doorbells_for(alias)
-        self._load = _load_columns(self.vendor)
+        self._load = load_columns(self.vendor)
         self.sql: Driver
         if self.vendor == "postgresql":
             self.sql = PostgresDriver(alias)
@@ -180,12 +116,6 @@ class DjangoStore(Store):
             return value
         # What Django stores on SQLite (naive UTC as text), without its per-call overhead.
         return str(value.astimezone(UTC).replace(tzinfo=None))
-
-    def _datetime(self, value: Any) -> Any:
-        if value is None or isinstance(value, datetime):
-            return value
-        parsed = parse_datetime(value)
-        return parsed.replace(tzinfo=UTC) if parsed and parsed.tzinfo is None else parsed
 
     def _guard(self, operation: Callable[[], Any]) -> Any:
         """Run a driver operation; a lost connection becomes StoreUnavailableError and is
@@ -370,107 +300,19 @@ class DjangoStore(Store):
         unit = self._fetch("SELECT id FROM gristmill_unit WHERE run_id = %s", [key])
         return Claim(unit_id=unit[0][0], run_id=run.id, attempt=1)
 
-    def _decode(
-        self, row: Sequence[Any], attempt: int | None
-    ) -> tuple[RunRecord, dict[str, StepRecord]]:
-        fields = len(_RUN_FIELDS)
-        (
-            run_key,
-            pipeline,
-            state,
-            params,
-            queue,
-            created,
-            expires,
-            started,
-            finished,
-            current,
-            stage,
-            done,
-            total,
-            message,
-            ref,
-            trace,
-            cancel,
-            owner,
-            ancestor,
-        ) = row[:fields]
-        inputs, steps, outputs = (_json(value) or [] for value in row[fields : fields + 3])
-        run = RunRecord(
-            id=str(uuid.UUID(str(run_key))),
-            pipeline=pipeline,
-            state=RunState(state),
-            params=_json(params),
-            inputs=[InputRecord(*values) for values in inputs],
-            queue=queue,
-            created_at=self._datetime(created),
-            expires_at=self._datetime(expires),
-            started_at=self._datetime(started),
-            finished_at=self._datetime(finished),
-            current_step=current,
-            stage=stage,
-            progress_done=done,
-            progress_total=total,
-            error_message=message,
-            error_ref=ref,
-            error_traceback=trace,
-            cancel_requested=bool(cancel),
-            attempt=attempt or 0,
-            owner_id=owner,
-            ancestor_id=str(uuid.UUID(str(ancestor))) if ancestor else None,
-        )
-        by_step: dict[str, list[OutputRecord]] = {}
-        for values in outputs:
-            by_step.setdefault(values[0], []).append(OutputRecord(*values))
-        records = {}
-        for values in steps:
-            name, position, step_state, step_attempt, result, fingerprint = values[:6]
-            error, accepted, step_started, step_finished = values[6:]
-            records[name] = StepRecord(
-                name=name,
-                position=position,
-                state=step_state,
-                attempt=step_attempt,
-                result=json.loads(result) if result is not None else None,
-                fingerprint=_json(fingerprint),
-                error=error,
-                accepted=bool(accepted),
-                started_at=step_started,
-                finished_at=step_finished,
-                outputs=by_step.get(name, []),
-            )
-        return run, records
-
-    def _decode_loaded(self, value: Any) -> tuple[RunRecord, dict[str, StepRecord]]:
-        """Decode what ``gristmill_load()`` returns (PostgreSQL): the run's fields, inputs,
-        steps and outputs, then its latest attempt, as one JSON array."""
-        fields = _json(value)
-        steps = [
-            [
-                *step[:4],
-                json.dumps(step[4])
-                if step[4] is not None and not isinstance(step[4], str)
-                else step[4],
-                *step[5:],
-            ]
-            for step in fields[len(_RUN_FIELDS) + 1]
-        ]
-        row = [*fields[: len(_RUN_FIELDS) + 1], steps, fields[len(_RUN_FIELDS) + 2]]
-        return self._decode(row, fields[-1])
-
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         if self.vendor == "postgresql":
             rows = self._fetch("SELECT gristmill_load(%s)", [self._id(run_id)])
             if not rows or rows[0][0] is None:
                 raise NotFoundError(f"no run with id {run_id!r}")
-            return self._decode_loaded(rows[0][0])
+            return decode_loaded(rows[0][0])
         rows = self._fetch(
-            f"SELECT {self._load}, {_LATEST_ATTEMPT} FROM gristmill_run r WHERE r.id = %s",
+            f"SELECT {self._load}, {LATEST_ATTEMPT} FROM gristmill_run r WHERE r.id = %s",
             [self._id(run_id)],
         )
         if not rows:
             raise NotFoundError(f"no run with id {run_id!r}")
-        return self._decode(rows[0][:-1], rows[0][-1])
+        return decode(rows[0][:-1], rows[0][-1])
 
     def get_run(self, run_id: str) -> RunRecord:
         return self.get_run_and_steps(run_id)[0]
@@ -486,7 +328,7 @@ class DjangoStore(Store):
         )
         if not rows:
             raise NotFoundError(f"no run with id {claim.run_id!r}")
-        return self._decode(rows[0], claim.attempt)
+        return decode(rows[0], claim.attempt)
 
     def read_log(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
         rows = self._fetch(
@@ -609,10 +451,10 @@ class DjangoStore(Store):
         if len(row) == 5:  # gristmill_claim() with gristmill_load()
             if row[4] is None:
                 return None  # not loaded with the claim: the runner loads it
-            run, steps = self._decode_loaded(row[4])
+            run, steps = decode_loaded(row[4])
             run.attempt = row[2]
             return run, steps
-        return self._decode(row[4:], row[2]) if len(row) > 4 else None
+        return decode(row[4:], row[2]) if len(row) > 4 else None
 
     def _claims(self, rows: Sequence[Sequence[Any]]) -> list[Claim]:
         return [
@@ -666,7 +508,7 @@ class DjangoStore(Store):
                 claim, None if ending else time.time() + lease, "done" if ending else "claimed"
             ),
             (
-                _UPSERT_STEP,
+                UPSERT_STEP,
                 [
                     key,
                     outcome.name,
