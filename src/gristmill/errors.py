@@ -7,6 +7,7 @@
     ├── ConfigurationError                settings are wrong, or an optional extra is missing
     ├── SubmissionError (ValueError)      a run was refused before anything was queued
     ├── NotFoundError (LookupError)       no such pipeline or run (or the caller may not see it)
+    ├── SignInRequiredError (PermissionError)  the caller must sign in (or send a token) first
     ├── StoreError                        the database could not do what was asked
     │   └── StoreUnavailableError         ... because it cannot be reached or is full
     └── TaskError                         a task failed, with a message for the end user
@@ -68,6 +69,10 @@ class SubmissionError(GristmillError, ValueError):
 
 class NotFoundError(GristmillError, LookupError):
     """No such pipeline or run, or the caller is not allowed to see it."""
+
+
+class SignInRequiredError(GristmillError, PermissionError):
+    """The caller must sign in (or send a valid API token) to do this."""
 
 
 class StoreError(GristmillError):

@@ -2,7 +2,8 @@
 
 A pipeline declares :class:`Inputs` (which kinds, extensions, sizes and how many). A submitter
 passes a list of :data:`InputSource` values: a local path, an :class:`Upload` (a name and a binary
-stream), or :class:`JsonInput` / :class:`TextInput` for inline data.
+stream), :class:`JsonInput` / :class:`TextInput` for inline data, a :class:`UrlInput` that the
+server fetches, or :class:`RunOutputs` (the output files of an earlier run).
 """
 
 from __future__ import annotations
@@ -118,9 +119,29 @@ class LocalFile:
     name: str | None = None
     media_type: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    kind: InputKind = InputKind.FILE
+    """How it reached the run (a stored data file is handed over as a local file too)."""
+    source: str = ""
+    """Where it came from, for people (e.g. ``data file 6f1c…``)."""
 
 
-InputSource = Path | str | Upload | JsonInput | TextInput | LocalFile
+@dataclass
+class UrlInput:
+    """A public http(s) URL, fetched by the server when the run is submitted."""
+
+    url: str
+
+
+@dataclass
+class RunOutputs:
+    """The output files of an earlier run, each becoming one input of the new run."""
+
+    run_id: str
+    step: str | None = None
+    """Only this step's outputs (``None``: every step's)."""
+
+
+InputSource = Path | str | Upload | JsonInput | TextInput | LocalFile | UrlInput | RunOutputs
 """Anything :func:`gristmill.submission.submit` accepts as one input."""
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -28,6 +28,22 @@ PG_URL = os.environ.get("GRISTMILL_TEST_POSTGRES", "postgres://postgres@127.0.0.
 LEASE = 2.0
 
 
+class ServiceDatabaseRouter:
+    """Sends the ORM's queries (users, sessions, tokens, data files, run lists) to the database
+    of the test's service, as a deployment with its one database does. The store names its
+    alias itself."""
+
+    alias = "default"
+
+    def db_for_read(self, model: type, **hints: Any) -> str:
+        return ServiceDatabaseRouter.alias
+
+    db_for_write = db_for_read
+
+    def allow_relation(self, first: Any, second: Any, **hints: Any) -> bool:
+        return True
+
+
 def _postgres_database() -> tuple[str | None, str]:
     """Create a fresh database for this session; (url, reason if unavailable)."""
     try:
@@ -82,6 +98,9 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     )
     pg_url, pg_reason = _postgres_database()
     config = django_settings(base)
+    config["DATABASE_ROUTERS"] = [f"{__name__}.ServiceDatabaseRouter"]
+    # Passwords hashed for real take a third of a second each; tests need no such strength.
+    config["PASSWORD_HASHERS"] = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     if pg_url:
         config["DATABASES"]["postgres"] = database_config(pg_url)
     django_conf.configure(**config)
@@ -123,8 +142,12 @@ def service(
 ) -> Iterator[Service]:
     """A service on each database backend."""
     svc = _service(databases, registry, request.param)
-    yield svc
-    svc.store.close()
+    ServiceDatabaseRouter.alias = svc.store.alias  # type: ignore[attr-defined]
+    try:
+        yield svc
+    finally:
+        ServiceDatabaseRouter.alias = "default"
+        svc.store.close()
 
 
 class Workers:

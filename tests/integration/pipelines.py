@@ -257,3 +257,7 @@ tabular = Pipeline(
 )
 
 json_only = Pipeline("json-only", [one], params=Params, inputs=Inputs(kinds=["json"]))
+
+
+members_only = Pipeline("members-only", [one], inputs=OPTIONAL, access="signed-in")
+staff_only = Pipeline("staff-only", [one], inputs=OPTIONAL, access="staff")

@@ -451,6 +451,7 @@ def test_a_failed_run_shows_its_reference_but_no_traceback(
     assert response.json()["error"] == {
         "message": f"internal error, reference {reference}",
         "reference": reference,
+        "traceback": None,
     }
     assert b"ZeroDivisionError" not in response.content
     assert b"Traceback" not in response.content
@@ -459,7 +460,11 @@ def test_a_failed_run_shows_its_reference_but_no_traceback(
 def test_a_task_error_is_shown_on_its_step(service: Service, client: TestClient) -> None:
     run_id = finished(service, client, "failing")
     body = client.get(f"/runs/{run_id}").json()
-    assert body["error"] == {"message": "row 3 has no 'id' field", "reference": None}
+    assert body["error"] == {
+        "message": "row 3 has no 'id' field",
+        "reference": None,
+        "traceback": None,
+    }
     assert [(s["name"], s["state"], s["error"]) for s in body["steps"]] == [
         ("one", "succeeded", None),
         ("bad_data", "failed", "row 3 has no 'id' field"),

@@ -115,6 +115,9 @@ def django_settings(settings: Settings) -> dict[str, Any]:
             }
         ],
         "STATIC_URL": "/static/",
+        "LOGIN_URL": "gristmill-web:sign-in",
+        "LOGIN_REDIRECT_URL": "gristmill-web:pipelines",
+        "LOGOUT_REDIRECT_URL": "gristmill-web:pipelines",
         # Static files are served from the installed apps by WhiteNoise: no build step.
         "WHITENOISE_USE_FINDERS": True,
         "ALLOWED_HOSTS": list(settings.allowed_hosts),

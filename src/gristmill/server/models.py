@@ -47,8 +47,12 @@ class Run(models.Model):
 
     class Meta:
         db_table = "gristmill_run"
-        # Few indexes on purpose: every one is paid on each submit and state change. Listing
-        # pages add theirs (owner, state) when they come.
+        # Few indexes on purpose: every one is paid on each submit and state change. These
+        # two serve the run lists (a user's own runs, and all runs for staff), newest first.
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="gristmill_run_owner"),
+            models.Index(fields=["-created_at"], name="gristmill_run_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.pipeline} run {self.id} ({self.state})"
@@ -148,3 +152,52 @@ class WorkUnit(models.Model):
             models.Index(fields=["state", "queue", "id"], name="gristmill_unit_claim"),
             models.Index(fields=["run"], name="gristmill_unit_run"),
         ]
+
+
+class ApiToken(models.Model):
+    """A key that lets a program act as its user on the REST API (``Authorization: Bearer``).
+
+    Only a SHA-256 digest of the key is kept; the key itself is shown once, when it is made.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gristmill_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(
+        max_length=12, help_text="The key's first characters, to tell it apart."
+    )
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "gristmill_apitoken"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class DataFile(models.Model):
+    """A file a user keeps on the server to hand to pipelines again and again."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="gristmill_datafiles",
+        db_index=False,
+    )  # the (owner, created_at) index serves lookups by owner
+    name = models.CharField(max_length=255)
+    path = models.CharField(max_length=500)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    media_type = models.CharField(max_length=200)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "gristmill_datafile"
+        indexes = [models.Index(fields=["owner", "-created_at"], name="gristmill_datafile_owner")]
+
+    def __str__(self) -> str:
+        return self.name

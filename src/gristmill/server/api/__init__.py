@@ -12,6 +12,7 @@ the configured gristmill through :func:`gristmill.service.default_service` when 
 from __future__ import annotations
 
 from gristmill.server.api import outputs, pipelines, runs
+from gristmill.server.api.auth import CallerAuth
 from gristmill.server.api.errors import ErrorFormatAPI
 
 api = ErrorFormatAPI(
@@ -19,6 +20,7 @@ api = ErrorFormatAPI(
     version="1",
     urls_namespace="gristmill-api",
     description="Submit data to pipelines, follow runs, and download their results.",
+    auth=CallerAuth(),
 )
 api.add_router("/pipelines", pipelines.router)
 api.add_router("/runs", runs.router)

@@ -34,7 +34,12 @@ from django.urls import URLPattern, URLResolver, re_path
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from gristmill.errors import NotFoundError, StoreUnavailableError, SubmissionError
+from gristmill.errors import (
+    NotFoundError,
+    SignInRequiredError,
+    StoreUnavailableError,
+    SubmissionError,
+)
 
 logger = logging.getLogger("gristmill.api")
 
@@ -121,6 +126,10 @@ def _not_found(request: HttpRequest, exc: NotFoundError | Http404) -> HttpRespon
     return error_response(404, str(exc) or "there is nothing here")
 
 
+def _sign_in(request: HttpRequest, exc: SignInRequiredError) -> HttpResponse:
+    return error_response(401, f"{exc}; send an API token (Authorization: Bearer ...)")
+
+
 def _validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     details: dict[str, list[str]] = {}
     for problem in exc.errors:
@@ -162,6 +171,7 @@ def install(api: NinjaAPI) -> None:
         (ApiError, _api_error),
         (SubmissionError, _submission),
         (NotFoundError, _not_found),
+        (SignInRequiredError, _sign_in),
         (Http404, _not_found),
         (ValidationError, _validation),
         (HttpError, _http_error),

@@ -17,9 +17,10 @@ from ninja import Router
 
 from gristmill.engine.store import OutputRecord
 from gristmill.errors import NotFoundError
+from gristmill.server.access import visible_run
+from gristmill.server.api.auth import caller_of
 from gristmill.server.api.schemas import API_ROOT, ErrorOut, OutputOut
 from gristmill.service import Service, default_service
-from gristmill.submission import get_run
 
 router = Router(tags=["outputs"])
 
@@ -34,7 +35,7 @@ def _download_doc(media_type: str) -> dict[str, object]:
 @router.get("/{run_id}/outputs", response={200: list[OutputOut], 404: ErrorOut})
 def list_outputs(request: HttpRequest, run_id: str) -> list[OutputOut]:
     """The run's output files, step by step, each with its size, digest and download URL."""
-    status = get_run(run_id, service=default_service())
+    status = visible_run(caller_of(request), run_id, default_service())
     return [
         OutputOut(
             step=output.step,
@@ -57,7 +58,7 @@ def download_zip(request: HttpRequest, run_id: str) -> StreamingHttpResponse:
     """Every output of the run in one zip file, entries named ``<step>/<name>``, streamed as it
     is made."""
     service = default_service()
-    status = get_run(run_id, service=service)
+    status = visible_run(caller_of(request), run_id, service)
     files = [(f"{o.step}/{o.name}", _stored_file(service, o)) for o in status.outputs]
     response = StreamingHttpResponse(zip_stream(files), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="run-{status.id}.zip"'
@@ -72,7 +73,7 @@ def download_zip(request: HttpRequest, run_id: str) -> StreamingHttpResponse:
 def download_output(request: HttpRequest, run_id: str, step: str, name: str) -> FileResponse:
     """One output file of a step, as an attachment with its media type."""
     service = default_service()
-    status = get_run(run_id, service=service)
+    status = visible_run(caller_of(request), run_id, service)
     for output in status.outputs:
         if output.step == step and output.name == name:
             path = _stored_file(service, output)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router, Status
 
+from gristmill.errors import NotFoundError, SubmissionError
 from gristmill.pipelines import Pipeline
+from gristmill.server.access import may_see_pipeline, usable_pipeline
+from gristmill.server.api.auth import caller_of
 from gristmill.server.api.schemas import (
     API_ROOT,
     ErrorOut,
@@ -30,18 +33,33 @@ def describe(pipeline: Pipeline) -> PipelineOut:
 def list_pipelines(request: HttpRequest) -> list[PipelineOut]:
     """List the pipelines this server offers, with the inputs they accept and the JSON Schema
     of their parameters."""
-    return [describe(pipeline) for pipeline in default_service().registry]
+    caller = caller_of(request)
+    return [
+        describe(pipeline)
+        for pipeline in default_service().registry
+        if may_see_pipeline(caller, pipeline)
+    ]
 
 
 @router.get("/{name}", response={200: PipelineOut, 404: ErrorOut})
 def get_pipeline(request: HttpRequest, name: str) -> PipelineOut:
     """Describe one pipeline: its steps, accepted inputs and parameter schema."""
-    return describe(default_service().registry.get(name))
+    pipeline = default_service().registry.get(name)
+    if not may_see_pipeline(caller_of(request), pipeline):
+        raise NotFoundError(f"no pipeline named {name!r}")
+    return describe(pipeline)
 
 
 @router.post(
     "/{name}/runs",
-    response={201: SubmittedRun, 400: ErrorOut, 404: ErrorOut, 413: ErrorOut, 503: ErrorOut},
+    response={
+        201: SubmittedRun,
+        400: ErrorOut,
+        401: ErrorOut,
+        404: ErrorOut,
+        413: ErrorOut,
+        503: ErrorOut,
+    },
     openapi_extra={"requestBody": REQUEST_BODY_DOC},
 )
 def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
@@ -56,6 +74,12 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
     404, and an input over the pipeline's size limit 413. Once this answers 201, the run and its
     inputs are stored.
     """
+    service = default_service()
+    caller = caller_of(request)
+    try:
+        pipeline = usable_pipeline(caller, service, name)
+    except NotFoundError as error:  # named as the field at fault, like every refusal
+        raise SubmissionError({"pipeline": [str(error)]}, status=404) from None
     inputs, params = read_submission(request)
-    run_id = submit(name, inputs, params, service=default_service())
+    run_id = submit(pipeline, inputs, params, owner_id=caller.user_id, service=service)
     return Status(201, SubmittedRun(id=run_id, **run_links(run_id)))

@@ -16,6 +16,8 @@ from ninja.responses import NinjaJSONEncoder
 
 from gristmill.engine.planner import RunView
 from gristmill.runs import RunState, StepState
+from gristmill.server.access import visible_run
+from gristmill.server.api.auth import caller_of
 from gristmill.server.api.errors import ApiError, internal_error
 from gristmill.server.api.schemas import (
     ErrorOut,
@@ -31,7 +33,7 @@ from gristmill.server.api.schemas import (
     run_links,
 )
 from gristmill.service import Service, default_service
-from gristmill.submission import RunStatus, get_run
+from gristmill.submission import RunStatus
 
 router = Router(tags=["runs"])
 
@@ -47,14 +49,16 @@ def get_run_status(request: HttpRequest, run_id: str) -> RunOut:
 
     An internal error shows only its reference; staff find the traceback under it.
     """
-    status = get_run(run_id, service=default_service())
+    caller = caller_of(request)
+    status = visible_run(caller, run_id, default_service())
     run = status.run
     progress = None
     if run.progress_done is not None:
         progress = Progress(done=run.progress_done, total=run.progress_total)
     error = None
     if run.error_message is not None:
-        error = RunError(message=run.error_message, reference=run.error_ref)
+        traceback = run.error_traceback if caller.is_staff else None
+        error = RunError(message=run.error_message, reference=run.error_ref, traceback=traceback)
     return RunOut(
         id=run.id,
         pipeline=run.pipeline,
@@ -93,8 +97,9 @@ def get_log(
 ) -> LogOut:
     """Log lines with an id greater than ``after``, oldest first, at most ``limit`` of them
     (capped at 5000). Read on by passing the answer's ``next`` as ``after``."""
-    store = default_service().store
-    store.get_run(run_id)  # an unknown run is a 404, not an empty log
+    service = default_service()
+    store = service.store
+    visible_run(caller_of(request), run_id, service)  # unknown or hidden: 404, not an empty log
     lines = store.read_log(run_id, after=after, limit=min(limit, MAX_LOG_LINES))
     return LogOut(
         lines=[
@@ -116,7 +121,7 @@ def get_results(request: HttpRequest, run_id: str) -> ResultsOut:
     """What each step shows: its ``context``, built from its stored result, for the steps that
     succeeded (null for the others). A run that has not succeeded yet shows what exists."""
     service = default_service()
-    status = get_run(run_id, service=service)
+    status = visible_run(caller_of(request), run_id, service)
     contexts = step_contexts(service, status)
     return ResultsOut(
         state=status.state,
@@ -166,7 +171,9 @@ def _failed(reference: str) -> dict[str, str]:
 def cancel_run(request: HttpRequest, run_id: str) -> Status[StateOut]:
     """Cancel a run: at once if it is queued, as soon as its step stops if it is running
     (202 with the state). A run that has already ended answers 409."""
-    store = default_service().store
+    service = default_service()
+    store = service.store
+    visible_run(caller_of(request), run_id, service)
     if not store.request_cancel(run_id):
         state = store.get_run(run_id).state
         raise ApiError(409, f"the run has already ended ({state}); there is nothing to cancel")
@@ -177,7 +184,9 @@ def cancel_run(request: HttpRequest, run_id: str) -> Status[StateOut]:
 def rerun_run(request: HttpRequest, run_id: str) -> Status[StateOut]:
     """Queue an ended run again (202): stale steps are recomputed, current results are kept.
     A run that is still queued or running, or has expired, answers 409."""
-    store = default_service().store
+    service = default_service()
+    store = service.store
+    visible_run(caller_of(request), run_id, service)
     if not store.requeue(run_id, reason="rerun requested"):
         state = store.get_run(run_id).state
         if state == RunState.EXPIRED:

@@ -111,6 +111,7 @@ class Progress(Schema):
 class RunError(Schema):
     message: str = Field(description="What went wrong, for the user.")
     reference: str | None = Field(description="Set for internal errors: quote it to staff.")
+    traceback: str | None = Field(None, description="The internal error's traceback (staff only).")
 
 
 class StepOut(Schema):

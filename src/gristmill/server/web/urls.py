@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from gristmill.server.web import views
@@ -11,5 +12,12 @@ app_name = "gristmill-web"
 urlpatterns = [
     path("", views.pipeline_list, name="pipelines"),
     path("pipelines/<str:name>/", views.submit_form, name="submit"),
+    path("runs/", views.run_list, name="runs"),
     path("runs/<str:run_id>/", views.run_page, name="run"),
+    path(
+        "sign-in/",
+        auth_views.LoginView.as_view(template_name="gristmill/sign_in.html"),
+        name="sign-in",
+    ),
+    path("sign-out/", auth_views.LogoutView.as_view(), name="sign-out"),
 ]

@@ -13,19 +13,34 @@ import functools
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec
 
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
-from gristmill.errors import NotFoundError, StoreUnavailableError, SubmissionError
+from gristmill.errors import (
+    NotFoundError,
+    SignInRequiredError,
+    StoreUnavailableError,
+    SubmissionError,
+)
+from gristmill.runs import RunState
+from gristmill.server.access import (
+    may_see_pipeline,
+    session_caller,
+    usable_pipeline,
+    visible_run,
+)
 from gristmill.server.api.errors import internal_error
 from gristmill.server.web.forms import SubmissionForm
+from gristmill.server.web.history import RunFilter
+from gristmill.server.web.history import run_page as runs_page
 from gristmill.server.web.results import step_results
 from gristmill.server.web.runs import run_page_context
 from gristmill.service import default_service
-from gristmill.submission import get_run, submit
+from gristmill.submission import submit
 
 P = ParamSpec("P")
 View = Callable[Concatenate[HttpRequest, P], HttpResponse]
@@ -55,6 +70,8 @@ def pages(view: View[P]) -> View[P]:
             return view(request, *args, **kwargs)
         except NotFoundError as error:
             return error_page(request, 404, str(error))
+        except SignInRequiredError:
+            return redirect_to_login(request.get_full_path())
         except StoreUnavailableError as error:
             internal_error(error, f"{request.method} {request.path}")
             return error_page(request, 503, "the database is unavailable; try again in a moment")
@@ -72,7 +89,8 @@ def pages(view: View[P]) -> View[P]:
 @pages
 def pipeline_list(request: HttpRequest) -> HttpResponse:
     """The pipelines this server offers, each linking to its submission form."""
-    pipelines = list(default_service().registry)
+    caller = session_caller(request)
+    pipelines = [p for p in default_service().registry if may_see_pipeline(caller, p)]
     return render(request, "gristmill/pipelines.html", {"pipelines": pipelines})
 
 
@@ -83,14 +101,21 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
     the run's page, or shows the form again with each problem next to its field (400, or 413
     for an input over the size limit)."""
     service = default_service()
-    pipeline = service.registry.get(name)
+    caller = session_caller(request)
+    pipeline = usable_pipeline(caller, service, name)
     status = 200
     if request.method == "POST":
         form = SubmissionForm(pipeline, request.POST, request.FILES)
         status = 400
         if form.is_valid():
             try:
-                run_id = submit(pipeline, form.inputs(), form.params(), service=service)
+                run_id = submit(
+                    pipeline,
+                    form.inputs(),
+                    form.params(),
+                    owner_id=caller.user_id,
+                    service=service,
+                )
             except SubmissionError as refusal:
                 form.show_refusal(refusal)
                 status = refusal.status
@@ -109,10 +134,33 @@ def run_page(request: HttpRequest, run_id: str) -> HttpResponse:
     """A run's one permanent page: its progress and live log while it is queued or running
     (kept up to date by ``run.js``), then its results, its error, or why it is gone."""
     service = default_service()
-    status = get_run(run_id, service=service)
+    status = visible_run(session_caller(request), run_id, service)
     registry = service.registry
     pipeline = registry.get(status.run.pipeline) if status.run.pipeline in registry else None
     context: dict[str, Any] = run_page_context(service, status, pipeline)
     if context["succeeded"]:
         context["results"] = step_results(service, status, pipeline, request)
     return render(request, "gristmill/run.html", context)
+
+
+@require_safe
+@never_cache
+@pages
+def run_list(request: HttpRequest) -> HttpResponse:
+    """The caller's own runs, or every run for staff, newest first, filtered by state and
+    pipeline. Anonymous callers are asked to sign in: their runs are found by their URLs."""
+    caller = session_caller(request)
+    if not caller.signed_in:
+        raise SignInRequiredError("sign in to list your runs")
+    wanted = RunFilter.from_query(caller, request.GET)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "caller": caller,
+        "filter": wanted,
+        "page": runs_page(caller, wanted, request.GET.get("page")),
+        "query": query.urlencode(),
+        "states": [state.value for state in RunState],
+        "pipeline_names": [p.name for p in default_service().registry],
+    }
+    return render(request, "gristmill/runs.html", context)
