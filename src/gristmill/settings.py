@@ -22,11 +22,17 @@ variable                       meaning                                     defau
 ``GRISTMILL_SQLITE_SYNC``      ``normal``: commits survive any crash of    ``normal``
                                gristmill's processes; ``full``: also an
                                OS crash or power loss (an fsync per commit)
+``GRISTMILL_FETCH_TIMEOUT``    seconds a URL input may take to download,   ``30``
+                               redirects included
+``GRISTMILL_FETCH_ALLOW``      networks that URL inputs may reach although none: public
+                               not public, comma-separated CIDR            addresses only
+                               (``10.1.0.0/16``), for intranets
 =============================  ==========================================  ========================
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -53,6 +59,8 @@ class Settings:
     sqlite_sync: str = "normal"
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
     secret_key: str = ""
+    fetch_timeout: float = 30.0
+    fetch_allow: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -79,12 +87,23 @@ class Settings:
             )
             or ("localhost", "127.0.0.1", "[::1]"),
             secret_key=env.get("GRISTMILL_SECRET_KEY", ""),
+            fetch_timeout=_number(env, "GRISTMILL_FETCH_TIMEOUT", float, 30.0),
+            fetch_allow=tuple(
+                n.strip() for n in env.get("GRISTMILL_FETCH_ALLOW", "").split(",") if n.strip()
+            ),
         )
         settings = replace(settings, **overrides)
         if settings.sqlite_sync not in ("normal", "full"):
             raise ConfigurationError(
                 f"GRISTMILL_SQLITE_SYNC must be 'normal' or 'full', not {settings.sqlite_sync!r}"
             )
+        for network in settings.fetch_allow:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigurationError(
+                    f"GRISTMILL_FETCH_ALLOW: {network!r} is not a network like 10.1.0.0/16"
+                ) from None
         if not settings.database_url:
             settings = replace(
                 settings, database_url=f"sqlite:///{settings.data_dir / 'gristmill.sqlite3'}"
@@ -103,6 +122,8 @@ class Settings:
             "GRISTMILL_KILL_GRACE": str(self.kill_grace),
             "GRISTMILL_SQLITE_SYNC": self.sqlite_sync,
             "GRISTMILL_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
+            "GRISTMILL_FETCH_TIMEOUT": str(self.fetch_timeout),
+            "GRISTMILL_FETCH_ALLOW": ",".join(self.fetch_allow),
         }
         if self.queues:
             env["GRISTMILL_QUEUES"] = ",".join(self.queues)

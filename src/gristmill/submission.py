@@ -31,14 +31,16 @@ from gristmill.engine.store import (
     RunRecord,
     StepRecord,
 )
-from gristmill.errors import SubmissionError
+from gristmill.errors import NotFoundError, SubmissionError
 from gristmill.inputs import (
     InputKind,
     InputSource,
     JsonInput,
     LocalFile,
+    RunOutputs,
     TextInput,
     Upload,
+    UrlInput,
     safe_name,
 )
 from gristmill.pipelines import Pipeline
@@ -112,7 +114,8 @@ def _open_source(
         except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
             reason = error.strerror.lower() if error.strerror else "cannot be read"
             raise SubmissionError({"inputs": [f"{path}: {reason}"]}) from None
-        return source.name or path.name, stream, InputKind.FILE, source.media_type, ""
+        name = source.name or path.name
+        return name, stream, source.kind, source.media_type, source.source
     if isinstance(source, Upload):
         return source.name, source.stream, source.kind, source.media_type, source.source
     if isinstance(source, JsonInput):
@@ -126,6 +129,51 @@ def _open_source(
     if isinstance(source, TextInput):
         return source.name, io.BytesIO(source.text.encode()), InputKind.TEXT, "text/plain", ""
     raise SubmissionError({"inputs": [f"cannot use {type(source).__name__} as an input"]})
+
+
+def _earlier_outputs(service: Service, source: RunOutputs) -> list[LocalFile]:
+    """The output files of an earlier run, as inputs (the caller checked it may see the run)."""
+    try:
+        run, steps = service.store.get_run_and_steps(source.run_id)
+    except NotFoundError:
+        raise SubmissionError({"inputs": [f"no run with id {source.run_id!r}"]}) from None
+    if run.state != RunState.SUCCEEDED:
+        raise SubmissionError(
+            {"inputs": [f"run {run.id} has not succeeded (it is {run.state}); use a run that has"]}
+        )
+    outputs = [
+        output
+        for step in steps.values()
+        if source.step is None or step.name == source.step
+        for output in step.outputs
+    ]
+    if not outputs:
+        where = f"step {source.step!r} of run {run.id}" if source.step else f"run {run.id}"
+        raise SubmissionError({"inputs": [f"{where} has no output files"]})
+    for output in outputs:
+        if not service.storage.path(output.path).is_file():
+            message = f"the output {output.name!r} of run {run.id} is not stored any more"
+            raise SubmissionError({"inputs": [message]})
+    return [
+        LocalFile(
+            service.storage.path(output.path),
+            name=output.name,
+            media_type=output.media_type,
+            kind=InputKind.RUN,
+            source=f"run {run.id}: {output.step}/{output.name}",
+        )
+        for output in outputs
+    ]
+
+
+def _expand(service: Service, sources: Sequence[InputSource]) -> list[InputSource]:
+    expanded: list[InputSource] = []
+    for source in sources:
+        if isinstance(source, RunOutputs):
+            expanded.extend(_earlier_outputs(service, source))
+        else:
+            expanded.append(source)
+    return expanded
 
 
 def _stage_inputs(
@@ -190,8 +238,11 @@ def create(
             pipeline = service.registry.get(pipeline)
         except LookupError as error:
             raise SubmissionError({"pipeline": [str(error.args[0])]}, status=404) from None
-    if isinstance(inputs, str | Path | Upload | JsonInput | TextInput | LocalFile):
+    if isinstance(inputs, str | Path | Upload | JsonInput | TextInput | LocalFile | UrlInput):
         inputs = [inputs]
+    if isinstance(inputs, RunOutputs):
+        inputs = [inputs]
+    inputs = _expand(service, inputs)
     check_input_count(pipeline, len(inputs))
     model = validate_params(pipeline, params)
     run_id = str(uuid.uuid4())

@@ -30,6 +30,14 @@ class Server:
     data_dir: Path
     process: subprocess.Popen[str]
     log: Path
+    database_url: str | None = None
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of a gristmill command working on this server's database."""
+        env = _clean_env(GRISTMILL_DATA_DIR=str(self.data_dir), **extra)
+        if self.database_url:
+            env["GRISTMILL_DATABASE_URL"] = self.database_url
+        return env
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
@@ -82,7 +90,7 @@ def start_server(data_dir: Path, database_url: str | None = None, workers: int =
         if ready:
             line = process.stdout.readline()
             if line.startswith("gristmill serving "):
-                return Server(line.split()[2], data_dir, process, log)
+                return Server(line.split()[2], data_dir, process, log, database_url)
             if not line and process.poll() is not None:
                 break
     stop_server(process)

@@ -75,3 +75,50 @@ def test_an_unreachable_server_is_reported(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.startswith("error: cannot reach the server at http://127.0.0.1:9")
+
+
+def test_a_token_made_on_the_command_line_lets_the_client_act_as_its_user(
+    server: Server, tmp_path: Path
+) -> None:
+    def admin(*args: str) -> subprocess.CompletedProcess[str]:
+        env = server.env(DJANGO_SUPERUSER_PASSWORD="a long pass phrase")
+        return subprocess.run(
+            [sys.executable, "-m", "gristmill", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    made = admin(
+        "manage", "createsuperuser", "--noinput", "--username", "ada", "--email", "ada@example.com"
+    )
+    assert made.returncode == 0, made.stderr
+    key = admin("token", "create", "ada", "--name", "e2e")
+    assert key.returncode == 0, key.stderr
+    assert key.stdout.startswith("gm_")
+    unknown = admin("token", "create", "nobody")
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        2,
+        "error: there is no user named 'nobody'",
+    )
+
+    anonymous = gristmill(server, "submit", "members-only", cwd=tmp_path)
+    assert anonymous.returncode == 2
+    assert "sign in to use the pipeline 'members-only'" in anonymous.stderr
+
+    token = {"GRISTMILL_TOKEN": key.stdout.strip()}
+    done = subprocess.run(
+        [sys.executable, "-m", "gristmill", "submit", "members-only", "--wait"]
+        + ["--server", server.url],
+        cwd=tmp_path,
+        env=_clean_env(**token),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.splitlines()[0]
+    hidden = gristmill(server, "status", run_id, cwd=tmp_path)
+    assert hidden.returncode != 0
+    assert f"no run with id '{run_id}'" in hidden.stderr

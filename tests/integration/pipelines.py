@@ -259,5 +259,22 @@ tabular = Pipeline(
 json_only = Pipeline("json-only", [one], params=Params, inputs=Inputs(kinds=["json"]))
 
 
-members_only = Pipeline("members-only", [one], inputs=OPTIONAL, access="signed-in")
-staff_only = Pipeline("staff-only", [one], inputs=OPTIONAL, access="staff")
+members_only = Pipeline(
+    "members-only", [one], params=Params, inputs=OPTIONAL, access="signed-in"
+)
+staff_only = Pipeline("staff-only", [one], params=Params, inputs=OPTIONAL, access="staff")
+
+
+@task
+def list_inputs(run: RunContext) -> list[dict[str, Any]]:
+    return [
+        {"name": f.name, "kind": f.kind, "source": f.source, "text": f.path.read_text()}
+        for f in run.inputs
+    ]
+
+
+any_source = Pipeline(
+    "any-source",
+    [list_inputs],
+    inputs=Inputs(kinds=["file", "text", "url", "datafile", "run"], max_count=5, max_size=4096),
+)

@@ -55,7 +55,7 @@ def browser(user: Any = None, **kw: Any) -> Client:
 def bearer(user: Any) -> dict[str, str]:
     from gristmill.server.tokens import create_token
 
-    return {"Authorization": f"Bearer {create_token(user, 'tests')[1]}"}
+    return {"Authorization": f"Bearer {create_token(user.pk, 'tests')[1]}"}
 
 
 def api_submit(client: Client, pipeline: str, **headers: str) -> Any:
@@ -139,9 +139,10 @@ def test_only_staff_see_an_internal_errors_traceback(service: Service, site: Non
     assert mine["traceback"] is None
     assert b"ZeroDivisionError" not in browser(owner).get(f"/runs/{run_id}/").content
     staff = browser(make_user(staff=True))
-    assert "ZeroDivisionError: division by zero" in staff.get(f"{API}/runs/{run_id}").json()[
-        "error"
-    ]["traceback"]
+    assert (
+        "ZeroDivisionError: division by zero"
+        in staff.get(f"{API}/runs/{run_id}").json()["error"]["traceback"]
+    )
     html = page(staff.get(f"/runs/{run_id}/"))
     assert "ZeroDivisionError: division by zero" in html.one("#run-traceback pre").text
 
@@ -217,9 +218,7 @@ def test_a_token_of_an_inactive_user_is_refused(site: None) -> None:
     assert error_of(response) == (401, "the API token is not valid (unknown or revoked)")
 
 
-def test_a_signed_in_browser_must_send_the_csrf_token_to_post(
-    service: Service, site: None
-) -> None:
+def test_a_signed_in_browser_must_send_the_csrf_token_to_post(service: Service, site: None) -> None:
     client = browser(make_user(), enforce_csrf_checks=True)
     refused = api_submit(client, "trivial")
     assert refused.status_code == 403
@@ -260,9 +259,7 @@ def test_the_runs_list_asks_anonymous_callers_to_sign_in(site: None) -> None:
     assert (response.status_code, response["Location"]) == (302, "/sign-in/?next=/runs/")
 
 
-def test_a_user_lists_their_own_runs_and_staff_list_everyones(
-    service: Service, site: None
-) -> None:
+def test_a_user_lists_their_own_runs_and_staff_list_everyones(service: Service, site: None) -> None:
     alice, bob = make_user(), make_user()
     mine = submit("trivial", owner_id=alice.pk, service=service)
     theirs = submit("trivial", owner_id=bob.pk, service=service)
@@ -290,3 +287,39 @@ def test_the_runs_list_filters_by_state(service: Service, site: None) -> None:
     assert page(browser(user).get("/runs/?state=failed")).one("#no-runs").text == (
         "No runs match these filters."
     )
+
+
+# -- API tokens ------------------------------------------------------------------------------
+
+
+def test_a_signed_in_user_makes_lists_and_revokes_tokens(site: None) -> None:
+    user = make_user()
+    client = browser(user)
+    made = client.post(f"{API}/tokens", {"name": "laptop"}, content_type="application/json")
+    assert made.status_code == 201
+    key = made.json()["key"]
+    assert key.startswith("gm_") and made.json()["prefix"] == key[:10]
+    listed = client.get(f"{API}/tokens").json()
+    assert [(t["name"], t["prefix"]) for t in listed] == [("laptop", key[:10])]
+    assert "key" not in listed[0]
+    as_token = browser().get(f"{API}/tokens", headers={"Authorization": f"Bearer {key}"})
+    assert as_token.status_code == 200
+    assert client.delete(f"{API}/tokens/{made.json()['id']}").status_code == 204
+    refused = browser().get(f"{API}/tokens", headers={"Authorization": f"Bearer {key}"})
+    assert error_of(refused) == (401, "the API token is not valid (unknown or revoked)")
+
+
+def test_tokens_need_a_signed_in_caller_and_are_private(site: None) -> None:
+    assert error_of(browser().get(f"{API}/tokens")) == (
+        401,
+        "sign in to manage API tokens; send an API token (Authorization: Bearer ...)",
+    )
+    owner = make_user()
+    made = browser(owner).post(f"{API}/tokens", {"name": "x"}, content_type="application/json")
+    token_id = made.json()["id"]
+    stranger = browser(make_user())
+    assert error_of(stranger.delete(f"{API}/tokens/{token_id}")) == (
+        404,
+        f"you have no API token with id {token_id}",
+    )
+    assert stranger.get(f"{API}/tokens").json() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -37,8 +38,13 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 @contextmanager
 def _client(server: str) -> Iterator[httpx.Client]:
+    # The token comes from the environment only: an option would leave it in shell histories.
+    token = os.environ.get("GRISTMILL_TOKEN", "").strip()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with httpx.Client(base_url=server.rstrip("/") + "/api/v1", timeout=60) as client:
+        with httpx.Client(
+            base_url=server.rstrip("/") + "/api/v1", timeout=60, headers=headers
+        ) as client:
             yield client
     except httpx.TransportError as error:
         _fail(f"cannot reach the server at {server}: {error}", 2)

@@ -216,6 +216,54 @@ def migrate(data_dir: Path | None, database_url: str | None, pipelines: tuple[st
     console.print(f"database ready: {_where(settings)}", highlight=False)
 
 
+@main.group()
+def token() -> None:
+    """Make API tokens, with which programs act as a user on the REST API."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--name", default="command line", show_default=True, help="What it is for.")
+@settings_options
+def token_create(
+    username: str,
+    name: str,
+    data_dir: Path | None,
+    database_url: str | None,
+    pipelines: tuple[str, ...],
+) -> None:
+    """Make an API token for USERNAME and print its key (shown this once).
+
+    Programs send it as ``Authorization: Bearer <key>``; ``gristmill submit`` and the other
+    client commands read it from GRISTMILL_TOKEN.
+    """
+    from gristmill.server.conf import setup
+
+    setup(build_settings(data_dir, database_url, pipelines))
+    from gristmill.server.tokens import create_for_username  # needs Django set up
+    try:
+        key = create_for_username(username, name)
+    except LookupError as error:
+        _fail(str(error.args[0]), 2)
+    click.echo(key)
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    add_help_option=False,
+)
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def manage(arguments: tuple[str, ...]) -> None:
+    """Run a Django management command on gristmill's database, e.g.
+    ``gristmill manage createsuperuser`` (settings from GRISTMILL_* variables)."""
+    from django.core.management import execute_from_command_line
+
+    from gristmill.server.conf import setup
+
+    setup(build_settings(None, None, ()))
+    execute_from_command_line(["gristmill manage", *arguments])
+
+
 from gristmill.cli.client import COMMANDS  # noqa: E402 - registered after the group exists
 from gristmill.cli.serve import serve  # noqa: E402
 

@@ -248,6 +248,16 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def expire(self, run_id: str, *, reason: str) -> bool:
+        """Remove an ended run's heavy rows (steps, outputs, log, inputs, units) and mark it
+        expired with ``reason``, keeping the small record that lets its URL explain itself.
+        The caller deletes its files afterwards.
+
+        Returns False if the run is still queued or running (or already expired); raises
+        :class:`~gristmill.errors.NotFoundError` for an unknown run.
+        """
+
+    @abc.abstractmethod
     def accept_step(self, run_id: str, step: str, fingerprint: dict[str, Any]) -> bool:
         """Mark a stored step result as current under ``fingerprint`` (staff accepting a stale
         result). Returns False if the step has no stored result."""

@@ -393,6 +393,32 @@ class DjangoStore(Store):
         self._ring("work")
         return True
 
+    def expire(self, run_id: str, *, reason: str) -> bool:
+        key = self._id(run_id)
+        finished = [s.value for s in _FINISHED]
+        done = self._write(
+            Fence(
+                "UPDATE gristmill_run SET state = %s, error_message = %s, error_ref = NULL, "
+                "error_traceback = NULL, current_step = NULL, stage = NULL, "
+                "progress_done = NULL, progress_total = NULL, expires_at = %s "
+                "WHERE id = %s AND state IN (%s, %s, %s)",
+                [RunState.EXPIRED.value, reason, self._dt(_now()), key, *finished],
+            ),
+            *(
+                (f"DELETE FROM {table} WHERE run_id = %s", [key])
+                for table in (
+                    "gristmill_output",
+                    "gristmill_step",
+                    "gristmill_logline",
+                    "gristmill_input",
+                    "gristmill_unit",
+                )
+            ),
+        )
+        if not done:
+            self._exists(run_id)
+        return done
+
     def accept_step(self, run_id: str, step: str, fingerprint: dict[str, Any]) -> bool:
         return self._write(
             Fence(

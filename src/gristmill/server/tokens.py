@@ -25,11 +25,11 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_token(user: Any, name: str) -> tuple[ApiToken, str]:
-    """Make a token for ``user``; return it and its key (which is not stored anywhere)."""
+def create_token(user_id: int, name: str) -> tuple[ApiToken, str]:
+    """Make a token for the user ``user_id``; return it and its key (which is not stored)."""
     key = PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user,
+        user_id=user_id,
         name=name[:100],
         prefix=key[:10],
         digest=_digest(key),
@@ -64,4 +64,4 @@ def create_for_username(username: str, name: str) -> str:
         user = model.objects.get(**{model.USERNAME_FIELD: username})
     except model.DoesNotExist:
         raise LookupError(f"there is no user named {username!r}") from None
-    return create_token(user, name)[1]
+    return create_token(user.pk, name)[1]

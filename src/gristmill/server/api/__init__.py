@@ -11,7 +11,7 @@ the configured gristmill through :func:`gristmill.service.default_service` when 
 
 from __future__ import annotations
 
-from gristmill.server.api import outputs, pipelines, runs
+from gristmill.server.api import outputs, pipelines, runs, tokens
 from gristmill.server.api.auth import CallerAuth
 from gristmill.server.api.errors import ErrorFormatAPI
 
@@ -25,5 +25,6 @@ api = ErrorFormatAPI(
 api.add_router("/pipelines", pipelines.router)
 api.add_router("/runs", runs.router)
 api.add_router("/runs", outputs.router)
+api.add_router("/tokens", tokens.router)
 
 __all__ = ["api"]

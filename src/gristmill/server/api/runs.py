@@ -10,7 +10,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import P, QueryEx, Router, Status
 from ninja.responses import NinjaJSONEncoder
 
@@ -178,6 +178,26 @@ def cancel_run(request: HttpRequest, run_id: str) -> Status[StateOut]:
         state = store.get_run(run_id).state
         raise ApiError(409, f"the run has already ended ({state}); there is nothing to cancel")
     return Status(202, StateOut(state=store.get_run(run_id).state))
+
+
+@router.delete("/{run_id}", response={204: None, **_NOT_FOUND, 409: ErrorOut})
+def delete_run(request: HttpRequest, run_id: str) -> HttpResponse:
+    """Delete an ended run's inputs, outputs, results and log now (204). A small record stays,
+    so that the run's URL says it was deleted. A queued or running run answers 409: cancel
+    it first."""
+    caller = caller_of(request)
+    service = default_service()
+    visible_run(caller, run_id, service)
+    who = "its owner" if caller.signed_in and not caller.is_staff else "a user"
+    if caller.is_staff:
+        who = f"staff ({caller.username})"
+    if not service.store.expire(run_id, reason=f"deleted by {who}"):
+        state = service.store.get_run(run_id).state
+        if state == RunState.EXPIRED:
+            raise ApiError(409, "the run has already expired; its files are gone")
+        raise ApiError(409, f"the run is still {state}; cancel it first, then delete it")
+    service.storage.delete_run(run_id)
+    return HttpResponse(status=204)
 
 
 @router.post("/{run_id}/rerun", response={202: StateOut, **_NOT_FOUND, 409: ErrorOut})

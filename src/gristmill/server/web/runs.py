@@ -126,6 +126,8 @@ def run_page_context(
         context["outputs"] = output_links(status)
     if run.state == RunState.CANCELLED and run.error_message:
         context["cancel_reason"] = sentence(run.error_message)
+    if run.state == RunState.EXPIRED and run.error_message:
+        context["expiry_reason"] = sentence(run.error_message)
     return context
 
 
