@@ -108,9 +108,9 @@ def test_a_token_made_on_the_command_line_lets_the_client_act_as_its_user(
     assert "sign in to use the pipeline 'members-only'" in anonymous.stderr
 
     token = {"GRISTMILL_TOKEN": key.stdout.strip()}
+    argv = ["submit", "members-only", "--wait", "--server", server.url]
     done = subprocess.run(
-        [sys.executable, "-m", "gristmill", "submit", "members-only", "--wait"]
-        + ["--server", server.url],
+        [sys.executable, "-m", "gristmill", *argv],
         cwd=tmp_path,
         env=_clean_env(**token),
         capture_output=True,

@@ -259,9 +259,7 @@ tabular = Pipeline(
 json_only = Pipeline("json-only", [one], params=Params, inputs=Inputs(kinds=["json"]))
 
 
-members_only = Pipeline(
-    "members-only", [one], params=Params, inputs=OPTIONAL, access="signed-in"
-)
+members_only = Pipeline("members-only", [one], params=Params, inputs=OPTIONAL, access="signed-in")
 staff_only = Pipeline("staff-only", [one], params=Params, inputs=OPTIONAL, access="staff")
 
 

@@ -241,6 +241,7 @@ def token_create(
 
     setup(build_settings(data_dir, database_url, pipelines))
     from gristmill.server.tokens import create_for_username  # needs Django set up
+
     try:
         key = create_for_username(username, name)
     except LookupError as error:
