@@ -115,6 +115,7 @@ def django_settings(settings: Settings) -> dict[str, Any]:
             }
         ],
         "STATIC_URL": "/static/",
+        "CSRF_FAILURE_VIEW": "gristmill.server.web.views.csrf_failure",
         "LOGIN_URL": "gristmill-web:sign-in",
         "LOGIN_REDIRECT_URL": "gristmill-web:pipelines",
         "LOGOUT_REDIRECT_URL": "gristmill-web:pipelines",

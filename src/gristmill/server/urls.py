@@ -18,6 +18,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+handler400 = "gristmill.server.web.views.bad_request"
+handler403 = "gristmill.server.web.views.csrf_failure"
+handler404 = "gristmill.server.web.views.not_found"
+handler500 = "gristmill.server.web.views.server_error"
+
 urlpatterns = [
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),

@@ -13,9 +13,12 @@ import functools
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec
 
+from django.conf import settings as django_settings
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
@@ -72,6 +75,8 @@ def pages(view: View[P]) -> View[P]:
             return error_page(request, 404, str(error))
         except SignInRequiredError:
             return redirect_to_login(request.get_full_path())
+        except RequestDataTooBig as error:
+            return bad_request(request, error)
         except StoreUnavailableError as error:
             internal_error(error, f"{request.method} {request.path}")
             return error_page(request, 503, "the database is unavailable; try again in a moment")
@@ -164,3 +169,35 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "pipeline_names": [p.name for p in default_service().registry],
     }
     return render(request, "gristmill/runs.html", context)
+
+
+# -- Django's error handlers (set in gristmill.server.urls): pages in the site's own style --
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A request Django could not read. A form over Django's in-memory limit is a 413: its
+    text fields (pasted text or JSON) are held in memory, files are not."""
+    if isinstance(exception, RequestDataTooBig):
+        limit = filesizeformat(django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        message = (
+            f"the form is larger than this server accepts for pasted text ({limit}); "
+            "upload the text as a file instead"
+        )
+        return error_page(request, 413, message)
+    return error_page(request, 400, "the request could not be read")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form posted without a valid CSRF token: usually a page left open too long."""
+    message = "the form has expired or came from another site; reload the page and try again"
+    return error_page(request, 403, message)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A URL that names no page."""
+    return error_page(request, 404, f"there is no page at {request.path}")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """An error outside the views (they answer their own, with a reference)."""
+    return error_page(request, 500, "something went wrong on the server; try again later")
