@@ -39,6 +39,16 @@ class Server:
             env["GRISTMILL_DATABASE_URL"] = self.database_url
         return env
 
+    def command(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run ``gristmill ARGS`` on this server's database (``manage``, ``token``...)."""
+        return subprocess.run(
+            [sys.executable, "-m", "gristmill", *args],
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
 

@@ -81,14 +81,7 @@ def test_a_token_made_on_the_command_line_lets_the_client_act_as_its_user(
     server: Server, tmp_path: Path
 ) -> None:
     def admin(*args: str) -> subprocess.CompletedProcess[str]:
-        env = server.env(DJANGO_SUPERUSER_PASSWORD="a long pass phrase")
-        return subprocess.run(
-            [sys.executable, "-m", "gristmill", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return server.command(*args, DJANGO_SUPERUSER_PASSWORD="a long pass phrase")
 
     made = admin(
         "manage", "createsuperuser", "--noinput", "--username", "ada", "--email", "ada@example.com"
