@@ -1,11 +1,15 @@
-"""Take the screenshots in this folder: python docs/screenshots/take.py (needs Chromium and
-Playwright, as the browser tests do). Starts its own server on a temporary data directory."""
+"""Take the screenshots in this folder: python docs/screenshots/take.py [NAME ...] (needs
+Chromium and Playwright, as the browser tests do); with names (``run-stale``), only those are
+written. Starts its own servers on a temporary data directory."""
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from playwright.sync_api import sync_playwright
@@ -13,14 +17,42 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.e2e import conftest  # noqa: E402
 from tests.e2e.conftest import start_server, stop_server  # noqa: E402
+from tests.e2e.stale_pipelines import EDITION  # noqa: E402
 from tests.e2e.test_browser import CHROMIUM, FLAGS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TEXT = "The mill grinds slowly, but the mill grinds fine.\nThe wheel turns; the stones turn.\n"
 
 
+def stale_run(browser: Any, data: Path, shot: Callable[[Any, str], None]) -> None:
+    """A succeeded run whose rules got a new edition: its page while the recomputation waits."""
+    edition = data / "edition"
+    edition.write_text("1")
+    os.environ[EDITION] = str(edition)
+    stale_pipelines = str(ROOT / "tests" / "e2e" / "stale_pipelines.py")
+    server = start_server(data, pipelines=(conftest.PIPELINES, stale_pipelines))
+    try:
+        page = browser.new_page(viewport={"width": 900, "height": 700})
+        page.set_default_timeout(20_000)
+        page.goto(f"{server.url}pipelines/rules/")
+        page.click("#submit-button")
+        page.wait_for_selector("#results")
+        edition.write_text("2")
+        (data / "hold").touch()
+        page.reload()
+        page.wait_for_selector("#stale-notice")
+        shot(page, "run-stale")
+        (data / "hold").unlink()
+        page.wait_for_selector("#result-ApplyRules:not(.stale)")
+        page.close()
+    finally:
+        stop_server(server.process)
+
+
 def main() -> None:
+    wanted = set(sys.argv[1:])
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory)
         control = data / "control"
@@ -32,8 +64,12 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": 900, "height": 700})
                 page.set_default_timeout(20_000)
 
+                def shot_of(page: Any, name: str) -> None:
+                    if not wanted or name in wanted:
+                        page.screenshot(path=str(HERE / f"{name}.png"), full_page=True)
+
                 def shot(name: str) -> None:
-                    page.screenshot(path=str(HERE / f"{name}.png"), full_page=True)
+                    shot_of(page, name)
 
                 page.goto(server.url)
                 shot("pipelines")
@@ -77,6 +113,9 @@ def main() -> None:
                 httpx.post(f"{server.url}api/v1/runs/{run_id}/cancel")
                 page.wait_for_selector("#run-error")
                 shot("run-cancelled")
+                stale = data / "stale"
+                stale.mkdir()
+                stale_run(browser, stale, shot_of)
                 browser.close()
         finally:
             stop_server(server.process)

@@ -58,8 +58,14 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def start_server(data_dir: Path, database_url: str | None = None, workers: int = 1) -> Server:
-    """Start ``gristmill serve --port 0`` and wait for the line that gives its URL."""
+def start_server(
+    data_dir: Path,
+    database_url: str | None = None,
+    workers: int = 1,
+    pipelines: tuple[str, ...] = (PIPELINES, E2E_PIPELINES),
+) -> Server:
+    """Start ``gristmill serve --port 0`` offering ``pipelines`` and wait for the line that
+    gives its URL."""
     env = _clean_env(
         GRISTMILL_LEASE_SECONDS="5", GRISTMILL_DRAIN_SECONDS="5", GRISTMILL_KILL_GRACE="1"
     )
@@ -82,10 +88,7 @@ def start_server(data_dir: Path, database_url: str | None = None, workers: int =
                 str(workers),
                 "--data-dir",
                 str(data_dir),
-                "--pipelines",
-                PIPELINES,
-                "--pipelines",
-                E2E_PIPELINES,
+                *(option for spec in pipelines for option in ("--pipelines", spec)),
             ],
             env=env,
             stdout=subprocess.PIPE,

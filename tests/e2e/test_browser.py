@@ -101,3 +101,44 @@ def test_a_failed_run_shows_its_message(server: Server, page: Any) -> None:
     page.click("#submit-button")
     page.wait_for_selector("#run-error")
     assert page.text_content("#run-error").strip() == "row 3 has no 'id' field"
+
+
+def test_a_stale_runs_page_follows_its_recomputation_to_the_fresh_results(
+    page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its own server, offering a pipeline whose step's version is read from a file.
+    from tests.e2e import conftest
+    from tests.e2e.stale_pipelines import EDITION
+    from tests.integration.conftest import wait_until
+
+    edition = tmp_path / "edition"
+    edition.write_text("1")
+    monkeypatch.setenv(EDITION, str(edition))
+    stale_pipelines = str(Path(__file__).with_name("stale_pipelines.py"))
+    server = conftest.start_server(tmp_path, pipelines=(conftest.PIPELINES, stale_pipelines))
+    try:
+        with server.client() as http:
+            run = http.post("api/v1/pipelines/rules/runs", json={}).json()
+            wait_until(lambda: http.get(run["status_url"]).json()["state"] == "succeeded")
+        edition.write_text("2")  # a new edition of the rules is deployed
+        (tmp_path / "hold").touch()
+        loads: list[str] = []
+        page.on("load", lambda _: loads.append(page.url))
+        page.goto(server.url + run["url"].lstrip("/"))
+        assert page.text_content("#run-state").strip() in ("queued", "running")
+        assert page.text_content("#result-ApplyRules .stale-mark").strip() == "stale"
+        assert page.text_content("#result-ApplyRules .stale-reasons li").strip() == (
+            "version of `Apply rules` 1 → 2"
+        )
+        assert page.text_content("#result-summary .stale-reasons li").strip() == (
+            "upstream step `ApplyRules` was recomputed"
+        )
+        assert page.text_content("#result-summary td").strip() == "3 rows checked against edition 1"
+        (tmp_path / "hold").unlink()
+        page.wait_for_selector("#result-ApplyRules:not(.stale)")  # no reload by the user
+        assert len(loads) == 2  # the page, then run.js's own reload when the run ended
+        assert page.text_content("#run-state").strip() == "succeeded"
+        assert page.text_content("#result-summary td").strip() == "3 rows checked against edition 2"
+        assert page.query_selector_all(".stale-mark, .step-stale, #stale-notice") == []
+    finally:
+        conftest.stop_server(server.process)

@@ -13,17 +13,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from gristmill.registry import Registry
-from gristmill.service import Service
+from gristmill.service import Service, set_default_service
 from gristmill.settings import Settings
 from gristmill.storage import FilesystemStorage
 from tests.conftest import service_absent
 
+if TYPE_CHECKING:
+    from django.test import Client
+
 PIPELINES = str(Path(__file__).with_name("pipelines.py"))
+HOST = "localhost"
+"""The host the web pages' test clients ask for."""
 PG_URL = os.environ.get("GRISTMILL_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
 LEASE = 2.0
 
@@ -192,6 +197,18 @@ class Workers:
                 self.stop(process)
             # Any worker left in the session (a worker that leads its own group) goes too.
         self.processes.clear()
+
+
+@pytest.fixture
+def web(service: Service) -> Iterator[Client]:
+    """Django's test client on the whole site, whose views use the test's service."""
+    from django.test import Client
+
+    set_default_service(service)
+    try:
+        yield Client(HTTP_HOST=HOST)
+    finally:
+        set_default_service(None)
 
 
 @pytest.fixture

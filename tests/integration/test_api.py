@@ -574,12 +574,16 @@ def test_results_show_each_succeeded_steps_context(
                 "title": "WriteReport",
                 "state": "succeeded",
                 "context": {"summary": "T: 3 lines of words.txt"},
+                "stale": False,
+                "stale_reasons": [],
             },
             {
                 "name": "BrokenContext",
                 "title": "BrokenContext",
                 "state": "succeeded",
                 "context": {"error": f"internal error, reference {reference}"},
+                "stale": False,
+                "stale_reasons": [],
             },
         ],
     }
@@ -591,7 +595,16 @@ def test_results_of_an_unfinished_run_show_what_exists(
     run_id = submitted(client, "trivial")
     assert client.get(f"/runs/{run_id}/results").json() == {
         "state": "queued",
-        "steps": [{"name": "one", "title": "one", "state": "pending", "context": None}],
+        "steps": [
+            {
+                "name": "one",
+                "title": "one",
+                "state": "pending",
+                "context": None,
+                "stale": False,
+                "stale_reasons": [],
+            }
+        ],
     }
 
 
@@ -810,6 +823,10 @@ def test_the_openapi_document_describes_every_endpoint(client: TestClient) -> No
         ("GET", "/api/v1/runs/{run_id}/outputs"),
         ("GET", "/api/v1/runs/{run_id}/outputs.zip"),
         ("GET", "/api/v1/runs/{run_id}/outputs/{step}/{name}"),
+        ("DELETE", "/api/v1/runs/{run_id}"),
+        ("GET", "/api/v1/tokens"),
+        ("POST", "/api/v1/tokens"),
+        ("DELETE", "/api/v1/tokens/{token_id}"),
     }
     assert all(operation.get("description") for operation in operations.values())
     submit_body = operations["POST", "/api/v1/pipelines/{name}/runs"]["requestBody"]

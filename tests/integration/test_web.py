@@ -20,13 +20,13 @@ import pytest
 from gristmill.engine.store import Report
 from gristmill.executors.inline import run_inline
 from gristmill.runs import RunState
-from gristmill.service import Service, set_default_service
+from gristmill.service import Service
 from gristmill.submission import get_run, submit
+from tests.integration.conftest import HOST
 
 if TYPE_CHECKING:
     from django.test import Client
 
-HOST = "localhost"
 UNKNOWN_RUN = "00000000-0000-4000-8000-000000000000"
 RUN_URL = re.compile(r"^/runs/([0-9a-f-]{36})/$")
 
@@ -124,18 +124,6 @@ def page(response: Any) -> Node:
 
 
 # -- fixtures and helpers -----------------------------------------------------------------
-
-
-@pytest.fixture
-def web(service: Service) -> Iterator[Client]:
-    """Django's test client on the whole site, whose views use the test's service."""
-    from django.test import Client
-
-    set_default_service(service)
-    try:
-        yield Client(HTTP_HOST=HOST)
-    finally:
-        set_default_service(None)
 
 
 @pytest.fixture

@@ -85,9 +85,10 @@ def from_json(value: Any) -> Any:
 
 
 def to_datetime(value: Any) -> Any:
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = parse_datetime(value)
+    if value is None:
+        return None
+    # Stored times are UTC; SQLite hands them back without saying so.
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
     return parsed.replace(tzinfo=UTC) if parsed and parsed.tzinfo is None else parsed
 
 

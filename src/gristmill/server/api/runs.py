@@ -33,6 +33,7 @@ from gristmill.server.api.schemas import (
     run_links,
 )
 from gristmill.service import Service, default_service
+from gristmill.staleness import check
 from gristmill.submission import RunStatus
 
 router = Router(tags=["runs"])
@@ -119,15 +120,25 @@ def get_log(
 @router.get("/{run_id}/results", response={200: ResultsOut, **_NOT_FOUND})
 def get_results(request: HttpRequest, run_id: str) -> ResultsOut:
     """What each step shows: its ``context``, built from its stored result, for the steps that
-    succeeded (null for the others). A run that has not succeeded yet shows what exists."""
+    succeeded (null for the others), and whether that result is ``stale``, with the reasons.
+    A run that has not succeeded yet shows what exists.
+
+    Nothing is queued here, even for stale results: ``POST /runs/{id}/rerun`` recomputes them
+    (the run's page queues them itself)."""
     service = default_service()
     status = visible_run(caller_of(request), run_id, service)
     contexts = step_contexts(service, status)
+    reasons = check(service, status.id).reasons
     return ResultsOut(
         state=status.state,
         steps=[
             StepResultOut(
-                name=step.name, title=step.title, state=step.state, context=contexts.get(step.name)
+                name=step.name,
+                title=step.title,
+                state=step.state,
+                context=contexts.get(step.name),
+                stale=step.name in reasons,
+                stale_reasons=list(reasons.get(step.name, ())),
             )
             for step in status.steps
         ],

@@ -162,6 +162,15 @@ class StepResultOut(Schema):
     title: str
     state: StepState
     context: Any = Field(description="What the step shows (its context()); null unless succeeded.")
+    stale: bool = Field(
+        description="Whether the step's stored result is out of date (code, version, parameters, "
+        "inputs or an upstream result changed since it was made). False for a step that has no "
+        "result yet, and when the check itself failed (logged with a reference)."
+    )
+    stale_reasons: list[str] = Field(
+        description="Why the result is stale, in words: 'version of `b` 1 → 2', 'upstream step "
+        "`b` was recomputed'. Empty when it is current."
+    )
 
 
 class ResultsOut(Schema):
@@ -176,3 +185,26 @@ class OutputOut(Schema):
     sha256: str
     media_type: str
     url: str
+
+
+# -- data files ---------------------------------------------------------------------------
+
+
+def datafile_links(file_id: str) -> dict[str, str]:
+    """The API resources of the data file ``file_id``: its metadata and its bytes."""
+    base = f"{API_ROOT}/datafiles/{file_id}"
+    return {"url": base, "content_url": f"{base}/content"}
+
+
+class DataFileOut(Schema):
+    """A data file: a file a user keeps on the server to use as an input of runs."""
+
+    id: str = Field(description="Give it as {'kind': 'datafile', 'id': ...} in a submission.")
+    name: str
+    size: int = Field(description="In bytes.")
+    sha256: str
+    media_type: str
+    created_at: datetime
+    owner: str = Field(description="The user name of its owner.")
+    url: str = Field(description="This description.")
+    content_url: str = Field(description="The file itself, to download.")

@@ -1,4 +1,6 @@
-"""What the run page shows of a succeeded run: each step's context, rendered.
+"""What the run page shows of a succeeded run: each step's context, rendered, and marked
+stale with the reasons when the stored result is out of date (the old results stay on the page
+while a recomputation runs).
 
 The contexts are built by the REST API's :func:`~gristmill.server.api.runs.step_contexts`, so
 the page and ``GET /runs/{id}/results`` always agree. A step whose task names a ``template`` is
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.http import HttpRequest
@@ -24,6 +26,7 @@ from gristmill.runs import StepState
 from gristmill.server.api.errors import internal_error
 from gristmill.server.api.runs import step_contexts
 from gristmill.service import Service
+from gristmill.staleness import Staleness
 from gristmill.submission import RunStatus, StepStatus
 
 MAX_ITEMS = 1000
@@ -38,25 +41,44 @@ class StepResult:
 
     step: StepStatus
     html: SafeString
+    stale_reasons: tuple[str, ...] = ()
+    """Why the result shown is out of date; empty when it is current."""
 
 
 def step_results(
-    service: Service, status: RunStatus, pipeline: Pipeline | None, request: HttpRequest
+    service: Service,
+    status: RunStatus,
+    pipeline: Pipeline | None,
+    request: HttpRequest,
+    staleness: Staleness | None = None,
 ) -> list[StepResult]:
-    """The rendered context of each succeeded step of the run, in step order."""
-    contexts = step_contexts(service, status)
+    """The rendered context of each succeeded step of the run, in step order, with the
+    reasons of those that are stale. While a recomputation runs, the step being recomputed
+    still shows its old result."""
+    stored = _as_stored(status, staleness.stale_results) if staleness else status
+    contexts = step_contexts(service, stored)
     results = []
-    for step in status.steps:
+    for step in stored.steps:
         if step.state != StepState.SUCCEEDED or step.name not in contexts:
             continue
         context = contexts[step.name]
         template = pipeline.step(step.name).template if pipeline is not None else None
         if template and not _is_failure(context):
-            html = _render_template(template, context, status, step, request)
+            html = _render_template(template, context, stored, step, request)
         else:
             html = render_value(context)
-        results.append(StepResult(step, html))
+        reasons = staleness.reasons.get(step.name, ()) if staleness else ()
+        results.append(StepResult(step, html, reasons))
     return results
+
+
+def _as_stored(status: RunStatus, succeeded: frozenset[str]) -> RunStatus:
+    # The step a worker is recomputing shows as running, but its old result is still stored.
+    steps = [
+        replace(step, state=StepState.SUCCEEDED) if step.name in succeeded else step
+        for step in status.steps
+    ]
+    return RunStatus(status.run, steps)
 
 
 def _is_failure(context: Any) -> bool:

@@ -1,4 +1,5 @@
-"""A run as its page shows it: steps, stage and progress, log tail, and output files.
+"""A run as its page shows it: steps, stage and progress, log tail, output files, and which
+results are stale.
 
 ``static/gristmill/run.js`` updates the same things from the REST API while the run is queued
 or running; the texts made here (:func:`duration_text`, :func:`stage_text`) and there must
@@ -16,7 +17,8 @@ from gristmill.pipelines import Pipeline
 from gristmill.runs import RunState
 from gristmill.server.api.schemas import API_ROOT, run_links
 from gristmill.service import Service
-from gristmill.submission import RunStatus
+from gristmill.staleness import Staleness, check, refresh
+from gristmill.submission import RunStatus, get_run
 
 LOG_LINES = 1000
 """The most log lines the page shows when it is made; the script reads on from there."""
@@ -31,6 +33,9 @@ class StepRow:
     state: str
     attempt: str
     duration: str
+    stale_attempt: str | None = None
+    """Set when the step's stored result is stale: the attempt that made it (``run.js`` drops
+    the mark once the step has a newer attempt, that is once it has been recomputed)."""
 
 
 @dataclass
@@ -89,19 +94,39 @@ def log_tail(service: Service, run_id: str) -> tuple[list[LogLine], int]:
     return lines, lines[-1].id if lines else 0
 
 
+def checked_status(service: Service, status: RunStatus) -> tuple[RunStatus, Staleness]:
+    """The run as its page shows it now, and which of its results are stale.
+
+    A succeeded run with stale results is queued for recomputation first (see
+    :func:`gristmill.staleness.refresh`); the status returned is then the queued run's.
+    """
+    staleness = refresh(service, status.id)
+    if staleness.state != status.state:  # queued again, by this view or another
+        status = get_run(status.id, service=service)
+        if status.state != staleness.state:  # and already recomputed
+            staleness = check(service, status.id)
+    return status, staleness
+
+
 def run_page_context(
     service: Service, status: RunStatus, pipeline: Pipeline | None
 ) -> dict[str, Any]:
-    """The template context of the run page (results are added by the view)."""
+    """The template context of the run page, after :func:`checked_status` (which may queue a
+    stale run again). Under ``status`` and ``staleness`` it holds what the view needs to add
+    the results, when ``shows_results`` says there are results to show."""
+    status, staleness = checked_status(service, status)
     run = status.run
     titles = {step.name: step.title for step in status.steps}
     context: dict[str, Any] = {
+        "status": status,
         "run": run,
         "title": pipeline.title if pipeline is not None else run.pipeline,
         "pipeline": pipeline,
         "links": run_links(run.id),
         "terminal": run.state.is_terminal,
         "succeeded": run.state == RunState.SUCCEEDED,
+        "staleness": staleness,
+        "shows_results": run.state == RunState.SUCCEEDED or staleness.recomputing,
         "steps": [
             StepRow(
                 name=step.name,
@@ -109,6 +134,7 @@ def run_page_context(
                 state=str(step.state),
                 attempt=f"attempt {step.attempt}" if step.attempt else "",
                 duration=duration_text(step.duration),
+                stale_attempt=str(step.attempt or "") if step.name in staleness.reasons else None,
             )
             for step in status.steps
         ],

@@ -137,14 +137,18 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
 @pages
 def run_page(request: HttpRequest, run_id: str) -> HttpResponse:
     """A run's one permanent page: its progress and live log while it is queued or running
-    (kept up to date by ``run.js``), then its results, its error, or why it is gone."""
+    (kept up to date by ``run.js``), then its results, its error, or why it is gone.
+
+    A succeeded run whose results are stale is queued again first; until the new results are
+    ready, the page follows the recomputation and shows the old results, marked stale."""
     service = default_service()
     status = visible_run(session_caller(request), run_id, service)
     registry = service.registry
     pipeline = registry.get(status.run.pipeline) if status.run.pipeline in registry else None
     context: dict[str, Any] = run_page_context(service, status, pipeline)
-    if context["succeeded"]:
-        context["results"] = step_results(service, status, pipeline, request)
+    if context["shows_results"]:
+        status, staleness = context["status"], context["staleness"]
+        context["results"] = step_results(service, status, pipeline, request, staleness)
     return render(request, "gristmill/run.html", context)
 
 

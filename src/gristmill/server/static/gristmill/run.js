@@ -1,7 +1,9 @@
 // Keeps a queued or running run's page up to date from the REST API, once a second: the
 // state, the steps, the stage and progress bar, and the log (read on from the last line it
 // has, never fetched twice). When the run ends it stops and reloads the page once, so that
-// the server renders the results, the error, or the cancellation.
+// the server renders the results, the error, or the cancellation. While stale results are
+// recomputed, a step's "stale" mark goes once the step has a newer attempt (it was recomputed);
+// its new result shows with the reload.
 // The texts made here must read like those of gristmill/server/web/runs.py.
 (function () {
   "use strict";
@@ -79,6 +81,10 @@
       setText(item.querySelector(".step-state"), step.state);
       setText(item.querySelector(".step-attempt"), step.attempt ? "attempt " + step.attempt : "");
       setText(item.querySelector(".step-duration"), durationText(step.duration));
+      var stale = item.querySelector(".step-stale");
+      if (stale && stale.dataset.attempt !== String(step.attempt || "")) {
+        stale.parentNode.removeChild(stale);
+      }
     });
     setText(byId("run-stage"), stageText(run));
     var bar = byId("run-progress");
