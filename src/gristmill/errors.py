@@ -8,6 +8,8 @@
     ├── SubmissionError (ValueError)      a run was refused before anything was queued
     ├── NotFoundError (LookupError)       no such pipeline or run (or the caller may not see it)
     ├── SignInRequiredError (PermissionError)  the caller must sign in (or send a token) first
+    ├── FetchError                        a URL input could not be fetched (which URL, and why)
+    │   └── FetchTooLargeError            ... because it is larger than the input may be
     ├── StoreError                        the database could not do what was asked
     │   └── StoreUnavailableError         ... because it cannot be reached or is full
     └── TaskError                         a task failed, with a message for the end user
@@ -73,6 +75,22 @@ class NotFoundError(GristmillError, LookupError):
 
 class SignInRequiredError(GristmillError, PermissionError):
     """The caller must sign in (or send a valid API token) to do this."""
+
+
+class FetchError(GristmillError):
+    """A URL could not be fetched; the message is for the user and names the URL.
+
+    ``url`` is the URL as the user gave it (credentials hidden).
+    """
+
+    def __init__(self, message: str, *, url: str):
+        super().__init__(message)
+        self.message = message
+        self.url = url
+
+
+class FetchTooLargeError(FetchError):
+    """The file at a URL is larger than the input may be."""
 
 
 class StoreError(GristmillError):

@@ -144,6 +144,17 @@ class RunOutputs:
 InputSource = Path | str | Upload | JsonInput | TextInput | LocalFile | UrlInput | RunOutputs
 """Anything :func:`gristmill.submission.submit` accepts as one input."""
 
+
+def human_size(size: int) -> str:
+    """A size in bytes for people: ``512 bytes``, ``1.5 KiB``, ``100 MiB``."""
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} bytes" if unit == "bytes" else f"{value:g} {unit}"
+        value /= 1024
+    return f"{size} bytes"
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 

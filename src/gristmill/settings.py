@@ -27,12 +27,13 @@ variable                       meaning                                     defau
 ``GRISTMILL_FETCH_ALLOW``      networks that URL inputs may reach although none: public
                                not public, comma-separated CIDR            addresses only
                                (``10.1.0.0/16``), for intranets
+GRISTMILL_DATAFILE_MAX_SIZE    largest data file a user may upload, in     ``104857600``
+                               bytes                                       (100 MiB)
 =============================  ==========================================  ========================
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -42,6 +43,8 @@ from typing import Any
 from gristmill.errors import ConfigurationError
 
 DEMO_PIPELINES = ("gristmill.demo.pipelines",)
+DATAFILE_MAX_SIZE = 100 * 1024 * 1024
+"""The default largest data file (``GRISTMILL_DATAFILE_MAX_SIZE``): 100 MiB."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Settings:
     secret_key: str = ""
     fetch_timeout: float = 30.0
     fetch_allow: tuple[str, ...] = ()
+    datafile_max_size: int = DATAFILE_MAX_SIZE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -91,19 +95,20 @@ class Settings:
             fetch_allow=tuple(
                 n.strip() for n in env.get("GRISTMILL_FETCH_ALLOW", "").split(",") if n.strip()
             ),
+            datafile_max_size=_number(env, "GRISTMILL_DATAFILE_MAX_SIZE", int, DATAFILE_MAX_SIZE),
         )
         settings = replace(settings, **overrides)
         if settings.sqlite_sync not in ("normal", "full"):
             raise ConfigurationError(
                 f"GRISTMILL_SQLITE_SYNC must be 'normal' or 'full', not {settings.sqlite_sync!r}"
             )
-        for network in settings.fetch_allow:
+        if settings.fetch_allow:
+            from gristmill.fetch import parse_networks  # httpx, only when it is needed
+
             try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ConfigurationError(
-                    f"GRISTMILL_FETCH_ALLOW: {network!r} is not a network like 10.1.0.0/16"
-                ) from None
+                parse_networks(",".join(settings.fetch_allow))
+            except ValueError as error:
+                raise ConfigurationError(f"GRISTMILL_FETCH_ALLOW: {error}") from None
         if not settings.database_url:
             settings = replace(
                 settings, database_url=f"sqlite:///{settings.data_dir / 'gristmill.sqlite3'}"
@@ -124,6 +129,7 @@ class Settings:
             "GRISTMILL_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
             "GRISTMILL_FETCH_TIMEOUT": str(self.fetch_timeout),
             "GRISTMILL_FETCH_ALLOW": ",".join(self.fetch_allow),
+            "GRISTMILL_DATAFILE_MAX_SIZE": str(self.datafile_max_size),
         }
         if self.queues:
             env["GRISTMILL_QUEUES"] = ",".join(self.queues)

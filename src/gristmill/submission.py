@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import mimetypes
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +32,7 @@ from gristmill.engine.store import (
     RunRecord,
     StepRecord,
 )
-from gristmill.errors import NotFoundError, SubmissionError
+from gristmill.errors import FetchError, FetchTooLargeError, NotFoundError, SubmissionError
 from gristmill.inputs import (
     InputKind,
     InputSource,
@@ -113,7 +114,10 @@ def _open_source(
             stream = stack.enter_context(path.open("rb"))
         except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
             reason = error.strerror.lower() if error.strerror else "cannot be read"
-            raise SubmissionError({"inputs": [f"{path}: {reason}"]}) from None
+            # A server-side file (a data file, an earlier output) is named by what it is,
+            # never by its path on the server.
+            label = source.source or str(path)
+            raise SubmissionError({"inputs": [f"{label}: {reason}"]}) from None
         name = source.name or path.name
         return name, stream, source.kind, source.media_type, source.source
     if isinstance(source, Upload):
@@ -176,13 +180,42 @@ def _expand(service: Service, sources: Sequence[InputSource]) -> list[InputSourc
     return expanded
 
 
+def _fetched(
+    service: Service, pipeline: Pipeline, source: UrlInput, stack: ExitStack
+) -> tuple[str, IO[bytes], str, str | None, str]:
+    """Fetch a URL input into a temporary file (in memory while small), checking first that
+    the pipeline takes URLs; a fetch that fails is a refusal naming the URL."""
+    from gristmill.fetch import FetchPolicy, fetch, parse_networks  # httpx: not for workers
+
+    check_input_kind(pipeline, InputKind.URL, source.url)
+    settings = service.settings
+    policy = FetchPolicy(
+        max_size=pipeline.inputs.max_size,
+        timeout=settings.fetch_timeout,
+        allow=parse_networks(",".join(settings.fetch_allow)),
+    )
+    spool = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=1 << 20))  # noqa: SIM115 - closed by the stack
+    try:
+        got = fetch(source.url, spool, policy)
+    except FetchError as error:
+        status = 413 if isinstance(error, FetchTooLargeError) else 400
+        raise SubmissionError({"inputs": [error.message]}, status=status) from None
+    spool.seek(0)
+    return got.name, spool, InputKind.URL, got.media_type, got.url
+
+
 def _stage_inputs(
     service: Service, pipeline: Pipeline, run_id: str, sources: Sequence[InputSource]
 ) -> list[InputRecord]:
     records = []
     with ExitStack() as stack:
         for position, source in enumerate(sources):
-            raw_name, stream, kind, media_type, origin = _open_source(source, stack)
+            if isinstance(source, UrlInput):
+                raw_name, stream, kind, media_type, origin = _fetched(
+                    service, pipeline, source, stack
+                )
+            else:
+                raw_name, stream, kind, media_type, origin = _open_source(source, stack)
             name = safe_name(raw_name)
             check_input_kind(pipeline, str(kind), name)
             try:

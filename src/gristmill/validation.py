@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from gristmill.context import InputFile
 from gristmill.errors import SubmissionError, TaskError
+from gristmill.inputs import human_size
 from gristmill.pipelines import Pipeline
 
 logger = logging.getLogger("gristmill.validation")
@@ -79,7 +80,7 @@ def check_input_kind(pipeline: Pipeline, kind: str, name: str) -> None:
 
 def size_limit_message(pipeline: Pipeline, name: str) -> str:
     """The message for an input over the pipeline's size limit."""
-    limit = _human(pipeline.inputs.max_size)
+    limit = human_size(pipeline.inputs.max_size)
     return f"{name}: the file is larger than this pipeline's limit of {limit}"
 
 
@@ -123,12 +124,3 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(_has_nul(item) for item in value)
     return False
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:g} {unit}" if unit != "bytes" else f"{size} bytes"
-        value /= 1024
-    return f"{size} bytes"

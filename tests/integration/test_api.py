@@ -386,14 +386,15 @@ def test_files_in_another_form_field_are_refused(client: TestClient) -> None:
     assert response.json() == error("invalid", f"file: {message}", {"file": [message]})
 
 
-def test_a_url_input_is_refused_as_not_supported_yet(client: TestClient) -> None:
+def test_a_url_input_to_a_pipeline_that_takes_none_is_refused(client: TestClient) -> None:
     body = {"inputs": [{"kind": "url", "url": "https://example.org/data.csv"}]}
     response = client.post("/pipelines/trivial/runs", json=body)
-    assert response.status_code == 400
-    message = "url inputs are not supported yet"
-    assert response.json() == error(
-        "invalid", f"inputs.0.kind: {message}", {"inputs.0.kind": [message]}
+    message = (
+        "https://example.org/data.csv: this pipeline does not take url inputs "
+        "(it takes: file, json, text)"
     )
+    assert response.status_code == 400
+    assert response.json() == error("invalid", message, {"inputs": [message]})
 
 
 def test_an_input_that_is_not_an_object_is_refused(client: TestClient) -> None:
@@ -827,6 +828,11 @@ def test_the_openapi_document_describes_every_endpoint(client: TestClient) -> No
         ("GET", "/api/v1/tokens"),
         ("POST", "/api/v1/tokens"),
         ("DELETE", "/api/v1/tokens/{token_id}"),
+        ("GET", "/api/v1/datafiles"),
+        ("POST", "/api/v1/datafiles"),
+        ("GET", "/api/v1/datafiles/{file_id}"),
+        ("GET", "/api/v1/datafiles/{file_id}/content"),
+        ("DELETE", "/api/v1/datafiles/{file_id}"),
     }
     assert all(operation.get("description") for operation in operations.values())
     submit_body = operations["POST", "/api/v1/pipelines/{name}/runs"]["requestBody"]

@@ -71,8 +71,40 @@ class FilesystemStorage:
         nothing) if more than ``max_size`` bytes arrive.
         """
         directory = self.run_dir(run_id) / "inputs"
-        directory.mkdir(parents=True, exist_ok=True)
         target = directory / f"{position}-{name}"
+        size, digest = self._write_whole(directory, target, name, stream, max_size)
+        return self.relative(target), size, digest
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove every file of a run (idempotent)."""
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def save_datafile(
+        self, owner_id: int, file_id: str, name: str, stream: IO[bytes], *, max_size: int
+    ) -> tuple[str, int, str]:
+        """Stream a user's data file to ``datafiles/<owner id>/<file id>-<name>`` in chunks,
+        hashing as it goes; ``name`` must already be a safe base name.
+
+        Returns ``(relative path, size, sha256)``. Raises :class:`TooLargeError` (and keeps
+        nothing) if more than ``max_size`` bytes arrive.
+        """
+        directory = self.root / "datafiles" / str(owner_id)
+        target = directory / f"{file_id}-{name}"
+        size, digest = self._write_whole(directory, target, name, stream, max_size)
+        return self.relative(target), size, digest
+
+    def delete_datafile(self, relative: str) -> None:
+        """Remove a stored data file given its relative path (idempotent)."""
+        path = self.path(relative)
+        if path.parent.parent != self.root / "datafiles":
+            raise ValueError(f"{relative!r} is not a data file's path")
+        path.unlink(missing_ok=True)
+
+    def _write_whole(
+        self, directory: Path, target: Path, name: str, stream: IO[bytes], max_size: int
+    ) -> tuple[int, str]:
+        # Whole or not at all: written to a temporary name, fsynced, then renamed.
+        directory.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=".part-")
@@ -91,8 +123,4 @@ class FilesystemStorage:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
-        return self.relative(target), size, digest.hexdigest()
-
-    def delete_run(self, run_id: str) -> None:
-        """Remove every file of a run (idempotent)."""
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        return size, digest.hexdigest()

@@ -80,6 +80,6 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
         pipeline = usable_pipeline(caller, service, name)
     except NotFoundError as error:  # named as the field at fault, like every refusal
         raise SubmissionError({"pipeline": [str(error)]}, status=404) from None
-    inputs, params = read_submission(request)
+    inputs, params = read_submission(request, caller=caller, service=service)
     run_id = submit(pipeline, inputs, params, owner_id=caller.user_id, service=service)
     return Status(201, SubmittedRun(id=run_id, **run_links(run_id)))

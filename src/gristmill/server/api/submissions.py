@@ -1,9 +1,11 @@
 """Reading a run submission from an HTTP request: a JSON body, or a multipart form.
 
 Only the shape of the request is checked here (is the body JSON, are ``params`` an object, is
-each inline input well formed); everything about the pipeline (parameters, input kinds, sizes,
-counts, validators) is checked by :func:`gristmill.submission.submit`, the one way in. Uploads
-are handed over as streams, so gristmill's size limit applies while they are copied.
+each input well formed), and what the caller may see: a data file or an earlier run that the
+caller may not see is refused here like one that does not exist. Everything about the pipeline
+(parameters, input kinds, sizes, counts, validators) is checked by
+:func:`gristmill.submission.submit`, the one way in. Uploads are handed over as streams, so
+gristmill's size limit applies while they are copied.
 """
 
 from __future__ import annotations
@@ -15,24 +17,43 @@ from django.http import HttpRequest
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
+from gristmill.errors import NotFoundError, SignInRequiredError
 from gristmill.inputs import InputSource, JsonInput, TextInput, Upload
+from gristmill.server import datafiles
+from gristmill.server.access import Caller
+from gristmill.server.api.auth import caller_of
 from gristmill.server.api.errors import ApiError
+from gristmill.server.sources import run_input, url_input
+from gristmill.service import Service, default_service
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 FILES_FIELD = "files"
 PARAMS_FIELD = "params"
-PLANNED_KINDS = ("url", "datafile", "run")
-"""Input kinds gristmill knows but the API cannot take yet."""
+URL_FIELD = "url"
+DATAFILE_FIELD = "datafile"
+RUN_FIELD = "run"
+REFERENCE_FIELDS = (URL_FIELD, DATAFILE_FIELD, RUN_FIELD)
+"""Form fields naming inputs (repeatable): URLs, data file ids, earlier runs' ids."""
 
 
 class InlineInput(BaseModel):
     """One input given inline in a JSON submission."""
 
-    model_config = ConfigDict(extra="allow")  # planned kinds will carry fields of their own
-    kind: str = Field(description="json or text (file inputs are uploaded as multipart)")
+    model_config = ConfigDict(extra="allow")  # a stray field gets a message of our own
+    kind: str = Field(
+        description="json, text, url, datafile or run (files are uploaded as multipart)"
+    )
     value: Any = Field(None, description="For kind json: the JSON value.")
     text: str | None = Field(None, description="For kind text: the text.")
-    name: str | None = Field(None, description="A file name for the input (input.json/.txt).")
+    name: str | None = Field(
+        None, description="For kinds json and text: a file name (input.json/.txt)."
+    )
+    url: str | None = Field(None, description="For kind url: the http(s) URL to fetch.")
+    id: str | None = Field(None, description="For kind datafile: the data file's id.")
+    run: str | None = Field(
+        None, description="For kind run: the id of an earlier run, whose outputs become inputs."
+    )
+    step: str | None = Field(None, description="For kind run: only this step's outputs.")
 
 
 class SubmitRequest(BaseModel):
@@ -43,35 +64,85 @@ class SubmitRequest(BaseModel):
     inputs: list[InlineInput] = Field(default_factory=list)
 
 
-_FIELDS_OF_KIND = {"json": {"kind", "value", "name"}, "text": {"kind", "text", "name"}}
+_FIELDS_OF_KIND = {
+    "json": {"kind", "value", "name"},
+    "text": {"kind", "text", "name"},
+    "url": {"kind", "url"},
+    "datafile": {"kind", "id"},
+    "run": {"kind", "run", "step"},
+}
+_REQUIRED_OF_KIND = {"json": "value", "text": "text", "url": "url", "datafile": "id", "run": "run"}
+_KINDS = "json, text, url, datafile or run"
 _MESSAGES = {
     ("params", "dict_type"): "must be a JSON object",
     ("inputs", "list_type"): "must be a list of inputs",
     ("input", "model_type"): "must be a JSON object with a 'kind'",
-    ("kind", "missing"): "is required (json or text)",
+    ("kind", "missing"): f"is required ({_KINDS})",
 }
+_FORM_FIELDS = "'files', 'url', 'datafile', 'run' and 'params'"
 
 
-def read_submission(request: HttpRequest) -> tuple[list[InputSource], dict[str, Any]]:
-    """The inputs and parameters a request submits; :class:`ApiError` (400) if it is malformed.
+class _Reader:
+    """Turns the names of inputs into inputs, for one caller."""
 
-    ``multipart/form-data`` (or a urlencoded form) carries files in ``files`` and the parameters
-    as a JSON object in ``params``; anything else is read as a JSON :class:`SubmitRequest`
-    (an empty body submits no inputs and default parameters).
+    def __init__(self, caller: Caller, service: Service, problems: dict[str, list[str]]):
+        self.caller = caller
+        self.service = service
+        self.problems = problems
+
+    def url(self, text: str, where: str) -> InputSource | None:
+        try:
+            return url_input(text)
+        except ValueError as error:
+            self.problems.setdefault(where, []).append(str(error))
+        return None
+
+    def datafile(self, file_id: str, where: str) -> InputSource | None:
+        if not self.caller.signed_in:
+            raise SignInRequiredError("sign in to use data files")
+        try:
+            return datafiles.as_input(self.caller, file_id, service=self.service)
+        except NotFoundError as error:
+            self.problems.setdefault(where, []).append(str(error))
+        return None
+
+    def run(self, run_id: str, where: str, step: str | None = None) -> InputSource | None:
+        try:
+            return run_input(self.caller, run_id, self.service, step)
+        except NotFoundError as error:
+            self.problems.setdefault(where, []).append(str(error))
+        return None
+
+
+def read_submission(
+    request: HttpRequest, *, caller: Caller | None = None, service: Service | None = None
+) -> tuple[list[InputSource], dict[str, Any]]:
+    """The inputs and parameters a request submits for ``caller`` (default: the request's);
+    :class:`ApiError` (400) if it is malformed or names a data file or run that ``caller`` may
+    not see, and :class:`SignInRequiredError` for data files named by an anonymous caller.
+
+    ``multipart/form-data`` (or a urlencoded form) carries files in ``files``, URLs in ``url``,
+    data file ids in ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs
+    in that order) and the parameters as a JSON object in ``params``; anything else is read as
+    a JSON :class:`SubmitRequest` (an empty body submits no inputs and default parameters).
     """
+    caller = caller_of(request) if caller is None else caller
+    service = default_service() if service is None else service
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type in FORM_TYPES:
-        return _read_form(request)
-    return _read_json(request)
+        return _read_form(request, caller, service)
+    return _read_json(request, caller, service)
 
 
-def _read_form(request: HttpRequest) -> tuple[list[InputSource], dict[str, Any]]:
+def _read_form(
+    request: HttpRequest, caller: Caller, service: Service
+) -> tuple[list[InputSource], dict[str, Any]]:
     files, fields = request.FILES, request.POST
     problems: dict[str, list[str]] = {}
     for field in sorted(set(files) - {FILES_FIELD}):
         problems[field] = [f"upload files in the field '{FILES_FIELD}'"]
-    for field in sorted(set(fields) - {PARAMS_FIELD, "csrfmiddlewaretoken"}):
-        problems[field] = [f"unknown field (a submission has '{FILES_FIELD}' and '{PARAMS_FIELD}')"]
+    for field in sorted(set(fields) - {PARAMS_FIELD, *REFERENCE_FIELDS, "csrfmiddlewaretoken"}):
+        problems[field] = [f"unknown field (a submission has {_FORM_FIELDS})"]
     params: dict[str, Any] = {}
     texts = fields.getlist(PARAMS_FIELD)
     if len(texts) > 1:
@@ -84,7 +155,7 @@ def _read_form(request: HttpRequest) -> tuple[list[InputSource], dict[str, Any]]
             problems[PARAMS_FIELD] = ["must be a JSON object"]
     if problems:
         raise ApiError.invalid(problems)
-    uploads: list[InputSource] = [
+    inputs: list[InputSource] = [
         Upload(
             name=uploaded.name or "upload",
             stream=cast(IO[bytes], uploaded.file or uploaded),
@@ -92,10 +163,21 @@ def _read_form(request: HttpRequest) -> tuple[list[InputSource], dict[str, Any]]
         )
         for uploaded in files.getlist(FILES_FIELD)
     ]
-    return uploads, params
+    reader = _Reader(caller, service, problems)
+    named = [
+        *(reader.url(text, URL_FIELD) for text in fields.getlist(URL_FIELD)),
+        *(reader.datafile(text, DATAFILE_FIELD) for text in fields.getlist(DATAFILE_FIELD)),
+        *(reader.run(text, RUN_FIELD) for text in fields.getlist(RUN_FIELD)),
+    ]
+    if problems:
+        raise ApiError.invalid(problems)
+    inputs.extend(source for source in named if source is not None)
+    return inputs, params
 
 
-def _read_json(request: HttpRequest) -> tuple[list[InputSource], dict[str, Any]]:
+def _read_json(
+    request: HttpRequest, caller: Caller, service: Service
+) -> tuple[list[InputSource], dict[str, Any]]:
     problems: dict[str, list[str]] = {}
     body = request.body
     data = _parse_json(body, "body", problems) if body.strip() else {}
@@ -108,8 +190,9 @@ def _read_json(request: HttpRequest) -> tuple[list[InputSource], dict[str, Any]]
     except PydanticError as error:
         raise ApiError.invalid(_pydantic_details(error)) from None
     inputs: list[InputSource] = []
+    reader = _Reader(caller, service, problems)
     for position, item in enumerate(submission.inputs):
-        source = _inline_input(item, f"inputs.{position}", problems)
+        source = _inline_input(item, f"inputs.{position}", reader)
         if source is not None:
             inputs.append(source)
     if problems:
@@ -117,33 +200,34 @@ def _read_json(request: HttpRequest) -> tuple[list[InputSource], dict[str, Any]]
     return inputs, submission.params
 
 
-def _inline_input(
-    item: InlineInput, where: str, problems: dict[str, list[str]]
-) -> InputSource | None:
+def _inline_input(item: InlineInput, where: str, reader: _Reader) -> InputSource | None:
+    problems = reader.problems
     kind = item.kind
-    if kind in PLANNED_KINDS:
-        problems[f"{where}.kind"] = [f"{kind} inputs are not supported yet"]
-        return None
     if kind == "file":
         problems[f"{where}.kind"] = ["upload files as multipart/form-data, in the field 'files'"]
         return None
     allowed = _FIELDS_OF_KIND.get(kind)
     if allowed is None:
-        problems[f"{where}.kind"] = [f"unknown input kind {kind!r} (use json or text)"]
+        problems[f"{where}.kind"] = [f"unknown input kind {kind!r} (use {_KINDS})"]
         return None
     given = item.model_fields_set | set(item.model_extra or {})
     for field in sorted(given - allowed):
         problems[f"{where}.{field}"] = [f"is not a field of a {kind} input"]
+    required = _REQUIRED_OF_KIND[kind]
+    value = getattr(item, required)
+    if required not in given or (value is None and kind != "json"):
+        problems[f"{where}.{required}"] = [f"is required for a {kind} input"]
+    if problems:
+        return None
     if kind == "json":
-        if "value" not in given:
-            problems[f"{where}.value"] = ["is required for a json input"]
-        elif not problems:
-            return JsonInput(item.value, name=item.name or "input.json")
-    elif item.text is None:
-        problems[f"{where}.text"] = ["is required for a text input"]
-    elif not problems:
-        return TextInput(item.text, name=item.name or "input.txt")
-    return None
+        return JsonInput(value, name=item.name or "input.json")
+    if kind == "text":
+        return TextInput(value, name=item.name or "input.txt")
+    if kind == "url":
+        return reader.url(value, f"{where}.url")
+    if kind == "datafile":
+        return reader.datafile(value, f"{where}.id")
+    return reader.run(value, f"{where}.run", item.step)
 
 
 def _parse_json(data: bytes, field: str, problems: dict[str, list[str]]) -> Any:
@@ -202,6 +286,21 @@ REQUEST_BODY_DOC: dict[str, Any] = {
                         "type": "array",
                         "items": {"type": "string", "format": "binary"},
                         "description": "The input files.",
+                    },
+                    URL_FIELD: {
+                        "type": "array",
+                        "items": {"type": "string", "format": "uri"},
+                        "description": "http(s) URLs the server fetches as inputs.",
+                    },
+                    DATAFILE_FIELD: {
+                        "type": "array",
+                        "items": {"type": "string", "format": "uuid"},
+                        "description": "Ids of the caller's data files to use as inputs.",
+                    },
+                    RUN_FIELD: {
+                        "type": "array",
+                        "items": {"type": "string", "format": "uuid"},
+                        "description": "Ids of earlier runs whose output files become inputs.",
                     },
                     PARAMS_FIELD: {
                         "type": "string",

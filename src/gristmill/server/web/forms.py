@@ -1,9 +1,10 @@
 """The submission form of a pipeline, made from what it accepts and its parameter model.
 
-The form only turns the request into Python values (a number field gives a number); every
-check that decides whether a run is accepted stays in :func:`gristmill.submission.submit`, the
-one way in, and its refusals are shown next to the fields they concern
-(:meth:`SubmissionForm.show_refusal`).
+The form only turns the request into Python values (a number field gives a number, a run's
+address the run's outputs, a chosen data file that file), looking up only what the caller may
+see; every check that decides whether a run is accepted stays in
+:func:`gristmill.submission.submit`, the one way in, and its refusals are shown next to the
+fields they concern (:meth:`SubmissionForm.show_refusal`).
 """
 
 from __future__ import annotations
@@ -14,16 +15,29 @@ from typing import Any
 
 from django import forms
 from django.forms import BoundField
+from django.template.defaultfilters import date as format_date
 from django.template.defaultfilters import filesizeformat
 from pydantic import BaseModel
 
-from gristmill.errors import SubmissionError
+from gristmill.errors import NotFoundError, SubmissionError
 from gristmill.inputs import InputKind, InputSource, JsonInput, TextInput, Upload
 from gristmill.pipelines import Pipeline
+from gristmill.server import datafiles
+from gristmill.server.access import ANONYMOUS, Caller
+from gristmill.server.sources import run_id_from, run_input, url_input
+from gristmill.service import Service, default_service
 
 FILES = "files"
 TEXT = "text"
-_RESERVED = frozenset({FILES, TEXT, "csrfmiddlewaretoken"})
+URL = "url"
+DATAFILE = "datafile"
+RUN = "run"
+INPUT_FIELDS = (FILES, TEXT, URL, DATAFILE, RUN)
+"""The form's input fields, in the order their inputs are submitted."""
+_RESERVED = frozenset({*INPUT_FIELDS, "csrfmiddlewaretoken"})
+DATAFILE_CHOICES = 200
+"""At most this many of the user's newest data files are offered."""
+_WHEN = "j M Y, H:i"
 
 
 class FilesInput(forms.FileInput):
@@ -165,11 +179,26 @@ def describe_inputs(pipeline: Pipeline) -> str:
 
 
 class SubmissionForm(forms.Form):
-    """The inputs and parameters of a new run of ``pipeline``."""
+    """The inputs and parameters of a new run of ``pipeline``, submitted by ``caller``.
 
-    def __init__(self, pipeline: Pipeline, *args: Any, **kwargs: Any) -> None:
+    Besides files and pasted text, it offers, for pipelines that take them, a URL, the
+    caller's data files (only when signed in) and an earlier run that the caller may see (by
+    its id or the address of its page). ``service`` (default: the configured one) is where
+    earlier runs and data files are looked up.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *args: Any,
+        caller: Caller = ANONYMOUS,
+        service: Service | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.pipeline = pipeline
+        self.caller = caller
+        self._service = service
         kinds = set(pipeline.inputs.kinds)
         if InputKind.FILE in kinds:
             extensions = pipeline.inputs.extensions
@@ -191,19 +220,92 @@ class SubmissionForm(forms.Form):
                 widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
                 help_text="" if self.takes_text else "It must be valid JSON.",
             )
+        if InputKind.URL in kinds:
+            self.fields[URL] = forms.CharField(
+                label="Or a URL",
+                required=False,
+                widget=forms.TextInput(
+                    attrs={"inputmode": "url", "placeholder": "https://", "spellcheck": "false"}
+                ),
+                help_text="An http:// or https:// address: the server downloads the file.",
+            )
+        self.offers_datafiles = InputKind.DATAFILE in kinds
+        """Whether the pipeline takes data files (the field itself needs a signed-in user)."""
+        if self.offers_datafiles and caller.signed_in:
+            self._add_datafile_field(pipeline.inputs.max_count > 1)
+        if InputKind.RUN in kinds:
+            self.fields[RUN] = forms.CharField(
+                label="Or an earlier run",
+                required=False,
+                widget=forms.TextInput(attrs={"spellcheck": "false"}),
+                help_text="The id of an earlier run, or the address of its page: its output "
+                "files become the inputs.",
+            )
         self.param_names: dict[str, str] = {}  # form field name -> parameter name
         for name, field in param_fields(pipeline.params).items():
             field_name = f"param_{name}" if name in _RESERVED else name
             self.param_names[field_name] = name
             self.fields[field_name] = field
 
+    def _add_datafile_field(self, several: bool) -> None:
+        choices = [
+            (str(f.pk), f"{f.name} ({filesizeformat(f.size)}, {format_date(f.created_at, _WHEN)})")
+            for f in datafiles.own(self.caller)[:DATAFILE_CHOICES]
+        ]
+        if not choices:
+            return
+        options: dict[str, Any] = {"required": False, "help_text": ""}
+        if several:
+            self.fields[DATAFILE] = forms.MultipleChoiceField(
+                label="Or data files", choices=choices, **options
+            )
+        else:
+            self.fields[DATAFILE] = forms.ChoiceField(
+                label="Or a data file", choices=[("", "(none)"), *choices], **options
+            )
+
+    @property
+    def service(self) -> Service:
+        return self._service or default_service()
+
     def input_fields(self) -> list[BoundField]:
-        """The file and text fields that are offered."""
-        return [self[name] for name in (FILES, TEXT) if name in self.fields]
+        """The input fields that are offered (files, text, URL, data files, earlier run)."""
+        return [self[name] for name in INPUT_FIELDS if name in self.fields]
+
+    @property
+    def has_datafiles(self) -> bool:
+        """Whether the caller has data files to choose from here."""
+        return DATAFILE in self.fields
 
     def param_fields(self) -> list[BoundField]:
         """The parameters' fields, in the model's order."""
         return [self[name] for name in self.param_names]
+
+    def clean_url(self) -> list[InputSource]:
+        text = self.cleaned_data.get(URL) or ""
+        if not text.strip():
+            return []
+        try:
+            return [url_input(text)]
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+
+    def clean_datafile(self) -> list[InputSource]:
+        chosen = self.cleaned_data.get(DATAFILE) or []
+        ids = [chosen] if isinstance(chosen, str) else list(chosen)
+        try:
+            return [datafiles.as_input(self.caller, i, service=self.service) for i in ids if i]
+        except NotFoundError as error:  # deleted since the form was shown
+            raise forms.ValidationError(str(error)) from None
+
+    def clean_run(self) -> list[InputSource]:
+        text = self.cleaned_data.get(RUN) or ""
+        if not text.strip():
+            return []
+        try:
+            return [run_input(self.caller, run_id_from(text), self.service)]
+        except (ValueError, NotFoundError) as error:
+            raise forms.ValidationError(str(error)) from None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -215,7 +317,8 @@ class SubmissionForm(forms.Form):
         return cleaned
 
     def inputs(self) -> list[InputSource]:
-        """The inputs to submit: the uploaded files, then the pasted text (if any)."""
+        """The inputs to submit: the uploaded files, the pasted text, the URL, the data files,
+        then the earlier run (each if given)."""
         data = self.cleaned_data
         sources: list[InputSource] = [
             Upload(name=upload.name or "upload", stream=upload.file, media_type=upload.content_type)
@@ -224,6 +327,8 @@ class SubmissionForm(forms.Form):
         text = data.get(TEXT) or ""
         if text.strip():
             sources.append(TextInput(text) if self.takes_text else JsonInput(self.pasted_json))
+        for name in (URL, DATAFILE, RUN):
+            sources.extend(data.get(name) or [])
         return sources
 
     def params(self) -> dict[str, Any]:
@@ -237,10 +342,10 @@ class SubmissionForm(forms.Form):
 
     def show_refusal(self, refusal: SubmissionError) -> None:
         """Put each message of a refused submission next to the field it concerns: a parameter's
-        at its field, an input's at the file field (or the text field, if there is no file
-        field), anything else at the top of the form."""
+        at its field, an input's at the first input field (the file field if there is one),
+        anything else at the top of the form."""
         by_param = {name: field_name for field_name, name in self.param_names.items()}
-        inputs_field = next((name for name in (FILES, TEXT) if name in self.fields), None)
+        inputs_field = next((name for name in INPUT_FIELDS if name in self.fields), None)
         for key, messages in refusal.errors.items():
             field: str | None = None
             prefix = ""

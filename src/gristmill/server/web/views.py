@@ -110,7 +110,7 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
     pipeline = usable_pipeline(caller, service, name)
     status = 200
     if request.method == "POST":
-        form = SubmissionForm(pipeline, request.POST, request.FILES)
+        form = SubmissionForm(pipeline, request.POST, request.FILES, caller=caller, service=service)
         status = 400
         if form.is_valid():
             try:
@@ -127,7 +127,7 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
             else:
                 return HttpResponseSeeOther(reverse("gristmill-web:run", args=[run_id]))
     else:
-        form = SubmissionForm(pipeline)
+        form = SubmissionForm(pipeline, caller=caller, service=service)
     context = {"pipeline": pipeline, "form": form}
     return render(request, "gristmill/submit.html", context, status=status)
 
