@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,6 +23,10 @@ from gristmill.service import Service, set_default_service
 from gristmill.settings import Settings
 from gristmill.storage import FilesystemStorage
 from tests.conftest import service_absent
+
+if TYPE_CHECKING:
+    from django.test import Client
+    from ninja.testing import TestClient
 
 if TYPE_CHECKING:
     from django.test import Client
@@ -238,3 +243,34 @@ def control(tmp_path: Path) -> Path:
     path = tmp_path / "control"
     path.mkdir()
     return path
+
+
+# -- the REST API's test clients ---------------------------------------------------------
+
+
+@pytest.fixture
+def client(service: Service) -> Iterator[TestClient]:
+    """A test client of the API, whose views use the test's service."""
+    from ninja.testing import TestClient
+
+    from gristmill.server.api import api
+
+    set_default_service(service)
+    try:
+        yield TestClient(api)
+    finally:
+        set_default_service(None)
+
+
+@pytest.fixture
+def wire(client: TestClient) -> Iterator[Client]:
+    """Django's test client: whole HTTP requests, parsed by Django, to the API's URLs."""
+    from django.test import Client, override_settings
+    from django.urls import path
+
+    from gristmill.server.api import api
+
+    urls = ModuleType("api_test_urls")
+    urls.urlpatterns = [path("api/v1/", api.urls)]  # type: ignore[attr-defined]
+    with override_settings(ROOT_URLCONF=urls, ALLOWED_HOSTS=["testserver"]):
+        yield Client()
