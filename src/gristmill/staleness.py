@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from gristmill.engine.planner import StepPlan, plan
 from gristmill.engine.store import RunRecord, StepRecord
+from gristmill.errors import NotFoundError
 from gristmill.fingerprints import Fingerprint
 from gristmill.runs import RunState, StepState
 from gristmill.service import Service
@@ -99,6 +100,28 @@ def refresh(service: Service, run_id: str) -> Staleness:
     if service.store.requeue(run_id, reason=f"stale results: {names}"):
         return replace(staleness, state=RunState.QUEUED, queued=True)
     return check(service, run_id)  # queued meanwhile by someone else: describe it as it is now
+
+
+def accept(service: Service, run_id: str, step: str) -> bool:
+    """Take the stale stored result of ``step`` as current (staff, who judged that what changed
+    does not matter to it): its fingerprint becomes today's, so it is no longer recomputed.
+    Steps that read it keep their own staleness, to be accepted or recomputed in their turn.
+
+    Returns False if the result is not stale (or the run is not a succeeded run whose pipeline
+    is offered). Raises :class:`~gristmill.errors.NotFoundError` for an unknown run or step.
+    """
+    run, steps = service.store.get_run_and_steps(run_id)
+    if run.pipeline not in service.registry:
+        return False
+    pipeline = service.registry.get(run.pipeline)
+    if step not in pipeline.step_names:
+        raise NotFoundError(f"the pipeline {pipeline.name!r} has no step {step!r}")
+    if run.state != RunState.SUCCEEDED or step not in steps:
+        return False
+    wanted = next(p for p in plan(pipeline, run, steps, service.storage) if p.name == step)
+    if not wanted.stale:
+        return False
+    return service.store.accept_step(run_id, step, wanted.fingerprint.to_dict())
 
 
 def _assess(

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from gristmill.executors.inline import run_inline
 from gristmill.registry import Registry
 from gristmill.runs import RunState, StepState
 from gristmill.service import Service, set_default_service
-from gristmill.staleness import refresh
+from gristmill.staleness import check, refresh
 from gristmill.submission import get_run, submit
 from gristmill.tasks import PreviousResult
 from tests.integration.test_web import Node, page, run_page
@@ -401,3 +402,66 @@ def test_the_results_api_answers_when_a_check_fails(
     assert (step["context"], step["stale"], step["stale_reasons"]) == ({"answer": 42}, False, [])
     (record,) = caplog.records
     assert record.getMessage().startswith(f"the staleness check of run {run_id} failed ")
+
+
+# -- staff accepting a stale result -----------------------------------------------------------
+
+
+def signed_in(web: Client, *, staff: bool) -> Client:
+    from django.contrib.auth import get_user_model
+
+    name = f"{'staff' if staff else 'user'}-{uuid.uuid4().hex[:8]}"
+    web.force_login(get_user_model().objects.create_user(name, is_staff=staff))
+    return web
+
+
+def test_staff_accept_a_stale_result_as_current(service: Service, web: Client) -> None:
+    run_id = succeeded(service, versioned("1"))
+    offered = offering(service, versioned("2"))
+    staff = signed_in(web, staff=True)
+    response = staff.post(f"/api/v1/runs/{run_id}/steps/report/accept")
+    assert response.status_code == 200
+    assert response.json() == {
+        "name": "report",
+        "title": "Report",
+        "state": "succeeded",
+        "context": {"made by": "version 1", "words": 3},
+        "stale": False,
+        "stale_reasons": [],
+    }
+    # The step that reads it keeps its own staleness, until it is accepted too.
+    assert dict(check(offered, run_id).reasons) == {
+        "summary": ("upstream step `report` was recomputed",)
+    }
+    assert staff.post(f"/api/v1/runs/{run_id}/steps/summary/accept").status_code == 200
+    assert not check(offered, run_id).stale
+    assert requeues(service, run_id) == []
+
+
+def test_only_staff_accept_a_stale_result(service: Service, web: Client) -> None:
+    run_id = succeeded(service, versioned("1"))
+    offered = offering(service, versioned("2"))
+    response = signed_in(web, staff=False).post(f"/api/v1/runs/{run_id}/steps/report/accept")
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == "only staff can accept a stale result as current"
+    assert "report" in check(offered, run_id).reasons
+
+
+def test_accepting_a_current_result_is_a_conflict(service: Service, web: Client) -> None:
+    run_id = succeeded(service, versioned("1"))
+    offering(service, versioned("1"))
+    response = signed_in(web, staff=True).post(f"/api/v1/runs/{run_id}/steps/report/accept")
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == (
+        "the result of step 'report' is not stale; there is nothing to accept"
+    )
+
+
+def test_accepting_a_step_the_pipeline_does_not_have_is_not_found(
+    service: Service, web: Client
+) -> None:
+    run_id = succeeded(service, versioned("1"))
+    offering(service, versioned("2"))
+    response = signed_in(web, staff=True).post(f"/api/v1/runs/{run_id}/steps/nope/accept")
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "the pipeline 'versioned' has no step 'nope'"

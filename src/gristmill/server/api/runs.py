@@ -33,7 +33,7 @@ from gristmill.server.api.schemas import (
     run_links,
 )
 from gristmill.service import Service, default_service
-from gristmill.staleness import check
+from gristmill.staleness import accept, check
 from gristmill.submission import RunStatus
 
 router = Router(tags=["runs"])
@@ -209,6 +209,33 @@ def delete_run(request: HttpRequest, run_id: str) -> HttpResponse:
         raise ApiError(409, f"the run is still {state}; cancel it first, then delete it")
     service.storage.delete_run(run_id)
     return HttpResponse(status=204)
+
+
+@router.post(
+    "/{run_id}/steps/{step}/accept",
+    response={200: StepResultOut, 403: ErrorOut, **_NOT_FOUND, 409: ErrorOut},
+)
+def accept_result(request: HttpRequest, run_id: str, step: str) -> StepResultOut:
+    """Staff only: take a step's stale result as current, so that it is not recomputed (the
+    steps that read it keep their own staleness). 409 if the result is not stale."""
+    caller = caller_of(request)
+    service = default_service()
+    visible_run(caller, run_id, service)
+    if not caller.is_staff:
+        raise ApiError(403, "only staff can accept a stale result as current")
+    if not accept(service, run_id, step):
+        raise ApiError(409, f"the result of step {step!r} is not stale; there is nothing to accept")
+    status = visible_run(caller, run_id, service)  # as it is now
+    (accepted,) = (s for s in status.steps if s.name == step)
+    contexts = step_contexts(service, status)
+    return StepResultOut(
+        name=step,
+        title=accepted.title,
+        state=accepted.state,
+        context=contexts.get(step),
+        stale=False,
+        stale_reasons=[],
+    )
 
 
 @router.post("/{run_id}/rerun", response={202: StateOut, **_NOT_FOUND, 409: ErrorOut})
