@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import Server
@@ -53,3 +54,30 @@ def test_a_pipeline_for_members_sends_a_visitor_to_sign_in_and_back(
     page.wait_for_selector("#sign-in")
     page.goto(run_url)
     assert page.text_content("h1").strip() == "Not found"
+
+
+def test_a_data_file_kept_on_the_server_is_chosen_as_a_runs_input(
+    server: Server, page: Any, tmp_path: Path
+) -> None:
+    name = make_user(server)
+    page.goto(f"{server.url}sign-in/")
+    page.fill("#id_username", name)
+    page.fill("#id_password", PASSWORD)
+    page.click("#sign-in-form button[type=submit]")
+    page.click("nav.account >> text=Data files")
+    page.wait_for_url("**/datafiles/")
+    kept = tmp_path / "lines.txt"
+    kept.write_text("kept on the server\n")
+    page.set_input_files("#id_file", str(kept))
+    page.click("#upload-button")
+    page.wait_for_selector("#datafiles tr.datafile")
+    assert "lines.txt" in page.text_content("#datafiles")
+
+    page.goto(f"{server.url}pipelines/any-source/")
+    (choice,) = page.locator("#id_datafile option").all_text_contents()
+    assert choice.startswith("lines.txt (19\xa0bytes, ")
+    page.select_option("#id_datafile", label=choice)
+    page.click("#submit-button")
+    page.wait_for_selector("#results")
+    assert page.text_content("#run-state").strip() == "succeeded"
+    assert "kept on the server" in page.text_content("#results")
