@@ -113,6 +113,28 @@ def main() -> None:
                 httpx.post(f"{server.url}api/v1/runs/{run_id}/cancel")
                 page.wait_for_selector("#run-error")
                 shot("run-cancelled")
+                httpx.delete(f"{server.url}api/v1/runs/{run_id}")
+                page.reload()
+                page.wait_for_selector("#run-error")
+                shot("run-expired")
+
+                password = "a long pass phrase"
+                server.command(
+                    "manage", "createsuperuser", "--noinput", "--username", "ada",
+                    "--email", "ada@example.com", DJANGO_SUPERUSER_PASSWORD=password,
+                )  # fmt: skip
+                page.goto(f"{server.url}sign-in/")
+                shot("sign-in")
+                page.fill("#id_username", "ada")
+                page.fill("#id_password", password)
+                page.click("#sign-in-form button[type=submit]")
+                page.goto(f"{server.url}runs/")
+                shot("runs")
+                page.goto(f"{server.url}datafiles/")
+                page.set_input_files("#id_file", str(notes))
+                page.click("#upload-button")
+                page.wait_for_selector("#datafiles")
+                shot("datafiles")
                 stale = data / "stale"
                 stale.mkdir()
                 stale_run(browser, stale, shot_of)

@@ -51,6 +51,7 @@ def test_deleting_an_ended_run_removes_its_files_rows_and_results(
     assert client.get(f"{API}/runs/{run_id}/outputs").json() == []
     html = page(client.get(f"/runs/{run_id}/"))
     assert html.one("#run-error").text.endswith("its files were removed. Deleted by a user.")
+    assert html.select("#steps") == [] and html.select("#run-expiry") == []
 
 
 def test_a_run_still_queued_cannot_be_deleted(service: Service, client: Client) -> None:
