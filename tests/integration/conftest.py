@@ -205,15 +205,21 @@ class Workers:
 
 
 @pytest.fixture
-def web(service: Service) -> Iterator[Client]:
+def site(service: Service) -> Iterator[Service]:
+    """The test's service, made the one the whole site (pages and API) uses."""
+    set_default_service(service)
+    try:
+        yield service
+    finally:
+        set_default_service(None)
+
+
+@pytest.fixture
+def web(site: Service) -> Client:
     """Django's test client on the whole site, whose views use the test's service."""
     from django.test import Client
 
-    set_default_service(service)
-    try:
-        yield Client(HTTP_HOST=HOST)
-    finally:
-        set_default_service(None)
+    return Client(HTTP_HOST=HOST)
 
 
 @pytest.fixture
@@ -249,17 +255,13 @@ def control(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(service: Service) -> Iterator[TestClient]:
+def client(site: Service) -> TestClient:
     """A test client of the API, whose views use the test's service."""
     from ninja.testing import TestClient
 
     from gristmill.server.api import api
 
-    set_default_service(service)
-    try:
-        yield TestClient(api)
-    finally:
-        set_default_service(None)
+    return TestClient(api)
 
 
 @pytest.fixture

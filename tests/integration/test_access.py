@@ -7,14 +7,13 @@ are theirs and staff's; whatever a caller may not see answers exactly like what 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from gristmill.executors.inline import run_inline
 from gristmill.runs import RunState
-from gristmill.service import Service, set_default_service
+from gristmill.service import Service
 from gristmill.submission import get_run, submit
 from tests.integration.test_web import HOST, page
 
@@ -23,16 +22,6 @@ if TYPE_CHECKING:
 
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def site(service: Service) -> Iterator[None]:
-    """The whole site (pages and API) on the test's service."""
-    set_default_service(service)
-    try:
-        yield
-    finally:
-        set_default_service(None)
 
 
 def make_user(*, staff: bool = False) -> Any:

@@ -33,16 +33,6 @@ UNKNOWN = "00000000-0000-4000-8000-000000000000"
 URL_SCHEME = "only http:// and https:// URLs can be fetched"
 
 
-@pytest.fixture
-def site(service: Service) -> Iterator[Service]:
-    """The whole site (pages and API) on the test's service."""
-    set_default_service(service)
-    try:
-        yield service
-    finally:
-        set_default_service(None)
-
-
 def keep(service: Service, owner: Any, name: str, data: bytes) -> str:
     """Store a data file of ``owner``; return its id."""
     from gristmill.server import datafiles

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import pytest
-
-from gristmill.service import Service, set_default_service
 from tests.integration.test_web import HOST, page
 
 if TYPE_CHECKING:
     from django.test import Client
-
-
-@pytest.fixture
-def site(service: Service) -> Iterator[None]:
-    set_default_service(service)
-    try:
-        yield
-    finally:
-        set_default_service(None)
 
 
 def client(**kw: object) -> Client:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from django.template.defaultfilters import filesizeformat
 
@@ -99,6 +100,22 @@ def create(
     except BaseException:
         service.storage.delete_datafile(path)
         raise
+
+
+def create_from_upload(
+    caller: Caller, upload: UploadedFile[bytes], *, service: Service
+) -> DataFile:
+    """:func:`create` from a file uploaded over HTTP, refused at once (:class:`TooLargeError`)
+    when its announced size is over the limit."""
+    if upload.size is not None and upload.size > service.settings.datafile_max_size:
+        raise TooLargeError(upload.name or "upload")
+    return create(
+        caller,
+        upload.name or "upload",
+        upload.file or upload,
+        media_type=upload.content_type,
+        service=service,
+    )
 
 
 def visible(caller: Caller) -> QuerySet[DataFile]:

@@ -6,7 +6,7 @@ exactly like one that does not exist (see :mod:`gristmill.server.datafiles`).
 
 from __future__ import annotations
 
-from typing import IO, Any, cast
+from typing import Any
 
 from django.http import FileResponse, HttpRequest, HttpResponse
 from ninja import Router, Status
@@ -92,19 +92,11 @@ def upload_datafile(request: HttpRequest) -> Status[DataFileOut]:
     datafiles.owner_id(caller)  # an anonymous caller is asked to sign in before any check
     uploaded = _the_one_upload(request)
     limit = service.settings.datafile_max_size
-    too_large = ApiError.invalid({FILE_FIELD: [datafiles.limit_message(limit)]}, status=413)
-    if uploaded.size is not None and uploaded.size > limit:
-        raise too_large
     try:
-        datafile = datafiles.create(
-            caller,
-            uploaded.name or "upload",
-            cast(IO[bytes], uploaded.file or uploaded),
-            media_type=uploaded.content_type,
-            service=service,
-        )
+        datafile = datafiles.create_from_upload(caller, uploaded, service=service)
     except datafiles.TooLargeError:
-        raise too_large from None
+        message = datafiles.limit_message(limit)
+        raise ApiError.invalid({FILE_FIELD: [message]}, status=413) from None
     return Status(201, describe(datafile))
 
 

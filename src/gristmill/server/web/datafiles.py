@@ -6,7 +6,7 @@ Deleting is a POST (with Django's CSRF check), never a link: a page view changes
 
 from __future__ import annotations
 
-from typing import IO, Any, cast
+from typing import Any
 
 from django import forms
 from django.contrib.auth.views import redirect_to_login
@@ -50,15 +50,7 @@ def datafile_list(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                if upload.size is not None and upload.size > limit:
-                    raise datafiles.TooLargeError(upload.name)
-                datafiles.create(
-                    caller,
-                    upload.name or "upload",
-                    cast(IO[bytes], upload.file or upload),
-                    media_type=upload.content_type,
-                    service=service,
-                )
+                datafiles.create_from_upload(caller, upload, service=service)
             except datafiles.TooLargeError:
                 form.add_error("file", datafiles.limit_message(limit))
                 status = 413
