@@ -13,10 +13,10 @@ points at them commits.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import IO
 
@@ -25,6 +25,31 @@ CHUNK = 1 << 20
 
 class TooLargeError(Exception):
     """The stream was longer than the limit; nothing was kept."""
+
+
+def _make_directories(path: Path) -> list[Path]:
+    """Create ``path`` and its missing parents; return the directories that gained an entry."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        return []
+    except FileNotFoundError:
+        grown = _make_directories(path.parent)
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            os.mkdir(path)
+        return [*grown, path.parent]
+    return [path.parent]
+
+
+def _fsync_directory(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    except OSError as error:
+        if error.errno != errno.EINVAL:  # EINVAL: a filesystem that cannot sync directories
+            raise
+    finally:
+        os.close(handle)
 
 
 class FilesystemStorage:
@@ -73,7 +98,7 @@ class FilesystemStorage:
         directory = self.run_dir(run_id) / "inputs"
         target = directory / f"{position}-{name}"
         size, digest = self._write_whole(directory, target, name, stream, max_size)
-        return self.relative(target), size, digest
+        return target.relative_to(self.root).as_posix(), size, digest
 
     def delete_run(self, run_id: str) -> None:
         """Remove every file of a run (idempotent)."""
@@ -103,11 +128,12 @@ class FilesystemStorage:
     def _write_whole(
         self, directory: Path, target: Path, name: str, stream: IO[bytes], max_size: int
     ) -> tuple[int, str]:
-        # Whole or not at all: written to a temporary name, fsynced, then renamed.
-        directory.mkdir(parents=True, exist_ok=True)
+        # Whole or not at all. No row points at ``target`` yet, so nobody reads it: it is
+        # written in place (O_EXCL: never over another file), fsynced, and removed on failure.
+        grown = _make_directories(directory)
         digest = hashlib.sha256()
         size = 0
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".part-")
+        handle = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(handle, "wb") as out:
                 while chunk := stream.read(CHUNK):
@@ -118,9 +144,11 @@ class FilesystemStorage:
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(temporary, target)
+            # The bytes are on disk; the names that lead to them must be too.
+            for changed in (directory, *grown):
+                _fsync_directory(changed)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+                os.unlink(target)
             raise
         return size, digest.hexdigest()
