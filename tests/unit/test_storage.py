@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,50 @@ def test_an_input_over_the_limit_leaves_no_file(storage: FilesystemStorage) -> N
     with pytest.raises(TooLargeError):
         storage.save_input("r1", 1, "big.bin", io.BytesIO(b"x" * (2 * CHUNK)), max_size=CHUNK)
     assert list(inputs_dir(storage, "r1").iterdir()) == []
+
+
+class FailingStream(io.BytesIO):
+    """A byte stream whose second read fails, like a client that goes away mid-upload."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell():
+            raise ConnectionResetError("client went away")
+        return super().read(CHUNK)
+
+
+def test_an_input_whose_stream_fails_leaves_no_file(storage: FilesystemStorage) -> None:
+    with pytest.raises(ConnectionResetError):
+        storage.save_input("r1", 1, "cut.bin", FailingStream(b"x" * (2 * CHUNK)), max_size=1 << 20)
+    assert list(inputs_dir(storage, "r1").iterdir()) == []
+
+
+def test_an_input_never_replaces_a_file_already_there(storage: FilesystemStorage) -> None:
+    relative, _, _ = storage.save_input("r1", 1, "a.txt", io.BytesIO(b"first"), max_size=10)
+    with pytest.raises(FileExistsError):
+        storage.save_input("r1", 1, "a.txt", io.BytesIO(b"second"), max_size=10)
+    assert storage.path(relative).read_bytes() == b"first"
+
+
+def test_an_input_is_synced_with_every_directory_that_gained_an_entry(
+    storage: FilesystemStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(handle: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{handle}"))
+        real_fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    relative, _, _ = storage.save_input("r1", 1, "a.txt", io.BytesIO(b"data"), max_size=10)
+    # Nothing existed below the test's directory: each level gained an entry.
+    made = storage.path(relative).relative_to(storage.root.parent).parents
+    expected = [storage.path(relative), *(storage.root.parent / level for level in made)]
+    assert sorted(synced) == sorted(str(path.resolve()) for path in expected)
+
+    synced.clear()
+    storage.save_input("r1", 2, "b.txt", io.BytesIO(b"more"), max_size=10)
+    assert len(synced) == 2  # the file and its directory; the parents gained nothing
 
 
 def test_inputs_are_kept_apart_by_position(storage: FilesystemStorage) -> None:
