@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +63,35 @@ def test_an_uploaded_file_is_processed_and_its_output_downloaded(server: Server)
         log = client.get(f"/api/v1/runs/{run_id}/log").json()
     assert download.status_code == 200 and download.content == b"QUIET WORDS"
     assert [line["text"] for line in log["lines"]] == ["shouted 11 characters"]
+
+
+def test_a_megabyte_upload_reaches_the_worker_whole_and_comes_back_in_the_zip(
+    server: Server,
+) -> None:
+    data = random.Random(3).randbytes(1 << 20)  # any byte, boundaries' dashes included
+    with server.client() as client:
+        answer = client.post(
+            "/api/v1/pipelines/checksum/runs",
+            files={"files": ("blob.bin", data, "application/octet-stream")},
+        )
+        assert answer.status_code == 201, answer.text
+        run_id = answer.json()["id"]
+        assert finished(client, run_id)["state"] == "succeeded"
+        (result,) = client.get(f"/api/v1/runs/{run_id}/results").json()["steps"]
+        with client.stream("GET", f"/api/v1/runs/{run_id}/outputs.zip") as download:
+            assert download.status_code == 200
+            assert download.headers["content-type"] == "application/zip"
+            archive = b"".join(download.iter_bytes())
+    digest = hashlib.sha256(data).hexdigest()
+    assert result["context"] == {"size": len(data), "sha256": digest}
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        assert zipped.testzip() is None
+        names = sorted(zipped.namelist())
+        copied = next(zipped.read(name) for name in names if name.endswith("copy.bin"))
+        summary = next(zipped.read(name) for name in names if name.endswith("summary.txt"))
+    assert len(names) == 2
+    assert copied == data
+    assert summary == f"{len(data)} {digest}\n".encode()
 
 
 def test_an_oversize_upload_is_refused_and_nothing_is_stored(server: Server) -> None:
