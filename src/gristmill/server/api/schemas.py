@@ -1,4 +1,4 @@
-"""What the API sends and receives, as ninja schemas (pydantic models).
+"""What the API sends, as pydantic models.
 
 These models are the API's contract and its OpenAPI document: views build them, ninja checks
 them on the way out. Submissions are read in :mod:`gristmill.server.api.submissions`.
@@ -9,12 +9,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypedDict
 
-from ninja import Field, Schema
+from pydantic import BaseModel, ConfigDict, Field
 
 from gristmill.runs import RunState, StepState
 
 API_ROOT = "/api/v1"
 """Where the URLconf mounts the API; the links in answers start with it."""
+
+
+class Out(BaseModel):
+    """The base of every answer's model.
+
+    Plain pydantic rather than ninja's ``Schema``: views build these models themselves, so
+    ninja's per-field getter (for reading Django model instances) would only cost time, a
+    seventh of a status read's instructions.
+    """
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 class RunLinkFields(TypedDict):
@@ -41,7 +52,7 @@ def run_links(run_id: str) -> RunLinkFields:
     }
 
 
-class ErrorDetail(Schema):
+class ErrorDetail(Out):
     code: str = Field(description="not_found, invalid, conflict, too_large, unavailable, ...")
     message: str = Field(description="One sentence for humans.")
     details: dict[str, list[str]] = Field(
@@ -50,7 +61,7 @@ class ErrorDetail(Schema):
     )
 
 
-class ErrorOut(Schema):
+class ErrorOut(Out):
     """Every 4xx and 5xx answer."""
 
     error: ErrorDetail
@@ -59,12 +70,12 @@ class ErrorOut(Schema):
 # -- pipelines ----------------------------------------------------------------------------
 
 
-class StepInfo(Schema):
+class StepInfo(Out):
     name: str
     title: str
 
 
-class InputSpec(Schema):
+class InputSpec(Out):
     kinds: list[str] = Field(description="Input kinds offered: file, json, text, ...")
     extensions: list[str] | None = Field(description="Accepted file extensions; null: any.")
     max_size: int = Field(description="Largest accepted input, in bytes.")
@@ -72,7 +83,7 @@ class InputSpec(Schema):
     max_count: int
 
 
-class PipelineOut(Schema):
+class PipelineOut(Out):
     name: str
     title: str
     description: str
@@ -88,7 +99,7 @@ class PipelineOut(Schema):
 # -- runs ---------------------------------------------------------------------------------
 
 
-class RunLinks(Schema):
+class RunLinks(Out):
     url: str = Field(description="The run's page.")
     status_url: str
     log_url: str
@@ -103,18 +114,18 @@ class SubmittedRun(RunLinks):
     id: str
 
 
-class Progress(Schema):
+class Progress(Out):
     done: int
     total: int | None
 
 
-class RunError(Schema):
+class RunError(Out):
     message: str = Field(description="What went wrong, for the user.")
     reference: str | None = Field(description="Set for internal errors: quote it to staff.")
     traceback: str | None = Field(None, description="The internal error's traceback (staff only).")
 
 
-class StepOut(Schema):
+class StepOut(Out):
     name: str
     title: str
     state: StepState
@@ -140,11 +151,11 @@ class RunOut(RunLinks):
     steps: list[StepOut]
 
 
-class StateOut(Schema):
+class StateOut(Out):
     state: RunState
 
 
-class LogLineOut(Schema):
+class LogLineOut(Out):
     id: int
     at: datetime
     step: str = Field(description="The step that wrote the line; empty for the system.")
@@ -152,12 +163,12 @@ class LogLineOut(Schema):
     text: str
 
 
-class LogOut(Schema):
+class LogOut(Out):
     lines: list[LogLineOut]
     next: int = Field(description="Pass it as `after` to read on.")
 
 
-class StepResultOut(Schema):
+class StepResultOut(Out):
     name: str
     title: str
     state: StepState
@@ -173,12 +184,12 @@ class StepResultOut(Schema):
     )
 
 
-class ResultsOut(Schema):
+class ResultsOut(Out):
     state: RunState
     steps: list[StepResultOut]
 
 
-class OutputOut(Schema):
+class OutputOut(Out):
     step: str
     name: str
     size: int
@@ -196,7 +207,7 @@ def datafile_links(file_id: str) -> dict[str, str]:
     return {"url": base, "content_url": f"{base}/content"}
 
 
-class DataFileOut(Schema):
+class DataFileOut(Out):
     """A data file: a file a user keeps on the server to use as an input of runs."""
 
     id: str = Field(description="Give it as {'kind': 'datafile', 'id': ...} in a submission.")

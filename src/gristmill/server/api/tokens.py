@@ -10,14 +10,14 @@ from pydantic import Field
 
 from gristmill.errors import NotFoundError, SignInRequiredError
 from gristmill.server.api.auth import caller_of
-from gristmill.server.api.schemas import ErrorOut
+from gristmill.server.api.schemas import ErrorOut, Out
 from gristmill.server.models import ApiToken
 from gristmill.server.tokens import create_token
 
 router = Router(tags=["tokens"])
 
 
-class TokenOut(Schema):
+class TokenOut(Out):
     id: int
     name: str
     prefix: str = Field(description="The key's first characters, to tell tokens apart.")
