@@ -204,14 +204,21 @@ class Workers:
         self.processes.clear()
 
 
-@pytest.fixture
-def site(service: Service) -> Iterator[Service]:
-    """The test's service, made the one the whole site (pages and API) uses."""
+@contextlib.contextmanager
+def serving(service: Service) -> Iterator[Service]:
+    """Make ``service`` the one the whole site (pages and API) uses, for the block."""
     set_default_service(service)
     try:
         yield service
     finally:
         set_default_service(None)
+
+
+@pytest.fixture
+def site(service: Service) -> Iterator[Service]:
+    """The test's service, made the one the whole site (pages and API) uses."""
+    with serving(service):
+        yield service
 
 
 @pytest.fixture

@@ -10,15 +10,15 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gristmill.service import Service, set_default_service
+from gristmill.service import Service
 from gristmill.storage import FilesystemStorage
+from tests.integration.conftest import serving
 from tests.integration.test_access import bearer, browser, error_of, make_user
 from tests.integration.test_web import page
 
@@ -28,15 +28,6 @@ if TYPE_CHECKING:
 API = "/api/v1/datafiles"
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 SIGN_IN = "sign in to keep data files; send an API token (Authorization: Bearer ...)"
-
-
-@contextmanager
-def serving(service: Service) -> Iterator[Service]:
-    set_default_service(service)
-    try:
-        yield service
-    finally:
-        set_default_service(None)
 
 
 @pytest.fixture
