@@ -29,6 +29,8 @@ variable                       meaning                                     defau
                                (``10.1.0.0/16``), for intranets
 GRISTMILL_DATAFILE_MAX_SIZE    largest data file a user may upload, in     ``104857600``
                                bytes                                       (100 MiB)
+``GRISTMILL_PRUNE_INTERVAL``   seconds between two prunes by the workers'  ``600``
+                               supervisor (expired runs removed)
 =============================  ==========================================  ========================
 """
 
@@ -65,6 +67,7 @@ class Settings:
     fetch_timeout: float = 30.0
     fetch_allow: tuple[str, ...] = ()
     datafile_max_size: int = DATAFILE_MAX_SIZE
+    prune_interval: float = 600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -96,6 +99,7 @@ class Settings:
                 n.strip() for n in env.get("GRISTMILL_FETCH_ALLOW", "").split(",") if n.strip()
             ),
             datafile_max_size=_number(env, "GRISTMILL_DATAFILE_MAX_SIZE", int, DATAFILE_MAX_SIZE),
+            prune_interval=_number(env, "GRISTMILL_PRUNE_INTERVAL", float, 600.0),
         )
         settings = replace(settings, **overrides)
         if settings.sqlite_sync not in ("normal", "full"):
@@ -130,6 +134,7 @@ class Settings:
             "GRISTMILL_FETCH_TIMEOUT": str(self.fetch_timeout),
             "GRISTMILL_FETCH_ALLOW": ",".join(self.fetch_allow),
             "GRISTMILL_DATAFILE_MAX_SIZE": str(self.datafile_max_size),
+            "GRISTMILL_PRUNE_INTERVAL": str(self.prune_interval),
         }
         if self.queues:
             env["GRISTMILL_QUEUES"] = ",".join(self.queues)

@@ -10,6 +10,7 @@ all go through them.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import mimetypes
@@ -310,7 +311,8 @@ def create(
             )
         )
     except BaseException:
-        service.storage.delete_run(run_id)
+        with contextlib.suppress(OSError):  # best effort: the error that got us here matters
+            service.storage.delete_run(run_id)
         raise
     return run_id, claim
 

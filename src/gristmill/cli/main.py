@@ -216,6 +216,24 @@ def migrate(data_dir: Path | None, database_url: str | None, pipelines: tuple[st
     console.print(f"database ready: {_where(settings)}", highlight=False)
 
 
+@main.command()
+@settings_options
+def prune(data_dir: Path | None, database_url: str | None, pipelines: tuple[str, ...]) -> None:
+    """Expire the ended runs whose retention period is over: remove their files, results and
+    logs, keeping a small record that says when and why. Finishes removals a crash cut short.
+
+    The workers' supervisor (gristmill worker, gristmill serve) does this every
+    GRISTMILL_PRUNE_INTERVAL seconds; run it by hand or from cron where no workers run.
+    """
+    from gristmill.engine import retention
+
+    service = _service(build_settings(data_dir, database_url, pipelines))
+    pruned = retention.prune(service.store, service.storage)
+    click.echo(f"{pruned.expired} run(s) expired; files of {pruned.wiped} removed")
+    if pruned.failed:
+        _fail(f"the files of {pruned.failed} expired run(s) could not be removed (see above)", 1)
+
+
 @main.group()
 def token() -> None:
     """Make API tokens, with which programs act as a user on the REST API."""

@@ -258,6 +258,20 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def due_for_expiry(self, now: datetime, *, limit: int) -> list[str]:
+        """Up to ``limit`` ended, unpinned runs whose ``expires_at`` is not after ``now``,
+        those that expired first first."""
+
+    @abc.abstractmethod
+    def unwiped(self, *, limit: int) -> list[str]:
+        """Up to ``limit`` expired runs whose files may still be on disk (not yet
+        :meth:`mark_wiped`)."""
+
+    @abc.abstractmethod
+    def mark_wiped(self, run_id: str) -> None:
+        """Record that an expired run's files are gone."""
+
+    @abc.abstractmethod
     def accept_step(self, run_id: str, step: str, fingerprint: dict[str, Any]) -> bool:
         """Mark a stored step result as current under ``fingerprint`` (staff accepting a stale
         result). Returns False if the step has no stored result."""

@@ -21,6 +21,8 @@ from multiprocessing.connection import wait as wait_for
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from gristmill.engine import retention
+from gristmill.errors import StoreUnavailableError
 from gristmill.service import Service
 
 logger = logging.getLogger("gristmill.supervisor")
@@ -125,6 +127,7 @@ class Supervisor:
         for slot in range(self.workers):
             self._start(slot)
         next_reap = time.monotonic() + self.service.settings.lease_seconds / 2
+        next_prune = time.monotonic()  # at start, then every prune_interval
         restart_at: dict[int, float] = {}
         parent = os.getppid()
         while not self.stopping:
@@ -133,7 +136,8 @@ class Supervisor:
                 break
             now = time.monotonic()
             # Wake at least every second, to notice a parent that died.
-            timeout = max(0.0, min([next_reap, now + 1.0, *restart_at.values()]) - now)
+            wake = min([next_reap, next_prune, now + 1.0, *restart_at.values()])
+            timeout = max(0.0, wake - now)
             live = {p.sentinel: (slot, p) for slot, p in enumerate(self._slots) if p is not None}
             ready = wait_for([*live, self._wake_r], timeout=timeout)
             for sentinel in ready:
@@ -152,7 +156,29 @@ class Supervisor:
                 next_reap = now + self.service.settings.lease_seconds / 2
                 self.service.store.reap()
                 self._close_connections()
+            if now >= next_prune and not self.stopping:
+                next_prune = now + self.service.settings.prune_interval
+                self._prune()
         self.drain()
+
+    def _prune(self) -> None:
+        """Expire the runs whose retention period is over; never stops the supervisor."""
+        try:
+            pruned = retention.prune(self.service.store, self.service.storage)
+        except StoreUnavailableError as error:
+            logger.warning("prune skipped: %s", error)
+        except Exception:
+            logger.exception("prune failed")
+        else:
+            if pruned.expired or pruned.wiped or pruned.failed:
+                logger.info(
+                    "pruned: %d run(s) expired, files of %d removed, %d failed",
+                    pruned.expired,
+                    pruned.wiped,
+                    pruned.failed,
+                )
+        finally:
+            self._close_connections()
 
     def drain(self) -> None:
         """Tell every worker to stop, wait for the grace period, then kill what is left."""

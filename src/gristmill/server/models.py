@@ -44,14 +44,25 @@ class Run(models.Model):
     error_traceback = models.TextField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     pinned = models.BooleanField(default=False)
+    wiped = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Whether an expired run's files are gone (the pruner resumes where not).",
+    )
 
     class Meta:
         db_table = "gristmill_run"
         # Few indexes on purpose: every one is paid on each submit and state change. These
-        # two serve the run lists (a user's own runs, and all runs for staff), newest first.
+        # two serve the run lists (a user's own runs, and all runs for staff), newest first;
+        # the partial one finds expired runs whose files are still to be removed (few rows).
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="gristmill_run_owner"),
             models.Index(fields=["-created_at"], name="gristmill_run_created"),
+            models.Index(
+                fields=["expires_at"],
+                name="gristmill_run_unwiped",
+                condition=models.Q(state="expired", wiped=False),
+            ),
         ]
 
     def __str__(self) -> str:

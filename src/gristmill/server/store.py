@@ -419,6 +419,25 @@ class DjangoStore(Store):
             self._exists(run_id)
         return done
 
+    def due_for_expiry(self, now: datetime, *, limit: int) -> list[str]:
+        rows = self._fetch(
+            "SELECT id FROM gristmill_run WHERE expires_at <= %s AND state IN (%s, %s, %s) "
+            "AND NOT pinned ORDER BY expires_at LIMIT %s",
+            [self._dt(now), *(s.value for s in _FINISHED), limit],
+        )
+        return [str(uuid.UUID(str(key))) for (key,) in rows]
+
+    def unwiped(self, *, limit: int) -> list[str]:
+        rows = self._fetch(
+            "SELECT id FROM gristmill_run WHERE state = %s AND NOT wiped "
+            "ORDER BY expires_at LIMIT %s",
+            [RunState.EXPIRED.value, limit],
+        )
+        return [str(uuid.UUID(str(key))) for (key,) in rows]
+
+    def mark_wiped(self, run_id: str) -> None:
+        self._write(("UPDATE gristmill_run SET wiped = %s WHERE id = %s", [True, self._id(run_id)]))
+
     def accept_step(self, run_id: str, step: str, fingerprint: dict[str, Any]) -> bool:
         return self._write(
             Fence(

@@ -101,8 +101,16 @@ class FilesystemStorage:
         return target.relative_to(self.root).as_posix(), size, digest
 
     def delete_run(self, run_id: str) -> None:
-        """Remove every file of a run (idempotent)."""
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        """Remove every file of a run (idempotent).
+
+        Raises :class:`OSError` if some cannot be removed (a file vanishing meanwhile, as when
+        two processes remove the same run, is not an error).
+        """
+        directory = self.run_dir(run_id)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(directory)
+        if directory.exists():  # another remover took entries from under us: finish
+            shutil.rmtree(directory)
 
     def save_datafile(
         self, owner_id: int, file_id: str, name: str, stream: IO[bytes], *, max_size: int

@@ -7,6 +7,7 @@ An unknown or malformed run id answers 404 everywhere (the store raises
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import P, QueryEx, Router, Status
 from ninja.responses import NinjaJSONEncoder
 
+from gristmill.engine import retention
 from gristmill.engine.planner import RunView
 from gristmill.runs import RunState, StepState
 from gristmill.server.access import visible_run
@@ -36,6 +38,7 @@ from gristmill.service import Service, default_service
 from gristmill.staleness import accept, check
 from gristmill.submission import RunStatus
 
+logger = logging.getLogger("gristmill.api")
 router = Router(tags=["runs"])
 
 MAX_LOG_LINES = 5000
@@ -202,12 +205,19 @@ def delete_run(request: HttpRequest, run_id: str) -> HttpResponse:
     who = "its owner" if caller.signed_in and not caller.is_staff else "a user"
     if caller.is_staff:
         who = f"staff ({caller.username})"
-    if not service.store.expire(run_id, reason=f"deleted by {who}"):
+    try:
+        removed = retention.remove(
+            service.store, service.storage, run_id, reason=f"deleted by {who}"
+        )
+    except OSError as error:
+        # The run is expired and its results gone; the pruner finishes removing its files.
+        logger.error("could not remove the files of deleted run %s: %s", run_id, error)
+        removed = True
+    if not removed:
         state = service.store.get_run(run_id).state
         if state == RunState.EXPIRED:
             raise ApiError(409, "the run has already expired; its files are gone")
         raise ApiError(409, f"the run is still {state}; cancel it first, then delete it")
-    service.storage.delete_run(run_id)
     return HttpResponse(status=204)
 
 
