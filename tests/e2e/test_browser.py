@@ -68,6 +68,22 @@ def test_the_run_page_updates_live_then_shows_the_results(
     assert "attempt" in page.text_content("#result-hold")
 
 
+def test_a_running_run_is_cancelled_with_its_button_and_the_page_follows(
+    server: Server, page: Any, tmp_path: Path
+) -> None:
+    control = tmp_path / "control"
+    control.mkdir()
+    page.goto(f"{server.url}pipelines/holding/")
+    page.fill("#id_control", str(control))
+    page.click("#submit-button")
+    page.wait_for_selector("#step-hold.state-running")
+    page.click("#cancel")
+    page.wait_for_selector("#run-state.state-cancelled")  # the step stops; run.js reloads
+    assert page.text_content("#run-error").strip().startswith("This run was cancelled.")
+    assert page.query_selector("#cancel") is None
+    assert page.query_selector("#rerun") is not None
+
+
 def test_a_file_submitted_in_the_form_gives_an_output_to_download(
     server: Server, page: Any, tmp_path: Path
 ) -> None:

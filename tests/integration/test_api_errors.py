@@ -99,6 +99,8 @@ def test_the_openapi_document_describes_every_endpoint(client: TestClient) -> No
         ("GET", "/api/v1/runs/{run_id}/outputs/{step}/{name}"),
         ("DELETE", "/api/v1/runs/{run_id}"),
         ("POST", "/api/v1/runs/{run_id}/steps/{step}/accept"),
+        ("PUT", "/api/v1/runs/{run_id}/pin"),
+        ("DELETE", "/api/v1/runs/{run_id}/pin"),
         ("GET", "/api/v1/tokens"),
         ("POST", "/api/v1/tokens"),
         ("DELETE", "/api/v1/tokens/{token_id}"),

@@ -117,6 +117,8 @@ class RunRecord:
     """The attempt number of the run's latest unit."""
     owner_id: int | None = None
     ancestor_id: str | None = None
+    pinned: bool = False
+    """Kept past its retention period until unpinned."""
 
 
 @dataclass
@@ -254,6 +256,14 @@ class Store(abc.ABC):
         The caller deletes its files afterwards.
 
         Returns False if the run is still queued or running (or already expired); raises
+        :class:`~gristmill.errors.NotFoundError` for an unknown run.
+        """
+
+    @abc.abstractmethod
+    def set_pinned(self, run_id: str, pinned: bool) -> bool:
+        """Pin a run (kept past its retention period) or unpin it.
+
+        Returns False if the run has expired already; raises
         :class:`~gristmill.errors.NotFoundError` for an unknown run.
         """
 

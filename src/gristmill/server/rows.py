@@ -34,6 +34,7 @@ RUN_FIELDS = (
     "cancel_requested",
     "owner_id",
     "ancestor_id",
+    "pinned",
 )
 STEP_COLUMNS = (
     "name, position, state, attempt, result, fingerprint, error, accepted, started_at, finished_at"
@@ -114,6 +115,7 @@ def decode(row: Sequence[Any], attempt: int | None) -> tuple[RunRecord, dict[str
         cancel,
         owner,
         ancestor,
+        pinned,
     ) = row[:fields]
     inputs, steps, outputs = (from_json(value) or [] for value in row[fields : fields + 3])
     run = RunRecord(
@@ -138,6 +140,7 @@ def decode(row: Sequence[Any], attempt: int | None) -> tuple[RunRecord, dict[str
         attempt=attempt or 0,
         owner_id=owner,
         ancestor_id=str(uuid.UUID(str(ancestor))) if ancestor else None,
+        pinned=bool(pinned),
     )
     by_step: dict[str, list[OutputRecord]] = {}
     for values in outputs:

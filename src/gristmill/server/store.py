@@ -419,6 +419,18 @@ class DjangoStore(Store):
             self._exists(run_id)
         return done
 
+    def set_pinned(self, run_id: str, pinned: bool) -> bool:
+        key = self._id(run_id)
+        done = self._write(
+            Fence(
+                "UPDATE gristmill_run SET pinned = %s WHERE id = %s AND state <> %s",
+                [pinned, key, RunState.EXPIRED.value],
+            )
+        )
+        if not done:
+            self._exists(run_id)
+        return done
+
     def due_for_expiry(self, now: datetime, *, limit: int) -> list[str]:
         rows = self._fetch(
             "SELECT id FROM gristmill_run WHERE expires_at <= %s AND state IN (%s, %s, %s) "

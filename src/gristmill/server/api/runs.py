@@ -6,8 +6,9 @@ An unknown or malformed run id answers 404 everywhere (the store raises
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,9 +16,9 @@ from django.http import HttpRequest, HttpResponse
 from ninja import P, QueryEx, Router, Status
 from ninja.responses import NinjaJSONEncoder
 
-from gristmill.engine import retention
 from gristmill.engine.planner import RunView
-from gristmill.runs import RunState, StepState
+from gristmill.runs import StepState
+from gristmill.server import actions
 from gristmill.server.access import visible_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.errors import ApiError, internal_error
@@ -25,6 +26,7 @@ from gristmill.server.api.schemas import (
     ErrorOut,
     LogLineOut,
     LogOut,
+    PinOut,
     Progress,
     ResultsOut,
     RunError,
@@ -38,13 +40,21 @@ from gristmill.service import Service, default_service
 from gristmill.staleness import accept, check
 from gristmill.submission import RunStatus
 
-logger = logging.getLogger("gristmill.api")
 router = Router(tags=["runs"])
 
 MAX_LOG_LINES = 5000
 """The most log lines one request returns; larger limits are capped to it."""
 _LARGEST_ID = 2**63 - 1
 _NOT_FOUND = {404: ErrorOut}
+
+
+@contextlib.contextmanager
+def refusals() -> Iterator[None]:
+    """Answer an action's refusal in the API's error format."""
+    try:
+        yield
+    except actions.ActionRefused as refused:
+        raise ApiError(refused.status, refused.message) from None
 
 
 @router.get("/{run_id}", response={200: RunOut, **_NOT_FOUND})
@@ -77,6 +87,7 @@ def get_run_status(request: HttpRequest, run_id: str) -> RunOut:
         error=error,
         attempt=run.attempt,
         cancel_requested=run.cancel_requested,
+        pinned=run.pinned,
         steps=[
             StepOut(
                 name=step.name,
@@ -185,13 +196,9 @@ def _failed(reference: str) -> dict[str, str]:
 def cancel_run(request: HttpRequest, run_id: str) -> Status[StateOut]:
     """Cancel a run: at once if it is queued, as soon as its step stops if it is running
     (202 with the state). A run that has already ended answers 409."""
-    service = default_service()
-    store = service.store
-    visible_run(caller_of(request), run_id, service)
-    if not store.request_cancel(run_id):
-        state = store.get_run(run_id).state
-        raise ApiError(409, f"the run has already ended ({state}); there is nothing to cancel")
-    return Status(202, StateOut(state=store.get_run(run_id).state))
+    with refusals():
+        state = actions.cancel(caller_of(request), default_service(), run_id)
+    return Status(202, StateOut(state=state))
 
 
 @router.delete("/{run_id}", response={204: None, **_NOT_FOUND, 409: ErrorOut})
@@ -199,25 +206,8 @@ def delete_run(request: HttpRequest, run_id: str) -> HttpResponse:
     """Delete an ended run's inputs, outputs, results and log now (204). A small record stays,
     so that the run's URL says it was deleted. A queued or running run answers 409: cancel
     it first."""
-    caller = caller_of(request)
-    service = default_service()
-    visible_run(caller, run_id, service)
-    who = "its owner" if caller.signed_in and not caller.is_staff else "a user"
-    if caller.is_staff:
-        who = f"staff ({caller.username})"
-    try:
-        removed = retention.remove(
-            service.store, service.storage, run_id, reason=f"deleted by {who}"
-        )
-    except OSError as error:
-        # The run is expired and its results gone; the pruner finishes removing its files.
-        logger.error("could not remove the files of deleted run %s: %s", run_id, error)
-        removed = True
-    if not removed:
-        state = service.store.get_run(run_id).state
-        if state == RunState.EXPIRED:
-            raise ApiError(409, "the run has already expired; its files are gone")
-        raise ApiError(409, f"the run is still {state}; cancel it first, then delete it")
+    with refusals():
+        actions.delete(caller_of(request), default_service(), run_id)
     return HttpResponse(status=204)
 
 
@@ -248,16 +238,32 @@ def accept_result(request: HttpRequest, run_id: str, step: str) -> StepResultOut
     )
 
 
+_PIN_ANSWERS = {200: PinOut, 401: ErrorOut, 403: ErrorOut, **_NOT_FOUND, 409: ErrorOut}
+
+
+@router.put("/{run_id}/pin", response=_PIN_ANSWERS)
+def pin_run(request: HttpRequest, run_id: str) -> PinOut:
+    """Keep the run past its expiry until it is unpinned (its owner or staff; a run submitted
+    anonymously, staff only). An expired run answers 409."""
+    return _set_pinned(request, run_id, pinned=True)
+
+
+@router.delete("/{run_id}/pin", response=_PIN_ANSWERS)
+def unpin_run(request: HttpRequest, run_id: str) -> PinOut:
+    """Let the run expire again: at the next prune if its expiry has passed."""
+    return _set_pinned(request, run_id, pinned=False)
+
+
+def _set_pinned(request: HttpRequest, run_id: str, *, pinned: bool) -> PinOut:
+    with refusals():
+        actions.pin(caller_of(request), default_service(), run_id, pinned=pinned)
+    return PinOut(pinned=pinned)
+
+
 @router.post("/{run_id}/rerun", response={202: StateOut, **_NOT_FOUND, 409: ErrorOut})
 def rerun_run(request: HttpRequest, run_id: str) -> Status[StateOut]:
     """Queue an ended run again (202): stale steps are recomputed, current results are kept.
     A run that is still queued or running, or has expired, answers 409."""
-    service = default_service()
-    store = service.store
-    visible_run(caller_of(request), run_id, service)
-    if not store.requeue(run_id, reason="rerun requested"):
-        state = store.get_run(run_id).state
-        if state == RunState.EXPIRED:
-            raise ApiError(409, "the run has expired and its files are gone; submit it again")
-        raise ApiError(409, f"the run is still {state}; wait for it to end to run it again")
-    return Status(202, StateOut(state=store.get_run(run_id).state))
+    with refusals():
+        state = actions.rerun(caller_of(request), default_service(), run_id)
+    return Status(202, StateOut(state=state))

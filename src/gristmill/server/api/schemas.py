@@ -148,11 +148,16 @@ class RunOut(RunLinks):
     error: RunError | None
     attempt: int = Field(description="The attempt number of the run's latest unit of work.")
     cancel_requested: bool
+    pinned: bool = Field(description="Kept past `expires_at` until unpinned.")
     steps: list[StepOut]
 
 
 class StateOut(Out):
     state: RunState
+
+
+class PinOut(Out):
+    pinned: bool = Field(description="Whether the run is kept past its expiry until unpinned.")
 
 
 class LogLineOut(Out):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, re_path
 
 from gristmill.server.web import datafiles, views
 
@@ -16,6 +16,11 @@ urlpatterns = [
     path("datafiles/", datafiles.datafile_list, name="datafiles"),
     path("datafiles/<str:file_id>/delete/", datafiles.datafile_delete, name="datafile-delete"),
     path("runs/<str:run_id>/", views.run_page, name="run"),
+    re_path(
+        r"^runs/(?P<run_id>[^/]+)/(?P<action>cancel|rerun|delete|pin|unpin)/$",
+        views.run_action,
+        name="run-action",
+    ),
     path(
         "sign-in/",
         auth_views.LoginView.as_view(template_name="gristmill/sign_in.html"),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec
 
 from django.conf import settings as django_settings
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -21,7 +22,7 @@ from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from gristmill.errors import (
     NotFoundError,
@@ -30,6 +31,7 @@ from gristmill.errors import (
     SubmissionError,
 )
 from gristmill.runs import RunState
+from gristmill.server import actions
 from gristmill.server.access import (
     may_see_pipeline,
     session_caller,
@@ -41,7 +43,7 @@ from gristmill.server.web.forms import SubmissionForm
 from gristmill.server.web.history import RunFilter
 from gristmill.server.web.history import run_page as runs_page
 from gristmill.server.web.results import step_results
-from gristmill.server.web.runs import run_page_context
+from gristmill.server.web.runs import run_page_context, sentence
 from gristmill.service import default_service
 from gristmill.submission import submit
 
@@ -142,14 +144,50 @@ def run_page(request: HttpRequest, run_id: str) -> HttpResponse:
     A succeeded run whose results are stale is queued again first; until the new results are
     ready, the page follows the recomputation and shows the old results, marked stale."""
     service = default_service()
-    status = visible_run(session_caller(request), run_id, service)
+    caller = session_caller(request)
+    status = visible_run(caller, run_id, service)
     registry = service.registry
     pipeline = registry.get(status.run.pipeline) if status.run.pipeline in registry else None
     context: dict[str, Any] = run_page_context(service, status, pipeline)
+    context["may_pin"] = actions.pin_refusal(caller, status.run.owner_id) is None
     if context["shows_results"]:
         status, staleness = context["status"], context["staleness"]
         context["results"] = step_results(service, status, pipeline, request, staleness)
     return render(request, "gristmill/run.html", context)
+
+
+_DONE = {
+    "cancel": "Cancelled.",
+    "rerun": "Queued again: stale results are recomputed, current ones kept.",
+    "delete": "Deleted: the run's files, results and log are gone.",
+    "pin": "Pinned: the run is kept until it is unpinned.",
+    "unpin": "Unpinned: the run expires at the end of its retention period.",
+}
+_CANCELLING = "Cancelling: the run stops as soon as its current step does."
+
+
+@require_POST
+@pages
+def run_action(request: HttpRequest, run_id: str, action: str) -> HttpResponse:
+    """The run page's buttons (POST): cancel, rerun, delete, pin, unpin; then the run page
+    again (303), saying what happened or why it could not be done."""
+    caller, service = session_caller(request), default_service()
+    done = _DONE[action]
+    try:
+        if action == "cancel":
+            if actions.cancel(caller, service, run_id) != RunState.CANCELLED:
+                done = _CANCELLING
+        elif action == "rerun":
+            actions.rerun(caller, service, run_id)
+        elif action == "delete":
+            actions.delete(caller, service, run_id)
+        else:
+            actions.pin(caller, service, run_id, pinned=action == "pin")
+    except actions.ActionRefused as refused:
+        messages.error(request, sentence(refused.message))
+    else:
+        messages.success(request, done)
+    return HttpResponseSeeOther(reverse("gristmill-web:run", args=[run_id]))
 
 
 @require_safe
