@@ -6,20 +6,23 @@ here, once per hop, and *every* address it resolves to must be public (or inside
 to a second DNS answer, so a host cannot rebind to an internal address between the check and the
 connection. Redirects are followed by hand, each target checked like the first URL. The body is
 counted as it is written to the sink, after decompression, and refused past
-:attr:`FetchPolicy.max_size`; the whole fetch, redirects and streaming included, ends by
-:attr:`FetchPolicy.timeout`. Every failure is a :class:`FetchError` whose message names the URL
-and says what went wrong; no httpx or socket exception escapes.
+:attr:`FetchPolicy.max_size`; the whole fetch, host name lookups, redirects and streaming
+included, ends by :attr:`FetchPolicy.timeout`. Every failure is a :class:`FetchError` whose
+message names the URL and says what went wrong; no httpx or socket exception escapes.
 
 :func:`check_url` is the syntax-only part, for refusing a URL before anything is queued.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ipaddress
+import os
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -51,6 +54,9 @@ _HEADERS = [
     (b"Accept", b"*/*"),
     (b"Accept-Encoding", b"gzip, deflate"),
 ]
+_LOOKUP_THREADS = 4
+_lookups: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
+_lookups_lock = threading.Lock()
 # What the network part can raise; anything else (the sink's own errors) propagates.
 _NETWORK_ERRORS = (
     httpx.HTTPError,
@@ -149,7 +155,7 @@ def fetch(
     target = _parse(url.strip(), subject=original, original=original)
     for hop in range(policy.max_redirects + 1):
         subject = f"{original} (redirected to {_shown(str(target))})" if hop else original
-        addresses = _checked_addresses(target, policy, resolve, subject, original)
+        addresses = _checked_addresses(target, policy, resolve, deadline, subject, original)
         try:
             with (
                 _pool(target, addresses, deadline) as pool,
@@ -221,7 +227,12 @@ def _redirect_target(current: httpx.URL, response: httpx.Response, original: str
 
 
 def _checked_addresses(
-    url: httpx.URL, policy: FetchPolicy, resolve: Resolver, subject: str, original: str
+    url: httpx.URL,
+    policy: FetchPolicy,
+    resolve: Resolver,
+    deadline: _Deadline,
+    subject: str,
+    original: str,
 ) -> list[str]:
     host = url.raw_host.decode("ascii")
     try:
@@ -232,8 +243,17 @@ def _checked_addresses(
     if literal:
         addresses = [host]
     else:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        lookup = _lookup_pool().submit(resolve, host, port)
         try:
-            addresses = resolve(host, url.port or (443 if url.scheme == "https" else 80))
+            addresses = lookup.result(timeout=max(0.0, deadline.at - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            lookup.cancel()  # if it has not started; a lookup under way ends on its own
+            unit = "second" if policy.timeout == 1 else "seconds"
+            raise FetchError(
+                f"{subject}: looking up {url.host} took longer than {policy.timeout:g} {unit}",
+                url=original,
+            ) from None
         except (OSError, UnicodeError):  # UnicodeError: a label too long for DNS
             addresses = []
         if not addresses:
@@ -279,6 +299,20 @@ def _is_public(address: Address) -> bool:
         or address.is_link_local
         or address.is_unspecified
     )
+
+
+def _lookup_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Where host names are looked up, so that a fetch can stop waiting for a lookup at its
+    deadline (the system resolver cannot be interrupted). A few threads, so that stuck lookups
+    stay few; one pool per process, as a forked child inherits none of its parent's threads."""
+    global _lookups
+    with _lookups_lock:
+        if _lookups is None or _lookups[0] != os.getpid():
+            pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=_LOOKUP_THREADS, thread_name_prefix="gristmill-dns"
+            )
+            _lookups = (os.getpid(), pool)
+        return _lookups[1]
 
 
 def _getaddrinfo(host: str, port: int) -> list[str]:

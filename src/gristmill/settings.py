@@ -23,7 +23,7 @@ variable                       meaning                                     defau
                                gristmill's processes; ``full``: also an
                                OS crash or power loss (an fsync per commit)
 ``GRISTMILL_FETCH_TIMEOUT``    seconds a URL input may take to download,   ``30``
-                               redirects included
+                               lookups and redirects included
 ``GRISTMILL_FETCH_ALLOW``      networks that URL inputs may reach although none: public
                                not public, comma-separated CIDR            addresses only
                                (``10.1.0.0/16``), for intranets

@@ -381,6 +381,21 @@ def test_a_host_name_that_cannot_be_resolved_is_refused() -> None:
     )
 
 
+def test_a_host_name_lookup_that_hangs_ends_at_the_fetch_deadline() -> None:
+    release = threading.Event()
+
+    def hanging(host: str, port: int) -> list[str]:
+        release.wait(60)  # a resolver that never answers, until the test ends
+        return ["93.184.215.14"]
+
+    try:
+        url = "http://slow-dns.example.test/x"
+        message = refusal(url, FetchPolicy(max_size=MiB, timeout=0.2), resolver=hanging)
+    finally:
+        release.set()
+    assert message == f"{url}: looking up slow-dns.example.test took longer than 0.2 seconds"
+
+
 def test_a_redirect_to_an_address_outside_the_allowed_networks_is_refused(
     server: LocalServer, policy: FetchPolicy
 ) -> None:
