@@ -196,9 +196,9 @@ def measure(url: str, pid: int, submissions: int) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--submissions", type=int, default=500)
+def parser_with_serve_options(description: str) -> argparse.ArgumentParser:
+    """An argument parser with ``--serve-option``, for the HTTP benchmarks."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--serve-option",
         action="append",
@@ -206,6 +206,17 @@ def main() -> None:
         metavar="OPTION",
         help="an extra option for gristmill serve (repeatable)",
     )
+    return parser
+
+
+def served(options: list[str]) -> str:
+    """``gristmill serve`` with its extra options, for a report's title."""
+    return " ".join(["gristmill serve", *options])
+
+
+def main() -> None:
+    parser = parser_with_serve_options(__doc__.split("\n\n")[0])
+    parser.add_argument("--submissions", type=int, default=500)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gristmill-http-bench-") as directory:
         process, url = start(Path(directory), args.serve_option)
@@ -213,9 +224,8 @@ def main() -> None:
             figures = measure(url, process.pid, args.submissions)
         finally:
             stop(process)
-    options = f" {' '.join(args.serve_option)}" if args.serve_option else ""
     print(
-        f"gristmill serve{options} over HTTP: {args.submissions} submissions of a 1 KB file, "
+        f"{served(args.serve_option)} over HTTP: {args.submissions} submissions of a 1 KB file, "
         f"2 workers; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
     )
     for name, value in figures.items():

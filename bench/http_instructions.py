@@ -14,7 +14,6 @@ valgrind.
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import subprocess
@@ -24,7 +23,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from http_api import PAYLOAD, start, stop, submit  # beside this file
+from http_api import (  # beside this file
+    PAYLOAD,
+    parser_with_serve_options,
+    served,
+    start,
+    stop,
+    submit,
+)
 
 WARM_UP = 20
 
@@ -59,15 +65,8 @@ def counted(pid: int, dump_dir: Path, request: Callable[[], object], count: int)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = parser_with_serve_options(__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=100, help="of each kind (default 100)")
-    parser.add_argument(
-        "--serve-option",
-        action="append",
-        default=[],
-        metavar="OPTION",
-        help="an extra option for gristmill serve (repeatable)",
-    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
@@ -99,9 +98,8 @@ def main() -> None:
                 }
         finally:
             stop(process)
-    options = f" {' '.join(args.serve_option)}" if args.serve_option else ""
     print(
-        f"gristmill serve{options}, no workers: instructions per request "
+        f"{served(args.serve_option)}, no workers: instructions per request "
         f"(callgrind, {args.requests} of each, {len(PAYLOAD)} B files)"
     )
     for name, value in figures.items():
