@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from gristmill.engine.store import Store
-from gristmill.errors import NotFoundError
 from gristmill.storage import FilesystemStorage
 
 logger = logging.getLogger("gristmill.retention")
@@ -86,23 +85,16 @@ def prune(
     moment = now or datetime.now(UTC)
     while due := store.due_for_expiry(moment, limit=batch):
         expired = 0
-        for run_id in due:
-            if _expire(store, run_id):
+        for run in due:
+            period = period_text(run.expires_at - run.created_at)
+            reason = f"it was kept for its retention period of {period}"
+            if store.expire(run.id, reason=reason):
                 expired += 1
-                _wipe_logged(store, storage, run_id, pruned)
+                _wipe_logged(store, storage, run.id, pruned)
         pruned.expired += expired
         if expired == 0 or len(due) < batch:
             break  # every run listed changed meanwhile (or none is left): nothing more to do
     return pruned
-
-
-def _expire(store: Store, run_id: str) -> bool:
-    try:
-        run = store.get_run(run_id)
-    except NotFoundError:
-        return False
-    period = period_text(run.expires_at - run.created_at)
-    return store.expire(run_id, reason=f"it was kept for its retention period of {period}")
 
 
 def _wipe_logged(store: Store, storage: FilesystemStorage, run_id: str, pruned: Pruned) -> None:

@@ -16,7 +16,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from gristmill.runs import RunState
 
@@ -119,6 +119,14 @@ class RunRecord:
     ancestor_id: str | None = None
     pinned: bool = False
     """Kept past its retention period until unpinned."""
+
+
+class DueRun(NamedTuple):
+    """An ended run past its expiry, with what the reason for expiring it needs."""
+
+    id: str
+    created_at: datetime
+    expires_at: datetime
 
 
 @dataclass
@@ -268,7 +276,7 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def due_for_expiry(self, now: datetime, *, limit: int) -> list[str]:
+    def due_for_expiry(self, now: datetime, *, limit: int) -> list[DueRun]:
         """Up to ``limit`` ended, unpinned runs whose ``expires_at`` is not after ``now``,
         those that expired first first."""
 

@@ -19,6 +19,7 @@ from django.db import OperationalError, connections
 
 from gristmill.engine.store import (
     Claim,
+    DueRun,
     Failure,
     LogLine,
     NewRun,
@@ -39,6 +40,7 @@ from gristmill.server.rows import (
     decode,
     decode_loaded,
     load_columns,
+    to_datetime,
 )
 from gristmill.server.sql import (
     ClaimSpec,
@@ -431,13 +433,16 @@ class DjangoStore(Store):
             self._exists(run_id)
         return done
 
-    def due_for_expiry(self, now: datetime, *, limit: int) -> list[str]:
+    def due_for_expiry(self, now: datetime, *, limit: int) -> list[DueRun]:
         rows = self._fetch(
-            "SELECT id FROM gristmill_run WHERE expires_at <= %s AND state IN (%s, %s, %s) "
-            "AND NOT pinned ORDER BY expires_at LIMIT %s",
+            "SELECT id, created_at, expires_at FROM gristmill_run WHERE expires_at <= %s "
+            "AND state IN (%s, %s, %s) AND NOT pinned ORDER BY expires_at LIMIT %s",
             [self._dt(now), *(s.value for s in _FINISHED), limit],
         )
-        return [str(uuid.UUID(str(key))) for (key,) in rows]
+        return [
+            DueRun(str(uuid.UUID(str(key))), to_datetime(created), to_datetime(expires))
+            for key, created, expires in rows
+        ]
 
     def unwiped(self, *, limit: int) -> list[str]:
         rows = self._fetch(

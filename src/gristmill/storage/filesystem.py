@@ -95,10 +95,8 @@ class FilesystemStorage:
         Returns ``(relative path, size, sha256)``. Raises :class:`TooLargeError` (and keeps
         nothing) if more than ``max_size`` bytes arrive.
         """
-        directory = self.run_dir(run_id) / "inputs"
-        target = directory / f"{position}-{name}"
-        size, digest = self._write_whole(directory, target, name, stream, max_size)
-        return target.relative_to(self.root).as_posix(), size, digest
+        target = self.run_dir(run_id) / "inputs" / f"{position}-{name}"
+        return self._write_whole(target, name, stream, max_size)
 
     def delete_run(self, run_id: str) -> None:
         """Remove every file of a run (idempotent).
@@ -121,10 +119,8 @@ class FilesystemStorage:
         Returns ``(relative path, size, sha256)``. Raises :class:`TooLargeError` (and keeps
         nothing) if more than ``max_size`` bytes arrive.
         """
-        directory = self.root / "datafiles" / str(owner_id)
-        target = directory / f"{file_id}-{name}"
-        size, digest = self._write_whole(directory, target, name, stream, max_size)
-        return self.relative(target), size, digest
+        target = self.root / "datafiles" / str(owner_id) / f"{file_id}-{name}"
+        return self._write_whole(target, name, stream, max_size)
 
     def delete_datafile(self, relative: str) -> None:
         """Remove a stored data file given its relative path (idempotent)."""
@@ -134,10 +130,13 @@ class FilesystemStorage:
         path.unlink(missing_ok=True)
 
     def _write_whole(
-        self, directory: Path, target: Path, name: str, stream: IO[bytes], max_size: int
-    ) -> tuple[int, str]:
+        self, target: Path, name: str, stream: IO[bytes], max_size: int
+    ) -> tuple[str, int, str]:
+        """Stream into ``target`` (below the root, a path we made: nothing to resolve); return
+        its relative path, size and sha256."""
         # Whole or not at all. No row points at ``target`` yet, so nobody reads it: it is
         # written in place (O_EXCL: never over another file), fsynced, and removed on failure.
+        directory = target.parent
         grown = _make_directories(directory)
         digest = hashlib.sha256()
         size = 0
@@ -159,4 +158,4 @@ class FilesystemStorage:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
             raise
-        return size, digest.hexdigest()
+        return target.relative_to(self.root).as_posix(), size, digest.hexdigest()
