@@ -138,6 +138,15 @@ class Service:
         registry = pipelines if isinstance(pipelines, Registry) else Registry(pipelines)
         return cls(config, MemoryStore(), registry, FilesystemStorage(config.data_dir))
 
+    def require_shared_store(self, who: str) -> None:
+        """Raise :class:`ConfigurationError` unless several processes can share the store;
+        ``who`` names what needs that ("local worker processes")."""
+        if not self.store.supports_processes:
+            raise ConfigurationError(
+                f"{who} cannot share the {self.settings.store!r} store: it keeps runs in one "
+                "process; set GRISTMILL_STORE=sql"
+            )
+
 
 _default: Service | None = None
 _lock = threading.Lock()

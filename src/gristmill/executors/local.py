@@ -22,7 +22,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from gristmill.engine import retention
-from gristmill.errors import ConfigurationError, StoreUnavailableError
+from gristmill.errors import StoreUnavailableError
 from gristmill.service import Service
 
 logger = logging.getLogger("gristmill.supervisor")
@@ -70,11 +70,7 @@ class Supervisor:
     ):
         """``make_service`` builds a worker's service after the fork; ``service`` is the
         supervisor's own (used to hand back a dead worker's units and to reap leases)."""
-        if not service.store.supports_processes:
-            raise ConfigurationError(
-                f"the {service.settings.store!r} store keeps runs in one process, which "
-                "worker processes cannot share: set GRISTMILL_STORE=sql"
-            )
+        service.require_shared_store("local worker processes")
         self.make_service = make_service
         self.service = service
         self.workers = workers

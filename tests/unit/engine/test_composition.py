@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from gristmill.cli.main import main
 from gristmill.engine.store import Store
 from gristmill.errors import ConfigurationError
 from gristmill.executors.local import Supervisor
@@ -94,6 +96,17 @@ def test_worker_processes_refuse_a_store_they_cannot_share(tmp_path: Path) -> No
     with pytest.raises(ConfigurationError) as caught:
         Supervisor(lambda: service, service, workers=1)
     assert str(caught.value) == (
-        "the 'memory' store keeps runs in one process, which worker processes cannot share: "
+        "local worker processes cannot share the 'memory' store: it keeps runs in one process; "
         "set GRISTMILL_STORE=sql"
+    )
+
+
+def test_the_server_refuses_a_store_its_workers_cannot_share(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["serve", "--data-dir", str(tmp_path)], env={"GRISTMILL_STORE": "memory"}
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: gristmill serve's web server and workers cannot share the 'memory' store: it "
+        "keeps runs in one process; set GRISTMILL_STORE=sql\n"
     )
