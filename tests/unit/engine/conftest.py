@@ -3,7 +3,10 @@ database and no Django (``test_without_django.py`` checks that)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,3 +27,29 @@ def make_service(tmp_path: Path) -> MakeService:
         return Service.in_memory(pipelines, tmp_path / "data", **settings)
 
     return make
+
+
+PYTEST_THEN_REPORT = """
+import json, sys
+import pytest
+code = pytest.main({args!r})
+loaded = sorted(m for m in sys.modules if m == "django" or m.startswith("django."))
+print(json.dumps({{"exit": int(code), "django": loaded}}))
+"""
+
+
+def fresh_pytest(args: Sequence[str], cwd: Path) -> tuple[dict[str, Any], str]:
+    """Run pytest with ``args`` in a fresh interpreter in ``cwd``; return what it reported
+    (its exit status, and the Django modules it had imported by the end) and its output."""
+    done = subprocess.run(
+        [sys.executable, "-c", PYTEST_THEN_REPORT.format(args=list(args))],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    *_, last = done.stdout.strip().splitlines() or [""]
+    assert last.startswith("{"), output
+    return json.loads(last), output
