@@ -3,13 +3,18 @@
 What the engine relies on: runs created with their first unit, claims in order per queue,
 fencing of every write made for a claim that was taken over, the attempt limit of lost
 workers, requeue, expiry, pins, accepted steps, log offsets and cancellation.
+
+It lives in the integration tier to share that tier's one Django configuration (the session's
+SQLite and PostgreSQL databases): Django can be configured once per process.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -27,9 +32,35 @@ from gristmill.engine.store import (
 from gristmill.errors import NotFoundError
 from gristmill.runs import RunState, StepState
 from gristmill.store.memory import MemoryStore
+from tests.conftest import service_absent
 
 LEASE = 30.0
 INPUT = InputRecord("data.txt", "runs/x/inputs/0/data.txt", 5, "ab" * 32, "text/plain")
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A store on each backend. The SQL ones share their database with the whole session:
+    tests keep to their own queue (:func:`queue`) and runs."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    from gristmill.server.store import DjangoStore
+
+    databases: dict[str, Any] = request.getfixturevalue("databases")
+    if request.param == "postgres" and not databases["pg_url"]:
+        service_absent(databases["pg_reason"])
+    sql = DjangoStore("postgres" if request.param == "postgres" else "default")
+    try:
+        yield sql
+    finally:
+        sql.close()
+
+
+@pytest.fixture
+def queue() -> str:
+    """A queue of this test's own, so that claims see only its units."""
+    return f"contract-{uuid.uuid4().hex[:8]}"
 
 
 def new_run(
