@@ -336,24 +336,24 @@ class MemoryStore(Store):
     def due_for_expiry(self, now: datetime, *, limit: int) -> list[DueRun]:
         with self._lock:
             due = [
-                run.record
+                DueRun(run.record.id, run.record.created_at, run.record.expires_at)
                 for run in self._runs.values()
                 if run.record.state in _ENDED
                 and not run.record.pinned
                 and run.record.expires_at <= now
             ]
-        due.sort(key=lambda record: record.expires_at)
-        return [DueRun(r.id, r.created_at, r.expires_at) for r in due[:limit]]
+        due.sort(key=lambda run: run.expires_at)
+        return due[:limit]
 
     def unwiped(self, *, limit: int) -> list[str]:
         with self._lock:
             runs = [
-                run.record
+                (run.record.expires_at, run.record.id)
                 for run in self._runs.values()
                 if run.record.state == RunState.EXPIRED and not run.wiped
             ]
-        runs.sort(key=lambda record: record.expires_at)
-        return [record.id for record in runs[:limit]]
+        runs.sort()
+        return [run_id for _, run_id in runs[:limit]]
 
     def mark_wiped(self, run_id: str) -> None:
         with self._lock:
