@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
 from gristmill import CancelledError, Inputs, Pipeline, RunContext, TaskError, task
 from gristmill.executors.inline import InlineExecutor, run_inline
 from gristmill.runs import RunState, StepState
@@ -236,3 +238,35 @@ def test_an_attempt_that_lost_its_claim_publishes_nothing(make_service: MakeServ
     assert (status.state, status.run.attempt) == (RunState.RUNNING, 2)
     assert service.store.get_steps(run_id) == {}
     assert "late line" not in [line.text for line in service.store.read_log(run_id)]
+
+
+@pytest.mark.xfail(
+    reason="the runner learns of a cancel from the watchdog's heartbeat only (every third of "
+    "the lease), not before starting the next step",
+    strict=True,
+)
+def test_a_cancel_requested_during_a_step_stops_the_run_before_the_next_step(
+    make_service: MakeService,
+) -> None:
+    services: list[Service] = []
+    calls: list[str] = []
+
+    @task
+    def first(run: RunContext) -> int:
+        services[0].store.request_cancel(run.run_id)
+        return 1
+
+    @task
+    def second(run: RunContext) -> int:
+        calls.append("second")
+        return 2
+
+    @task
+    def third(run: RunContext) -> int:
+        calls.append("third")
+        return 3
+
+    services.append(make_service(Pipeline("between", [first, second, third], inputs=NONE)))
+    status = run_now(services[0], "between")
+    assert (status.state, status.error) == (RunState.CANCELLED, "the run was cancelled")
+    assert calls == []
