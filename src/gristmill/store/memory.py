@@ -121,7 +121,6 @@ class MemoryStore(Store):
         self._units: dict[int, _Unit] = {}
         self._next_unit = 1
         self._next_log = 1
-        self._next_output = 1
         self._work = _Bell()
         self._done = _Bell()
 
