@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -110,3 +111,17 @@ def test_the_server_refuses_a_store_its_workers_cannot_share(tmp_path: Path) -> 
         "error: gristmill serve's web server and workers cannot share the 'memory' store: it "
         "keeps runs in one process; set GRISTMILL_STORE=sql\n"
     )
+
+
+def test_gristmill_run_on_the_memory_store_writes_no_database(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("one two two", encoding="utf-8")
+    data = tmp_path / "data"
+    result = CliRunner().invoke(
+        main,
+        ["run", "wordcount", str(text), "--data-dir", str(data)],
+        env={"GRISTMILL_STORE": "memory", "GRISTMILL_PIPELINES": ""},
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^run [0-9a-f-]{36} succeeded$", result.stderr, flags=re.MULTILINE)
+    assert [path.name for path in data.iterdir()] == ["runs"]
