@@ -1,15 +1,97 @@
-"""A configured gristmill: settings, store, pipeline registry and file storage together."""
+"""A configured gristmill: settings, store, pipeline registry and file storage together.
+
+This is the one place that composes them. The store backend is chosen by name in the settings
+(``GRISTMILL_STORE``) and imported only when chosen, so that nothing below needs Django unless
+the SQL store is in use:
+
+* ``sql`` (the default): the database of ``GRISTMILL_DATABASE_URL``, through Django;
+* ``memory``: :class:`~gristmill.store.memory.MemoryStore`, in this process only (tests);
+* ``module:factory``: a function of yours, called as the built-in factories are
+  (:data:`StoreFactory`).
+"""
 
 from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 from gristmill.engine.store import Store
+from gristmill.errors import ConfigurationError
+from gristmill.pipelines import Pipeline
 from gristmill.registry import Registry
 from gristmill.settings import Settings
 from gristmill.storage import FilesystemStorage
+
+
+class StoreFactory(Protocol):
+    """Builds a store from the settings; returns the settings in force (a Django project may
+    supply its own) and the store. ``alias`` and ``migrate`` concern SQL stores only."""
+
+    def __call__(
+        self, settings: Settings, *, alias: str, migrate: bool | None
+    ) -> tuple[Settings, Store]: ...
+
+
+def sql_store(
+    settings: Settings, *, alias: str = "default", migrate: bool | None = None
+) -> tuple[Settings, Store]:
+    """The ``sql`` store: Django set up on the settings' database (SQLite is migrated unless
+    ``migrate=False``), and a :class:`~gristmill.server.store.DjangoStore` on ``alias``."""
+    from gristmill.server.conf import setup
+    from gristmill.server.store import DjangoStore
+
+    settings = setup(settings, migrate=migrate)
+    return settings, DjangoStore(alias)
+
+
+def memory_store(
+    settings: Settings, *, alias: str = "default", migrate: bool | None = None
+) -> tuple[Settings, Store]:
+    """The ``memory`` store: a new, empty :class:`~gristmill.store.memory.MemoryStore`."""
+    from gristmill.store.memory import MemoryStore
+
+    return settings, MemoryStore()
+
+
+STORES: dict[str, StoreFactory] = {"sql": sql_store, "memory": memory_store}
+"""The built-in store backends by name."""
+
+EXTRAS = {"psycopg": "postgres", "celery": "celery"}
+"""Which extra installs a missing top-level module."""
+
+
+def store_factory(name: str) -> StoreFactory:
+    """The factory of the store backend ``name``: a built-in name, or ``module:function``,
+    imported now. Raises :class:`ConfigurationError` naming the setting, or the extra to
+    install when the backend needs a module that is missing."""
+    if name in STORES:
+        return STORES[name]
+    module_name, _, attribute = name.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(
+            f"GRISTMILL_STORE must be 'sql', 'memory' or 'module:function', not {name!r}"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        extra = EXTRAS.get((error.name or "").partition(".")[0])
+        if extra is not None:
+            raise ConfigurationError(
+                f"the store {name!r} needs the {extra} extra: pip install 'gristmill[{extra}]'"
+            ) from None
+        raise ConfigurationError(
+            f"GRISTMILL_STORE {name!r}: cannot import {error.name!r}"
+        ) from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise ConfigurationError(
+            f"GRISTMILL_STORE {name!r}: module {module_name!r} has no function {attribute!r}"
+        )
+    return factory  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -30,18 +112,40 @@ class Service:
         alias: str = "default",
         migrate: bool | None = None,
     ) -> Service:
-        """Set up the database (Django; SQLite is migrated unless ``migrate=False``) and load
-        the configured pipelines."""
-        setup = importlib.import_module("gristmill.server.conf").setup
-        settings = setup(settings, migrate=migrate)
-        store_module = importlib.import_module("gristmill.server.store")
-        store: Store = store_module.DjangoStore(alias)
+        """Open the store the settings name (``GRISTMILL_STORE``) and load the configured
+        pipelines. Raises :class:`ConfigurationError` for an unknown or uninstallable store."""
+        settings = settings or Settings.from_env()
+        settings, store = store_factory(settings.store)(settings, alias=alias, migrate=migrate)
         return cls(
             settings=settings,
             store=store,
             registry=registry if registry is not None else Registry(specs=settings.pipelines),
             storage=FilesystemStorage(settings.data_dir),
         )
+
+    @classmethod
+    def in_memory(
+        cls, pipelines: Registry | Iterable[Pipeline], data_dir: Path | str, **settings: Any
+    ) -> Service:
+        """A service on a new :class:`~gristmill.store.memory.MemoryStore`, offering
+        ``pipelines``, with run files under ``data_dir``: no database and no Django, for tests.
+        ``settings`` override :class:`~gristmill.settings.Settings` fields (``lease_seconds``)."""
+        from gristmill.store.memory import MemoryStore
+
+        config = Settings.from_env(
+            {}, data_dir=Path(data_dir).absolute(), store="memory", **settings
+        )
+        registry = pipelines if isinstance(pipelines, Registry) else Registry(pipelines)
+        return cls(config, MemoryStore(), registry, FilesystemStorage(config.data_dir))
+
+    def require_shared_store(self, who: str) -> None:
+        """Raise :class:`ConfigurationError` unless several processes can share the store;
+        ``who`` names what needs that ("local worker processes")."""
+        if not self.store.supports_processes:
+            raise ConfigurationError(
+                f"{who} cannot share the {self.settings.store!r} store: it keeps runs in one "
+                "process; set GRISTMILL_STORE=sql"
+            )
 
 
 _default: Service | None = None

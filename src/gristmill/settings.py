@@ -7,6 +7,9 @@ variable                       meaning                                     defau
                                outputs live
 ``GRISTMILL_DATABASE_URL``     ``sqlite:///path`` or                       SQLite in the data dir
                                ``postgres://user@host:port/name``
+``GRISTMILL_STORE``            where runs are kept: ``sql`` (the           ``sql``
+                               database above), ``memory`` (this process
+                               only, for tests) or ``module:factory``
 ``GRISTMILL_PIPELINES``        comma-separated pipeline specs (dotted      the demo pipelines
                                paths or ``.py`` files)
 ``GRISTMILL_WORKERS``          local worker processes                      CPU count
@@ -55,6 +58,7 @@ class Settings:
 
     data_dir: Path
     database_url: str
+    store: str = "sql"
     pipelines: tuple[str, ...] = DEMO_PIPELINES
     workers: int = 2
     queues: tuple[str, ...] | None = None
@@ -82,6 +86,7 @@ class Settings:
         settings = cls(
             data_dir=data_dir,
             database_url=database_url,
+            store=(env.get("GRISTMILL_STORE") or "sql").strip(),
             pipelines=pipelines or DEMO_PIPELINES,
             workers=_number(env, "GRISTMILL_WORKERS", int, os.cpu_count() or 1),
             queues=queues or None,
@@ -124,6 +129,7 @@ class Settings:
         env = {
             "GRISTMILL_DATA_DIR": str(self.data_dir),
             "GRISTMILL_DATABASE_URL": self.database_url,
+            "GRISTMILL_STORE": self.store,
             "GRISTMILL_PIPELINES": ",".join(self.pipelines),
             "GRISTMILL_WORKERS": str(self.workers),
             "GRISTMILL_LEASE_SECONDS": str(self.lease_seconds),

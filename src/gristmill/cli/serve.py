@@ -96,6 +96,7 @@ def serve(
     if worker_count:
         settings = replace(settings, workers=worker_count)
     service = Service.from_settings(settings)
+    service.require_shared_store("gristmill serve's web server and workers")
     supervisor = None
     if worker_count:
         from django.db import connections

@@ -2,7 +2,8 @@
 
 The database is the truth. Every run, step result, work unit, lease and log line lives in the
 store; executors only move unit ids around. The Django app implements this interface
-(:class:`gristmill.server.store.DjangoStore`); the engine never imports Django.
+(:class:`gristmill.server.store.DjangoStore`), and :class:`gristmill.store.memory.MemoryStore`
+keeps the same contract in memory for tests; the engine never imports Django.
 
 Fencing: each claim of a unit increments its ``attempt``. Every write made on behalf of a claim
 (:meth:`Store.save_step`, :meth:`Store.flush`, :meth:`Store.finish`, :meth:`Store.renew`) checks
@@ -210,6 +211,10 @@ class Store(abc.ABC):
     supports_skip_locked: bool = False
     """Whether claims use ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL)."""
 
+    supports_processes: bool = True
+    """Whether several processes can share the store (a worker pool, a web server). A store
+    kept in one process's memory cannot: it serves tests and ``gristmill run`` only."""
+
     # -- submitting and reading ---------------------------------------------------------
 
     @abc.abstractmethod
@@ -397,6 +402,10 @@ class Store(abc.ABC):
         A store may trade durability of the worker's own writes for speed here, as long as no
         accepted run can be lost: a lost claim or step result only means the work is redone.
         """
+
+    def before_fork(self) -> None:  # noqa: B027 - optional hook, nothing shared by default
+        """Called by a process about to fork workers: drop what a child must not share with
+        it (database connections and their sockets). The parent reconnects on next use."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections and sockets held by this process."""

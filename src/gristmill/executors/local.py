@@ -70,6 +70,7 @@ class Supervisor:
     ):
         """``make_service`` builds a worker's service after the fork; ``service`` is the
         supervisor's own (used to hand back a dead worker's units and to reap leases)."""
+        service.require_shared_store("local worker processes")
         self.make_service = make_service
         self.service = service
         self.workers = workers
@@ -84,9 +85,7 @@ class Supervisor:
 
     def _close_connections(self) -> None:
         # Never fork with open database connections: the child would share them.
-        from django.db import connections
-
-        connections.close_all()
+        self.service.store.before_fork()
 
     def _start(self, slot: int) -> None:
         self._close_connections()

@@ -743,3 +743,7 @@ class DjangoStore(Store):
     def close(self) -> None:
         self._work_bell.close()
         self._done_bell.close()
+
+    def before_fork(self) -> None:
+        # A forked child would share this thread's connections (their sockets) with us.
+        connections.close_all()

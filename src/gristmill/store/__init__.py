@@ -1,0 +1,13 @@
+"""Store backends: where runs, steps, units, leases and log lines are kept.
+
+The contract every backend fulfils is :class:`gristmill.engine.store.Store` (its docstring
+states the fencing rules). The backends, chosen by name with ``GRISTMILL_STORE`` (see
+:mod:`gristmill.service`):
+
+* ``sql`` (the default): :class:`gristmill.server.store.DjangoStore`, raw SQL on Django's
+  database connections, SQLite or PostgreSQL; shared by every process of an installation.
+* ``memory``: :class:`gristmill.store.memory.MemoryStore`, in this process only, for tests of
+  the engine and of pipelines, with no database and no Django.
+
+Nothing in this package imports Django.
+"""

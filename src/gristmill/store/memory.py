@@ -1,0 +1,539 @@
+"""A store in this process's memory: the same contract as the database, with no database.
+
+:class:`MemoryStore` keeps runs, steps, outputs, units and log lines in dictionaries under one
+lock, and follows the rules of :class:`gristmill.engine.store.Store` exactly as the SQL store
+does: claims in unit order per queue, fencing by attempt, requeue, expiry, the attempt limit
+of lost workers with the same log lines and failure messages. Values go in and out as JSON, as
+they do through a database, so a test sees what a worker would read back.
+
+It is meant for tests: gristmill's own engine tests, and pipeline authors' tests of their
+pipelines (``Service.in_memory``). It lives and dies with the process: a worker pool, a web
+server or another process cannot share it (``supports_processes`` is false).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gristmill.engine.store import (
+    Claim,
+    DueRun,
+    Failure,
+    LogLine,
+    NewRun,
+    NextClaim,
+    OutputRecord,
+    Renewal,
+    Report,
+    RunRecord,
+    StepOutcome,
+    StepRecord,
+    Store,
+)
+from gristmill.errors import NotFoundError, StoreError
+from gristmill.runs import RunState
+
+_ENDED = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
+_MAX_LOG_LINES = 10_000
+"""The most log lines one read returns, as in the SQL store."""
+
+
+def _key(run_id: str) -> str:
+    try:
+        return str(uuid.UUID(str(run_id)))
+    except ValueError:
+        raise NotFoundError(f"no run with id {run_id!r}") from None
+
+
+def _as_stored(value: Any) -> Any:
+    """``value`` as a database gives it back: through JSON (tuples become lists)."""
+    return json.loads(json.dumps(value)) if value is not None else None
+
+
+@dataclass
+class _Unit:
+    id: int
+    run_id: str
+    queue: str
+    state: str
+    """``queued``, ``claimed`` or ``done``."""
+    attempt: int
+    max_attempts: int
+    failures: int = 0
+    worker: str | None = None
+    lease_until: float | None = None
+    last_error: str | None = None
+    kind: str = "run"
+
+
+@dataclass
+class _Run:
+    record: RunRecord
+    """Kept as stored: ``params`` as JSON text in ``params_json``, ``attempt`` unused."""
+    params_json: str
+    wiped: bool = False
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    """Stored with ``result`` as JSON text, and no outputs."""
+    outputs: list[OutputRecord] = field(default_factory=list)
+    logs: list[LogLine] = field(default_factory=list)
+    units: list[_Unit] = field(default_factory=list)
+
+
+class _Bell:
+    """A doorbell within this process, with the socket doorbell's behaviour: the first wait
+    only starts listening, and a ring made since the last wait ended is not missed."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._rings = 0
+        self._seen: int | None = None
+
+    def ring(self) -> None:
+        with self._condition:
+            self._rings += 1
+            self._condition.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        with self._condition:
+            if self._seen is not None:
+                seen = self._seen
+                self._condition.wait_for(lambda: self._rings != seen, max(0.0, timeout))
+            self._seen = self._rings
+
+
+class MemoryStore(Store):
+    """A thread-safe :class:`~gristmill.engine.store.Store` in this process's memory."""
+
+    supports_processes = False
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._runs: dict[str, _Run] = {}
+        self._units: dict[int, _Unit] = {}
+        self._next_unit = 1
+        self._next_log = 1
+        self._work = _Bell()
+        self._done = _Bell()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _run(self, run_id: str) -> _Run:
+        run = self._runs.get(_key(run_id))
+        if run is None:
+            raise NotFoundError(f"no run with id {run_id!r}")
+        return run
+
+    def _held(self, claim: Claim) -> _Unit | None:
+        """The claimed unit if ``claim`` still holds it (the fence), else None."""
+        unit = self._units.get(claim.unit_id)
+        if unit is None or unit.attempt != claim.attempt or unit.state != "claimed":
+            return None
+        return unit
+
+    def _add_unit(self, run: _Run, state: str, attempt: int, max_attempts: int) -> _Unit:
+        unit = _Unit(self._next_unit, run.record.id, run.record.queue, state, attempt, max_attempts)
+        self._next_unit += 1
+        self._units[unit.id] = unit
+        run.units.append(unit)
+        return unit
+
+    def _log(self, run: _Run, lines: Iterable[tuple[float, str, str, str]]) -> None:
+        for at, step, stream, text in lines:
+            run.logs.append(LogLine(self._next_log, at, step, stream, text))
+            self._next_log += 1
+
+    def _write_logs(self, run: _Run, report: Report) -> None:
+        self._log(run, report.logs)
+        report.logs.clear()
+
+    def _write_report(self, run: _Run, report: Report) -> None:
+        self._write_logs(run, report)
+        record = run.record
+        record.current_step, record.stage = report.current_step, report.stage
+        record.progress_done, record.progress_total = report.progress_done, report.progress_total
+
+    def _end(self, run: _Run, state: RunState, failure: Failure | None) -> None:
+        record = run.record
+        if state == RunState.SUCCEEDED and record.cancel_requested:
+            # A cancel requested while the last step ran wins over its success.
+            state, failure = RunState.CANCELLED, Failure("the run was cancelled")
+        record.state = state
+        record.finished_at = datetime.now(UTC)
+        record.current_step = record.stage = None
+        record.progress_done = record.progress_total = None
+        record.error_message = failure.message if failure else None
+        record.error_ref = failure.ref if failure else None
+        record.error_traceback = failure.traceback if failure else None
+        record.cancel_requested = False
+
+    def _claim_units(self, units: Sequence[_Unit], worker: str, lease: float) -> list[Claim]:
+        claims = []
+        for unit in units:
+            unit.state, unit.attempt = "claimed", unit.attempt + 1
+            unit.worker, unit.lease_until = worker, time.time() + lease
+            record = self._runs[unit.run_id].record
+            if record.state == RunState.QUEUED:
+                record.state = RunState.RUNNING
+                record.started_at = record.started_at or datetime.now(UTC)
+            claims.append(Claim(unit.id, unit.run_id, unit.attempt, unit.kind))
+        return claims
+
+    def _queued(self, queues: Sequence[str] | None) -> list[_Unit]:
+        return [
+            unit
+            for unit in self._units.values()
+            if unit.state == "queued" and (not queues or unit.queue in queues)
+        ]
+
+    def _then_claim(self, then_claim: NextClaim | None) -> None:
+        if then_claim is not None:
+            units = self._queued(then_claim.queues)[:1]
+            then_claim.claims.extend(self._claim_units(units, then_claim.worker, then_claim.lease))
+
+    def _read(self, run: _Run, attempt: int) -> tuple[RunRecord, dict[str, StepRecord]]:
+        record = dataclasses.replace(
+            run.record,
+            params=json.loads(run.params_json),
+            inputs=list(run.record.inputs),
+            attempt=attempt,
+        )
+        steps = {}
+        for step in sorted(run.steps.values(), key=lambda s: s.position):
+            steps[step.name] = dataclasses.replace(
+                step,
+                result=json.loads(step.result) if step.result is not None else None,
+                fingerprint=copy.deepcopy(step.fingerprint),
+                outputs=[o for o in run.outputs if o.step == step.name],
+            )
+        return record, steps
+
+    # -- submitting and reading -----------------------------------------------------------
+
+    def create_run(self, run: NewRun) -> Claim | None:
+        key = _key(run.id)
+        held = run.claimed_by is not None
+        now = datetime.now(UTC)
+        with self._lock:
+            if key in self._runs:
+                raise StoreError(f"a run with id {key} exists already")
+            record = RunRecord(
+                id=key,
+                pipeline=run.pipeline,
+                state=RunState.RUNNING if held else RunState.QUEUED,
+                params={},
+                inputs=list(run.inputs),
+                queue=run.queue,
+                created_at=now,
+                expires_at=run.expires_at,
+                started_at=now if held else None,
+                owner_id=run.owner_id,
+                ancestor_id=_key(run.ancestor_id) if run.ancestor_id else None,
+            )
+            stored = self._runs[key] = _Run(record, json.dumps(run.params))
+            unit = self._add_unit(
+                stored, "claimed" if held else "queued", 1 if held else 0, run.max_attempts
+            )
+            if not held:
+                self._work.ring()
+                return None
+            unit.worker, unit.lease_until = run.claimed_by, time.time() + run.lease
+            return Claim(unit.id, key, 1)
+
+    def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
+        with self._lock:
+            run = self._run(run_id)
+            return self._read(run, run.units[-1].attempt if run.units else 0)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        return self.get_run_and_steps(run_id)[0]
+
+    def get_steps(self, run_id: str) -> dict[str, StepRecord]:
+        return self.get_run_and_steps(run_id)[1]
+
+    def load(self, claim: Claim) -> tuple[RunRecord, dict[str, StepRecord]]:
+        with self._lock:
+            return self._read(self._run(claim.run_id), claim.attempt)
+
+    def read_log(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
+        limit = max(0, min(int(limit), _MAX_LOG_LINES))
+        with self._lock:
+            lines = [line for line in self._run(run_id).logs if line.id > after]
+        return lines[:limit]
+
+    def request_cancel(self, run_id: str) -> bool:
+        with self._lock:
+            run = self._run(run_id)
+            record = run.record
+            if record.state == RunState.RUNNING:
+                record.cancel_requested = True
+                return True
+            if record.state != RunState.QUEUED:
+                return False
+            record.state, record.finished_at = RunState.CANCELLED, datetime.now(UTC)
+            record.error_message = "cancelled before it started"
+            for unit in run.units:
+                if unit.state == "queued":
+                    unit.state = "done"
+        self._done.ring()
+        return True
+
+    def requeue(self, run_id: str, *, reason: str) -> bool:
+        with self._lock:
+            run = self._run(run_id)
+            record = run.record
+            if record.state not in _ENDED:
+                return False
+            record.state, record.finished_at = RunState.QUEUED, None
+            record.error_message = record.error_ref = record.error_traceback = None
+            record.cancel_requested = False
+            record.current_step = record.stage = None
+            record.progress_done = record.progress_total = None
+            # Attempt numbers keep rising over the run's life: they name work directories.
+            latest = run.units[-1]
+            self._add_unit(run, "queued", latest.attempt, latest.max_attempts)
+            self._log(run, [(time.time(), "", "system", f"queued again: {reason}")])
+        self._work.ring()
+        return True
+
+    def expire(self, run_id: str, *, reason: str) -> bool:
+        with self._lock:
+            run = self._run(run_id)
+            record = run.record
+            if record.state not in _ENDED:
+                return False
+            record.state, record.error_message = RunState.EXPIRED, reason
+            record.error_ref = record.error_traceback = None
+            record.current_step = record.stage = None
+            record.progress_done = record.progress_total = None
+            record.expires_at = datetime.now(UTC)
+            record.inputs = []
+            run.steps.clear()
+            run.outputs.clear()
+            run.logs.clear()
+            for unit in run.units:
+                del self._units[unit.id]
+            run.units.clear()
+            return True
+
+    def set_pinned(self, run_id: str, pinned: bool) -> bool:
+        with self._lock:
+            record = self._run(run_id).record
+            if record.state == RunState.EXPIRED:
+                return False
+            record.pinned = pinned
+            return True
+
+    def due_for_expiry(self, now: datetime, *, limit: int) -> list[DueRun]:
+        with self._lock:
+            due = [
+                DueRun(run.record.id, run.record.created_at, run.record.expires_at)
+                for run in self._runs.values()
+                if run.record.state in _ENDED
+                and not run.record.pinned
+                and run.record.expires_at <= now
+            ]
+        due.sort(key=lambda run: run.expires_at)
+        return due[:limit]
+
+    def unwiped(self, *, limit: int) -> list[str]:
+        with self._lock:
+            runs = [
+                (run.record.expires_at, run.record.id)
+                for run in self._runs.values()
+                if run.record.state == RunState.EXPIRED and not run.wiped
+            ]
+        runs.sort()
+        return [run_id for _, run_id in runs[:limit]]
+
+    def mark_wiped(self, run_id: str) -> None:
+        with self._lock:
+            run = self._runs.get(_key(run_id))
+            if run is not None:
+                run.wiped = True
+
+    def accept_step(self, run_id: str, step: str, fingerprint: dict[str, Any]) -> bool:
+        with self._lock:
+            run = self._runs.get(_key(run_id))
+            stored = run.steps.get(step) if run is not None else None
+            if stored is None:
+                return False
+            stored.fingerprint, stored.accepted = _as_stored(fingerprint), True
+            return True
+
+    # -- working --------------------------------------------------------------------------
+
+    def claim(
+        self,
+        worker: str,
+        *,
+        queues: Sequence[str] | None,
+        lease: float,
+        limit: int = 1,
+        unit_id: int | None = None,
+        run_id: str | None = None,
+    ) -> list[Claim]:
+        with self._lock:
+            if unit_id is not None:
+                unit = self._units.get(unit_id)
+                units = [unit] if unit is not None and unit.state == "queued" else []
+            elif run_id is not None:
+                run = self._runs.get(_key(run_id))
+                queued = [u for u in run.units if u.state == "queued"] if run else []
+                units = queued[:1]
+            else:
+                units = self._queued(queues)[: max(0, limit)]
+            return self._claim_units(units, worker, lease)
+
+    def save_step(
+        self,
+        claim: Claim,
+        outcome: StepOutcome,
+        report: Report,
+        *,
+        lease: float,
+        final: RunState | None = None,
+        then_claim: NextClaim | None = None,
+    ) -> bool:
+        with self._lock:
+            unit = self._held(claim)
+            if unit is None:
+                return False
+            run = self._runs[unit.run_id]
+            if final is None:
+                unit.lease_until = time.time() + lease
+            else:
+                unit.state, unit.lease_until = "done", None
+            self._store_step(run, claim.attempt, outcome)
+            if final is None:
+                self._write_report(run, report)
+            else:
+                self._write_logs(run, report)
+                self._end(run, final, None)
+            self._then_claim(then_claim)
+        if final is not None:
+            self._done.ring()
+        return True
+
+    def _store_step(self, run: _Run, attempt: int, outcome: StepOutcome) -> None:
+        run.steps[outcome.name] = StepRecord(
+            name=outcome.name,
+            position=outcome.position,
+            state=outcome.state,
+            attempt=attempt,
+            result=outcome.result_json,
+            fingerprint=_as_stored(outcome.fingerprint),
+            error=outcome.error,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+        )
+        if outcome.replaces_outputs or outcome.outputs:
+            run.outputs = [o for o in run.outputs if o.step != outcome.name]
+            run.outputs.extend(copy.copy(o) for o in outcome.outputs)
+
+    def flush(self, claim: Claim, report: Report, *, lease: float) -> Renewal:
+        with self._lock:
+            unit = self._held(claim)
+            if unit is None:
+                return Renewal(owned=False, cancel_requested=False)
+            unit.lease_until = time.time() + lease
+            run = self._runs[unit.run_id]
+            self._write_report(run, report)
+            return Renewal(owned=True, cancel_requested=run.record.cancel_requested)
+
+    def finish(
+        self,
+        claim: Claim,
+        state: RunState,
+        report: Report,
+        failure: Failure | None = None,
+        *,
+        then_claim: NextClaim | None = None,
+    ) -> bool:
+        with self._lock:
+            unit = self._held(claim)
+            if unit is None:
+                return False
+            unit.state, unit.lease_until = "done", None
+            run = self._runs[unit.run_id]
+            self._write_logs(run, report)
+            self._end(run, state, failure)
+            self._then_claim(then_claim)
+        self._done.ring()
+        return True
+
+    def release(self, claim: Claim, report: Report) -> bool:
+        report.logs.append(
+            (time.time(), "", "system", f"attempt {claim.attempt} released by a stopping worker")
+        )
+        with self._lock:
+            unit = self._held(claim)
+            if unit is None:
+                return False
+            unit.state, unit.worker, unit.lease_until = "queued", None, None
+            run = self._runs[unit.run_id]
+            self._write_logs(run, report)
+            if run.record.state == RunState.RUNNING:
+                run.record.state, run.record.stage = RunState.QUEUED, None
+        self._work.ring()
+        return True
+
+    def _lose(self, unit: _Unit, reason: str) -> bool:
+        """Requeue a unit whose worker is gone, or fail its run past the attempt limit."""
+        run = self._runs[unit.run_id]
+        unit.failures += 1
+        give_up = unit.failures >= unit.max_attempts
+        unit.state = "done" if give_up else "queued"
+        unit.worker, unit.lease_until, unit.last_error = None, None, reason
+        if give_up:
+            message = (
+                f"worker lost ({reason}) on attempt {unit.attempt}; "
+                f"gave up after {unit.failures} lost attempts"
+            )
+            self._log(run, [(time.time(), "", "system", message)])
+            self._end(run, RunState.FAILED, Failure(message))
+            self._done.ring()
+        else:
+            note = f"attempt {unit.attempt} lost: worker lost ({reason}); retrying"
+            self._log(run, [(time.time(), "", "system", note)])
+            run.record.state, run.record.stage = RunState.QUEUED, None
+            self._work.ring()
+        return True
+
+    def release_worker(self, worker: str, reason: str) -> int:
+        with self._lock:
+            units = [u for u in self._units.values() if u.state == "claimed" and u.worker == worker]
+            return sum(self._lose(unit, reason) for unit in units)
+
+    def reap(self) -> int:
+        now = time.time()
+        with self._lock:
+            units = [
+                unit
+                for unit in self._units.values()
+                if unit.state == "claimed" and unit.lease_until is not None
+                if unit.lease_until < now
+            ]
+            return sum(self._lose(unit, "its lease expired") for unit in units)
+
+    # -- doorbells ------------------------------------------------------------------------
+
+    def ring_work(self) -> None:
+        self._work.ring()
+
+    def wait_for_work(self, timeout: float) -> None:
+        self._work.wait(timeout)
+
+    def ring_done(self, run_id: str) -> None:
+        self._done.ring()
+
+    def wait_for_done(self, timeout: float) -> None:
+        self._done.wait(timeout)

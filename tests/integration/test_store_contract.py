@@ -1,0 +1,519 @@
+"""The store contract: the same behaviours on every backend (memory, SQLite, PostgreSQL).
+
+What the engine relies on: runs created with their first unit, claims in order per queue,
+fencing of every write made for a claim that was taken over, the attempt limit of lost
+workers, requeue, expiry, pins, accepted steps, log offsets and cancellation.
+
+It lives in the integration tier to share that tier's one Django configuration (the session's
+SQLite and PostgreSQL databases): Django can be configured once per process.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gristmill.engine.store import (
+    Claim,
+    Failure,
+    InputRecord,
+    NewRun,
+    NextClaim,
+    OutputRecord,
+    Report,
+    StepOutcome,
+    Store,
+)
+from gristmill.errors import NotFoundError
+from gristmill.runs import RunState, StepState
+from gristmill.store.memory import MemoryStore
+from tests.conftest import service_absent
+
+LEASE = 30.0
+INPUT = InputRecord("data.txt", "runs/x/inputs/0/data.txt", 5, "ab" * 32, "text/plain")
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A store on each backend. The SQL ones share their database with the whole session:
+    tests keep to their own queue (:func:`queue`) and runs."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    from gristmill.server.store import DjangoStore
+
+    databases: dict[str, Any] = request.getfixturevalue("databases")
+    if request.param == "postgres" and not databases["pg_url"]:
+        service_absent(databases["pg_reason"])
+    sql = DjangoStore("postgres" if request.param == "postgres" else "default")
+    try:
+        yield sql
+    finally:
+        sql.close()
+
+
+@pytest.fixture
+def queue() -> str:
+    """A queue of this test's own, so that claims see only its units."""
+    return f"contract-{uuid.uuid4().hex[:8]}"
+
+
+def new_run(
+    store: Store,
+    queue: str,
+    *,
+    max_attempts: int = 3,
+    expires_at: datetime | None = None,
+    claimed_by: str | None = None,
+) -> str:
+    run_id = str(uuid.uuid4())
+    store.create_run(
+        NewRun(
+            id=run_id,
+            pipeline="contract",
+            queue=queue,
+            params={"sample": 100, "names": ["a", "b"]},
+            inputs=[INPUT],
+            expires_at=expires_at or datetime.now(UTC) + timedelta(days=7),
+            max_attempts=max_attempts,
+            claimed_by=claimed_by,
+        )
+    )
+    return run_id
+
+
+def claim_one(store: Store, queue: str, worker: str = "w1", lease: float = LEASE) -> Claim:
+    (claim,) = store.claim(worker, queues=[queue], lease=lease)
+    return claim
+
+
+def outcome(name: str = "one", position: int = 0, result: str = '{"n":1}') -> StepOutcome:
+    return StepOutcome(
+        name,
+        position,
+        StepState.SUCCEEDED,
+        result,
+        {"task": name, "inputs": [["data.txt", "ab"]]},
+        1.0,
+        2.0,
+    )
+
+
+def ended(store: Store, queue: str, state: RunState = RunState.SUCCEEDED, **kw: object) -> str:
+    run_id = new_run(store, queue, **kw)  # type: ignore[arg-type]
+    (claim,) = store.claim("w1", queues=None, lease=LEASE, run_id=run_id)
+    assert store.save_step(claim, outcome(), Report(logs=[(1.0, "one", "log", "hi")]), lease=LEASE)
+    assert store.finish(claim, state, Report())
+    return run_id
+
+
+def texts(store: Store, run_id: str) -> list[str]:
+    return [line.text for line in store.read_log(run_id)]
+
+
+# -- submitting and reading ----------------------------------------------------------------
+
+
+def test_a_created_run_is_queued_with_its_params_and_inputs(store: Store, queue: str) -> None:
+    run_id = new_run(store, queue)
+    run = store.get_run(run_id)
+    assert (run.id, run.pipeline, run.queue, run.state) == (
+        run_id,
+        "contract",
+        queue,
+        RunState.QUEUED,
+    )
+    assert run.params == {"sample": 100, "names": ["a", "b"]}
+    assert run.inputs == [INPUT]
+    assert (run.attempt, run.cancel_requested, run.pinned, run.started_at) == (
+        0,
+        False,
+        False,
+        None,
+    )
+    assert store.get_steps(run_id) == {}
+
+
+def test_an_unknown_or_malformed_run_id_is_not_found(store: Store) -> None:
+    for run_id in ("00000000-0000-4000-8000-000000000000", "not-a-uuid"):
+        with pytest.raises(NotFoundError, match="no run with id"):
+            store.get_run(run_id)
+        with pytest.raises(NotFoundError):
+            store.request_cancel(run_id)
+
+
+def test_a_run_created_claimed_is_running_and_nobody_else_can_claim_it(
+    store: Store, queue: str
+) -> None:
+    run_id = str(uuid.uuid4())
+    claim = store.create_run(
+        NewRun(run_id, "contract", queue, {}, [], datetime.now(UTC), claimed_by="inline")
+    )
+    assert claim is not None and (claim.run_id, claim.attempt) == (run_id, 1)
+    assert store.get_run(run_id).state == RunState.RUNNING
+    assert store.claim("w2", queues=[queue], lease=LEASE) == []
+
+
+# -- claiming ------------------------------------------------------------------------------
+
+
+def test_claims_take_the_oldest_units_of_the_given_queues_first(store: Store, queue: str) -> None:
+    other = f"{queue}-other"
+    first, elsewhere, second, third = (new_run(store, q) for q in (queue, other, queue, queue))
+    claims = store.claim("w1", queues=[queue], lease=LEASE, limit=2)
+    assert [c.run_id for c in claims] == [first, second]
+    assert [c.attempt for c in claims] == [1, 1]
+    assert [c.run_id for c in store.claim("w1", queues=[other, queue], lease=LEASE, limit=5)] == [
+        elsewhere,
+        third,
+    ]
+    assert store.claim("w1", queues=[queue, other], lease=LEASE) == []
+
+
+def test_a_claim_moves_the_run_to_running_with_its_attempt(store: Store, queue: str) -> None:
+    run_id = new_run(store, queue)
+    claim = claim_one(store, queue)
+    run, steps = store.load(claim)
+    assert (run.state, run.attempt, steps) == (RunState.RUNNING, 1, {})
+    assert run.started_at is not None
+    assert store.get_run(run_id).attempt == 1
+
+
+def test_a_unit_or_a_run_can_be_claimed_by_id(store: Store, queue: str) -> None:
+    first, second = new_run(store, queue), new_run(store, queue)
+    (by_run,) = store.claim("w1", queues=None, lease=LEASE, run_id=second)
+    assert by_run.run_id == second
+    assert store.claim("w1", queues=None, lease=LEASE, run_id=second) == []
+    assert store.release(by_run, Report())
+    (again,) = store.claim("w2", queues=None, lease=LEASE, unit_id=by_run.unit_id)
+    assert (again.run_id, again.attempt) == (second, 2)
+    assert store.claim("w2", queues=None, lease=LEASE, unit_id=by_run.unit_id) == []
+    assert [c.run_id for c in store.claim("w3", queues=[queue], lease=LEASE)] == [first]
+
+
+# -- working -------------------------------------------------------------------------------
+
+
+def test_a_saved_step_is_read_back_with_its_result_outputs_and_report(
+    store: Store, queue: str
+) -> None:
+    run_id = new_run(store, queue)
+    claim = claim_one(store, queue)
+    output = OutputRecord("one", "out.txt", "runs/x/a1/one/out.txt", 3, "cd" * 32, "text/plain")
+    report = Report("one", "counting", 5, 10, [(1.0, "one", "log", "counted")])
+    step = StepOutcome(
+        "one", 0, StepState.SUCCEEDED, '{"n":1}', {"task": "one"}, 1.0, 2.0, outputs=[output]
+    )
+    assert store.save_step(claim, step, report, lease=LEASE)
+    stored = store.get_steps(run_id)["one"]
+    assert (stored.state, stored.attempt, stored.result, stored.fingerprint) == (
+        StepState.SUCCEEDED,
+        1,
+        {"n": 1},
+        {"task": "one"},
+    )
+    assert (stored.started_at, stored.finished_at, stored.outputs) == (1.0, 2.0, [output])
+    run = store.get_run(run_id)
+    assert (run.state, run.current_step, run.stage, run.progress_done, run.progress_total) == (
+        RunState.RUNNING,
+        "one",
+        "counting",
+        5,
+        10,
+    )
+    assert texts(store, run_id) == ["counted"]
+
+
+def test_saving_a_step_again_replaces_it_and_its_outputs(store: Store, queue: str) -> None:
+    run_id = new_run(store, queue)
+    claim = claim_one(store, queue)
+    old = OutputRecord("one", "old.txt", "runs/x/a1/one/old.txt", 1, "ef" * 32, "text/plain")
+    first = StepOutcome("one", 0, StepState.SUCCEEDED, "1", None, 1.0, 2.0, outputs=[old])
+    assert store.save_step(claim, first, Report(), lease=LEASE)
+    assert store.save_step(claim, outcome(result="2"), Report(), lease=LEASE)
+    (stored,) = store.get_steps(run_id).values()
+    assert (stored.result, stored.outputs) == (2, [])
+
+
+def test_the_last_step_can_end_the_run_and_claim_the_next_unit(store: Store, queue: str) -> None:
+    run_id, following = new_run(store, queue), new_run(store, queue)
+    claim = claim_one(store, queue)
+    next_claim = NextClaim("w1", [queue], LEASE)
+    report = Report(logs=[(1.0, "one", "log", "last words")])
+    assert store.save_step(
+        claim, outcome(), report, lease=LEASE, final=RunState.SUCCEEDED, then_claim=next_claim
+    )
+    run = store.get_run(run_id)
+    assert (run.state, run.current_step, run.error_message) == (RunState.SUCCEEDED, None, None)
+    assert run.finished_at is not None
+    assert texts(store, run_id) == ["last words"]
+    assert [c.run_id for c in next_claim.claims] == [following]
+    assert store.get_run(following).state == RunState.RUNNING
+    assert not store.flush(claim, Report(), lease=LEASE).owned  # the unit is done
+
+
+def test_finishing_a_run_records_the_failure(store: Store, queue: str) -> None:
+    run_id = new_run(store, queue)
+    claim = claim_one(store, queue)
+    failure = Failure("internal error, reference abc", ref="abc", traceback="Traceback ...")
+    assert store.finish(claim, RunState.FAILED, Report(), failure)
+    run = store.get_run(run_id)
+    assert (run.state, run.error_message, run.error_ref, run.error_traceback) == (
+        RunState.FAILED,
+        "internal error, reference abc",
+        "abc",
+        "Traceback ...",
+    )
+
+
+def test_a_heartbeat_writes_the_report_and_says_the_claim_is_owned(
+    store: Store, queue: str
+) -> None:
+    run_id = new_run(store, queue)
+    claim = claim_one(store, queue)
+    report = Report("one", "reading", 1, None, [(1.0, "one", "log", "a")])
+    renewal = store.flush(claim, report, lease=LEASE)
+    assert (renewal.owned, renewal.cancel_requested) == (True, False)
+    run = store.get_run(run_id)
+    assert (run.current_step, run.stage, run.progress_done) == ("one", "reading", 1)
+    assert texts(store, run_id) == ["a"]
+
+
+def test_a_taken_over_attempt_can_write_nothing(store: Store, queue: str) -> None:
+    run_id = new_run(store, queue)
+    first = claim_one(store, queue, "w1")
+    assert store.release(first, Report())
+    second = claim_one(store, queue, "w2")
+    assert second.attempt == first.attempt + 1
+    late = Report("late", "late", 1, 1, [(1.0, "one", "log", "late line")])
+    next_claim = NextClaim("w1", [queue], LEASE)
+    new_run(store, queue)
+    assert not store.save_step(first, outcome(), late, lease=LEASE)
+    assert not store.save_step(
+        first, outcome(), late, lease=LEASE, final=RunState.SUCCEEDED, then_claim=next_claim
+    )
+    assert store.flush(first, late, lease=LEASE).owned is False
+    assert not store.finish(first, RunState.FAILED, late, Failure("late"), then_claim=next_claim)
+    assert not store.release(first, Report())
+    assert next_claim.claims == []
+    run = store.get_run(run_id)
+    assert (run.state, run.current_step, run.attempt) == (RunState.RUNNING, None, 2)
+    assert store.get_steps(run_id) == {}
+    assert "late line" not in texts(store, run_id)
+    assert store.finish(second, RunState.SUCCEEDED, Report())
+
+
+def test_a_released_unit_goes_back_to_the_queue_without_counting_a_failure(
+    store: Store, queue: str
+) -> None:
+    run_id = new_run(store, queue, max_attempts=1)
+    claim = claim_one(store, queue)
+    assert store.release(claim, Report())
+    assert store.get_run(run_id).state == RunState.QUEUED
+    assert texts(store, run_id) == ["attempt 1 released by a stopping worker"]
+    assert claim_one(store, queue).attempt == 2
+
+
+# -- lost workers --------------------------------------------------------------------------
+
+
+def test_a_dead_workers_units_are_requeued_then_failed_at_the_attempt_limit(
+    store: Store, queue: str
+) -> None:
+    run_id = new_run(store, queue, max_attempts=2)
+    worker = f"host/{uuid.uuid4().hex[:6]}"
+    claim_one(store, queue, worker)
+    assert store.release_worker(worker, "killed by signal SIGKILL") == 1
+    assert store.get_run(run_id).state == RunState.QUEUED
+    claim_one(store, queue, worker)
+    assert store.release_worker(worker, "killed by signal SIGKILL") == 1
+    assert store.release_worker(worker, "killed by signal SIGKILL") == 0
+    message = "worker lost (killed by signal SIGKILL) on attempt 2; gave up after 2 lost attempts"
+    run = store.get_run(run_id)
+    assert (run.state, run.error_message) == (RunState.FAILED, message)
+    assert texts(store, run_id) == [
+        "attempt 1 lost: worker lost (killed by signal SIGKILL); retrying",
+        message,
+    ]
+    assert store.claim(worker, queues=[queue], lease=LEASE) == []
+
+
+def test_units_whose_lease_ran_out_are_reaped(store: Store, queue: str) -> None:
+    retried, given_up = new_run(store, queue), new_run(store, queue, max_attempts=1)
+    store.claim("w1", queues=[queue], lease=-1, limit=2)
+    assert store.reap() >= 2  # the database may hold other tests' expired leases
+    assert store.get_run(retried).state == RunState.QUEUED
+    assert texts(store, retried) == ["attempt 1 lost: worker lost (its lease expired); retrying"]
+    run = store.get_run(given_up)
+    assert (run.state, run.error_message) == (
+        RunState.FAILED,
+        "worker lost (its lease expired) on attempt 1; gave up after 1 lost attempts",
+    )
+
+
+def test_a_renewed_lease_is_not_reaped(store: Store, queue: str) -> None:
+    run_id = new_run(store, queue)
+    claim = claim_one(store, queue, lease=-1)
+    assert store.flush(claim, Report(), lease=LEASE).owned
+    store.reap()
+    assert store.get_run(run_id).state == RunState.RUNNING
+    assert store.flush(claim, Report(), lease=LEASE).owned
+
+
+# -- rerun, expiry, pins -------------------------------------------------------------------
+
+
+def test_an_ended_run_can_be_queued_again_with_rising_attempts(store: Store, queue: str) -> None:
+    run_id = ended(store, queue, RunState.FAILED)
+    assert store.requeue(run_id, reason="stale results")
+    run = store.get_run(run_id)
+    assert (run.state, run.finished_at, run.error_message) == (RunState.QUEUED, None, None)
+    assert texts(store, run_id)[-1] == "queued again: stale results"
+    assert not store.requeue(run_id, reason="twice")
+    claim = claim_one(store, queue)
+    assert (claim.run_id, claim.attempt) == (run_id, 2)
+    assert store.load(claim)[1]["one"].result == {"n": 1}  # earlier results stay for reuse
+    assert not store.requeue(run_id, reason="while running")
+
+
+def test_expiring_an_ended_run_keeps_only_a_small_record(store: Store, queue: str) -> None:
+    run_id = ended(store, queue)
+    assert store.expire(run_id, reason="deleted by its owner")
+    run, steps = store.get_run_and_steps(run_id)
+    assert (run.state, run.error_message, run.inputs, steps) == (
+        RunState.EXPIRED,
+        "deleted by its owner",
+        [],
+        {},
+    )
+    assert store.read_log(run_id) == []
+    assert not store.expire(run_id, reason="again")
+    assert not store.requeue(run_id, reason="expired")
+    assert not store.set_pinned(run_id, True)
+    assert run_id in store.unwiped(limit=10_000)
+    store.mark_wiped(run_id)
+    assert run_id not in store.unwiped(limit=10_000)
+
+
+def test_queued_and_running_runs_cannot_be_expired(store: Store, queue: str) -> None:
+    queued, running = new_run(store, queue), new_run(store, queue)
+    store.claim("w1", queues=None, lease=LEASE, run_id=running)
+    assert not store.expire(queued, reason="x")
+    assert not store.expire(running, reason="x")
+    with pytest.raises(NotFoundError):
+        store.expire(str(uuid.uuid4()), reason="x")
+
+
+def test_due_runs_are_ended_unpinned_and_past_expiry_oldest_first(store: Store, queue: str) -> None:
+    base = datetime(2001, 2, 3, tzinfo=UTC)  # long past: no other test's runs are due then
+    late = ended(store, queue, expires_at=base + timedelta(hours=2))
+    early = ended(store, queue, expires_at=base + timedelta(hours=1))
+    pinned = ended(store, queue, expires_at=base)
+    assert store.set_pinned(pinned, True)
+    new_run(store, queue, expires_at=base)  # queued: never due
+    not_yet = ended(store, queue, expires_at=base + timedelta(hours=5))
+    due = store.due_for_expiry(base + timedelta(hours=3), limit=10)
+    assert [d.id for d in due] == [early, late]
+    assert due[0].expires_at == base + timedelta(hours=1)
+    assert [d.id for d in store.due_for_expiry(base + timedelta(hours=3), limit=1)] == [early]
+    assert store.set_pinned(pinned, False)
+    for run_id in (pinned, early, late, not_yet):  # leave nothing due behind
+        store.expire(run_id, reason="test over")
+
+
+def test_a_stored_step_can_be_accepted_under_a_new_fingerprint(store: Store, queue: str) -> None:
+    run_id = ended(store, queue)
+    assert store.accept_step(run_id, "one", {"task": "one", "version": "2"})
+    stored = store.get_steps(run_id)["one"]
+    assert (stored.fingerprint, stored.accepted) == ({"task": "one", "version": "2"}, True)
+    assert not store.accept_step(run_id, "never-ran", {})
+
+
+def test_the_log_is_read_from_an_offset(store: Store, queue: str) -> None:
+    run_id = new_run(store, queue)
+    claim = claim_one(store, queue)
+    lines = [(float(i), "one", "log", f"line {i}") for i in range(5)]
+    store.flush(claim, Report(logs=lines), lease=LEASE)
+    read = store.read_log(run_id)
+    assert [line.text for line in read] == [f"line {i}" for i in range(5)]
+    assert [line.id for line in read] == sorted({line.id for line in read})
+    after = store.read_log(run_id, after=read[1].id, limit=2)
+    assert [line.text for line in after] == ["line 2", "line 3"]
+    assert store.read_log(run_id, after=read[-1].id) == []
+
+
+# -- cancellation --------------------------------------------------------------------------
+
+
+def test_cancelling_a_queued_run_ends_it_at_once(store: Store, queue: str) -> None:
+    run_id = new_run(store, queue)
+    assert store.request_cancel(run_id)
+    run = store.get_run(run_id)
+    assert (run.state, run.error_message) == (RunState.CANCELLED, "cancelled before it started")
+    assert store.claim("w1", queues=[queue], lease=LEASE) == []
+    assert not store.request_cancel(run_id)
+
+
+def test_cancelling_a_running_run_is_seen_by_its_heartbeat(store: Store, queue: str) -> None:
+    run_id = new_run(store, queue)
+    claim = claim_one(store, queue)
+    assert store.request_cancel(run_id)
+    assert store.get_run(run_id).cancel_requested
+    assert store.flush(claim, Report(), lease=LEASE).cancel_requested
+    assert store.finish(claim, RunState.CANCELLED, Report(), Failure("the run was cancelled"))
+    run = store.get_run(run_id)
+    assert (run.state, run.error_message, run.cancel_requested) == (
+        RunState.CANCELLED,
+        "the run was cancelled",
+        False,
+    )
+    assert not store.request_cancel(run_id)
+
+
+@pytest.fixture
+def pending_cancel_wins(request: pytest.FixtureRequest, store: Store) -> None:
+    if not isinstance(store, MemoryStore):
+        # Remove once the SQL store honours a pending cancel when a run ends (the concurrent
+        # cancellation change): strict, so this fails as soon as it does.
+        request.applymarker(pytest.mark.xfail(reason="the SQL store ends such a run succeeded"))
+
+
+@pytest.mark.usefixtures("pending_cancel_wins")
+def test_a_run_cancelled_while_its_last_step_ran_ends_cancelled(store: Store, queue: str) -> None:
+    by_save, by_finish = new_run(store, queue), new_run(store, queue)
+    saving, finishing = store.claim("w1", queues=[queue], lease=LEASE, limit=2)
+    assert store.request_cancel(by_save) and store.request_cancel(by_finish)
+    assert store.save_step(saving, outcome(), Report(), lease=LEASE, final=RunState.SUCCEEDED)
+    assert store.finish(finishing, RunState.SUCCEEDED, Report())
+    for run_id in (by_save, by_finish):
+        assert store.get_run(run_id).state == RunState.CANCELLED
+
+
+# -- doorbells -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bell", ["work", "done"])
+def test_a_ring_wakes_a_waiter(store: Store, bell: str) -> None:
+    wait = store.wait_for_work if bell == "work" else store.wait_for_done
+    wait(0)  # start listening
+    woken = threading.Event()
+
+    def waiter() -> None:
+        wait(60)
+        woken.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    try:
+        for _ in range(300):  # the waiter may not be waiting yet when a ring goes out
+            store.ring_work() if bell == "work" else store.ring_done(str(uuid.uuid4()))
+            if woken.wait(0.1):
+                break
+        assert woken.is_set()
+    finally:
+        thread.join(60)
