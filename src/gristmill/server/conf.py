@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import dj_database_url
@@ -17,6 +21,9 @@ SQLITE_INIT = (
     "PRAGMA page_size=1024;PRAGMA journal_mode=WAL;PRAGMA synchronous={sync};"
     "PRAGMA temp_store=MEMORY;PRAGMA cache_size=-16000"
 )
+
+MIGRATION_LOCK_KEY = 0x67726973746D696C
+"""The PostgreSQL advisory lock that migrations take turns on ("gristmil" in ASCII)."""
 
 
 def database_config(url: str, *, sqlite_sync: str = "normal") -> dict[str, Any]:
@@ -63,14 +70,17 @@ def secret_key(settings: Settings) -> str:
     except FileNotFoundError:
         pass
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
+    # Written whole to a private file, then linked into place: a process starting at the same
+    # moment finds either no key or the complete key, never an empty file.
+    descriptor, draft = tempfile.mkstemp(prefix=".secret_key-", dir=settings.data_dir)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return path.read_text(encoding="utf-8").strip()
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        out.write(key)
-    return key
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(secrets.token_urlsafe(50))
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(draft, path)
+    finally:
+        os.unlink(draft)
+    return path.read_text(encoding="utf-8").strip()
 
 
 def django_settings(settings: Settings) -> dict[str, Any]:
@@ -182,7 +192,45 @@ def current_settings() -> Settings:
 
 
 def run_migrations(alias: str = "default") -> None:
-    """Create or update gristmill's tables in the database ``alias``."""
+    """Create or update gristmill's tables in the database ``alias``.
+
+    Processes migrating the same database at once take turns (:func:`migration_lock`); each
+    one after the first finds the migrations applied and has nothing left to do.
+    """
     from django.core.management import call_command
 
-    call_command("migrate", database=alias, verbosity=0, interactive=False)
+    with migration_lock(alias):
+        call_command("migrate", database=alias, verbosity=0, interactive=False)
+
+
+@contextlib.contextmanager
+def migration_lock(alias: str) -> Iterator[None]:
+    """Hold, across processes, the lock that migrations of the database ``alias`` take turns
+    on: an exclusive ``flock`` on the file beside a SQLite database that the store's writers
+    also take turns on (so writes wait while the schema changes), or PostgreSQL's session
+    advisory lock :data:`MIGRATION_LOCK_KEY`. Blocks until the lock is free."""
+    from django.db import connections
+
+    connection = connections[alias]
+    if connection.vendor == "sqlite":
+        # Taken before the connection opens: creating the file and switching it to WAL mode
+        # happen under the lock too. The name is the one server/store.py gives the driver.
+        descriptor = os.open(
+            f"{connection.settings_dict['NAME']}.lock", os.O_RDWR | os.O_CREAT, 0o600
+        )
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # which releases the lock
+    elif connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK_KEY])
+        try:
+            yield
+        finally:
+            # A broken connection has lost the lock with its session already.
+            with contextlib.suppress(Exception), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_KEY])
+    else:
+        yield
