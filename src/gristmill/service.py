@@ -27,15 +27,22 @@ class Service:
         settings: Settings | None = None,
         *,
         registry: Registry | None = None,
-        alias: str = "default",
+        alias: str | None = None,
         migrate: bool | None = None,
     ) -> Service:
         """Set up the database (Django; SQLite is migrated unless ``migrate=False``) and load
-        the configured pipelines."""
-        setup = importlib.import_module("gristmill.server.conf").setup
-        settings = setup(settings, migrate=migrate)
+        the configured pipelines.
+
+        Services on different databases may share a process: each database gets a Django
+        alias of its own, which the store uses (``alias`` names one instead). Inside a Django
+        project (``DJANGO_SETTINGS_MODULE``) the project's settings and database are used
+        whatever ``settings`` say. Raises :class:`~gristmill.errors.ConfigurationError` for a
+        database that cannot be used.
+        """
+        open_database = importlib.import_module("gristmill.server.conf").open_database
+        settings, database = open_database(settings, migrate=migrate)
         store_module = importlib.import_module("gristmill.server.store")
-        store: Store = store_module.DjangoStore(alias)
+        store: Store = store_module.DjangoStore(alias or database)
         return cls(
             settings=settings,
             store=store,
