@@ -264,12 +264,12 @@ def migration_lock(alias: str) -> Iterator[None]:
     on: an exclusive ``flock`` on the file beside a SQLite database that the store's writers
     also take turns on (so writes wait while the schema changes), or PostgreSQL's session
     advisory lock :data:`MIGRATION_LOCK_KEY`. Blocks until the lock is free."""
-    from django.db import connections
+    from django.db import Error, connections
 
     connection = connections[alias]
     if connection.vendor == "sqlite":
-        # Taken before the connection opens: creating the file and switching it to WAL mode
-        # happen under the lock too. The name is the one server/store.py gives the driver.
+        # Taken before the connection is first used: on a new database, creating the file and
+        # switching it to WAL mode take turns too. server/store.py gives the driver this name.
         descriptor = os.open(
             f"{connection.settings_dict['NAME']}.lock", os.O_RDWR | os.O_CREAT, 0o600
         )
@@ -285,7 +285,7 @@ def migration_lock(alias: str) -> Iterator[None]:
             yield
         finally:
             # A broken connection has lost the lock with its session already.
-            with contextlib.suppress(Exception), connection.cursor() as cursor:
+            with contextlib.suppress(Error), connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_KEY])
     else:
         yield
