@@ -9,13 +9,11 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import service_absent
-from tests.integration.conftest import PIPELINES, _drop_postgres, _postgres_database
+from tests.integration.conftest import PIPELINES
 
 PROCESSES = 6
 
@@ -103,19 +101,6 @@ def test_processes_opening_a_new_sqlite_database_at_once_all_succeed(tmp_path: P
     assert stored == submitted
     # and the secret key made on first use is the same for all
     assert len((data_dir / "secret_key").read_text()) > 40
-
-
-@pytest.fixture
-def fresh_postgres() -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped after the test."""
-    url, reason = _postgres_database()
-    if url is None:
-        service_absent(reason)
-        raise AssertionError("unreachable")  # service_absent skips or fails
-    try:
-        yield url
-    finally:
-        _drop_postgres(url)
 
 
 @pytest.mark.postgres

@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from gristmill.service import Service
 from gristmill.settings import Settings
 from gristmill.submission import get_run, submit
 from tests.conftest import service_absent
-from tests.integration.conftest import PIPELINES, _drop_postgres, _postgres_database
+from tests.integration.conftest import PIPELINES
 
 
 def _runs_in(database: Path) -> set[uuid.UUID]:
@@ -56,19 +55,6 @@ def test_a_service_on_a_configured_database_uses_its_alias(databases: dict[str, 
         service_absent(databases["pg_reason"])
     settings = replace(databases["settings"], database_url=databases["pg_url"])
     assert Service.from_settings(settings).store.alias == "postgres"
-
-
-@pytest.fixture
-def fresh_postgres() -> Iterator[str]:
-    """A new, empty PostgreSQL database, dropped after the test."""
-    url, reason = _postgres_database()
-    if url is None:
-        service_absent(reason)
-        raise AssertionError("unreachable")  # service_absent skips or fails
-    try:
-        yield url
-    finally:
-        _drop_postgres(url)
 
 
 @pytest.mark.postgres
