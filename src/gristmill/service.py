@@ -32,24 +32,25 @@ class StoreFactory(Protocol):
     supply its own) and the store. ``alias`` and ``migrate`` concern SQL stores only."""
 
     def __call__(
-        self, settings: Settings, *, alias: str, migrate: bool | None
+        self, settings: Settings, *, alias: str | None, migrate: bool | None
     ) -> tuple[Settings, Store]: ...
 
 
 def sql_store(
-    settings: Settings, *, alias: str = "default", migrate: bool | None = None
+    settings: Settings, *, alias: str | None = None, migrate: bool | None = None
 ) -> tuple[Settings, Store]:
     """The ``sql`` store: Django set up on the settings' database (SQLite is migrated unless
-    ``migrate=False``), and a :class:`~gristmill.server.store.DjangoStore` on ``alias``."""
-    from gristmill.server.conf import setup
+    ``migrate=False``), and a :class:`~gristmill.server.store.DjangoStore` on ``alias``, or
+    on the Django alias of that database when ``alias`` is None."""
+    from gristmill.server.conf import open_database
     from gristmill.server.store import DjangoStore
 
-    settings = setup(settings, migrate=migrate)
-    return settings, DjangoStore(alias)
+    settings, database = open_database(settings, migrate=migrate)
+    return settings, DjangoStore(alias or database)
 
 
 def memory_store(
-    settings: Settings, *, alias: str = "default", migrate: bool | None = None
+    settings: Settings, *, alias: str | None = None, migrate: bool | None = None
 ) -> tuple[Settings, Store]:
     """The ``memory`` store: a new, empty :class:`~gristmill.store.memory.MemoryStore`."""
     from gristmill.store.memory import MemoryStore
@@ -109,11 +110,19 @@ class Service:
         settings: Settings | None = None,
         *,
         registry: Registry | None = None,
-        alias: str = "default",
+        alias: str | None = None,
         migrate: bool | None = None,
     ) -> Service:
         """Open the store the settings name (``GRISTMILL_STORE``) and load the configured
-        pipelines. Raises :class:`ConfigurationError` for an unknown or uninstallable store."""
+        pipelines.
+
+        With the SQL store, services on different databases may share a process: each
+        database gets a Django alias of its own, which the store uses (``alias`` names one
+        instead). Inside a Django project (``DJANGO_SETTINGS_MODULE``) the project's settings
+        and database are used whatever ``settings`` say. Raises
+        :class:`~gristmill.errors.ConfigurationError` for an unknown or uninstallable store, or
+        a database that cannot be used.
+        """
         settings = settings or Settings.from_env()
         settings, store = store_factory(settings.store)(settings, alias=alias, migrate=migrate)
         return cls(

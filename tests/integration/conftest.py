@@ -283,3 +283,16 @@ def wire(client: TestClient) -> Iterator[Client]:
     urls.urlpatterns = [path("api/v1/", api.urls)]  # type: ignore[attr-defined]
     with override_settings(ROOT_URLCONF=urls, ALLOWED_HOSTS=["testserver"]):
         yield Client()
+
+
+@pytest.fixture
+def fresh_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped after the test."""
+    url, reason = _postgres_database()
+    if url is None:
+        service_absent(reason)
+        raise AssertionError("unreachable")  # service_absent skips or fails
+    try:
+        yield url
+    finally:
+        _drop_postgres(url)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
+import tempfile
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import dj_database_url
@@ -17,6 +22,9 @@ SQLITE_INIT = (
     "PRAGMA page_size=1024;PRAGMA journal_mode=WAL;PRAGMA synchronous={sync};"
     "PRAGMA temp_store=MEMORY;PRAGMA cache_size=-16000"
 )
+
+MIGRATION_LOCK_KEY = 0x67726973746D696C
+"""The PostgreSQL advisory lock that migrations take turns on ("gristmil" in ASCII)."""
 
 
 def database_config(url: str, *, sqlite_sync: str = "normal") -> dict[str, Any]:
@@ -63,14 +71,17 @@ def secret_key(settings: Settings) -> str:
     except FileNotFoundError:
         pass
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
+    # Written whole to a private file, then linked into place: a process starting at the same
+    # moment finds either no key or the complete key, never an empty file.
+    descriptor, draft = tempfile.mkstemp(prefix=".secret_key-", dir=settings.data_dir)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return path.read_text(encoding="utf-8").strip()
-    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-        out.write(key)
-    return key
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(secrets.token_urlsafe(50))
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(draft, path)
+    finally:
+        os.unlink(draft)
+    return path.read_text(encoding="utf-8").strip()
 
 
 def django_settings(settings: Settings) -> dict[str, Any]:
@@ -131,10 +142,25 @@ def django_settings(settings: Settings) -> dict[str, Any]:
 
 
 def setup(settings: Settings | None = None, *, migrate: bool | None = None) -> Settings:
-    """Configure Django for gristmill if nothing else has, and return the settings in force.
+    """Configure Django for gristmill if nothing else has, make the database of ``settings``
+    ready (see :func:`open_database`) and return the settings in force."""
+    return open_database(settings, migrate=migrate)[0]
+
+
+def open_database(
+    settings: Settings | None = None, *, migrate: bool | None = None
+) -> tuple[Settings, str]:
+    """Configure Django for gristmill if nothing else has, and make a database ready; return
+    the settings in force and the Django alias of their database.
+
+    The settings in force are ``settings``, or by default those Django was configured with;
+    inside a Django project (``DJANGO_SETTINGS_MODULE``) always the project's, on its
+    ``default`` database. Otherwise each database gets an alias of its own
+    (:func:`database_alias`), so that services on different databases share the process.
 
     ``migrate`` creates or updates the tables; by default it does so for SQLite only (a
-    PostgreSQL database is migrated on purpose, with ``gristmill migrate``).
+    PostgreSQL database is migrated on purpose, with ``gristmill migrate``). Raises
+    :class:`ConfigurationError` for a database that cannot be used or has no tables yet.
     """
     import django
     from django.conf import settings as django_conf
@@ -148,21 +174,60 @@ def setup(settings: Settings | None = None, *, migrate: bool | None = None) -> S
                 settings.data_dir.mkdir(parents=True, exist_ok=True)
             django_conf.configure(**django_settings(settings))
             django.setup()
-    from django.db import DatabaseError, connections
+    from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-    current = current_settings()
-    engine = django_conf.DATABASES["default"]["ENGINE"]
-    where = describe_database(current.database_url)
+    if settings is None or getattr(django_conf, "SETTINGS_MODULE", None):
+        settings, alias = current_settings(), DEFAULT_DB_ALIAS
+    else:
+        if settings.database_url.startswith("sqlite"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        alias = database_alias(settings)
+    where = describe_database(settings.database_url)
     try:
-        if migrate or (migrate is None and engine.endswith("sqlite3")):
-            run_migrations()
-        elif "gristmill_unit" not in connections["default"].introspection.table_names():
+        if migrate or (migrate is None and connections[alias].vendor == "sqlite"):
+            run_migrations(alias)
+        elif "gristmill_unit" not in connections[alias].introspection.table_names():
             raise ConfigurationError(
                 f"the database {where} has no gristmill tables yet: run `gristmill migrate` first"
             )
     except DatabaseError as error:
         raise ConfigurationError(f"cannot use the database {where}: {error}") from error
-    return current
+    return settings, alias
+
+
+_aliases = threading.Lock()
+
+
+def database_alias(settings: Settings) -> str:
+    """The Django alias of the database ``settings.database_url``: the alias already configured
+    for that database (``default`` for the settings Django was configured with), else a new
+    one, ``gristmill-<n>``, added for it and kept for the life of the process.
+
+    A database keeps the connection options of its first alias (``GRISTMILL_SQLITE_SYNC``).
+    """
+    from django.db import connections
+
+    config = database_config(settings.database_url, sqlite_sync=settings.sqlite_sync)
+    wanted = _identity(config)
+    with _aliases:
+        for alias, existing in connections.settings.items():
+            if _identity(existing) == wanted:
+                return str(alias)
+        number = len(connections.settings) + 1
+        while f"gristmill-{number}" in connections.settings:
+            number += 1
+        alias = f"gristmill-{number}"
+        connections.settings[alias] = config
+        connections.configure_settings(connections.settings)  # fills in Django's defaults
+        return alias
+
+
+def _identity(config: dict[str, Any]) -> tuple[str, ...]:
+    """What makes two ``DATABASES`` entries the same database."""
+    engine, name = str(config.get("ENGINE", "")), str(config.get("NAME") or "")
+    if engine.endswith("sqlite3"):
+        name = os.path.abspath(name)
+    return (engine, name, *(str(config.get(key) or "") for key in ("HOST", "PORT", "USER")))
 
 
 def describe_database(url: str) -> str:
@@ -182,7 +247,45 @@ def current_settings() -> Settings:
 
 
 def run_migrations(alias: str = "default") -> None:
-    """Create or update gristmill's tables in the database ``alias``."""
+    """Create or update gristmill's tables in the database ``alias``.
+
+    Processes migrating the same database at once take turns (:func:`migration_lock`); each
+    one after the first finds the migrations applied and has nothing left to do.
+    """
     from django.core.management import call_command
 
-    call_command("migrate", database=alias, verbosity=0, interactive=False)
+    with migration_lock(alias):
+        call_command("migrate", database=alias, verbosity=0, interactive=False)
+
+
+@contextlib.contextmanager
+def migration_lock(alias: str) -> Iterator[None]:
+    """Hold, across processes, the lock that migrations of the database ``alias`` take turns
+    on: an exclusive ``flock`` on the file beside a SQLite database that the store's writers
+    also take turns on (so writes wait while the schema changes), or PostgreSQL's session
+    advisory lock :data:`MIGRATION_LOCK_KEY`. Blocks until the lock is free."""
+    from django.db import Error, connections
+
+    connection = connections[alias]
+    if connection.vendor == "sqlite":
+        # Taken before the connection is first used: on a new database, creating the file and
+        # switching it to WAL mode take turns too. server/store.py gives the driver this name.
+        descriptor = os.open(
+            f"{connection.settings_dict['NAME']}.lock", os.O_RDWR | os.O_CREAT, 0o600
+        )
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # which releases the lock
+    elif connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK_KEY])
+        try:
+            yield
+        finally:
+            # A broken connection has lost the lock with its session already.
+            with contextlib.suppress(Error), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_KEY])
+    else:
+        yield

@@ -1,5 +1,7 @@
-"""The URLs of a stand-alone gristmill. A Django project that adds gristmill to its
-``INSTALLED_APPS`` can include the same patterns under any prefix."""
+"""The URLs of a stand-alone gristmill, mounted at the site's root.
+
+They cannot yet be mounted under a prefix: the API's answers carry absolute paths
+(``/runs/...``, ``/api/v1/...``) that the pages and the command-line client follow."""
 
 from __future__ import annotations
 
