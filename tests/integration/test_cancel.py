@@ -11,18 +11,27 @@ import itertools
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gristmill.engine.store import Failure, Report, StepOutcome
+from gristmill.engine.store import (
+    CANCELLED_MESSAGE,
+    KILLED_MESSAGE,
+    Failure,
+    Report,
+    StepOutcome,
+)
 from gristmill.runs import RunState, StepState
 from gristmill.service import Service
 from gristmill.submission import RunStatus, get_run, submit, wait
 from tests.integration.conftest import Workers
+from tests.integration.test_web import run_page
 
 if TYPE_CHECKING:
+    from django.test import Client
     from ninja.testing import TestClient
 
 TRIES = 50
@@ -213,3 +222,102 @@ def test_running_a_cancelled_run_again_forgets_the_cancel(service: Service) -> N
         None,
     )
     assert run.interrupted_step is None
+
+
+# -- what the page of a cancelled run says --------------------------------------------------
+
+
+def cancelled_text(web: Client, run_id: str) -> str:
+    (text,) = run_page(web, run_id).texts("#run-error")
+    return text  # type: ignore[no-any-return]
+
+
+def when(service: Service, run_id: str) -> str:
+    at = get_run(run_id, service=service).run.cancel_requested_at
+    assert at is not None
+    return f"{at:%-d %B %Y, %H:%M:%S} UTC"
+
+
+def test_the_page_says_once_who_cancelled_when_and_which_step_was_interrupted(
+    service: Service, web: Client
+) -> None:
+    run_id = submit("trivial", service=service)
+    (claim,) = service.store.claim("test", queues=None, lease=30, run_id=run_id)
+    assert service.store.request_cancel(run_id, by="alice")
+    assert service.store.finish(
+        claim, RunState.CANCELLED, Report(), Failure(CANCELLED_MESSAGE, step="one")
+    )
+    assert cancelled_text(web, run_id) == (
+        f"This run was cancelled by alice on {when(service, run_id)}, "
+        "while its step “one” was running."
+    )
+
+
+def test_the_page_says_when_a_step_had_to_be_killed(service: Service, web: Client) -> None:
+    run_id = submit("trivial", service=service)
+    (claim,) = service.store.claim("test", queues=None, lease=30, run_id=run_id)
+    assert service.store.request_cancel(run_id)
+    assert service.store.finish(
+        claim, RunState.CANCELLED, Report(), Failure(KILLED_MESSAGE, step="one")
+    )
+    assert cancelled_text(web, run_id) == (
+        f"This run was cancelled by someone who was not signed in on {when(service, run_id)}, "
+        "while its step “one” was running. Its step did not stop when asked, so its processes "
+        "were killed."
+    )
+
+
+def test_the_page_names_the_step_that_never_started(service: Service, web: Client) -> None:
+    run_id = submit("holding", params={"control": "unused"}, service=service)
+    (claim,) = service.store.claim("test", queues=None, lease=30, run_id=run_id)
+    assert service.store.save_step(claim, _outcome(), Report(), lease=30)
+    assert service.store.request_cancel(run_id, by="bob")
+    assert service.store.finish(claim, RunState.CANCELLED, Report(), Failure(CANCELLED_MESSAGE))
+    assert cancelled_text(web, run_id) == (
+        f"This run was cancelled by bob on {when(service, run_id)}, before its step “hold” started."
+    )
+
+
+def test_the_page_says_so_when_the_cancel_came_as_the_last_step_finished(
+    service: Service, web: Client
+) -> None:
+    run_id = submit("trivial", service=service)
+    (claim,) = service.store.claim("test", queues=None, lease=30, run_id=run_id)
+    assert service.store.request_cancel(run_id, by="alice")
+    assert service.store.save_step(claim, _outcome(), Report(), lease=30, final=RunState.SUCCEEDED)
+    assert cancelled_text(web, run_id) == (
+        f"This run was cancelled by alice on {when(service, run_id)}, as its last step finished."
+    )
+
+
+def test_a_run_cancelled_from_the_command_line_says_so(service: Service, web: Client) -> None:
+    run_id = submit("trivial", service=service)
+    (claim,) = service.store.claim("test", queues=None, lease=30, run_id=run_id)
+    reason = "cancelled from the command line (Ctrl-C)"
+    assert service.store.finish(claim, RunState.CANCELLED, Report(), Failure(reason, step="one"))
+    assert cancelled_text(web, run_id) == (
+        "This run was cancelled, while its step “one” was running. "
+        "Cancelled from the command line (Ctrl-C)."
+    )
+
+
+def test_the_api_says_who_cancelled_when_and_which_step_was_interrupted(
+    service: Service, client: TestClient
+) -> None:
+    run_id = submit("trivial", service=service)
+    (claim,) = service.store.claim("test", queues=None, lease=30, run_id=run_id)
+    assert service.store.request_cancel(run_id, by="alice")
+    assert service.store.finish(claim, RunState.FAILED, Report(), Failure("boom", step="one"))
+    body = client.get(f"/runs/{run_id}").json()
+    at = get_run(run_id, service=service).run.cancel_requested_at
+    assert at is not None
+    assert {key: body[key] for key in ("state", "cancel_requested", "cancel_requested_by")} == {
+        "state": "cancelled",
+        "cancel_requested": True,
+        "cancel_requested_by": "alice",
+    }
+    # The API gives times to the millisecond.
+    assert datetime.fromisoformat(body["cancel_requested_at"]) == at.replace(
+        microsecond=at.microsecond // 1000 * 1000
+    )
+    assert (body["interrupted_step"], body["error"]["message"]) == ("one", "the run was cancelled")

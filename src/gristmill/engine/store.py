@@ -26,6 +26,9 @@ CANCELLED_MESSAGE = "the run was cancelled"
 KILLED_MESSAGE = "the run was cancelled; its processes were killed"
 """The message of a cancelled run whose step did not stop when asked."""
 
+NEVER_STARTED_MESSAGE = "cancelled before it started"
+"""The message of a run cancelled while it was queued."""
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:

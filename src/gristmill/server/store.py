@@ -19,6 +19,7 @@ from django.db import OperationalError, connections
 
 from gristmill.engine.store import (
     CANCELLED_MESSAGE,
+    NEVER_STARTED_MESSAGE,
     Claim,
     DueRun,
     Failure,
@@ -364,11 +365,19 @@ class DjangoStore(Store):
             now = self._dt(_now())
             if self._write(
                 Fence(
-                    "UPDATE gristmill_run SET state = %s, finished_at = %s, "
-                    "error_message = 'cancelled before it started', cancel_requested = %s, "
-                    "cancel_requested_at = %s, cancel_requested_by = %s "
+                    "UPDATE gristmill_run SET state = %s, finished_at = %s, error_message = %s, "
+                    "cancel_requested = %s, cancel_requested_at = %s, cancel_requested_by = %s "
                     "WHERE id = %s AND state = %s",
-                    [RunState.CANCELLED.value, now, True, now, by, key, RunState.QUEUED.value],
+                    [
+                        RunState.CANCELLED.value,
+                        now,
+                        NEVER_STARTED_MESSAGE,
+                        True,
+                        now,
+                        by,
+                        key,
+                        RunState.QUEUED.value,
+                    ],
                 ),
                 (
                     "UPDATE gristmill_unit SET state = 'done' "
