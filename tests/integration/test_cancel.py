@@ -321,3 +321,17 @@ def test_the_api_says_who_cancelled_when_and_which_step_was_interrupted(
         microsecond=at.microsecond // 1000 * 1000
     )
     assert (body["interrupted_step"], body["error"]["message"]) == ("one", "the run was cancelled")
+
+
+def test_a_run_asked_to_stop_says_it_is_cancelling_and_offers_no_cancel(
+    service: Service, web: Client
+) -> None:
+    run_id = submit("trivial", service=service)
+    (claim,) = service.store.claim("test", queues=None, lease=30, run_id=run_id)
+    try:
+        assert service.store.request_cancel(run_id, by="alice")
+        html = run_page(web, run_id)
+        assert html.texts("#run-stage") == ["Cancelling: waiting for the current step to stop."]
+        assert html.select("#cancel") == []
+    finally:
+        service.store.finish(claim, RunState.CANCELLED, Report())

@@ -73,6 +73,8 @@ def stage_text(status: RunStatus, titles: dict[str, str]) -> str:
     run = status.run
     if run.state == RunState.QUEUED:
         return "Waiting for a worker."
+    if run.cancel_requested:
+        return "Cancelling: waiting for the current step to stop."
     if run.current_step is None:
         return "Starting."
     text = f"Running {titles.get(run.current_step, run.current_step)}"
