@@ -3,6 +3,9 @@ run ends ``cancelled``; a run that had already ended answers 409 with its final 
 
 Each moment is tried many times. The steps tell the test where they are through marker files
 (``control/<run>-<step>``); the test cancels once a step's marker exists.
+
+These are contract tests of the executors: ``live`` starts workers of each executor (the local
+one today; Celery adds itself to its parameters when it lands).
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ if TYPE_CHECKING:
     from ninja.testing import TestClient
 
 TRIES = 50
+
+
+@pytest.fixture(params=["local"])
+def live(request: pytest.FixtureRequest, workers: Workers) -> Callable[[int], object]:
+    """Starts ``count`` live workers of each executor (``request.param``) on the test's
+    database; they are stopped after the test."""
+    return workers.start
 
 
 def marked(control: Path, run_id: str, step: str) -> Callable[[], bool]:
@@ -83,9 +93,9 @@ def submit_all(service: Service, pipeline: str, control: Path, **params: Any) ->
 
 
 def test_queued_runs_are_cancelled_at_once(
-    service: Service, site: None, client: TestClient, workers: Workers, control: Path
+    service: Service, site: None, client: TestClient, live: Callable[[int], object], control: Path
 ) -> None:
-    workers.start(1)
+    live(1)
     blocker = submit("cancel-progress", params={"control": str(control)}, service=service)
     until(marked(control, blocker, "counting"), message="the worker to be busy")
     queued = submit_all(service, "cancel-last", control)
@@ -101,9 +111,9 @@ def test_queued_runs_are_cancelled_at_once(
 
 
 def test_a_step_that_reports_nothing_ends_and_the_next_never_starts(
-    service: Service, site: None, client: TestClient, workers: Workers, control: Path
+    service: Service, site: None, client: TestClient, live: Callable[[int], object], control: Path
 ) -> None:
-    workers.start(2)
+    live(2)
     runs = submit_all(service, "cancel-silent", control, seconds=0.4)
     answers = {}
     for run_id in runs:
@@ -117,9 +127,9 @@ def test_a_step_that_reports_nothing_ends_and_the_next_never_starts(
 
 
 def test_a_step_that_reports_progress_stops_when_cancelled(
-    service: Service, site: None, client: TestClient, workers: Workers, control: Path
+    service: Service, site: None, client: TestClient, live: Callable[[int], object], control: Path
 ) -> None:
-    workers.start(2)
+    live(2)
     runs = submit_all(service, "cancel-progress", control)
     answers = {}
     for run_id in runs:
@@ -133,9 +143,9 @@ def test_a_step_that_reports_progress_stops_when_cancelled(
 
 
 def test_a_cancel_between_steps_stops_the_run_before_its_next_step(
-    service: Service, site: None, client: TestClient, workers: Workers, control: Path
+    service: Service, site: None, client: TestClient, live: Callable[[int], object], control: Path
 ) -> None:
-    workers.start(2)
+    live(2)
     answers = {}
     for run_id in submit_all(service, "cancel-steps", control):
         until(lambda r=run_id: get_run(r).state != RunState.QUEUED, message="the run to start")
@@ -149,14 +159,29 @@ def test_a_cancel_between_steps_stops_the_run_before_its_next_step(
 
 
 def test_a_cancel_during_the_write_that_ends_the_run_is_decided_by_the_database(
-    service: Service, site: None, client: TestClient, workers: Workers, control: Path
+    service: Service, site: None, client: TestClient, live: Callable[[int], object], control: Path
 ) -> None:
-    workers.start(2)
+    live(2)
     answers = {}
     for run_id in submit_all(service, "cancel-last", control, size=200_000):
         until(marked(control, run_id, "last"), message=f"run {run_id} to reach its last step")
         answers[run_id] = cancel(client, run_id)
     settled(service, answers)
+
+
+def test_a_step_that_never_stops_is_killed_after_the_grace_and_the_run_is_cancelled(
+    service: Service, site: None, client: TestClient, live: Callable[[int], object], control: Path
+) -> None:
+    live(1)
+    run_id = submit(
+        "cancel-silent", params={"control": str(control), "seconds": 60}, service=service
+    )
+    until(marked(control, run_id, "silent"), message="the step to start")
+    assert cancel(client, run_id) == 202
+    status = wait(run_id, timeout=30, service=service)
+    assert (status.state, status.error) == (RunState.CANCELLED, KILLED_MESSAGE)
+    assert status.run.interrupted_step == "silent"
+    assert not (control / f"{run_id}-last").exists()
 
 
 # -- the store's end-of-run write ---------------------------------------------------------
