@@ -97,7 +97,9 @@ class UnitRunner:
         self._then_claim: NextClaim | None = None
 
     def run(self, claim: Claim, then_claim: NextClaim | None = None) -> RunState | None:
-        """Execute ``claim``; return the run's final state, or ``None`` if fenced out.
+        """Execute ``claim``; return the state the run was ended with, or ``None`` if fenced
+        out. (A cancel requested before that write wins in the store: the run is then
+        ``cancelled`` whatever this says.)
 
         With ``then_claim``, the write that ends the unit also claims the worker's next unit(s)
         into ``then_claim.claims``.
