@@ -29,7 +29,7 @@ something; a step that reports nothing costs no flush but the heartbeat."""
 TICK = 0.05
 """How often the watchdog looks at the running unit (time limits, pending reports)."""
 
-IDLE_TICK = 0.5
+IDLE_TICK = 0.2
 """How long the watchdog waits at a time while no unit runs."""
 
 CANCEL_POLL = 1.0

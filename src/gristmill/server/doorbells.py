@@ -49,6 +49,9 @@ class PostgresDoorbell:
             params = connections[self.alias].get_connection_params()
             params.pop("cursor_factory", None)
             params.pop("context", None)
+            # The watchdog listens between its looks at a running step: never hang on a
+            # server that does not answer.
+            params.setdefault("connect_timeout", 5)
             self._listener = psycopg.connect(**params, autocommit=True)
             self._listener.execute(f"LISTEN {self.channel}")
             return True
