@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,14 @@ def test_a_running_run_is_cancelled_with_its_button_and_the_page_follows(
     page.wait_for_selector("#step-hold.state-running")
     page.click("#cancel")
     page.wait_for_selector("#run-state.state-cancelled")  # the step stops; run.js reloads
-    assert page.text_content("#run-error").strip().startswith("This run was cancelled.")
+    run_id = page.get_attribute("#run", "data-run-id")
+    with server.client() as http:
+        asked = http.get(f"api/v1/runs/{run_id}").json()["cancel_requested_at"]
+    at = datetime.fromisoformat(asked)
+    assert page.text_content("#run-error").strip() == (
+        f"This run was cancelled by someone who was not signed in on "
+        f"{at:%-d %B %Y, %H:%M:%S} UTC, while its step “hold” was running."
+    )
     assert page.query_selector("#cancel") is None
     assert page.query_selector("#rerun") is not None
 

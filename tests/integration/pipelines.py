@@ -276,3 +276,57 @@ any_source = Pipeline(
     [list_inputs],
     inputs=Inputs(kinds=["file", "text", "url", "datafile", "run"], max_count=5, max_size=4096),
 )
+
+
+# -- for the cancellation tests ----------------------------------------------------------
+
+
+class CancelParams(BaseModel):
+    control: str = ""
+    seconds: float = 0.3
+    size: int = 0
+
+
+def _mark(run: RunContext, what: str) -> None:
+    """Tell the test that the step got here (a file named for the run and ``what``)."""
+    (Path(run.params.control) / f"{run.run_id}-{what}").touch()
+
+
+@task
+def silent(run: RunContext) -> int:
+    """Reports nothing and never looks whether it was cancelled."""
+    _mark(run, "silent")
+    time.sleep(run.params.seconds)
+    return 1
+
+
+@task
+def counting(run: RunContext) -> int:
+    """Reports progress and stops when cancelled; never ends on its own."""
+    deadline = time.monotonic() + 20
+    done = 0
+    while time.monotonic() < deadline:
+        done += 1
+        run.progress(done)
+        if done == 10:
+            _mark(run, "counting")
+        run.check_cancelled()
+        time.sleep(0.001)
+    raise TaskError("the test never cancelled this step")
+
+
+@task
+def last(run: RunContext) -> str:
+    """Returns at once, with ``size`` bytes of result: the write that ends the run."""
+    _mark(run, "last")
+    return "x" * run.params.size
+
+
+cancel_silent = Pipeline("cancel-silent", [silent, last], params=CancelParams, inputs=OPTIONAL)
+cancel_progress = Pipeline(
+    "cancel-progress", [counting, last], params=CancelParams, inputs=OPTIONAL
+)
+cancel_last = Pipeline("cancel-last", [last], params=CancelParams, inputs=OPTIONAL)
+cancel_steps = Pipeline(
+    "cancel-steps", [*(_constant(i) for i in range(20)), last], params=CancelParams, inputs=OPTIONAL
+)

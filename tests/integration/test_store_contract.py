@@ -467,23 +467,15 @@ def test_cancelling_a_running_run_is_seen_by_its_heartbeat(store: Store, queue: 
     assert store.flush(claim, Report(), lease=LEASE).cancel_requested
     assert store.finish(claim, RunState.CANCELLED, Report(), Failure("the run was cancelled"))
     run = store.get_run(run_id)
+    # The request stays on record (who asked and when) until the run is queued again.
     assert (run.state, run.error_message, run.cancel_requested) == (
         RunState.CANCELLED,
         "the run was cancelled",
-        False,
+        True,
     )
     assert not store.request_cancel(run_id)
 
 
-@pytest.fixture
-def pending_cancel_wins(request: pytest.FixtureRequest, store: Store) -> None:
-    if not isinstance(store, MemoryStore):
-        # Remove once the SQL store honours a pending cancel when a run ends (the concurrent
-        # cancellation change): strict, so this fails as soon as it does.
-        request.applymarker(pytest.mark.xfail(reason="the SQL store ends such a run succeeded"))
-
-
-@pytest.mark.usefixtures("pending_cancel_wins")
 def test_a_run_cancelled_while_its_last_step_ran_ends_cancelled(store: Store, queue: str) -> None:
     by_save, by_finish = new_run(store, queue), new_run(store, queue)
     saving, finishing = store.claim("w1", queues=[queue], lease=LEASE, limit=2)

@@ -519,7 +519,11 @@ def test_a_cancelled_run_says_so(service: Service, web: Client) -> None:
     run_id = submit("trivial", service=service)
     assert service.store.request_cancel(run_id)
     html = run_page(web, run_id)
-    assert html.texts("#run-error") == ["This run was cancelled. Cancelled before it started."]
+    at = get_run(run_id, service=service).run.cancel_requested_at
+    assert html.texts("#run-error") == [
+        f"This run was cancelled by someone who was not signed in on {at:%-d %B %Y, %H:%M:%S} "
+        "UTC, before it started."
+    ]
     assert html.one("#run-state").text == "cancelled"
     assert html.select("script") == []
 

@@ -128,3 +128,15 @@ def test_a_doorbell_that_cannot_listen_falls_back_to_waiting_out_its_timeout(
     bell.wait(0)  # no socket, no error: the caller polls instead
     bell.ring()
     bell.close()
+
+
+def test_wait_says_whether_it_rang(bell: SocketDoorbell) -> None:
+    assert bell.wait(0) is True  # only started listening: a ring may have been missed
+    assert bell.wait(0) is False
+    ringer = SocketDoorbell(bell.directory)
+    try:
+        ringer.ring()
+    finally:
+        ringer.close()
+    assert bell.wait(DEADLINE) is True
+    assert bell.wait(0) is False  # every pending ring was taken at once

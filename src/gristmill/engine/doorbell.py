@@ -58,20 +58,22 @@ class SocketDoorbell:
         self._sock, self._path = sock, path
         return True
 
-    def wait(self, timeout: float) -> None:
-        """Block until a ring arrives or ``timeout`` passes; the first call only starts
-        listening and returns at once, so callers check state after it and before waiting."""
+    def wait(self, timeout: float) -> bool:
+        """Block until a ring arrives or ``timeout`` passes; return whether it rang. The first
+        call only starts listening and returns True at once (a ring before it is lost), so
+        callers check state after it and before waiting."""
         if self.listen():
-            return
+            return True
         if self._sock is None:  # no doorbell: wait out the timeout
             time.sleep(max(0.0, timeout))
-            return
+            return False
         readable, _, _ = select.select([self._sock], [], [], max(0.0, timeout))
         if readable:
             # Drain every pending ring: one wake-up is enough for all of them.
             with contextlib.suppress(BlockingIOError):
                 while True:
                     self._sock.recv(64)
+        return bool(readable)
 
     def ring(self) -> None:
         """Wake every listener of this channel."""

@@ -20,6 +20,7 @@ from typing import Any
 from gristmill.context import RunContext
 from gristmill.engine.planner import RunView, previous_result, upstream_token
 from gristmill.engine.store import (
+    CANCELLED_MESSAGE,
     Claim,
     Failure,
     NextClaim,
@@ -96,7 +97,9 @@ class UnitRunner:
         self._then_claim: NextClaim | None = None
 
     def run(self, claim: Claim, then_claim: NextClaim | None = None) -> RunState | None:
-        """Execute ``claim``; return the run's final state, or ``None`` if fenced out.
+        """Execute ``claim``; return the state the run was ended with, or ``None`` if fenced
+        out. (A cancel requested before that write wins in the store: the run is then
+        ``cancelled`` whatever this says.)
 
         With ``then_claim``, the write that ends the unit also claims the worker's next unit(s)
         into ``then_claim.claims``.
@@ -129,7 +132,7 @@ class UnitRunner:
                 Failure(f"pipeline {run.pipeline!r} is not offered by this server any more"),
             )
         if run.cancel_requested:
-            return self._end(claim, reporter, RunState.CANCELLED, Failure("the run was cancelled"))
+            return self._end(claim, reporter, RunState.CANCELLED, Failure(CANCELLED_MESSAGE))
         if claim.attempt > 1:
             reporter.log(f"attempt {claim.attempt} starting", "system")
         view = RunView(pipeline, run, self.storage)
@@ -137,6 +140,9 @@ class UnitRunner:
         tokens: dict[str, str] = {}
         last = len(pipeline.steps) - 1
         for position, task in enumerate(pipeline.steps):
+            if reporter.cancel_reason == "cancelled":
+                # Asked to stop during the step before: the steps after it never start.
+                return self._end(claim, reporter, RunState.CANCELLED, Failure(CANCELLED_MESSAGE))
             name = task.step_name
             reporter.begin_step(name)
             context = view.context(task, results, attempt=claim.attempt, reporter=reporter)
@@ -285,6 +291,7 @@ class UnitRunner:
                 "internal error %s in step %s of run %s\n%s", ref, name, claim.run_id, trace
             )
             failure = Failure(f"internal error, reference {ref}", ref=ref, traceback=trace)
+        failure = Failure(failure.message, failure.ref, failure.traceback, step=name)
         reporter.log(f"step `{name}` {state.value}: {failure.message}", "system")
         now = time.time()
         self._save(

@@ -21,6 +21,15 @@ from typing import Any, NamedTuple
 
 from gristmill.runs import RunState
 
+CANCELLED_MESSAGE = "the run was cancelled"
+"""The message of a run that a cancel stopped, unless its worker had more to say."""
+
+KILLED_MESSAGE = "the run was cancelled; its processes were killed"
+"""The message of a cancelled run whose step did not stop when asked."""
+
+NEVER_STARTED_MESSAGE = "cancelled before it started"
+"""The message of a run cancelled while it was queued."""
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -120,6 +129,12 @@ class RunRecord:
     ancestor_id: str | None = None
     pinned: bool = False
     """Kept past its retention period until unpinned."""
+    cancel_requested_at: datetime | None = None
+    """When the run was asked to stop (set with ``cancel_requested``, kept once it ended)."""
+    cancel_requested_by: str | None = None
+    """Who asked: a user name, or ``None`` for a caller without an account."""
+    interrupted_step: str | None = None
+    """The step that was running when a cancel stopped the run, if one was."""
 
 
 class DueRun(NamedTuple):
@@ -203,6 +218,9 @@ class Failure:
     message: str
     ref: str | None = None
     traceback: str | None = None
+    step: str | None = None
+    """The step that was running when the run ended, if one was (recorded if it ends
+    cancelled)."""
 
 
 class Store(abc.ABC):
@@ -249,10 +267,14 @@ class Store(abc.ABC):
         """Return up to ``limit`` log lines with ``id > after``, oldest first."""
 
     @abc.abstractmethod
-    def request_cancel(self, run_id: str) -> bool:
-        """Cancel the run: at once if queued, cooperatively if running.
+    def request_cancel(self, run_id: str, *, by: str | None = None) -> bool:
+        """Cancel the run: at once if queued; if running, record the request (``by``: who
+        asked, ``None`` for a caller without an account) and ring the cancel doorbell.
 
-        Returns False if the run had already ended.
+        Returns False if the run had already ended. True is a promise: the run ends
+        ``cancelled``, because the write that ends a run honours a pending request in its own
+        transaction (see :meth:`finish`); the two are atomic against each other, so the store,
+        not a caller's stale view, decides between them.
         """
 
     @abc.abstractmethod
@@ -339,6 +361,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def cancel_requested(self, claim: Claim) -> bool:
+        """Whether the claimed run was asked to stop (a read; nothing is written)."""
+
+    @abc.abstractmethod
     def flush(self, claim: Claim, report: Report, *, lease: float) -> Renewal:
         """Write live status and new log lines and renew the lease (the heartbeat).
 
@@ -357,7 +383,11 @@ class Store(abc.ABC):
         then_claim: NextClaim | None = None,
     ) -> bool:
         """End the unit and move its run to ``state`` (claiming the worker's next unit in the
-        same transaction with ``then_claim``). False, writing nothing, if fenced out."""
+        same transaction with ``then_claim``). False, writing nothing, if fenced out.
+
+        If a cancel was requested meanwhile (:meth:`request_cancel` returned True), the run
+        ends ``cancelled`` whatever ``state`` says, with ``failure.step`` as the interrupted
+        step; :meth:`save_step` with ``final`` does the same."""
 
     @abc.abstractmethod
     def release(self, claim: Claim, report: Report) -> bool:
@@ -388,6 +418,13 @@ class Store(abc.ABC):
         """Block until :meth:`ring_work` is called somewhere, or ``timeout`` seconds pass."""
 
     @abc.abstractmethod
+    def wait_for_cancel(self, timeout: float) -> bool:
+        """Block until some run is asked to stop (:meth:`request_cancel`), or ``timeout``
+        seconds pass. Returns whether it was woken (or may have missed a ring: the first call
+        only starts listening and returns True); callers then look at their run with
+        :meth:`cancel_requested`."""
+
+    @abc.abstractmethod
     def ring_done(self, run_id: str) -> None:
         """Tell waiters that a run reached a terminal state."""
 
@@ -406,6 +443,10 @@ class Store(abc.ABC):
     def before_fork(self) -> None:  # noqa: B027 - optional hook, nothing shared by default
         """Called by a process about to fork workers: drop what a child must not share with
         it (database connections and their sockets). The parent reconnects on next use."""
+
+    def end_thread(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release what the calling thread holds (its connection): called by a thread of the
+        engine's own, such as the watchdog, before it ends."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections and sockets held by this process."""

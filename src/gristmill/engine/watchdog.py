@@ -6,6 +6,11 @@ step costs no extra database write: its report goes out with the step's result. 
 notices cancellation and lost leases, and enforces the step's time limit: first by asking the
 step to stop, then, after a grace period, by calling a hard-stop function that kills the step's
 whole process group.
+
+A cancel reaches the watchdog through the store's cancel doorbell (NOTIFY on PostgreSQL, a local
+socket on SQLite): the watchdog waits on it instead of sleeping between its looks, and reads its
+run's cancel flag when it rings. A lost ring costs at most ``CANCEL_POLL``: the flag is also read
+that often while a unit runs, and with every flush.
 """
 
 from __future__ import annotations
@@ -17,11 +22,19 @@ from dataclasses import dataclass
 
 from gristmill.engine.store import Claim, Report, Store
 
-FLUSH_INTERVAL = 0.5
-"""Seconds between flushes of pending log lines and progress while a step runs."""
+FLUSH_INTERVAL = 0.25
+"""Seconds between flushes of pending log lines and progress while a step runs and reports
+something; a step that reports nothing costs no flush but the heartbeat."""
 
-TICK = 0.1
-"""How often the watchdog looks at the running unit."""
+TICK = 0.05
+"""How often the watchdog looks at the running unit (time limits, pending reports)."""
+
+IDLE_TICK = 0.2
+"""How long the watchdog waits at a time while no unit runs."""
+
+CANCEL_POLL = 1.0
+"""Seconds between reads of the running unit's cancel flag when no doorbell rang: the most a
+lost ring delays a cancel."""
 
 
 class UnitReporter:
@@ -101,6 +114,7 @@ class _Guard:
     claim: Claim
     reporter: UnitReporter
     last_write: float
+    next_cancel_look: float
     deadline: float | None = None
     timeout: float | None = None
     hard_deadline: float | None = None
@@ -110,8 +124,9 @@ class Watchdog:
     """One thread per worker process that guards whichever unit is running.
 
     The worker's thread only sets attributes (no locks, no wake-ups) when a unit or a step
-    starts; the watchdog looks every ``TICK`` seconds. So a fast step costs the watchdog
-    nothing, and a time limit is enforced within a tick.
+    starts; the watchdog looks every ``TICK`` seconds, and at once when the cancel doorbell
+    rings. So a fast step costs the watchdog nothing, a time limit is enforced within a tick,
+    and a cancel reaches the step within a database read of its request.
     """
 
     def __init__(
@@ -134,7 +149,8 @@ class Watchdog:
 
     def watch(self, claim: Claim, reporter: UnitReporter) -> None:
         """Guard ``claim`` from now on."""
-        self._guard = _Guard(claim, reporter, last_write=time.monotonic())
+        now = time.monotonic()
+        self._guard = _Guard(claim, reporter, last_write=now, next_cancel_look=now + CANCEL_POLL)
 
     def step_started(self, timeout: float | None) -> None:
         """A step started with this time limit (``None``: a step ended)."""
@@ -161,17 +177,42 @@ class Watchdog:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        try:
+            self._guard_units()
+        finally:
+            self.store.end_thread()
+
+    def _guard_units(self) -> None:
         heartbeat = self.lease / 3
-        while not self._stop.wait(TICK):
+        while not self._stop.is_set():
+            rang = self._wait(TICK if self._guard is not None else IDLE_TICK)
             guard = self._guard
             if guard is None:
                 continue
             now = time.monotonic()
+            if (rang or now >= guard.next_cancel_look) and not guard.reporter.is_cancelled():
+                guard.next_cancel_look = now + CANCEL_POLL
+                self._look_for_cancel(guard)
             self._enforce(guard, now)
             since = now - guard.last_write
             if since >= heartbeat or (guard.reporter.dirty and since >= FLUSH_INTERVAL):
                 guard.last_write = now
                 self._flush(guard)
+
+    def _wait(self, timeout: float) -> bool:
+        try:
+            return self.store.wait_for_cancel(timeout)
+        except Exception:  # the database is away: look again after a tick, polling meanwhile
+            self._stop.wait(timeout)
+            return False
+
+    def _look_for_cancel(self, guard: _Guard) -> None:
+        try:
+            requested = self.store.cancel_requested(guard.claim)
+        except Exception:  # a database hiccup: the next look, or the next flush, tells
+            return
+        if requested and guard is self._guard:
+            guard.reporter.cancel("cancelled")
 
     def _enforce(self, guard: _Guard, now: float) -> None:
         if self._drain_at is not None and now >= self._drain_at:

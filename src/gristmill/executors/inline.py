@@ -47,7 +47,8 @@ class InlineExecutor:
         return run_id, claim
 
     def run(self, claim: Claim) -> RunState | None:
-        """Run the claimed unit here; return the run's final state (``None`` if fenced out)."""
+        """Run the claimed unit here; return the state it was ended with (``None`` if fenced
+        out), as :meth:`UnitRunner.run <gristmill.engine.runner.UnitRunner.run>` does."""
         return self.worker.runner.run(claim)
 
     def abandon(self, claim: Claim, reason: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from gristmill.engine.runner import UnitRunner
-from gristmill.engine.store import Claim, Failure, NextClaim, Report
+from gristmill.engine.store import KILLED_MESSAGE, Claim, Failure, NextClaim, Report
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.errors import StoreUnavailableError
 from gristmill.runs import RunState
@@ -42,7 +42,7 @@ def hard_stop_message(
             f"step `{step}` ran past its time limit and did not stop; its processes were killed"
         )
     if reason == "cancelled":
-        return RunState.CANCELLED, Failure("the run was cancelled; its processes were killed")
+        return RunState.CANCELLED, Failure(KILLED_MESSAGE, step=step)
     return None, None
 
 

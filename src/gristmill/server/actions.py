@@ -29,11 +29,12 @@ class ActionRefused(Exception):
 
 
 def cancel(caller: Caller, service: Service, run_id: str) -> RunState:
-    """Cancel the run: at once if queued, as soon as its step stops if running. Returns the
-    run's state afterwards."""
+    """Cancel the run: at once if queued, as soon as its step stops if running (then it ends
+    ``cancelled`` whatever happens meanwhile). Records who asked. Returns the run's state
+    afterwards; refused (409, naming the final state) if the run had already ended."""
     visible_run(caller, run_id, service)
     store = service.store
-    if not store.request_cancel(run_id):
+    if not store.request_cancel(run_id, by=caller.username if caller.signed_in else None):
         state = store.get_run(run_id).state
         raise ActionRefused(409, f"the run has already ended ({state}); there is nothing to cancel")
     return store.get_run(run_id).state

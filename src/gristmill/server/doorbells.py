@@ -1,5 +1,8 @@
 """Doorbells for the Django store: Unix sockets for a SQLite file, LISTEN/NOTIFY on
-PostgreSQL. Either way a ring only says "look at the database"."""
+PostgreSQL. Either way a ring only says "look at the database".
+
+Three channels: ``work`` (a unit was queued), ``done`` (a run ended) and ``cancel`` (a running
+run was asked to stop: the watchdog of the worker holding it looks at once)."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from gristmill.errors import ConfigurationError
 
 class Doorbell(Protocol):
     def ring(self) -> None: ...
-    def wait(self, timeout: float) -> None: ...
+    def wait(self, timeout: float) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -35,7 +38,9 @@ class PostgresDoorbell:
         with connections[self.alias].cursor() as cursor:
             cursor.execute(f"NOTIFY {self.channel}")
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float) -> bool:
+        """Block until a notification or ``timeout``; True if notified (or only just started
+        listening, when a notification may have been missed)."""
         if self._pid != os.getpid():
             self._listener, self._pid = None, os.getpid()
         if self._listener is None:
@@ -44,11 +49,20 @@ class PostgresDoorbell:
             params = connections[self.alias].get_connection_params()
             params.pop("cursor_factory", None)
             params.pop("context", None)
+            # The watchdog listens between its looks at a running step: never hang on a
+            # server that does not answer.
+            params.setdefault("connect_timeout", 5)
             self._listener = psycopg.connect(**params, autocommit=True)
             self._listener.execute(f"LISTEN {self.channel}")
-            return
-        for _ in self._listener.notifies(timeout=max(0.0, timeout), stop_after=1):
-            break
+            return True
+        try:
+            for _ in self._listener.notifies(timeout=max(0.0, timeout), stop_after=1):
+                return True
+        except Exception:
+            # A broken connection (the server restarted): listen afresh on the next call.
+            self.close()
+            raise
+        return False
 
     def close(self) -> None:
         if self._listener is not None and self._pid == os.getpid():
@@ -57,11 +71,15 @@ class PostgresDoorbell:
         self._listener = None
 
 
-def doorbells_for(alias: str) -> tuple[Doorbell, Doorbell]:
-    """The (work, done) doorbells for the database ``alias``."""
+def doorbells_for(alias: str) -> tuple[Doorbell, Doorbell, Doorbell]:
+    """The (work, done, cancel) doorbells for the database ``alias``."""
     settings = connections[alias].settings_dict
     if connections[alias].vendor == "postgresql":
-        return PostgresDoorbell(alias, "gristmill_work"), PostgresDoorbell(alias, "gristmill_done")
+        return (
+            PostgresDoorbell(alias, "gristmill_work"),
+            PostgresDoorbell(alias, "gristmill_done"),
+            PostgresDoorbell(alias, "gristmill_cancel"),
+        )
     # Unix socket paths are limited to about 100 bytes, so the sockets live in a short
     # directory of their own, named for the database file and private to this user.
     database = os.path.realpath(str(settings["NAME"]))
@@ -72,4 +90,5 @@ def doorbells_for(alias: str) -> tuple[Doorbell, Doorbell]:
         raise ConfigurationError(
             f"{base} belongs to another user; set TMPDIR to a private directory"
         )
-    return SocketDoorbell(base / "work"), SocketDoorbell(base / "done")
+    work, done, cancel = (SocketDoorbell(base / name) for name in ("work", "done", "cancel"))
+    return work, done, cancel

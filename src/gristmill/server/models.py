@@ -43,6 +43,21 @@ class Run(models.Model):
     error_ref = models.CharField(max_length=32, null=True, blank=True)
     error_traceback = models.TextField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    cancel_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the run was asked to stop."
+    )
+    cancel_requested_by = models.CharField(
+        max_length=150,
+        null=True,
+        blank=True,
+        help_text="The user name of who asked it to stop; empty for a caller without an account.",
+    )
+    interrupted_step = models.CharField(
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text="The step that was running when a cancel stopped the run.",
+    )
     pinned = models.BooleanField(default=False)
     wiped = models.BooleanField(
         default=False,

@@ -35,6 +35,9 @@ RUN_FIELDS = (
     "owner_id",
     "ancestor_id",
     "pinned",
+    "cancel_requested_at",
+    "cancel_requested_by",
+    "interrupted_step",
 )
 STEP_COLUMNS = (
     "name, position, state, attempt, result, fingerprint, error, accepted, started_at, finished_at"
@@ -116,6 +119,9 @@ def decode(row: Sequence[Any], attempt: int | None) -> tuple[RunRecord, dict[str
         owner,
         ancestor,
         pinned,
+        cancel_at,
+        cancel_by,
+        interrupted,
     ) = row[:fields]
     inputs, steps, outputs = (from_json(value) or [] for value in row[fields : fields + 3])
     run = RunRecord(
@@ -141,6 +147,9 @@ def decode(row: Sequence[Any], attempt: int | None) -> tuple[RunRecord, dict[str
         owner_id=owner,
         ancestor_id=str(uuid.UUID(str(ancestor))) if ancestor else None,
         pinned=bool(pinned),
+        cancel_requested_at=to_datetime(cancel_at),
+        cancel_requested_by=cancel_by,
+        interrupted_step=interrupted,
     )
     by_step: dict[str, list[OutputRecord]] = {}
     for values in outputs:

@@ -18,6 +18,8 @@ from typing import Any
 from django.db import OperationalError, connections
 
 from gristmill.engine.store import (
+    CANCELLED_MESSAGE,
+    NEVER_STARTED_MESSAGE,
     Claim,
     DueRun,
     Failure,
@@ -99,7 +101,7 @@ class DjangoStore(Store):
         self.connection = connections[alias]
         self.vendor = self.connection.vendor
         self.supports_skip_locked = self.vendor == "postgresql"
-        self._work_bell, self._done_bell = doorbells_for(alias)
+        self._work_bell, self._done_bell, self._cancel_bell = doorbells_for(alias)
         self._load = load_columns(self.vendor)
         self.sql: Driver
         if self.vendor == "postgresql":
@@ -161,7 +163,8 @@ class DjangoStore(Store):
     def _ring(self, bell: str) -> None:
         # PostgreSQL rings with NOTIFY inside the transaction, delivered when it commits.
         if self.vendor != "postgresql":
-            (self._work_bell if bell == "work" else self._done_bell).ring()
+            bells = {"work": self._work_bell, "done": self._done_bell}
+            bells.get(bell, self._cancel_bell).ring()
 
     def _notify(self, channel: str, payload: str = "") -> list[Any]:
         if self.vendor == "postgresql":
@@ -194,19 +197,32 @@ class DjangoStore(Store):
         ]
 
     def _end(self, key: Any, run_id: str, state: RunState, failure: Failure | None) -> list[Any]:
+        # A cancel requested before this write commits wins over whatever the worker saw: the
+        # row decides, in this transaction (a request committed meanwhile is re-read by
+        # PostgreSQL's row lock, and SQLite writers take turns). So a 202 never ends otherwise.
+        message = failure.message if failure else None
+        step = failure.step if failure else None
+        cancelled = state == RunState.CANCELLED
         return [
             (
-                "UPDATE gristmill_run SET state = %s, finished_at = %s, current_step = NULL, "
-                "stage = NULL, progress_done = NULL, progress_total = NULL, "
-                "error_message = %s, error_ref = %s, error_traceback = %s, "
-                "cancel_requested = %s WHERE id = %s",
+                "UPDATE gristmill_run SET "
+                "state = CASE WHEN cancel_requested THEN %s ELSE %s END, "
+                "error_message = CASE WHEN cancel_requested THEN %s ELSE %s END, "
+                "error_ref = CASE WHEN cancel_requested THEN NULL ELSE %s END, "
+                "error_traceback = CASE WHEN cancel_requested THEN NULL ELSE %s END, "
+                "interrupted_step = CASE WHEN cancel_requested THEN %s ELSE %s END, "
+                "finished_at = %s, current_step = NULL, stage = NULL, progress_done = NULL, "
+                "progress_total = NULL WHERE id = %s",
                 [
+                    RunState.CANCELLED.value,
                     state.value,
-                    self._dt(_now()),
-                    failure.message if failure else None,
+                    message if cancelled and message else CANCELLED_MESSAGE,
+                    message,
                     failure.ref if failure else None,
                     failure.traceback if failure else None,
-                    False,
+                    step,
+                    step if cancelled else None,
+                    self._dt(_now()),
                     key,
                 ],
             ),
@@ -341,31 +357,61 @@ class DjangoStore(Store):
         )
         return [LogLine(*row) for row in rows]
 
-    def request_cancel(self, run_id: str) -> bool:
+    def request_cancel(self, run_id: str, *, by: str | None = None) -> bool:
         key = self._id(run_id)
-        if self._write(
-            Fence(
-                "UPDATE gristmill_run SET state = %s, finished_at = %s, "
-                "error_message = 'cancelled before it started' WHERE id = %s AND state = %s",
-                [RunState.CANCELLED.value, self._dt(_now()), key, RunState.QUEUED.value],
-            ),
-            (
-                "UPDATE gristmill_unit SET state = 'done' WHERE run_id = %s AND state = 'queued'",
-                [key],
-            ),
-            *self._notify("gristmill_done", str(run_id)),
-        ):
-            self._ring("done")
-            return True
-        if self._write(
-            Fence(
-                "UPDATE gristmill_run SET cancel_requested = %s WHERE id = %s AND state = %s",
-                [True, key, RunState.RUNNING.value],
-            )
-        ):
-            return True
-        self._exists(run_id)
-        return False
+        # A run can move between queued and running while we ask (claimed, or handed back by
+        # a stopping worker), so each state is tried in turn until one takes or it has ended.
+        for _ in range(5):
+            now = self._dt(_now())
+            if self._write(
+                Fence(
+                    "UPDATE gristmill_run SET state = %s, finished_at = %s, error_message = %s, "
+                    "cancel_requested = %s, cancel_requested_at = %s, cancel_requested_by = %s "
+                    "WHERE id = %s AND state = %s",
+                    [
+                        RunState.CANCELLED.value,
+                        now,
+                        NEVER_STARTED_MESSAGE,
+                        True,
+                        now,
+                        by,
+                        key,
+                        RunState.QUEUED.value,
+                    ],
+                ),
+                (
+                    "UPDATE gristmill_unit SET state = 'done' "
+                    "WHERE run_id = %s AND state = 'queued'",
+                    [key],
+                ),
+                *self._notify("gristmill_done", str(run_id)),
+            ):
+                self._ring("done")
+                return True
+            if self._write(
+                Fence(
+                    "UPDATE gristmill_run SET cancel_requested = %s, "
+                    "cancel_requested_at = COALESCE(cancel_requested_at, %s), "
+                    "cancel_requested_by = CASE WHEN cancel_requested_at IS NULL THEN %s "
+                    "ELSE cancel_requested_by END WHERE id = %s AND state = %s",
+                    [True, now, by, key, RunState.RUNNING.value],
+                ),
+                *self._notify("gristmill_cancel", str(run_id)),
+            ):
+                self._ring("cancel")
+                return True
+            rows = self._fetch("SELECT state FROM gristmill_run WHERE id = %s", [key])
+            if not rows:
+                raise NotFoundError(f"no run with id {run_id!r}")
+            if RunState(rows[0][0]).is_terminal:
+                return False
+        raise StoreUnavailableError("the run kept changing state; try cancelling it again")
+
+    def cancel_requested(self, claim: Claim) -> bool:
+        rows = self._fetch(
+            "SELECT cancel_requested FROM gristmill_run WHERE id = %s", [self._id(claim.run_id)]
+        )
+        return bool(rows and rows[0][0])
 
     def requeue(self, run_id: str, *, reason: str) -> bool:
         key = self._id(run_id)
@@ -374,8 +420,10 @@ class DjangoStore(Store):
             Fence(
                 "UPDATE gristmill_run SET state = %s, finished_at = NULL, error_message = NULL, "
                 "error_ref = NULL, error_traceback = NULL, cancel_requested = %s, "
-                "current_step = NULL, stage = NULL, progress_done = NULL, "
-                "progress_total = NULL WHERE id = %s AND state IN (%s, %s, %s)",
+                "cancel_requested_at = NULL, cancel_requested_by = NULL, "
+                "interrupted_step = NULL, current_step = NULL, stage = NULL, "
+                "progress_done = NULL, progress_total = NULL "
+                "WHERE id = %s AND state IN (%s, %s, %s)",
                 [RunState.QUEUED.value, False, key, *finished],
             ),
             # Attempt numbers keep rising over the run's life: they name work directories.
@@ -731,6 +779,9 @@ class DjangoStore(Store):
     def wait_for_work(self, timeout: float) -> None:
         self._work_bell.wait(timeout)
 
+    def wait_for_cancel(self, timeout: float) -> bool:
+        return self._cancel_bell.wait(timeout)
+
     def ring_done(self, run_id: str) -> None:
         if self.vendor == "postgresql":
             self._write(*self._notify("gristmill_done", run_id))
@@ -740,9 +791,13 @@ class DjangoStore(Store):
     def wait_for_done(self, timeout: float) -> None:
         self._done_bell.wait(timeout)
 
+    def end_thread(self) -> None:
+        self.sql.reset()
+
     def close(self) -> None:
         self._work_bell.close()
         self._done_bell.close()
+        self._cancel_bell.close()
 
     def before_fork(self) -> None:
         # A forked child would share this thread's connections (their sockets) with us.

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gristmill.engine.store import (
+    CANCELLED_MESSAGE,
+    NEVER_STARTED_MESSAGE,
     Claim,
     DueRun,
     Failure,
@@ -102,12 +104,15 @@ class _Bell:
             self._rings += 1
             self._condition.notify_all()
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float) -> bool:
+        """Whether a ring came (the first wait, which only starts listening, says True)."""
         with self._condition:
+            rang = True
             if self._seen is not None:
                 seen = self._seen
-                self._condition.wait_for(lambda: self._rings != seen, max(0.0, timeout))
+                rang = self._condition.wait_for(lambda: self._rings != seen, max(0.0, timeout))
             self._seen = self._rings
+            return rang
 
 
 class MemoryStore(Store):
@@ -123,6 +128,7 @@ class MemoryStore(Store):
         self._next_log = 1
         self._work = _Bell()
         self._done = _Bell()
+        self._cancel = _Bell()
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -163,9 +169,12 @@ class MemoryStore(Store):
 
     def _end(self, run: _Run, state: RunState, failure: Failure | None) -> None:
         record = run.record
-        if state == RunState.SUCCEEDED and record.cancel_requested:
-            # A cancel requested while the last step ran wins over its success.
-            state, failure = RunState.CANCELLED, Failure("the run was cancelled")
+        step = failure.step if failure else None
+        if record.cancel_requested:
+            # A cancel requested before the run ends wins over whatever the worker saw.
+            message = failure.message if failure and state == RunState.CANCELLED else None
+            state, failure = RunState.CANCELLED, Failure(message or CANCELLED_MESSAGE, step=step)
+        record.interrupted_step = step if state == RunState.CANCELLED else None
         record.state = state
         record.finished_at = datetime.now(UTC)
         record.current_step = record.stage = None
@@ -173,7 +182,6 @@ class MemoryStore(Store):
         record.error_message = failure.message if failure else None
         record.error_ref = failure.ref if failure else None
         record.error_traceback = failure.traceback if failure else None
-        record.cancel_requested = False
 
     def _claim_units(self, units: Sequence[_Unit], worker: str, lease: float) -> list[Claim]:
         claims = []
@@ -269,17 +277,20 @@ class MemoryStore(Store):
             lines = [line for line in self._run(run_id).logs if line.id > after]
         return lines[:limit]
 
-    def request_cancel(self, run_id: str) -> bool:
+    def request_cancel(self, run_id: str, *, by: str | None = None) -> bool:
         with self._lock:
             run = self._run(run_id)
             record = run.record
-            if record.state == RunState.RUNNING:
-                record.cancel_requested = True
-                return True
-            if record.state != RunState.QUEUED:
+            if record.state not in (RunState.RUNNING, RunState.QUEUED):
                 return False
+            if record.cancel_requested_at is None:
+                record.cancel_requested_at, record.cancel_requested_by = datetime.now(UTC), by
+            record.cancel_requested = True
+            if record.state == RunState.RUNNING:
+                self._cancel.ring()
+                return True
             record.state, record.finished_at = RunState.CANCELLED, datetime.now(UTC)
-            record.error_message = "cancelled before it started"
+            record.error_message = NEVER_STARTED_MESSAGE
             for unit in run.units:
                 if unit.state == "queued":
                     unit.state = "done"
@@ -295,6 +306,8 @@ class MemoryStore(Store):
             record.state, record.finished_at = RunState.QUEUED, None
             record.error_message = record.error_ref = record.error_traceback = None
             record.cancel_requested = False
+            record.cancel_requested_at = record.cancel_requested_by = None
+            record.interrupted_step = None
             record.current_step = record.stage = None
             record.progress_done = record.progress_total = None
             # Attempt numbers keep rising over the run's life: they name work directories.
@@ -439,6 +452,10 @@ class MemoryStore(Store):
             run.outputs = [o for o in run.outputs if o.step != outcome.name]
             run.outputs.extend(copy.copy(o) for o in outcome.outputs)
 
+    def cancel_requested(self, claim: Claim) -> bool:
+        with self._lock:
+            return self._run(claim.run_id).record.cancel_requested
+
     def flush(self, claim: Claim, report: Report, *, lease: float) -> Renewal:
         with self._lock:
             unit = self._held(claim)
@@ -531,6 +548,9 @@ class MemoryStore(Store):
 
     def wait_for_work(self, timeout: float) -> None:
         self._work.wait(timeout)
+
+    def wait_for_cancel(self, timeout: float) -> bool:
+        return self._cancel.wait(timeout)
 
     def ring_done(self, run_id: str) -> None:
         self._done.ring()

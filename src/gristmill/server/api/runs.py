@@ -87,6 +87,9 @@ def get_run_status(request: HttpRequest, run_id: str) -> RunOut:
         error=error,
         attempt=run.attempt,
         cancel_requested=run.cancel_requested,
+        cancel_requested_at=run.cancel_requested_at,
+        cancel_requested_by=run.cancel_requested_by,
+        interrupted_step=run.interrupted_step,
         pinned=run.pinned,
         steps=[
             StepOut(
@@ -195,7 +198,8 @@ def _failed(reference: str) -> dict[str, str]:
 @router.post("/{run_id}/cancel", response={202: StateOut, **_NOT_FOUND, 409: ErrorOut})
 def cancel_run(request: HttpRequest, run_id: str) -> Status[StateOut]:
     """Cancel a run: at once if it is queued, as soon as its step stops if it is running
-    (202 with the state). A run that has already ended answers 409."""
+    (202 with the state). After a 202 the run ends `cancelled`, whatever it was doing. A run
+    that had already ended answers 409, naming its final state."""
     with refusals():
         state = actions.cancel(caller_of(request), default_service(), run_id)
     return Status(202, StateOut(state=state))

@@ -147,7 +147,16 @@ class RunOut(RunLinks):
     progress: Progress | None
     error: RunError | None
     attempt: int = Field(description="The attempt number of the run's latest unit of work.")
-    cancel_requested: bool
+    cancel_requested: bool = Field(
+        description="Whether the run was asked to stop: it then ends `cancelled`."
+    )
+    cancel_requested_at: datetime | None = Field(description="When it was asked to stop.")
+    cancel_requested_by: str | None = Field(
+        description="Who asked it to stop: a user name, or null for someone not signed in."
+    )
+    interrupted_step: str | None = Field(
+        description="The step that was running when a cancel stopped the run, if one was."
+    )
     pinned: bool = Field(description="Kept past `expires_at` until unpinned.")
     steps: list[StepOut]
 

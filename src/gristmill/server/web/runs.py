@@ -9,10 +9,16 @@ read alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from gristmill.engine.store import LogLine
+from gristmill.engine.store import (
+    CANCELLED_MESSAGE,
+    KILLED_MESSAGE,
+    NEVER_STARTED_MESSAGE,
+    LogLine,
+)
 from gristmill.pipelines import Pipeline
 from gristmill.runs import RunState
 from gristmill.server.api.schemas import API_ROOT, run_links
@@ -67,6 +73,8 @@ def stage_text(status: RunStatus, titles: dict[str, str]) -> str:
     run = status.run
     if run.state == RunState.QUEUED:
         return "Waiting for a worker."
+    if run.cancel_requested:
+        return "Cancelling: waiting for the current step to stop."
     if run.current_step is None:
         return "Starting."
     text = f"Running {titles.get(run.current_step, run.current_step)}"
@@ -150,11 +158,50 @@ def run_page_context(
         )
     if run.state == RunState.SUCCEEDED:
         context["outputs"] = output_links(status)
-    if run.state == RunState.CANCELLED and run.error_message:
-        context["cancel_reason"] = sentence(run.error_message)
+    if run.state == RunState.CANCELLED:
+        context["cancel"] = cancellation(status, titles)
     if run.state == RunState.EXPIRED and run.error_message:
         context["expiry_reason"] = sentence(run.error_message)
     return context
+
+
+@dataclass
+class Cancellation:
+    """What the page of a cancelled run says, once: who asked and when, where the run stopped,
+    and whether its step had to be killed."""
+
+    who: str
+    at: datetime | None
+    """When it was asked to stop; ``None`` if nobody asked through the site (Ctrl-C)."""
+    where: str
+    killed: bool = False
+    note: str = ""
+    """Why, when it was not asked through the site (a sentence)."""
+
+
+_SAID_BY_CANCELLATION = {CANCELLED_MESSAGE, KILLED_MESSAGE, NEVER_STARTED_MESSAGE}
+
+
+def cancellation(status: RunStatus, titles: dict[str, str]) -> Cancellation:
+    """How a cancelled run's page explains it (see :class:`Cancellation`)."""
+    run = status.run
+    who = run.cancel_requested_by or "someone who was not signed in"
+    message = run.error_message or ""
+    note = "" if message in _SAID_BY_CANCELLATION or not message else sentence(message)
+    if message == NEVER_STARTED_MESSAGE:
+        where = "before it started"
+    elif run.interrupted_step is not None:
+        title = titles.get(run.interrupted_step, run.interrupted_step)
+        where = f"while its step “{title}” was running"
+    else:
+        stored = {step.name for step in status.steps if step.attempt is not None}
+        waiting = [step for step in status.steps if step.name not in stored]
+        where = (
+            f"before its step “{waiting[0].title}” started"
+            if waiting
+            else "as its last step finished"
+        )
+    return Cancellation(who, run.cancel_requested_at, where, message == KILLED_MESSAGE, note)
 
 
 def sentence(message: str) -> str:

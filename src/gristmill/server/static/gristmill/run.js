@@ -1,5 +1,6 @@
-// Keeps a queued or running run's page up to date from the REST API, once a second: the
-// state, the steps, the stage and progress bar, and the log (read on from the last line it
+// Keeps a queued or running run's page up to date from the REST API, twice a second while it
+// runs (the workers write what steps report four times a second) and once a second while it
+// is queued: the state, the steps, the stage and progress bar, and the log (read on from the last line it
 // has, never fetched twice). When the run ends it stops and reloads the page once, so that
 // the server renders the results, the error, or the cancellation. While stale results are
 // recomputed, a step's "stale" mark goes once the step has a newer attempt (it was recomputed);
@@ -8,7 +9,8 @@
 (function () {
   "use strict";
 
-  var INTERVAL = 1000;
+  var INTERVAL = 1000; // while queued
+  var RUNNING_INTERVAL = 500;
   var LOG_LIMIT = 1000;
   var KEEP_LINES = 5000; // the log shown is a tail: older lines leave the page
   var TERMINAL = ["succeeded", "failed", "cancelled", "expired"];
@@ -57,6 +59,9 @@
   function stageText(run) {
     if (run.state === "queued") {
       return "Waiting for a worker.";
+    }
+    if (run.cancel_requested) {
+      return "Cancelling: waiting for the current step to stop.";
     }
     if (!run.current_step) {
       return "Starting.";
@@ -143,7 +148,7 @@
           window.location.reload(); // the server renders the final state
           return;
         }
-        window.setTimeout(poll, INTERVAL);
+        window.setTimeout(poll, run.state === "running" ? RUNNING_INTERVAL : INTERVAL);
       })
       .catch(function (error) {
         if (error.status === 404) {
