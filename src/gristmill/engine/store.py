@@ -391,6 +391,10 @@ class Store(abc.ABC):
         """Block until some run finishes, or ``timeout`` seconds pass. Spurious wake-ups are
         allowed; callers re-check state."""
 
+    def ping(self) -> None:  # noqa: B027 - optional hook, an in-process store is always there
+        """Check that the database can be reached; raises
+        :class:`~gristmill.errors.StoreUnavailableError` if not."""
+
     def enable_worker_mode(self) -> None:  # noqa: B027 - optional hook
         """Called once by a worker process before it claims anything.
 

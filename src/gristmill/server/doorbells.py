@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from django.db import connections
 
 from gristmill.engine.doorbell import SocketDoorbell
-from gristmill.errors import ConfigurationError
+from gristmill.errors import ConfigurationError, StoreUnavailableError
 
 
 class Doorbell(Protocol):
@@ -36,19 +36,29 @@ class PostgresDoorbell:
             cursor.execute(f"NOTIFY {self.channel}")
 
     def wait(self, timeout: float) -> None:
+        """Wait for a ring; the first call (and the first after a lost connection) only starts
+        listening and returns at once, since rings sent before it were not heard.
+
+        Raises :class:`StoreUnavailableError` if the database cannot be reached; the next call
+        connects again.
+        """
+        import psycopg
+
         if self._pid != os.getpid():
             self._listener, self._pid = None, os.getpid()
-        if self._listener is None:
-            import psycopg
-
-            params = connections[self.alias].get_connection_params()
-            params.pop("cursor_factory", None)
-            params.pop("context", None)
-            self._listener = psycopg.connect(**params, autocommit=True)
-            self._listener.execute(f"LISTEN {self.channel}")
-            return
-        for _ in self._listener.notifies(timeout=max(0.0, timeout), stop_after=1):
-            break
+        try:
+            if self._listener is None:
+                params = connections[self.alias].get_connection_params()
+                params.pop("cursor_factory", None)
+                params.pop("context", None)
+                self._listener = psycopg.connect(**params, autocommit=True)
+                self._listener.execute(f"LISTEN {self.channel}")
+                return
+            for _ in self._listener.notifies(timeout=max(0.0, timeout), stop_after=1):
+                break
+        except psycopg.OperationalError as error:
+            self.close()
+            raise StoreUnavailableError(f"the database is unavailable: {error}") from error
 
     def close(self) -> None:
         if self._listener is not None and self._pid == os.getpid():

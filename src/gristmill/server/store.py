@@ -119,7 +119,7 @@ class DjangoStore(Store):
         # What Django stores on SQLite (naive UTC as text), without its per-call overhead.
         return str(value.astimezone(UTC).replace(tzinfo=None))
 
-    def _guard(self, operation: Callable[[], Any]) -> Any:
+    def _guard(self, operation: Callable[[], Any], *, again: bool = True) -> Any:
         """Run a driver operation; a lost connection becomes StoreUnavailableError and is
         dropped, so that the next call reconnects."""
         try:
@@ -127,11 +127,11 @@ class DjangoStore(Store):
         except Fenced:
             raise
         except Exception as error:
-            if _is_closed(error):
+            if again and _is_closed(error):
                 # Our cached connection was closed under us (e.g. at the end of a web
                 # request) before anything was sent: reconnect and try once more.
                 self.sql.reset()
-                return operation()
+                return self._guard(operation, again=False)
             if _is_operational(error):
                 self.sql.reset()
                 raise StoreUnavailableError(f"the database is unavailable: {error}") from error
@@ -710,6 +710,9 @@ class DjangoStore(Store):
     def reap(self) -> int:
         units = self._claimed_units("lease_until < %s", [time.time()])
         return sum(self._lose(unit, "its lease expired") for unit in units)
+
+    def ping(self) -> None:
+        self._fetch("SELECT 1")
 
     def enable_worker_mode(self) -> None:
         # A worker's claims, heartbeats and step results need not wait for PostgreSQL's WAL

@@ -1,0 +1,91 @@
+"""A write cut off by a lost connection is retried, never the run's fault: on each database,
+whether the write was lost before it reached the database or only its answer was lost."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from gristmill import RunState
+from gristmill.errors import StoreUnavailableError
+from gristmill.executors.inline import run_inline
+from gristmill.server.store import DjangoStore
+from gristmill.service import Service
+from gristmill.submission import get_run, submit
+
+LOST = StoreUnavailableError("the database is unavailable: the connection is lost")
+
+
+class LosingStore(DjangoStore):
+    """The real store, except that the first ``count`` calls of ``operation`` meet a lost
+    connection: ``before`` the database saw them, or ``after`` they committed (the answer is
+    lost)."""
+
+    def __init__(self, alias: str, operation: str, when: str, count: int = 1):
+        super().__init__(alias)
+        self.operation, self.when, self.left = operation, when, count
+
+    def _cut(self, name: str, write: Any) -> Any:
+        if name != self.operation or self.left == 0:
+            return write()
+        self.left -= 1
+        if self.when == "after":
+            write()
+        raise LOST
+
+    def save_step(self, *args: Any, **kwargs: Any) -> bool:
+        return self._cut("save_step", lambda: super(LosingStore, self).save_step(*args, **kwargs))
+
+    def finish(self, *args: Any, **kwargs: Any) -> bool:
+        return self._cut("finish", lambda: super(LosingStore, self).finish(*args, **kwargs))
+
+    def load(self, *args: Any, **kwargs: Any) -> Any:
+        return self._cut("load", lambda: super(LosingStore, self).load(*args, **kwargs))
+
+
+def _losing(service: Service, operation: str, when: str, count: int = 1) -> Service:
+    store = LosingStore(service.store.alias, operation, when, count)  # type: ignore[attr-defined]
+    return Service(service.settings, store, service.registry, service.storage)
+
+
+def _log(service: Service, run_id: str) -> list[str]:
+    return [line.text for line in service.store.read_log(run_id)]
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_step_result_whose_save_met_a_lost_connection_is_saved_once(
+    service: Service, when: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_id = submit("reporting", service=service)
+    flaky = _losing(service, "save_step", when, count=3)
+    with caplog.at_level(logging.WARNING):
+        assert run_inline(flaky, run_id) == RunState.SUCCEEDED
+    status = get_run(run_id, service=service)
+    assert status.state == RunState.SUCCEEDED
+    assert status.result("report_progress") == "done"
+    assert [step.attempt for step in status.steps] == [1]
+    assert _log(service, run_id) == ["first line", "second line"]
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[0] == (
+        "database unavailable: the database is unavailable: the connection is lost; retrying"
+    )
+    assert messages[1].startswith("database back after ")
+    assert len(messages) == 2
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_run_end_that_met_a_lost_connection_is_written_once(service: Service, when: str) -> None:
+    run_id = submit("failing", params={"value": 3}, service=service)
+    assert run_inline(_losing(service, "finish", when), run_id) == RunState.FAILED
+    status = get_run(run_id, service=service)
+    assert status.state == RunState.FAILED
+    assert status.error == "row 3 has no 'id' field"
+    assert _log(service, run_id) == ["step `bad_data` failed: row 3 has no 'id' field"]
+
+
+def test_a_run_whose_load_met_a_lost_connection_still_runs(service: Service) -> None:
+    run_id = submit("trivial", params={"value": 4}, service=service)
+    assert run_inline(_losing(service, "load", "before", count=2), run_id) == RunState.SUCCEEDED
+    assert get_run(run_id, service=service).result("one") == {"ok": True, "value": 4}
