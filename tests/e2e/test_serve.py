@@ -28,7 +28,7 @@ def finished(client: httpx.Client, run_id: str, timeout: float = 30) -> dict[str
 
 def test_the_server_answers_health_checks(server: Server) -> None:
     with server.client() as client:
-        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "workers": "ok"}
 
 
 def test_pipelines_are_listed_with_their_parameter_schema(server: Server) -> None:
