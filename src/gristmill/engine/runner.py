@@ -26,6 +26,7 @@ from gristmill.engine.store import (
     Failure,
     NextClaim,
     OutputRecord,
+    Report,
     StepOutcome,
     Store,
 )
@@ -80,10 +81,6 @@ def to_json(step: str, result: Any) -> str:
         raise TaskError(
             f"step `{step}` returned a value that cannot be stored as JSON: {error}"
         ) from None
-
-
-def _first(known: T | None, otherwise: Callable[[], T]) -> T:
-    return known if known is not None else otherwise()
 
 
 @dataclass
@@ -149,7 +146,8 @@ class UnitRunner:
             self.watchdog.unwatch()
 
     def _run(self, claim: Claim, reporter: UnitReporter) -> RunState | None:
-        run, stored = self._persist(reporter, lambda: self.store.load(claim))
+        # Nothing is reported before the load: the report it is handed is empty.
+        run, stored = self._persist(reporter, lambda report: self.store.load(claim))
         try:
             pipeline = self.registry.get(run.pipeline)
         except NotFoundError:
@@ -273,10 +271,11 @@ class UnitRunner:
     def _persist(
         self,
         reporter: UnitReporter,
-        attempt: Callable[[], T],
+        attempt: Callable[[Report], T],
         committed: Callable[[], T | None] = lambda: None,
     ) -> T:
-        """Run ``attempt`` (a database operation for the claim) until the database takes it.
+        """Run ``attempt`` (a database operation for the claim, given the reporter's pending
+        report) until the database takes it.
 
         A lost connection is not the run's fault: while the database is unavailable, back off
         and try again. Before each new try, ``committed()`` says whether the last one was
@@ -285,11 +284,17 @@ class UnitRunner:
         if the worker starts stopping first, :class:`_Fenced` if the claim is found taken over
         meanwhile.
         """
-        operation = attempt
+        report: Report | None = None
         while True:
             try:
                 with reporter.write_lock:
-                    result = operation()
+                    # After a failed try, the write may have committed all the same.
+                    result = None if report is None else committed()
+                    if report is None:
+                        report = reporter.take()
+                    if result is None:
+                        # The store consumes the lines it is given: each try gets a copy.
+                        result = attempt(replace(report, logs=list(report.logs)))
             except StoreUnavailableError as error:
                 delay = self.outage.failed(error)
             else:
@@ -301,24 +306,15 @@ class UnitRunner:
                 raise _Fenced()
             # Not a synchronisation: the database is polled until it answers, backing off.
             time.sleep(delay)
-            operation = lambda: _first(committed(), attempt)  # noqa: E731
 
     def _save(
         self, claim: Claim, reporter: UnitReporter, outcome: StepOutcome, final: RunState | None
     ) -> None:
         then_claim = self._then_claim if final is not None else None
-        with reporter.write_lock:
-            report = reporter.take()
 
-        def save() -> bool:
-            # The store consumes the report's lines: each try gets its own copy.
+        def save(report: Report) -> bool:
             return self.store.save_step(
-                claim,
-                outcome,
-                replace(report, logs=list(report.logs)),
-                lease=self.lease,
-                final=final,
-                then_claim=then_claim,
+                claim, outcome, report, lease=self.lease, final=final, then_claim=then_claim
             )
 
         def saved() -> bool | None:
@@ -386,14 +382,9 @@ class UnitRunner:
         self, claim: Claim, reporter: UnitReporter, state: RunState, failure: Failure | None
     ) -> RunState:
         then_claim = self._then_claim
-        with reporter.write_lock:
-            report = reporter.take()
 
-        def finish() -> bool:
-            logs = list(report.logs)
-            return self.store.finish(
-                claim, state, replace(report, logs=logs), failure, then_claim=then_claim
-            )
+        def finish(report: Report) -> bool:
+            return self.store.finish(claim, state, report, failure, then_claim=then_claim)
 
         def finished() -> bool | None:
             return True if self.store.get_run(claim.run_id).state == state else None
