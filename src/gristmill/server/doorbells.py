@@ -46,16 +46,19 @@ class PostgresDoorbell:
 
         if self._pid != os.getpid():
             self._listener, self._pid = None, os.getpid()
-        try:
-            if self._listener is None:
-                params = connections[self.alias].get_connection_params()
-                params.pop("cursor_factory", None)
-                params.pop("context", None)
-                self._listener = psycopg.connect(**params, autocommit=True)
-                self._listener.execute(f"LISTEN {self.channel}")
+        if self._listener is not None:
+            try:
+                for _ in self._listener.notifies(timeout=max(0.0, timeout), stop_after=1):
+                    break
                 return
-            for _ in self._listener.notifies(timeout=max(0.0, timeout), stop_after=1):
-                break
+            except psycopg.OperationalError:
+                self.close()  # e.g. the server restarted: listen again on a new connection
+        try:
+            params = connections[self.alias].get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            self._listener = psycopg.connect(**params, autocommit=True)
+            self._listener.execute(f"LISTEN {self.channel}")
         except psycopg.OperationalError as error:
             self.close()
             raise StoreUnavailableError(f"the database is unavailable: {error}") from error
