@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from gristmill import RunState
+from gristmill.engine.store import Report
 from gristmill.errors import StoreUnavailableError
 from gristmill.executors.inline import run_inline
+from gristmill.executors.worker import Worker
 from gristmill.server.store import DjangoStore
 from gristmill.service import Service
 from gristmill.submission import get_run, submit
@@ -89,3 +91,25 @@ def test_a_run_whose_load_met_a_lost_connection_still_runs(service: Service) -> 
     run_id = submit("trivial", params={"value": 4}, service=service)
     assert run_inline(_losing(service, "load", "before", count=2), run_id) == RunState.SUCCEEDED
     assert get_run(run_id, service=service).result("one") == {"ok": True, "value": 4}
+
+
+@pytest.mark.parametrize("outage", [True, False])
+def test_leases_that_ran_out_during_an_outage_get_a_lease_before_they_are_reaped(
+    service: Service, outage: bool
+) -> None:
+    run_id = submit("trivial", service=service)
+    # Held by a worker elsewhere whose lease ran out while nobody could renew it.
+    (held,) = service.store.claim("elsewhere/1", queues=None, lease=-1, run_id=run_id)
+    worker = Worker(service, name="here/1")
+    try:
+        if outage:
+            worker.outage.failed(LOST)
+            worker.outage.recovered()
+        worker.draining = True  # look once, do not wait for the doorbell
+        worker._idle()
+    finally:
+        worker.watchdog.stop()
+    state = get_run(run_id, service=service).state
+    assert state == (RunState.RUNNING if outage else RunState.QUEUED)
+    if outage:  # the holder, back in touch, still owns it
+        assert service.store.finish(held, RunState.SUCCEEDED, Report())
