@@ -54,6 +54,11 @@ def health(client: httpx.Client) -> tuple[int, dict[str, Any]]:
     return answer.status_code, answer.json()
 
 
+def live_supervisors(client: httpx.Client) -> list[dict[str, Any]]:
+    """The supervisors the health check shows alive (once their heartbeat is recent)."""
+    return [s for s in health(client)[1].get("supervisors", []) if s["alive"]]
+
+
 def log_lines(client: httpx.Client, run_id: str) -> list[str]:
     return [line["text"] for line in client.get(f"/api/v1/runs/{run_id}/log").json()["lines"]]
 
@@ -103,7 +108,10 @@ def test_a_database_restart_mid_step_costs_time_never_the_run(
 
             after = submit(client, "trivial", {"value": 7})
             assert finished(client, after)["state"] == "succeeded"
-            assert health(client) == (200, {"status": "ok", "database": "ok", "workers": "ok"})
+            status, body = health(client)
+            assert (status, body["status"], body["workers"]) == (200, "ok", "ok")
+            (supervisor,) = wait_until(lambda: live_supervisors(client), message="a heartbeat")
+            assert supervisor["workers"] == 2
     finally:
         stop_server(server.process)
     log = server.log.read_text()
@@ -136,15 +144,20 @@ def test_a_gristmill_worker_rides_out_a_database_restart(
             )
             cluster.start()
             wait_until(lambda: health(client)[0] == 200, message="the health check to recover")
-            assert health(client)[1]["workers"] == "none"  # they run elsewhere
             run_id = submit(client, "trivial", {"value": 2})
             assert finished(client, run_id)["state"] == "succeeded"
-        assert worker.poll() is None
+            assert worker.poll() is None
+            assert health(client)[1]["workers"] == "none"  # not in this process: elsewhere
+            (supervisor,) = wait_until(lambda: live_supervisors(client), message="a heartbeat")
+            assert supervisor["workers"] == 1
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+            assert health(client)[1]["supervisors"] == []  # it signed off
     finally:
         stop_server(server.process)
-        worker.send_signal(signal.SIGTERM)
-        code = worker.wait(30)
-    assert code == 0
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
     text = worker_log.read_text()
     assert "database back after " in text
     assert "Traceback" not in text, text
@@ -159,11 +172,13 @@ def test_the_health_check_says_503_once_the_workers_supervisor_has_died(tmp_path
     server: Server = start_server(tmp_path, workers=1)
     try:
         with server.client() as client:
-            assert health(client) == (200, {"status": "ok", "database": "ok", "workers": "ok"})
+            assert health(client)[0] == 200
             (supervisor,) = _children(server.process.pid)
             os.kill(supervisor, signal.SIGKILL)
             wait_until(lambda: health(client)[0] == 503, message="the health check to say 503")
-            assert health(client) == (
+            status, body = health(client)
+            del body["supervisors"]  # it stops beating, and is shown dead after a lease
+            assert (status, body) == (
                 503,
                 {
                     "status": "unavailable",
@@ -172,5 +187,11 @@ def test_the_health_check_says_503_once_the_workers_supervisor_has_died(tmp_path
                     "problems": ["the workers' supervisor has stopped: queued runs will not start"],
                 },
             )
+            (dead,) = wait_until(
+                lambda: [s for s in health(client)[1]["supervisors"] if not s["alive"]],
+                message="the silent supervisor to be shown dead",
+            )
+            assert dead["name"].endswith(f"/{supervisor}")
+            assert dead["seconds_since_beat"] >= LEASE
     finally:
         stop_server(server.process)

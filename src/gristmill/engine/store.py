@@ -391,6 +391,18 @@ class Store(abc.ABC):
         """Block until some run finishes, or ``timeout`` seconds pass. Spurious wake-ups are
         allowed; callers re-check state."""
 
+    supports_heartbeats: bool = False
+    """Whether :meth:`beat` records supervisors' heartbeats (for the health check)."""
+
+    def beat(self, name: str, workers: int, started_at: float) -> None:
+        """Record that supervisor ``name`` (started at ``started_at``, a Unix time) is alive
+        with ``workers`` live worker processes; forget supervisors silent for an hour."""
+        raise NotImplementedError
+
+    def sign_off(self, name: str) -> None:
+        """Forget supervisor ``name``: it stopped on purpose."""
+        raise NotImplementedError
+
     def ping(self) -> None:  # noqa: B027 - optional hook, an in-process store is always there
         """Check that the database can be reached; raises
         :class:`~gristmill.errors.StoreUnavailableError` if not."""

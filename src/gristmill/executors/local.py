@@ -88,6 +88,10 @@ class Supervisor:
         self._next_reap = time.monotonic() + service.settings.lease_seconds / 2
         self._next_prune = time.monotonic()  # at start, then every prune_interval
         self._next_housekeeping = time.monotonic()
+        self.name = f"{socket.gethostname()}/{os.getpid()}"
+        """This supervisor's name in the heartbeats the health check reads."""
+        self._started = time.time()
+        self._next_beat = time.monotonic()
 
     def _close_connections(self) -> None:
         # Never fork with open database connections: the child would share them.
@@ -178,6 +182,9 @@ class Supervisor:
             while self._dead:
                 store.release_worker(*self._dead[0])
                 self._dead.pop(0)
+            if now >= self._next_beat and store.supports_heartbeats:
+                store.beat(self.name, len(self.pids), self._started)
+                self._next_beat = now + lease / 3
             back = self.outage.back_for()
             # Leases that ran out while nobody could renew them get one lease to be renewed
             # before they count as lost: an outage is not the workers' fault.
@@ -190,7 +197,7 @@ class Supervisor:
         except StoreUnavailableError as error:
             self._next_housekeeping = time.monotonic() + self.outage.failed(error)
         else:
-            self._next_housekeeping = min(self._next_reap, self._next_prune)
+            self._next_housekeeping = min(self._next_reap, self._next_prune, self._next_beat)
         finally:
             self._close_connections()
 
@@ -231,9 +238,12 @@ class Supervisor:
                     os.killpg(process.pid, signal.SIGKILL)
                 process.join()
             self._handle_exit(slot, process)
+        store = self.service.store
         try:
             for name, reason in self._dead:
-                self.service.store.release_worker(name, reason)
+                store.release_worker(name, reason)
+            if store.supports_heartbeats:
+                store.sign_off(self.name)
         except StoreUnavailableError as error:
             # Their leases run out instead, and another supervisor's reaper hands them back.
             logger.warning("units of stopped workers not handed back: %s", describe(error))

@@ -2,17 +2,22 @@
 
 It cannot while the database is unreachable, nor, for ``gristmill serve`` with local workers,
 once their supervisor has stopped (submissions would be accepted and never run). Either answers
-503 with what is wrong.
+503 with what is wrong. Beside that, it lists every supervisor of workers that uses the
+database, from the heartbeats they write (every third of a lease), so that a monitor can see
+workers elsewhere (``gristmill worker``) stop beating.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import Any
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 
 from gristmill.engine.outage import describe
+from gristmill.service import default_service
 
 _local_workers: Callable[[], bool] | None = None
 
@@ -24,31 +29,42 @@ def watch_local_workers(is_alive: Callable[[], bool] | None) -> None:
     _local_workers = is_alive
 
 
+def _supervisors() -> list[dict[str, Any]]:
+    from gristmill.server.models import Supervisor
+
+    now = time.time()
+    lease = default_service().settings.lease_seconds
+    return [
+        {
+            "name": row.name,
+            "workers": row.workers,
+            "alive": now - row.beat_at < lease,
+            "seconds_since_beat": round(max(0.0, now - row.beat_at), 1),
+        }
+        for row in Supervisor.objects.order_by("name")
+    ]
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 ``{"status": "ok", ...}`` when the database answers and the local workers (if any)
     are running; otherwise 503 with ``status`` ``unavailable`` and the ``problems`` found.
 
     ``database`` is ``ok`` or ``unavailable``; ``workers`` is ``ok``, ``stopped``, or ``none``
-    when this process runs no workers (they run elsewhere, as ``gristmill worker``).
+    when this process runs no workers (they run elsewhere, as ``gristmill worker``);
+    ``supervisors`` lists the supervisors of workers that beat recently or stopped beating
+    (``alive`` false) within the last hour, when the database answers.
     """
     problems: list[str] = []
-    database = "ok"
+    body: dict[str, Any] = {"status": "ok", "database": "ok", "workers": "none"}
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        body["supervisors"] = _supervisors()
     except DatabaseError as error:
-        database = "unavailable"
+        body["database"] = "unavailable"
         problems.append(f"the database is unavailable: {describe(error)}")
-    workers = "none"
     if _local_workers is not None:
-        workers = "ok" if _local_workers() else "stopped"
-        if workers == "stopped":
+        body["workers"] = "ok" if _local_workers() else "stopped"
+        if body["workers"] == "stopped":
             problems.append("the workers' supervisor has stopped: queued runs will not start")
-    body: dict[str, object] = {
-        "status": "unavailable" if problems else "ok",
-        "database": database,
-        "workers": workers,
-    }
     if problems:
-        body["problems"] = problems
+        body.update(status="unavailable", problems=problems)
     return JsonResponse(body, status=503 if problems else 200)

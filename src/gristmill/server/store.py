@@ -714,6 +714,23 @@ class DjangoStore(Store):
     def ping(self) -> None:
         self._fetch("SELECT 1")
 
+    supports_heartbeats = True
+
+    def beat(self, name: str, workers: int, started_at: float) -> None:
+        now = time.time()
+        self._write(
+            (
+                "INSERT INTO gristmill_supervisor (name, workers, started_at, beat_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+                "workers = excluded.workers, beat_at = excluded.beat_at",
+                [name, workers, started_at, now],
+            ),
+            ("DELETE FROM gristmill_supervisor WHERE beat_at < %s", [now - 3600]),
+        )
+
+    def sign_off(self, name: str) -> None:
+        self._write(("DELETE FROM gristmill_supervisor WHERE name = %s", [name]))
+
     def enable_worker_mode(self) -> None:
         # A worker's claims, heartbeats and step results need not wait for PostgreSQL's WAL
         # flush: if the database server crashes, the last few are lost and the work is redone
