@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gristmill import RunState
-from gristmill.engine.store import Report
+from gristmill.engine.store import NextClaim, Report
 from gristmill.errors import StoreUnavailableError
 from gristmill.executors.inline import run_inline
 from gristmill.executors.worker import Worker
@@ -29,22 +29,27 @@ class LosingStore(DjangoStore):
         super().__init__(alias)
         self.operation, self.when, self.left = operation, when, count
 
-    def _cut(self, name: str, write: Any) -> Any:
+    def _cut(self, name: str, write: Any, then_claim: NextClaim | None = None) -> Any:
         if name != self.operation or self.left == 0:
             return write()
         self.left -= 1
         if self.when == "after":
             write()
+            if then_claim is not None:
+                then_claim.claims.clear()  # what it claimed came back with the lost answer
         raise LOST
 
     def save_step(self, *args: Any, **kwargs: Any) -> bool:
-        return self._cut("save_step", lambda: super(LosingStore, self).save_step(*args, **kwargs))
+        save = super().save_step
+        return self._cut("save_step", lambda: save(*args, **kwargs), kwargs.get("then_claim"))
 
     def finish(self, *args: Any, **kwargs: Any) -> bool:
-        return self._cut("finish", lambda: super(LosingStore, self).finish(*args, **kwargs))
+        finish = super().finish
+        return self._cut("finish", lambda: finish(*args, **kwargs), kwargs.get("then_claim"))
 
     def load(self, *args: Any, **kwargs: Any) -> Any:
-        return self._cut("load", lambda: super(LosingStore, self).load(*args, **kwargs))
+        load = super().load
+        return self._cut("load", lambda: load(*args, **kwargs))
 
 
 def _losing(service: Service, operation: str, when: str, count: int = 1) -> Service:
@@ -113,3 +118,22 @@ def test_leases_that_ran_out_during_an_outage_get_a_lease_before_they_are_reaped
     assert state == (RunState.RUNNING if outage else RunState.QUEUED)
     if outage:  # the holder, back in touch, still owns it
         assert service.store.finish(held, RunState.SUCCEEDED, Report())
+
+
+def test_the_next_unit_claimed_by_a_write_whose_answer_was_lost_is_taken_up(
+    service: Service,
+) -> None:
+    first = submit("trivial", params={"value": 1}, service=service)
+    submit("trivial", params={"value": 2}, service=service)  # queued: claimed with first's end
+    worker = Worker(_losing(service, "save_step", "after"), name="here/2")
+    try:
+        worker._woken = False  # busy: the end of a unit claims the next one with it
+        assert worker.run_once()
+        (adopted,) = worker._pending
+        assert service.store.held_by("here/2") == [adopted]
+        assert worker.run_once()
+    finally:
+        worker._release_pending()  # whatever the second end claimed in turn
+        worker.watchdog.stop()
+    assert get_run(first, service=service).result("one") == {"ok": True, "value": 1}
+    assert get_run(adopted.run_id, service=service).state == RunState.SUCCEEDED

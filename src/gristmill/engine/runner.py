@@ -323,10 +323,19 @@ class UnitRunner:
             # this one.
             if step is None or step.attempt != claim.attempt or step.state != outcome.state:
                 return None
+            self._adopt(then_claim)
             return True
 
         if not self._persist(reporter, save, saved):
             raise _Fenced()
+
+    def _adopt(self, then_claim: NextClaim | None) -> None:
+        # A write that committed although its answer was lost may have claimed the worker's
+        # next unit(s) too: take them up, rather than leave them to run out their lease.
+        if then_claim is not None:
+            known = {claim.unit_id for claim in then_claim.claims}
+            held = self.store.held_by(then_claim.worker)
+            then_claim.claims.extend(claim for claim in held if claim.unit_id not in known)
 
     def _fail(
         self,
@@ -387,7 +396,10 @@ class UnitRunner:
             return self.store.finish(claim, state, report, failure, then_claim=then_claim)
 
         def finished() -> bool | None:
-            return True if self.store.get_run(claim.run_id).state == state else None
+            if self.store.get_run(claim.run_id).state != state:
+                return None
+            self._adopt(then_claim)
+            return True
 
         if not self._persist(reporter, finish, finished):
             raise _Fenced()

@@ -365,6 +365,14 @@ class Store(abc.ABC):
         ``reason`` says how it died ("killed by signal SIGKILL"). Returns how many units.
         """
 
+    def held_by(self, worker: str) -> list[Claim]:
+        """The units ``worker`` holds (claimed, lease running or not), oldest first.
+
+        Lets a worker adopt what a write claimed for it when the write's answer was lost with
+        the connection (see :class:`NextClaim`).
+        """
+        raise NotImplementedError
+
     @abc.abstractmethod
     def reap(self) -> int:
         """Requeue (or fail, past the attempt limit) units whose lease expired.

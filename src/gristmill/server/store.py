@@ -707,6 +707,14 @@ class DjangoStore(Store):
         units = self._claimed_units("worker = %s", [worker])
         return sum(self._lose(unit, reason) for unit in units)
 
+    def held_by(self, worker: str) -> list[Claim]:
+        rows = self._fetch(
+            "SELECT id, run_id, attempt, kind FROM gristmill_unit "
+            "WHERE state = 'claimed' AND worker = %s ORDER BY id",
+            [worker],
+        )
+        return self._claims(rows)
+
     def reap(self) -> int:
         units = self._claimed_units("lease_until < %s", [time.time()])
         return sum(self._lose(unit, "its lease expired") for unit in units)
