@@ -4,15 +4,17 @@ whether the write was lost before it reached the database or only its answer was
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import pytest
 
-from gristmill import RunState
+from gristmill import Inputs, Pipeline, RunContext, RunState, task
 from gristmill.engine.store import NextClaim, Report
 from gristmill.errors import StoreUnavailableError
 from gristmill.executors.inline import run_inline
 from gristmill.executors.worker import Worker
+from gristmill.registry import Registry
 from gristmill.server.store import DjangoStore
 from gristmill.service import Service
 from gristmill.submission import get_run, submit
@@ -120,20 +122,28 @@ def test_leases_that_ran_out_during_an_outage_get_a_lease_before_they_are_reaped
         assert service.store.finish(held, RunState.SUCCEEDED, Report())
 
 
+@task
+def alone(run: RunContext) -> int:
+    return run.attempt
+
+
 def test_the_next_unit_claimed_by_a_write_whose_answer_was_lost_is_taken_up(
     service: Service,
 ) -> None:
-    first = submit("trivial", params={"value": 1}, service=service)
-    submit("trivial", params={"value": 2}, service=service)  # queued: claimed with first's end
-    worker = Worker(_losing(service, "save_step", "after"), name="here/2")
+    # A queue of its own: the worker takes these two runs and nothing left by other tests.
+    queue = f"q{uuid.uuid4().hex[:8]}"
+    pipeline = Pipeline("alone", [alone], queue=queue, inputs=Inputs(min_count=0))
+    own = Service(service.settings, service.store, Registry([pipeline]), service.storage)
+    first, second = (submit("alone", service=own) for _ in range(2))
+    worker = Worker(_losing(own, "save_step", "after"), queues=[queue], name="here/2")
     try:
         worker._woken = False  # busy: the end of a unit claims the next one with it
         assert worker.run_once()
-        (adopted,) = worker._pending
-        assert service.store.held_by("here/2") == [adopted]
+        assert [claim.run_id for claim in worker._pending] == [second]
         assert worker.run_once()
     finally:
-        worker._release_pending()  # whatever the second end claimed in turn
         worker.watchdog.stop()
-    assert get_run(first, service=service).result("one") == {"ok": True, "value": 1}
-    assert get_run(adopted.run_id, service=service).state == RunState.SUCCEEDED
+    for run_id in (first, second):
+        status = get_run(run_id, service=own)
+        assert (status.state, status.result("alone")) == (RunState.SUCCEEDED, 1)
+    assert service.store.held_by("here/2") == []
