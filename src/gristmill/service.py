@@ -29,15 +29,17 @@ from gristmill.storage import FilesystemStorage
 
 class StoreFactory(Protocol):
     """Builds a store from the settings; returns the settings in force (a Django project may
-    supply its own) and the store. ``alias`` and ``migrate`` concern SQL stores only."""
+    supply its own) and the store. Without ``settings`` a factory uses its defaults (the SQL
+    store: those Django was configured with). ``alias`` and ``migrate`` concern SQL stores
+    only."""
 
     def __call__(
-        self, settings: Settings, *, alias: str | None, migrate: bool | None
+        self, settings: Settings | None, *, alias: str | None, migrate: bool | None
     ) -> tuple[Settings, Store]: ...
 
 
 def sql_store(
-    settings: Settings, *, alias: str | None = None, migrate: bool | None = None
+    settings: Settings | None, *, alias: str | None = None, migrate: bool | None = None
 ) -> tuple[Settings, Store]:
     """The ``sql`` store: Django set up on the settings' database (SQLite is migrated unless
     ``migrate=False``), and a :class:`~gristmill.server.store.DjangoStore` on ``alias``, or
@@ -50,12 +52,12 @@ def sql_store(
 
 
 def memory_store(
-    settings: Settings, *, alias: str | None = None, migrate: bool | None = None
+    settings: Settings | None, *, alias: str | None = None, migrate: bool | None = None
 ) -> tuple[Settings, Store]:
     """The ``memory`` store: a new, empty :class:`~gristmill.store.memory.MemoryStore`."""
     from gristmill.store.memory import MemoryStore
 
-    return settings, MemoryStore()
+    return settings or Settings.from_env(), MemoryStore()
 
 
 STORES: dict[str, StoreFactory] = {"sql": sql_store, "memory": memory_store}
@@ -123,8 +125,9 @@ class Service:
         :class:`~gristmill.errors.ConfigurationError` for an unknown or uninstallable store, or
         a database that cannot be used.
         """
-        settings = settings or Settings.from_env()
-        settings, store = store_factory(settings.store)(settings, alias=alias, migrate=migrate)
+        # Without settings, the SQL store uses those Django was configured with, if it was.
+        name = (settings or Settings.from_env()).store
+        settings, store = store_factory(name)(settings, alias=alias, migrate=migrate)
         return cls(
             settings=settings,
             store=store,

@@ -28,7 +28,12 @@ def finished(client: httpx.Client, run_id: str, timeout: float = 30) -> dict[str
 
 def test_the_server_answers_health_checks(server: Server) -> None:
     with server.client() as client:
-        assert client.get("/healthz").json() == {"status": "ok"}
+        body = client.get("/healthz").json()
+        assert (body["status"], body["database"], body["workers"]) == ("ok", "ok", "ok")
+        beating = wait_until(
+            lambda: client.get("/healthz").json()["supervisors"], message="a heartbeat"
+        )
+    assert [(s["workers"], s["alive"]) for s in beating] == [(1, True)]
 
 
 def test_pipelines_are_listed_with_their_parameter_schema(server: Server) -> None:

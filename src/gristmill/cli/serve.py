@@ -108,6 +108,10 @@ def serve(
         )
         supervisor.start()
     from gristmill.server.asgi import application
+    from gristmill.server.health import watch_local_workers
+
+    if supervisor is not None:
+        watch_local_workers(supervisor.is_alive)
 
     # uvicorn stops gracefully on SIGINT/SIGTERM and then re-raises the signal to the handlers
     # that were in place before it: ours, which just note it, so that the workers are drained

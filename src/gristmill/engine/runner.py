@@ -14,10 +14,12 @@ import logging
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from gristmill.context import RunContext
+from gristmill.engine.outage import Outage
 from gristmill.engine.planner import RunView, previous_result, upstream_token
 from gristmill.engine.store import (
     CANCELLED_MESSAGE,
@@ -25,11 +27,18 @@ from gristmill.engine.store import (
     Failure,
     NextClaim,
     OutputRecord,
+    Report,
     StepOutcome,
     Store,
 )
 from gristmill.engine.watchdog import UnitReporter, Watchdog
-from gristmill.errors import CancelledError, NotFoundError, StepTimeoutError, TaskError
+from gristmill.errors import (
+    CancelledError,
+    NotFoundError,
+    StepTimeoutError,
+    StoreUnavailableError,
+    TaskError,
+)
 from gristmill.fingerprints import Fingerprint
 from gristmill.pipelines import Pipeline
 from gristmill.registry import Registry
@@ -39,9 +48,16 @@ from gristmill.tasks import Task
 
 logger = logging.getLogger("gristmill.engine")
 
+T = TypeVar("T")
+
 
 class _Fenced(Exception):
     """The claim was taken over; stop without writing."""
+
+
+class _Abandoned(Exception):
+    """The worker is stopping while the database is unavailable: the attempt is left to run out
+    its lease and be retried, as if the worker had died."""
 
 
 class _NotJSON(TypeError):
@@ -88,7 +104,11 @@ class UnitRunner:
         *,
         watchdog: Watchdog,
         lease: float,
+        outage: Outage | None = None,
     ):
+        """``outage`` is the process's record of database outages (shared with the worker
+        loop, so that each outage is logged once)."""
+        self.outage = outage or Outage(logger)
         self.store = store
         self.registry = registry
         self.storage = storage
@@ -116,12 +136,21 @@ class UnitRunner:
                 claim.run_id,
             )
             return None
+        except _Abandoned:
+            logger.warning(
+                "attempt %s of run %s left unsaved: the worker is stopping while the database "
+                "is unavailable; it will be retried",
+                claim.attempt,
+                claim.run_id,
+            )
+            return None
         finally:
             self._then_claim = None
             self.watchdog.unwatch()
 
     def _run(self, claim: Claim, reporter: UnitReporter) -> RunState | None:
-        run, stored = self.store.load(claim)
+        # Nothing is reported before the load: the report it is handed is empty.
+        run, stored = self._persist(reporter, lambda report: self.store.load(claim))
         try:
             pipeline = self.registry.get(run.pipeline)
         except NotFoundError:
@@ -245,20 +274,74 @@ class UnitRunner:
             self.storage.drop_other_attempts(claim.run_id, claim.attempt, name)
         return StepState.SUCCEEDED, result, step.fingerprint, final is not None
 
+    def _persist(
+        self,
+        reporter: UnitReporter,
+        attempt: Callable[[Report], T],
+        committed: Callable[[], T | None] = lambda: None,
+    ) -> T:
+        """Run ``attempt`` (a database operation for the claim, given the reporter's pending
+        report) until the database takes it.
+
+        A lost connection is not the run's fault: while the database is unavailable, back off
+        and try again. Before each new try, ``committed()`` says whether the last one was
+        committed all the same (its answer was lost with the connection): if it returns a
+        result, that is the outcome, and nothing is written twice. Raises :class:`_Abandoned`
+        if the worker starts stopping first, :class:`_Fenced` if the claim is found taken over
+        meanwhile.
+        """
+        report: Report | None = None
+        while True:
+            try:
+                with reporter.write_lock:
+                    # After a failed try, the write may have committed all the same.
+                    result = None if report is None else committed()
+                    if report is None:
+                        report = reporter.take()
+                    if result is None:
+                        # The store consumes the lines it is given: each try gets a copy.
+                        result = attempt(replace(report, logs=list(report.logs)))
+            except StoreUnavailableError as error:
+                delay = self.outage.failed(error)
+            else:
+                self.outage.recovered()
+                return result
+            if reporter.cancel_reason == "drain":
+                raise _Abandoned()
+            if reporter.cancel_reason == "lost":
+                raise _Fenced()
+            # Not a synchronisation: the database is polled until it answers, backing off.
+            time.sleep(delay)
+
     def _save(
         self, claim: Claim, reporter: UnitReporter, outcome: StepOutcome, final: RunState | None
     ) -> None:
-        with reporter.write_lock:
-            then_claim = self._then_claim if final is not None else None
-            if not self.store.save_step(
-                claim,
-                outcome,
-                reporter.take(),
-                lease=self.lease,
-                final=final,
-                then_claim=then_claim,
-            ):
-                raise _Fenced()
+        then_claim = self._then_claim if final is not None else None
+
+        def save(report: Report) -> bool:
+            return self.store.save_step(
+                claim, outcome, report, lease=self.lease, final=final, then_claim=then_claim
+            )
+
+        def saved() -> bool | None:
+            step = self.store.get_steps(claim.run_id).get(outcome.name)
+            # An attempt writes each step's outcome once: if this attempt's is there, it is
+            # this one.
+            if step is None or step.attempt != claim.attempt or step.state != outcome.state:
+                return None
+            self._adopt(then_claim)
+            return True
+
+        if not self._persist(reporter, save, saved):
+            raise _Fenced()
+
+    def _adopt(self, then_claim: NextClaim | None) -> None:
+        # A write that committed although its answer was lost may have claimed the worker's
+        # next unit(s) too: take them up, rather than leave them to run out their lease.
+        if then_claim is not None:
+            known = {claim.unit_id for claim in then_claim.claims}
+            held = self.store.held_by(then_claim.worker)
+            then_claim.claims.extend(claim for claim in held if claim.unit_id not in known)
 
     def _fail(
         self,
@@ -271,7 +354,7 @@ class UnitRunner:
         name = step.task.step_name
         state = StepState.FAILED
         run_state = RunState.FAILED
-        if isinstance(error, _Fenced):
+        if isinstance(error, _Fenced | _Abandoned):
             raise error
         if isinstance(error, CancelledError) and reporter.cancel_reason == "lost":
             raise _Fenced()
@@ -314,9 +397,17 @@ class UnitRunner:
     def _end(
         self, claim: Claim, reporter: UnitReporter, state: RunState, failure: Failure | None
     ) -> RunState:
-        with reporter.write_lock:
-            if not self.store.finish(
-                claim, state, reporter.take(), failure, then_claim=self._then_claim
-            ):
-                raise _Fenced()
+        then_claim = self._then_claim
+
+        def finish(report: Report) -> bool:
+            return self.store.finish(claim, state, report, failure, then_claim=then_claim)
+
+        def finished() -> bool | None:
+            if self.store.get_run(claim.run_id).state != state:
+                return None
+            self._adopt(then_claim)
+            return True
+
+        if not self._persist(reporter, finish, finished):
+            raise _Fenced()
         return state

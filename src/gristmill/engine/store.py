@@ -400,6 +400,14 @@ class Store(abc.ABC):
         ``reason`` says how it died ("killed by signal SIGKILL"). Returns how many units.
         """
 
+    def held_by(self, worker: str) -> list[Claim]:
+        """The units ``worker`` holds (claimed, lease running or not), oldest first.
+
+        Lets a worker adopt what a write claimed for it when the write's answer was lost with
+        the connection (see :class:`NextClaim`).
+        """
+        raise NotImplementedError
+
     @abc.abstractmethod
     def reap(self) -> int:
         """Requeue (or fail, past the attempt limit) units whose lease expired.
@@ -432,6 +440,22 @@ class Store(abc.ABC):
     def wait_for_done(self, timeout: float) -> None:
         """Block until some run finishes, or ``timeout`` seconds pass. Spurious wake-ups are
         allowed; callers re-check state."""
+
+    supports_heartbeats: bool = False
+    """Whether :meth:`beat` records supervisors' heartbeats (for the health check)."""
+
+    def beat(self, name: str, workers: int, started_at: float) -> None:
+        """Record that supervisor ``name`` (started at ``started_at``, a Unix time) is alive
+        with ``workers`` live worker processes; forget supervisors silent for an hour."""
+        raise NotImplementedError
+
+    def sign_off(self, name: str) -> None:
+        """Forget supervisor ``name``: it stopped on purpose."""
+        raise NotImplementedError
+
+    def ping(self) -> None:  # noqa: B027 - optional hook, an in-process store is always there
+        """Check that the database can be reached; raises
+        :class:`~gristmill.errors.StoreUnavailableError` if not."""
 
     def enable_worker_mode(self) -> None:  # noqa: B027 - optional hook
         """Called once by a worker process before it claims anything.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gristmill.engine.store import Claim, Report, Store
 
@@ -89,6 +89,12 @@ class UnitReporter:
         with self._lock:
             self.cancel_reason = None
             self.cancel_event.clear()
+
+    def restore(self, report: Report) -> None:
+        """Take back the lines of a report that could not be written, ahead of newer ones."""
+        with self._lock:
+            self._report.logs[:0] = report.logs
+            self._dirty = True
 
     @property
     def dirty(self) -> bool:
@@ -229,9 +235,13 @@ class Watchdog:
         with guard.reporter.write_lock:
             if guard is not self._guard:
                 return
+            report = guard.reporter.take()
             try:
-                renewal = self.store.flush(guard.claim, guard.reporter.take(), lease=self.lease)
-            except Exception:  # a database hiccup: the next heartbeat tries again
+                # The store consumes the lines it is given: keep ours in case it fails.
+                sent = replace(report, logs=list(report.logs))
+                renewal = self.store.flush(guard.claim, sent, lease=self.lease)
+            except Exception:  # a database hiccup: the lines go out with the next write
+                guard.reporter.restore(report)
                 return
         if not renewal.owned:
             guard.reporter.cancel("lost")

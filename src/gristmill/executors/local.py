@@ -22,6 +22,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 from gristmill.engine import retention
+from gristmill.engine.outage import Outage, describe
 from gristmill.errors import StoreUnavailableError
 from gristmill.service import Service
 
@@ -82,6 +83,16 @@ class Supervisor:
         self._context = multiprocessing.get_context("fork")
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        self.outage = Outage(logger)
+        self._dead: list[tuple[str, str]] = []
+        """(worker name, how it died) of dead workers whose units are not handed back yet."""
+        self._next_reap = time.monotonic() + service.settings.lease_seconds / 2
+        self._next_prune = time.monotonic()  # at start, then every prune_interval
+        self._next_housekeeping = time.monotonic()
+        self.name = f"{socket.gethostname()}/{os.getpid()}"
+        """This supervisor's name in the heartbeats the health check reads."""
+        self._started = time.time()
+        self._next_beat = time.monotonic()
 
     def _close_connections(self) -> None:
         # Never fork with open database connections: the child would share them.
@@ -107,9 +118,10 @@ class Supervisor:
     def _handle_exit(self, slot: int, process: BaseProcess) -> None:
         reason = _describe_exit(process.exitcode)
         name = f"{socket.gethostname()}/{process.pid}"
-        released = self.service.store.release_worker(name, reason)
         if not self.stopping:
-            logger.warning("worker %s %s; %d unit(s) handed back", process.pid, reason, released)
+            logger.warning("worker %s %s; its units are handed back", process.pid, reason)
+        # Handed back by the next housekeeping pass, which rides out a database outage.
+        self._dead.append((name, reason))
         self._slots[slot] = None
         quick = time.monotonic() - self._started_at[slot] < 10
         self._failures[slot] = self._failures[slot] + 1 if quick else 0
@@ -120,13 +132,15 @@ class Supervisor:
             os.write(self._wake_w, b"!")
 
     def run(self) -> None:
-        """Run until SIGTERM or SIGINT, then drain and return."""
+        """Run until SIGTERM or SIGINT, then drain and return.
+
+        A database outage does not stop it: dead workers are still replaced, and what needs the
+        database (handing back their units, reaping, pruning) waits until it is back.
+        """
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         for slot in range(self.workers):
             self._start(slot)
-        next_reap = time.monotonic() + self.service.settings.lease_seconds / 2
-        next_prune = time.monotonic()  # at start, then every prune_interval
         restart_at: dict[int, float] = {}
         parent = os.getppid()
         while not self.stopping:
@@ -135,10 +149,9 @@ class Supervisor:
                 break
             now = time.monotonic()
             # Wake at least every second, to notice a parent that died.
-            wake = min([next_reap, next_prune, now + 1.0, *restart_at.values()])
-            timeout = max(0.0, wake - now)
+            wake = min([self._next_housekeeping, now + 1.0, *restart_at.values()])
             live = {p.sentinel: (slot, p) for slot, p in enumerate(self._slots) if p is not None}
-            ready = wait_for([*live, self._wake_r], timeout=timeout)
+            ready = wait_for([*live, self._wake_r], timeout=max(0.0, wake - now))
             for sentinel in ready:
                 if sentinel in live:
                     slot, process = live[sentinel]
@@ -146,26 +159,57 @@ class Supervisor:
                     self._handle_exit(slot, process)
                     delay = RESTART_BACKOFF[min(self._failures[slot], len(RESTART_BACKOFF) - 1)]
                     restart_at[slot] = time.monotonic() + delay
+                    self._next_housekeeping = time.monotonic()
             now = time.monotonic()
             for slot, at in list(restart_at.items()):
                 if at <= now and not self.stopping:
                     del restart_at[slot]
                     self._start(slot)
-            if now >= next_reap:
-                next_reap = now + self.service.settings.lease_seconds / 2
-                self.service.store.reap()
-                self._close_connections()
-            if now >= next_prune and not self.stopping:
-                next_prune = now + self.service.settings.prune_interval
-                self._prune()
+            if now >= self._next_housekeeping and not self.stopping:
+                self._housekeep(now)
         self.drain()
 
+    def _housekeep(self, now: float) -> None:
+        """Hand back dead workers' units, reap expired leases and prune, as each is due; while
+        the database is unavailable, only try to reach it again, backing off."""
+        lease = self.service.settings.lease_seconds
+        store = self.service.store
+        try:
+            if self.outage.down:
+                store.ping()
+                self.outage.recovered()
+            while self._dead:
+                store.release_worker(*self._dead[0])
+                self._dead.pop(0)
+            if now >= self._next_beat and store.supports_heartbeats:
+                store.beat(self.name, len(self.pids), self._started)
+                self._next_beat = now + lease / 3
+            back = self.outage.back_for()
+            # Leases that ran out while nobody could renew them get one lease to be renewed
+            # before they count as lost: an outage is not the workers' fault.
+            if now >= self._next_reap and (back is None or back >= lease):
+                store.reap()
+                self._next_reap = now + lease / 2
+            if now >= self._next_prune:
+                self._next_prune = now + self.service.settings.prune_interval
+                self._prune()
+        except StoreUnavailableError as error:
+            self._next_housekeeping = time.monotonic() + self.outage.failed(error)
+        else:
+            self._next_housekeeping = min(self._next_reap, self._next_prune, self._next_beat)
+        finally:
+            self._close_connections()
+
     def _prune(self) -> None:
-        """Expire the runs whose retention period is over; never stops the supervisor."""
+        """Expire the runs whose retention period is over; never stops the supervisor.
+
+        Raises :class:`StoreUnavailableError` only when the database is unavailable (the prune
+        is then due again once it is back)."""
         try:
             pruned = retention.prune(self.service.store, self.service.storage)
-        except StoreUnavailableError as error:
-            logger.warning("prune skipped: %s", error)
+        except StoreUnavailableError:
+            self._next_prune = time.monotonic()
+            raise
         except Exception:
             logger.exception("prune failed")
         else:
@@ -176,8 +220,6 @@ class Supervisor:
                     pruned.wiped,
                     pruned.failed,
                 )
-        finally:
-            self._close_connections()
 
     def drain(self) -> None:
         """Tell every worker to stop, wait for the grace period, then kill what is left."""
@@ -195,5 +237,15 @@ class Supervisor:
                     os.killpg(process.pid, signal.SIGKILL)
                 process.join()
             self._handle_exit(slot, process)
+        store = self.service.store
+        try:
+            for name, reason in self._dead:
+                store.release_worker(name, reason)
+            if store.supports_heartbeats:
+                store.sign_off(self.name)
+        except StoreUnavailableError as error:
+            # Their leases run out instead, and another supervisor's reaper hands them back.
+            logger.warning("units of stopped workers not handed back: %s", describe(error))
+        self._dead.clear()
         self._close_connections()
         self.service.store.close()

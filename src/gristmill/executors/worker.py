@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from gristmill.engine.outage import Outage, describe
 from gristmill.engine.runner import UnitRunner
 from gristmill.engine.store import KILLED_MESSAGE, Claim, Failure, NextClaim, Report
 from gristmill.engine.watchdog import UnitReporter, Watchdog
@@ -21,9 +22,6 @@ logger = logging.getLogger("gristmill.worker")
 
 IDLE_WAIT = 1.0
 """Longest sleep between looks at the queue when no doorbell rings."""
-
-RETRY = 2.0
-"""Seconds to wait before trying again when the database is unavailable."""
 
 
 def worker_name() -> str:
@@ -66,6 +64,8 @@ class Worker:
         self.lease = settings.lease_seconds
         self.draining = False
         self.exit_on_hard_stop = exit_on_hard_stop
+        self.outage = Outage(logger)
+        """Shared by the loop and the runner, so that an outage is logged once."""
         self.watchdog = Watchdog(
             service.store,
             lease=self.lease,
@@ -78,6 +78,7 @@ class Worker:
             service.storage,
             watchdog=self.watchdog,
             lease=self.lease,
+            outage=self.outage,
         )
         self._next_reap = 0.0
         self._pending: list[Claim] = []
@@ -87,17 +88,20 @@ class Worker:
 
     def _hard_stop(self, claim: Claim, reporter: UnitReporter) -> None:
         store = self.service.store
-        with reporter.write_lock:
-            if reporter.cancel_reason == "drain":
-                store.release(claim, reporter.take())
-            else:
-                state, failure = hard_stop_message(reporter, None)
-                if state is not None:
-                    report = reporter.take()
-                    report.logs.append(
-                        (time.time(), reporter.step, "system", failure.message if failure else "")
-                    )
-                    store.finish(claim, state, report, failure)
+        try:
+            with reporter.write_lock:
+                if reporter.cancel_reason == "drain":
+                    store.release(claim, reporter.take())
+                else:
+                    state, failure = hard_stop_message(reporter, None)
+                    if state is not None:
+                        report = reporter.take()
+                        message = failure.message if failure else ""
+                        report.logs.append((time.time(), reporter.step, "system", message))
+                        store.finish(claim, state, report, failure)
+        except StoreUnavailableError as error:
+            # The step is stopped all the same; its lease runs out and the unit is retried.
+            logger.warning("unit of run %s not ended: %s", claim.run_id, describe(error))
         logger.error(
             "step %s of run %s did not stop (%s); killing it",
             reporter.step,
@@ -147,35 +151,56 @@ class Worker:
 
     def _release_pending(self) -> None:
         # A draining worker hands back what it claimed but did not start.
-        for claim in self._pending:
-            self.service.store.release(claim, Report())
-        self._pending.clear()
+        try:
+            while self._pending:
+                self.service.store.release(self._pending[0], Report())
+                self._pending.pop(0)
+        except StoreUnavailableError as error:
+            # Their leases run out instead, and a reaper hands them back.
+            logger.warning("claimed units not handed back: %s", describe(error))
+            self._pending.clear()
+
+    def _idle(self) -> None:
+        """Reap expired leases when due, then wait for the doorbell (or IDLE_WAIT)."""
+        now = time.monotonic()
+        back = self.outage.back_for()
+        # After an outage, leases that ran out while nobody could renew them get one lease to
+        # be renewed before they count as lost.
+        if now >= self._next_reap and (back is None or back >= self.lease):
+            self._next_reap = now + self.lease / 2
+            self.service.store.reap()
+        if not self.draining:
+            self.service.store.wait_for_work(IDLE_WAIT)
+            self._woken = True
 
     def run(self) -> None:
-        """Work until SIGTERM (with :meth:`install_signal_handlers`) or :attr:`draining`."""
-        store = self.service.store
+        """Work until SIGTERM (with :meth:`install_signal_handlers`) or :attr:`draining`.
+
+        A database outage does not stop it: it backs off, tries again until the database is
+        back, and carries on (logging the outage once, and its end).
+        """
         try:
             while not self.draining:
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     logger.warning("supervisor %s is gone; stopping", self.parent_pid)
                     break
                 try:
-                    if self.run_once():
-                        continue
+                    worked = self.run_once()
+                    if not worked:
+                        self._idle()
                 except StoreUnavailableError as error:
-                    # The database is down or full: nothing can be claimed or saved. Back off
-                    # and try again; the leases of what we held will expire if need be.
-                    logger.error("database unavailable: %s; retrying in %g s", error, RETRY)
-                    time.sleep(RETRY)
+                    # Nothing can be claimed or saved: wait, then try again. What this worker
+                    # holds stays leased to it; the runner saves it once the database is back.
+                    self._pause(self.outage.failed(error))
                     continue
-                now = time.monotonic()
-                if now >= self._next_reap:
-                    self._next_reap = now + self.lease / 2
-                    store.reap()
-                if not self.draining:
-                    store.wait_for_work(IDLE_WAIT)
-                    self._woken = True
+                self.outage.recovered()
         finally:
             self._release_pending()
             self.watchdog.stop()
-            store.close()
+            self.service.store.close()
+
+    def _pause(self, seconds: float) -> None:
+        # Sleeps in short slices so that SIGTERM is acted on promptly.
+        deadline = time.monotonic() + seconds
+        while not self.draining and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))

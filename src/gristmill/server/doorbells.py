@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from django.db import connections
 
 from gristmill.engine.doorbell import SocketDoorbell
-from gristmill.errors import ConfigurationError
+from gristmill.errors import ConfigurationError, StoreUnavailableError
 
 
 class Doorbell(Protocol):
@@ -39,13 +39,25 @@ class PostgresDoorbell:
             cursor.execute(f"NOTIFY {self.channel}")
 
     def wait(self, timeout: float) -> bool:
-        """Block until a notification or ``timeout``; True if notified (or only just started
-        listening, when a notification may have been missed)."""
+        """Wait for a ring; True if notified. The first call (and the first after a lost
+        connection) only starts listening and returns True at once, since rings sent before it
+        were not heard.
+
+        Raises :class:`StoreUnavailableError` if the database cannot be reached; the next call
+        connects again.
+        """
+        import psycopg
+
         if self._pid != os.getpid():
             self._listener, self._pid = None, os.getpid()
-        if self._listener is None:
-            import psycopg
-
+        if self._listener is not None:
+            try:
+                for _ in self._listener.notifies(timeout=max(0.0, timeout), stop_after=1):
+                    return True
+                return False
+            except psycopg.OperationalError:
+                self.close()  # e.g. the server restarted: listen again on a new connection
+        try:
             params = connections[self.alias].get_connection_params()
             params.pop("cursor_factory", None)
             params.pop("context", None)
@@ -54,15 +66,10 @@ class PostgresDoorbell:
             params.setdefault("connect_timeout", 5)
             self._listener = psycopg.connect(**params, autocommit=True)
             self._listener.execute(f"LISTEN {self.channel}")
-            return True
-        try:
-            for _ in self._listener.notifies(timeout=max(0.0, timeout), stop_after=1):
-                return True
-        except Exception:
-            # A broken connection (the server restarted): listen afresh on the next call.
+        except psycopg.OperationalError as error:
             self.close()
-            raise
-        return False
+            raise StoreUnavailableError(f"the database is unavailable: {error}") from error
+        return True
 
     def close(self) -> None:
         if self._listener is not None and self._pid == os.getpid():

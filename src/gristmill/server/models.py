@@ -227,3 +227,19 @@ class DataFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Supervisor(models.Model):
+    """A running supervisor of local workers (``gristmill worker``, ``gristmill serve``) and its
+    heartbeat, from which the health check reports the workers' liveness."""
+
+    name = models.CharField(max_length=100, primary_key=True, help_text="host/process id")
+    workers = models.PositiveIntegerField(help_text="Live worker processes at the last beat.")
+    started_at = models.FloatField()
+    beat_at = models.FloatField()
+
+    class Meta:
+        db_table = "gristmill_supervisor"
+
+    def __str__(self) -> str:
+        return self.name

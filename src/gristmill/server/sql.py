@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -85,8 +86,11 @@ class Driver:
     """Statements run once on each new connection (e.g. a worker's commit mode)."""
 
     def raw(self) -> Any:
-        """This thread's DB-API connection (opened on first use, cached per thread)."""
+        """This thread's DB-API connection (opened on first use, cached per thread; opened
+        again if the server dropped it meanwhile)."""
         local = self._thread
+        if local.connection is not None and self._dropped(local.connection):
+            self.reset()
         wrapper = connections[self.alias] if local.connection is None else None
         if wrapper is not None:
             wrapper.ensure_connection()
@@ -101,6 +105,11 @@ class Driver:
         if getattr(local, "pid", None) != os.getpid():
             local.pid, local.connection, local.fd = os.getpid(), None, None
         return local
+
+    def _dropped(self, connection: Any) -> bool:
+        """Whether the server is known to have closed ``connection`` (checked without a round
+        trip)."""
+        return False
 
     def reset(self) -> None:
         """Drop this thread's connection after an error, so the next call reconnects."""
@@ -189,6 +198,16 @@ class SqliteDriver(Driver):
 
 
 class PostgresDriver(Driver):
+    def _dropped(self, connection: Any) -> bool:
+        # An idle connection has nothing to read unless the server hung up (a restart sends
+        # "terminating connection" and closes it): then nothing sent on it can have been run,
+        # and a fresh connection is used instead of failing the operation. Driver connections
+        # never LISTEN, so no notification is mistaken for it.
+        if connection.closed or connection.broken:
+            return True
+        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+        return bool(readable)
+
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.raw().cursor() as cursor:
             cursor.execute(sql, params)

@@ -121,7 +121,7 @@ class DjangoStore(Store):
         # What Django stores on SQLite (naive UTC as text), without its per-call overhead.
         return str(value.astimezone(UTC).replace(tzinfo=None))
 
-    def _guard(self, operation: Callable[[], Any]) -> Any:
+    def _guard(self, operation: Callable[[], Any], *, again: bool = True) -> Any:
         """Run a driver operation; a lost connection becomes StoreUnavailableError and is
         dropped, so that the next call reconnects."""
         try:
@@ -129,11 +129,11 @@ class DjangoStore(Store):
         except Fenced:
             raise
         except Exception as error:
-            if _is_closed(error):
+            if again and _is_closed(error):
                 # Our cached connection was closed under us (e.g. at the end of a web
                 # request) before anything was sent: reconnect and try once more.
                 self.sql.reset()
-                return operation()
+                return self._guard(operation, again=False)
             if _is_operational(error):
                 self.sql.reset()
                 raise StoreUnavailableError(f"the database is unavailable: {error}") from error
@@ -755,9 +755,37 @@ class DjangoStore(Store):
         units = self._claimed_units("worker = %s", [worker])
         return sum(self._lose(unit, reason) for unit in units)
 
+    def held_by(self, worker: str) -> list[Claim]:
+        rows = self._fetch(
+            "SELECT id, run_id, attempt, kind FROM gristmill_unit "
+            "WHERE state = 'claimed' AND worker = %s ORDER BY id",
+            [worker],
+        )
+        return self._claims(rows)
+
     def reap(self) -> int:
         units = self._claimed_units("lease_until < %s", [time.time()])
         return sum(self._lose(unit, "its lease expired") for unit in units)
+
+    def ping(self) -> None:
+        self._fetch("SELECT 1")
+
+    supports_heartbeats = True
+
+    def beat(self, name: str, workers: int, started_at: float) -> None:
+        now = time.time()
+        self._write(
+            (
+                "INSERT INTO gristmill_supervisor (name, workers, started_at, beat_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+                "workers = excluded.workers, beat_at = excluded.beat_at",
+                [name, workers, started_at, now],
+            ),
+            ("DELETE FROM gristmill_supervisor WHERE beat_at < %s", [now - 3600]),
+        )
+
+    def sign_off(self, name: str) -> None:
+        self._write(("DELETE FROM gristmill_supervisor WHERE name = %s", [name]))
 
     def enable_worker_mode(self) -> None:
         # A worker's claims, heartbeats and step results need not wait for PostgreSQL's WAL

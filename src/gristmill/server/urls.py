@@ -6,19 +6,10 @@ They cannot yet be mounted under a prefix: the API's answers carry absolute path
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db import connection
-from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
 from gristmill.server.api import api
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Answers 200 when the database can be reached (for load balancers and tests)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
-
+from gristmill.server.health import healthz
 
 handler400 = "gristmill.server.web.views.bad_request"
 handler403 = "gristmill.server.web.views.csrf_failure"

@@ -4,11 +4,8 @@ told apart, cancellation, and an attempt that lost its claim publishing nothing.
 from __future__ import annotations
 
 import time
-
 from collections.abc import Mapping
 from typing import Any
-
-import pytest
 
 from gristmill import CancelledError, Inputs, Pipeline, RunContext, TaskError, task
 from gristmill.executors.inline import InlineExecutor, run_inline

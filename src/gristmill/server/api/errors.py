@@ -34,6 +34,7 @@ from django.urls import URLPattern, URLResolver, re_path
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
+from gristmill.engine.outage import describe
 from gristmill.errors import (
     NotFoundError,
     SignInRequiredError,
@@ -143,7 +144,8 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 
 def _unavailable(request: HttpRequest, exc: StoreUnavailableError) -> HttpResponse:
-    internal_error(exc, f"{request.method} {request.path}")
+    # An outage is not a bug: one line says why, without a traceback per refused request.
+    logger.warning("%s %s refused: %s", request.method, request.path, describe(exc))
     return error_response(503, "the database is unavailable; try again in a moment")
 
 
