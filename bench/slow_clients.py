@@ -1,0 +1,135 @@
+"""Latency of ``/healthz`` and of a run-status read in ``gristmill serve``, with no slow client
+connected and then with 50 clients trickling request bodies a byte a second, in the same run.
+
+    python bench/slow_clients.py [--slow 50] [--reads 300] [--serve-option=OPTION ...]
+
+Everything runs on this machine: a ``gristmill serve --port 0 --workers 0`` on a temporary
+SQLite data directory (its body limits raised so that every slow client is let in:
+``GRISTMILL_BODY_TIMEOUT=600``, ``GRISTMILL_BODY_MIN_RATE=1``,
+``GRISTMILL_BODIES_PER_CLIENT=1000``), and this process as the clients: raw sockets for the
+slow ones, fed by one thread, and one httpx keep-alive connection timing the reads one after
+another.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from http_api import (  # beside this file
+    parser_with_serve_options,
+    percentile,
+    served,
+    start,
+    stop,
+    submit,
+)
+
+LIMITS = {
+    "GRISTMILL_BODY_TIMEOUT": "600",
+    "GRISTMILL_BODY_MIN_RATE": "1",
+    "GRISTMILL_BODIES_PER_CLIENT": "1000",
+}
+
+
+def slow_body(url: str) -> socket.socket:
+    """A connection whose request body has begun, once the server has started receiving it."""
+    address = urlsplit(url)
+    assert address.hostname is not None and address.port is not None
+    sock = socket.create_connection((address.hostname, address.port), timeout=60)
+    sock.sendall(
+        f"POST /api/v1/pipelines/bench-file/runs HTTP/1.1\r\nHost: {address.netloc}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000000\r\n"
+        "Expect: 100-continue\r\n\r\n".encode()
+    )
+    interim = b""
+    while b"\r\n\r\n" not in interim:
+        chunk = sock.recv(1024)
+        if not chunk:
+            raise SystemExit(f"the server refused a slow client: {interim!r}")
+        interim += chunk
+    sock.sendall(b"{")
+    return sock
+
+
+@contextmanager
+def trickling(url: str, count: int) -> Iterator[None]:
+    """``count`` slow clients, each sending a byte a second while the block runs."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(slow_body(url)) for _ in range(count)]
+        done = threading.Event()
+
+        def trickle() -> None:
+            while not done.wait(1.0):
+                for sock in sockets:
+                    sock.sendall(b" ")
+
+        feeder = threading.Thread(target=trickle)
+        feeder.start()
+        try:
+            yield
+        finally:
+            done.set()
+            feeder.join()
+
+
+def latencies(request: Callable[[], httpx.Response], reads: int) -> list[float]:
+    times = []
+    for _ in range(reads):
+        started = time.perf_counter()
+        answer = request()
+        times.append(time.perf_counter() - started)
+        if answer.status_code != 200:
+            raise SystemExit(f"{answer.request.url} answered {answer.status_code}")
+    return times
+
+
+def measure(url: str, slow: int, reads: int) -> dict[str, float]:
+    figures = {}
+    with httpx.Client(base_url=url, timeout=60) as client:
+        run_id = submit(client, "status.txt")
+        requests = {
+            "/healthz": lambda: client.get("/healthz"),
+            "status": lambda: client.get(f"/api/v1/runs/{run_id}"),
+        }
+        for request in requests.values():  # warm up
+            latencies(request, 20)
+        for label, clients in (("no slow client", ExitStack()), (f"{slow} slow clients", None)):
+            with clients or trickling(url, slow):
+                for name, request in requests.items():
+                    times = latencies(request, reads)
+                    figures[f"{name}, {label}: p50 (ms)"] = statistics.median(times) * 1000
+                    figures[f"{name}, {label}: p95 (ms)"] = percentile(times, 0.95) * 1000
+    return figures
+
+
+def main() -> None:
+    parser = parser_with_serve_options(__doc__.split("\n\n")[0])
+    parser.add_argument("--slow", type=int, default=50, help="slow clients (default 50)")
+    parser.add_argument("--reads", type=int, default=300, help="reads timed per figure")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gristmill-slow-bench-") as directory:
+        process, url = start(Path(directory), args.serve_option, workers=0, settings=LIMITS)
+        try:
+            figures = measure(url, args.slow, args.reads)
+        finally:
+            stop(process)
+    print(
+        f"{served(args.serve_option)}: {args.reads} reads per figure, one at a time; "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+    )
+    for name, value in figures.items():
+        print(f"  {name:38s} {value:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
