@@ -36,3 +36,5 @@ def measure_file(run: RunContext) -> dict[str, int]:
 
 
 bench_file = Pipeline("bench-file", [measure_file], inputs=Inputs(kinds=["file"]))
+bench_url = Pipeline("bench-url", [measure_file], inputs=Inputs(kinds=["url"]))
+"""A URL input (``bench/slow_clients.py``); its step reads the fetched file like ``bench-file``."""

@@ -1,14 +1,16 @@
 """Latency of ``/healthz`` and of a run-status read in ``gristmill serve``, with no slow client
-connected and then with 50 clients trickling request bodies a byte a second, in the same run.
+connected, then with 50 clients trickling request bodies a byte a second, then after 12
+submissions of a URL whose server never answers, in the same run.
 
-    python bench/slow_clients.py [--slow 50] [--reads 300] [--serve-option=OPTION ...]
+    python bench/slow_clients.py [--slow 50] [--urls 12] [--reads 300] [--serve-option=...]
 
-Everything runs on this machine: a ``gristmill serve --port 0 --workers 0`` on a temporary
+Everything runs on this machine: a ``gristmill serve --port 0 --workers 2`` on a temporary
 SQLite data directory (its body limits raised so that every slow client is let in:
 ``GRISTMILL_BODY_TIMEOUT=600``, ``GRISTMILL_BODY_MIN_RATE=1``,
-``GRISTMILL_BODIES_PER_CLIENT=1000``), and this process as the clients: raw sockets for the
-slow ones, fed by one thread, and one httpx keep-alive connection timing the reads one after
-another.
+``GRISTMILL_BODIES_PER_CLIENT=1000``; URL inputs allowed to reach this machine, with a minute
+each), and this process as the clients: raw sockets for the slow ones, fed by one thread, a
+listening socket that never accepts as the URLs' server, and one httpx keep-alive connection
+timing the requests one after another.
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ LIMITS = {
     "GRISTMILL_BODY_TIMEOUT": "600",
     "GRISTMILL_BODY_MIN_RATE": "1",
     "GRISTMILL_BODIES_PER_CLIENT": "1000",
+    "GRISTMILL_FETCH_ALLOW": "127.0.0.0/8",
+    "GRISTMILL_FETCH_TIMEOUT": "60",
+    "GRISTMILL_DRAIN_SECONDS": "1",  # the workers are waiting on silent URLs when it stops
+    "GRISTMILL_KILL_GRACE": "1",
 }
+URL_PIPELINE = "bench-url"
 
 
 def slow_body(url: str) -> socket.socket:
@@ -93,8 +100,25 @@ def latencies(request: Callable[[], httpx.Response], reads: int) -> list[float]:
     return times
 
 
-def measure(url: str, slow: int, reads: int) -> dict[str, float]:
-    figures = {}
+@contextmanager
+def silent_urls(client: httpx.Client, count: int, figures: dict[str, float]) -> Iterator[None]:
+    """``count`` runs submitted with a URL whose server never answers (their submission
+    times go into ``figures``), their fetches under way while the block runs."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        body = {"inputs": [{"kind": "url", "url": f"http://127.0.0.1:{silent.getsockname()[1]}/"}]}
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            answer = client.post(f"/api/v1/pipelines/{URL_PIPELINE}/runs", json=body)
+            times.append(time.perf_counter() - started)
+            if answer.status_code != 201:
+                raise SystemExit(f"a URL submission answered {answer.status_code}: {answer.text}")
+        figures[f"{count} silent URL submissions: max (ms)"] = max(times) * 1000
+        yield
+
+
+def measure(url: str, slow: int, urls: int, reads: int) -> dict[str, float]:
+    figures: dict[str, float] = {}
     with httpx.Client(base_url=url, timeout=60) as client:
         run_id = submit(client, "status.txt")
         requests = {
@@ -103,8 +127,13 @@ def measure(url: str, slow: int, reads: int) -> dict[str, float]:
         }
         for request in requests.values():  # warm up
             latencies(request, 20)
-        for label, clients in (("no slow client", ExitStack()), (f"{slow} slow clients", None)):
-            with clients or trickling(url, slow):
+        phases = {
+            "no slow client": ExitStack,
+            f"{slow} slow clients": lambda: trickling(url, slow),
+            f"{urls} silent URLs": lambda: silent_urls(client, urls, figures),
+        }
+        for label, phase in phases.items():
+            with phase():
                 for name, request in requests.items():
                     times = latencies(request, reads)
                     figures[f"{name}, {label}: p50 (ms)"] = statistics.median(times) * 1000
@@ -115,12 +144,13 @@ def measure(url: str, slow: int, reads: int) -> dict[str, float]:
 def main() -> None:
     parser = parser_with_serve_options(__doc__.split("\n\n")[0])
     parser.add_argument("--slow", type=int, default=50, help="slow clients (default 50)")
+    parser.add_argument("--urls", type=int, default=12, help="silent URL submissions")
     parser.add_argument("--reads", type=int, default=300, help="reads timed per figure")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gristmill-slow-bench-") as directory:
-        process, url = start(Path(directory), args.serve_option, workers=0, settings=LIMITS)
+        process, url = start(Path(directory), args.serve_option, workers=2, settings=LIMITS)
         try:
-            figures = measure(url, args.slow, args.reads)
+            figures = measure(url, args.slow, args.urls, args.reads)
         finally:
             stop(process)
     print(
@@ -128,7 +158,7 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
     )
     for name, value in figures.items():
-        print(f"  {name:38s} {value:10.2f}")
+        print(f"  {name:42s} {value:10.2f}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ clock, that the server holds that body in flight.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import select
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from gristmill.server.protocol import NOT_HTTP
@@ -48,6 +50,18 @@ def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server that waits one second at most for more of a body."""
     server = start_server(
         tmp_path_factory.mktemp("strict"), workers=0, settings={"GRISTMILL_BODY_TIMEOUT": "1"}
+    )
+    yield server
+    stop_server(server.process)
+
+
+@pytest.fixture(scope="module")
+def fetching(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with 2 workers, whose URL inputs may reach this machine, with a minute each."""
+    server = start_server(
+        tmp_path_factory.mktemp("fetching"),
+        workers=2,
+        settings={"GRISTMILL_FETCH_ALLOW": "127.0.0.0/8", "GRISTMILL_FETCH_TIMEOUT": "60"},
     )
     yield server
     stop_server(server.process)
@@ -216,6 +230,28 @@ def test_a_body_is_received_again_once_the_clients_earlier_bodies_end(patient: S
         slow.pop().close()
         # Once the server has seen that client go, a body from the address is taken again.
         wait_until(taken, DEADLINE, message="a body to be taken after one ended")
+
+
+def test_urls_whose_server_never_answers_hold_no_request_thread(fetching: Server) -> None:
+    # A listening socket nobody accepts from: connections open, and nothing is ever answered.
+    with socket.create_server(("127.0.0.1", 0)) as silent, fetching.client() as client:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/data.csv"
+        body = {"inputs": [{"kind": "url", "url": url}]}
+
+        def submit(_: int) -> httpx.Response:
+            with fetching.client() as own:
+                return own.post("/api/v1/pipelines/any-source/runs", json=body, timeout=DEADLINE)
+
+        # Twelve at once, more than the request threads: each is answered long before its
+        # fetch could end (a minute), as no submission waits for its URL.
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(submit, range(12)))
+        assert [answer.status_code for answer in answers] == [201] * 12
+        assert client.get("/healthz", timeout=DEADLINE).json() == {"status": "ok"}
+        run_id = answers[0].json()["id"]
+        status = client.get(f"/api/v1/runs/{run_id}", timeout=DEADLINE).json()
+        assert status["state"] in ("queued", "running")
+        assert client.get("/", timeout=DEADLINE).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -14,16 +14,18 @@ import logging
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gristmill.context import RunContext
+from gristmill.engine.fetching import fetch_inputs
 from gristmill.engine.planner import RunView, previous_result, upstream_token
 from gristmill.engine.store import (
     Claim,
     Failure,
     NextClaim,
     OutputRecord,
+    RunRecord,
     StepOutcome,
     Store,
 )
@@ -87,12 +89,16 @@ class UnitRunner:
         *,
         watchdog: Watchdog,
         lease: float,
+        fetch_timeout: float = 30.0,
+        fetch_allow: tuple[str, ...] = (),
     ):
         self.store = store
         self.registry = registry
         self.storage = storage
         self.watchdog = watchdog
         self.lease = lease
+        self.fetch_timeout = fetch_timeout
+        self.fetch_allow = fetch_allow
         self._then_claim: NextClaim | None = None
 
     def run(self, claim: Claim, then_claim: NextClaim | None = None) -> RunState | None:
@@ -132,6 +138,19 @@ class UnitRunner:
             return self._end(claim, reporter, RunState.CANCELLED, Failure("the run was cancelled"))
         if claim.attempt > 1:
             reporter.log(f"attempt {claim.attempt} starting", "system")
+        if any(record.awaiting_fetch for record in run.inputs):
+            try:
+                run = self._fetch_inputs(claim, reporter, pipeline, run)
+            except _Fenced:
+                raise
+            except Exception as error:
+                failure = (
+                    Failure(error.message)
+                    if isinstance(error, TaskError)
+                    else _internal(error, f"fetching the inputs of run {claim.run_id}")
+                )
+                reporter.log(f"fetching the inputs failed: {failure.message}", "system")
+                return self._end(claim, reporter, RunState.FAILED, failure)
         view = RunView(pipeline, run, self.storage)
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
@@ -154,6 +173,28 @@ class UnitRunner:
             if wrote and final is not None:
                 return final
         return self._end(claim, reporter, RunState.SUCCEEDED, None)
+
+    def _fetch_inputs(
+        self, claim: Claim, reporter: UnitReporter, pipeline: Pipeline, run: RunRecord
+    ) -> RunRecord:
+        """The run with its URL inputs fetched and recorded (see :mod:`.fetching`)."""
+
+        def log(line: str) -> None:
+            reporter.log(line, "system")
+
+        fetched = fetch_inputs(
+            run,
+            pipeline,
+            self.storage,
+            timeout=self.fetch_timeout,
+            allow=self.fetch_allow,
+            log=log,
+        )
+        with reporter.write_lock:
+            if not self.store.save_inputs(claim, fetched, reporter.take(), lease=self.lease):
+                raise _Fenced()
+        inputs = [fetched.get(position, record) for position, record in enumerate(run.inputs)]
+        return replace(run, inputs=inputs)
 
     def _step(
         self,
@@ -279,12 +320,7 @@ class UnitRunner:
         elif isinstance(error, TaskError):
             failure = Failure(error.message)
         else:
-            ref = uuid.uuid4().hex[:12]
-            trace = "".join(traceback.format_exception(error))
-            logger.error(
-                "internal error %s in step %s of run %s\n%s", ref, name, claim.run_id, trace
-            )
-            failure = Failure(f"internal error, reference {ref}", ref=ref, traceback=trace)
+            failure = _internal(error, f"step {name} of run {claim.run_id}")
         reporter.log(f"step `{name}` {state.value}: {failure.message}", "system")
         now = time.time()
         self._save(
@@ -313,3 +349,11 @@ class UnitRunner:
             ):
                 raise _Fenced()
         return state
+
+
+def _internal(error: BaseException, where: str) -> Failure:
+    """The failure for an unexpected error: logged with its traceback under a reference."""
+    ref = uuid.uuid4().hex[:12]
+    trace = "".join(traceback.format_exception(error))
+    logger.error("internal error %s in %s\n%s", ref, where, trace)
+    return Failure(f"internal error, reference {ref}", ref=ref, traceback=trace)

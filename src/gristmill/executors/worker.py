@@ -78,6 +78,8 @@ class Worker:
             service.storage,
             watchdog=self.watchdog,
             lease=self.lease,
+            fetch_timeout=settings.fetch_timeout,
+            fetch_allow=settings.fetch_allow,
         )
         self._next_reap = 0.0
         self._pending: list[Claim] = []
