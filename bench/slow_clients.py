@@ -6,7 +6,7 @@ submissions of a URL whose server never answers, in the same run.
 
 Everything runs on this machine: a ``gristmill serve --port 0 --workers 2`` on a temporary
 SQLite data directory (its body limits raised so that every slow client is let in:
-``GRISTMILL_BODY_TIMEOUT=600``, ``GRISTMILL_BODY_MIN_RATE=1``,
+``GRISTMILL_READ_TIMEOUT=600``, ``GRISTMILL_BODY_MIN_RATE=1``,
 ``GRISTMILL_BODIES_PER_CLIENT=1000``; URL inputs allowed to reach this machine, with a minute
 each), and this process as the clients: raw sockets for the slow ones, fed by one thread, a
 listening socket that never accepts as the URLs' server, and one httpx keep-alive connection
@@ -37,7 +37,7 @@ from http_api import (  # beside this file
 )
 
 LIMITS = {
-    "GRISTMILL_BODY_TIMEOUT": "600",
+    "GRISTMILL_READ_TIMEOUT": "600",
     "GRISTMILL_BODY_MIN_RATE": "1",
     "GRISTMILL_BODIES_PER_CLIENT": "1000",
     "GRISTMILL_FETCH_ALLOW": "127.0.0.0/8",

@@ -31,12 +31,13 @@ DEADLINE = 30.0
 
 @pytest.fixture(scope="module")
 def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server that lets slow bodies go on for minutes, 55 at a time from one address."""
+    """A server that lets slow requests go on for minutes, 55 bodies at a time from one
+    address."""
     server = start_server(
         tmp_path_factory.mktemp("patient"),
         workers=0,
         settings={
-            "GRISTMILL_BODY_TIMEOUT": "300",
+            "GRISTMILL_READ_TIMEOUT": "300",
             "GRISTMILL_BODY_MIN_RATE": "1",
             "GRISTMILL_BODIES_PER_CLIENT": "55",
         },
@@ -47,9 +48,9 @@ def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server that waits one second at most for more of a body."""
+    """A server that waits one second at most for headers, or for more of a body."""
     server = start_server(
-        tmp_path_factory.mktemp("strict"), workers=0, settings={"GRISTMILL_BODY_TIMEOUT": "1"}
+        tmp_path_factory.mktemp("strict"), workers=0, settings={"GRISTMILL_READ_TIMEOUT": "1"}
     )
     yield server
     stop_server(server.process)
@@ -199,6 +200,28 @@ def test_a_stalled_form_is_answered_with_a_408_page(strict: Server) -> None:
         b"at most for more of it, and needs 1 KiB a second on average; try again on a faster "
         b"connection.</p>"
     ) in answer.body
+
+
+def test_headers_that_stall_are_answered_408_and_the_connection_closed(strict: Server) -> None:
+    with connect(strict) as sock:
+        sock.sendall(f"POST {SUBMIT} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le".encode())
+        answer = read_until_closed(sock)
+    assert answer.status == 408
+    assert answer.json() == {
+        "error": {
+            "code": "too_slow",
+            "message": "the request's headers came too slowly: the server waits 1 second at "
+            "most for them; try again on a faster connection",
+            "details": {},
+        }
+    }
+
+
+def test_a_connection_that_sends_nothing_is_closed(strict: Server) -> None:
+    with connect(strict) as sock:
+        answer = read_until_closed(sock)
+    assert answer.status == 408
+    assert answer.headers["content-type"] == "text/html; charset=utf-8"
 
 
 def test_a_client_sending_more_bodies_than_its_share_is_answered_429(patient: Server) -> None:

@@ -32,7 +32,7 @@ def _supervise(settings: Settings, registry: Registry) -> None:
 def _server(settings: Settings, application: Any, host: str, port: int, workers: int) -> Any:
     import uvicorn
 
-    from gristmill.server.protocol import GristmillHttpToolsProtocol
+    from gristmill.server.protocol import protocol
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
@@ -48,7 +48,7 @@ def _server(settings: Settings, application: Any, host: str, port: int, workers:
 
     config = uvicorn.Config(
         application,
-        http=GristmillHttpToolsProtocol,
+        http=protocol(settings.read_timeout),
         host=host,
         port=port,
         log_level="warning",

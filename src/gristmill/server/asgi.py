@@ -50,7 +50,7 @@ async def _lanes(scope: Scope, receive: Receive, send: Send) -> None:
 def _limits() -> BodyLimits:
     settings = current_settings()
     return BodyLimits(
-        timeout=settings.body_timeout,
+        timeout=settings.read_timeout,
         min_rate=settings.body_min_rate,
         per_client=settings.bodies_per_client,
     )
