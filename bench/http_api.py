@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -52,10 +52,13 @@ def start(
     workers: int = 2,
     launcher: Sequence[str] = (),
     timeout: float = 60,
+    settings: Mapping[str, str] | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
-    """Start ``gristmill serve`` (under ``launcher``, e.g. valgrind, if given); return the
-    process and its URL once it listens."""
+    """Start ``gristmill serve`` (under ``launcher``, e.g. valgrind, if given; with
+    ``settings``, more ``GRISTMILL_*`` variables); return the process and its URL once it
+    listens."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRISTMILL_", "DJANGO_"))}
+    env.update(settings or {})
     process = subprocess.Popen(
         [
             *launcher,

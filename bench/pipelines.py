@@ -62,3 +62,7 @@ def wait_at_gate(run: RunContext) -> dict[str, bool]:
 
 
 bench_gate = Pipeline("bench-gate", [wait_at_gate], params=GateParams, inputs=NO_INPUTS)
+
+
+bench_url = Pipeline("bench-url", [measure_file], inputs=Inputs(kinds=["url"]))
+"""A URL input (``bench/slow_clients.py``); its step reads the fetched file like ``bench-file``."""

@@ -10,7 +10,8 @@ counted as it is written to the sink, after decompression, and refused past
 included, ends by :attr:`FetchPolicy.timeout`. Every failure is a :class:`FetchError` whose
 message names the URL and says what went wrong; no httpx or socket exception escapes.
 
-:func:`check_url` is the syntax-only part, for refusing a URL before anything is queued.
+:func:`check_url` is the syntax-only part, and :func:`check_literal_address` refuses an address
+given as such; both need no network, for refusing a URL before anything is queued.
 """
 
 from __future__ import annotations
@@ -131,6 +132,26 @@ def check_url(url: str) -> str:
     """
     url = url.strip()
     return str(_parse(url, subject=_shown(url), original=_shown(url)))
+
+
+def check_literal_address(url: str, allow: tuple[Network, ...] = ()) -> None:
+    """Refuse ``url`` as :func:`fetch` would if its host is an IP address that is not public
+    nor inside ``allow`` (a host name is checked when it is fetched, as looking it up may take
+    long). Raises :class:`FetchError` with :func:`fetch`'s message, as :func:`check_url` does
+    for a URL it refuses.
+    """
+    original = _shown(url.strip())
+    target = _parse(url.strip(), subject=original, original=original)
+    host = target.raw_host.decode("ascii")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return  # a host name
+    if not _permitted(address, allow):
+        raise FetchError(
+            f"{original}: {host} is not a public address; only public addresses can be fetched",
+            url=original,
+        )
 
 
 def fetch(

@@ -29,7 +29,7 @@ class InputKind(StrEnum):
     TEXT = "text"
     """Text typed or pasted inline, stored as ``input.txt``."""
     URL = "url"
-    """A public http(s) URL fetched by the server."""
+    """A public http(s) URL, fetched by the run's worker before its first step."""
     DATAFILE = "datafile"
     """A data file already stored on the server."""
     RUN = "run"
@@ -127,7 +127,7 @@ class LocalFile:
 
 @dataclass
 class UrlInput:
-    """A public http(s) URL, fetched by the server when the run is submitted."""
+    """A public http(s) URL, fetched by the run's worker before its first step."""
 
     url: str
 

@@ -34,6 +34,13 @@ GRISTMILL_DATAFILE_MAX_SIZE    largest data file a user may upload, in     ``104
                                bytes                                       (100 MiB)
 ``GRISTMILL_PRUNE_INTERVAL``   seconds between two prunes by the workers'  ``600``
                                supervisor (expired runs removed)
+``GRISTMILL_READ_TIMEOUT``     seconds ``serve`` waits for a request's     ``20``
+                               headers, and for the next bytes of its body
+``GRISTMILL_BODY_MIN_RATE``    bytes per second a request body must        ``1024``
+                               average once its first
+                               ``GRISTMILL_READ_TIMEOUT`` seconds are over
+``GRISTMILL_BODIES_PER_CLIENT`` request bodies one client address may be   ``8``
+                               sending at once
 =============================  ==========================================  ========================
 """
 
@@ -72,6 +79,9 @@ class Settings:
     fetch_allow: tuple[str, ...] = ()
     datafile_max_size: int = DATAFILE_MAX_SIZE
     prune_interval: float = 600.0
+    read_timeout: float = 20.0
+    body_min_rate: int = 1024
+    bodies_per_client: int = 8
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -105,6 +115,9 @@ class Settings:
             ),
             datafile_max_size=_number(env, "GRISTMILL_DATAFILE_MAX_SIZE", int, DATAFILE_MAX_SIZE),
             prune_interval=_number(env, "GRISTMILL_PRUNE_INTERVAL", float, 600.0),
+            read_timeout=_number(env, "GRISTMILL_READ_TIMEOUT", float, 20.0),
+            body_min_rate=_number(env, "GRISTMILL_BODY_MIN_RATE", int, 1024),
+            bodies_per_client=_number(env, "GRISTMILL_BODIES_PER_CLIENT", int, 8),
         )
         settings = replace(settings, **overrides)
         if settings.sqlite_sync not in ("normal", "full"):
@@ -141,6 +154,9 @@ class Settings:
             "GRISTMILL_FETCH_ALLOW": ",".join(self.fetch_allow),
             "GRISTMILL_DATAFILE_MAX_SIZE": str(self.datafile_max_size),
             "GRISTMILL_PRUNE_INTERVAL": str(self.prune_interval),
+            "GRISTMILL_READ_TIMEOUT": str(self.read_timeout),
+            "GRISTMILL_BODY_MIN_RATE": str(self.body_min_rate),
+            "GRISTMILL_BODIES_PER_CLIENT": str(self.bodies_per_client),
         }
         if self.queues:
             env["GRISTMILL_QUEUES"] = ",".join(self.queues)

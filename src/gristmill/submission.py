@@ -14,7 +14,6 @@ import contextlib
 import io
 import json
 import mimetypes
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from gristmill.context import InputFile
 from gristmill.engine.store import (
@@ -33,7 +33,7 @@ from gristmill.engine.store import (
     RunRecord,
     StepRecord,
 )
-from gristmill.errors import FetchError, FetchTooLargeError, NotFoundError, SubmissionError
+from gristmill.errors import FetchError, NotFoundError, SubmissionError
 from gristmill.inputs import (
     InputKind,
     InputSource,
@@ -181,28 +181,22 @@ def _expand(service: Service, sources: Sequence[InputSource]) -> list[InputSourc
     return expanded
 
 
-def _fetched(
-    service: Service, pipeline: Pipeline, source: UrlInput, stack: ExitStack
-) -> tuple[str, IO[bytes], str, str | None, str]:
-    """Fetch a URL input into a temporary file (in memory while small), checking first that
-    the pipeline takes URLs; a fetch that fails is a refusal naming the URL."""
-    from gristmill.fetch import FetchPolicy, fetch, parse_networks  # httpx: not for workers
+def _to_fetch(service: Service, pipeline: Pipeline, source: UrlInput) -> InputRecord:
+    """A URL input as recorded at submission: its URL, to be fetched by the run's worker
+    (:mod:`gristmill.engine.fetching`), so that a slow server holds no request thread. What
+    can be refused without the network is refused here: a pipeline that takes no URLs, a
+    malformed URL, an address that is not public."""
+    from gristmill.fetch import check_literal_address, check_url, parse_networks  # httpx
 
     check_input_kind(pipeline, InputKind.URL, source.url)
-    settings = service.settings
-    policy = FetchPolicy(
-        max_size=pipeline.inputs.max_size,
-        timeout=settings.fetch_timeout,
-        allow=parse_networks(",".join(settings.fetch_allow)),
-    )
-    spool = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=1 << 20))  # noqa: SIM115 - closed by the stack
     try:
-        got = fetch(source.url, spool, policy)
+        url = check_url(source.url)
+        check_literal_address(url, parse_networks(",".join(service.settings.fetch_allow)))
     except FetchError as error:
-        status = 413 if isinstance(error, FetchTooLargeError) else 400
-        raise SubmissionError({"inputs": [error.message]}, status=status) from None
-    spool.seek(0)
-    return got.name, spool, InputKind.URL, got.media_type, got.url
+        raise SubmissionError({"inputs": [error.message]}) from None
+    parts = urlsplit(url)
+    name = safe_name(parts.path.rsplit("/", 1)[-1] or parts.hostname or "download")
+    return InputRecord(name, "", 0, "", "application/octet-stream", InputKind.URL, url)
 
 
 def _stage_inputs(
@@ -212,11 +206,9 @@ def _stage_inputs(
     with ExitStack() as stack:
         for position, source in enumerate(sources):
             if isinstance(source, UrlInput):
-                raw_name, stream, kind, media_type, origin = _fetched(
-                    service, pipeline, source, stack
-                )
-            else:
-                raw_name, stream, kind, media_type, origin = _open_source(source, stack)
+                records.append(_to_fetch(service, pipeline, source))
+                continue
+            raw_name, stream, kind, media_type, origin = _open_source(source, stack)
             name = safe_name(raw_name)
             check_input_kind(pipeline, str(kind), name)
             try:
@@ -245,7 +237,9 @@ def submit(
 
     Every check (input count, kinds and sizes, parameters, validators) runs before anything is
     queued; a refusal raises :class:`~gristmill.errors.SubmissionError` with messages per field
-    and leaves nothing behind. Once this returns, the run and its input bytes are committed.
+    and leaves nothing behind. Once this returns, the run and its input bytes are committed;
+    a URL input is committed as its URL, fetched by the run's worker before the first step
+    (a fetch that fails, or a file the pipeline refuses, fails the run with the reason).
     """
     run_id, _ = create(
         pipeline, inputs, params, owner_id=owner_id, ancestor=ancestor, service=service
@@ -293,6 +287,7 @@ def create(
                 r.source,
             )
             for r in records
+            if not r.awaiting_fetch  # checked by the worker once fetched
         ]
         run_validators(pipeline, files)
         claim = service.store.create_run(

@@ -63,11 +63,15 @@ def start_server(
     database_url: str | None = None,
     workers: int = 1,
     pipelines: tuple[str, ...] = (PIPELINES, E2E_PIPELINES),
+    settings: dict[str, str] | None = None,
 ) -> Server:
     """Start ``gristmill serve --port 0`` offering ``pipelines`` and wait for the line that
-    gives its URL."""
+    gives its URL. ``settings`` are more ``GRISTMILL_*`` variables for it."""
     env = _clean_env(
-        GRISTMILL_LEASE_SECONDS="5", GRISTMILL_DRAIN_SECONDS="5", GRISTMILL_KILL_GRACE="1"
+        GRISTMILL_LEASE_SECONDS="5",
+        GRISTMILL_DRAIN_SECONDS="5",
+        GRISTMILL_KILL_GRACE="1",
+        **(settings or {}),
     )
     if database_url:
         env["GRISTMILL_DATABASE_URL"] = database_url

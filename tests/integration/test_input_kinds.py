@@ -226,14 +226,14 @@ def web_server(tmp_path: Path) -> Iterator[str]:
 def test_a_url_in_an_allowed_network_is_fetched_as_an_input(
     service: Service, web_server: str
 ) -> None:
-    allowed = replace(service.settings, fetch_allow=("127.0.0.0/8",))
-    set_default_service(replace(service, settings=allowed))
+    allowing = replace(service, settings=replace(service.settings, fetch_allow=("127.0.0.0/8",)))
+    set_default_service(allowing)
     try:
         response = submit_json(browser(), [{"kind": "url", "url": f"{web_server}/data.txt"}])
     finally:
         set_default_service(None)
     assert response.status_code == 201, response.json()
-    assert inputs_seen(service, response.json()["id"]) == [("data.txt", "url", "fetched words")]
+    assert inputs_seen(allowing, response.json()["id"]) == [("data.txt", "url", "fetched words")]
 
 
 # -- the shape of a submission --------------------------------------------------------------

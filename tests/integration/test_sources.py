@@ -3,6 +3,8 @@ API, URLs and data files), through the one way in, :func:`gristmill.submission.s
 
 from __future__ import annotations
 
+import hashlib
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -10,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from gristmill.engine.store import InputRecord, Report
 from gristmill.errors import SubmissionError
 from gristmill.executors.inline import run_inline
 from gristmill.inputs import RunOutputs, TextInput, UrlInput
@@ -121,19 +124,87 @@ def allowing_loopback(service: Service) -> Service:
     return replace(service, settings=replace(service.settings, fetch_allow=("127.0.0.1/32",)))
 
 
-def test_a_url_input_is_fetched_and_stored_with_its_digest(service: Service, files: str) -> None:
+def test_a_url_input_is_recorded_at_submission_and_fetched_by_the_worker(
+    service: Service, files: str
+) -> None:
     service = allowing_loopback(service)
     run_id = submit("any-source", [UrlInput(f"{files}/poem.txt")], service=service)
-    (stored,) = get_run(run_id, service=service).run.inputs
-    assert (stored.name, stored.kind, stored.source, stored.size) == (
+    (recorded,) = get_run(run_id, service=service).run.inputs
+    assert (recorded.name, recorded.kind, recorded.source) == (
         "poem.txt",
         "url",
         f"{files}/poem.txt",
-        16,
     )
-    assert stored.media_type == "text/plain"
+    assert recorded.awaiting_fetch
+    assert Files.requests == []  # no request thread waited for the server
     run_inline(service, run_id)
-    assert get_run(run_id, service=service).result("list_inputs")[0]["text"] == "the mill grinds\n"
+    status = get_run(run_id, service=service)
+    (stored,) = status.run.inputs
+    assert (stored.name, stored.size, stored.media_type) == ("poem.txt", 16, "text/plain")
+    assert stored.sha256 == hashlib.sha256(b"the mill grinds\n").hexdigest()
+    assert status.result("list_inputs")[0]["text"] == "the mill grinds\n"
+    lines = [line.text for line in service.store.read_log(run_id)]
+    assert f"fetched {files}/poem.txt as poem.txt (16 bytes)" in lines
+
+
+def test_only_the_current_attempt_may_record_fetched_inputs(service: Service, files: str) -> None:
+    service = allowing_loopback(service)
+    run_id = submit("any-source", [UrlInput(f"{files}/poem.txt")], service=service)
+    (first,) = service.store.claim("w1", queues=None, lease=30, run_id=run_id)
+    service.store.release(first, Report())  # taken over: released and claimed again
+    (second,) = service.store.claim("w2", queues=None, lease=30, run_id=run_id)
+    fetched = InputRecord("poem.txt", "runs/x/inputs/0-poem.txt", 16, "ab" * 32, "text/plain")
+    assert not service.store.save_inputs(first, {0: fetched}, Report(), lease=30)
+    assert get_run(run_id, service=service).run.inputs[0].awaiting_fetch
+    assert service.store.save_inputs(second, {0: fetched}, Report(), lease=30)
+    (recorded,) = get_run(run_id, service=service).run.inputs
+    assert (recorded.path, recorded.size, recorded.kind) == (fetched.path, 16, "url")
+
+
+def test_a_url_that_cannot_be_fetched_fails_the_run_naming_it(service: Service, files: str) -> None:
+    service = allowing_loopback(service)
+    run_id = submit("any-source", [UrlInput(f"{files}/missing.txt")], service=service)
+    run_inline(service, run_id)
+    status = get_run(run_id, service=service)
+    assert status.state == RunState.FAILED
+    assert status.error == f"{files}/missing.txt: the server answered 404 Not Found"
+
+
+def test_a_url_whose_server_never_answers_fails_the_run_at_the_fetch_timeout(
+    service: Service,
+) -> None:
+    # A listening socket nobody accepts from: connections open, and nothing is ever answered.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/data.csv"
+        # A lease long enough that no heartbeat falls in the second waited (the watchdog's
+        # thread would open a database connection of its own, left to the garbage collector).
+        settings = replace(
+            service.settings,
+            fetch_allow=("127.0.0.1/32",),
+            fetch_timeout=1.0,
+            lease_seconds=30.0,
+        )
+        service = replace(service, settings=settings)
+        run_id = submit("any-source", [UrlInput(url)], service=service)
+        run_inline(service, run_id)
+    status = get_run(run_id, service=service)
+    assert status.state == RunState.FAILED
+    assert status.error == f"{url}: the download did not finish within 1 second"
+
+
+def test_a_host_name_of_a_private_address_fails_the_run_unfetched(
+    service: Service, files: str
+) -> None:
+    url = files.replace("127.0.0.1", "localhost") + "/poem.txt"
+    run_id = submit("any-source", [UrlInput(url)], service=service)
+    run_inline(service, run_id)
+    status = get_run(run_id, service=service)
+    assert status.state == RunState.FAILED
+    assert status.error == (
+        f"{url}: localhost has the address 127.0.0.1, which is not a public address; "
+        "only public addresses can be fetched"
+    )
+    assert Files.requests == []
 
 
 def test_a_url_on_a_private_address_is_refused_and_nothing_is_stored(
@@ -152,13 +223,13 @@ def test_a_url_on_a_private_address_is_refused_and_nothing_is_stored(
     assert set((service.storage.root / "runs").glob("*")) == before
 
 
-def test_a_url_over_the_size_limit_is_refused_as_too_large(service: Service, files: str) -> None:
-    with pytest.raises(SubmissionError) as refused:
-        submit("any-source", [UrlInput(f"{files}/big.txt")], service=allowing_loopback(service))
-    assert refused.value.status == 413
-    assert refused.value.errors == {
-        "inputs": [f"{files}/big.txt: the file is larger than the limit of 4 KiB"]
-    }
+def test_a_url_over_the_size_limit_fails_the_run_as_too_large(service: Service, files: str) -> None:
+    service = allowing_loopback(service)
+    run_id = submit("any-source", [UrlInput(f"{files}/big.txt")], service=service)
+    run_inline(service, run_id)
+    status = get_run(run_id, service=service)
+    assert status.state == RunState.FAILED
+    assert status.error == f"{files}/big.txt: the file is larger than the limit of 4 KiB"
 
 
 def test_a_pipeline_that_takes_no_urls_refuses_one_without_fetching_it(

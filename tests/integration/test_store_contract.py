@@ -509,3 +509,38 @@ def test_a_ring_wakes_a_waiter(store: Store, bell: str) -> None:
         assert woken.is_set()
     finally:
         thread.join(60)
+
+
+def test_fetched_inputs_replace_the_submitted_ones_for_the_claim_that_holds_the_run(
+    store: Store, queue: str
+) -> None:
+    run_id = new_run(store, queue)
+    claim = claim_one(store, queue)
+    fetched = InputRecord("data.csv", "runs/x/data.csv", 12, "f" * 64, "text/csv", "file", "u")
+    assert store.save_inputs(claim, {0: fetched}, Report(), lease=LEASE)
+    (stored,) = store.get_run(run_id).inputs
+    assert (stored.name, stored.path, stored.size, stored.sha256, stored.kind) == (
+        "data.csv",
+        "runs/x/data.csv",
+        12,
+        "f" * 64,
+        INPUT.kind,
+    )
+
+
+def test_fetched_inputs_of_a_claim_taken_over_are_not_saved(store: Store, queue: str) -> None:
+    run_id = new_run(store, queue)
+    late = claim_one(store, queue, lease=-1.0)
+    assert store.reap() == 1
+    assert claim_one(store, queue, worker="w2").attempt == 2
+    fetched = InputRecord("data.csv", "runs/x/data.csv", 12, "f" * 64, "text/csv")
+    assert not store.save_inputs(late, {0: fetched}, Report(), lease=LEASE)
+    assert store.get_run(run_id).inputs == [INPUT]
+
+
+def test_a_worker_sees_the_units_it_holds(store: Store, queue: str) -> None:
+    first, second = new_run(store, queue), new_run(store, queue)
+    claims = store.claim("w-held", queues=[queue], lease=LEASE, limit=2)
+    assert [c.run_id for c in store.held_by("w-held")] == [c.run_id for c in claims]
+    assert {first, second} == {c.run_id for c in claims}
+    assert store.held_by("somebody-else") == []

@@ -26,6 +26,7 @@ from gristmill.errors import FetchError
 from gristmill.fetch import (
     FetchPolicy,
     FetchResult,
+    check_literal_address,
     check_url,
     fetch,
     parse_networks,
@@ -657,3 +658,32 @@ def test_parse_networks_reads_networks_and_single_addresses() -> None:
 def test_parse_networks_names_the_item_that_is_not_a_network() -> None:
     with pytest.raises(ValueError, match=r"^'intranet' is not a network like 10\.1\.0\.0/16$"):
         parse_networks("10.0.0.0/8, intranet")
+
+
+# -- refusing an address before anything is queued ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://127.0.0.1:8000/x.csv", "127.0.0.1"),
+        ("http://10.1.2.3/x.csv", "10.1.2.3"),
+        ("http://[::1]/x.csv", "::1"),
+    ],
+)
+def test_a_literal_address_that_is_not_public_is_refused_without_the_network(
+    url: str, address: str
+) -> None:
+    with pytest.raises(FetchError) as refused:
+        check_literal_address(url)
+    assert refused.value.message == (
+        f"{url}: {address} is not a public address; only public addresses can be fetched"
+    )
+
+
+def test_a_literal_address_inside_an_allowed_network_is_accepted() -> None:
+    check_literal_address("http://10.1.2.3/x.csv", parse_networks("10.1.0.0/16"))
+
+
+def test_a_host_name_is_left_for_the_fetch_to_check() -> None:
+    check_literal_address("http://localhost/x.csv")

@@ -32,6 +32,8 @@ def _supervise(settings: Settings, registry: Registry) -> None:
 def _server(settings: Settings, application: Any, host: str, port: int, workers: int) -> Any:
     import uvicorn
 
+    from gristmill.server.protocol import protocol
+
     class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets=sockets)
@@ -46,6 +48,7 @@ def _server(settings: Settings, application: Any, host: str, port: int, workers:
 
     config = uvicorn.Config(
         application,
+        http=protocol(settings.read_timeout),
         host=host,
         port=port,
         log_level="warning",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from gristmill.context import RunContext
+from gristmill.engine.fetching import fetch_inputs
 from gristmill.engine.outage import Outage
 from gristmill.engine.planner import RunView, previous_result, upstream_token
 from gristmill.engine.store import (
@@ -28,6 +29,7 @@ from gristmill.engine.store import (
     NextClaim,
     OutputRecord,
     Report,
+    RunRecord,
     StepOutcome,
     Store,
 )
@@ -105,6 +107,8 @@ class UnitRunner:
         watchdog: Watchdog,
         lease: float,
         outage: Outage | None = None,
+        fetch_timeout: float = 30.0,
+        fetch_allow: tuple[str, ...] = (),
     ):
         """``outage`` is the process's record of database outages (shared with the worker
         loop, so that each outage is logged once)."""
@@ -114,6 +118,8 @@ class UnitRunner:
         self.storage = storage
         self.watchdog = watchdog
         self.lease = lease
+        self.fetch_timeout = fetch_timeout
+        self.fetch_allow = fetch_allow
         self._then_claim: NextClaim | None = None
 
     def run(self, claim: Claim, then_claim: NextClaim | None = None) -> RunState | None:
@@ -164,6 +170,19 @@ class UnitRunner:
             return self._end(claim, reporter, RunState.CANCELLED, Failure(CANCELLED_MESSAGE))
         if claim.attempt > 1:
             reporter.log(f"attempt {claim.attempt} starting", "system")
+        if any(record.awaiting_fetch for record in run.inputs):
+            try:
+                run = self._fetch_inputs(claim, reporter, pipeline, run)
+            except _Fenced:
+                raise
+            except Exception as error:
+                failure = (
+                    Failure(error.message)
+                    if isinstance(error, TaskError)
+                    else _internal(error, f"fetching the inputs of run {claim.run_id}")
+                )
+                reporter.log(f"fetching the inputs failed: {failure.message}", "system")
+                return self._end(claim, reporter, RunState.FAILED, failure)
         view = RunView(pipeline, run, self.storage)
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
@@ -189,6 +208,36 @@ class UnitRunner:
             if wrote and final is not None:
                 return final
         return self._end(claim, reporter, RunState.SUCCEEDED, None)
+
+    def _fetch_inputs(
+        self, claim: Claim, reporter: UnitReporter, pipeline: Pipeline, run: RunRecord
+    ) -> RunRecord:
+        """The run with its URL inputs fetched and recorded (see :mod:`.fetching`)."""
+
+        def log(line: str) -> None:
+            reporter.log(line, "system")
+
+        fetched = fetch_inputs(
+            run,
+            pipeline,
+            self.storage,
+            timeout=self.fetch_timeout,
+            allow=self.fetch_allow,
+            log=log,
+        )
+
+        def save(report: Report) -> bool:
+            return self.store.save_inputs(claim, fetched, report, lease=self.lease)
+
+        def saved() -> bool | None:
+            stored = self.store.get_run(claim.run_id).inputs
+            same = all(stored[p].path == record.path for p, record in fetched.items())
+            return True if same else None
+
+        if not self._persist(reporter, save, saved):
+            raise _Fenced()
+        inputs = [fetched.get(position, record) for position, record in enumerate(run.inputs)]
+        return replace(run, inputs=inputs)
 
     def _step(
         self,
@@ -368,12 +417,7 @@ class UnitRunner:
         elif isinstance(error, TaskError):
             failure = Failure(error.message)
         else:
-            ref = uuid.uuid4().hex[:12]
-            trace = "".join(traceback.format_exception(error))
-            logger.error(
-                "internal error %s in step %s of run %s\n%s", ref, name, claim.run_id, trace
-            )
-            failure = Failure(f"internal error, reference {ref}", ref=ref, traceback=trace)
+            failure = _internal(error, f"step {name} of run {claim.run_id}")
         failure = Failure(failure.message, failure.ref, failure.traceback, step=name)
         reporter.log(f"step `{name}` {state.value}: {failure.message}", "system")
         now = time.time()
@@ -411,3 +455,11 @@ class UnitRunner:
         if not self._persist(reporter, finish, finished):
             raise _Fenced()
         return state
+
+
+def _internal(error: BaseException, where: str) -> Failure:
+    """The failure for an unexpected error: logged with its traceback under a reference."""
+    ref = uuid.uuid4().hex[:12]
+    trace = "".join(traceback.format_exception(error))
+    logger.error("internal error %s in %s\n%s", ref, where, trace)
+    return Failure(f"internal error, reference {ref}", ref=ref, traceback=trace)

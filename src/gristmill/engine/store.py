@@ -14,7 +14,7 @@ lease was taken over. A late worker therefore can never publish results.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -61,12 +61,18 @@ class InputRecord:
 
     name: str
     path: str
-    """Path relative to the storage root."""
+    """Path relative to the storage root; empty for a URL input not fetched yet."""
     size: int
     sha256: str
     media_type: str
     kind: str = "file"
     source: str = ""
+    """Where the input came from: for a URL input, the URL (fetched by the run's worker)."""
+
+    @property
+    def awaiting_fetch(self) -> bool:
+        """A URL input whose bytes are not stored yet: the run's first attempt fetches it."""
+        return not self.path
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +369,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def cancel_requested(self, claim: Claim) -> bool:
         """Whether the claimed run was asked to stop (a read; nothing is written)."""
+
+    @abc.abstractmethod
+    def save_inputs(
+        self, claim: Claim, inputs: Mapping[int, InputRecord], report: Report, *, lease: float
+    ) -> bool:
+        """Replace the run's inputs at the given positions (URL inputs once fetched) and write
+        the pending report, in one transaction, renewing the lease. False, writing nothing, if
+        the claim was fenced out."""
 
     @abc.abstractmethod
     def flush(self, claim: Claim, report: Report, *, lease: float) -> Renewal:

@@ -79,6 +79,8 @@ class Worker:
             watchdog=self.watchdog,
             lease=self.lease,
             outage=self.outage,
+            fetch_timeout=settings.fetch_timeout,
+            fetch_allow=settings.fetch_allow,
         )
         self._next_reap = 0.0
         self._pending: list[Claim] = []

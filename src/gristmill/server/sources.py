@@ -1,7 +1,7 @@
 """Inputs that name something instead of carrying it: a URL or an earlier run (a stored data
 file: :func:`gristmill.server.datafiles.as_input`). The API and the submission form read them
-here, checked for what the caller may see, before :func:`gristmill.submission.submit` fetches
-or expands them.
+here, checked for what the caller may see, before :func:`gristmill.submission.submit` expands
+them (a URL is fetched later, by the run's worker).
 
 Each function raises :class:`ValueError` for a value that is malformed and
 :class:`~gristmill.errors.NotFoundError` for one the caller may not see (or that does not
@@ -24,8 +24,8 @@ _RUN_ID = re.compile(r"(?:^|/runs/)([0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a
 
 
 def url_input(text: str) -> UrlInput:
-    """An http(s) URL as an input, checked by its syntax alone (it is fetched, and its
-    address checked, when the run is submitted)."""
+    """An http(s) URL as an input, checked by its syntax alone (its address is checked when
+    the run is submitted, and again when the run's worker fetches it)."""
     try:
         return UrlInput(check_url(text))
     except FetchError as error:

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from gristmill.engine.store import (
     Claim,
     DueRun,
     Failure,
+    InputRecord,
     LogLine,
     NewRun,
     NextClaim,
@@ -660,6 +661,23 @@ class DjangoStore(Store):
         if ending:
             self._ring("done")
         return True
+
+    def save_inputs(
+        self, claim: Claim, inputs: Mapping[int, InputRecord], report: Report, *, lease: float
+    ) -> bool:
+        key = self._id(claim.run_id)
+        return self._write(
+            self._fence(claim, time.time() + lease),
+            *(
+                (
+                    "UPDATE gristmill_input SET name = %s, path = %s, size = %s, sha256 = %s, "
+                    "media_type = %s, source = %s WHERE run_id = %s AND position = %s",
+                    [i.name, i.path, i.size, i.sha256, i.media_type, i.source, key, position],
+                )
+                for position, i in inputs.items()
+            ),
+            *self._report(key, report),
+        )
 
     def flush(self, claim: Claim, report: Report, *, lease: float) -> Renewal:
         key = self._id(claim.run_id)

@@ -19,8 +19,8 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from gristmill.engine.store import (
     Claim,
     DueRun,
     Failure,
+    InputRecord,
     LogLine,
     NewRun,
     NextClaim,
@@ -451,6 +452,30 @@ class MemoryStore(Store):
         if outcome.replaces_outputs or outcome.outputs:
             run.outputs = [o for o in run.outputs if o.step != outcome.name]
             run.outputs.extend(copy.copy(o) for o in outcome.outputs)
+
+    def save_inputs(
+        self, claim: Claim, inputs: Mapping[int, InputRecord], report: Report, *, lease: float
+    ) -> bool:
+        with self._lock:
+            unit = self._held(claim)
+            if unit is None:
+                return False
+            unit.lease_until = time.time() + lease
+            run = self._runs[unit.run_id]
+            stored = run.record.inputs
+            for position, record in inputs.items():
+                # The kind stays what was submitted, as in the SQL store.
+                stored[position] = replace(record, kind=stored[position].kind)
+            self._write_report(run, report)
+            return True
+
+    def held_by(self, worker: str) -> list[Claim]:
+        with self._lock:
+            return [
+                Claim(unit.id, unit.run_id, unit.attempt, unit.kind)
+                for unit in sorted(self._units.values(), key=lambda unit: unit.id)
+                if unit.state == "claimed" and unit.worker == worker
+            ]
 
     def cancel_requested(self, claim: Claim) -> bool:
         with self._lock:
