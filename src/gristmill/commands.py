@@ -96,6 +96,22 @@ class Command(Task):
         """The names of the parameters the argv template reads."""
         return {value for pieces in self._template for kind, value in pieces if kind == "param"}
 
+    def refused_params(self, params: Any) -> dict[str, str]:
+        """The parameters of ``params`` (a validated parameter model) that this command cannot
+        pass as arguments, each with a message for the submitter: a value starting with ``-``
+        (it would be read as an option), a list or object, or no value at all.
+
+        Submission calls this, so that such a value is refused before the run is queued rather
+        than failing the step later.
+        """
+        refused = {}
+        for name in sorted(self.param_names()):
+            try:
+                _argument_of(getattr(params, name))
+            except _NotAnArgument as refusal:
+                refused[name] = refusal.field_message.format(program=f"command `{self.program}`")
+        return refused
+
     @property
     def identity(self) -> str:
         """``command:`` and the program, e.g. ``command:wc``."""
@@ -304,23 +320,46 @@ def _user_arguments(run: RunContext, kind: str, name: str) -> list[str]:
 
 def _param_argument(params: Any, name: str) -> str:
     value = getattr(params, name)
+    try:
+        return _argument_of(value)
+    except _NotAnArgument as refusal:
+        if refusal.reason == _DASH:
+            raise TaskError(f"parameter `{name}` value {value!r} {_DASH}") from None
+        raise TaskError(f"parameter `{name}` {refusal.reason}") from None
+
+
+_DASH = "starts with '-' and would be read as an option"
+
+
+class _NotAnArgument(ValueError):
+    def __init__(self, reason: str, field_message: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.field_message = field_message
+
+
+def _argument_of(value: Any) -> str:
     plain = value.value if isinstance(value, Enum) else value
     if isinstance(plain, bool):
-        text = "true" if plain else "false"
-    elif isinstance(plain, str | int | float):
-        text = str(plain)
-    elif plain is None:
-        raise TaskError(f"parameter `{name}` has no value; a command argument needs one")
-    else:
-        raise TaskError(
-            f"parameter `{name}` is a {type(plain).__name__}; a command argument takes one value"
+        return "true" if plain else "false"
+    if plain is None:
+        raise _NotAnArgument(
+            "has no value; a command argument needs one",
+            "needs a value: {program} takes it as an argument",
         )
+    if not isinstance(plain, str | int | float):
+        kind = type(plain).__name__
+        raise _NotAnArgument(
+            f"is a {kind}; a command argument takes one value",
+            f"must be one value, not a {kind}: {{program}} takes it as one argument",
+        )
+    text = str(plain)
     if text.startswith("-"):
-        raise TaskError(
-            f"parameter `{name}` value {value!r} starts with '-' and would be read as an option"
-        )
+        raise _NotAnArgument(_DASH, "must not start with '-': {program} would read it as an option")
     if "\0" in text:
-        raise TaskError(f"parameter `{name}` holds a NUL character, which no argument can hold")
+        raise _NotAnArgument(
+            "holds a NUL character, which no argument can hold", "must not hold a NUL character"
+        )
     return text
 
 

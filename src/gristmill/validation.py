@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from gristmill.commands import Command
 from gristmill.context import InputFile
 from gristmill.errors import SubmissionError, TaskError
 from gristmill.inputs import human_size
@@ -25,7 +26,8 @@ def validate_params(pipeline: Pipeline, raw: Mapping[str, Any] | None) -> BaseMo
     """Return the pipeline's parameter model built from ``raw``.
 
     Unknown names and invalid values raise :class:`SubmissionError` with one entry per field,
-    keyed ``params.<name>``.
+    keyed ``params.<name>``; so does a value a command step could not pass as an argument
+    (one starting with ``-``, a list, or none; see :meth:`Command.refused_params`).
     """
     raw = dict(raw or {})
     known = pipeline.params.model_fields
@@ -42,12 +44,20 @@ def validate_params(pipeline: Pipeline, raw: Mapping[str, Any] | None) -> BaseMo
     if errors:
         raise SubmissionError(errors)
     try:
-        return pipeline.params.model_validate(raw)
+        model = pipeline.params.model_validate(raw)
     except ValidationError as error:
         for problem in error.errors():
             field = ".".join(str(part) for part in problem["loc"]) or "__all__"
             errors.setdefault(f"params.{field}", []).append(problem["msg"])
         raise SubmissionError(errors) from None
+    # A value a command step cannot take as an argument would only fail the run later.
+    for step in pipeline.steps:
+        if isinstance(step, Command):
+            for name, message in step.refused_params(model).items():
+                errors.setdefault(f"params.{name}", []).append(message)
+    if errors:
+        raise SubmissionError(errors)
+    return model
 
 
 def check_input_count(pipeline: Pipeline, count: int) -> None:

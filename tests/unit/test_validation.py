@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from gristmill import InputFile, Inputs, Pipeline, SubmissionError, TaskError, task
+from gristmill.commands import Command
 from gristmill.validation import (
     check_input_count,
     check_input_kind,
@@ -243,3 +244,45 @@ def test_a_parameter_with_a_nul_character_is_refused() -> None:
     assert refusal(validate_params, pipeline(params=Params), {"mode": "a\x00b"}) == {
         "params.mode": ["must not contain NUL characters"]
     }
+
+
+# parameters of command steps
+
+
+class ToolParams(BaseModel):
+    pattern: str = "x"
+    tags: list[str] = []
+    limit: int | None = None
+
+
+def tool_pipeline(*argv: str) -> Pipeline:
+    return Pipeline("p", [Command("grep", ["grep", *argv])], params=ToolParams)
+
+
+def test_a_command_parameter_starting_with_a_dash_is_refused_at_submission() -> None:
+    assert refusal(validate_params, tool_pipeline("{params.pattern}"), {"pattern": "-rf"}) == {
+        "params.pattern": ["must not start with '-': command `grep` would read it as an option"]
+    }
+
+
+def test_a_negative_number_for_a_command_is_refused_at_submission() -> None:
+    assert refusal(validate_params, tool_pipeline("{params.limit}"), {"limit": -1}) == {
+        "params.limit": ["must not start with '-': command `grep` would read it as an option"]
+    }
+
+
+def test_a_list_for_a_command_is_refused_at_submission() -> None:
+    assert refusal(validate_params, tool_pipeline("{params.tags}"), {"tags": ["a"]}) == {
+        "params.tags": ["must be one value, not a list: command `grep` takes it as one argument"]
+    }
+
+
+def test_a_missing_value_for_a_command_is_refused_at_submission() -> None:
+    assert refusal(validate_params, tool_pipeline("{params.limit}"), {}) == {
+        "params.limit": ["needs a value: command `grep` takes it as an argument"]
+    }
+
+
+def test_a_dash_is_refused_only_in_parameters_a_command_reads() -> None:
+    params = validate_params(tool_pipeline("{params.pattern}"), {"tags": ["-a"], "limit": -1})
+    assert params == ToolParams(tags=["-a"], limit=-1)
