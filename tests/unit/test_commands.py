@@ -424,6 +424,13 @@ def test_matching_files_are_registered_as_outputs(make_run: Any) -> None:
     assert [output.name for output in run.outputs] == ["a.csv", "b.csv", "sub/c.csv"]
 
 
+def test_an_output_linking_outside_is_refused_without_the_server_path(make_run: Any) -> None:
+    script = "import os\nos.mkdir('sub')\nos.symlink('/etc/hostname', 'sub/leak.txt')"
+    with pytest.raises(TaskError) as caught:
+        Command("link", py(script), outputs=["sub/*.txt"]).process(make_run(), {})
+    assert caught.value.message == "output 'sub/leak.txt' is outside the step's work directory"
+
+
 def test_a_missing_output_fails_the_step(make_run: Any) -> None:
     with pytest.raises(TaskError) as caught:
         Command("tool", ["true"], outputs=["*.csv"]).process(make_run(), {})
