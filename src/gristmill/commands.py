@@ -26,6 +26,7 @@ from typing import Any
 from gristmill.context import RunContext
 from gristmill.errors import CancelledError, DefinitionError, StepTimeoutError, TaskError
 from gristmill.fingerprints import code_digest
+from gristmill.jsonload import loads
 from gristmill.tasks import Task
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
@@ -159,12 +160,8 @@ class Command(Task):
             "stderr_tail": stderr.tail_text(),
         }
         if self.stdout_json:
-            try:
-                result["data"] = json.loads(bytes(stdout.everything or b""))
-            except ValueError as error:
-                raise TaskError(
-                    f"command `{self.program}` printed output that is not valid JSON: {error}"
-                ) from None
+            printed = bytes(stdout.everything or b"")
+            result["data"] = loads(printed, name=f"the output of command `{self.program}`")
         result["outputs"] = self._register_outputs(run, workdir)
         result["warnings"] = warnings
         return result

@@ -251,6 +251,30 @@ def test_a_malformed_json_body_is_refused(client: TestClient) -> None:
     assert response.json() == error("invalid", message, {"body": [message]})
 
 
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            '{"params": {"top": 1' + "9" * 5000 + "}}",
+            "holds an integer too long to read: 5,001 digits at line 1 column 20 (at most 4,300)",
+        ),
+        (
+            '{"inputs": ' + "[" * 50_000 + "]" * 50_000 + "}",
+            "is nested too deeply to read: 50,001 levels at line 1 column 50011",
+        ),
+    ],
+)
+def test_extreme_json_in_the_body_is_refused_with_where(
+    client: TestClient, body: str, detail: str
+) -> None:
+    response = client.post(
+        "/pipelines/trivial/runs", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    message = f"the body {detail}"
+    assert response.json() == error("invalid", message, {"body": [message]})
+
+
 def test_a_body_that_is_not_an_object_is_refused(client: TestClient) -> None:
     response = client.post("/pipelines/trivial/runs", json=[1, 2])
     assert response.status_code == 400

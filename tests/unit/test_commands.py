@@ -447,6 +447,5 @@ def test_stdout_that_is_not_json_fails_the_step(make_run: Any) -> None:
     with pytest.raises(TaskError) as caught:
         Command("stats", py("print('hello')"), stdout_json=True).process(make_run(), {})
     assert caught.value.message == (
-        f"command `{PY}` printed output that is not valid JSON: "
-        "Expecting value: line 1 column 1 (char 0)"
+        f"the output of command `{PY}` is not valid JSON: Expecting value: line 1 column 1 (char 0)"
     )

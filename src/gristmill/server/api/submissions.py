@@ -10,13 +10,13 @@ gristmill's size limit applies while they are copied.
 
 from __future__ import annotations
 
-import json
 from typing import IO, Any, cast
 
 from django.http import HttpRequest
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
+from gristmill import jsonload
 from gristmill.errors import NotFoundError, SignInRequiredError
 from gristmill.inputs import InputSource, JsonInput, TextInput, Upload
 from gristmill.server import datafiles
@@ -231,16 +231,10 @@ def _inline_input(item: InlineInput, where: str, reader: _Reader) -> InputSource
 
 
 def _parse_json(data: bytes, field: str, problems: dict[str, list[str]]) -> Any:
-    def refuse_constant(name: str) -> None:
-        raise ValueError(f"{name} is not allowed in JSON")
-
-    what = "the body is" if field == "body" else "is"
     try:
-        return json.loads(data, parse_constant=refuse_constant)
-    except RecursionError:
-        problems[field] = [f"{what} not valid JSON: it is nested too deeply"]
-    except ValueError as error:  # also UnicodeDecodeError
-        problems[field] = [f"{what} not valid JSON: {error}"]
+        return jsonload.loads(data)
+    except jsonload.JsonError as error:
+        problems[field] = [f"the body {error.detail}" if field == "body" else error.detail]
     return None
 
 
