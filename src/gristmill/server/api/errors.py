@@ -202,7 +202,8 @@ class ErrorFormatAPI(NinjaAPI):
         for pattern in patterns:
             if isinstance(pattern, URLPattern):
                 pattern.callback = _in_error_format(pattern.callback)
-        fallback = re_path(r"^.*$", _in_error_format(_no_endpoint), name="not-found")
+        # Any path at all, even one with an encoded newline in it (`.` alone stops at one).
+        fallback = re_path(r"^[\s\S]*$", _in_error_format(_no_endpoint), name="not-found")
         return [*patterns, fallback], app_name, namespace
 
 
