@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from gristmill.service import Service
 from tests.integration.api import error
+from tests.integration.test_access import browser, make_user
 
 if TYPE_CHECKING:
     from django.test import Client
@@ -43,3 +45,71 @@ def test_pages_keep_their_html_error_pages(web: Client) -> None:
     response = web.get("/nothing%0A")
     assert response.status_code == 404
     assert response["Content-Type"] == "text/html; charset=utf-8"
+
+
+# -- multipart bodies ---------------------------------------------------------------------
+
+
+def multipart(*parts: tuple[str, str | None, bytes]) -> bytes:
+    """A multipart/form-data body with boundary ``b``: (field, file name or None, bytes)."""
+    body = b""
+    for field, filename, data in parts:
+        disposition = f'form-data; name="{field}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        body += f"--b\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+    return body + b"--b--\r\n"
+
+
+FORM = "multipart/form-data; boundary=b"
+UNNAMED = 'each file needs a file name (filename="..." in its part\'s Content-Disposition)'
+
+
+def test_a_file_part_with_an_empty_file_name_is_refused_as_unnamed(web: Client) -> None:
+    body = multipart(("files", "", b"some text"))
+    response = web.post("/api/v1/pipelines/trivial/runs", body, content_type=FORM)
+    assert response.status_code == 400
+    assert response.json() == error("invalid", f"files: {UNNAMED}", {"files": [UNNAMED]})
+
+
+def test_an_empty_file_part_without_a_name_is_no_file(web: Client) -> None:
+    body = multipart(("files", "", b""), ("params", None, b'{"value": 2}'))
+    response = web.post("/api/v1/pipelines/trivial/runs", body, content_type=FORM)
+    assert response.status_code == 201
+
+
+def test_a_data_file_with_an_empty_file_name_is_refused_as_unnamed(site: Service) -> None:
+    client = browser(make_user())
+    body = multipart(("file", "", b"some text"))
+    response = client.post("/api/v1/datafiles", body, content_type=FORM)
+    message = 'the file needs a file name (filename="..." in its part\'s Content-Disposition)'
+    assert response.status_code == 400
+    assert response.json() == error("invalid", f"file: {message}", {"file": [message]})
+
+
+# -- pages --------------------------------------------------------------------------------
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@pytest.mark.parametrize("path", ["/", "/pipelines/trivial/", "/nothing-here", "/sign-in/"])
+def test_pages_carry_a_content_security_policy(web: Client, path: str) -> None:
+    response = web.get(path)
+    assert response["Content-Security-Policy"] == CSP
+
+
+def test_pages_hold_no_inline_script_or_style(web: Client) -> None:
+    run = web.post("/pipelines/trivial/", {"value": "2"})
+    assert run.status_code == 303
+    for path in ["/", "/pipelines/trivial/", run["Location"], "/sign-in/"]:
+        page = web.get(path).content.decode()
+        assert "<style" not in page and " style=" not in page, path
+        scripts = page.count("<script")
+        assert scripts == page.count("<script src="), path
+
+
+def test_api_answers_carry_no_page_policy(web: Client) -> None:
+    assert "Content-Security-Policy" not in web.get("/api/v1/pipelines")

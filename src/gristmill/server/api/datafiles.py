@@ -15,6 +15,7 @@ from gristmill.server import datafiles
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.errors import ApiError
 from gristmill.server.api.schemas import DataFileOut, ErrorOut, datafile_links
+from gristmill.server.api.submissions import unnamed_file
 from gristmill.server.models import DataFile
 from gristmill.service import default_service
 
@@ -107,7 +108,11 @@ def _the_one_upload(request: HttpRequest) -> Any:
         for field in sorted(set(files) - {FILE_FIELD})
     }
     uploads = files.getlist(FILE_FIELD)
-    if not uploads and not problems:
+    if unnamed_file(request.POST, FILE_FIELD):
+        problems[FILE_FIELD] = [
+            'the file needs a file name (filename="..." in its part\'s Content-Disposition)'
+        ]
+    elif not uploads and not problems:
         problems[FILE_FIELD] = ["is required: upload the file as multipart/form-data"]
     elif len(uploads) > 1:
         problems[FILE_FIELD] = ["upload one file at a time"]

@@ -141,7 +141,10 @@ def _read_form(
     problems: dict[str, list[str]] = {}
     for field in sorted(set(files) - {FILES_FIELD}):
         problems[field] = [f"upload files in the field '{FILES_FIELD}'"]
-    for field in sorted(set(fields) - {PARAMS_FIELD, *REFERENCE_FIELDS, "csrfmiddlewaretoken"}):
+    if unnamed_file(fields, FILES_FIELD):
+        problems[FILES_FIELD] = [UNNAMED_FILE]
+    known = {FILES_FIELD, PARAMS_FIELD, *REFERENCE_FIELDS, "csrfmiddlewaretoken"}
+    for field in sorted(set(fields) - known):
         problems[field] = [f"unknown field (a submission has {_FORM_FIELDS})"]
     params: dict[str, Any] = {}
     texts = fields.getlist(PARAMS_FIELD)
@@ -173,6 +176,19 @@ def _read_form(
         raise ApiError.invalid(problems)
     inputs.extend(source for source in named if source is not None)
     return inputs, params
+
+
+UNNAMED_FILE = 'each file needs a file name (filename="..." in its part\'s Content-Disposition)'
+
+
+def unnamed_file(fields: Any, name: str) -> bool:
+    """Whether the form has a file part ``name`` sent without a file name.
+
+    Django files such a part among the text fields. An empty one is what a browser sends for
+    a file input left empty, and stands for no file at all; one with content is a file whose
+    name is missing.
+    """
+    return any(value != "" for value in fields.getlist(name))
 
 
 def _read_json(
