@@ -113,3 +113,83 @@ def test_pages_hold_no_inline_script_or_style(web: Client) -> None:
 
 def test_api_answers_carry_no_page_policy(web: Client) -> None:
     assert "Content-Security-Policy" not in web.get("/api/v1/pipelines")
+
+
+# -- media types of bodies ----------------------------------------------------------------
+
+RUNS = "/api/v1/pipelines/trivial/runs"
+SUBMISSION_TYPES = "send the body as application/json or multipart/form-data"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "message"),
+    [
+        ("text/plain", f"{SUBMISSION_TYPES}, not text/plain"),
+        ("text/plain; charset=utf-8", f"{SUBMISSION_TYPES}, not text/plain"),
+        (
+            "application/x-www-form-urlencoded",
+            f"{SUBMISSION_TYPES}, not application/x-www-form-urlencoded",
+        ),
+        ("", f"{SUBMISSION_TYPES}, with a Content-Type header"),
+    ],
+)
+def test_a_submission_in_another_media_type_is_refused_and_stores_nothing(
+    site: Service, web: Client, content_type: str, message: str
+) -> None:
+    before = set((site.storage.root / "runs").glob("*"))
+    body = '{"inputs": [{"kind": "text", "text": "from another site"}]}'
+    response = web.post(RUNS, body, content_type=content_type)
+    assert response.status_code == 415
+    assert response.json() == error("unsupported_media_type", message)
+    assert set((site.storage.root / "runs").glob("*")) == before
+
+
+def test_a_submission_without_a_body_needs_no_media_type(web: Client) -> None:
+    assert web.post(RUNS, b"", content_type="").status_code == 201
+
+
+def test_a_data_file_sent_as_json_is_refused(site: Service) -> None:
+    response = browser(make_user()).post(
+        "/api/v1/datafiles", {"file": "x"}, content_type="application/json"
+    )
+    assert response.status_code == 415
+    assert response.json() == error(
+        "unsupported_media_type", "send the body as multipart/form-data, not application/json"
+    )
+
+
+# -- tokens -------------------------------------------------------------------------------
+
+
+def test_a_token_requested_as_text_plain_is_refused(site: Service) -> None:
+    response = browser(make_user()).post(
+        "/api/v1/tokens", '{"name": "laptop"}', content_type="text/plain"
+    )
+    assert response.status_code == 415
+    assert response.json() == error(
+        "unsupported_media_type", "send the body as application/json, not text/plain"
+    )
+
+
+def test_a_token_request_that_is_not_json_is_refused_in_the_documented_shape(
+    site: Service,
+) -> None:
+    response = browser(make_user()).post("/api/v1/tokens", "\x00", content_type="application/json")
+    message = "the body is not valid JSON: Expecting value: line 1 column 1 (char 0)"
+    assert response.status_code == 400
+    assert response.json() == error("invalid", message, {"body": [message]})
+
+
+def test_a_token_without_a_name_is_refused_by_field(site: Service) -> None:
+    response = browser(make_user()).post("/api/v1/tokens", "{}", content_type="application/json")
+    assert response.status_code == 422
+    assert response.json() == error("invalid", "name: Field required", {"name": ["Field required"]})
+
+
+@pytest.mark.parametrize("token_id", ["abc", "1.5", "99999999999999999999999", "²"])
+def test_revoking_a_token_id_that_is_not_a_number_is_not_found(
+    site: Service, token_id: str
+) -> None:
+    response = browser(make_user()).delete(f"/api/v1/tokens/{token_id}")
+    assert response.status_code == 404
+    assert response.json() == error("not_found", f"you have no API token with id {token_id}")

@@ -121,10 +121,12 @@ def submit(
     """Submit FILES to PIPELINE on a server and print the run's id."""
     with _client(server) as client, ExitStack() as stack:
         uploads = [("files", (path.name, stack.enter_context(path.open("rb")))) for path in files]
-        data = {"params": json.dumps(parse_params(params))}
-        answer = _check(
-            client.post(f"/pipelines/{pipeline}/runs", data=data, files=uploads or None)
-        )
+        url = f"/pipelines/{pipeline}/runs"
+        if uploads:
+            data = {"params": json.dumps(parse_params(params))}
+            answer = _check(client.post(url, data=data, files=uploads))
+        else:  # a form without files would go urlencoded, which the API does not take
+            answer = _check(client.post(url, json={"params": parse_params(params)}))
         run_id = answer["id"]
         out.print(run_id)
         err.print(f"submitted: {server.rstrip('/')}{answer['url']}", highlight=False)

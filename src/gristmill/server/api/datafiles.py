@@ -13,6 +13,7 @@ from ninja import Router, Status
 
 from gristmill.server import datafiles
 from gristmill.server.api.auth import caller_of
+from gristmill.server.api.bodies import MULTIPART, require_media_type
 from gristmill.server.api.errors import ApiError
 from gristmill.server.api.schemas import DataFileOut, ErrorOut, datafile_links
 from gristmill.server.api.submissions import unnamed_file
@@ -78,7 +79,14 @@ def list_datafiles(request: HttpRequest) -> list[DataFileOut]:
 
 @router.post(
     "",
-    response={201: DataFileOut, 400: ErrorOut, 401: ErrorOut, 413: ErrorOut, 507: ErrorOut},
+    response={
+        201: DataFileOut,
+        400: ErrorOut,
+        401: ErrorOut,
+        413: ErrorOut,
+        415: ErrorOut,
+        507: ErrorOut,
+    },
     openapi_extra=_UPLOAD_DOC,
 )
 def upload_datafile(request: HttpRequest) -> Status[DataFileOut]:
@@ -91,6 +99,7 @@ def upload_datafile(request: HttpRequest) -> Status[DataFileOut]:
     caller = caller_of(request)
     service = default_service()
     datafiles.owner_id(caller)  # an anonymous caller is asked to sign in before any check
+    require_media_type(request, MULTIPART)
     uploaded = _the_one_upload(request)
     limit = service.settings.datafile_max_size
     try:

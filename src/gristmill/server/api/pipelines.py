@@ -58,6 +58,7 @@ def get_pipeline(request: HttpRequest, name: str) -> PipelineOut:
         401: ErrorOut,
         404: ErrorOut,
         413: ErrorOut,
+        415: ErrorOut,
         503: ErrorOut,
     },
     openapi_extra={"requestBody": REQUEST_BODY_DOC},

@@ -22,11 +22,11 @@ from gristmill.inputs import InputSource, JsonInput, TextInput, Upload
 from gristmill.server import datafiles
 from gristmill.server.access import Caller
 from gristmill.server.api.auth import caller_of
+from gristmill.server.api.bodies import JSON, MULTIPART, require_media_type
 from gristmill.server.api.errors import ApiError
 from gristmill.server.sources import run_input, url_input
 from gristmill.service import Service, default_service
 
-FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 FILES_FIELD = "files"
 PARAMS_FIELD = "params"
 URL_FIELD = "url"
@@ -121,15 +121,16 @@ def read_submission(
     :class:`ApiError` (400) if it is malformed or names a data file or run that ``caller`` may
     not see, and :class:`SignInRequiredError` for data files named by an anonymous caller.
 
-    ``multipart/form-data`` (or a urlencoded form) carries files in ``files``, URLs in ``url``,
-    data file ids in ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs
-    in that order) and the parameters as a JSON object in ``params``; anything else is read as
-    a JSON :class:`SubmitRequest` (an empty body submits no inputs and default parameters).
+    ``multipart/form-data`` carries files in ``files``, URLs in ``url``, data file ids in
+    ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs in that order)
+    and the parameters as a JSON object in ``params``; ``application/json`` a
+    :class:`SubmitRequest`. A body of any other type is refused (415, see
+    :mod:`~gristmill.server.api.bodies`); no body at all submits no inputs and default
+    parameters.
     """
     caller = caller_of(request) if caller is None else caller
     service = default_service() if service is None else service
-    content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if content_type in FORM_TYPES:
+    if require_media_type(request, JSON, MULTIPART) == MULTIPART:
         return _read_form(request, caller, service)
     return _read_json(request, caller, service)
 
