@@ -3,7 +3,7 @@ the OpenAPI document, whatever the path, body or content type."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -193,3 +193,38 @@ def test_revoking_a_token_id_that_is_not_a_number_is_not_found(
     response = browser(make_user()).delete(f"/api/v1/tokens/{token_id}")
     assert response.status_code == 404
     assert response.json() == error("not_found", f"you have no API token with id {token_id}")
+
+
+# -- downloads ----------------------------------------------------------------------------
+
+
+def uploaded(name: str, data: bytes, media_type: str) -> Any:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, data, content_type=media_type)
+
+
+@pytest.mark.parametrize(
+    ("name", "declared", "served"),
+    [
+        ("page.html", "text/html", "application/octet-stream"),
+        ("logo.svg", "image/svg+xml", "application/octet-stream"),
+        ("page.xhtml", "application/xhtml+xml", "application/octet-stream"),
+        ("table.csv", "text/csv", "text/csv"),
+        ("photo.png", "image/png", "image/png"),
+    ],
+)
+def test_a_data_file_is_downloaded_in_its_type_only_if_that_is_safe(
+    site: Service, name: str, declared: str, served: str
+) -> None:
+    client = browser(make_user())
+    made = client.post(
+        "/api/v1/datafiles", {"file": uploaded(name, b"<script>1</script>", declared)}
+    )
+    assert made.status_code == 201
+    assert made.json()["media_type"] == declared
+    response = client.get(made.json()["content_url"])
+    assert response["Content-Type"] == served
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Disposition"] == f'attachment; filename="{name}"'
+    assert b"".join(response.streaming_content) == b"<script>1</script>"

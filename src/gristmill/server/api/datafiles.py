@@ -14,6 +14,7 @@ from ninja import Router, Status
 from gristmill.server import datafiles
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.bodies import MULTIPART, require_media_type
+from gristmill.server.api.downloads import DOWNLOAD_DOC, attachment
 from gristmill.server.api.errors import ApiError
 from gristmill.server.api.schemas import DataFileOut, ErrorOut, datafile_links
 from gristmill.server.api.submissions import unnamed_file
@@ -42,16 +43,6 @@ _UPLOAD_DOC: dict[str, Any] = {
                 }
             }
         },
-    }
-}
-_DOWNLOAD_DOC: dict[str, Any] = {
-    "responses": {
-        200: {
-            "description": "The file.",
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        }
     }
 }
 
@@ -139,20 +130,14 @@ def get_datafile(request: HttpRequest, file_id: str) -> DataFileOut:
 @router.get(
     "/{file_id}/content",
     response={401: ErrorOut, 404: ErrorOut},
-    openapi_extra=_DOWNLOAD_DOC,
+    openapi_extra=DOWNLOAD_DOC,
 )
 def download_datafile(request: HttpRequest, file_id: str) -> FileResponse:
-    """The data file itself, as an attachment with its media type."""
+    """The data file itself, as an attachment: in its media type if that is a safe one (data,
+    images), else as ``application/octet-stream``."""
     datafile = datafiles.get(caller_of(request), file_id)
     path = datafiles.stored_path(datafile, default_service())
-    response = FileResponse(
-        path.open("rb"),
-        as_attachment=True,
-        filename=datafile.name,
-        content_type=datafile.media_type,
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return attachment(path, datafile.name, datafile.media_type)
 
 
 @router.delete("/{file_id}", response={204: None, 401: ErrorOut, 404: ErrorOut})
