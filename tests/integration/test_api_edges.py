@@ -228,3 +228,40 @@ def test_a_data_file_is_downloaded_in_its_type_only_if_that_is_safe(
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Content-Disposition"] == f'attachment; filename="{name}"'
     assert b"".join(response.streaming_content) == b"<script>1</script>"
+
+
+# -- the OpenAPI document -----------------------------------------------------------------
+
+
+def openapi_operations() -> dict[tuple[str, str], Any]:
+    from gristmill.server.api import api
+
+    schema = api.get_openapi_schema(path_prefix="/api/v1/")
+    return {
+        (method.upper(), path): operation
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    }
+
+
+def test_the_document_lets_every_operation_be_called_anonymously(site: Service) -> None:
+    for key, operation in openapi_operations().items():
+        assert operation["security"] == [{}, {"CallerAuth": []}], key
+
+
+def test_the_document_names_the_answers_every_operation_may_give(site: Service) -> None:
+    for key, operation in openapi_operations().items():
+        assert {"401", "5XX"} <= {str(status) for status in operation["responses"]}, key
+        if "requestBody" in operation:
+            assert {"413", "415"} <= {str(status) for status in operation["responses"]}, key
+
+
+def test_the_document_lists_the_media_types_downloads_are_sent_in(site: Service) -> None:
+    operations = openapi_operations()
+    for path in [
+        "/api/v1/datafiles/{file_id}/content",
+        "/api/v1/runs/{run_id}/outputs/{step}/{name}",
+    ]:
+        content = operations["GET", path]["responses"][200]["content"]
+        assert "application/octet-stream" in content and "text/csv" in content
+        assert "text/html" not in content and "image/svg+xml" not in content

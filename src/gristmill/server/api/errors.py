@@ -33,6 +33,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.urls import URLPattern, URLResolver, re_path
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
+from ninja.openapi.schema import OpenAPISchema
 
 from gristmill.errors import (
     NotFoundError,
@@ -40,6 +41,7 @@ from gristmill.errors import (
     StoreUnavailableError,
     SubmissionError,
 )
+from gristmill.server.api.document import complete
 
 logger = logging.getLogger("gristmill.api")
 
@@ -196,6 +198,15 @@ class ErrorFormatAPI(NinjaAPI):
 
     def set_default_exception_handlers(self) -> None:
         install(self)
+
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
+        """ninja's document, with what every operation answers besides its view's own (see
+        :mod:`gristmill.server.api.document`)."""
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        complete(schema)
+        return schema
 
     @property
     def urls(self) -> tuple[list[URLResolver | URLPattern], str, str]:
