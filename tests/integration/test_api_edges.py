@@ -265,3 +265,45 @@ def test_the_document_lists_the_media_types_downloads_are_sent_in(site: Service)
         content = operations["GET", path]["responses"][200]["content"]
         assert "application/octet-stream" in content and "text/csv" in content
         assert "text/html" not in content and "image/svg+xml" not in content
+
+
+# -- parameters ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("5", "Input should be a valid integer"),
+        (True, "Input should be a valid integer"),
+        (2.5, "Input should be a valid integer"),
+    ],
+)
+def test_api_parameters_are_validated_strictly(web: Client, value: Any, message: str) -> None:
+    response = web.post(RUNS, {"params": {"value": value}}, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == error(
+        "invalid", f"params.value: {message}", {"params.value": [message]}
+    )
+
+
+def test_form_parameters_of_the_api_are_validated_strictly_too(web: Client) -> None:
+    body = multipart(("params", None, b'{"value": "5"}'))
+    response = web.post(RUNS, body, content_type=FORM)
+    message = "Input should be a valid integer"
+    assert response.json() == error(
+        "invalid", f"params.value: {message}", {"params.value": [message]}
+    )
+
+
+def test_the_web_form_converts_its_text_fields_deliberately(web: Client) -> None:
+    response = web.post("/pipelines/trivial/", {"value": "5"})
+    assert response.status_code == 303
+
+
+def test_long_text_parameters_are_refused_by_default(web: Client) -> None:
+    params = {"control": "x" * 10_001}
+    response = web.post(RUNS, {"params": params}, content_type="application/json")
+    message = "is longer than 10,000 characters"
+    assert response.json() == error(
+        "invalid", f"params.control: {message}", {"params.control": [message]}
+    )
