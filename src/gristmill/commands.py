@@ -309,9 +309,7 @@ def _user_arguments(run: RunContext, kind: str, name: str) -> list[str]:
     paths = [str(item.path.absolute()) for item in inputs]
     for item, path in zip(inputs, paths, strict=True):
         if path.startswith("-"):
-            raise TaskError(
-                f"input {item.name!r} path {path!r} starts with '-' and would be read as an option"
-            )
+            raise TaskError(f"input {item.name!r} has a path starting with '-', read as an option")
     return paths
 
 
