@@ -307,3 +307,25 @@ def test_long_text_parameters_are_refused_by_default(web: Client) -> None:
     assert response.json() == error(
         "invalid", f"params.control: {message}", {"params.control": [message]}
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[" * 100_000 + "]" * 100_000,
+            "this is nested too deeply to read: 100,000 levels at line 1 column 100000",
+        ),
+        (
+            "[" + "9" * 5000 + "]",
+            "this holds an integer too long to read: 5,000 digits at line 1 column 2 "
+            "(at most 4,300)",
+        ),
+    ],
+)
+def test_extreme_json_pasted_in_the_form_is_refused_with_where(
+    web: Client, text: str, message: str
+) -> None:
+    response = web.post("/pipelines/json-only/", {"text": text})
+    assert response.status_code == 400
+    assert message in response.content.decode()
