@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
@@ -42,6 +42,16 @@ def require_media_type(request: HttpRequest, *accepted: str) -> str:
         return declared
     given = f"not {declared}" if declared else "with a Content-Type header"
     raise ApiError(415, f"send the body as {' or '.join(accepted)}, {given}")
+
+
+def unnamed_file(fields: QueryDict, name: str) -> bool:
+    """Whether the form has a file part ``name`` sent without a file name.
+
+    Django files such a part among the text fields. An empty one is what a browser sends for
+    a file input left empty, and stands for no file at all; one with content is a file whose
+    name is missing.
+    """
+    return any(value != "" for value in fields.getlist(name))
 
 
 def json_body(request: HttpRequest, model: type[Model]) -> Model:

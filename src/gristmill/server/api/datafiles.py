@@ -13,11 +13,10 @@ from ninja import Router, Status
 
 from gristmill.server import datafiles
 from gristmill.server.api.auth import caller_of
-from gristmill.server.api.bodies import MULTIPART, require_media_type
+from gristmill.server.api.bodies import MULTIPART, require_media_type, unnamed_file
 from gristmill.server.api.downloads import DOWNLOAD_DOC, attachment
 from gristmill.server.api.errors import ApiError
 from gristmill.server.api.schemas import DataFileOut, ErrorOut, datafile_links
-from gristmill.server.api.submissions import unnamed_file
 from gristmill.server.models import DataFile
 from gristmill.service import default_service
 

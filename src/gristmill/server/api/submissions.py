@@ -22,7 +22,7 @@ from gristmill.inputs import InputSource, JsonInput, TextInput, Upload
 from gristmill.server import datafiles
 from gristmill.server.access import Caller
 from gristmill.server.api.auth import caller_of
-from gristmill.server.api.bodies import JSON, MULTIPART, require_media_type
+from gristmill.server.api.bodies import JSON, MULTIPART, require_media_type, unnamed_file
 from gristmill.server.api.errors import ApiError
 from gristmill.server.sources import run_input, url_input
 from gristmill.service import Service, default_service
@@ -80,6 +80,7 @@ _MESSAGES = {
     ("kind", "missing"): f"is required ({_KINDS})",
 }
 _FORM_FIELDS = "'files', 'url', 'datafile', 'run' and 'params'"
+UNNAMED_FILE = 'each file needs a file name (filename="..." in its part\'s Content-Disposition)'
 
 
 class _Reader:
@@ -177,19 +178,6 @@ def _read_form(
         raise ApiError.invalid(problems)
     inputs.extend(source for source in named if source is not None)
     return inputs, params
-
-
-UNNAMED_FILE = 'each file needs a file name (filename="..." in its part\'s Content-Disposition)'
-
-
-def unnamed_file(fields: Any, name: str) -> bool:
-    """Whether the form has a file part ``name`` sent without a file name.
-
-    Django files such a part among the text fields. An empty one is what a browser sends for
-    a file input left empty, and stands for no file at all; one with content is a file whose
-    name is missing.
-    """
-    return any(value != "" for value in fields.getlist(name))
 
 
 def _read_json(
