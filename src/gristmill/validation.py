@@ -10,9 +10,11 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from gristmill.commands import Command
 from gristmill.context import InputFile
@@ -195,7 +197,15 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), "null")
 
 
-def _text_limit(field: Any) -> int:
+def _text_limit(field: FieldInfo) -> int:
+    # A max_length of a text field limits its text; of a list field, its number of items.
+    annotation = field.annotation
+    optional_text = get_origin(annotation) in (Union, UnionType) and set(get_args(annotation)) == {
+        str,
+        type(None),
+    }
+    if annotation is not str and not optional_text:
+        return MAX_TEXT_LENGTH
     declared = [getattr(rule, "max_length", None) for rule in field.metadata]
     return max((limit for limit in declared if limit is not None), default=MAX_TEXT_LENGTH)
 

@@ -380,3 +380,11 @@ def test_text_for_enums_and_optional_numbers_is_converted_by_their_schema() -> N
         "level": "high",
         "limit": None,
     }
+
+
+class Listed(BaseModel):
+    names: list[str] = Field([], max_length=2)
+
+
+def test_the_max_length_of_a_list_limits_its_items_not_its_text() -> None:
+    assert validate_params(pipeline(params=Listed), {"names": ["x" * 50]}).names == ["x" * 50]
