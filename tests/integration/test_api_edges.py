@@ -38,7 +38,9 @@ def test_a_request_django_refuses_before_the_api_is_answered_in_the_error_format
 ) -> None:
     response = web.get("/api/v1/pipelines", HTTP_HOST="evil.example")
     assert response.status_code == 400
-    assert response.json() == error("invalid", "the request could not be read")
+    assert response.json() == error(
+        "invalid", "the Host header names a host this server does not answer for"
+    )
 
 
 def test_pages_keep_their_html_error_pages(web: Client) -> None:

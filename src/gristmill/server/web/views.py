@@ -16,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec
 from django.conf import settings as django_settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
@@ -230,6 +230,9 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
             "upload the text as a file instead"
         )
         return error_page(request, 413, message)
+    if isinstance(exception, DisallowedHost):
+        message = "the Host header names a host this server does not answer for"
+        return error_page(request, 400, message)
     return error_page(request, 400, "the request could not be read")
 
 
