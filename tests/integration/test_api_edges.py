@@ -331,3 +331,21 @@ def test_extreme_json_pasted_in_the_form_is_refused_with_where(
     response = web.post("/pipelines/json-only/", {"text": text})
     assert response.status_code == 400
     assert message in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("declared", "served"),
+    [
+        ("text/csv; charset=utf-8", "text/csv"),
+        ("TEXT/PLAIN", "text/plain"),
+        ("text/html; charset=utf-8", "application/octet-stream"),
+        ("application/javascript", "application/octet-stream"),
+        ("", "application/octet-stream"),
+    ],
+)
+def test_outputs_and_data_files_share_one_rule_for_the_served_type(
+    databases: Any, declared: str, served: str
+) -> None:
+    from gristmill.server.api.downloads import served_type
+
+    assert served_type(declared) == served
