@@ -146,7 +146,7 @@ class Command(Task):
         timeout and :class:`CancelledError` on cancellation, after killing the process group.
         """
         workdir = run.workdir.absolute()
-        argv = self._render(run, workdir)
+        argv, shown = self._render(run, workdir)
         env = self._environment(workdir)
         executable = shutil.which(self.program, path=env["PATH"])
         if executable is None:
@@ -154,7 +154,7 @@ class Command(Task):
         stdout, stderr, code = _execute(argv, executable, workdir, env, run, self)
         warnings = self._judge_exit(code, stderr)
         result: dict[str, Any] = {
-            "command": argv,
+            "command": shown,
             "exit_code": code,
             "stdout_tail": stdout.tail_text(),
             "stderr_tail": stderr.tail_text(),
@@ -166,14 +166,22 @@ class Command(Task):
         result["warnings"] = warnings
         return result
 
-    def _render(self, run: RunContext, workdir: Path) -> list[str]:
+    def _render(self, run: RunContext, workdir: Path) -> tuple[list[str], list[str]]:
+        # The argv to run, and the same as users see it: the result is shown on the results
+        # page, so paths on the server appear relative to the work directory there.
         argv: list[str] = []
+        shown: list[str] = []
         for pieces in self._template:
-            if len(pieces) == 1 and pieces[0][0] in _USER_VALUES:
-                argv.extend(_user_arguments(run, *pieces[0]))
+            kind = pieces[0][0] if len(pieces) == 1 else "text"
+            if kind in _USER_VALUES:
+                values = _user_arguments(run, *pieces[0])
+                argv.extend(values)
+                paths = kind != "param"
+                shown.extend(os.path.relpath(v, workdir) if paths else v for v in values)
             else:
                 argv.append("".join(str(workdir) if k == "workdir" else t for k, t in pieces))
-        return argv
+                shown.append("".join("." if k == "workdir" else t for k, t in pieces))
+        return argv, shown
 
     def _environment(self, workdir: Path) -> dict[str, str]:
         tmp = workdir / "tmp"
