@@ -26,6 +26,7 @@ from typing import Any
 from gristmill.context import RunContext
 from gristmill.errors import CancelledError, DefinitionError, StepTimeoutError, TaskError
 from gristmill.fingerprints import code_digest
+from gristmill.jsonload import loads
 from gristmill.tasks import Task
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
@@ -96,6 +97,22 @@ class Command(Task):
         """The names of the parameters the argv template reads."""
         return {value for pieces in self._template for kind, value in pieces if kind == "param"}
 
+    def refused_params(self, params: Any) -> dict[str, str]:
+        """The parameters of ``params`` (a validated parameter model) that this command cannot
+        pass as arguments, each with a message for the submitter: a value starting with ``-``
+        (it would be read as an option), a list or object, or no value at all.
+
+        Submission calls this, so that such a value is refused before the run is queued rather
+        than failing the step later.
+        """
+        refused = {}
+        for name in sorted(self.param_names()):
+            try:
+                _argument_of(getattr(params, name))
+            except _NotAnArgument as refusal:
+                refused[name] = refusal.field_message.format(program=f"command `{self.program}`")
+        return refused
+
     @property
     def identity(self) -> str:
         """``command:`` and the program, e.g. ``command:wc``."""
@@ -129,7 +146,7 @@ class Command(Task):
         timeout and :class:`CancelledError` on cancellation, after killing the process group.
         """
         workdir = run.workdir.absolute()
-        argv = self._render(run, workdir)
+        argv, shown = self._render(run, workdir)
         env = self._environment(workdir)
         executable = shutil.which(self.program, path=env["PATH"])
         if executable is None:
@@ -137,30 +154,34 @@ class Command(Task):
         stdout, stderr, code = _execute(argv, executable, workdir, env, run, self)
         warnings = self._judge_exit(code, stderr)
         result: dict[str, Any] = {
-            "command": argv,
+            "command": shown,
             "exit_code": code,
             "stdout_tail": stdout.tail_text(),
             "stderr_tail": stderr.tail_text(),
         }
         if self.stdout_json:
-            try:
-                result["data"] = json.loads(bytes(stdout.everything or b""))
-            except ValueError as error:
-                raise TaskError(
-                    f"command `{self.program}` printed output that is not valid JSON: {error}"
-                ) from None
+            printed = bytes(stdout.everything or b"")
+            result["data"] = loads(printed, name=f"the output of command `{self.program}`")
         result["outputs"] = self._register_outputs(run, workdir)
         result["warnings"] = warnings
         return result
 
-    def _render(self, run: RunContext, workdir: Path) -> list[str]:
+    def _render(self, run: RunContext, workdir: Path) -> tuple[list[str], list[str]]:
+        # The argv to run, and the same as users see it: the result is shown on the results
+        # page, so paths on the server appear relative to the work directory there.
         argv: list[str] = []
+        shown: list[str] = []
         for pieces in self._template:
-            if len(pieces) == 1 and pieces[0][0] in _USER_VALUES:
-                argv.extend(_user_arguments(run, *pieces[0]))
+            kind = pieces[0][0] if len(pieces) == 1 else "text"
+            if kind in _USER_VALUES:
+                values = _user_arguments(run, *pieces[0])
+                argv.extend(values)
+                paths = kind != "param"
+                shown.extend(os.path.relpath(v, workdir) if paths else v for v in values)
             else:
                 argv.append("".join(str(workdir) if k == "workdir" else t for k, t in pieces))
-        return argv
+                shown.append("".join("." if k == "workdir" else t for k, t in pieces))
+        return argv, shown
 
     def _environment(self, workdir: Path) -> dict[str, str]:
         tmp = workdir / "tmp"
@@ -296,31 +317,52 @@ def _user_arguments(run: RunContext, kind: str, name: str) -> list[str]:
     paths = [str(item.path.absolute()) for item in inputs]
     for item, path in zip(inputs, paths, strict=True):
         if path.startswith("-"):
-            raise TaskError(
-                f"input {item.name!r} path {path!r} starts with '-' and would be read as an option"
-            )
+            raise TaskError(f"input {item.name!r} has a path starting with '-', read as an option")
     return paths
 
 
 def _param_argument(params: Any, name: str) -> str:
     value = getattr(params, name)
+    try:
+        return _argument_of(value)
+    except _NotAnArgument as refusal:
+        if refusal.reason == _DASH:
+            raise TaskError(f"parameter `{name}` value {value!r} {_DASH}") from None
+        raise TaskError(f"parameter `{name}` {refusal.reason}") from None
+
+
+_DASH = "starts with '-' and would be read as an option"
+
+
+class _NotAnArgument(ValueError):
+    def __init__(self, reason: str, field_message: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.field_message = field_message
+
+
+def _argument_of(value: Any) -> str:
     plain = value.value if isinstance(value, Enum) else value
     if isinstance(plain, bool):
-        text = "true" if plain else "false"
-    elif isinstance(plain, str | int | float):
-        text = str(plain)
-    elif plain is None:
-        raise TaskError(f"parameter `{name}` has no value; a command argument needs one")
-    else:
-        raise TaskError(
-            f"parameter `{name}` is a {type(plain).__name__}; a command argument takes one value"
+        return "true" if plain else "false"
+    if plain is None:
+        raise _NotAnArgument(
+            "has no value; a command argument needs one",
+            "needs a value: {program} takes it as an argument",
         )
+    if not isinstance(plain, str | int | float):
+        kind = type(plain).__name__
+        raise _NotAnArgument(
+            f"is a {kind}; a command argument takes one value",
+            f"must be one value, not a {kind}: {{program}} takes it as one argument",
+        )
+    text = str(plain)
     if text.startswith("-"):
-        raise TaskError(
-            f"parameter `{name}` value {value!r} starts with '-' and would be read as an option"
-        )
+        raise _NotAnArgument(_DASH, "must not start with '-': {program} would read it as an option")
     if "\0" in text:
-        raise TaskError(f"parameter `{name}` holds a NUL character, which no argument can hold")
+        raise _NotAnArgument(
+            "holds a NUL character, which no argument can hold", "must not hold a NUL character"
+        )
     return text
 
 

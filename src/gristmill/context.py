@@ -177,9 +177,9 @@ class RunContext:
         """
         target = (self.workdir / path).resolve()
         if not target.is_relative_to(self.workdir.resolve()):
-            raise TaskError(f"output {str(path)!r} is outside the step's work directory")
+            raise TaskError(f"output {self._shown(path)!r} is outside the step's work directory")
         if not target.is_file():
-            raise TaskError(f"output {str(path)!r} does not exist or is not a file")
+            raise TaskError(f"output {self._shown(path)!r} does not exist or is not a file")
         out_name = name or target.relative_to(self.workdir.resolve()).as_posix()
         digest = hashlib.sha256()
         size = 0
@@ -191,6 +191,17 @@ class RunContext:
         registered = OutputFile(out_name, target, size, digest.hexdigest(), guessed)
         self._outputs[out_name] = registered
         return registered
+
+    def _shown(self, path: str | Path) -> str:
+        # Messages reach end users: a path on the server is shown relative to the work
+        # directory, or by its last part when it lies elsewhere, never in full.
+        given = Path(path)
+        if not given.is_absolute():
+            return given.as_posix()
+        for base in (self.workdir, self.workdir.resolve()):
+            if given.is_relative_to(base):
+                return given.relative_to(base).as_posix()
+        return given.name
 
     @property
     def outputs(self) -> tuple[OutputFile, ...]:

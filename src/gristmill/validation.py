@@ -6,13 +6,17 @@ form or an API client can show every problem next to the field it concerns.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
+from gristmill.commands import Command
 from gristmill.context import InputFile
 from gristmill.errors import SubmissionError, TaskError
 from gristmill.inputs import human_size
@@ -21,11 +25,23 @@ from gristmill.pipelines import Pipeline
 logger = logging.getLogger("gristmill.validation")
 
 
-def validate_params(pipeline: Pipeline, raw: Mapping[str, Any] | None) -> BaseModel:
+MAX_TEXT_LENGTH = 10_000
+"""The longest text a parameter takes unless its field sets its own ``max_length``."""
+
+
+def validate_params(
+    pipeline: Pipeline, raw: Mapping[str, Any] | None, *, strict: bool = False
+) -> BaseModel:
     """Return the pipeline's parameter model built from ``raw``.
 
     Unknown names and invalid values raise :class:`SubmissionError` with one entry per field,
-    keyed ``params.<name>``.
+    keyed ``params.<name>``; so does a value a command step could not pass as an argument
+    (one starting with ``-``, a list, or none; see :meth:`Command.refused_params`), and text
+    longer than :data:`MAX_TEXT_LENGTH` in a field that sets no ``max_length`` of its own.
+
+    ``strict`` is for values that arrived as JSON (the API): each must already be of its
+    field's JSON type, so ``"5"`` is no integer and ``1`` no boolean. Otherwise pydantic
+    converts what it can (``"5"`` to 5), as for the command line's ``NAME=TEXT``.
     """
     raw = dict(raw or {})
     known = pipeline.params.model_fields
@@ -39,15 +55,30 @@ def validate_params(pipeline: Pipeline, raw: Mapping[str, Any] | None) -> BaseMo
     for name, value in raw.items():
         if _has_nul(value):
             errors.setdefault(f"params.{name}", []).append("must not contain NUL characters")
+        elif name in known and _longest_text(value) > _text_limit(known[name]):
+            errors.setdefault(f"params.{name}", []).append(
+                f"is longer than {_text_limit(known[name]):,} characters"
+            )
     if errors:
         raise SubmissionError(errors)
     try:
-        return pipeline.params.model_validate(raw)
+        if strict:
+            model = pipeline.params.model_validate_json(json.dumps(raw), strict=True)
+        else:
+            model = pipeline.params.model_validate(raw)
     except ValidationError as error:
         for problem in error.errors():
             field = ".".join(str(part) for part in problem["loc"]) or "__all__"
             errors.setdefault(f"params.{field}", []).append(problem["msg"])
         raise SubmissionError(errors) from None
+    # A value a command step cannot take as an argument would only fail the run later.
+    for step in pipeline.steps:
+        if isinstance(step, Command):
+            for name, message in step.refused_params(model).items():
+                errors.setdefault(f"params.{name}", []).append(message)
+    if errors:
+        raise SubmissionError(errors)
+    return model
 
 
 def check_input_count(pipeline: Pipeline, count: int) -> None:
@@ -113,6 +144,80 @@ def run_validators(pipeline: Pipeline, inputs: Sequence[InputFile]) -> None:
                 problems.append(f"{item.name}: {verdict}")
     if problems:
         raise SubmissionError({"inputs": problems})
+
+
+def params_from_text(schema: Mapping[str, Any], texts: Mapping[str, str]) -> dict[str, Any]:
+    """Parameters given as text (``NAME=TEXT`` on a command line) as the JSON values the
+    parameter JSON Schema ``schema`` asks for: a text that is JSON of a type the parameter
+    takes becomes that value (``5`` for an integer, ``true`` for a boolean, ``[1, 2]`` for a
+    list); any other text stays text, for the parameter's own check to judge."""
+    properties = schema.get("properties", {})
+    definitions = schema.get("$defs", {})
+    values: dict[str, Any] = {}
+    for name, text in texts.items():
+        values[name] = text
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        types = _json_types(properties.get(name, {}), definitions)
+        if types is None or _json_type(value) in types:
+            values[name] = value
+    return values
+
+
+def _json_types(prop: Mapping[str, Any], definitions: Mapping[str, Any]) -> set[str] | None:
+    """The JSON types a property's schema allows; ``None`` if it does not say."""
+    ref = prop.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        return _json_types(definitions.get(ref.rsplit("/", 1)[-1], {}), definitions)
+    if "type" in prop:
+        kinds = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+        return {*kinds, "integer"} if "number" in kinds else set(kinds)
+    if "enum" in prop:
+        return {_json_type(value) for value in prop["enum"]}
+    alternatives = prop.get("anyOf") or prop.get("oneOf") or prop.get("allOf")
+    if not alternatives:
+        return None
+    allowed: set[str] = set()
+    for alternative in alternatives:
+        options = _json_types(alternative, definitions)
+        if options is None:
+            return None
+        allowed |= options
+    return allowed
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    names = {float: "number", str: "string", list: "array", dict: "object"}
+    return names.get(type(value), "null")
+
+
+def _text_limit(field: FieldInfo) -> int:
+    # A max_length of a text field limits its text; of a list field, its number of items.
+    annotation = field.annotation
+    optional_text = get_origin(annotation) in (Union, UnionType) and set(get_args(annotation)) == {
+        str,
+        type(None),
+    }
+    if annotation is not str and not optional_text:
+        return MAX_TEXT_LENGTH
+    declared = [getattr(rule, "max_length", None) for rule in field.metadata]
+    return max((limit for limit in declared if limit is not None), default=MAX_TEXT_LENGTH)
+
+
+def _longest_text(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return max((_longest_text(item) for item in [*value, *value.values()]), default=0)
+    if isinstance(value, list | tuple):
+        return max((_longest_text(item) for item in value), default=0)
+    return 0
 
 
 def _has_nul(value: Any) -> bool:

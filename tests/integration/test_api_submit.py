@@ -183,7 +183,7 @@ def test_an_unknown_parameter_is_refused(client: TestClient) -> None:
 def test_a_parameter_of_the_wrong_type_is_refused(client: TestClient) -> None:
     response = client.post("/pipelines/trivial/runs", json={"params": {"value": "many"}})
     assert response.status_code == 400
-    message = "Input should be a valid integer, unable to parse string as an integer"
+    message = "Input should be a valid integer"
     assert response.json() == error(
         "invalid", f"params.value: {message}", {"params.value": [message]}
     )
@@ -248,6 +248,30 @@ def test_a_malformed_json_body_is_refused(client: TestClient) -> None:
         "the body is not valid JSON: Expecting property name enclosed in double quotes: "
         "line 1 column 2 (char 1)"
     )
+    assert response.json() == error("invalid", message, {"body": [message]})
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            '{"params": {"top": 1' + "9" * 5000 + "}}",
+            "holds an integer too long to read: 5,001 digits at line 1 column 20 (at most 4,300)",
+        ),
+        (
+            '{"inputs": ' + "[" * 50_000 + "]" * 50_000 + "}",
+            "is nested too deeply to read: 50,001 levels at line 1 column 50011",
+        ),
+    ],
+)
+def test_extreme_json_in_the_body_is_refused_with_where(
+    client: TestClient, body: str, detail: str
+) -> None:
+    response = client.post(
+        "/pipelines/trivial/runs", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    message = f"the body {detail}"
     assert response.json() == error("invalid", message, {"body": [message]})
 
 

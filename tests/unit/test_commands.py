@@ -215,8 +215,15 @@ def test_code_fingerprint_follows_the_argv() -> None:
 def test_input_becomes_its_absolute_path(make_run: Any, tmp_path: Path) -> None:
     run = make_run((make_input(tmp_path / "lines.txt"),))
     result = Command("count", ["wc", "-l", "{input}"]).process(run, {})
-    assert result["command"] == ["wc", "-l", str(tmp_path / "lines.txt")]
     assert result["stdout_tail"].split() == ["3", str(tmp_path / "lines.txt")]
+
+
+def test_the_result_shows_paths_relative_to_the_work_directory(
+    make_run: Any, tmp_path: Path
+) -> None:
+    run = make_run((make_input(tmp_path / "lines.txt"),))
+    result = Command("tool", [*py("pass"), "{input}", "--out={workdir}/x"]).process(run, {})
+    assert result["command"][3:] == ["../lines.txt", "--out=./x"]
 
 
 def test_inputs_expand_to_one_argument_each(make_run: Any, tmp_path: Path) -> None:
@@ -230,13 +237,12 @@ def test_parameters_and_workdir_are_filled_in(make_run: Any, tmp_path: Path) -> 
     values = ["{params.name}", "{params.count}", "{params.ratio}", "{params.strict}"]
     argv = [*py("pass"), *values, "--out={workdir}/x.csv", "{{literal}}"]
     result = Command("tool", argv).process(make_run(strict=False), {})
-    workdir = tmp_path / "work"
     assert result["command"][3:] == [
         "report",
         "3",
         "0.5",
         "false",
-        f"--out={workdir}/x.csv",
+        "--out=./x.csv",
         "{literal}",
     ]
 
@@ -424,6 +430,13 @@ def test_matching_files_are_registered_as_outputs(make_run: Any) -> None:
     assert [output.name for output in run.outputs] == ["a.csv", "b.csv", "sub/c.csv"]
 
 
+def test_an_output_linking_outside_is_refused_without_the_server_path(make_run: Any) -> None:
+    script = "import os\nos.mkdir('sub')\nos.symlink('/etc/hostname', 'sub/leak.txt')"
+    with pytest.raises(TaskError) as caught:
+        Command("link", py(script), outputs=["sub/*.txt"]).process(make_run(), {})
+    assert caught.value.message == "output 'sub/leak.txt' is outside the step's work directory"
+
+
 def test_a_missing_output_fails_the_step(make_run: Any) -> None:
     with pytest.raises(TaskError) as caught:
         Command("tool", ["true"], outputs=["*.csv"]).process(make_run(), {})
@@ -440,6 +453,5 @@ def test_stdout_that_is_not_json_fails_the_step(make_run: Any) -> None:
     with pytest.raises(TaskError) as caught:
         Command("stats", py("print('hello')"), stdout_json=True).process(make_run(), {})
     assert caught.value.message == (
-        f"command `{PY}` printed output that is not valid JSON: "
-        "Expecting value: line 1 column 1 (char 0)"
+        f"the output of command `{PY}` is not valid JSON: Expecting value: line 1 column 1 (char 0)"
     )

@@ -118,6 +118,22 @@ def test_output_through_a_link_leading_outside_is_refused(workdir: Path) -> None
     assert caught.value.message == "output 'link' is outside the step's work directory"
 
 
+def test_an_absolute_path_is_shown_relative_to_the_work_directory(workdir: Path) -> None:
+    (workdir / "plots").mkdir()
+    (workdir / "plots" / "link").symlink_to(workdir.parent / "secret")
+    with pytest.raises(TaskError) as caught:
+        make_context(workdir).output(workdir / "plots" / "link")
+    assert caught.value.message == "output 'plots/link' is outside the step's work directory"
+
+
+def test_a_path_elsewhere_on_the_server_is_shown_by_its_name_only(workdir: Path) -> None:
+    (workdir.parent / "inputs").mkdir()
+    (workdir.parent / "inputs" / "data.csv").write_text("a,b")
+    with pytest.raises(TaskError) as caught:
+        make_context(workdir).output(workdir.parent / "inputs" / "data.csv")
+    assert caught.value.message == "output 'data.csv' is outside the step's work directory"
+
+
 def test_a_missing_output_is_refused(workdir: Path) -> None:
     with pytest.raises(TaskError) as caught:
         make_context(workdir).output("missing.csv")

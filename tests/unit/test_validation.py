@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,20 @@ import pytest
 from pydantic import BaseModel, Field
 
 from gristmill import InputFile, Inputs, Pipeline, SubmissionError, TaskError, task
+from gristmill.commands import Command
 from gristmill.validation import (
     check_input_count,
     check_input_kind,
+    params_from_text,
     run_validators,
     size_limit_message,
     validate_params,
 )
+
+
+class Level(enum.Enum):
+    LOW = 2
+    HIGH = "high"
 
 
 class Params(BaseModel):
@@ -243,3 +251,140 @@ def test_a_parameter_with_a_nul_character_is_refused() -> None:
     assert refusal(validate_params, pipeline(params=Params), {"mode": "a\x00b"}) == {
         "params.mode": ["must not contain NUL characters"]
     }
+
+
+# parameters of command steps
+
+
+class ToolParams(BaseModel):
+    pattern: str = "x"
+    tags: list[str] = []
+    limit: int | None = None
+
+
+def tool_pipeline(*argv: str) -> Pipeline:
+    return Pipeline("p", [Command("grep", ["grep", *argv])], params=ToolParams)
+
+
+def test_a_command_parameter_starting_with_a_dash_is_refused_at_submission() -> None:
+    assert refusal(validate_params, tool_pipeline("{params.pattern}"), {"pattern": "-rf"}) == {
+        "params.pattern": ["must not start with '-': command `grep` would read it as an option"]
+    }
+
+
+def test_a_negative_number_for_a_command_is_refused_at_submission() -> None:
+    assert refusal(validate_params, tool_pipeline("{params.limit}"), {"limit": -1}) == {
+        "params.limit": ["must not start with '-': command `grep` would read it as an option"]
+    }
+
+
+def test_a_list_for_a_command_is_refused_at_submission() -> None:
+    assert refusal(validate_params, tool_pipeline("{params.tags}"), {"tags": ["a"]}) == {
+        "params.tags": ["must be one value, not a list: command `grep` takes it as one argument"]
+    }
+
+
+def test_a_missing_value_for_a_command_is_refused_at_submission() -> None:
+    assert refusal(validate_params, tool_pipeline("{params.limit}"), {}) == {
+        "params.limit": ["needs a value: command `grep` takes it as an argument"]
+    }
+
+
+def test_a_dash_is_refused_only_in_parameters_a_command_reads() -> None:
+    params = validate_params(tool_pipeline("{params.pattern}"), {"tags": ["-a"], "limit": -1})
+    assert params == ToolParams(tags=["-a"], limit=-1)
+
+
+# strict validation (values that arrived as JSON) and the longest text
+
+
+class Typed(BaseModel):
+    sample: int = 100
+    ratio: float = 0.5
+    fast: bool = False
+    mode: str = "a"
+    note: str = Field("", max_length=20_000)
+    tags: list[str] = []
+
+
+def test_strict_validation_refuses_a_number_in_text() -> None:
+    assert refusal(
+        lambda: validate_params(pipeline(params=Typed), {"sample": "100"}, strict=True)
+    ) == {"params.sample": ["Input should be a valid integer"]}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("sample", True, "Input should be a valid integer"),
+        ("fast", 1, "Input should be a valid boolean"),
+        ("fast", "false", "Input should be a valid boolean"),
+        ("mode", 5, "Input should be a valid string"),
+        ("sample", 1.5, "Input should be a valid integer"),
+    ],
+)
+def test_strict_validation_converts_nothing(name: str, value: Any, message: str) -> None:
+    assert refusal(lambda: validate_params(pipeline(params=Typed), {name: value}, strict=True)) == {
+        f"params.{name}": [message]
+    }
+
+
+def test_strict_validation_takes_values_of_their_json_types() -> None:
+    raw = {"sample": 3, "ratio": 2, "fast": True, "mode": "b", "tags": ["x"]}
+    assert validate_params(pipeline(params=Typed), raw, strict=True) == Typed(**raw)
+
+
+def test_text_longer_than_the_default_limit_is_refused() -> None:
+    assert refusal(validate_params, pipeline(params=Typed), {"mode": "x" * 10_001}) == {
+        "params.mode": ["is longer than 10,000 characters"]
+    }
+
+
+def test_text_in_a_list_counts_too() -> None:
+    assert refusal(validate_params, pipeline(params=Typed), {"tags": ["x" * 10_001]}) == {
+        "params.tags": ["is longer than 10,000 characters"]
+    }
+
+
+def test_a_field_with_its_own_max_length_takes_longer_text() -> None:
+    assert validate_params(pipeline(params=Typed), {"note": "x" * 15_000}).note == "x" * 15_000
+
+
+# params_from_text
+
+
+@pytest.mark.parametrize(
+    ("texts", "values"),
+    [
+        ({"sample": "5", "ratio": "2", "fast": "true"}, {"sample": 5, "ratio": 2, "fast": True}),
+        ({"mode": "5", "note": "true"}, {"mode": "5", "note": "true"}),
+        ({"sample": "many", "tags": '["a", "b"]'}, {"sample": "many", "tags": ["a", "b"]}),
+        ({"unknown": "7"}, {"unknown": 7}),
+    ],
+)
+def test_text_becomes_the_json_value_the_parameter_takes(
+    texts: dict[str, str], values: dict[str, Any]
+) -> None:
+    assert params_from_text(Typed.model_json_schema(), texts) == values
+
+
+class WithChoices(BaseModel):
+    level: Level = Level.LOW
+    limit: int | None = None
+
+
+def test_text_for_enums_and_optional_numbers_is_converted_by_their_schema() -> None:
+    schema = WithChoices.model_json_schema()
+    assert params_from_text(schema, {"level": "2", "limit": "9"}) == {"level": 2, "limit": 9}
+    assert params_from_text(schema, {"level": "high", "limit": "null"}) == {
+        "level": "high",
+        "limit": None,
+    }
+
+
+class Listed(BaseModel):
+    names: list[str] = Field([], max_length=2)
+
+
+def test_the_max_length_of_a_list_limits_its_items_not_its_text() -> None:
+    assert validate_params(pipeline(params=Listed), {"names": ["x" * 50]}).names == ["x" * 50]

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from gristmill.cli.display import run_display
 from gristmill.cli.options import param_option, parse_params
+from gristmill.validation import params_from_text
 
 TERMINAL = ("succeeded", "failed", "cancelled", "expired")
 err = Console(stderr=True, soft_wrap=True)
@@ -121,10 +122,15 @@ def submit(
     """Submit FILES to PIPELINE on a server and print the run's id."""
     with _client(server) as client, ExitStack() as stack:
         uploads = [("files", (path.name, stack.enter_context(path.open("rb")))) for path in files]
-        data = {"params": json.dumps(parse_params(params))}
-        answer = _check(
-            client.post(f"/pipelines/{pipeline}/runs", data=data, files=uploads or None)
-        )
+        url = f"/pipelines/{pipeline}/runs"
+        # The API takes parameters as JSON values of their types: convert the texts by the
+        # pipeline's parameter schema ("5" for an integer is 5).
+        schema = _check(client.get(f"/pipelines/{pipeline}"))["params_schema"]
+        values = params_from_text(schema, parse_params(params))
+        if uploads:
+            answer = _check(client.post(url, data={"params": json.dumps(values)}, files=uploads))
+        else:  # a form without files would go urlencoded, which the API does not take
+            answer = _check(client.post(url, json={"params": values}))
         run_id = answer["id"]
         out.print(run_id)
         err.print(f"submitted: {server.rstrip('/')}{answer['url']}", highlight=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import csv
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from gristmill import Inputs, Pipeline, RunContext, Task, TaskError, task
+from gristmill.jsonload import load
 
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 
@@ -101,11 +101,7 @@ wordcount = Pipeline(
 @task(title="Parse JSON")
 def parse_json(run: RunContext) -> dict[str, Any]:
     """Parse the input and describe its top level."""
-    try:
-        with run.input.open("rb") as stream:
-            data = json.load(stream)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise TaskError(f"{run.input.name} is not valid JSON: {error}") from None
+    data = load(run.input.path, name=run.input.name)  # a TaskError saying where, if it fails
     kind = type(data).__name__
     size = len(data) if isinstance(data, list | dict) else None
     run.log(f"top level is a {kind}" + (f" of {size} entries" if size is not None else ""))
@@ -121,8 +117,7 @@ class FieldStats(Task):
         return (run.upstream.get("parse_json") or {}).get("type") == "list"
 
     def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
-        with run.input.open("rb") as stream:
-            items = json.load(stream)
+        items = load(run.input.path, name=run.input.name)
         fields: collections.Counter[str] = collections.Counter()
         for number, item in enumerate(items, 1):
             if isinstance(item, dict):

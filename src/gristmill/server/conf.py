@@ -101,6 +101,8 @@ def django_settings(settings: Settings) -> dict[str, Any]:
             "gristmill.server",
         ],
         "MIDDLEWARE": [
+            "gristmill.server.middleware.ChunkedBodyMiddleware",
+            "gristmill.server.middleware.ContentSecurityPolicyMiddleware",
             "django.middleware.security.SecurityMiddleware",
             "whitenoise.middleware.WhiteNoiseMiddleware",
             "django.contrib.sessions.middleware.SessionMiddleware",

@@ -13,6 +13,8 @@ from ninja import Router, Status
 
 from gristmill.server import datafiles
 from gristmill.server.api.auth import caller_of
+from gristmill.server.api.bodies import MULTIPART, require_media_type, unnamed_file
+from gristmill.server.api.downloads import DOWNLOAD_DOC, attachment
 from gristmill.server.api.errors import ApiError
 from gristmill.server.api.schemas import DataFileOut, ErrorOut, datafile_links
 from gristmill.server.models import DataFile
@@ -42,16 +44,6 @@ _UPLOAD_DOC: dict[str, Any] = {
         },
     }
 }
-_DOWNLOAD_DOC: dict[str, Any] = {
-    "responses": {
-        200: {
-            "description": "The file.",
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        }
-    }
-}
 
 
 def describe(datafile: DataFile) -> DataFileOut:
@@ -77,7 +69,14 @@ def list_datafiles(request: HttpRequest) -> list[DataFileOut]:
 
 @router.post(
     "",
-    response={201: DataFileOut, 400: ErrorOut, 401: ErrorOut, 413: ErrorOut, 507: ErrorOut},
+    response={
+        201: DataFileOut,
+        400: ErrorOut,
+        401: ErrorOut,
+        413: ErrorOut,
+        415: ErrorOut,
+        507: ErrorOut,
+    },
     openapi_extra=_UPLOAD_DOC,
 )
 def upload_datafile(request: HttpRequest) -> Status[DataFileOut]:
@@ -90,6 +89,7 @@ def upload_datafile(request: HttpRequest) -> Status[DataFileOut]:
     caller = caller_of(request)
     service = default_service()
     datafiles.owner_id(caller)  # an anonymous caller is asked to sign in before any check
+    require_media_type(request, MULTIPART)
     uploaded = _the_one_upload(request)
     limit = service.settings.datafile_max_size
     try:
@@ -107,7 +107,11 @@ def _the_one_upload(request: HttpRequest) -> Any:
         for field in sorted(set(files) - {FILE_FIELD})
     }
     uploads = files.getlist(FILE_FIELD)
-    if not uploads and not problems:
+    if unnamed_file(request.POST, FILE_FIELD):
+        problems[FILE_FIELD] = [
+            'the file needs a file name (filename="..." in its part\'s Content-Disposition)'
+        ]
+    elif not uploads and not problems:
         problems[FILE_FIELD] = ["is required: upload the file as multipart/form-data"]
     elif len(uploads) > 1:
         problems[FILE_FIELD] = ["upload one file at a time"]
@@ -125,20 +129,14 @@ def get_datafile(request: HttpRequest, file_id: str) -> DataFileOut:
 @router.get(
     "/{file_id}/content",
     response={401: ErrorOut, 404: ErrorOut},
-    openapi_extra=_DOWNLOAD_DOC,
+    openapi_extra=DOWNLOAD_DOC,
 )
 def download_datafile(request: HttpRequest, file_id: str) -> FileResponse:
-    """The data file itself, as an attachment with its media type."""
+    """The data file itself, as an attachment: in its media type if that is a safe one (data,
+    images), else as ``application/octet-stream``."""
     datafile = datafiles.get(caller_of(request), file_id)
     path = datafiles.stored_path(datafile, default_service())
-    response = FileResponse(
-        path.open("rb"),
-        as_attachment=True,
-        filename=datafile.name,
-        content_type=datafile.media_type,
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return attachment(path, datafile.name, datafile.media_type)
 
 
 @router.delete("/{file_id}", response={204: None, 401: ErrorOut, 404: ErrorOut})

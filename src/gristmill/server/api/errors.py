@@ -33,6 +33,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.urls import URLPattern, URLResolver, re_path
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
+from ninja.openapi.schema import OpenAPISchema
 
 from gristmill.engine.outage import describe
 from gristmill.errors import (
@@ -41,6 +42,7 @@ from gristmill.errors import (
     StoreUnavailableError,
     SubmissionError,
 )
+from gristmill.server.api.document import complete
 
 logger = logging.getLogger("gristmill.api")
 
@@ -53,6 +55,7 @@ CODES = {
     408: "too_slow",
     409: "conflict",
     413: "too_large",
+    415: "unsupported_media_type",
     422: "invalid",
     429: "throttled",
     500: "internal",
@@ -199,13 +202,23 @@ class ErrorFormatAPI(NinjaAPI):
     def set_default_exception_handlers(self) -> None:
         install(self)
 
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
+        """ninja's document, with what every operation answers besides its view's own (see
+        :mod:`gristmill.server.api.document`)."""
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        complete(schema)
+        return schema
+
     @property
     def urls(self) -> tuple[list[URLResolver | URLPattern], str, str]:
         patterns, app_name, namespace = super().urls
         for pattern in patterns:
             if isinstance(pattern, URLPattern):
                 pattern.callback = _in_error_format(pattern.callback)
-        fallback = re_path(r"^.*$", _in_error_format(_no_endpoint), name="not-found")
+        # Any path at all, even one with an encoded newline in it (`.` alone stops at one).
+        fallback = re_path(r"^[\s\S]*$", _in_error_format(_no_endpoint), name="not-found")
         return [*patterns, fallback], app_name, namespace
 
 

@@ -19,6 +19,7 @@ from gristmill.engine.store import OutputRecord
 from gristmill.errors import NotFoundError
 from gristmill.server.access import visible_run
 from gristmill.server.api.auth import caller_of
+from gristmill.server.api.downloads import DOWNLOAD_DOC, attachment
 from gristmill.server.api.schemas import API_ROOT, ErrorOut, OutputOut
 from gristmill.service import Service, default_service
 
@@ -68,23 +69,17 @@ def download_zip(request: HttpRequest, run_id: str) -> StreamingHttpResponse:
 @router.get(
     "/{run_id}/outputs/{step}/{path:name}",
     response={404: ErrorOut},
-    openapi_extra=_download_doc("application/octet-stream"),
+    openapi_extra=DOWNLOAD_DOC,
 )
 def download_output(request: HttpRequest, run_id: str, step: str, name: str) -> FileResponse:
-    """One output file of a step, as an attachment with its media type."""
+    """One output file of a step, as an attachment: in its media type if that is a safe one
+    (data, images), else as ``application/octet-stream``."""
     service = default_service()
     status = visible_run(caller_of(request), run_id, service)
     for output in status.outputs:
         if output.step == step and output.name == name:
             path = _stored_file(service, output)
-            response = FileResponse(
-                path.open("rb"),
-                as_attachment=True,
-                filename=PurePosixPath(output.name).name,
-                content_type=output.media_type,
-            )
-            response["X-Content-Type-Options"] = "nosniff"
-            return response
+            return attachment(path, PurePosixPath(output.name).name, output.media_type)
     raise NotFoundError(f"step {step!r} of this run has no output named {name!r}")
 
 

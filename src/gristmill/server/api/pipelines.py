@@ -19,6 +19,7 @@ from gristmill.server.api.schemas import (
 from gristmill.server.api.submissions import REQUEST_BODY_DOC, read_submission
 from gristmill.service import default_service
 from gristmill.submission import submit
+from gristmill.validation import validate_params
 
 router = Router(tags=["pipelines"])
 
@@ -58,6 +59,7 @@ def get_pipeline(request: HttpRequest, name: str) -> PipelineOut:
         401: ErrorOut,
         404: ErrorOut,
         413: ErrorOut,
+        415: ErrorOut,
         503: ErrorOut,
     },
     openapi_extra={"requestBody": REQUEST_BODY_DOC},
@@ -81,5 +83,6 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
     except NotFoundError as error:  # named as the field at fault, like every refusal
         raise SubmissionError({"pipeline": [str(error)]}, status=404) from None
     inputs, params = read_submission(request, caller=caller, service=service)
+    validate_params(pipeline, params, strict=True)  # JSON values: no "5" for 5, no 1 for true
     run_id = submit(pipeline, inputs, params, owner_id=caller.user_id, service=service)
     return Status(201, SubmittedRun(id=run_id, **run_links(run_id)))

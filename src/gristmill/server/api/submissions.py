@@ -10,23 +10,23 @@ gristmill's size limit applies while they are copied.
 
 from __future__ import annotations
 
-import json
 from typing import IO, Any, cast
 
 from django.http import HttpRequest
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
+from gristmill import jsonload
 from gristmill.errors import NotFoundError, SignInRequiredError
 from gristmill.inputs import InputSource, JsonInput, TextInput, Upload
 from gristmill.server import datafiles
 from gristmill.server.access import Caller
 from gristmill.server.api.auth import caller_of
+from gristmill.server.api.bodies import JSON, MULTIPART, require_media_type, unnamed_file
 from gristmill.server.api.errors import ApiError
 from gristmill.server.sources import run_input, url_input
 from gristmill.service import Service, default_service
 
-FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 FILES_FIELD = "files"
 PARAMS_FIELD = "params"
 URL_FIELD = "url"
@@ -80,6 +80,7 @@ _MESSAGES = {
     ("kind", "missing"): f"is required ({_KINDS})",
 }
 _FORM_FIELDS = "'files', 'url', 'datafile', 'run' and 'params'"
+UNNAMED_FILE = 'each file needs a file name (filename="..." in its part\'s Content-Disposition)'
 
 
 class _Reader:
@@ -121,15 +122,16 @@ def read_submission(
     :class:`ApiError` (400) if it is malformed or names a data file or run that ``caller`` may
     not see, and :class:`SignInRequiredError` for data files named by an anonymous caller.
 
-    ``multipart/form-data`` (or a urlencoded form) carries files in ``files``, URLs in ``url``,
-    data file ids in ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs
-    in that order) and the parameters as a JSON object in ``params``; anything else is read as
-    a JSON :class:`SubmitRequest` (an empty body submits no inputs and default parameters).
+    ``multipart/form-data`` carries files in ``files``, URLs in ``url``, data file ids in
+    ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs in that order)
+    and the parameters as a JSON object in ``params``; ``application/json`` a
+    :class:`SubmitRequest`. A body of any other type is refused (415, see
+    :mod:`~gristmill.server.api.bodies`); no body at all submits no inputs and default
+    parameters.
     """
     caller = caller_of(request) if caller is None else caller
     service = default_service() if service is None else service
-    content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if content_type in FORM_TYPES:
+    if require_media_type(request, JSON, MULTIPART) == MULTIPART:
         return _read_form(request, caller, service)
     return _read_json(request, caller, service)
 
@@ -141,7 +143,10 @@ def _read_form(
     problems: dict[str, list[str]] = {}
     for field in sorted(set(files) - {FILES_FIELD}):
         problems[field] = [f"upload files in the field '{FILES_FIELD}'"]
-    for field in sorted(set(fields) - {PARAMS_FIELD, *REFERENCE_FIELDS, "csrfmiddlewaretoken"}):
+    if unnamed_file(fields, FILES_FIELD):
+        problems[FILES_FIELD] = [UNNAMED_FILE]
+    known = {FILES_FIELD, PARAMS_FIELD, *REFERENCE_FIELDS, "csrfmiddlewaretoken"}
+    for field in sorted(set(fields) - known):
         problems[field] = [f"unknown field (a submission has {_FORM_FIELDS})"]
     params: dict[str, Any] = {}
     texts = fields.getlist(PARAMS_FIELD)
@@ -231,16 +236,10 @@ def _inline_input(item: InlineInput, where: str, reader: _Reader) -> InputSource
 
 
 def _parse_json(data: bytes, field: str, problems: dict[str, list[str]]) -> Any:
-    def refuse_constant(name: str) -> None:
-        raise ValueError(f"{name} is not allowed in JSON")
-
-    what = "the body is" if field == "body" else "is"
     try:
-        return json.loads(data, parse_constant=refuse_constant)
-    except RecursionError:
-        problems[field] = [f"{what} not valid JSON: it is nested too deeply"]
-    except ValueError as error:  # also UnicodeDecodeError
-        problems[field] = [f"{what} not valid JSON: {error}"]
+        return jsonload.loads(data)
+    except jsonload.JsonError as error:
+        problems[field] = [f"the body {error.detail}" if field == "body" else error.detail]
     return None
 
 

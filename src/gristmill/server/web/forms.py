@@ -19,6 +19,7 @@ from django.template.defaultfilters import date as format_date
 from django.template.defaultfilters import filesizeformat
 from pydantic import BaseModel
 
+from gristmill import jsonload
 from gristmill.errors import NotFoundError, SubmissionError
 from gristmill.inputs import InputKind, InputSource, JsonInput, TextInput, Upload
 from gristmill.pipelines import Pipeline
@@ -92,17 +93,11 @@ def _has_null_character(value: Any) -> bool:
 
 
 def parse_json(text: str) -> tuple[Any, str | None]:
-    """The JSON value in ``text``, or ``None`` and a message saying why it is not JSON."""
-
-    def refuse(name: str) -> None:
-        raise ValueError(f"{name} is not allowed in JSON")
-
+    """The JSON value in ``text``, or ``None`` and a message saying why it cannot be read."""
     try:
-        return json.loads(text, parse_constant=refuse), None
-    except RecursionError:
-        return None, "this is not valid JSON: it is nested too deeply"
-    except ValueError as error:
-        return None, f"this is not valid JSON: {error}"
+        return jsonload.loads(text), None
+    except jsonload.JsonError as error:
+        return None, f"this {error.detail}"
 
 
 def _resolve(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:

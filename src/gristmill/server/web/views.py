@@ -16,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec
 from django.conf import settings as django_settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
@@ -38,7 +38,8 @@ from gristmill.server.access import (
     usable_pipeline,
     visible_run,
 )
-from gristmill.server.api.errors import internal_error
+from gristmill.server.api.errors import error_response, internal_error
+from gristmill.server.api.schemas import API_ROOT
 from gristmill.server.web.forms import SubmissionForm
 from gristmill.server.web.history import RunFilter
 from gristmill.server.web.history import run_page as runs_page
@@ -60,7 +61,10 @@ class HttpResponseSeeOther(HttpResponseRedirect):
 
 
 def error_page(request: HttpRequest, status: int, message: str) -> HttpResponse:
-    """A page that says what went wrong, with the matching status."""
+    """A page that says what went wrong, with the matching status; under the API's root, the
+    API's JSON error instead (Django's own handlers answer there too, e.g. for a bad host)."""
+    if request.path.startswith(f"{API_ROOT}/"):
+        return error_response(status, message)
     return render(
         request, "gristmill/error.html", {"status": status, "message": message}, status=status
     )
@@ -226,6 +230,9 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
             "upload the text as a file instead"
         )
         return error_page(request, 413, message)
+    if isinstance(exception, DisallowedHost):
+        message = "the Host header names a host this server does not answer for"
+        return error_page(request, 400, message)
     return error_page(request, 400, "the request could not be read")
 
 
@@ -237,6 +244,8 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """A URL that names no page."""
+    if request.path.startswith(f"{API_ROOT}/"):
+        return error_response(404, f"there is no API endpoint at {request.path}")
     return error_page(request, 404, f"there is no page at {request.path}")
 
 
