@@ -163,7 +163,7 @@ def test_health_and_status_keep_answering_while_fifty_clients_trickle_bodies(
             for _ in range(5):
                 for sock in slow:
                     sock.sendall(b" ")  # one more byte from each slow client
-                assert client.get("/healthz", timeout=DEADLINE).json() == {"status": "ok"}
+                assert client.get("/healthz", timeout=DEADLINE).json()["status"] == "ok"
                 status = client.get(f"/api/v1/runs/{run_id}", timeout=DEADLINE)
                 assert status.json()["state"] == "queued"
             # Pages and submissions are not starved either.
@@ -270,7 +270,7 @@ def test_urls_whose_server_never_answers_hold_no_request_thread(fetching: Server
         with concurrent.futures.ThreadPoolExecutor(12) as pool:
             answers = list(pool.map(submit, range(12)))
         assert [answer.status_code for answer in answers] == [201] * 12
-        assert client.get("/healthz", timeout=DEADLINE).json() == {"status": "ok"}
+        assert client.get("/healthz", timeout=DEADLINE).json()["status"] == "ok"
         run_id = answers[0].json()["id"]
         status = client.get(f"/api/v1/runs/{run_id}", timeout=DEADLINE).json()
         assert status["state"] in ("queued", "running")
