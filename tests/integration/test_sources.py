@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gristmill.engine.store import InputRecord, Report
+from gristmill.engine.store import Failure, InputRecord, Report
 from gristmill.errors import SubmissionError
 from gristmill.executors.inline import run_inline
 from gristmill.inputs import RunOutputs, TextInput, UrlInput
@@ -159,6 +159,8 @@ def test_only_the_current_attempt_may_record_fetched_inputs(service: Service, fi
     assert service.store.save_inputs(second, {0: fetched}, Report(), lease=30)
     (recorded,) = get_run(run_id, service=service).run.inputs
     assert (recorded.path, recorded.size, recorded.kind) == (fetched.path, 16, "url")
+    # End the run, so that no worker of a later test takes it up once its lease runs out.
+    assert service.store.finish(second, RunState.FAILED, Report(), Failure("the test is over"))
 
 
 def test_a_url_that_cannot_be_fetched_fails_the_run_naming_it(service: Service, files: str) -> None:
