@@ -88,7 +88,7 @@ def _until(condition: Any, timeout: float, what: str) -> Any:
 
 def staleness(service: Any, control: Path, seconds: float) -> dict[str, float]:
     """Both workers run a step reporting every millisecond; a reader polls the runs."""
-    from gristmill.submission import submit, wait
+    from gristmill.app.submission import submit, wait
 
     runs = [
         submit("bench-live", params={"control": str(control), "seconds": seconds}, service=service)
@@ -118,8 +118,8 @@ def staleness(service: Any, control: Path, seconds: float) -> dict[str, float]:
 
 def cancel_latency(service: Any, control: Path, tries: int) -> dict[str, float]:
     """Cancel a step reporting progress, one run at a time, at varied moments."""
+    from gristmill.app.submission import submit, wait
     from gristmill.runs import RunState
-    from gristmill.submission import submit, wait
 
     noticed: list[float] = []
     ended: list[float] = []
@@ -167,7 +167,7 @@ def measure(backend: str, tries: int, seconds: float) -> dict[str, Any]:
     try:
         from django.db import connections
 
-        from gristmill.service import Service
+        from gristmill.app.service import Service
         from gristmill.settings import Settings
 
         service = Service.from_settings(Settings.from_env(env), migrate=True)

@@ -70,9 +70,9 @@ def _finished_at(service: Any, run_id: str) -> float | None:
 
 
 def measure(repeat: int, outage: float, cluster: Any, data_dir: Path) -> list[tuple[float, float]]:
-    from gristmill.service import Service
+    from gristmill.app.service import Service
+    from gristmill.app.submission import submit, wait
     from gristmill.settings import Settings
-    from gristmill.submission import submit, wait
 
     settings = Settings.from_env(
         {},

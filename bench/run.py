@@ -289,11 +289,11 @@ def measure(name: str, driver: Driver, counts: Counts) -> dict[str, Any]:
 
 
 class GristmillDriver(Driver):
-    """Runs through ``gristmill.submission.submit/wait``, against a ``gristmill worker``."""
+    """Runs through ``gristmill.app.submission.submit/wait``, against a ``gristmill worker``."""
 
     def __init__(self, service: Any, worker: subprocess.Popen[bytes], worker_log: Path):
+        from gristmill.app.submission import submit, wait
         from gristmill.runs import RunState, StepState
-        from gristmill.submission import submit, wait
 
         self.service = service
         self.worker = worker
@@ -392,7 +392,7 @@ def bench_gristmill(backend: str, counts: Counts) -> dict[str, Any]:
             log(f"{backend}: created database {database_url.rsplit('/', 1)[1]}")
         from django.db import connections
 
-        from gristmill.service import Service
+        from gristmill.app.service import Service
         from gristmill.settings import Settings
 
         # Migrated here, before the worker starts.

@@ -4,8 +4,11 @@ This module is the authoring API: what a pipeline author imports. Everything els
 may change between releases.
 """
 
-from gristmill.commands import Command
-from gristmill.context import InputFile, OutputFile, RunContext
+from gristmill.authoring.commands import Command
+from gristmill.authoring.context import InputFile, OutputFile, RunContext
+from gristmill.authoring.inputs import InputKind, Inputs
+from gristmill.authoring.pipelines import Access, Pipeline
+from gristmill.authoring.tasks import FunctionTask, PreviousResult, Task, task
 from gristmill.errors import (
     CancelledError,
     DefinitionError,
@@ -14,10 +17,7 @@ from gristmill.errors import (
     SubmissionError,
     TaskError,
 )
-from gristmill.inputs import InputKind, Inputs
-from gristmill.pipelines import Access, Pipeline
 from gristmill.runs import RunState, StepState
-from gristmill.tasks import FunctionTask, PreviousResult, Task, task
 
 __all__ = [
     "Access",

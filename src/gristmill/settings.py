@@ -46,6 +46,7 @@ GRISTMILL_DATAFILE_MAX_SIZE    largest data file a user may upload, in     ``104
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -125,8 +126,6 @@ class Settings:
                 f"GRISTMILL_SQLITE_SYNC must be 'normal' or 'full', not {settings.sqlite_sync!r}"
             )
         if settings.fetch_allow:
-            from gristmill.fetch import parse_networks  # httpx, only when it is needed
-
             try:
                 parse_networks(",".join(settings.fetch_allow))
             except ValueError as error:
@@ -174,3 +173,23 @@ def _number(env: Mapping[str, str], name: str, kind: type, default: Any) -> Any:
     if value <= 0:
         raise ConfigurationError(f"{name} must be positive, not {raw!r}")
     return value
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """Parse comma-separated networks (``"10.1.0.0/16, 127.0.0.1"``) for ``GRISTMILL_FETCH_ALLOW``.
+
+    A bare address is a network of one. Returns the networks in order (none for an empty string).
+    Raises ``ValueError`` naming the first item that is not a network.
+    """
+    networks = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a network like 10.1.0.0/16") from None
+    return tuple(networks)

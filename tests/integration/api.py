@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils.datastructures import MultiValueDict
 
+from gristmill.app.service import Service
 from gristmill.executors.inline import run_inline
-from gristmill.service import Service
 
 if TYPE_CHECKING:
     from ninja.testing import TestClient

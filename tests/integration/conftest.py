@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gristmill.registry import Registry
-from gristmill.service import Service, set_default_service
+from gristmill.app.service import Service, set_default_service
+from gristmill.authoring.registry import Registry
 from gristmill.settings import Settings
 from gristmill.storage import FilesystemStorage
 from tests.conftest import service_absent

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from gristmill.app.service import Service
+from gristmill.app.submission import get_run, submit
 from gristmill.executors.inline import run_inline
 from gristmill.runs import RunState
-from gristmill.service import Service
-from gristmill.submission import get_run, submit
 from tests.integration.test_web import HOST, page
 
 if TYPE_CHECKING:

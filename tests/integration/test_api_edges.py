@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gristmill.service import Service
+from gristmill.app.service import Service
 from tests.integration.api import error
 from tests.integration.test_access import browser, make_user
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from gristmill.app.service import Service
 from gristmill.errors import StoreUnavailableError
-from gristmill.service import Service
 from tests.integration.api import error, submitted
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import pytest
 from django.utils.datastructures import MultiValueDict
 
+from gristmill.app.service import Service
+from gristmill.app.submission import get_run
 from gristmill.runs import RunState
-from gristmill.service import Service
-from gristmill.submission import get_run
 from tests.integration.api import MULTIPART, RawUpload, error, file, submitted, upload
 
 if TYPE_CHECKING:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from gristmill.app.service import Service
+from gristmill.app.submission import RunStatus, get_run, submit, wait
 from gristmill.engine.store import (
     CANCELLED_MESSAGE,
     KILLED_MESSAGE,
@@ -28,8 +30,6 @@ from gristmill.engine.store import (
     StepOutcome,
 )
 from gristmill.runs import RunState, StepState
-from gristmill.service import Service
-from gristmill.submission import RunStatus, get_run, submit, wait
 from tests.integration.conftest import Workers
 from tests.integration.test_web import run_page
 

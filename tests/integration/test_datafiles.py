@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gristmill.service import Service
+from gristmill.app.service import Service
 from gristmill.storage import FilesystemStorage
 from tests.integration.conftest import serving
 from tests.integration.test_access import bearer, browser, error_of, make_user

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gristmill.app.service import Service
+from gristmill.app.submission import get_run, submit
+from gristmill.authoring.inputs import TextInput
 from gristmill.executors.inline import run_inline
-from gristmill.inputs import TextInput
 from gristmill.runs import RunState
-from gristmill.service import Service
-from gristmill.submission import get_run, submit
 from tests.integration.test_web import page
 
 if TYPE_CHECKING:

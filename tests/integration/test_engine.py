@@ -8,14 +8,14 @@ import pytest
 from pydantic import BaseModel
 
 from gristmill import Inputs, Pipeline, RunContext, RunState, StepState, TaskError, task
+from gristmill.app.service import Service
+from gristmill.app.submission import get_run, submit
+from gristmill.authoring.inputs import JsonInput, TextInput
+from gristmill.authoring.registry import Registry
 from gristmill.engine.planner import plan
 from gristmill.engine.store import Claim, NextClaim, Report, StepOutcome
 from gristmill.errors import NotFoundError, SubmissionError
 from gristmill.executors.inline import run_inline
-from gristmill.inputs import JsonInput, TextInput
-from gristmill.registry import Registry
-from gristmill.service import Service
-from gristmill.submission import get_run, submit
 
 
 def run_now(service: Service, pipeline: str, inputs=(), params=None):

@@ -21,9 +21,9 @@ PROCESSES = 6
 # every process's input at once, so that they all reach the new database together.
 SUBMIT = """
 import sys
-import django, django.db.migrations.executor, gristmill.server.conf, gristmill.submission
+import django, django.db.migrations.executor, gristmill.server.conf, gristmill.app.submission
 sys.stdin.read()
-from gristmill.submission import submit
+from gristmill.app.submission import submit
 print(submit("trivial", [], {}))
 """
 MIGRATE = """

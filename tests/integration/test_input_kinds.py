@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from gristmill.app.service import Service, set_default_service
+from gristmill.app.submission import get_run, submit
+from gristmill.authoring.inputs import TextInput
 from gristmill.executors.inline import run_inline
-from gristmill.inputs import TextInput
-from gristmill.service import Service, set_default_service
-from gristmill.submission import get_run, submit
 from tests.integration.test_access import bearer, browser, make_user
 from tests.integration.test_web import page, submitted_from
 

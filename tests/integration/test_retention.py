@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from gristmill.app.service import Service
+from gristmill.app.submission import get_run, submit
+from gristmill.authoring.inputs import TextInput
 from gristmill.engine import retention
 from gristmill.executors.inline import run_inline
-from gristmill.inputs import TextInput
 from gristmill.runs import RunState
-from gristmill.service import Service
 from gristmill.storage import FilesystemStorage
-from gristmill.submission import get_run, submit
 from tests.integration.conftest import Workers, wait_until
 from tests.integration.test_web import page
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gristmill.app.service import Service
+from gristmill.app.submission import get_run, submit
 from gristmill.engine import retention
 from gristmill.executors.inline import run_inline
 from gristmill.runs import RunState
-from gristmill.service import Service
-from gristmill.submission import get_run, submit
 from tests.integration.test_access import browser, error_of, make_user
 from tests.integration.test_web import page
 

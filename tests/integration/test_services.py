@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from gristmill.app.service import Service
+from gristmill.app.submission import get_run, submit
 from gristmill.errors import ConfigurationError, NotFoundError
-from gristmill.service import Service
 from gristmill.settings import Settings
-from gristmill.submission import get_run, submit
 from tests.conftest import service_absent
 from tests.integration.conftest import PIPELINES
 
@@ -88,9 +88,9 @@ def test_a_service_on_a_new_postgres_database_beside_sqlite(
 TWO_SERVICES = """
 import sys
 from pathlib import Path
-from gristmill.service import Service
+from gristmill.app.service import Service
 from gristmill.settings import Settings
-from gristmill.submission import submit
+from gristmill.app.submission import submit
 
 pipelines, *data_dirs = sys.argv[1:]
 for data_dir in data_dirs:

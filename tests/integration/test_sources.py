@@ -1,5 +1,5 @@
 """Inputs that do not come with the request: the outputs of an earlier run (and, over the
-API, URLs and data files), through the one way in, :func:`gristmill.submission.submit`."""
+API, URLs and data files), through the one way in, :func:`gristmill.app.submission.submit`."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from gristmill.app.service import Service
+from gristmill.app.submission import get_run, submit
+from gristmill.authoring.inputs import RunOutputs, TextInput, UrlInput
 from gristmill.engine.store import Failure, InputRecord, Report
 from gristmill.errors import SubmissionError
 from gristmill.executors.inline import run_inline
-from gristmill.inputs import RunOutputs, TextInput, UrlInput
 from gristmill.runs import RunState
-from gristmill.service import Service
-from gristmill.submission import get_run, submit
 
 
 def report(service: Service) -> str:

@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gristmill import Inputs, Pipeline, RunContext, Task, task
+from gristmill.app.service import Service, set_default_service
+from gristmill.app.staleness import check, refresh
+from gristmill.app.submission import get_run, submit
+from gristmill.authoring.registry import Registry
+from gristmill.authoring.tasks import PreviousResult
 from gristmill.engine.planner import plan
 from gristmill.engine.store import Report, StepOutcome
 from gristmill.executors.inline import run_inline
-from gristmill.registry import Registry
 from gristmill.runs import RunState, StepState
-from gristmill.service import Service, set_default_service
-from gristmill.staleness import check, refresh
-from gristmill.submission import get_run, submit
-from gristmill.tasks import PreviousResult
 from tests.integration.test_web import Node, page, run_page
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ def test_a_task_whose_is_needed_raises_leaves_the_results_shown_as_they_are(
     unsure = Pipeline("unsure", [Unsure], inputs=Inputs(min_count=0))
     run_id = succeeded(service, unsure)
     offering(service, unsure)
-    with caplog.at_level(logging.ERROR, logger="gristmill.staleness"):
+    with caplog.at_level(logging.ERROR, logger="gristmill.app.staleness"):
         response = web.get(f"/runs/{run_id}/")
     assert response.status_code == 200
     (record,) = caplog.records
@@ -395,7 +395,7 @@ def test_the_results_api_answers_when_a_check_fails(
     unsure = Pipeline("unsure", [Unsure], inputs=Inputs(min_count=0))
     run_id = succeeded(service, unsure)
     offering(service, unsure)
-    with caplog.at_level(logging.ERROR, logger="gristmill.staleness"):
+    with caplog.at_level(logging.ERROR, logger="gristmill.app.staleness"):
         response = web.get(f"/api/v1/runs/{run_id}/results")
     assert response.status_code == 200
     (step,) = response.json()["steps"]

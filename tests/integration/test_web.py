@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from gristmill.app.service import Service
+from gristmill.app.submission import get_run, submit
 from gristmill.engine.store import Report
 from gristmill.executors.inline import run_inline
 from gristmill.runs import RunState
-from gristmill.service import Service
-from gristmill.submission import get_run, submit
 from tests.integration.conftest import HOST
 
 if TYPE_CHECKING:
@@ -475,7 +475,7 @@ def test_a_succeeded_run_shows_each_steps_context_as_tables(
 def test_a_succeeded_run_links_its_outputs_and_shows_a_context_that_failed(
     service: Service, web: Client
 ) -> None:
-    from gristmill.inputs import TextInput
+    from gristmill.authoring.inputs import TextInput
 
     run_id = finished(service, "reports", {"title": "T"}, inputs=[TextInput("a\nb", "w.txt")])
     html = run_page(web, run_id)
@@ -558,7 +558,7 @@ def test_a_parameter_named_like_an_input_field_is_renamed_in_the_form(
     from pydantic import BaseModel
 
     from gristmill import Inputs, Pipeline, task
-    from gristmill.inputs import TextInput
+    from gristmill.authoring.inputs import TextInput
     from gristmill.server.web.forms import SubmissionForm
 
     class Clashing(BaseModel):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gristmill import RunState
-from gristmill.service import Service
-from gristmill.submission import get_run, submit, wait
+from gristmill.app.service import Service
+from gristmill.app.submission import get_run, submit, wait
 from tests.integration.conftest import Workers, wait_until
 
 

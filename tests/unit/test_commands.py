@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from gristmill.commands import Command
-from gristmill.context import InputFile, RunContext
+from gristmill.authoring.commands import Command
+from gristmill.authoring.context import InputFile, RunContext
 from gristmill.errors import CancelledError, DefinitionError, StepTimeoutError, TaskError
 
 PY = sys.executable
@@ -382,7 +382,7 @@ def test_cancellation_stops_the_tool(make_run: Any, reporter: RecordingReporter)
 def test_a_tool_ignoring_sigterm_is_killed(
     make_run: Any, reporter: RecordingReporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gristmill.commands._TERM_GRACE_SECONDS", 0.2)
+    monkeypatch.setattr("gristmill.authoring.commands._TERM_GRACE_SECONDS", 0.2)
     reporter.cancel_on = "ready"
     script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     script += "print('ready', flush=True); time.sleep(30)"
@@ -395,7 +395,7 @@ def test_a_tool_ignoring_sigterm_is_killed(
 def test_children_left_running_after_the_tool_exits_are_killed(
     make_run: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gristmill.commands._EXIT_GRACE_SECONDS", 0.2)
+    monkeypatch.setattr("gristmill.authoring.commands._EXIT_GRACE_SECONDS", 0.2)
     script = GRANDCHILD.replace("time.sleep(30)\n", "")
     run = make_run()
     result = Command("leaver", py(script)).process(run, {})
@@ -407,7 +407,7 @@ def test_children_left_running_after_the_tool_exits_are_killed(
 def test_too_much_json_output_stops_the_tool(
     make_run: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("gristmill.commands._JSON_LIMIT", 1000)
+    monkeypatch.setattr("gristmill.authoring.commands._JSON_LIMIT", 1000)
     script = "import time; print('x' * 5000, flush=True); time.sleep(30)"
     started = time.monotonic()
     with pytest.raises(TaskError) as caught:

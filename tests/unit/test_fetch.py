@@ -22,8 +22,7 @@ from typing import Any
 
 import pytest
 
-from gristmill.errors import FetchError
-from gristmill.fetch import (
+from gristmill.engine.fetcher import (
     FetchPolicy,
     FetchResult,
     check_literal_address,
@@ -31,6 +30,7 @@ from gristmill.fetch import (
     fetch,
     parse_networks,
 )
+from gristmill.errors import FetchError
 
 KiB = 1024
 MiB = 1024 * KiB

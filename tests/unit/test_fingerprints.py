@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gristmill.fingerprints import Fingerprint, explain_change, normalised_source
+from gristmill.authoring.fingerprints import Fingerprint, explain_change, normalised_source
 
 TITLE = "Count words"
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from gristmill import InputFile, RunContext, TaskError
+from gristmill.authoring.jsonload import JsonError, load, loads
 from gristmill.demo import pipelines as demo
-from gristmill.jsonload import JsonError, load, loads
 
 LIMIT = sys.get_int_max_str_digits()
 

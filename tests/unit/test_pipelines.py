@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from gristmill import Access, DefinitionError, Inputs, Pipeline, RunContext, Task, task
-from gristmill.pipelines import NoParams
+from gristmill.authoring.pipelines import NoParams
 
 
 class Params(BaseModel):

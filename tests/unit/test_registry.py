@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from gristmill import Pipeline, task
+from gristmill.authoring.registry import Registry, load_spec
 from gristmill.demo import pipelines as demo
 from gristmill.errors import ConfigurationError, NotFoundError
-from gristmill.registry import Registry, load_spec
 
 PIPELINE_FILE = """
 from gristmill import Pipeline, task

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-import gristmill.tasks
+import gristmill.authoring.tasks
 from gristmill import DefinitionError, FunctionTask, PreviousResult, RunContext, Task, task
-from gristmill.fingerprints import Fingerprint
+from gristmill.authoring.fingerprints import Fingerprint
 
 
 def make_run(tmp_path: Path) -> RunContext:
@@ -244,7 +244,7 @@ def test_a_task_class_code_fingerprint_is_computed_once(monkeypatch: pytest.Monk
         calls.append(obj)
         return "source"
 
-    monkeypatch.setattr(gristmill.tasks, "normalised_source", counting)
+    monkeypatch.setattr(gristmill.authoring.tasks, "normalised_source", counting)
 
     class Fresh(Task):
         pass
@@ -263,7 +263,7 @@ def test_a_function_task_code_fingerprint_is_computed_once(
         calls.append(obj)
         return "source"
 
-    monkeypatch.setattr(gristmill.tasks, "normalised_source", counting)
+    monkeypatch.setattr(gristmill.authoring.tasks, "normalised_source", counting)
 
     def fresh(run: Any) -> None:
         pass

@@ -11,8 +11,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 from gristmill import InputFile, Inputs, Pipeline, SubmissionError, TaskError, task
-from gristmill.commands import Command
-from gristmill.validation import (
+from gristmill.authoring.commands import Command
+from gristmill.authoring.validation import (
     check_input_count,
     check_input_kind,
     params_from_text,

@@ -15,9 +15,9 @@ import click
 import httpx
 from rich.console import Console
 
+from gristmill.authoring.validation import params_from_text
 from gristmill.cli.display import run_display
 from gristmill.cli.options import param_option, parse_params
-from gristmill.validation import params_from_text
 
 TERMINAL = ("succeeded", "failed", "cancelled", "expired")
 err = Console(stderr=True, soft_wrap=True)

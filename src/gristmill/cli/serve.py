@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
+from gristmill.app.service import Service
+from gristmill.authoring.registry import Registry
 from gristmill.cli.options import build_settings, settings_options
-from gristmill.registry import Registry
-from gristmill.service import Service
 from gristmill.settings import Settings
 
 

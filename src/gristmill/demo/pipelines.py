@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from gristmill import Inputs, Pipeline, RunContext, Task, TaskError, task
-from gristmill.jsonload import load
+from gristmill.authoring.jsonload import load
 
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 

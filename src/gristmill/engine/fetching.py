@@ -15,14 +15,14 @@ import mimetypes
 import tempfile
 from collections.abc import Callable
 
-from gristmill.context import InputFile
+from gristmill.authoring.context import InputFile
+from gristmill.authoring.inputs import InputKind, human_size, safe_name
+from gristmill.authoring.pipelines import Pipeline
+from gristmill.authoring.validation import check_input_kind, run_validators, size_limit_message
 from gristmill.engine.store import InputRecord, RunRecord
 from gristmill.errors import FetchError, SubmissionError, TaskError
-from gristmill.inputs import InputKind, human_size, safe_name
-from gristmill.pipelines import Pipeline
 from gristmill.storage import FilesystemStorage
 from gristmill.storage.filesystem import TooLargeError
-from gristmill.validation import check_input_kind, run_validators, size_limit_message
 
 Log = Callable[[str], None]
 
@@ -44,7 +44,11 @@ def fetch_inputs(
     user naming the URL, for a fetch that fails and for a fetched file that the pipeline
     refuses (its type, its size, a validator); files stored so far stay with the run.
     """
-    from gristmill.fetch import FetchPolicy, fetch, parse_networks  # httpx, only when needed
+    from gristmill.engine.fetcher import (  # httpx, only when needed
+        FetchPolicy,
+        fetch,
+        parse_networks,
+    )
 
     policy = FetchPolicy(
         max_size=pipeline.inputs.max_size, timeout=timeout, allow=parse_networks(",".join(allow))

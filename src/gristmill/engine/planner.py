@@ -10,13 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gristmill.context import InputFile, Reporter, RunContext
+from gristmill.authoring.context import InputFile, Reporter, RunContext
+from gristmill.authoring.fingerprints import Fingerprint, explain_change
+from gristmill.authoring.pipelines import Pipeline
+from gristmill.authoring.tasks import PreviousResult, Task
 from gristmill.engine.store import InputRecord, RunRecord, StepRecord
-from gristmill.fingerprints import Fingerprint, explain_change
-from gristmill.pipelines import Pipeline
 from gristmill.runs import StepState
 from gristmill.storage import FilesystemStorage
-from gristmill.tasks import PreviousResult, Task
 
 
 def step_fingerprint(

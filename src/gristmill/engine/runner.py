@@ -18,7 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from gristmill.context import RunContext
+from gristmill.authoring.context import RunContext
+from gristmill.authoring.fingerprints import Fingerprint
+from gristmill.authoring.pipelines import Pipeline
+from gristmill.authoring.registry import Registry
+from gristmill.authoring.tasks import Task
 from gristmill.engine.fetching import fetch_inputs
 from gristmill.engine.outage import Outage
 from gristmill.engine.planner import RunView, previous_result, upstream_token
@@ -41,12 +45,8 @@ from gristmill.errors import (
     StoreUnavailableError,
     TaskError,
 )
-from gristmill.fingerprints import Fingerprint
-from gristmill.pipelines import Pipeline
-from gristmill.registry import Registry
 from gristmill.runs import RunState, StepState
 from gristmill.storage import FilesystemStorage
-from gristmill.tasks import Task
 
 logger = logging.getLogger("gristmill.engine")
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gristmill.app.service import Service
+from gristmill.app.submission import create
+from gristmill.authoring.inputs import InputSource
+from gristmill.authoring.pipelines import Pipeline
 from gristmill.engine.store import Claim, Failure, Report
 from gristmill.executors.worker import Worker, worker_name
-from gristmill.inputs import InputSource
-from gristmill.pipelines import Pipeline
 from gristmill.runs import RunState
-from gristmill.service import Service
-from gristmill.submission import create
 
 
 class InlineExecutor:
@@ -33,7 +33,7 @@ class InlineExecutor:
         inputs: Sequence[InputSource] = (),
         params: Mapping[str, Any] | None = None,
     ) -> tuple[str, Claim]:
-        """Check and store a run exactly as :func:`~gristmill.submission.submit` does, claimed
+        """Check and store a run exactly as :func:`~gristmill.app.submission.submit` does, claimed
         by this process; return its id and the claim to :meth:`run`."""
         run_id, claim = create(
             pipeline,

@@ -21,10 +21,10 @@ from multiprocessing.connection import wait as wait_for
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from gristmill.app.service import Service
 from gristmill.engine import retention
 from gristmill.engine.outage import Outage, describe
 from gristmill.errors import StoreUnavailableError
-from gristmill.service import Service
 
 logger = logging.getLogger("gristmill.supervisor")
 

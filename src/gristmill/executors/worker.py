@@ -10,13 +10,13 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from gristmill.app.service import Service
 from gristmill.engine.outage import Outage, describe
 from gristmill.engine.runner import UnitRunner
 from gristmill.engine.store import KILLED_MESSAGE, Claim, Failure, NextClaim, Report
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.errors import StoreUnavailableError
 from gristmill.runs import RunState
-from gristmill.service import Service
 
 logger = logging.getLogger("gristmill.worker")
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest
 
+from gristmill.app.service import Service
+from gristmill.app.submission import RunStatus, get_run
+from gristmill.authoring.pipelines import Access, Pipeline
 from gristmill.engine.store import RunRecord
 from gristmill.errors import NotFoundError, SignInRequiredError
-from gristmill.pipelines import Access, Pipeline
-from gristmill.service import Service
-from gristmill.submission import RunStatus, get_run
 
 
 @dataclass(frozen=True)

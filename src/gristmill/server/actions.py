@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 
+from gristmill.app.service import Service
 from gristmill.engine import retention
 from gristmill.errors import SignInRequiredError
 from gristmill.runs import RunState
 from gristmill.server.access import Caller, visible_run
-from gristmill.service import Service
 
 logger = logging.getLogger("gristmill.actions")
 

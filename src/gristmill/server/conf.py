@@ -13,6 +13,7 @@ from typing import Any
 
 import dj_database_url
 
+from gristmill.engine.store import Store
 from gristmill.errors import ConfigurationError
 from gristmill.settings import Settings
 
@@ -291,3 +292,16 @@ def migration_lock(alias: str) -> Iterator[None]:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_KEY])
     else:
         yield
+
+
+def sql_store(
+    settings: Settings | None, *, alias: str | None = None, migrate: bool | None = None
+) -> tuple[Settings, Store]:
+    """The ``sql`` store (:data:`gristmill.app.service.STORES`): Django set up on the
+    settings' database (SQLite is migrated unless ``migrate=False``), and a
+    :class:`~gristmill.server.store.DjangoStore` on ``alias``, or on the Django alias of that
+    database when ``alias`` is None."""
+    from gristmill.server.store import DjangoStore
+
+    settings, database = open_database(settings, migrate=migrate)
+    return settings, DjangoStore(alias or database)

@@ -24,11 +24,11 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from django.template.defaultfilters import filesizeformat
 
+from gristmill.app.service import Service
+from gristmill.authoring.inputs import InputKind, LocalFile, safe_name
 from gristmill.errors import NotFoundError, SignInRequiredError
-from gristmill.inputs import InputKind, LocalFile, safe_name
 from gristmill.server.access import Caller
 from gristmill.server.models import DataFile
-from gristmill.service import Service
 from gristmill.storage.filesystem import TooLargeError
 
 __all__ = [

@@ -16,8 +16,8 @@ from typing import Any
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 
+from gristmill.app.service import default_service
 from gristmill.engine.outage import describe
-from gristmill.service import default_service
 
 _local_workers: Callable[[], bool] | None = None
 

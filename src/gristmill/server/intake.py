@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from gristmill.inputs import human_size
+from gristmill.authoring.inputs import human_size
 from gristmill.server.refusals import refusal
 
 Scope = MutableMapping[str, Any]

@@ -1,6 +1,6 @@
 """Inputs that name something instead of carrying it: a URL or an earlier run (a stored data
 file: :func:`gristmill.server.datafiles.as_input`). The API and the submission form read them
-here, checked for what the caller may see, before :func:`gristmill.submission.submit` expands
+here, checked for what the caller may see, before :func:`gristmill.app.submission.submit` expands
 them (a URL is fetched later, by the run's worker).
 
 Each function raises :class:`ValueError` for a value that is malformed and
@@ -14,11 +14,11 @@ import contextlib
 import re
 from urllib.parse import urlsplit
 
+from gristmill.app.service import Service
+from gristmill.authoring.inputs import RunOutputs, UrlInput
+from gristmill.engine.fetcher import check_url
 from gristmill.errors import FetchError
-from gristmill.fetch import check_url
-from gristmill.inputs import RunOutputs, UrlInput
 from gristmill.server.access import Caller, visible_run
-from gristmill.service import Service
 
 _RUN_ID = re.compile(r"(?:^|/runs/)([0-9a-fA-F]{8}-?(?:[0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12})(?:/|$)")
 

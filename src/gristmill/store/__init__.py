@@ -2,7 +2,7 @@
 
 The contract every backend fulfils is :class:`gristmill.engine.store.Store` (its docstring
 states the fencing rules). The backends, chosen by name with ``GRISTMILL_STORE`` (see
-:mod:`gristmill.service`):
+:mod:`gristmill.app.service`):
 
 * ``sql`` (the default): :class:`gristmill.server.store.DjangoStore`, raw SQL on Django's
   database connections, SQLite or PostgreSQL; shared by every process of an installation.

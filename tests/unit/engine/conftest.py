@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from gristmill.pipelines import Pipeline
-from gristmill.service import Service
+from gristmill.app.service import Service
+from gristmill.authoring.pipelines import Pipeline
 
 MakeService = Callable[..., Service]
 

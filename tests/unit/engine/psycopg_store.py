@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import psycopg  # noqa: F401 - the dependency whose absence is tested
 
-from gristmill.service import memory_store as open_store
+from gristmill.app.service import memory_store as open_store
 
 __all__ = ["open_store"]

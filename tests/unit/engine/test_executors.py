@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from gristmill import Inputs, Pipeline, RunContext, task
+from gristmill.app.submission import get_run, submit
 from gristmill.executors.inline import InlineExecutor, run_inline
 from gristmill.executors.worker import Worker
 from gristmill.runs import RunState
-from gristmill.submission import get_run, submit
 from tests.unit.engine.conftest import MakeService
 
 

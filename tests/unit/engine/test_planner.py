@@ -8,10 +8,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from gristmill import Inputs, Pipeline, RunContext, TaskError, task
+from gristmill.app.service import Service
+from gristmill.app.submission import submit
 from gristmill.engine.planner import plan
 from gristmill.executors.inline import run_inline
-from gristmill.service import Service
-from gristmill.submission import submit
 from tests.unit.engine.conftest import MakeService
 
 

@@ -6,7 +6,7 @@ Mount it in a URLconf::
 
 Pipelines (list, describe, submit a run), runs (status, log, results, cancel, rerun) and their
 output files. Every error answers in one format (:mod:`gristmill.server.api.errors`). Views find
-the configured gristmill through :func:`gristmill.service.default_service` when called.
+the configured gristmill through :func:`gristmill.app.service.default_service` when called.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from django.http import HttpRequest, QueryDict
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
-from gristmill import jsonload
+from gristmill.authoring import jsonload
 from gristmill.server.api.errors import ApiError
 
 JSON = "application/json"

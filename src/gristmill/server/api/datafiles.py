@@ -11,6 +11,7 @@ from typing import Any
 from django.http import FileResponse, HttpRequest, HttpResponse
 from ninja import Router, Status
 
+from gristmill.app.service import default_service
 from gristmill.server import datafiles
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.bodies import MULTIPART, require_media_type, unnamed_file
@@ -18,7 +19,6 @@ from gristmill.server.api.downloads import DOWNLOAD_DOC, attachment
 from gristmill.server.api.errors import ApiError
 from gristmill.server.api.schemas import DataFileOut, ErrorOut, datafile_links
 from gristmill.server.models import DataFile
-from gristmill.service import default_service
 
 router = Router(tags=["data files"])
 

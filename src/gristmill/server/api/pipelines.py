@@ -5,8 +5,11 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router, Status
 
+from gristmill.app.service import default_service
+from gristmill.app.submission import submit
+from gristmill.authoring.pipelines import Pipeline
+from gristmill.authoring.validation import validate_params
 from gristmill.errors import NotFoundError, SubmissionError
-from gristmill.pipelines import Pipeline
 from gristmill.server.access import may_see_pipeline, usable_pipeline
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.schemas import (
@@ -17,9 +20,6 @@ from gristmill.server.api.schemas import (
     run_links,
 )
 from gristmill.server.api.submissions import REQUEST_BODY_DOC, read_submission
-from gristmill.service import default_service
-from gristmill.submission import submit
-from gristmill.validation import validate_params
 
 router = Router(tags=["pipelines"])
 

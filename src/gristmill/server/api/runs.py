@@ -16,6 +16,9 @@ from django.http import HttpRequest, HttpResponse
 from ninja import P, QueryEx, Router, Status
 from ninja.responses import NinjaJSONEncoder
 
+from gristmill.app.service import Service, default_service
+from gristmill.app.staleness import accept, check
+from gristmill.app.submission import RunStatus
 from gristmill.engine.planner import RunView
 from gristmill.runs import StepState
 from gristmill.server import actions
@@ -36,9 +39,6 @@ from gristmill.server.api.schemas import (
     StepResultOut,
     run_links,
 )
-from gristmill.service import Service, default_service
-from gristmill.staleness import accept, check
-from gristmill.submission import RunStatus
 
 router = Router(tags=["runs"])
 

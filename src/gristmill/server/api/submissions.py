@@ -4,7 +4,7 @@ Only the shape of the request is checked here (is the body JSON, are ``params`` 
 each input well formed), and what the caller may see: a data file or an earlier run that the
 caller may not see is refused here like one that does not exist. Everything about the pipeline
 (parameters, input kinds, sizes, counts, validators) is checked by
-:func:`gristmill.submission.submit`, the one way in. Uploads are handed over as streams, so
+:func:`gristmill.app.submission.submit`, the one way in. Uploads are handed over as streams, so
 gristmill's size limit applies while they are copied.
 """
 
@@ -16,16 +16,16 @@ from django.http import HttpRequest
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
-from gristmill import jsonload
+from gristmill.app.service import Service, default_service
+from gristmill.authoring import jsonload
+from gristmill.authoring.inputs import InputSource, JsonInput, TextInput, Upload
 from gristmill.errors import NotFoundError, SignInRequiredError
-from gristmill.inputs import InputSource, JsonInput, TextInput, Upload
 from gristmill.server import datafiles
 from gristmill.server.access import Caller
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.bodies import JSON, MULTIPART, require_media_type, unnamed_file
 from gristmill.server.api.errors import ApiError
 from gristmill.server.sources import run_input, url_input
-from gristmill.service import Service, default_service
 
 FILES_FIELD = "files"
 PARAMS_FIELD = "params"

@@ -17,11 +17,11 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from gristmill.app.service import default_service
 from gristmill.server import datafiles
 from gristmill.server.access import session_caller
 from gristmill.server.api.schemas import datafile_links
 from gristmill.server.web.views import HttpResponseSeeOther, pages
-from gristmill.service import default_service
 
 PER_PAGE = 50
 

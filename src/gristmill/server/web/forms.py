@@ -3,7 +3,7 @@
 The form only turns the request into Python values (a number field gives a number, a run's
 address the run's outputs, a chosen data file that file), looking up only what the caller may
 see; every check that decides whether a run is accepted stays in
-:func:`gristmill.submission.submit`, the one way in, and its refusals are shown next to the
+:func:`gristmill.app.submission.submit`, the one way in, and its refusals are shown next to the
 fields they concern (:meth:`SubmissionForm.show_refusal`).
 """
 
@@ -19,14 +19,14 @@ from django.template.defaultfilters import date as format_date
 from django.template.defaultfilters import filesizeformat
 from pydantic import BaseModel
 
-from gristmill import jsonload
+from gristmill.app.service import Service, default_service
+from gristmill.authoring import jsonload
+from gristmill.authoring.inputs import InputKind, InputSource, JsonInput, TextInput, Upload
+from gristmill.authoring.pipelines import Pipeline
 from gristmill.errors import NotFoundError, SubmissionError
-from gristmill.inputs import InputKind, InputSource, JsonInput, TextInput, Upload
-from gristmill.pipelines import Pipeline
 from gristmill.server import datafiles
 from gristmill.server.access import ANONYMOUS, Caller
 from gristmill.server.sources import run_id_from, run_input, url_input
-from gristmill.service import Service, default_service
 
 FILES = "files"
 TEXT = "text"

@@ -21,13 +21,13 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from gristmill.pipelines import Pipeline
+from gristmill.app.service import Service
+from gristmill.app.staleness import Staleness
+from gristmill.app.submission import RunStatus, StepStatus
+from gristmill.authoring.pipelines import Pipeline
 from gristmill.runs import StepState
 from gristmill.server.api.errors import internal_error
 from gristmill.server.api.runs import step_contexts
-from gristmill.service import Service
-from gristmill.staleness import Staleness
-from gristmill.submission import RunStatus, StepStatus
 
 MAX_ITEMS = 1000
 """The most entries of one dict or list shown; the rest are counted, not shown."""

@@ -13,18 +13,18 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from gristmill.app.service import Service
+from gristmill.app.staleness import Staleness, check, refresh
+from gristmill.app.submission import RunStatus, get_run
+from gristmill.authoring.pipelines import Pipeline
 from gristmill.engine.store import (
     CANCELLED_MESSAGE,
     KILLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
     LogLine,
 )
-from gristmill.pipelines import Pipeline
 from gristmill.runs import RunState
 from gristmill.server.api.schemas import API_ROOT, run_links
-from gristmill.service import Service
-from gristmill.staleness import Staleness, check, refresh
-from gristmill.submission import RunStatus, get_run
 
 LOG_LINES = 1000
 """The most log lines the page shows when it is made; the script reads on from there."""
@@ -106,7 +106,7 @@ def checked_status(service: Service, status: RunStatus) -> tuple[RunStatus, Stal
     """The run as its page shows it now, and which of its results are stale.
 
     A succeeded run with stale results is queued for recomputation first (see
-    :func:`gristmill.staleness.refresh`); the status returned is then the queued run's.
+    :func:`gristmill.app.staleness.refresh`); the status returned is then the queued run's.
     """
     staleness = refresh(service, status.id)
     if staleness.state != status.state:  # queued again, by this view or another

@@ -1,6 +1,6 @@
 """The web pages: the pipeline list, a pipeline's submission form, and a run's page.
 
-Every view finds the configured gristmill through :func:`gristmill.service.default_service`
+Every view finds the configured gristmill through :func:`gristmill.app.service.default_service`
 when called, and answers a problem with a page, never a traceback: an unknown pipeline or run
 is a 404 page, an unreachable database a 503 page, anything unexpected a 500 page with the
 reference under which it was logged.
@@ -24,6 +24,8 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from gristmill.app.service import default_service
+from gristmill.app.submission import submit
 from gristmill.errors import (
     NotFoundError,
     SignInRequiredError,
@@ -45,8 +47,6 @@ from gristmill.server.web.history import RunFilter
 from gristmill.server.web.history import run_page as runs_page
 from gristmill.server.web.results import step_results
 from gristmill.server.web.runs import run_page_context, sentence
-from gristmill.service import default_service
-from gristmill.submission import submit
 
 P = ParamSpec("P")
 View = Callable[Concatenate[HttpRequest, P], HttpResponse]

@@ -33,10 +33,11 @@ from typing import IO
 import httpcore
 import httpx
 
+from gristmill.authoring.inputs import human_size
 from gristmill.errors import FetchError, FetchTooLargeError
-from gristmill.inputs import human_size
+from gristmill.settings import Network
+from gristmill.settings import parse_networks as parse_networks  # where callers look for it
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 """Turns ``(host, port)`` into the host's addresses; the default uses ``socket.getaddrinfo``."""
@@ -88,23 +89,6 @@ class FetchPolicy:
             )
 
 
-def parse_networks(text: str) -> tuple[Network, ...]:
-    """Parse comma-separated networks (``"10.1.0.0/16, 127.0.0.1"``) for :attr:`FetchPolicy.allow`.
-
-    A bare address is a network of one. Returns the networks in order (none for an empty string).
-    Raises ``ValueError`` naming the first item that is not a network.
-    """
-    networks = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"{item!r} is not a network like 10.1.0.0/16") from None
-    return tuple(networks)
-
-
 @dataclass(frozen=True)
 class FetchResult:
     """What a successful :func:`fetch` got."""
@@ -114,7 +98,8 @@ class FetchResult:
     name: str
     """A file name: the Content-Disposition filename, else the last path segment, else the host.
 
-    Not sanitised: pass it through :func:`gristmill.inputs.safe_name` before using it as a path.
+    Not sanitised: pass it through :func:`gristmill.authoring.inputs.safe_name` before using it
+    as a path.
     """
     media_type: str | None
     """The Content-Type without parameters (``text/csv``), or ``None`` if the server sent none."""

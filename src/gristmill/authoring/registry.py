@@ -1,6 +1,6 @@
 """Where pipelines are found: dotted paths (the ``GRISTMILL_PIPELINES`` setting) or files.
 
-A spec is ``package.module`` (every :class:`~gristmill.pipelines.Pipeline` defined in it),
+A spec is ``package.module`` (every :class:`~gristmill.authoring.pipelines.Pipeline` defined in it),
 ``package.module:name`` (one object: a pipeline, or a list of them), or a path to a ``.py`` file.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from gristmill.authoring.pipelines import Pipeline
 from gristmill.errors import ConfigurationError, DefinitionError, NotFoundError
-from gristmill.pipelines import Pipeline
 
 
 def _import_file(path: Path) -> ModuleType:

@@ -142,7 +142,7 @@ class RunOutputs:
 
 
 InputSource = Path | str | Upload | JsonInput | TextInput | LocalFile | UrlInput | RunOutputs
-"""Anything :func:`gristmill.submission.submit` accepts as one input."""
+"""Anything :func:`gristmill.app.submission.submit` accepts as one input."""
 
 
 def human_size(size: int) -> str:

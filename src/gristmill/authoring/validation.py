@@ -16,13 +16,13 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from gristmill.commands import Command
-from gristmill.context import InputFile
+from gristmill.authoring.commands import Command
+from gristmill.authoring.context import InputFile
+from gristmill.authoring.inputs import human_size
+from gristmill.authoring.pipelines import Pipeline
 from gristmill.errors import SubmissionError, TaskError
-from gristmill.inputs import human_size
-from gristmill.pipelines import Pipeline
 
-logger = logging.getLogger("gristmill.validation")
+logger = logging.getLogger("gristmill.authoring.validation")
 
 
 MAX_TEXT_LENGTH = 10_000

@@ -24,17 +24,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from gristmill.context import InputFile
-from gristmill.engine.store import (
-    Claim,
-    InputRecord,
-    NewRun,
-    OutputRecord,
-    RunRecord,
-    StepRecord,
-)
-from gristmill.errors import FetchError, NotFoundError, SubmissionError
-from gristmill.inputs import (
+from gristmill.app.service import Service, default_service
+from gristmill.authoring.context import InputFile
+from gristmill.authoring.inputs import (
     InputKind,
     InputSource,
     JsonInput,
@@ -45,17 +37,25 @@ from gristmill.inputs import (
     UrlInput,
     safe_name,
 )
-from gristmill.pipelines import Pipeline
-from gristmill.runs import RunState, StepState
-from gristmill.service import Service, default_service
-from gristmill.storage.filesystem import TooLargeError
-from gristmill.validation import (
+from gristmill.authoring.pipelines import Pipeline
+from gristmill.authoring.validation import (
     check_input_count,
     check_input_kind,
     run_validators,
     size_limit_message,
     validate_params,
 )
+from gristmill.engine.store import (
+    Claim,
+    InputRecord,
+    NewRun,
+    OutputRecord,
+    RunRecord,
+    StepRecord,
+)
+from gristmill.errors import FetchError, NotFoundError, SubmissionError
+from gristmill.runs import RunState, StepState
+from gristmill.storage.filesystem import TooLargeError
 
 
 @dataclass
@@ -186,7 +186,7 @@ def _to_fetch(service: Service, pipeline: Pipeline, source: UrlInput) -> InputRe
     (:mod:`gristmill.engine.fetching`), so that a slow server holds no request thread. What
     can be refused without the network is refused here: a pipeline that takes no URLs, a
     malformed URL, an address that is not public."""
-    from gristmill.fetch import check_literal_address, check_url, parse_networks  # httpx
+    from gristmill.engine.fetcher import check_literal_address, check_url, parse_networks  # httpx
 
     check_input_kind(pipeline, InputKind.URL, source.url)
     try:

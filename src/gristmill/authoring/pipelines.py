@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gristmill.authoring.inputs import Inputs
+from gristmill.authoring.tasks import Task
 from gristmill.errors import DefinitionError
-from gristmill.inputs import Inputs
-from gristmill.tasks import Task
 
 _PIPELINE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 

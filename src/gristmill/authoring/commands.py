@@ -23,11 +23,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from gristmill.context import RunContext
+from gristmill.authoring.context import RunContext
+from gristmill.authoring.fingerprints import code_digest
+from gristmill.authoring.jsonload import loads
+from gristmill.authoring.tasks import Task
 from gristmill.errors import CancelledError, DefinitionError, StepTimeoutError, TaskError
-from gristmill.fingerprints import code_digest
-from gristmill.jsonload import loads
-from gristmill.tasks import Task
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _PARAM = re.compile(r"params\.([A-Za-z_][A-Za-z0-9_]*)")

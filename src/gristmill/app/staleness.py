@@ -23,14 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from gristmill.app.service import Service
+from gristmill.authoring.fingerprints import Fingerprint
 from gristmill.engine.planner import StepPlan, plan
 from gristmill.engine.store import RunRecord, StepRecord
 from gristmill.errors import NotFoundError
-from gristmill.fingerprints import Fingerprint
 from gristmill.runs import RunState, StepState
-from gristmill.service import Service
 
-logger = logging.getLogger("gristmill.staleness")
+logger = logging.getLogger("gristmill.app.staleness")
 
 ASKED_AGAIN_AFTER = timedelta(minutes=1)
 """How long after a run ends :func:`refresh` leaves alone a result that only its task's

@@ -7,7 +7,7 @@ by default) a ``ValueError`` that advises calling ``sys.set_int_max_str_digits()
 and :func:`load` raise :class:`JsonError` instead, naming the line and column, for those as for
 any syntax error. ``NaN`` and ``Infinity``, which are not JSON, are refused too.
 
->>> from gristmill.jsonload import load
+>>> from gristmill.authoring.jsonload import load
 >>> data = load(run.input.path, name=run.input.name)  # in a task: a TaskError on failure
 """
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from gristmill.context import RunContext
+from gristmill.authoring.context import RunContext
+from gristmill.authoring.fingerprints import Fingerprint, code_digest, normalised_source
 from gristmill.errors import DefinitionError
-from gristmill.fingerprints import Fingerprint, code_digest, normalised_source
 
 P = ParamSpec("P")
 R = TypeVar("R")

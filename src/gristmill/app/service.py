@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from gristmill.authoring.pipelines import Pipeline
+from gristmill.authoring.registry import Registry
 from gristmill.engine.store import Store
 from gristmill.errors import ConfigurationError
-from gristmill.pipelines import Pipeline
-from gristmill.registry import Registry
 from gristmill.settings import Settings
 from gristmill.storage import FilesystemStorage
 
@@ -38,19 +38,6 @@ class StoreFactory(Protocol):
     ) -> tuple[Settings, Store]: ...
 
 
-def sql_store(
-    settings: Settings | None, *, alias: str | None = None, migrate: bool | None = None
-) -> tuple[Settings, Store]:
-    """The ``sql`` store: Django set up on the settings' database (SQLite is migrated unless
-    ``migrate=False``), and a :class:`~gristmill.server.store.DjangoStore` on ``alias``, or
-    on the Django alias of that database when ``alias`` is None."""
-    from gristmill.server.conf import open_database
-    from gristmill.server.store import DjangoStore
-
-    settings, database = open_database(settings, migrate=migrate)
-    return settings, DjangoStore(alias or database)
-
-
 def memory_store(
     settings: Settings | None, *, alias: str | None = None, migrate: bool | None = None
 ) -> tuple[Settings, Store]:
@@ -60,8 +47,11 @@ def memory_store(
     return settings or Settings.from_env(), MemoryStore()
 
 
-STORES: dict[str, StoreFactory] = {"sql": sql_store, "memory": memory_store}
-"""The built-in store backends by name."""
+STORES: dict[str, str] = {
+    "sql": "gristmill.server.conf:sql_store",  # Django: imported only when chosen
+    "memory": "gristmill.app.service:memory_store",
+}
+"""The built-in store backends by name: where their factories are."""
 
 EXTRAS = {"psycopg": "postgres", "celery": "celery"}
 """Which extra installs a missing top-level module."""
@@ -71,9 +61,7 @@ def store_factory(name: str) -> StoreFactory:
     """The factory of the store backend ``name``: a built-in name, or ``module:function``,
     imported now. Raises :class:`ConfigurationError` naming the setting, or the extra to
     install when the backend needs a module that is missing."""
-    if name in STORES:
-        return STORES[name]
-    module_name, _, attribute = name.partition(":")
+    module_name, _, attribute = STORES.get(name, name).partition(":")
     if not module_name or not attribute:
         raise ConfigurationError(
             f"GRISTMILL_STORE must be 'sql', 'memory' or 'module:function', not {name!r}"
