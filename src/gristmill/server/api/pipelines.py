@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from gristmill.errors import NotFoundError, SubmissionError
+from gristmill.errors import NotFoundError, PipelineNotFoundError
 from gristmill.pipelines import Pipeline
 from gristmill.server.access import may_see_pipeline, usable_pipeline
 from gristmill.server.api.auth import caller_of
@@ -81,7 +81,7 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
     try:
         pipeline = usable_pipeline(caller, service, name)
     except NotFoundError as error:  # named as the field at fault, like every refusal
-        raise SubmissionError({"pipeline": [str(error)]}, status=404) from None
+        raise PipelineNotFoundError({"pipeline": [str(error)]}) from None
     inputs, params = read_submission(request, caller=caller, service=service)
     validate_params(pipeline, params, strict=True)  # JSON values: no "5" for 5, no 1 for true
     run_id = submit(pipeline, inputs, params, owner_id=caller.user_id, service=service)
