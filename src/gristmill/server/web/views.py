@@ -218,10 +218,10 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
             f"the form is larger than this server accepts for pasted text ({limit}); "
             "upload the text as a file instead"
         )
-        return error_page(request, 413, message)
+        return error_page(request, status_of(exception), message)
     if isinstance(exception, DisallowedHost):
         message = "the Host header names a host this server does not answer for"
-        return error_page(request, 400, message)
+        return error_page(request, status_of(exception), message)
     return error_page(request, 400, "the request could not be read")
 
 
