@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from gristmill.cli.client import TERMINAL
+from gristmill.runs import RunState
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.integration.conftest import wait_until
 
@@ -21,7 +21,7 @@ def finished(client: httpx.Client, run_id: str, timeout: float = 30) -> dict[str
 
     def terminal() -> dict[str, Any] | None:
         status: dict[str, Any] = client.get(f"/api/v1/runs/{run_id}").json()
-        return status if status["state"] in TERMINAL else None
+        return status if RunState(status["state"]).is_terminal else None
 
     return wait_until(terminal, timeout, message=f"run {run_id} to end")  # type: ignore[no-any-return]
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gristmill.app.service import Service
+from gristmill.errors import TooLargeError
 from gristmill.storage import FilesystemStorage
 from tests.integration.conftest import serving
 from tests.integration.test_access import bearer, browser, error_of, make_user
@@ -262,10 +263,11 @@ def test_a_stream_over_the_limit_keeps_nothing(small: Service) -> None:
     from gristmill.server.access import Caller
 
     owner = make_user()
-    with pytest.raises(datafiles.TooLargeError):
+    with pytest.raises(TooLargeError) as refused:
         datafiles.create(
             Caller(owner.pk, owner.username), "big.bin", io.BytesIO(b"x" * 9), service=small
         )
+    assert (refused.value.name, refused.value.max_size) == ("big.bin", 8)
     assert rows_of(owner) == []
     assert stored_files(small, owner) == []
 

@@ -495,6 +495,27 @@ def test_a_succeeded_run_links_its_outputs_and_shows_a_context_that_failed(
     assert download.status_code == 200
 
 
+def test_a_context_worded_like_an_internal_error_is_still_shown_with_its_template(
+    service: Service,
+    web: Client,
+    greeting_template: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a step whose own context reads like a context that could not be built
+    words = {"error": "internal error, reference 0123456789ab"}
+    greet = type(service.registry.get("tabular").step("Greet"))
+    monkeypatch.setattr(greet, "context", lambda self, run, result: words)
+    template = tmp_path / "templates" / "web_tests" / "greeting.html"
+    template.write_text('<p class="greeting">the task says: {{ context.error }}</p>')
+    # When its run's page is shown
+    html = run_page(web, finished(service, "tabular", {"label": "words"}))
+    # Then its template shows it: only a context that really failed is recognised as one
+    assert html.texts("#result-Greet p.greeting") == [
+        "the task says: internal error, reference 0123456789ab"
+    ]
+
+
 def test_a_failed_run_shows_the_task_errors_message(service: Service, web: Client) -> None:
     run_id = finished(service, "failing")
     html = run_page(web, run_id)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.storage.filesystem import CHUNK, FilesystemStorage, TooLargeError
+from gristmill.errors import TooLargeError
+from gristmill.storage.filesystem import CHUNK, FilesystemStorage
 
 
 class ReadRecorder(io.BytesIO):
@@ -61,9 +62,14 @@ def test_an_input_exactly_at_the_limit_is_accepted(storage: FilesystemStorage) -
     assert size == 10
 
 
-def test_an_input_over_the_limit_is_refused(storage: FilesystemStorage) -> None:
-    with pytest.raises(TooLargeError):
+def test_an_input_over_the_limit_is_refused_naming_the_file_and_the_limit(
+    storage: FilesystemStorage,
+) -> None:
+    with pytest.raises(TooLargeError) as refused:
         storage.save_input("r1", 1, "eleven.txt", io.BytesIO(b"x" * 11), max_size=10)
+    assert (refused.value.name, refused.value.max_size) == ("eleven.txt", 10)
+    assert str(refused.value) == "eleven.txt is larger than the limit of 10 bytes"
+    assert isinstance(refused.value, ValueError)
 
 
 def test_an_input_over_the_limit_leaves_no_file(storage: FilesystemStorage) -> None:

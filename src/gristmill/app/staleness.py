@@ -18,7 +18,6 @@ reference (as the server logs internal errors) and the results are taken as they
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ from gristmill.app.service import Service
 from gristmill.authoring.fingerprints import Fingerprint
 from gristmill.engine.planner import StepPlan, plan
 from gristmill.engine.store import RunRecord, StepRecord
-from gristmill.errors import NotFoundError
+from gristmill.errors import InternalErrorRef, NotFoundError
 from gristmill.runs import RunState, StepState
 
 logger = logging.getLogger("gristmill.app.staleness")
@@ -134,11 +133,8 @@ def _assess(
     try:
         plans = plan(service.registry.get(run.pipeline), run, steps, service.storage)
     except Exception as error:
-        reference = uuid.uuid4().hex[:12]
-        logger.error(
-            "the staleness check of run %s failed (reference %s)", run.id, reference, exc_info=error
-        )
-        return Staleness(run.state, unchecked=reference), []
+        internal = InternalErrorRef.log(error, f"the staleness check of run {run.id}", logger)
+        return Staleness(run.state, unchecked=internal.reference), []
     stale = [p for p in plans if p.stale and _has_a_result(p, run)]
     staleness = Staleness(
         run.state,

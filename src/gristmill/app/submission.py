@@ -53,9 +53,15 @@ from gristmill.engine.store import (
     RunRecord,
     StepRecord,
 )
-from gristmill.errors import FetchError, NotFoundError, SubmissionError
+from gristmill.errors import (
+    FetchError,
+    NotFoundError,
+    PipelineNotFoundError,
+    SubmissionError,
+    SubmissionTooLargeError,
+    TooLargeError,
+)
 from gristmill.runs import RunState, StepState
-from gristmill.storage.filesystem import TooLargeError
 
 
 @dataclass
@@ -216,8 +222,8 @@ def _stage_inputs(
                     run_id, position, name, stream, max_size=pipeline.inputs.max_size
                 )
             except TooLargeError:
-                raise SubmissionError(
-                    {"inputs": [size_limit_message(pipeline, name)]}, status=413
+                raise SubmissionTooLargeError(
+                    {"inputs": [size_limit_message(pipeline, name)]}
                 ) from None
             guessed = media_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
             records.append(InputRecord(name, path, size, digest, guessed, str(kind), origin))
@@ -237,6 +243,8 @@ def submit(
 
     Every check (input count, kinds and sizes, parameters, validators) runs before anything is
     queued; a refusal raises :class:`~gristmill.errors.SubmissionError` with messages per field
+    (:class:`~gristmill.errors.PipelineNotFoundError` for an unknown pipeline name,
+    :class:`~gristmill.errors.SubmissionTooLargeError` for an input over the size limit)
     and leaves nothing behind. Once this returns, the run and its input bytes are committed;
     a URL input is committed as its URL, fetched by the run's worker before the first step
     (a fetch that fails, or a file the pipeline refuses, fails the run with the reason).
@@ -265,7 +273,7 @@ def create(
         try:
             pipeline = service.registry.get(pipeline)
         except LookupError as error:
-            raise SubmissionError({"pipeline": [str(error.args[0])]}, status=404) from None
+            raise PipelineNotFoundError({"pipeline": [str(error.args[0])]}) from None
     if isinstance(inputs, str | Path | Upload | JsonInput | TextInput | LocalFile | UrlInput):
         inputs = [inputs]
     if isinstance(inputs, RunOutputs):

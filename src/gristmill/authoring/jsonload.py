@@ -19,7 +19,9 @@ import re
 import sys
 from typing import IO, Any
 
-from gristmill.errors import TaskError
+from gristmill.errors import JsonError
+
+__all__ = ["JsonError", "load", "loads"]
 
 # The tokens that matter for finding where a document passes a limit: strings (skipped whole,
 # so that brackets and digits inside them do not count), brackets, numbers and the constants.
@@ -27,16 +29,6 @@ _TOKEN = re.compile(
     r'"(?:[^"\\]|\\.)*"?|(?P<open>[\[{])|(?P<close>[\]}])'
     r"|(?P<number>-?\d+(?P<fraction>[.eE][-+\d.eE]*)?)|(?P<constant>NaN|-?Infinity)"
 )
-
-
-class JsonError(TaskError, ValueError):
-    """JSON that cannot be read. ``detail`` says why, as a predicate of the data ("is not
-    valid JSON: Expecting value: line 1 column 1 (char 0)", "is nested too deeply to read:
-    ..."); the message puts the data's name before it."""
-
-    def __init__(self, detail: str, name: str = "the data"):
-        super().__init__(f"{name} {detail}")
-        self.detail = detail
 
 
 class _Constant(ValueError):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
@@ -20,7 +19,7 @@ from gristmill.authoring.commands import Command
 from gristmill.authoring.context import InputFile
 from gristmill.authoring.inputs import human_size
 from gristmill.authoring.pipelines import Pipeline
-from gristmill.errors import SubmissionError, TaskError
+from gristmill.errors import InternalErrorRef, SubmissionError, TaskError
 
 logger = logging.getLogger("gristmill.authoring.validation")
 
@@ -130,9 +129,9 @@ def run_validators(pipeline: Pipeline, inputs: Sequence[InputFile]) -> None:
             except TaskError as error:
                 problems.append(f"{item.name}: {error.message}")
                 continue
-            except Exception:
-                ref = uuid.uuid4().hex[:12]
-                logger.exception("validator %s failed on %s (reference %s)", label, item.name, ref)
+            except Exception as error:
+                where = f"validator {label} on {item.name}"
+                ref = InternalErrorRef.log(error, where, logger).reference
                 problems.append(
                     f"{item.name}: the check '{label}' failed with an internal error "
                     f"(reference {ref})"

@@ -18,8 +18,8 @@ from rich.console import Console
 from gristmill.authoring.validation import params_from_text
 from gristmill.cli.display import run_display
 from gristmill.cli.options import param_option, parse_params
+from gristmill.runs import RunState
 
-TERMINAL = ("succeeded", "failed", "cancelled", "expired")
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True, highlight=False)
 
@@ -91,7 +91,7 @@ def _follow(client: httpx.Client, run_id: str) -> dict[str, Any]:
                 moving.get("done"),
                 moving.get("total"),
             )
-            if status["state"] in TERMINAL:
+            if RunState(status["state"]).is_terminal:
                 return status  # type: ignore[no-any-return]
             time.sleep(0.25)  # polling a remote server: the doorbells are local only
 

@@ -20,9 +20,8 @@ from gristmill.authoring.inputs import InputKind, human_size, safe_name
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.validation import check_input_kind, run_validators, size_limit_message
 from gristmill.engine.store import InputRecord, RunRecord
-from gristmill.errors import FetchError, SubmissionError, TaskError
+from gristmill.errors import FetchError, SubmissionError, TaskError, TooLargeError
 from gristmill.storage import FilesystemStorage
-from gristmill.storage.filesystem import TooLargeError
 
 Log = Callable[[str], None]
 

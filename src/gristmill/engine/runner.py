@@ -12,8 +12,6 @@ import functools
 import json
 import logging
 import time
-import traceback
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -40,6 +38,7 @@ from gristmill.engine.store import (
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.errors import (
     CancelledError,
+    InternalErrorRef,
     NotFoundError,
     StepTimeoutError,
     StoreUnavailableError,
@@ -459,7 +458,5 @@ class UnitRunner:
 
 def _internal(error: BaseException, where: str) -> Failure:
     """The failure for an unexpected error: logged with its traceback under a reference."""
-    ref = uuid.uuid4().hex[:12]
-    trace = "".join(traceback.format_exception(error))
-    logger.error("internal error %s in %s\n%s", ref, where, trace)
-    return Failure(f"internal error, reference {ref}", ref=ref, traceback=trace)
+    internal = InternalErrorRef.log(error, where, logger)
+    return Failure(internal.message, ref=internal.reference, traceback=internal.traceback)

@@ -1,9 +1,11 @@
 """What a caller may do to a run they can see: cancel, rerun, delete, pin and unpin.
 
 One implementation for the REST API and the run page: each function checks who is asking and
-the run's state, acts, and raises :class:`ActionRefused` (with the HTTP status that fits) when it
-cannot. An unknown run, or one the caller may not see, raises
-:class:`~gristmill.errors.NotFoundError` like everywhere else.
+the run's state, acts, and raises when it cannot: :class:`~gristmill.errors.ConflictError` (with
+the run's state) when the run's state does not allow the action,
+:class:`~gristmill.errors.PermissionDeniedError` when the caller may not do it. An unknown run,
+or one the caller may not see, raises :class:`~gristmill.errors.NotFoundError` like everywhere
+else.
 """
 
 from __future__ import annotations
@@ -12,50 +14,50 @@ import logging
 
 from gristmill.app.service import Service
 from gristmill.engine import retention
-from gristmill.errors import SignInRequiredError
+from gristmill.errors import ConflictError, PermissionDeniedError, SignInRequiredError
 from gristmill.runs import RunState
 from gristmill.server.access import Caller, visible_run
 
 logger = logging.getLogger("gristmill.actions")
 
 
-class ActionRefused(Exception):
-    """The action cannot be done: ``status`` 403 (not this caller) or 409 (not in this state)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+REFUSALS = (ConflictError, PermissionDeniedError)
+"""What the actions raise when they refuse (besides not finding the run)."""
 
 
 def cancel(caller: Caller, service: Service, run_id: str) -> RunState:
     """Cancel the run: at once if queued, as soon as its step stops if running (then it ends
     ``cancelled`` whatever happens meanwhile). Records who asked. Returns the run's state
-    afterwards; refused (409, naming the final state) if the run had already ended."""
+    afterwards; :class:`ConflictError` with the final state if the run had already ended."""
     visible_run(caller, run_id, service)
     store = service.store
     if not store.request_cancel(run_id, by=caller.username if caller.signed_in else None):
         state = store.get_run(run_id).state
-        raise ActionRefused(409, f"the run has already ended ({state}); there is nothing to cancel")
+        message = f"the run has already ended ({state}); there is nothing to cancel"
+        raise ConflictError(message, state=state)
     return store.get_run(run_id).state
 
 
 def rerun(caller: Caller, service: Service, run_id: str) -> RunState:
     """Queue an ended run again: stale steps are recomputed, current results kept. Returns the
-    run's state afterwards."""
+    run's state afterwards; :class:`ConflictError` if the run is still queued or running, or
+    has expired."""
     visible_run(caller, run_id, service)
     store = service.store
     if not store.requeue(run_id, reason="rerun requested"):
         state = store.get_run(run_id).state
         if state == RunState.EXPIRED:
-            raise ActionRefused(409, "the run has expired and its files are gone; submit it again")
-        raise ActionRefused(409, f"the run is still {state}; wait for it to end to run it again")
+            message = "the run has expired and its files are gone; submit it again"
+        else:
+            message = f"the run is still {state}; wait for it to end to run it again"
+        raise ConflictError(message, state=state)
     return store.get_run(run_id).state
 
 
 def delete(caller: Caller, service: Service, run_id: str) -> None:
     """Remove an ended run's inputs, outputs, results and log now, keeping the small record
-    that says who deleted it."""
+    that says who deleted it; :class:`ConflictError` if the run is still queued or running, or
+    has already expired."""
     owner_id = visible_run(caller, run_id, service).run.owner_id
     if caller.is_staff:
         who = f"staff ({caller.username})"
@@ -74,8 +76,10 @@ def delete(caller: Caller, service: Service, run_id: str) -> None:
     if not removed:
         state = service.store.get_run(run_id).state
         if state == RunState.EXPIRED:
-            raise ActionRefused(409, "the run has already expired; its files are gone")
-        raise ActionRefused(409, f"the run is still {state}; cancel it first, then delete it")
+            message = "the run has already expired; its files are gone"
+        else:
+            message = f"the run is still {state}; cancel it first, then delete it"
+        raise ConflictError(message, state=state)
 
 
 def pin_refusal(caller: Caller, owner_id: int | None) -> str | None:
@@ -89,12 +93,17 @@ def pin_refusal(caller: Caller, owner_id: int | None) -> str | None:
 
 
 def pin(caller: Caller, service: Service, run_id: str, *, pinned: bool) -> None:
-    """Keep the run past its expiry until unpinned (``pinned``), or let it expire again."""
+    """Keep the run past its expiry until unpinned (``pinned``), or let it expire again.
+
+    :class:`SignInRequiredError` for an anonymous caller who may not,
+    :class:`PermissionDeniedError` for a signed-in one, :class:`ConflictError` if the run has
+    expired."""
     status = visible_run(caller, run_id, service)
     refusal = pin_refusal(caller, status.run.owner_id)
     if refusal is not None:
         if not caller.signed_in:
             raise SignInRequiredError("sign in to pin a run")
-        raise ActionRefused(403, refusal)
+        raise PermissionDeniedError(refusal)
     if not service.store.set_pinned(run_id, pinned):
-        raise ActionRefused(409, "the run has expired and its files are gone; nothing to keep")
+        message = "the run has expired and its files are gone; nothing to keep"
+        raise ConflictError(message, state=RunState.EXPIRED)

@@ -26,13 +26,11 @@ from django.template.defaultfilters import filesizeformat
 
 from gristmill.app.service import Service
 from gristmill.authoring.inputs import InputKind, LocalFile, safe_name
-from gristmill.errors import NotFoundError, SignInRequiredError
+from gristmill.errors import NotFoundError, SignInRequiredError, TooLargeError
 from gristmill.server.access import Caller
 from gristmill.server.models import DataFile
-from gristmill.storage.filesystem import TooLargeError
 
 __all__ = [
-    "TooLargeError",
     "as_input",
     "create",
     "delete",
@@ -108,7 +106,7 @@ def create_from_upload(
     """:func:`create` from a file uploaded over HTTP, refused at once (:class:`TooLargeError`)
     when its announced size is over the limit."""
     if upload.size is not None and upload.size > service.settings.datafile_max_size:
-        raise TooLargeError(upload.name or "upload")
+        raise TooLargeError(upload.name or "upload", max_size=service.settings.datafile_max_size)
     return create(
         caller,
         upload.name or "upload",

@@ -20,11 +20,9 @@ import shutil
 from pathlib import Path
 from typing import IO
 
+from gristmill.errors import TooLargeError
+
 CHUNK = 1 << 20
-
-
-class TooLargeError(Exception):
-    """The stream was longer than the limit; nothing was kept."""
 
 
 def _make_directories(path: Path) -> list[Path]:
@@ -146,7 +144,7 @@ class FilesystemStorage:
                 while chunk := stream.read(CHUNK):
                     size += len(chunk)
                     if size > max_size:
-                        raise TooLargeError(name)
+                        raise TooLargeError(name, max_size=max_size)
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()

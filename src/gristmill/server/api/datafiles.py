@@ -12,6 +12,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from ninja import Router, Status
 
 from gristmill.app.service import default_service
+from gristmill.errors import TooLargeError
 from gristmill.server import datafiles
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.bodies import MULTIPART, require_media_type, unnamed_file
@@ -19,6 +20,7 @@ from gristmill.server.api.downloads import DOWNLOAD_DOC, attachment
 from gristmill.server.api.errors import ApiError
 from gristmill.server.api.schemas import DataFileOut, ErrorOut, datafile_links
 from gristmill.server.models import DataFile
+from gristmill.server.statuses import status_of
 
 router = Router(tags=["data files"])
 
@@ -94,9 +96,9 @@ def upload_datafile(request: HttpRequest) -> Status[DataFileOut]:
     limit = service.settings.datafile_max_size
     try:
         datafile = datafiles.create_from_upload(caller, uploaded, service=service)
-    except datafiles.TooLargeError:
+    except TooLargeError as error:
         message = datafiles.limit_message(limit)
-        raise ApiError.invalid({FILE_FIELD: [message]}, status=413) from None
+        raise ApiError.invalid({FILE_FIELD: [message]}, status=status_of(error)) from None
     return Status(201, describe(datafile))
 
 

@@ -7,16 +7,15 @@ Every answer that is not a success has the same shape::
                "details": {"params.sample": ["Input should be a valid integer"]}}}
 
 ``details`` holds messages by field (a dotted path) and is empty when no field is at fault.
-gristmill's exception tree maps to statuses here and nowhere else; anything unexpected is
-logged with a reference and answered 500 with that reference only, never a traceback.
+gristmill's exception tree maps to statuses in :mod:`gristmill.server.statuses`, shared with the
+pages; anything unexpected is logged with a reference and answered 500 with that reference only,
+never a traceback.
 """
 
 from __future__ import annotations
 
-import errno
 import inspect
 import logging
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -35,42 +34,26 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 from ninja.openapi.schema import OpenAPISchema
 
-from gristmill.engine.outage import describe
 from gristmill.errors import (
+    InternalErrorRef,
     NotFoundError,
     SignInRequiredError,
-    StoreUnavailableError,
     SubmissionError,
 )
 from gristmill.server.api.document import complete
+from gristmill.server.statuses import answer_for, code_of
 
 logger = logging.getLogger("gristmill.api")
 
-CODES = {
-    400: "invalid",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "too_slow",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "invalid",
-    429: "throttled",
-    500: "internal",
-    503: "unavailable",
-    507: "insufficient_storage",
-}
-"""The error code of each status (the code names the kind of problem; the status agrees)."""
-
-_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 _SELF_EXPLAINED = frozenset({"__all__", "body", "pipeline", "inputs"})
 """Fields whose messages already say what they are about (no "field: " prefix needed)."""
 
 
 class ApiError(Exception):
-    """An answer other than success, raised by a view: status, message and per-field details."""
+    """An HTTP-level refusal raised by the API's own plumbing (a body that is not JSON or of
+    the wrong media type, a bad ``Authorization`` header, a failed CSRF check): status, message
+    and per-field details. Refusals of what a request asks for are gristmill's errors
+    (:mod:`gristmill.errors`), answered by :data:`~gristmill.server.statuses.STATUSES`."""
 
     def __init__(
         self, status: int, message: str, details: Mapping[str, Sequence[str]] | None = None
@@ -104,7 +87,7 @@ def error_response(
     """The error answer with ``status``, in the one format."""
     body = {
         "error": {
-            "code": CODES.get(status, "invalid" if status < 500 else "internal"),
+            "code": code_of(status),
             "message": message,
             "details": {field: list(messages) for field, messages in (details or {}).items()},
         }
@@ -112,27 +95,13 @@ def error_response(
     return JsonResponse(body, status=status)
 
 
-def internal_error(exc: BaseException, what: str) -> str:
-    """Log ``exc`` (with its traceback) under a new reference, and return the reference."""
-    reference = uuid.uuid4().hex[:12]
-    logger.error("%s failed (reference %s)", what, reference, exc_info=exc)
-    return reference
+def internal_error(exc: BaseException, what: str) -> InternalErrorRef:
+    """Log ``exc`` (with its traceback) under a new reference, and return it."""
+    return InternalErrorRef.log(exc, what, logger)
 
 
 def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
     return error_response(exc.status, exc.message, exc.details)
-
-
-def _submission(request: HttpRequest, exc: SubmissionError) -> HttpResponse:
-    return error_response(exc.status, summarise(exc.errors), exc.errors)
-
-
-def _not_found(request: HttpRequest, exc: NotFoundError | Http404) -> HttpResponse:
-    return error_response(404, str(exc) or "there is nothing here")
-
-
-def _sign_in(request: HttpRequest, exc: SignInRequiredError) -> HttpResponse:
-    return error_response(401, f"{exc}; send an API token (Authorization: Bearer ...)")
 
 
 def _validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
@@ -147,45 +116,38 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return error_response(exc.status_code, exc.message)
 
 
-def _unavailable(request: HttpRequest, exc: StoreUnavailableError) -> HttpResponse:
-    # An outage is not a bug: one line says why, without a traceback per refused request.
-    logger.warning("%s %s refused: %s", request.method, request.path, describe(exc))
-    return error_response(503, "the database is unavailable; try again in a moment")
+def _mapped(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """Any other exception, answered with its status from the one map."""
+    answered = answer_for(exc, f"{request.method} {request.path}", logger)
+    if answered.status >= 500:
+        return error_response(answered.status, answered.message)
+    if isinstance(exc, SubmissionError):
+        return error_response(answered.status, summarise(exc.errors), exc.errors)
+    return error_response(answered.status, _message(exc) or answered.message)
 
 
-def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
-    return error_response(413, "the request body is larger than this server accepts")
-
-
-def _bad_request(
-    request: HttpRequest, exc: SuspiciousOperation | MultiPartParserError
-) -> HttpResponse:
-    return error_response(400, f"the request cannot be read: {exc}")
-
-
-def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
-    if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
-        internal_error(exc, f"{request.method} {request.path}")
-        return error_response(507, "the server has no room to store this; try again later")
-    reference = internal_error(exc, f"{request.method} {request.path}")
-    return error_response(500, f"internal error, reference {reference}")
+def _message(exc: Exception) -> str | None:
+    # Where the API words a refusal in its own way; None keeps the error's own message.
+    if isinstance(exc, NotFoundError | Http404):
+        return str(exc) or "there is nothing here"
+    if isinstance(exc, SignInRequiredError):
+        return f"{exc}; send an API token (Authorization: Bearer ...)"
+    if isinstance(exc, RequestDataTooBig):
+        return "the request body is larger than this server accepts"
+    if isinstance(exc, SuspiciousOperation | MultiPartParserError):
+        return f"the request cannot be read: {exc}"
+    return None
 
 
 def install(api: NinjaAPI) -> None:
-    """Make ``api`` answer every error in the one format (replacing ninja's defaults)."""
+    """Make ``api`` answer every error in the one format (replacing ninja's defaults): ninja's
+    own and :class:`ApiError` with their statuses, everything else by the one map
+    (:mod:`gristmill.server.statuses`)."""
     handlers: list[tuple[type[Any], Callable[[HttpRequest, Any], HttpResponse]]] = [
         (ApiError, _api_error),
-        (SubmissionError, _submission),
-        (NotFoundError, _not_found),
-        (SignInRequiredError, _sign_in),
-        (Http404, _not_found),
         (ValidationError, _validation),
         (HttpError, _http_error),
-        (StoreUnavailableError, _unavailable),
-        (RequestDataTooBig, _too_big),
-        (SuspiciousOperation, _bad_request),
-        (MultiPartParserError, _bad_request),
-        (Exception, _unexpected),
+        (Exception, _mapped),
     ]
     for exc_class, handler in handlers:
         api.add_exception_handler(exc_class, handler)

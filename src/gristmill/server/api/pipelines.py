@@ -9,7 +9,7 @@ from gristmill.app.service import default_service
 from gristmill.app.submission import submit
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.validation import validate_params
-from gristmill.errors import NotFoundError, SubmissionError
+from gristmill.errors import NotFoundError, PipelineNotFoundError
 from gristmill.server.access import may_see_pipeline, usable_pipeline
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.schemas import (
@@ -81,7 +81,7 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
     try:
         pipeline = usable_pipeline(caller, service, name)
     except NotFoundError as error:  # named as the field at fault, like every refusal
-        raise SubmissionError({"pipeline": [str(error)]}, status=404) from None
+        raise PipelineNotFoundError({"pipeline": [str(error)]}) from None
     inputs, params = read_submission(request, caller=caller, service=service)
     validate_params(pipeline, params, strict=True)  # JSON values: no "5" for 5, no 1 for true
     run_id = submit(pipeline, inputs, params, owner_id=caller.user_id, service=service)

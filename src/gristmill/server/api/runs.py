@@ -6,9 +6,7 @@ An unknown or malformed run id answers 404 everywhere (the store raises
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,11 +18,12 @@ from gristmill.app.service import Service, default_service
 from gristmill.app.staleness import accept, check
 from gristmill.app.submission import RunStatus
 from gristmill.engine.planner import RunView
+from gristmill.errors import ConflictError, InternalErrorRef, PermissionDeniedError
 from gristmill.runs import StepState
 from gristmill.server import actions
 from gristmill.server.access import visible_run
 from gristmill.server.api.auth import caller_of
-from gristmill.server.api.errors import ApiError, internal_error
+from gristmill.server.api.errors import internal_error
 from gristmill.server.api.schemas import (
     ErrorOut,
     LogLineOut,
@@ -46,15 +45,6 @@ MAX_LOG_LINES = 5000
 """The most log lines one request returns; larger limits are capped to it."""
 _LARGEST_ID = 2**63 - 1
 _NOT_FOUND = {404: ErrorOut}
-
-
-@contextlib.contextmanager
-def refusals() -> Iterator[None]:
-    """Answer an action's refusal in the API's error format."""
-    try:
-        yield
-    except actions.ActionRefused as refused:
-        raise ApiError(refused.status, refused.message) from None
 
 
 @router.get("/{run_id}", response={200: RunOut, **_NOT_FOUND})
@@ -153,7 +143,7 @@ def get_results(request: HttpRequest, run_id: str) -> ResultsOut:
                 name=step.name,
                 title=step.title,
                 state=step.state,
-                context=contexts.get(step.name),
+                context=shown(contexts.get(step.name)),
                 stale=step.name in reasons,
                 stale_reasons=list(reasons.get(step.name, ())),
             )
@@ -166,7 +156,8 @@ def step_contexts(service: Service, status: RunStatus) -> dict[str, Any]:
     """The ``context()`` of each succeeded step, by step name.
 
     A context that cannot be built (the task raised, or returned something that is not JSON)
-    is logged with a reference and shown as ``{"error": "internal error, reference ..."}``.
+    is logged with a reference and is that :class:`~gristmill.errors.InternalErrorRef` instead,
+    shown (:func:`shown`) as ``{"error": "internal error, reference ..."}``.
     """
     succeeded = [step for step in status.steps if step.state == StepState.SUCCEEDED]
     if not succeeded or status.run.pipeline not in service.registry:
@@ -177,22 +168,24 @@ def step_contexts(service: Service, status: RunStatus) -> dict[str, Any]:
     try:
         view = RunView(pipeline, status.run, service.storage)
     except Exception as error:
-        reference = internal_error(error, f"the results view of run {status.id}")
-        return {step.name: _failed(reference) for step in succeeded}
+        failed = internal_error(error, f"the results view of run {status.id}")
+        return {step.name: failed for step in succeeded}
     for step in succeeded:
         try:
             task = pipeline.step(step.name)
             context = task.context(view.context(task, results), step.result)
             json.dumps(context, cls=NinjaJSONEncoder, allow_nan=False)
         except Exception as error:
-            reference = internal_error(error, f"context() of step {step.name} of run {status.id}")
-            context = _failed(reference)
-        contexts[step.name] = context
+            where = f"context() of step {step.name} of run {status.id}"
+            contexts[step.name] = internal_error(error, where)
+        else:
+            contexts[step.name] = context
     return contexts
 
 
-def _failed(reference: str) -> dict[str, str]:
-    return {"error": f"internal error, reference {reference}"}
+def shown(context: Any) -> Any:
+    """A context from :func:`step_contexts` as the answer shows it."""
+    return context.shown() if isinstance(context, InternalErrorRef) else context
 
 
 @router.post("/{run_id}/cancel", response={202: StateOut, **_NOT_FOUND, 409: ErrorOut})
@@ -200,8 +193,7 @@ def cancel_run(request: HttpRequest, run_id: str) -> Status[StateOut]:
     """Cancel a run: at once if it is queued, as soon as its step stops if it is running
     (202 with the state). After a 202 the run ends `cancelled`, whatever it was doing. A run
     that had already ended answers 409, naming its final state."""
-    with refusals():
-        state = actions.cancel(caller_of(request), default_service(), run_id)
+    state = actions.cancel(caller_of(request), default_service(), run_id)
     return Status(202, StateOut(state=state))
 
 
@@ -210,8 +202,7 @@ def delete_run(request: HttpRequest, run_id: str) -> HttpResponse:
     """Delete an ended run's inputs, outputs, results and log now (204). A small record stays,
     so that the run's URL says it was deleted. A queued or running run answers 409: cancel
     it first."""
-    with refusals():
-        actions.delete(caller_of(request), default_service(), run_id)
+    actions.delete(caller_of(request), default_service(), run_id)
     return HttpResponse(status=204)
 
 
@@ -226,9 +217,9 @@ def accept_result(request: HttpRequest, run_id: str, step: str) -> StepResultOut
     service = default_service()
     visible_run(caller, run_id, service)
     if not caller.is_staff:
-        raise ApiError(403, "only staff can accept a stale result as current")
+        raise PermissionDeniedError("only staff can accept a stale result as current")
     if not accept(service, run_id, step):
-        raise ApiError(409, f"the result of step {step!r} is not stale; there is nothing to accept")
+        raise ConflictError(f"the result of step {step!r} is not stale; there is nothing to accept")
     status = visible_run(caller, run_id, service)  # as it is now
     (accepted,) = (s for s in status.steps if s.name == step)
     contexts = step_contexts(service, status)
@@ -236,7 +227,7 @@ def accept_result(request: HttpRequest, run_id: str, step: str) -> StepResultOut
         name=step,
         title=accepted.title,
         state=accepted.state,
-        context=contexts.get(step),
+        context=shown(contexts.get(step)),
         stale=False,
         stale_reasons=[],
     )
@@ -259,8 +250,7 @@ def unpin_run(request: HttpRequest, run_id: str) -> PinOut:
 
 
 def _set_pinned(request: HttpRequest, run_id: str, *, pinned: bool) -> PinOut:
-    with refusals():
-        actions.pin(caller_of(request), default_service(), run_id, pinned=pinned)
+    actions.pin(caller_of(request), default_service(), run_id, pinned=pinned)
     return PinOut(pinned=pinned)
 
 
@@ -268,6 +258,5 @@ def _set_pinned(request: HttpRequest, run_id: str, *, pinned: bool) -> PinOut:
 def rerun_run(request: HttpRequest, run_id: str) -> Status[StateOut]:
     """Queue an ended run again (202): stale steps are recomputed, current results are kept.
     A run that is still queued or running, or has expired, answers 409."""
-    with refusals():
-        state = actions.rerun(caller_of(request), default_service(), run_id)
+    state = actions.rerun(caller_of(request), default_service(), run_id)
     return Status(202, StateOut(state=state))

@@ -19,12 +19,11 @@ from pydantic import ValidationError as PydanticError
 from gristmill.app.service import Service, default_service
 from gristmill.authoring import jsonload
 from gristmill.authoring.inputs import InputSource, JsonInput, TextInput, Upload
-from gristmill.errors import NotFoundError, SignInRequiredError
+from gristmill.errors import NotFoundError, SignInRequiredError, SubmissionError
 from gristmill.server import datafiles
 from gristmill.server.access import Caller
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.bodies import JSON, MULTIPART, require_media_type, unnamed_file
-from gristmill.server.api.errors import ApiError
 from gristmill.server.sources import run_input, url_input
 
 FILES_FIELD = "files"
@@ -119,8 +118,9 @@ def read_submission(
     request: HttpRequest, *, caller: Caller | None = None, service: Service | None = None
 ) -> tuple[list[InputSource], dict[str, Any]]:
     """The inputs and parameters a request submits for ``caller`` (default: the request's);
-    :class:`ApiError` (400) if it is malformed or names a data file or run that ``caller`` may
-    not see, and :class:`SignInRequiredError` for data files named by an anonymous caller.
+    :class:`~gristmill.errors.SubmissionError` (400) if it is malformed or names a data file or
+    run that ``caller`` may not see, and :class:`SignInRequiredError` for data files named by
+    an anonymous caller.
 
     ``multipart/form-data`` carries files in ``files``, URLs in ``url``, data file ids in
     ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs in that order)
@@ -159,7 +159,7 @@ def _read_form(
         elif PARAMS_FIELD not in problems:
             problems[PARAMS_FIELD] = ["must be a JSON object"]
     if problems:
-        raise ApiError.invalid(problems)
+        raise SubmissionError(problems)
     inputs: list[InputSource] = [
         Upload(
             name=uploaded.name or "upload",
@@ -175,7 +175,7 @@ def _read_form(
         *(reader.run(text, RUN_FIELD) for text in fields.getlist(RUN_FIELD)),
     ]
     if problems:
-        raise ApiError.invalid(problems)
+        raise SubmissionError(problems)
     inputs.extend(source for source in named if source is not None)
     return inputs, params
 
@@ -189,11 +189,11 @@ def _read_json(
     if not problems and not isinstance(data, dict):
         problems["body"] = ["the body must be a JSON object with 'params' and 'inputs'"]
     if problems:
-        raise ApiError.invalid(problems)
+        raise SubmissionError(problems)
     try:
         submission = SubmitRequest.model_validate(data)
     except PydanticError as error:
-        raise ApiError.invalid(_pydantic_details(error)) from None
+        raise SubmissionError(_pydantic_details(error)) from None
     inputs: list[InputSource] = []
     reader = _Reader(caller, service, problems)
     for position, item in enumerate(submission.inputs):
@@ -201,7 +201,7 @@ def _read_json(
         if source is not None:
             inputs.append(source)
     if problems:
-        raise ApiError.invalid(problems)
+        raise SubmissionError(problems)
     return inputs, submission.params
 
 

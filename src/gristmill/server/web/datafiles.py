@@ -18,9 +18,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from gristmill.app.service import default_service
+from gristmill.errors import TooLargeError
 from gristmill.server import datafiles
 from gristmill.server.access import session_caller
 from gristmill.server.api.schemas import datafile_links
+from gristmill.server.statuses import status_of
 from gristmill.server.web.views import HttpResponseSeeOther, pages
 
 PER_PAGE = 50
@@ -51,9 +53,9 @@ def datafile_list(request: HttpRequest) -> HttpResponse:
             upload = form.cleaned_data["file"]
             try:
                 datafiles.create_from_upload(caller, upload, service=service)
-            except datafiles.TooLargeError:
+            except TooLargeError as error:
                 form.add_error("file", datafiles.limit_message(limit))
-                status = 413
+                status = status_of(error)
             else:
                 return HttpResponseSeeOther(reverse("gristmill-web:datafiles"))
     else:

@@ -25,6 +25,7 @@ from gristmill.app.service import Service
 from gristmill.app.staleness import Staleness
 from gristmill.app.submission import RunStatus, StepStatus
 from gristmill.authoring.pipelines import Pipeline
+from gristmill.errors import InternalErrorRef
 from gristmill.runs import StepState
 from gristmill.server.api.errors import internal_error
 from gristmill.server.api.runs import step_contexts
@@ -63,7 +64,9 @@ def step_results(
             continue
         context = contexts[step.name]
         template = pipeline.step(step.name).template if pipeline is not None else None
-        if template and not _is_failure(context):
+        if isinstance(context, InternalErrorRef):  # no template can use it
+            html = render_value(context.shown())
+        elif template:
             html = _render_template(template, context, stored, step, request)
         else:
             html = render_value(context)
@@ -81,15 +84,6 @@ def _as_stored(status: RunStatus, succeeded: frozenset[str]) -> RunStatus:
     return RunStatus(status.run, steps)
 
 
-def _is_failure(context: Any) -> bool:
-    # What step_contexts() shows for a context it could not build: no template can use it.
-    return (
-        isinstance(context, dict)
-        and list(context) == ["error"]
-        and str(context["error"]).startswith("internal error, reference ")
-    )
-
-
 def _render_template(
     template: str, context: Any, status: RunStatus, step: StepStatus, request: HttpRequest
 ) -> SafeString:
@@ -97,8 +91,8 @@ def _render_template(
     try:
         return mark_safe(render_to_string(template, values, request=request))
     except Exception as error:
-        reference = internal_error(error, f"template {template} of step {step.name}")
-        return render_value({"error": f"internal error, reference {reference}"})
+        failed = internal_error(error, f"template {template} of step {step.name}")
+        return render_value(failed.shown())
 
 
 def render_value(value: Any, depth: int = 0) -> SafeString:

@@ -1,15 +1,16 @@
 """The web pages: the pipeline list, a pipeline's submission form, and a run's page.
 
 Every view finds the configured gristmill through :func:`gristmill.app.service.default_service`
-when called, and answers a problem with a page, never a traceback: an unknown pipeline or run
-is a 404 page, an unreachable database a 503 page, anything unexpected a 500 page with the
-reference under which it was logged.
+when called, and answers a problem with a page, never a traceback, with the status the one map
+(:mod:`gristmill.server.statuses`) gives it, as the API does: an unknown pipeline or run is a
+404 page, an unreachable database a 503 page, anything unexpected a 500 page with the reference
+under which it was logged. A caller who must sign in is sent to the sign-in page instead.
 """
 
 from __future__ import annotations
 
-import errno
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec
 
@@ -26,12 +27,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from gristmill.app.service import default_service
 from gristmill.app.submission import submit
-from gristmill.errors import (
-    NotFoundError,
-    SignInRequiredError,
-    StoreUnavailableError,
-    SubmissionError,
-)
+from gristmill.errors import SignInRequiredError, SubmissionError
 from gristmill.runs import RunState
 from gristmill.server import actions
 from gristmill.server.access import (
@@ -40,8 +36,9 @@ from gristmill.server.access import (
     usable_pipeline,
     visible_run,
 )
-from gristmill.server.api.errors import error_response, internal_error
+from gristmill.server.api.errors import error_response
 from gristmill.server.api.schemas import API_ROOT
+from gristmill.server.statuses import answer_for, status_of
 from gristmill.server.web.forms import SubmissionForm
 from gristmill.server.web.history import RunFilter
 from gristmill.server.web.history import run_page as runs_page
@@ -51,7 +48,7 @@ from gristmill.server.web.runs import run_page_context, sentence
 P = ParamSpec("P")
 View = Callable[Concatenate[HttpRequest, P], HttpResponse]
 
-_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+logger = logging.getLogger("gristmill.web")
 
 
 class HttpResponseSeeOther(HttpResponseRedirect):
@@ -77,21 +74,13 @@ def pages(view: View[P]) -> View[P]:
     def answer(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
         try:
             return view(request, *args, **kwargs)
-        except NotFoundError as error:
-            return error_page(request, 404, str(error))
         except SignInRequiredError:
             return redirect_to_login(request.get_full_path())
         except RequestDataTooBig as error:
             return bad_request(request, error)
-        except StoreUnavailableError as error:
-            internal_error(error, f"{request.method} {request.path}")
-            return error_page(request, 503, "the database is unavailable; try again in a moment")
         except Exception as error:
-            reference = internal_error(error, f"{request.method} {request.path}")
-            if isinstance(error, OSError) and error.errno in _NO_ROOM:
-                message = "the server has no room to store this; try again later"
-                return error_page(request, 507, message)
-            return error_page(request, 500, f"internal error, reference {reference}")
+            answered = answer_for(error, f"{request.method} {request.path}", logger)
+            return error_page(request, answered.status, answered.message)
 
     return answer
 
@@ -129,7 +118,7 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
                 )
             except SubmissionError as refusal:
                 form.show_refusal(refusal)
-                status = refusal.status
+                status = status_of(refusal)
             else:
                 return HttpResponseSeeOther(reverse("gristmill-web:run", args=[run_id]))
     else:
@@ -187,8 +176,8 @@ def run_action(request: HttpRequest, run_id: str, action: str) -> HttpResponse:
             actions.delete(caller, service, run_id)
         else:
             actions.pin(caller, service, run_id, pinned=action == "pin")
-    except actions.ActionRefused as refused:
-        messages.error(request, sentence(refused.message))
+    except actions.REFUSALS as refused:
+        messages.error(request, sentence(str(refused)))
     else:
         messages.success(request, done)
     return HttpResponseSeeOther(reverse("gristmill-web:run", args=[run_id]))
@@ -229,10 +218,10 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
             f"the form is larger than this server accepts for pasted text ({limit}); "
             "upload the text as a file instead"
         )
-        return error_page(request, 413, message)
+        return error_page(request, status_of(exception), message)
     if isinstance(exception, DisallowedHost):
         message = "the Host header names a host this server does not answer for"
-        return error_page(request, 400, message)
+        return error_page(request, status_of(exception), message)
     return error_page(request, 400, "the request could not be read")
 
 
