@@ -118,7 +118,7 @@ def staleness(service: Any, control: Path, seconds: float) -> dict[str, float]:
 
 def cancel_latency(service: Any, control: Path, tries: int) -> dict[str, float]:
     """Cancel a step reporting progress, one run at a time, at varied moments."""
-    from gristmill.runs import RunState
+    from gristmill.states import RunState
     from gristmill.submission import submit, wait
 
     noticed: list[float] = []

@@ -292,7 +292,7 @@ class GristmillDriver(Driver):
     """Runs through ``gristmill.submission.submit/wait``, against a ``gristmill worker``."""
 
     def __init__(self, service: Any, worker: subprocess.Popen[bytes], worker_log: Path):
-        from gristmill.runs import RunState, StepState
+        from gristmill.states import RunState, StepState
         from gristmill.submission import submit, wait
 
         self.service = service

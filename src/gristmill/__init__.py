@@ -16,7 +16,7 @@ from gristmill.errors import (
 )
 from gristmill.inputs import InputKind, Inputs
 from gristmill.pipelines import Access, Pipeline
-from gristmill.runs import RunState, StepState
+from gristmill.states import RunState, StepState
 from gristmill.tasks import FunctionTask, PreviousResult, Task, task
 
 __all__ = [

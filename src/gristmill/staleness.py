@@ -27,8 +27,8 @@ from gristmill.engine.planner import StepPlan, plan
 from gristmill.engine.store import RunRecord, StepRecord
 from gristmill.errors import NotFoundError
 from gristmill.fingerprints import Fingerprint
-from gristmill.runs import RunState, StepState
 from gristmill.service import Service
+from gristmill.states import RunState, StepState
 
 logger = logging.getLogger("gristmill.staleness")
 

@@ -46,8 +46,8 @@ from gristmill.inputs import (
     safe_name,
 )
 from gristmill.pipelines import Pipeline
-from gristmill.runs import RunState, StepState
 from gristmill.service import Service, default_service
+from gristmill.states import RunState, StepState
 from gristmill.storage.filesystem import TooLargeError
 from gristmill.validation import (
     check_input_count,

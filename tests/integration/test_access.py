@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gristmill.executors.inline import run_inline
-from gristmill.runs import RunState
 from gristmill.service import Service
+from gristmill.states import RunState
 from gristmill.submission import get_run, submit
 from tests.integration.test_web import HOST, page
 

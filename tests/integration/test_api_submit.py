@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import pytest
 from django.utils.datastructures import MultiValueDict
 
-from gristmill.runs import RunState
 from gristmill.service import Service
+from gristmill.states import RunState
 from gristmill.submission import get_run
 from tests.integration.api import MULTIPART, RawUpload, error, file, submitted, upload
 

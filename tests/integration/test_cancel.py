@@ -27,8 +27,8 @@ from gristmill.engine.store import (
     Report,
     StepOutcome,
 )
-from gristmill.runs import RunState, StepState
 from gristmill.service import Service
+from gristmill.states import RunState, StepState
 from gristmill.submission import RunStatus, get_run, submit, wait
 from tests.integration.conftest import Workers
 from tests.integration.test_web import run_page

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from gristmill.executors.inline import run_inline
 from gristmill.inputs import TextInput
-from gristmill.runs import RunState
 from gristmill.service import Service
+from gristmill.states import RunState
 from gristmill.submission import get_run, submit
 from tests.integration.test_web import page
 

@@ -17,8 +17,8 @@ import pytest
 from gristmill.engine import retention
 from gristmill.executors.inline import run_inline
 from gristmill.inputs import TextInput
-from gristmill.runs import RunState
 from gristmill.service import Service
+from gristmill.states import RunState
 from gristmill.storage import FilesystemStorage
 from gristmill.submission import get_run, submit
 from tests.integration.conftest import Workers, wait_until

@@ -8,8 +8,8 @@ from typing import Any
 
 from gristmill.engine import retention
 from gristmill.executors.inline import run_inline
-from gristmill.runs import RunState
 from gristmill.service import Service
+from gristmill.states import RunState
 from gristmill.submission import get_run, submit
 from tests.integration.test_access import browser, error_of, make_user
 from tests.integration.test_web import page

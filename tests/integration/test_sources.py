@@ -16,8 +16,8 @@ from gristmill.engine.store import InputRecord, Report
 from gristmill.errors import SubmissionError
 from gristmill.executors.inline import run_inline
 from gristmill.inputs import RunOutputs, TextInput, UrlInput
-from gristmill.runs import RunState
 from gristmill.service import Service
+from gristmill.states import RunState
 from gristmill.submission import get_run, submit
 
 

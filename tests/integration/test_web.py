@@ -19,8 +19,8 @@ import pytest
 
 from gristmill.engine.store import Report
 from gristmill.executors.inline import run_inline
-from gristmill.runs import RunState
 from gristmill.service import Service
+from gristmill.states import RunState
 from gristmill.submission import get_run, submit
 from tests.integration.conftest import HOST
 

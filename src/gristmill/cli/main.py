@@ -16,9 +16,9 @@ from gristmill.cli.display import run_display
 from gristmill.cli.options import build_settings, param_option, parse_params, settings_options
 from gristmill.errors import ConfigurationError, GristmillError, SubmissionError
 from gristmill.registry import Registry, load_spec
-from gristmill.runs import RunState
 from gristmill.service import Service
 from gristmill.settings import Settings
+from gristmill.states import RunState
 from gristmill.submission import RunStatus, get_run
 
 console = Console(stderr=True, soft_wrap=True)

@@ -14,7 +14,7 @@ from gristmill.context import InputFile, Reporter, RunContext
 from gristmill.engine.store import InputRecord, RunRecord, StepRecord
 from gristmill.fingerprints import Fingerprint, explain_change
 from gristmill.pipelines import Pipeline
-from gristmill.runs import StepState
+from gristmill.states import StepState
 from gristmill.storage import FilesystemStorage
 from gristmill.tasks import PreviousResult, Task
 

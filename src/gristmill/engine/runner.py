@@ -44,7 +44,7 @@ from gristmill.errors import (
 from gristmill.fingerprints import Fingerprint
 from gristmill.pipelines import Pipeline
 from gristmill.registry import Registry
-from gristmill.runs import RunState, StepState
+from gristmill.states import RunState, StepState, StopReason
 from gristmill.storage import FilesystemStorage
 from gristmill.tasks import Task
 
@@ -188,7 +188,7 @@ class UnitRunner:
         tokens: dict[str, str] = {}
         last = len(pipeline.steps) - 1
         for position, task in enumerate(pipeline.steps):
-            if reporter.cancel_reason == "cancelled":
+            if reporter.cancel_reason == StopReason.CANCELLED:
                 # Asked to stop during the step before: the steps after it never start.
                 return self._end(claim, reporter, RunState.CANCELLED, Failure(CANCELLED_MESSAGE))
             name = task.step_name
@@ -282,7 +282,7 @@ class UnitRunner:
         try:
             result = task.process(step.context, step.context.upstream)
         except CancelledError:
-            if reporter.cancel_reason == "timeout":
+            if reporter.cancel_reason == StopReason.TIMEOUT:
                 limit = task.timeout or pipeline.step_timeout
                 raise StepTimeoutError(
                     f"step `{name}` ran past its time limit of {limit:g} s"
@@ -290,9 +290,9 @@ class UnitRunner:
             raise
         finally:
             self.watchdog.step_started(None)
-        if reporter.cancel_reason == "lost":
+        if reporter.cancel_reason == StopReason.LOST:
             raise _Fenced()
-        if reporter.cancel_reason == "timeout":
+        if reporter.cancel_reason == StopReason.TIMEOUT:
             # The step noticed its time limit late but returned a result: keep it, and do not
             # let the next step start out cancelled.
             reporter.clear_cancel()
@@ -355,9 +355,9 @@ class UnitRunner:
             else:
                 self.outage.recovered()
                 return result
-            if reporter.cancel_reason == "drain":
+            if reporter.cancel_reason == StopReason.DRAIN:
                 raise _Abandoned()
-            if reporter.cancel_reason == "lost":
+            if reporter.cancel_reason == StopReason.LOST:
                 raise _Fenced()
             # Not a synchronisation: the database is polled until it answers, backing off.
             time.sleep(delay)
@@ -405,9 +405,9 @@ class UnitRunner:
         run_state = RunState.FAILED
         if isinstance(error, _Fenced | _Abandoned):
             raise error
-        if isinstance(error, CancelledError) and reporter.cancel_reason == "lost":
+        if isinstance(error, CancelledError) and reporter.cancel_reason == StopReason.LOST:
             raise _Fenced()
-        if isinstance(error, CancelledError) and reporter.cancel_reason == "drain":
+        if isinstance(error, CancelledError) and reporter.cancel_reason == StopReason.DRAIN:
             with reporter.write_lock:
                 self.store.release(claim, reporter.take())
             return None

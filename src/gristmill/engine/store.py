@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from gristmill.runs import RunState
+from gristmill.states import RunState, UnitKind
 
 CANCELLED_MESSAGE = "the run was cancelled"
 """The message of a run that a cancel stopped, unless its worker had more to say."""
@@ -39,7 +39,7 @@ class Claim:
     run_id: str
     attempt: int
     """Fencing token: how many times the unit has been claimed, this claim included."""
-    kind: str = "run"
+    kind: str = UnitKind.RUN
     preload: Any = field(default=None, compare=False, repr=False)
     """``(RunRecord, steps)`` when the store loaded them with the claim (saves a query)."""
 

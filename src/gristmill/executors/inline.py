@@ -15,8 +15,8 @@ from gristmill.engine.store import Claim, Failure, Report
 from gristmill.executors.worker import Worker, worker_name
 from gristmill.inputs import InputSource
 from gristmill.pipelines import Pipeline
-from gristmill.runs import RunState
 from gristmill.service import Service
+from gristmill.states import RunState
 from gristmill.submission import create
 
 

@@ -12,9 +12,9 @@ import logging
 
 from gristmill.engine import retention
 from gristmill.errors import SignInRequiredError
-from gristmill.runs import RunState
 from gristmill.server.access import Caller, visible_run
 from gristmill.service import Service
+from gristmill.states import RunState
 
 logger = logging.getLogger("gristmill.actions")
 

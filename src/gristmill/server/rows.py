@@ -12,7 +12,7 @@ from typing import Any
 from django.utils.dateparse import parse_datetime
 
 from gristmill.engine.store import InputRecord, OutputRecord, RunRecord, StepRecord
-from gristmill.runs import RunState
+from gristmill.states import RunState
 
 RUN_FIELDS = (
     "id",

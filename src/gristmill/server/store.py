@@ -35,7 +35,6 @@ from gristmill.engine.store import (
     Store,
 )
 from gristmill.errors import NotFoundError, StoreUnavailableError
-from gristmill.runs import RunState
 from gristmill.server.doorbells import doorbells_for
 from gristmill.server.rows import (
     LATEST_ATTEMPT,
@@ -54,8 +53,23 @@ from gristmill.server.sql import (
     PostgresDriver,
     SqliteDriver,
 )
+from gristmill.states import (
+    FINAL_RUN_STATES,
+    RunState,
+    UnitKind,
+    UnitState,
+    check_run_end,
+    run_states_before,
+)
 
-_FINISHED = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
+# The moves made by a rerun and by expiry, from the one transition table.
+_REQUEUEABLE = [s.value for s in run_states_before(RunState.QUEUED, among=FINAL_RUN_STATES)]
+_EXPIRABLE = [s.value for s in run_states_before(RunState.EXPIRED)]
+_QUEUED, _CLAIMED, _DONE = UnitState.QUEUED.value, UnitState.CLAIMED.value, UnitState.DONE.value
+
+
+def _placeholders(values: Sequence[Any]) -> str:
+    return ", ".join(["%s"] * len(values))
 
 
 def _now() -> datetime:
@@ -238,11 +252,13 @@ class DjangoStore(Store):
             )
         ]
 
-    def _fence(self, claim: Claim, lease_until: float | None, state: str = "claimed") -> Fence:
+    def _fence(
+        self, claim: Claim, lease_until: float | None, state: UnitState = UnitState.CLAIMED
+    ) -> Fence:
         return Fence(
             "UPDATE gristmill_unit SET lease_until = %s, state = %s "
-            "WHERE id = %s AND attempt = %s AND state = 'claimed'",
-            [lease_until, state, claim.unit_id, claim.attempt],
+            "WHERE id = %s AND attempt = %s AND state = %s",
+            [lease_until, state.value, claim.unit_id, claim.attempt, _CLAIMED],
         )
 
     def _exists(self, run_id: str) -> None:
@@ -294,12 +310,13 @@ class DjangoStore(Store):
                 ),
                 (
                     "INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, "
-                    "max_attempts, worker, lease_until) VALUES (%s, 'run', %s, %s, %s, 0, %s, "
+                    "max_attempts, worker, lease_until) VALUES (%s, %s, %s, %s, %s, 0, %s, "
                     "%s, %s)",
                     [
                         key,
+                        UnitKind.RUN.value,
                         run.queue,
-                        "claimed" if held else "queued",
+                        _CLAIMED if held else _QUEUED,
                         1 if held else 0,
                         run.max_attempts,
                         run.claimed_by,
@@ -381,9 +398,8 @@ class DjangoStore(Store):
                     ],
                 ),
                 (
-                    "UPDATE gristmill_unit SET state = 'done' "
-                    "WHERE run_id = %s AND state = 'queued'",
-                    [key],
+                    "UPDATE gristmill_unit SET state = %s WHERE run_id = %s AND state = %s",
+                    [_DONE, key, _QUEUED],
                 ),
                 *self._notify("gristmill_done", str(run_id)),
             ):
@@ -416,7 +432,6 @@ class DjangoStore(Store):
 
     def requeue(self, run_id: str, *, reason: str) -> bool:
         key = self._id(run_id)
-        finished = [s.value for s in _FINISHED]
         done = self._write(
             Fence(
                 "UPDATE gristmill_run SET state = %s, finished_at = NULL, error_message = NULL, "
@@ -424,16 +439,16 @@ class DjangoStore(Store):
                 "cancel_requested_at = NULL, cancel_requested_by = NULL, "
                 "interrupted_step = NULL, current_step = NULL, stage = NULL, "
                 "progress_done = NULL, progress_total = NULL "
-                "WHERE id = %s AND state IN (%s, %s, %s)",
-                [RunState.QUEUED.value, False, key, *finished],
+                f"WHERE id = %s AND state IN ({_placeholders(_REQUEUEABLE)})",
+                [RunState.QUEUED.value, False, key, *_REQUEUEABLE],
             ),
             # Attempt numbers keep rising over the run's life: they name work directories.
             (
                 "INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, "
-                "max_attempts) SELECT r.id, 'run', r.queue, 'queued', u.attempt, 0, u.max_attempts "
+                "max_attempts) SELECT r.id, %s, r.queue, %s, u.attempt, 0, u.max_attempts "
                 "FROM gristmill_run r JOIN gristmill_unit u ON u.run_id = r.id WHERE r.id = %s "
                 "ORDER BY u.id DESC LIMIT 1",
-                [key],
+                [UnitKind.RUN.value, _QUEUED, key],
             ),
             self._logs(key, [(time.time(), "", "system", f"queued again: {reason}")]),
             *self._notify("gristmill_work"),
@@ -446,14 +461,13 @@ class DjangoStore(Store):
 
     def expire(self, run_id: str, *, reason: str) -> bool:
         key = self._id(run_id)
-        finished = [s.value for s in _FINISHED]
         done = self._write(
             Fence(
                 "UPDATE gristmill_run SET state = %s, error_message = %s, error_ref = NULL, "
                 "error_traceback = NULL, current_step = NULL, stage = NULL, "
                 "progress_done = NULL, progress_total = NULL, expires_at = %s "
-                "WHERE id = %s AND state IN (%s, %s, %s)",
-                [RunState.EXPIRED.value, reason, self._dt(_now()), key, *finished],
+                f"WHERE id = %s AND state IN ({_placeholders(_EXPIRABLE)})",
+                [RunState.EXPIRED.value, reason, self._dt(_now()), key, *_EXPIRABLE],
             ),
             *(
                 (f"DELETE FROM {table} WHERE run_id = %s", [key])
@@ -485,8 +499,9 @@ class DjangoStore(Store):
     def due_for_expiry(self, now: datetime, *, limit: int) -> list[DueRun]:
         rows = self._fetch(
             "SELECT id, created_at, expires_at FROM gristmill_run WHERE expires_at <= %s "
-            "AND state IN (%s, %s, %s) AND NOT pinned ORDER BY expires_at LIMIT %s",
-            [self._dt(now), *(s.value for s in _FINISHED), limit],
+            f"AND state IN ({_placeholders(_EXPIRABLE)}) AND NOT pinned ORDER BY expires_at "
+            "LIMIT %s",
+            [self._dt(now), *_EXPIRABLE, limit],
         )
         return [
             DueRun(str(uuid.UUID(str(key))), to_datetime(created), to_datetime(expires))
@@ -526,27 +541,26 @@ class DjangoStore(Store):
         run_id: str | None = None,
     ) -> ClaimSpec:
         if unit_id is not None:
-            pick = "SELECT id FROM gristmill_unit WHERE id = %s AND state = 'queued'"
-            pick_args: list[Any] = [unit_id]
+            pick = "SELECT id FROM gristmill_unit WHERE id = %s AND state = %s"
+            pick_args: list[Any] = [unit_id, _QUEUED]
         elif run_id is not None:
             pick = (
-                "SELECT id FROM gristmill_unit WHERE run_id = %s AND state = 'queued' "
-                "ORDER BY id LIMIT 1"
+                "SELECT id FROM gristmill_unit WHERE run_id = %s AND state = %s ORDER BY id LIMIT 1"
             )
-            pick_args = [self._id(run_id)]
+            pick_args = [self._id(run_id), _QUEUED]
         else:
             pick = (
-                f"SELECT id FROM gristmill_unit WHERE state = 'queued'{_queues_sql(queues)} "
+                f"SELECT id FROM gristmill_unit WHERE state = %s{_queues_sql(queues)} "
                 "ORDER BY id LIMIT %s"
             )
-            pick_args = [*(queues or ()), limit]
+            pick_args = [_QUEUED, *(queues or ()), limit]
         if self.supports_skip_locked:
             pick += " FOR UPDATE SKIP LOCKED"
         update = (
-            "UPDATE gristmill_unit SET state = 'claimed', attempt = attempt + 1, "
+            "UPDATE gristmill_unit SET state = %s, attempt = attempt + 1, "
             f"worker = %s, lease_until = %s WHERE id IN ({pick}) "
             "RETURNING id, run_id, attempt, kind",
-            [worker, time.time() + lease, *pick_args],
+            [_CLAIMED, worker, time.time() + lease, *pick_args],
         )
         move = (
             "UPDATE gristmill_run SET state = %s, started_at = COALESCE(started_at, %s) "
@@ -555,7 +569,7 @@ class DjangoStore(Store):
         )
         function = None
         if self.vendor == "postgresql" and unit_id is None and run_id is None:
-            function = [worker, list(queues) if queues else None, update[1][1], limit, _now()]
+            function = [worker, list(queues) if queues else None, update[1][2], limit, _now()]
         return ClaimSpec(update, move, self._load, function)
 
     def _preload(self, row: Sequence[Any]) -> tuple[RunRecord, dict[str, StepRecord]] | None:
@@ -594,8 +608,8 @@ class DjangoStore(Store):
             and run_id is None
             and self.vendor != "postgresql"
             and not self._fetch(
-                f"SELECT 1 FROM gristmill_unit WHERE state = 'queued'{_queues_sql(queues)} LIMIT 1",
-                list(queues or ()),
+                f"SELECT 1 FROM gristmill_unit WHERE state = %s{_queues_sql(queues)} LIMIT 1",
+                [_QUEUED, *(queues or ())],
             )
         ):
             return []  # on SQLite, look before taking the write lock: an idle poll is a read
@@ -612,11 +626,15 @@ class DjangoStore(Store):
         final: RunState | None = None,
         then_claim: NextClaim | None = None,
     ) -> bool:
+        if final is not None:
+            check_run_end(final)
         key = self._id(claim.run_id)
         ending = final is not None
         parts: list[Any] = [
             self._fence(
-                claim, None if ending else time.time() + lease, "done" if ending else "claimed"
+                claim,
+                None if ending else time.time() + lease,
+                UnitState.DONE if ending else UnitState.CLAIMED,
             ),
             (
                 UPSERT_STEP,
@@ -695,9 +713,10 @@ class DjangoStore(Store):
         *,
         then_claim: NextClaim | None = None,
     ) -> bool:
+        check_run_end(state)
         key = self._id(claim.run_id)
         if not self._write(
-            self._fence(claim, None, "done"),
+            self._fence(claim, None, UnitState.DONE),
             self._logs(key, report.logs),
             *self._end(key, claim.run_id, state, failure),
             then_claim=then_claim,
@@ -713,9 +732,9 @@ class DjangoStore(Store):
         )
         if not self._write(
             Fence(
-                "UPDATE gristmill_unit SET lease_until = NULL, state = 'queued', worker = NULL "
-                "WHERE id = %s AND attempt = %s AND state = 'claimed'",
-                [claim.unit_id, claim.attempt],
+                "UPDATE gristmill_unit SET lease_until = NULL, state = %s, worker = NULL "
+                "WHERE id = %s AND attempt = %s AND state = %s",
+                [_QUEUED, claim.unit_id, claim.attempt, _CLAIMED],
             ),
             self._logs(key, report.logs),
             (
@@ -735,8 +754,8 @@ class DjangoStore(Store):
         give_up = failures >= max_attempts
         fence = Fence(
             "UPDATE gristmill_unit SET state = %s, worker = NULL, lease_until = NULL, "
-            "failures = %s, last_error = %s WHERE id = %s AND attempt = %s AND state = 'claimed'",
-            ["done" if give_up else "queued", failures, reason, unit_id, attempt],
+            "failures = %s, last_error = %s WHERE id = %s AND attempt = %s AND state = %s",
+            [_DONE if give_up else _QUEUED, failures, reason, unit_id, attempt, _CLAIMED],
         )
         if give_up:
             message = (
@@ -765,8 +784,8 @@ class DjangoStore(Store):
     def _claimed_units(self, where: str, args: list[Any]) -> list[tuple[Any, ...]]:
         return self._fetch(
             "SELECT id, run_id, attempt, failures, max_attempts "
-            f"FROM gristmill_unit WHERE state = 'claimed' AND {where}",
-            args,
+            f"FROM gristmill_unit WHERE state = %s AND {where}",
+            [_CLAIMED, *args],
         )
 
     def release_worker(self, worker: str, reason: str) -> int:
@@ -776,8 +795,8 @@ class DjangoStore(Store):
     def held_by(self, worker: str) -> list[Claim]:
         rows = self._fetch(
             "SELECT id, run_id, attempt, kind FROM gristmill_unit "
-            "WHERE state = 'claimed' AND worker = %s ORDER BY id",
-            [worker],
+            "WHERE state = %s AND worker = %s ORDER BY id",
+            [_CLAIMED, worker],
         )
         return self._claims(rows)
 

@@ -43,9 +43,18 @@ from gristmill.engine.store import (
     Store,
 )
 from gristmill.errors import NotFoundError, StoreError
-from gristmill.runs import RunState
+from gristmill.states import (
+    FINAL_RUN_STATES,
+    RunState,
+    UnitKind,
+    UnitState,
+    check_run_end,
+    run_states_before,
+)
 
-_ENDED = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
+# The moves made by a rerun and by expiry, from the one transition table.
+_REQUEUEABLE = frozenset(run_states_before(RunState.QUEUED, among=FINAL_RUN_STATES))
+_EXPIRABLE = frozenset(run_states_before(RunState.EXPIRED))
 _MAX_LOG_LINES = 10_000
 """The most log lines one read returns, as in the SQL store."""
 
@@ -75,7 +84,7 @@ class _Unit:
     worker: str | None = None
     lease_until: float | None = None
     last_error: str | None = None
-    kind: str = "run"
+    kind: str = UnitKind.RUN
 
 
 @dataclass
@@ -142,7 +151,7 @@ class MemoryStore(Store):
     def _held(self, claim: Claim) -> _Unit | None:
         """The claimed unit if ``claim`` still holds it (the fence), else None."""
         unit = self._units.get(claim.unit_id)
-        if unit is None or unit.attempt != claim.attempt or unit.state != "claimed":
+        if unit is None or unit.attempt != claim.attempt or unit.state != UnitState.CLAIMED:
             return None
         return unit
 
@@ -187,7 +196,7 @@ class MemoryStore(Store):
     def _claim_units(self, units: Sequence[_Unit], worker: str, lease: float) -> list[Claim]:
         claims = []
         for unit in units:
-            unit.state, unit.attempt = "claimed", unit.attempt + 1
+            unit.state, unit.attempt = UnitState.CLAIMED, unit.attempt + 1
             unit.worker, unit.lease_until = worker, time.time() + lease
             record = self._runs[unit.run_id].record
             if record.state == RunState.QUEUED:
@@ -200,7 +209,7 @@ class MemoryStore(Store):
         return [
             unit
             for unit in self._units.values()
-            if unit.state == "queued" and (not queues or unit.queue in queues)
+            if unit.state == UnitState.QUEUED and (not queues or unit.queue in queues)
         ]
 
     def _then_claim(self, then_claim: NextClaim | None) -> None:
@@ -249,7 +258,10 @@ class MemoryStore(Store):
             )
             stored = self._runs[key] = _Run(record, json.dumps(run.params))
             unit = self._add_unit(
-                stored, "claimed" if held else "queued", 1 if held else 0, run.max_attempts
+                stored,
+                UnitState.CLAIMED if held else UnitState.QUEUED,
+                1 if held else 0,
+                run.max_attempts,
             )
             if not held:
                 self._work.ring()
@@ -293,8 +305,8 @@ class MemoryStore(Store):
             record.state, record.finished_at = RunState.CANCELLED, datetime.now(UTC)
             record.error_message = NEVER_STARTED_MESSAGE
             for unit in run.units:
-                if unit.state == "queued":
-                    unit.state = "done"
+                if unit.state == UnitState.QUEUED:
+                    unit.state = UnitState.DONE
         self._done.ring()
         return True
 
@@ -302,7 +314,7 @@ class MemoryStore(Store):
         with self._lock:
             run = self._run(run_id)
             record = run.record
-            if record.state not in _ENDED:
+            if record.state not in _REQUEUEABLE:
                 return False
             record.state, record.finished_at = RunState.QUEUED, None
             record.error_message = record.error_ref = record.error_traceback = None
@@ -313,7 +325,7 @@ class MemoryStore(Store):
             record.progress_done = record.progress_total = None
             # Attempt numbers keep rising over the run's life: they name work directories.
             latest = run.units[-1]
-            self._add_unit(run, "queued", latest.attempt, latest.max_attempts)
+            self._add_unit(run, UnitState.QUEUED, latest.attempt, latest.max_attempts)
             self._log(run, [(time.time(), "", "system", f"queued again: {reason}")])
         self._work.ring()
         return True
@@ -322,7 +334,7 @@ class MemoryStore(Store):
         with self._lock:
             run = self._run(run_id)
             record = run.record
-            if record.state not in _ENDED:
+            if record.state not in _EXPIRABLE:
                 return False
             record.state, record.error_message = RunState.EXPIRED, reason
             record.error_ref = record.error_traceback = None
@@ -351,7 +363,7 @@ class MemoryStore(Store):
             due = [
                 DueRun(run.record.id, run.record.created_at, run.record.expires_at)
                 for run in self._runs.values()
-                if run.record.state in _ENDED
+                if run.record.state in _EXPIRABLE
                 and not run.record.pinned
                 and run.record.expires_at <= now
             ]
@@ -398,10 +410,10 @@ class MemoryStore(Store):
         with self._lock:
             if unit_id is not None:
                 unit = self._units.get(unit_id)
-                units = [unit] if unit is not None and unit.state == "queued" else []
+                units = [unit] if unit is not None and unit.state == UnitState.QUEUED else []
             elif run_id is not None:
                 run = self._runs.get(_key(run_id))
-                queued = [u for u in run.units if u.state == "queued"] if run else []
+                queued = [u for u in run.units if u.state == UnitState.QUEUED] if run else []
                 units = queued[:1]
             else:
                 units = self._queued(queues)[: max(0, limit)]
@@ -417,6 +429,8 @@ class MemoryStore(Store):
         final: RunState | None = None,
         then_claim: NextClaim | None = None,
     ) -> bool:
+        if final is not None:
+            check_run_end(final)
         with self._lock:
             unit = self._held(claim)
             if unit is None:
@@ -425,7 +439,7 @@ class MemoryStore(Store):
             if final is None:
                 unit.lease_until = time.time() + lease
             else:
-                unit.state, unit.lease_until = "done", None
+                unit.state, unit.lease_until = UnitState.DONE, None
             self._store_step(run, claim.attempt, outcome)
             if final is None:
                 self._write_report(run, report)
@@ -474,7 +488,7 @@ class MemoryStore(Store):
             return [
                 Claim(unit.id, unit.run_id, unit.attempt, unit.kind)
                 for unit in sorted(self._units.values(), key=lambda unit: unit.id)
-                if unit.state == "claimed" and unit.worker == worker
+                if unit.state == UnitState.CLAIMED and unit.worker == worker
             ]
 
     def cancel_requested(self, claim: Claim) -> bool:
@@ -500,11 +514,12 @@ class MemoryStore(Store):
         *,
         then_claim: NextClaim | None = None,
     ) -> bool:
+        check_run_end(state)
         with self._lock:
             unit = self._held(claim)
             if unit is None:
                 return False
-            unit.state, unit.lease_until = "done", None
+            unit.state, unit.lease_until = UnitState.DONE, None
             run = self._runs[unit.run_id]
             self._write_logs(run, report)
             self._end(run, state, failure)
@@ -520,7 +535,7 @@ class MemoryStore(Store):
             unit = self._held(claim)
             if unit is None:
                 return False
-            unit.state, unit.worker, unit.lease_until = "queued", None, None
+            unit.state, unit.worker, unit.lease_until = UnitState.QUEUED, None, None
             run = self._runs[unit.run_id]
             self._write_logs(run, report)
             if run.record.state == RunState.RUNNING:
@@ -533,7 +548,7 @@ class MemoryStore(Store):
         run = self._runs[unit.run_id]
         unit.failures += 1
         give_up = unit.failures >= unit.max_attempts
-        unit.state = "done" if give_up else "queued"
+        unit.state = UnitState.DONE if give_up else UnitState.QUEUED
         unit.worker, unit.lease_until, unit.last_error = None, None, reason
         if give_up:
             message = (
@@ -552,7 +567,11 @@ class MemoryStore(Store):
 
     def release_worker(self, worker: str, reason: str) -> int:
         with self._lock:
-            units = [u for u in self._units.values() if u.state == "claimed" and u.worker == worker]
+            units = [
+                u
+                for u in self._units.values()
+                if u.state == UnitState.CLAIMED and u.worker == worker
+            ]
             return sum(self._lose(unit, reason) for unit in units)
 
     def reap(self) -> int:
@@ -561,7 +580,7 @@ class MemoryStore(Store):
             units = [
                 unit
                 for unit in self._units.values()
-                if unit.state == "claimed" and unit.lease_until is not None
+                if unit.state == UnitState.CLAIMED and unit.lease_until is not None
                 if unit.lease_until < now
             ]
             return sum(self._lose(unit, "its lease expired") for unit in units)

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from gristmill import Inputs, Pipeline, RunContext, task
 from gristmill.executors.inline import InlineExecutor, run_inline
 from gristmill.executors.worker import Worker
-from gristmill.runs import RunState
+from gristmill.states import RunState
 from gristmill.submission import get_run, submit
 from tests.unit.engine.conftest import MakeService
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from gristmill import CancelledError, Inputs, Pipeline, RunContext, TaskError, task
 from gristmill.executors.inline import InlineExecutor, run_inline
-from gristmill.runs import RunState, StepState
 from gristmill.service import Service
+from gristmill.states import RunState, StepState
 from gristmill.submission import RunStatus, get_run, submit
 from tests.integration.conftest import wait_until
 from tests.unit.engine.conftest import MakeService

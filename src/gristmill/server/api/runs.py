@@ -17,7 +17,6 @@ from ninja import P, QueryEx, Router, Status
 from ninja.responses import NinjaJSONEncoder
 
 from gristmill.engine.planner import RunView
-from gristmill.runs import StepState
 from gristmill.server import actions
 from gristmill.server.access import visible_run
 from gristmill.server.api.auth import caller_of
@@ -38,6 +37,7 @@ from gristmill.server.api.schemas import (
 )
 from gristmill.service import Service, default_service
 from gristmill.staleness import accept, check
+from gristmill.states import StepState
 from gristmill.submission import RunStatus
 
 router = Router(tags=["runs"])

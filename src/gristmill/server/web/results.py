@@ -22,11 +22,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from gristmill.pipelines import Pipeline
-from gristmill.runs import StepState
 from gristmill.server.api.errors import internal_error
 from gristmill.server.api.runs import step_contexts
 from gristmill.service import Service
 from gristmill.staleness import Staleness
+from gristmill.states import StepState
 from gristmill.submission import RunStatus, StepStatus
 
 MAX_ITEMS = 1000

@@ -20,10 +20,10 @@ from gristmill.engine.store import (
     LogLine,
 )
 from gristmill.pipelines import Pipeline
-from gristmill.runs import RunState
 from gristmill.server.api.schemas import API_ROOT, run_links
 from gristmill.service import Service
 from gristmill.staleness import Staleness, check, refresh
+from gristmill.states import RunState
 from gristmill.submission import RunStatus, get_run
 
 LOG_LINES = 1000

@@ -30,7 +30,6 @@ from gristmill.errors import (
     StoreUnavailableError,
     SubmissionError,
 )
-from gristmill.runs import RunState
 from gristmill.server import actions
 from gristmill.server.access import (
     may_see_pipeline,
@@ -46,6 +45,7 @@ from gristmill.server.web.history import run_page as runs_page
 from gristmill.server.web.results import step_results
 from gristmill.server.web.runs import run_page_context, sentence
 from gristmill.service import default_service
+from gristmill.states import RunState
 from gristmill.submission import submit
 
 P = ParamSpec("P")
