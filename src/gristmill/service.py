@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gristmill.engine.store import Store
 from gristmill.errors import ConfigurationError
 from gristmill.pipelines import Pipeline
 from gristmill.registry import Registry
 from gristmill.settings import Settings
 from gristmill.storage import FilesystemStorage
+from gristmill.store.base import Store
 
 
 class StoreFactory(Protocol):

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from gristmill.engine.planner import StepPlan, plan
-from gristmill.engine.store import RunRecord, StepRecord
 from gristmill.errors import NotFoundError
 from gristmill.fingerprints import Fingerprint
 from gristmill.service import Service
 from gristmill.states import RunState, StepState
+from gristmill.store.base import RunRecord, StepRecord
 
 logger = logging.getLogger("gristmill.staleness")
 

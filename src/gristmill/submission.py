@@ -25,14 +25,6 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from gristmill.context import InputFile
-from gristmill.engine.store import (
-    Claim,
-    InputRecord,
-    NewRun,
-    OutputRecord,
-    RunRecord,
-    StepRecord,
-)
 from gristmill.errors import FetchError, NotFoundError, SubmissionError
 from gristmill.inputs import (
     InputKind,
@@ -49,6 +41,14 @@ from gristmill.pipelines import Pipeline
 from gristmill.service import Service, default_service
 from gristmill.states import RunState, StepState
 from gristmill.storage.filesystem import TooLargeError
+from gristmill.store.base import (
+    Claim,
+    InputRecord,
+    NewRun,
+    OutputRecord,
+    RunRecord,
+    StepRecord,
+)
 from gristmill.validation import (
     check_input_count,
     check_input_kind,

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gristmill.engine.store import Report
 from gristmill.executors.inline import run_inline
 from gristmill.service import Service
 from gristmill.states import RunState
+from gristmill.store.base import Report
 from gristmill.submission import get_run, submit
 from tests.integration.api import UNKNOWN_RUN, error, finished, report_run, submitted
 

@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gristmill.engine.store import (
+from gristmill.service import Service
+from gristmill.states import RunState, StepState
+from gristmill.store.base import (
     CANCELLED_MESSAGE,
     KILLED_MESSAGE,
     Failure,
     Report,
     StepOutcome,
 )
-from gristmill.service import Service
-from gristmill.states import RunState, StepState
 from gristmill.submission import RunStatus, get_run, submit, wait
 from tests.integration.conftest import Workers
 from tests.integration.test_web import run_page

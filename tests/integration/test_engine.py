@@ -9,12 +9,12 @@ from pydantic import BaseModel
 
 from gristmill import Inputs, Pipeline, RunContext, RunState, StepState, TaskError, task
 from gristmill.engine.planner import plan
-from gristmill.engine.store import Claim, NextClaim, Report, StepOutcome
 from gristmill.errors import NotFoundError, SubmissionError
 from gristmill.executors.inline import run_inline
 from gristmill.inputs import JsonInput, TextInput
 from gristmill.registry import Registry
 from gristmill.service import Service
+from gristmill.store.base import Claim, NextClaim, Report, StepOutcome
 from gristmill.submission import get_run, submit
 
 

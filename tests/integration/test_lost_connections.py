@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from gristmill import Inputs, Pipeline, RunContext, RunState, task
-from gristmill.engine.store import NextClaim, Report
 from gristmill.errors import StoreUnavailableError
 from gristmill.executors.inline import run_inline
 from gristmill.executors.worker import Worker
 from gristmill.registry import Registry
 from gristmill.server.store import DjangoStore
 from gristmill.service import Service
+from gristmill.store.base import NextClaim, Report
 from gristmill.submission import get_run, submit
 
 LOST = StoreUnavailableError("the database is unavailable: the connection is lost")

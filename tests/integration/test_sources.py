@@ -12,12 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gristmill.engine.store import InputRecord, Report
 from gristmill.errors import SubmissionError
 from gristmill.executors.inline import run_inline
 from gristmill.inputs import RunOutputs, TextInput, UrlInput
 from gristmill.service import Service
 from gristmill.states import RunState
+from gristmill.store.base import InputRecord, Report
 from gristmill.submission import get_run, submit
 
 

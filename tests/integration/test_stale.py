@@ -23,12 +23,12 @@ import pytest
 
 from gristmill import Inputs, Pipeline, RunContext, Task, task
 from gristmill.engine.planner import plan
-from gristmill.engine.store import Report, StepOutcome
 from gristmill.executors.inline import run_inline
 from gristmill.registry import Registry
 from gristmill.service import Service, set_default_service
 from gristmill.staleness import check, refresh
 from gristmill.states import RunState, StepState
+from gristmill.store.base import Report, StepOutcome
 from gristmill.submission import get_run, submit
 from gristmill.tasks import PreviousResult
 from tests.integration.test_web import Node, page, run_page

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from gristmill.engine.store import (
+from gristmill.errors import NotFoundError
+from gristmill.states import RunState, StepState, TransitionError
+from gristmill.store.base import (
     Claim,
     Failure,
     InputRecord,
@@ -29,8 +31,6 @@ from gristmill.engine.store import (
     StepOutcome,
     Store,
 )
-from gristmill.errors import NotFoundError
-from gristmill.states import RunState, StepState, TransitionError
 from gristmill.store.memory import MemoryStore
 from tests.conftest import service_absent
 

@@ -16,12 +16,12 @@ import tempfile
 from collections.abc import Callable
 
 from gristmill.context import InputFile
-from gristmill.engine.store import InputRecord, RunRecord
 from gristmill.errors import FetchError, SubmissionError, TaskError
 from gristmill.inputs import InputKind, human_size, safe_name
 from gristmill.pipelines import Pipeline
 from gristmill.storage import FilesystemStorage
 from gristmill.storage.filesystem import TooLargeError
+from gristmill.store.base import InputRecord, RunRecord
 from gristmill.validation import check_input_kind, run_validators, size_limit_message
 
 Log = Callable[[str], None]

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gristmill.context import InputFile, Reporter, RunContext
-from gristmill.engine.store import InputRecord, RunRecord, StepRecord
 from gristmill.fingerprints import Fingerprint, explain_change
 from gristmill.pipelines import Pipeline
 from gristmill.states import StepState
 from gristmill.storage import FilesystemStorage
+from gristmill.store.base import InputRecord, RunRecord, StepRecord
 from gristmill.tasks import PreviousResult, Task
 
 

@@ -22,17 +22,6 @@ from gristmill.context import RunContext
 from gristmill.engine.fetching import fetch_inputs
 from gristmill.engine.outage import Outage
 from gristmill.engine.planner import RunView, previous_result, upstream_token
-from gristmill.engine.store import (
-    CANCELLED_MESSAGE,
-    Claim,
-    Failure,
-    NextClaim,
-    OutputRecord,
-    Report,
-    RunRecord,
-    StepOutcome,
-    Store,
-)
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.errors import (
     CancelledError,
@@ -46,6 +35,17 @@ from gristmill.pipelines import Pipeline
 from gristmill.registry import Registry
 from gristmill.states import RunState, StepState, StopReason
 from gristmill.storage import FilesystemStorage
+from gristmill.store.base import (
+    CANCELLED_MESSAGE,
+    Claim,
+    Failure,
+    NextClaim,
+    OutputRecord,
+    Report,
+    RunRecord,
+    StepOutcome,
+    Store,
+)
 from gristmill.tasks import Task
 
 logger = logging.getLogger("gristmill.engine")

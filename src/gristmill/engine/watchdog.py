@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from gristmill.engine.store import Claim, Report, Store
 from gristmill.states import StopReason
+from gristmill.store.base import Claim, Report, Store
 
 FLUSH_INTERVAL = 0.25
 """Seconds between flushes of pending log lines and progress while a step runs and reports

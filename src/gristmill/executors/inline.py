@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gristmill.engine.store import Claim, Failure, Report
 from gristmill.executors.worker import Worker, worker_name
 from gristmill.inputs import InputSource
 from gristmill.pipelines import Pipeline
 from gristmill.service import Service
 from gristmill.states import RunState
+from gristmill.store.base import Claim, Failure, Report
 from gristmill.submission import create
 
 

@@ -12,11 +12,11 @@ from types import FrameType
 
 from gristmill.engine.outage import Outage, describe
 from gristmill.engine.runner import UnitRunner
-from gristmill.engine.store import KILLED_MESSAGE, Claim, Failure, NextClaim, Report
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.errors import StoreUnavailableError
 from gristmill.service import Service
 from gristmill.states import RunState, StopReason
+from gristmill.store.base import KILLED_MESSAGE, Claim, Failure, NextClaim, Report
 
 logger = logging.getLogger("gristmill.worker")
 

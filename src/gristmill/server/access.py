@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest
 
-from gristmill.engine.store import RunRecord
 from gristmill.errors import NotFoundError, SignInRequiredError
 from gristmill.pipelines import Access, Pipeline
 from gristmill.service import Service
+from gristmill.store.base import RunRecord
 from gristmill.submission import RunStatus, get_run
 
 

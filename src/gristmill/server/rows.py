@@ -11,8 +11,8 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
-from gristmill.engine.store import InputRecord, OutputRecord, RunRecord, StepRecord
 from gristmill.states import RunState
+from gristmill.store.base import InputRecord, OutputRecord, RunRecord, StepRecord
 
 RUN_FIELDS = (
     "id",

@@ -2,7 +2,7 @@
 
 Every operation is raw SQL through :mod:`gristmill.server.sql`: the hot path (submit, claim,
 load, save, finish) runs one transaction per operation, which on PostgreSQL is one round trip.
-Writes made for a claim are fenced by its attempt number (see :mod:`gristmill.engine.store`).
+Writes made for a claim are fenced by its attempt number (see :mod:`gristmill.store.base`).
 """
 
 from __future__ import annotations
@@ -17,23 +17,6 @@ from typing import Any
 
 from django.db import OperationalError, connections
 
-from gristmill.engine.store import (
-    CANCELLED_MESSAGE,
-    NEVER_STARTED_MESSAGE,
-    Claim,
-    DueRun,
-    Failure,
-    InputRecord,
-    LogLine,
-    NewRun,
-    NextClaim,
-    Renewal,
-    Report,
-    RunRecord,
-    StepOutcome,
-    StepRecord,
-    Store,
-)
 from gristmill.errors import NotFoundError, StoreUnavailableError
 from gristmill.server.doorbells import doorbells_for
 from gristmill.server.rows import (
@@ -60,6 +43,23 @@ from gristmill.states import (
     UnitState,
     check_run_end,
     run_states_before,
+)
+from gristmill.store.base import (
+    CANCELLED_MESSAGE,
+    NEVER_STARTED_MESSAGE,
+    Claim,
+    DueRun,
+    Failure,
+    InputRecord,
+    LogLine,
+    NewRun,
+    NextClaim,
+    Renewal,
+    Report,
+    RunRecord,
+    StepOutcome,
+    StepRecord,
+    Store,
 )
 
 # The moves made by a rerun and by expiry, from the one transition table.
@@ -109,7 +109,7 @@ def _parse_uuid(run_id: str) -> uuid.UUID:
 
 
 class DjangoStore(Store):
-    """A :class:`~gristmill.engine.store.Store` on the Django database ``alias``."""
+    """A :class:`~gristmill.store.base.Store` on the Django database ``alias``."""
 
     def __init__(self, alias: str = "default"):
         self.alias = alias

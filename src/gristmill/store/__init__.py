@@ -1,6 +1,6 @@
 """Store backends: where runs, steps, units, leases and log lines are kept.
 
-The contract every backend fulfils is :class:`gristmill.engine.store.Store` (its docstring
+The contract every backend fulfils is :class:`gristmill.store.base.Store` (its docstring
 states the fencing rules). The backends, chosen by name with ``GRISTMILL_STORE`` (see
 :mod:`gristmill.service`):
 

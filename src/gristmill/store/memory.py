@@ -1,7 +1,7 @@
 """A store in this process's memory: the same contract as the database, with no database.
 
 :class:`MemoryStore` keeps runs, steps, outputs, units and log lines in dictionaries under one
-lock, and follows the rules of :class:`gristmill.engine.store.Store` exactly as the SQL store
+lock, and follows the rules of :class:`gristmill.store.base.Store` exactly as the SQL store
 does: claims in unit order per queue, fencing by attempt, requeue, expiry, the attempt limit
 of lost workers with the same log lines and failure messages. Values go in and out as JSON, as
 they do through a database, so a test sees what a worker would read back.
@@ -24,7 +24,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from gristmill.engine.store import (
+from gristmill.errors import NotFoundError, StoreError
+from gristmill.states import (
+    FINAL_RUN_STATES,
+    RunState,
+    UnitKind,
+    UnitState,
+    check_run_end,
+    run_states_before,
+)
+from gristmill.store.base import (
     CANCELLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
     Claim,
@@ -41,15 +50,6 @@ from gristmill.engine.store import (
     StepOutcome,
     StepRecord,
     Store,
-)
-from gristmill.errors import NotFoundError, StoreError
-from gristmill.states import (
-    FINAL_RUN_STATES,
-    RunState,
-    UnitKind,
-    UnitState,
-    check_run_end,
-    run_states_before,
 )
 
 # The moves made by a rerun and by expiry, from the one transition table.
@@ -126,7 +126,7 @@ class _Bell:
 
 
 class MemoryStore(Store):
-    """A thread-safe :class:`~gristmill.engine.store.Store` in this process's memory."""
+    """A thread-safe :class:`~gristmill.store.base.Store` in this process's memory."""
 
     supports_processes = False
 

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gristmill.engine.store import Claim, NewRun, Report
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.states import RunState, StopReason
+from gristmill.store.base import Claim, NewRun, Report
 from gristmill.store.memory import MemoryStore
 from tests.integration.conftest import wait_until
 

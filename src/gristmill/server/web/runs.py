@@ -13,17 +13,17 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from gristmill.engine.store import (
-    CANCELLED_MESSAGE,
-    KILLED_MESSAGE,
-    NEVER_STARTED_MESSAGE,
-    LogLine,
-)
 from gristmill.pipelines import Pipeline
 from gristmill.server.api.schemas import API_ROOT, run_links
 from gristmill.service import Service
 from gristmill.staleness import Staleness, check, refresh
 from gristmill.states import RunState
+from gristmill.store.base import (
+    CANCELLED_MESSAGE,
+    KILLED_MESSAGE,
+    NEVER_STARTED_MESSAGE,
+    LogLine,
+)
 from gristmill.submission import RunStatus, get_run
 
 LOG_LINES = 1000
