@@ -90,6 +90,12 @@ def run_states_before(new: RunState, *, among: Iterable[RunState] = RunState) ->
     return [state for state in RunState if state in allowed and can_transition(state, new)]
 
 
+RERUNNABLE_RUN_STATES = run_states_before(RunState.QUEUED, among=FINAL_RUN_STATES)
+"""The states a rerun may move a run out of (back to ``queued``)."""
+EXPIRABLE_RUN_STATES = run_states_before(RunState.EXPIRED)
+"""The states expiry may move a run out of."""
+
+
 class UnitState(StrEnum):
     """Where a work unit (what a worker claims) is. A run has one unit per attempt series; the
     unit, not the run, carries the lease and the attempt number that fences a worker's writes."""

@@ -6,7 +6,9 @@ import pytest
 
 from gristmill.errors import StoreError
 from gristmill.states import (
+    EXPIRABLE_RUN_STATES,
     FINAL_RUN_STATES,
+    RERUNNABLE_RUN_STATES,
     UNIT_TRANSITIONS,
     RunState,
     StepState,
@@ -99,6 +101,11 @@ def test_the_states_a_run_may_be_rerun_or_expired_from_come_from_the_table() -> 
         RunState.CANCELLED,
     ]
     assert run_states_before(RunState.RUNNING) == [RunState.QUEUED]
+    assert (
+        RERUNNABLE_RUN_STATES
+        == EXPIRABLE_RUN_STATES
+        == sorted(FINAL_RUN_STATES, key=list(RunState).index)
+    )
 
 
 @pytest.mark.parametrize("state", [RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED])

@@ -26,12 +26,12 @@ from typing import Any
 
 from gristmill.errors import NotFoundError, StoreError
 from gristmill.states import (
-    FINAL_RUN_STATES,
+    EXPIRABLE_RUN_STATES,
+    RERUNNABLE_RUN_STATES,
     RunState,
     UnitKind,
     UnitState,
     check_run_end,
-    run_states_before,
 )
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
@@ -52,9 +52,6 @@ from gristmill.store.base import (
     Store,
 )
 
-# The moves made by a rerun and by expiry, from the one transition table.
-_REQUEUEABLE = frozenset(run_states_before(RunState.QUEUED, among=FINAL_RUN_STATES))
-_EXPIRABLE = frozenset(run_states_before(RunState.EXPIRED))
 _MAX_LOG_LINES = 10_000
 """The most log lines one read returns, as in the SQL store."""
 
@@ -257,12 +254,8 @@ class MemoryStore(Store):
                 ancestor_id=_key(run.ancestor_id) if run.ancestor_id else None,
             )
             stored = self._runs[key] = _Run(record, json.dumps(run.params))
-            unit = self._add_unit(
-                stored,
-                UnitState.CLAIMED if held else UnitState.QUEUED,
-                1 if held else 0,
-                run.max_attempts,
-            )
+            state = UnitState.CLAIMED if held else UnitState.QUEUED
+            unit = self._add_unit(stored, state, 1 if held else 0, run.max_attempts)
             if not held:
                 self._work.ring()
                 return None
@@ -314,7 +307,7 @@ class MemoryStore(Store):
         with self._lock:
             run = self._run(run_id)
             record = run.record
-            if record.state not in _REQUEUEABLE:
+            if record.state not in RERUNNABLE_RUN_STATES:
                 return False
             record.state, record.finished_at = RunState.QUEUED, None
             record.error_message = record.error_ref = record.error_traceback = None
@@ -334,7 +327,7 @@ class MemoryStore(Store):
         with self._lock:
             run = self._run(run_id)
             record = run.record
-            if record.state not in _EXPIRABLE:
+            if record.state not in EXPIRABLE_RUN_STATES:
                 return False
             record.state, record.error_message = RunState.EXPIRED, reason
             record.error_ref = record.error_traceback = None
@@ -363,7 +356,7 @@ class MemoryStore(Store):
             due = [
                 DueRun(run.record.id, run.record.created_at, run.record.expires_at)
                 for run in self._runs.values()
-                if run.record.state in _EXPIRABLE
+                if run.record.state in EXPIRABLE_RUN_STATES
                 and not run.record.pinned
                 and run.record.expires_at <= now
             ]

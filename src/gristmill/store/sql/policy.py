@@ -19,12 +19,12 @@ from typing import Any
 
 from gristmill.errors import NotFoundError, StoreUnavailableError
 from gristmill.states import (
-    FINAL_RUN_STATES,
+    EXPIRABLE_RUN_STATES,
+    RERUNNABLE_RUN_STATES,
     RunState,
     UnitKind,
     UnitState,
     check_run_end,
-    run_states_before,
 )
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
@@ -57,11 +57,9 @@ def _states(query: str, states: Sequence[RunState]) -> tuple[str, list[str]]:
 
 
 # Which runs a rerun and expiry may move, from the one transition table.
-_REQUEUE, _REQUEUEABLE = _states(
-    Q["requeue_run"], run_states_before(RunState.QUEUED, among=FINAL_RUN_STATES)
-)
-_EXPIRE, _EXPIRABLE = _states(Q["expire_run"], run_states_before(RunState.EXPIRED))
-_DUE, _ = _states(Q["due_for_expiry"], run_states_before(RunState.EXPIRED))
+_REQUEUE, _REQUEUEABLE = _states(Q["requeue_run"], RERUNNABLE_RUN_STATES)
+_EXPIRE, _EXPIRABLE = _states(Q["expire_run"], EXPIRABLE_RUN_STATES)
+_DUE, _ = _states(Q["due_for_expiry"], EXPIRABLE_RUN_STATES)
 _RUN_TABLES = ("gristmill_output", "gristmill_step", "gristmill_logline", "gristmill_input")
 _DELETE_ROWS = [Q["delete_run_rows"].format(table=t) for t in (*_RUN_TABLES, "gristmill_unit")]
 
