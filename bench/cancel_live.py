@@ -119,7 +119,7 @@ def staleness(service: Any, control: Path, seconds: float) -> dict[str, float]:
 def cancel_latency(service: Any, control: Path, tries: int) -> dict[str, float]:
     """Cancel a step reporting progress, one run at a time, at varied moments."""
     from gristmill.app.submission import submit, wait
-    from gristmill.runs import RunState
+    from gristmill.states import RunState
 
     noticed: list[float] = []
     ended: list[float] = []

@@ -293,7 +293,7 @@ class GristmillDriver(Driver):
 
     def __init__(self, service: Any, worker: subprocess.Popen[bytes], worker_log: Path):
         from gristmill.app.submission import submit, wait
-        from gristmill.runs import RunState, StepState
+        from gristmill.states import RunState, StepState
 
         self.service = service
         self.worker = worker

@@ -17,7 +17,7 @@ from gristmill.errors import (
     SubmissionError,
     TaskError,
 )
-from gristmill.runs import RunState, StepState
+from gristmill.states import RunState, StepState
 
 __all__ = [
     "Access",

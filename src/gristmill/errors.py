@@ -16,7 +16,8 @@
     ├── FetchError                        a URL input could not be fetched (which URL, and why)
     │   └── FetchTooLargeError            ... because it is larger than the input may be
     ├── StoreError                        the database could not do what was asked
-    │   └── StoreUnavailableError         ... because it cannot be reached or is full
+    │   ├── StoreUnavailableError         ... because it cannot be reached or is full
+    │   └── TransitionError               ... because the states table forbids that move
     └── TaskError                         a task failed, with a message for the end user
         ├── StepTimeoutError (TimeoutError)  a step ran past its time limit
         ├── CancelledError                   the run was cancelled while the step ran
@@ -37,8 +38,10 @@ import traceback
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from gristmill.runs import RunState
+if TYPE_CHECKING:  # states.py builds on this module
+    from gristmill.states import RunState
 
 
 class GristmillError(Exception):
@@ -151,6 +154,17 @@ class StoreError(GristmillError):
 
 class StoreUnavailableError(StoreError):
     """The store cannot be reached or has no room; nothing was written."""
+
+
+class TransitionError(StoreError):
+    """A store was asked to make a move the transition table of :mod:`gristmill.states`
+    forbids (a bug in the caller, not a race: races end in a ``False`` result, a forbidden move
+    always fails)."""
+
+    def __init__(self, current: RunState, new: RunState):
+        super().__init__(f"a run cannot go from {current.value} to {new.value}")
+        self.current = current
+        self.new = new
 
 
 class TaskError(GristmillError):

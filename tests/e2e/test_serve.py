@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from gristmill.runs import RunState
+from gristmill.states import RunState
 from tests.e2e.conftest import Server, start_server, stop_server
 from tests.integration.conftest import wait_until
 

@@ -14,7 +14,7 @@ import pytest
 from gristmill.app.service import Service
 from gristmill.app.submission import get_run, submit
 from gristmill.executors.inline import run_inline
-from gristmill.runs import RunState
+from gristmill.states import RunState
 from tests.integration.test_web import HOST, page
 
 if TYPE_CHECKING:

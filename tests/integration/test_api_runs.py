@@ -12,9 +12,9 @@ import pytest
 
 from gristmill.app.service import Service
 from gristmill.app.submission import get_run, submit
-from gristmill.engine.store import Report
 from gristmill.executors.inline import run_inline
-from gristmill.runs import RunState
+from gristmill.states import RunState
+from gristmill.store.base import Report
 from tests.integration.api import UNKNOWN_RUN, error, finished, report_run, submitted
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from django.utils.datastructures import MultiValueDict
 
 from gristmill.app.service import Service
 from gristmill.app.submission import get_run
-from gristmill.runs import RunState
+from gristmill.states import RunState
 from tests.integration.api import MULTIPART, RawUpload, error, file, submitted, upload
 
 if TYPE_CHECKING:

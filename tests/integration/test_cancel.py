@@ -22,14 +22,14 @@ import pytest
 
 from gristmill.app.service import Service
 from gristmill.app.submission import RunStatus, get_run, submit, wait
-from gristmill.engine.store import (
+from gristmill.states import RunState, StepState
+from gristmill.store.base import (
     CANCELLED_MESSAGE,
     KILLED_MESSAGE,
     Failure,
     Report,
     StepOutcome,
 )
-from gristmill.runs import RunState, StepState
 from tests.integration.conftest import Workers
 from tests.integration.test_web import run_page
 

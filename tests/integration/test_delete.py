@@ -9,7 +9,7 @@ from gristmill.app.service import Service
 from gristmill.app.submission import get_run, submit
 from gristmill.authoring.inputs import TextInput
 from gristmill.executors.inline import run_inline
-from gristmill.runs import RunState
+from gristmill.states import RunState
 from tests.integration.test_web import page
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ from gristmill.app.submission import get_run, submit
 from gristmill.authoring.inputs import JsonInput, TextInput
 from gristmill.authoring.registry import Registry
 from gristmill.engine.planner import plan
-from gristmill.engine.store import Claim, NextClaim, Report, StepOutcome
 from gristmill.errors import NotFoundError, SubmissionError
 from gristmill.executors.inline import run_inline
+from gristmill.store.base import Claim, NextClaim, Report, StepOutcome
 
 
 def run_now(service: Service, pipeline: str, inputs=(), params=None):

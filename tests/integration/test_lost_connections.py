@@ -13,11 +13,11 @@ from gristmill import Inputs, Pipeline, RunContext, RunState, task
 from gristmill.app.service import Service
 from gristmill.app.submission import get_run, submit
 from gristmill.authoring.registry import Registry
-from gristmill.engine.store import NextClaim, Report
 from gristmill.errors import StoreUnavailableError
 from gristmill.executors.inline import run_inline
 from gristmill.executors.worker import Worker
 from gristmill.server.store import DjangoStore
+from gristmill.store.base import NextClaim, Report
 
 LOST = StoreUnavailableError("the database is unavailable: the connection is lost")
 

@@ -19,7 +19,7 @@ from gristmill.app.submission import get_run, submit
 from gristmill.authoring.inputs import TextInput
 from gristmill.engine import retention
 from gristmill.executors.inline import run_inline
-from gristmill.runs import RunState
+from gristmill.states import RunState
 from gristmill.storage import FilesystemStorage
 from tests.integration.conftest import Workers, wait_until
 from tests.integration.test_web import page

@@ -10,7 +10,7 @@ from gristmill.app.service import Service
 from gristmill.app.submission import get_run, submit
 from gristmill.engine import retention
 from gristmill.executors.inline import run_inline
-from gristmill.runs import RunState
+from gristmill.states import RunState
 from tests.integration.test_access import browser, error_of, make_user
 from tests.integration.test_web import page
 

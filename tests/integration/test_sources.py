@@ -15,10 +15,10 @@ import pytest
 from gristmill.app.service import Service
 from gristmill.app.submission import get_run, submit
 from gristmill.authoring.inputs import RunOutputs, TextInput, UrlInput
-from gristmill.engine.store import Failure, InputRecord, Report
 from gristmill.errors import SubmissionError
 from gristmill.executors.inline import run_inline
-from gristmill.runs import RunState
+from gristmill.states import RunState
+from gristmill.store.base import Failure, InputRecord, Report
 
 
 def report(service: Service) -> str:

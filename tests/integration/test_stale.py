@@ -28,9 +28,9 @@ from gristmill.app.submission import get_run, submit
 from gristmill.authoring.registry import Registry
 from gristmill.authoring.tasks import PreviousResult
 from gristmill.engine.planner import plan
-from gristmill.engine.store import Report, StepOutcome
 from gristmill.executors.inline import run_inline
-from gristmill.runs import RunState, StepState
+from gristmill.states import RunState, StepState
+from gristmill.store.base import Report, StepOutcome
 from tests.integration.test_web import Node, page, run_page
 
 if TYPE_CHECKING:

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from gristmill.engine.store import (
+from gristmill.errors import NotFoundError, TransitionError
+from gristmill.states import RunState, StepState
+from gristmill.store.base import (
     Claim,
     Failure,
     InputRecord,
@@ -29,8 +31,6 @@ from gristmill.engine.store import (
     StepOutcome,
     Store,
 )
-from gristmill.errors import NotFoundError
-from gristmill.runs import RunState, StepState
 from gristmill.store.memory import MemoryStore
 from tests.conftest import service_absent
 
@@ -398,6 +398,24 @@ def test_expiring_an_ended_run_keeps_only_a_small_record(store: Store, queue: st
     assert run_id in store.unwiped(limit=10_000)
     store.mark_wiped(run_id)
     assert run_id not in store.unwiped(limit=10_000)
+
+
+@pytest.mark.parametrize("state", [RunState.QUEUED, RunState.RUNNING, RunState.EXPIRED])
+def test_a_running_run_cannot_end_in_a_state_the_transitions_forbid(
+    store: Store, queue: str, state: RunState
+) -> None:
+    # Given a running run, when its worker asks to end it in a state a running run cannot
+    # end in, then the store refuses with the move named, and writes nothing.
+    run_id = new_run(store, queue)
+    claim = claim_one(store, queue)
+    with pytest.raises(TransitionError) as refused:
+        store.finish(claim, state, Report(logs=[(1.0, "", "system", "x")]))
+    assert str(refused.value) == f"a run cannot go from running to {state.value}"
+    with pytest.raises(TransitionError):
+        store.save_step(claim, outcome(), Report(), lease=LEASE, final=state)
+    assert store.get_run(run_id).state == RunState.RUNNING
+    assert store.get_steps(run_id) == {}
+    assert store.finish(claim, RunState.SUCCEEDED, Report())  # the claim still holds
 
 
 def test_queued_and_running_runs_cannot_be_expired(store: Store, queue: str) -> None:

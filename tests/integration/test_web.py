@@ -19,9 +19,9 @@ import pytest
 
 from gristmill.app.service import Service
 from gristmill.app.submission import get_run, submit
-from gristmill.engine.store import Report
 from gristmill.executors.inline import run_inline
-from gristmill.runs import RunState
+from gristmill.states import RunState
+from gristmill.store.base import Report
 from tests.integration.conftest import HOST
 
 if TYPE_CHECKING:

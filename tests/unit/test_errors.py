@@ -20,7 +20,7 @@ from gristmill.errors import (
     SubmissionError,
     SubmissionTooLargeError,
 )
-from gristmill.runs import RunState
+from gristmill.states import RunState
 
 PACKAGE = Path(errors.__file__).parent
 CORE = [PACKAGE / "errors.py"] + [

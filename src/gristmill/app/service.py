@@ -21,10 +21,10 @@ from typing import Any, Protocol
 
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.registry import Registry
-from gristmill.engine.store import Store
 from gristmill.errors import ConfigurationError
 from gristmill.settings import Settings
 from gristmill.storage import FilesystemStorage
+from gristmill.store.base import Store
 
 
 class StoreFactory(Protocol):

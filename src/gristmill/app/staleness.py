@@ -25,9 +25,9 @@ from datetime import UTC, datetime, timedelta
 from gristmill.app.service import Service
 from gristmill.authoring.fingerprints import Fingerprint
 from gristmill.engine.planner import StepPlan, plan
-from gristmill.engine.store import RunRecord, StepRecord
 from gristmill.errors import InternalErrorRef, NotFoundError
-from gristmill.runs import RunState, StepState
+from gristmill.states import RunState, StepState
+from gristmill.store.base import RunRecord, StepRecord
 
 logger = logging.getLogger("gristmill.app.staleness")
 

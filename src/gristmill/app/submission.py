@@ -45,14 +45,6 @@ from gristmill.authoring.validation import (
     size_limit_message,
     validate_params,
 )
-from gristmill.engine.store import (
-    Claim,
-    InputRecord,
-    NewRun,
-    OutputRecord,
-    RunRecord,
-    StepRecord,
-)
 from gristmill.errors import (
     FetchError,
     NotFoundError,
@@ -61,7 +53,15 @@ from gristmill.errors import (
     SubmissionTooLargeError,
     TooLargeError,
 )
-from gristmill.runs import RunState, StepState
+from gristmill.states import RunState, StepState
+from gristmill.store.base import (
+    Claim,
+    InputRecord,
+    NewRun,
+    OutputRecord,
+    RunRecord,
+    StepRecord,
+)
 
 
 @dataclass

@@ -30,7 +30,7 @@ class PreviousResult:
     """The stored result of a step from an earlier attempt or run of the same inputs."""
 
     state: str
-    """The stored :class:`~gristmill.runs.StepState` value (``succeeded`` or ``skipped``)."""
+    """The stored :class:`~gristmill.states.StepState` value (``succeeded`` or ``skipped``)."""
     result: Any
     """The JSON result the step returned."""
     fingerprint: Fingerprint

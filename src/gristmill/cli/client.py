@@ -18,7 +18,7 @@ from rich.console import Console
 from gristmill.authoring.validation import params_from_text
 from gristmill.cli.display import run_display
 from gristmill.cli.options import param_option, parse_params
-from gristmill.runs import RunState
+from gristmill.states import RunState
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True, highlight=False)

@@ -18,8 +18,8 @@ from gristmill.authoring.registry import Registry, load_spec
 from gristmill.cli.display import run_display
 from gristmill.cli.options import build_settings, param_option, parse_params, settings_options
 from gristmill.errors import ConfigurationError, GristmillError, SubmissionError
-from gristmill.runs import RunState
 from gristmill.settings import Settings
+from gristmill.states import RunState
 
 console = Console(stderr=True, soft_wrap=True)
 

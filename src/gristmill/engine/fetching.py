@@ -19,9 +19,9 @@ from gristmill.authoring.context import InputFile
 from gristmill.authoring.inputs import InputKind, human_size, safe_name
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.validation import check_input_kind, run_validators, size_limit_message
-from gristmill.engine.store import InputRecord, RunRecord
 from gristmill.errors import FetchError, SubmissionError, TaskError, TooLargeError
 from gristmill.storage import FilesystemStorage
+from gristmill.store.base import InputRecord, RunRecord
 
 Log = Callable[[str], None]
 

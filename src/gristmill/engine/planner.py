@@ -14,9 +14,9 @@ from gristmill.authoring.context import InputFile, Reporter, RunContext
 from gristmill.authoring.fingerprints import Fingerprint, explain_change
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.tasks import PreviousResult, Task
-from gristmill.engine.store import InputRecord, RunRecord, StepRecord
-from gristmill.runs import StepState
+from gristmill.states import StepState
 from gristmill.storage import FilesystemStorage
+from gristmill.store.base import InputRecord, RunRecord, StepRecord
 
 
 def step_fingerprint(

@@ -17,8 +17,8 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from gristmill.engine.store import Store
 from gristmill.storage import FilesystemStorage
+from gristmill.store.base import Store
 
 logger = logging.getLogger("gristmill.retention")
 

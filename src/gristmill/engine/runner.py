@@ -24,7 +24,18 @@ from gristmill.authoring.tasks import Task
 from gristmill.engine.fetching import fetch_inputs
 from gristmill.engine.outage import Outage
 from gristmill.engine.planner import RunView, previous_result, upstream_token
-from gristmill.engine.store import (
+from gristmill.engine.watchdog import UnitReporter, Watchdog
+from gristmill.errors import (
+    CancelledError,
+    InternalErrorRef,
+    NotFoundError,
+    StepTimeoutError,
+    StoreUnavailableError,
+    TaskError,
+)
+from gristmill.states import RunState, StepState, StopReason
+from gristmill.storage import FilesystemStorage
+from gristmill.store.base import (
     CANCELLED_MESSAGE,
     Claim,
     Failure,
@@ -35,17 +46,6 @@ from gristmill.engine.store import (
     StepOutcome,
     Store,
 )
-from gristmill.engine.watchdog import UnitReporter, Watchdog
-from gristmill.errors import (
-    CancelledError,
-    InternalErrorRef,
-    NotFoundError,
-    StepTimeoutError,
-    StoreUnavailableError,
-    TaskError,
-)
-from gristmill.runs import RunState, StepState
-from gristmill.storage import FilesystemStorage
 
 logger = logging.getLogger("gristmill.engine")
 
@@ -187,7 +187,7 @@ class UnitRunner:
         tokens: dict[str, str] = {}
         last = len(pipeline.steps) - 1
         for position, task in enumerate(pipeline.steps):
-            if reporter.cancel_reason == "cancelled":
+            if reporter.cancel_reason == StopReason.CANCELLED:
                 # Asked to stop during the step before: the steps after it never start.
                 return self._end(claim, reporter, RunState.CANCELLED, Failure(CANCELLED_MESSAGE))
             name = task.step_name
@@ -281,7 +281,7 @@ class UnitRunner:
         try:
             result = task.process(step.context, step.context.upstream)
         except CancelledError:
-            if reporter.cancel_reason == "timeout":
+            if reporter.cancel_reason == StopReason.TIMEOUT:
                 limit = task.timeout or pipeline.step_timeout
                 raise StepTimeoutError(
                     f"step `{name}` ran past its time limit of {limit:g} s"
@@ -289,9 +289,9 @@ class UnitRunner:
             raise
         finally:
             self.watchdog.step_started(None)
-        if reporter.cancel_reason == "lost":
+        if reporter.cancel_reason == StopReason.LOST:
             raise _Fenced()
-        if reporter.cancel_reason == "timeout":
+        if reporter.cancel_reason == StopReason.TIMEOUT:
             # The step noticed its time limit late but returned a result: keep it, and do not
             # let the next step start out cancelled.
             reporter.clear_cancel()
@@ -354,9 +354,9 @@ class UnitRunner:
             else:
                 self.outage.recovered()
                 return result
-            if reporter.cancel_reason == "drain":
+            if reporter.cancel_reason == StopReason.DRAIN:
                 raise _Abandoned()
-            if reporter.cancel_reason == "lost":
+            if reporter.cancel_reason == StopReason.LOST:
                 raise _Fenced()
             # Not a synchronisation: the database is polled until it answers, backing off.
             time.sleep(delay)
@@ -404,9 +404,9 @@ class UnitRunner:
         run_state = RunState.FAILED
         if isinstance(error, _Fenced | _Abandoned):
             raise error
-        if isinstance(error, CancelledError) and reporter.cancel_reason == "lost":
+        if isinstance(error, CancelledError) and reporter.cancel_reason == StopReason.LOST:
             raise _Fenced()
-        if isinstance(error, CancelledError) and reporter.cancel_reason == "drain":
+        if isinstance(error, CancelledError) and reporter.cancel_reason == StopReason.DRAIN:
             with reporter.write_lock:
                 self.store.release(claim, reporter.take())
             return None

@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from gristmill.engine.store import Claim, Report, Store
+from gristmill.states import StopReason
+from gristmill.store.base import Claim, Report, Store
 
 FLUSH_INTERVAL = 0.25
 """Seconds between flushes of pending log lines and progress while a step runs and reports
@@ -48,7 +49,7 @@ class UnitReporter:
         self._dirty = False
         self.step = ""
         self.cancel_event = threading.Event()
-        self.cancel_reason: str | None = None
+        self.cancel_reason: StopReason | None = None
 
     def begin_step(self, name: str) -> None:
         with self._lock:
@@ -77,8 +78,9 @@ class UnitReporter:
     def is_cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
-    def cancel(self, reason: str) -> None:
-        """Ask the running step to stop (``reason``: cancelled, timeout, lost)."""
+    def cancel(self, reason: StopReason) -> None:
+        """Ask the running step to stop; the first reason given is kept until
+        :meth:`clear_cancel`."""
         with self._lock:
             if self.cancel_reason is None:
                 self.cancel_reason = reason
@@ -218,13 +220,13 @@ class Watchdog:
         except Exception:  # a database hiccup: the next look, or the next flush, tells
             return
         if requested and guard is self._guard:
-            guard.reporter.cancel("cancelled")
+            guard.reporter.cancel(StopReason.CANCELLED)
 
     def _enforce(self, guard: _Guard, now: float) -> None:
         if self._drain_at is not None and now >= self._drain_at:
-            guard.reporter.cancel("drain")
+            guard.reporter.cancel(StopReason.DRAIN)
         if guard.deadline is not None and now >= guard.deadline and guard.hard_deadline is None:
-            guard.reporter.cancel("timeout")
+            guard.reporter.cancel(StopReason.TIMEOUT)
             guard.hard_deadline = now + self.kill_grace
         if guard.reporter.is_cancelled() and guard.hard_deadline is None:
             guard.hard_deadline = now + self.kill_grace
@@ -244,6 +246,6 @@ class Watchdog:
                 guard.reporter.restore(report)
                 return
         if not renewal.owned:
-            guard.reporter.cancel("lost")
+            guard.reporter.cancel(StopReason.LOST)
         elif renewal.cancel_requested:
-            guard.reporter.cancel("cancelled")
+            guard.reporter.cancel(StopReason.CANCELLED)

@@ -15,9 +15,9 @@ from gristmill.app.service import Service
 from gristmill.app.submission import create
 from gristmill.authoring.inputs import InputSource
 from gristmill.authoring.pipelines import Pipeline
-from gristmill.engine.store import Claim, Failure, Report
 from gristmill.executors.worker import Worker, worker_name
-from gristmill.runs import RunState
+from gristmill.states import RunState
+from gristmill.store.base import Claim, Failure, Report
 
 
 class InlineExecutor:

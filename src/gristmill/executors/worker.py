@@ -13,10 +13,10 @@ from types import FrameType
 from gristmill.app.service import Service
 from gristmill.engine.outage import Outage, describe
 from gristmill.engine.runner import UnitRunner
-from gristmill.engine.store import KILLED_MESSAGE, Claim, Failure, NextClaim, Report
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.errors import StoreUnavailableError
-from gristmill.runs import RunState
+from gristmill.states import RunState, StopReason
+from gristmill.store.base import KILLED_MESSAGE, Claim, Failure, NextClaim, Report
 
 logger = logging.getLogger("gristmill.worker")
 
@@ -35,11 +35,11 @@ def hard_stop_message(
     """What a unit ends as when its step would not stop when asked."""
     step = reporter.step
     reason = reporter.cancel_reason
-    if reason == "timeout":
+    if reason == StopReason.TIMEOUT:
         return RunState.FAILED, Failure(
             f"step `{step}` ran past its time limit and did not stop; its processes were killed"
         )
-    if reason == "cancelled":
+    if reason == StopReason.CANCELLED:
         return RunState.CANCELLED, Failure(KILLED_MESSAGE, step=step)
     return None, None
 
@@ -92,7 +92,7 @@ class Worker:
         store = self.service.store
         try:
             with reporter.write_lock:
-                if reporter.cancel_reason == "drain":
+                if reporter.cancel_reason == StopReason.DRAIN:
                     store.release(claim, reporter.take())
                 else:
                     state, failure = hard_stop_message(reporter, None)

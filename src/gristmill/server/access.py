@@ -20,8 +20,8 @@ from django.http import HttpRequest
 from gristmill.app.service import Service
 from gristmill.app.submission import RunStatus, get_run
 from gristmill.authoring.pipelines import Access, Pipeline
-from gristmill.engine.store import RunRecord
 from gristmill.errors import NotFoundError, SignInRequiredError
+from gristmill.store.base import RunRecord
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import logging
 from gristmill.app.service import Service
 from gristmill.engine import retention
 from gristmill.errors import ConflictError, PermissionDeniedError, SignInRequiredError
-from gristmill.runs import RunState
 from gristmill.server.access import Caller, visible_run
+from gristmill.states import RunState
 
 logger = logging.getLogger("gristmill.actions")
 

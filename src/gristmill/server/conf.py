@@ -13,9 +13,9 @@ from typing import Any
 
 import dj_database_url
 
-from gristmill.engine.store import Store
 from gristmill.errors import ConfigurationError
 from gristmill.settings import Settings
+from gristmill.store.base import Store
 
 # page_size only applies when the file is created (before WAL mode): small pages mean fewer
 # bytes written per commit, and gristmill's rows are small.

@@ -1,5 +1,5 @@
-"""Doorbells for the Django store: Unix sockets for a SQLite file, LISTEN/NOTIFY on
-PostgreSQL. Either way a ring only says "look at the database".
+"""Doorbells for the SQL store on Django's connections: Unix sockets for a SQLite file,
+LISTEN/NOTIFY on PostgreSQL. Either way a ring only says "look at the database".
 
 Three channels: ``work`` (a unit was queued), ``done`` (a run ended) and ``cancel`` (a running
 run was asked to stop: the watchdog of the worker holding it looks at once)."""
@@ -11,18 +11,13 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from django.db import connections
 
 from gristmill.engine.doorbell import SocketDoorbell
 from gristmill.errors import ConfigurationError, StoreUnavailableError
-
-
-class Doorbell(Protocol):
-    def ring(self) -> None: ...
-    def wait(self, timeout: float) -> bool: ...
-    def close(self) -> None: ...
+from gristmill.store.sql.dialect import Doorbell
 
 
 class PostgresDoorbell:

@@ -8,7 +8,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from gristmill.runs import RunState, StepState
+from gristmill.states import RunState, StepState
 
 RUN_STATES = [(s.value, s.value) for s in RunState]
 STEP_STATES = [(s.value, s.value) for s in StepState]

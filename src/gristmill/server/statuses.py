@@ -44,6 +44,7 @@ from gristmill.errors import (
     SubmissionTooLargeError,
     TaskError,
     TooLargeError,
+    TransitionError,
 )
 
 CODES = {
@@ -82,6 +83,7 @@ STATUSES: dict[type[BaseException], int] = {
     FetchTooLargeError: 413,
     StoreError: 500,
     StoreUnavailableError: 503,
+    TransitionError: 500,  # a bug in the caller: an internal error with a reference
     TaskError: 500,
     StepTimeoutError: 500,
     CancelledError: 500,

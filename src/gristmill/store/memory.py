@@ -1,7 +1,7 @@
 """A store in this process's memory: the same contract as the database, with no database.
 
 :class:`MemoryStore` keeps runs, steps, outputs, units and log lines in dictionaries under one
-lock, and follows the rules of :class:`gristmill.engine.store.Store` exactly as the SQL store
+lock, and follows the rules of :class:`gristmill.store.base.Store` exactly as the SQL store
 does: claims in unit order per queue, fencing by attempt, requeue, expiry, the attempt limit
 of lost workers with the same log lines and failure messages. Values go in and out as JSON, as
 they do through a database, so a test sees what a worker would read back.
@@ -24,7 +24,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from gristmill.engine.store import (
+from gristmill.errors import NotFoundError, StoreError
+from gristmill.states import (
+    EXPIRABLE_RUN_STATES,
+    RERUNNABLE_RUN_STATES,
+    RunState,
+    UnitKind,
+    UnitState,
+    check_run_end,
+)
+from gristmill.store.base import (
     CANCELLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
     Claim,
@@ -42,10 +51,7 @@ from gristmill.engine.store import (
     StepRecord,
     Store,
 )
-from gristmill.errors import NotFoundError, StoreError
-from gristmill.runs import RunState
 
-_ENDED = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
 _MAX_LOG_LINES = 10_000
 """The most log lines one read returns, as in the SQL store."""
 
@@ -75,7 +81,7 @@ class _Unit:
     worker: str | None = None
     lease_until: float | None = None
     last_error: str | None = None
-    kind: str = "run"
+    kind: str = UnitKind.RUN
 
 
 @dataclass
@@ -117,7 +123,7 @@ class _Bell:
 
 
 class MemoryStore(Store):
-    """A thread-safe :class:`~gristmill.engine.store.Store` in this process's memory."""
+    """A thread-safe :class:`~gristmill.store.base.Store` in this process's memory."""
 
     supports_processes = False
 
@@ -142,7 +148,7 @@ class MemoryStore(Store):
     def _held(self, claim: Claim) -> _Unit | None:
         """The claimed unit if ``claim`` still holds it (the fence), else None."""
         unit = self._units.get(claim.unit_id)
-        if unit is None or unit.attempt != claim.attempt or unit.state != "claimed":
+        if unit is None or unit.attempt != claim.attempt or unit.state != UnitState.CLAIMED:
             return None
         return unit
 
@@ -187,7 +193,7 @@ class MemoryStore(Store):
     def _claim_units(self, units: Sequence[_Unit], worker: str, lease: float) -> list[Claim]:
         claims = []
         for unit in units:
-            unit.state, unit.attempt = "claimed", unit.attempt + 1
+            unit.state, unit.attempt = UnitState.CLAIMED, unit.attempt + 1
             unit.worker, unit.lease_until = worker, time.time() + lease
             record = self._runs[unit.run_id].record
             if record.state == RunState.QUEUED:
@@ -200,7 +206,7 @@ class MemoryStore(Store):
         return [
             unit
             for unit in self._units.values()
-            if unit.state == "queued" and (not queues or unit.queue in queues)
+            if unit.state == UnitState.QUEUED and (not queues or unit.queue in queues)
         ]
 
     def _then_claim(self, then_claim: NextClaim | None) -> None:
@@ -248,9 +254,8 @@ class MemoryStore(Store):
                 ancestor_id=_key(run.ancestor_id) if run.ancestor_id else None,
             )
             stored = self._runs[key] = _Run(record, json.dumps(run.params))
-            unit = self._add_unit(
-                stored, "claimed" if held else "queued", 1 if held else 0, run.max_attempts
-            )
+            state = UnitState.CLAIMED if held else UnitState.QUEUED
+            unit = self._add_unit(stored, state, 1 if held else 0, run.max_attempts)
             if not held:
                 self._work.ring()
                 return None
@@ -293,8 +298,8 @@ class MemoryStore(Store):
             record.state, record.finished_at = RunState.CANCELLED, datetime.now(UTC)
             record.error_message = NEVER_STARTED_MESSAGE
             for unit in run.units:
-                if unit.state == "queued":
-                    unit.state = "done"
+                if unit.state == UnitState.QUEUED:
+                    unit.state = UnitState.DONE
         self._done.ring()
         return True
 
@@ -302,7 +307,7 @@ class MemoryStore(Store):
         with self._lock:
             run = self._run(run_id)
             record = run.record
-            if record.state not in _ENDED:
+            if record.state not in RERUNNABLE_RUN_STATES:
                 return False
             record.state, record.finished_at = RunState.QUEUED, None
             record.error_message = record.error_ref = record.error_traceback = None
@@ -313,7 +318,7 @@ class MemoryStore(Store):
             record.progress_done = record.progress_total = None
             # Attempt numbers keep rising over the run's life: they name work directories.
             latest = run.units[-1]
-            self._add_unit(run, "queued", latest.attempt, latest.max_attempts)
+            self._add_unit(run, UnitState.QUEUED, latest.attempt, latest.max_attempts)
             self._log(run, [(time.time(), "", "system", f"queued again: {reason}")])
         self._work.ring()
         return True
@@ -322,7 +327,7 @@ class MemoryStore(Store):
         with self._lock:
             run = self._run(run_id)
             record = run.record
-            if record.state not in _ENDED:
+            if record.state not in EXPIRABLE_RUN_STATES:
                 return False
             record.state, record.error_message = RunState.EXPIRED, reason
             record.error_ref = record.error_traceback = None
@@ -351,7 +356,7 @@ class MemoryStore(Store):
             due = [
                 DueRun(run.record.id, run.record.created_at, run.record.expires_at)
                 for run in self._runs.values()
-                if run.record.state in _ENDED
+                if run.record.state in EXPIRABLE_RUN_STATES
                 and not run.record.pinned
                 and run.record.expires_at <= now
             ]
@@ -398,10 +403,10 @@ class MemoryStore(Store):
         with self._lock:
             if unit_id is not None:
                 unit = self._units.get(unit_id)
-                units = [unit] if unit is not None and unit.state == "queued" else []
+                units = [unit] if unit is not None and unit.state == UnitState.QUEUED else []
             elif run_id is not None:
                 run = self._runs.get(_key(run_id))
-                queued = [u for u in run.units if u.state == "queued"] if run else []
+                queued = [u for u in run.units if u.state == UnitState.QUEUED] if run else []
                 units = queued[:1]
             else:
                 units = self._queued(queues)[: max(0, limit)]
@@ -417,6 +422,8 @@ class MemoryStore(Store):
         final: RunState | None = None,
         then_claim: NextClaim | None = None,
     ) -> bool:
+        if final is not None:
+            check_run_end(final)
         with self._lock:
             unit = self._held(claim)
             if unit is None:
@@ -425,7 +432,7 @@ class MemoryStore(Store):
             if final is None:
                 unit.lease_until = time.time() + lease
             else:
-                unit.state, unit.lease_until = "done", None
+                unit.state, unit.lease_until = UnitState.DONE, None
             self._store_step(run, claim.attempt, outcome)
             if final is None:
                 self._write_report(run, report)
@@ -474,7 +481,7 @@ class MemoryStore(Store):
             return [
                 Claim(unit.id, unit.run_id, unit.attempt, unit.kind)
                 for unit in sorted(self._units.values(), key=lambda unit: unit.id)
-                if unit.state == "claimed" and unit.worker == worker
+                if unit.state == UnitState.CLAIMED and unit.worker == worker
             ]
 
     def cancel_requested(self, claim: Claim) -> bool:
@@ -500,11 +507,12 @@ class MemoryStore(Store):
         *,
         then_claim: NextClaim | None = None,
     ) -> bool:
+        check_run_end(state)
         with self._lock:
             unit = self._held(claim)
             if unit is None:
                 return False
-            unit.state, unit.lease_until = "done", None
+            unit.state, unit.lease_until = UnitState.DONE, None
             run = self._runs[unit.run_id]
             self._write_logs(run, report)
             self._end(run, state, failure)
@@ -520,7 +528,7 @@ class MemoryStore(Store):
             unit = self._held(claim)
             if unit is None:
                 return False
-            unit.state, unit.worker, unit.lease_until = "queued", None, None
+            unit.state, unit.worker, unit.lease_until = UnitState.QUEUED, None, None
             run = self._runs[unit.run_id]
             self._write_logs(run, report)
             if run.record.state == RunState.RUNNING:
@@ -533,7 +541,7 @@ class MemoryStore(Store):
         run = self._runs[unit.run_id]
         unit.failures += 1
         give_up = unit.failures >= unit.max_attempts
-        unit.state = "done" if give_up else "queued"
+        unit.state = UnitState.DONE if give_up else UnitState.QUEUED
         unit.worker, unit.lease_until, unit.last_error = None, None, reason
         if give_up:
             message = (
@@ -552,7 +560,11 @@ class MemoryStore(Store):
 
     def release_worker(self, worker: str, reason: str) -> int:
         with self._lock:
-            units = [u for u in self._units.values() if u.state == "claimed" and u.worker == worker]
+            units = [
+                u
+                for u in self._units.values()
+                if u.state == UnitState.CLAIMED and u.worker == worker
+            ]
             return sum(self._lose(unit, reason) for unit in units)
 
     def reap(self) -> int:
@@ -561,7 +573,7 @@ class MemoryStore(Store):
             units = [
                 unit
                 for unit in self._units.values()
-                if unit.state == "claimed" and unit.lease_until is not None
+                if unit.state == UnitState.CLAIMED and unit.lease_until is not None
                 if unit.lease_until < now
             ]
             return sum(self._lose(unit, "its lease expired") for unit in units)

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from gristmill.app.service import Service, memory_store, store_factory
 from gristmill.authoring.registry import Registry
 from gristmill.cli.main import main
-from gristmill.engine.store import Store
 from gristmill.errors import ConfigurationError
 from gristmill.executors.local import Supervisor
 from gristmill.settings import Settings
+from gristmill.store.base import Store
 from gristmill.store.memory import MemoryStore
 
 made: list[Settings] = []

@@ -8,7 +8,7 @@ from gristmill import Inputs, Pipeline, RunContext, task
 from gristmill.app.submission import get_run, submit
 from gristmill.executors.inline import InlineExecutor, run_inline
 from gristmill.executors.worker import Worker
-from gristmill.runs import RunState
+from gristmill.states import RunState
 from tests.unit.engine.conftest import MakeService
 
 

@@ -7,8 +7,8 @@ import threading
 import uuid
 from datetime import UTC, datetime
 
-from gristmill.engine.store import Claim, NewRun, Report
-from gristmill.runs import RunState
+from gristmill.states import RunState
+from gristmill.store.base import Claim, NewRun, Report
 from gristmill.store.memory import MemoryStore
 
 

@@ -11,7 +11,7 @@ from gristmill import CancelledError, Inputs, Pipeline, RunContext, TaskError, t
 from gristmill.app.service import Service
 from gristmill.app.submission import RunStatus, get_run, submit
 from gristmill.executors.inline import InlineExecutor, run_inline
-from gristmill.runs import RunState, StepState
+from gristmill.states import RunState, StepState
 from tests.integration.conftest import wait_until
 from tests.unit.engine.conftest import MakeService
 

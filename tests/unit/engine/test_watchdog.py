@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gristmill.engine.store import Claim, NewRun, Report
 from gristmill.engine.watchdog import UnitReporter, Watchdog
-from gristmill.runs import RunState
+from gristmill.states import RunState, StopReason
+from gristmill.store.base import Claim, NewRun, Report
 from gristmill.store.memory import MemoryStore
 from tests.integration.conftest import wait_until
 
@@ -117,7 +117,7 @@ def test_a_lease_taken_over_tells_the_step_to_stop(store: MemoryStore, watchdog:
     assert store.claim("w2", queues=None, lease=30, run_id=claim.run_id)
     watchdog.watch(claim, reporter)
     wait_until(reporter.is_cancelled, message="the watchdog to notice")
-    assert reporter.cancel_reason == "lost"
+    assert reporter.cancel_reason == StopReason.LOST
 
 
 def test_a_cancel_request_reaches_the_step(store: MemoryStore, watchdog: Watchdog) -> None:
@@ -125,7 +125,7 @@ def test_a_cancel_request_reaches_the_step(store: MemoryStore, watchdog: Watchdo
     watchdog.watch(claim, reporter)
     assert store.request_cancel(claim.run_id)
     wait_until(reporter.is_cancelled, message="the watchdog to notice")
-    assert reporter.cancel_reason == "cancelled"
+    assert reporter.cancel_reason == StopReason.CANCELLED
 
 
 def test_draining_asks_the_running_step_to_stop(

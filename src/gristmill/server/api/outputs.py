@@ -16,12 +16,12 @@ from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 from ninja import Router
 
 from gristmill.app.service import Service, default_service
-from gristmill.engine.store import OutputRecord
 from gristmill.errors import NotFoundError
 from gristmill.server.access import visible_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.downloads import DOWNLOAD_DOC, attachment
 from gristmill.server.api.schemas import API_ROOT, ErrorOut, OutputOut
+from gristmill.store.base import OutputRecord
 
 router = Router(tags=["outputs"])
 

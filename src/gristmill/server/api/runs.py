@@ -19,7 +19,6 @@ from gristmill.app.staleness import accept, check
 from gristmill.app.submission import RunStatus
 from gristmill.engine.planner import RunView
 from gristmill.errors import ConflictError, InternalErrorRef, PermissionDeniedError
-from gristmill.runs import StepState
 from gristmill.server import actions
 from gristmill.server.access import visible_run
 from gristmill.server.api.auth import caller_of
@@ -38,6 +37,7 @@ from gristmill.server.api.schemas import (
     StepResultOut,
     run_links,
 )
+from gristmill.states import StepState
 
 router = Router(tags=["runs"])
 

@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gristmill.runs import RunState, StepState
+from gristmill.states import RunState, StepState
 
 API_ROOT = "/api/v1"
 """Where the URLconf mounts the API; the links in answers start with it."""

@@ -6,7 +6,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-import gristmill.runs
+import gristmill.states
 
 
 class Migration(migrations.Migration):
@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
                             ("cancelled", "cancelled"),
                             ("expired", "expired"),
                         ],
-                        default=gristmill.runs.RunState["QUEUED"],
+                        default=gristmill.states.RunState["QUEUED"],
                         max_length=16,
                     ),
                 ),

@@ -7,9 +7,9 @@ from typing import Any
 
 from django.core.paginator import Page, Paginator
 
-from gristmill.runs import RunState
 from gristmill.server.access import Caller
 from gristmill.server.models import Run
+from gristmill.states import RunState
 
 PER_PAGE = 50
 

@@ -26,9 +26,9 @@ from gristmill.app.staleness import Staleness
 from gristmill.app.submission import RunStatus, StepStatus
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.errors import InternalErrorRef
-from gristmill.runs import StepState
 from gristmill.server.api.errors import internal_error
 from gristmill.server.api.runs import step_contexts
+from gristmill.states import StepState
 
 MAX_ITEMS = 1000
 """The most entries of one dict or list shown; the rest are counted, not shown."""

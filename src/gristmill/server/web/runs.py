@@ -17,14 +17,14 @@ from gristmill.app.service import Service
 from gristmill.app.staleness import Staleness, check, refresh
 from gristmill.app.submission import RunStatus, get_run
 from gristmill.authoring.pipelines import Pipeline
-from gristmill.engine.store import (
+from gristmill.server.api.schemas import API_ROOT, run_links
+from gristmill.states import RunState
+from gristmill.store.base import (
     CANCELLED_MESSAGE,
     KILLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
     LogLine,
 )
-from gristmill.runs import RunState
-from gristmill.server.api.schemas import API_ROOT, run_links
 
 LOG_LINES = 1000
 """The most log lines the page shows when it is made; the script reads on from there."""

@@ -27,8 +27,10 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from gristmill.app.service import default_service
 from gristmill.app.submission import submit
-from gristmill.errors import SignInRequiredError, SubmissionError
-from gristmill.runs import RunState
+from gristmill.errors import (
+    SignInRequiredError,
+    SubmissionError,
+)
 from gristmill.server import actions
 from gristmill.server.access import (
     may_see_pipeline,
@@ -44,6 +46,7 @@ from gristmill.server.web.history import RunFilter
 from gristmill.server.web.history import run_page as runs_page
 from gristmill.server.web.results import step_results
 from gristmill.server.web.runs import run_page_context, sentence
+from gristmill.states import RunState
 
 P = ParamSpec("P")
 View = Callable[Concatenate[HttpRequest, P], HttpResponse]

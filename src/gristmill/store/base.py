@@ -1,9 +1,9 @@
 """The store interface: everything the engine needs from a database, and nothing more.
 
 The database is the truth. Every run, step result, work unit, lease and log line lives in the
-store; executors only move unit ids around. The Django app implements this interface
-(:class:`gristmill.server.store.DjangoStore`), and :class:`gristmill.store.memory.MemoryStore`
-keeps the same contract in memory for tests; the engine never imports Django.
+store; executors only move unit ids around. :class:`gristmill.store.sql.SqlStore` implements
+this interface on SQLite and PostgreSQL, and :class:`gristmill.store.memory.MemoryStore` keeps
+the same contract in memory for tests; neither, nor the engine, imports Django.
 
 Fencing: each claim of a unit increments its ``attempt``. Every write made on behalf of a claim
 (:meth:`Store.save_step`, :meth:`Store.flush`, :meth:`Store.finish`, :meth:`Store.renew`) checks
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from gristmill.runs import RunState
+from gristmill.states import RunState, UnitKind
 
 CANCELLED_MESSAGE = "the run was cancelled"
 """The message of a run that a cancel stopped, unless its worker had more to say."""
@@ -39,7 +39,7 @@ class Claim:
     run_id: str
     attempt: int
     """Fencing token: how many times the unit has been claimed, this claim included."""
-    kind: str = "run"
+    kind: str = UnitKind.RUN
     preload: Any = field(default=None, compare=False, repr=False)
     """``(RunRecord, steps)`` when the store loaded them with the claim (saves a query)."""
 

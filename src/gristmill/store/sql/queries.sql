@@ -1,0 +1,210 @@
+-- Every statement of the SQL store, each under its name (read by gristmill.store.sql.queries).
+--
+-- Placeholders are %s for both dialects (SQLite's dialect turns them into ?). A few statements
+-- hold a {slot} that the store fills once at import (state lists from gristmill.states) or per
+-- call (a worker's queue list): nothing a user sends is ever formatted into them.
+-- States are parameters, never literals, so that gristmill.states alone names them.
+
+-- name: create_run
+INSERT INTO gristmill_run (id, pipeline, queue, state, params, owner_id, ancestor_id,
+    created_at, expires_at, cancel_requested, pinned)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+
+-- name: create_input
+INSERT INTO gristmill_input (run_id, position, name, kind, path, size, sha256, media_type,
+    source)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+
+-- name: create_unit
+INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts, worker,
+    lease_until)
+VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s)
+
+-- name: unit_of_run
+SELECT id FROM gristmill_unit WHERE run_id = %s
+
+-- name: run_exists
+SELECT 1 FROM gristmill_run WHERE id = %s
+
+-- name: run_state
+SELECT state FROM gristmill_run WHERE id = %s
+
+-- name: read_log
+SELECT id, at, step, stream, text FROM gristmill_logline
+WHERE run_id = %s AND id > %s ORDER BY id LIMIT %s
+
+-- name: add_log_line
+INSERT INTO gristmill_logline (run_id, at, step, stream, text) VALUES (%s, %s, %s, %s, %s)
+
+-- name: report_progress
+UPDATE gristmill_run SET current_step = %s, stage = %s, progress_done = %s, progress_total = %s
+WHERE id = %s
+
+-- name: end_run
+-- A cancel requested before this write commits wins over whatever the worker saw.
+UPDATE gristmill_run SET
+    state = CASE WHEN cancel_requested THEN %s ELSE %s END,
+    error_message = CASE WHEN cancel_requested THEN %s ELSE %s END,
+    error_ref = CASE WHEN cancel_requested THEN NULL ELSE %s END,
+    error_traceback = CASE WHEN cancel_requested THEN NULL ELSE %s END,
+    interrupted_step = CASE WHEN cancel_requested THEN %s ELSE %s END,
+    finished_at = %s, current_step = NULL, stage = NULL, progress_done = NULL,
+    progress_total = NULL
+WHERE id = %s
+
+-- name: start_run
+UPDATE gristmill_run SET state = %s, started_at = %s WHERE id = %s
+
+-- name: fence_unit
+UPDATE gristmill_unit SET lease_until = %s, state = %s
+WHERE id = %s AND attempt = %s AND state = %s
+
+-- name: cancel_queued_run
+UPDATE gristmill_run SET state = %s, finished_at = %s, error_message = %s,
+    cancel_requested = %s, cancel_requested_at = %s, cancel_requested_by = %s
+WHERE id = %s AND state = %s
+
+-- name: end_queued_units
+UPDATE gristmill_unit SET state = %s WHERE run_id = %s AND state = %s
+
+-- name: cancel_running_run
+UPDATE gristmill_run SET cancel_requested = %s,
+    cancel_requested_at = COALESCE(cancel_requested_at, %s),
+    cancel_requested_by = CASE WHEN cancel_requested_at IS NULL THEN %s
+        ELSE cancel_requested_by END
+WHERE id = %s AND state = %s
+
+-- name: cancel_requested
+SELECT cancel_requested FROM gristmill_run WHERE id = %s
+
+-- name: requeue_run
+UPDATE gristmill_run SET state = %s, finished_at = NULL, error_message = NULL,
+    error_ref = NULL, error_traceback = NULL, cancel_requested = %s,
+    cancel_requested_at = NULL, cancel_requested_by = NULL, interrupted_step = NULL,
+    current_step = NULL, stage = NULL, progress_done = NULL, progress_total = NULL
+WHERE id = %s AND state IN ({states})
+
+-- name: add_next_unit
+-- Attempt numbers keep rising over the run's life: they name work directories.
+INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts)
+SELECT r.id, %s, r.queue, %s, u.attempt, 0, u.max_attempts
+FROM gristmill_run r JOIN gristmill_unit u ON u.run_id = r.id WHERE r.id = %s
+ORDER BY u.id DESC LIMIT 1
+
+-- name: expire_run
+UPDATE gristmill_run SET state = %s, error_message = %s, error_ref = NULL,
+    error_traceback = NULL, current_step = NULL, stage = NULL, progress_done = NULL,
+    progress_total = NULL, expires_at = %s
+WHERE id = %s AND state IN ({states})
+
+-- name: delete_run_rows
+DELETE FROM {table} WHERE run_id = %s
+
+-- name: set_pinned
+UPDATE gristmill_run SET pinned = %s WHERE id = %s AND state <> %s
+
+-- name: due_for_expiry
+SELECT id, created_at, expires_at FROM gristmill_run
+WHERE expires_at <= %s AND state IN ({states}) AND NOT pinned ORDER BY expires_at LIMIT %s
+
+-- name: unwiped
+SELECT id FROM gristmill_run WHERE state = %s AND NOT wiped ORDER BY expires_at LIMIT %s
+
+-- name: mark_wiped
+UPDATE gristmill_run SET wiped = %s WHERE id = %s
+
+-- name: accept_step
+UPDATE gristmill_step SET fingerprint = %s, accepted = %s WHERE run_id = %s AND name = %s
+
+-- name: upsert_step
+INSERT INTO gristmill_step (run_id, name, position, state, attempt, result, fingerprint,
+    error, accepted, started_at, finished_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (run_id, name) DO UPDATE SET position = excluded.position,
+    state = excluded.state, attempt = excluded.attempt, result = excluded.result,
+    fingerprint = excluded.fingerprint, error = excluded.error, accepted = excluded.accepted,
+    started_at = excluded.started_at, finished_at = excluded.finished_at
+
+-- name: delete_step_outputs
+DELETE FROM gristmill_output WHERE run_id = %s AND step = %s
+
+-- name: add_output
+INSERT INTO gristmill_output (run_id, step, name, path, size, sha256, media_type)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+
+-- name: save_input
+UPDATE gristmill_input SET name = %s, path = %s, size = %s, sha256 = %s, media_type = %s,
+    source = %s
+WHERE run_id = %s AND position = %s
+
+-- name: pick_unit
+SELECT id FROM gristmill_unit WHERE id = %s AND state = %s
+
+-- name: pick_unit_of_run
+SELECT id FROM gristmill_unit WHERE run_id = %s AND state = %s ORDER BY id LIMIT 1
+
+-- name: pick_units
+SELECT id FROM gristmill_unit WHERE state = %s{queues} ORDER BY id LIMIT %s
+
+-- name: any_queued_unit
+SELECT 1 FROM gristmill_unit WHERE state = %s{queues} LIMIT 1
+
+-- name: claim_units
+UPDATE gristmill_unit SET state = %s, attempt = attempt + 1, worker = %s, lease_until = %s
+WHERE id IN ({pick})
+RETURNING id, run_id, attempt, kind
+
+-- name: start_claimed_runs
+-- The claimed runs' ids are appended to the parameters, in place of the one (%s).
+UPDATE gristmill_run SET state = %s, started_at = COALESCE(started_at, %s)
+WHERE state = %s AND id IN (%s)
+
+-- name: release_unit
+UPDATE gristmill_unit SET lease_until = NULL, state = %s, worker = NULL
+WHERE id = %s AND attempt = %s AND state = %s
+
+-- name: requeue_released_run
+UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s AND state = %s
+
+-- name: lose_unit
+UPDATE gristmill_unit SET state = %s, worker = NULL, lease_until = NULL, failures = %s,
+    last_error = %s
+WHERE id = %s AND attempt = %s AND state = %s
+
+-- name: requeue_lost_run
+UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s
+
+-- name: units_of_worker
+SELECT id, run_id, attempt, failures, max_attempts FROM gristmill_unit
+WHERE state = %s AND worker = %s
+
+-- name: units_past_lease
+SELECT id, run_id, attempt, failures, max_attempts FROM gristmill_unit
+WHERE state = %s AND lease_until < %s
+
+-- name: held_by
+SELECT id, run_id, attempt, kind FROM gristmill_unit WHERE state = %s AND worker = %s
+ORDER BY id
+
+-- name: ping
+SELECT 1
+
+-- name: beat
+INSERT INTO gristmill_supervisor (name, workers, started_at, beat_at) VALUES (%s, %s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET workers = excluded.workers, beat_at = excluded.beat_at
+
+-- name: forget_silent_supervisors
+DELETE FROM gristmill_supervisor WHERE beat_at < %s
+
+-- name: sign_off
+DELETE FROM gristmill_supervisor WHERE name = %s
+
+-- name: notify
+SELECT pg_notify(%s, %s)
+
+-- name: load_run_function
+SELECT gristmill_load(%s)
+
+-- name: claim_function
+SELECT c.out_unit, c.out_run, c.out_attempt, c.out_kind, gristmill_load(c.out_run)
+FROM gristmill_claim(%s, %s, %s, %s, %s) c
