@@ -72,8 +72,6 @@ def test_a_module_imports_only_its_own_part_and_the_parts_below(path: Path) -> N
     own = "" if relative.parts == ("__init__.py",) else relative.parts[0].removesuffix(".py")
     tree = ast.parse(path.read_text(encoding="utf-8"))
     upward = [
-        f"line {line}: {name}"
-        for line, name in imports(tree)
-        if layer(part(name)) > layer(own)
+        f"line {line}: {name}" for line, name in imports(tree) if layer(part(name)) > layer(own)
     ]
     assert upward == []
