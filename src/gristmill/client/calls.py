@@ -62,6 +62,9 @@ class RunOutputs:
     step: str | None = None
 
 
+PathLike = str | os.PathLike[str]
+"""A local file's path."""
+
 Input = str | os.PathLike[str] | Text | Json | Url | DataFile | RunOutputs
 """A path (a local file, uploaded) or one of the inputs above."""
 

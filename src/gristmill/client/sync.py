@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import httpx
 
 from gristmill.client import calls
-from gristmill.client.calls import Input, JsonObject
+from gristmill.client.calls import Input, JsonObject, PathLike
 from gristmill.client.config import POLL_SECONDS, http_options, reaching, server_of
 from gristmill.client.errors import WaitTimeoutError, error_from
 from gristmill.states import RunState
@@ -120,11 +120,11 @@ class Client:
         """The run's output files: ``[{step, name, size, sha256, media_type, url}]``."""
         return self._send(calls.outputs(run_id))
 
-    def download(self, run_id: str, step: str, name: str, to: Path) -> Path:
+    def download(self, run_id: str, step: str, name: str, to: PathLike) -> Path:
         """Stream one output file into ``to`` (written whole or not at all); return ``to``."""
         return self._stream(calls.output_path(run_id, step, name), to)
 
-    def download_zip(self, run_id: str, to: Path) -> Path:
+    def download_zip(self, run_id: str, to: PathLike) -> Path:
         """Stream every output, as one zip of ``step/name`` entries, into ``to``."""
         return self._stream(calls.zip_path(run_id), to)
 
@@ -152,12 +152,12 @@ class Client:
         """One data file's description."""
         return self._send(calls.datafile(datafile_id))
 
-    def upload_datafile(self, path: Path) -> JsonObject:
+    def upload_datafile(self, path: PathLike) -> JsonObject:
         """Keep a local file on the server as a data file; return its description."""
         with ExitStack() as files:
             return self._send(calls.upload_datafile(Path(path), files))
 
-    def download_datafile(self, datafile_id: str, to: Path) -> Path:
+    def download_datafile(self, datafile_id: str, to: PathLike) -> Path:
         """Stream a data file's content into ``to``."""
         return self._stream(calls.datafile_content_path(datafile_id), to)
 
@@ -177,7 +177,7 @@ class Client:
         """Revoke one of the caller's tokens."""
         self._send(calls.delete_token(str(token_id)))
 
-    def _stream(self, path: str, to: Path) -> Path:
+    def _stream(self, path: str, to: PathLike) -> Path:
         target, part = Path(to), calls.partial(Path(to))
         with reaching(self.server), self._http.stream("GET", path) as answer:
             if not answer.is_success:
