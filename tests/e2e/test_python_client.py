@@ -183,8 +183,9 @@ def test_data_files_kept_used_downloaded_and_deleted(
     assert signed_in.datafile(kept["id"])["size"] == len("kept words")
     copy = signed_in.download_datafile(kept["id"], tmp_path / "copy.txt")
     assert copy.read_text() == "kept words"
-    run = signed_in.submit("any-source", DataFile(kept["id"]))
+    run = signed_in.submit("any-source", survey, DataFile(kept["id"]))  # a form: file first
     assert signed_in.wait(run["id"], timeout=60)["state"] == "succeeded"
+    assert str(signed_in.results(run["id"])["steps"][0]["context"]).count("kept words") == 2
     signed_in.delete_datafile(kept["id"])
     with pytest.raises(NotFoundError):
         signed_in.datafile(kept["id"])

@@ -32,7 +32,8 @@ class AsyncClient:
     def __init__(
         self, server: str | None = None, *, token: str | None = None, timeout: float = 60
     ) -> None:
-        self._http = httpx.AsyncClient(**http_options(server, token, timeout))  # type: ignore[arg-type]
+        base_url, headers = http_options(server, token)
+        self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
         self.server = server_of(self._http)
 
     async def __aenter__(self) -> AsyncClient:

@@ -15,14 +15,13 @@ POLL_SECONDS = 0.5
 """How often ``wait`` and ``follow`` ask: a remote server cannot ring the local doorbells."""
 
 
-def http_options(server: str | None, token: str | None, timeout: float) -> dict[str, object]:
-    """The options of the httpx client: the API's base URL, the bearer token (the argument,
-    else ``GRISTMILL_TOKEN``) and the timeout. ``server`` defaults to ``GRISTMILL_SERVER``,
-    then to a local server."""
+def http_options(server: str | None, token: str | None) -> tuple[str, dict[str, str]]:
+    """The API's base URL and the headers of every request: ``server`` defaults to
+    ``GRISTMILL_SERVER``, then to a local server; the bearer token is ``token``, else
+    ``GRISTMILL_TOKEN`` (none if empty)."""
     address = (server or os.environ.get("GRISTMILL_SERVER") or DEFAULT_SERVER).rstrip("/")
     key = (token if token is not None else os.environ.get("GRISTMILL_TOKEN", "")).strip()
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return {"base_url": f"{address}/api/v1", "headers": headers, "timeout": timeout}
+    return f"{address}/api/v1", ({"Authorization": f"Bearer {key}"} if key else {})
 
 
 def server_of(http: httpx.Client | httpx.AsyncClient) -> str:

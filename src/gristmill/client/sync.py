@@ -31,7 +31,8 @@ class Client:
     def __init__(
         self, server: str | None = None, *, token: str | None = None, timeout: float = 60
     ) -> None:
-        self._http = httpx.Client(**http_options(server, token, timeout))  # type: ignore[arg-type]
+        base_url, headers = http_options(server, token)
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
         self.server = server_of(self._http)
 
     def __enter__(self) -> Client:
