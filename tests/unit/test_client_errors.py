@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import httpx
 import pytest
 
@@ -46,3 +50,13 @@ def test_an_unknown_code_is_a_response_error_with_that_code() -> None:
         "new_code",
         "later",
     )
+
+
+def test_the_client_imports_no_django() -> None:
+    """A program on another machine needs the client only, not the server's framework."""
+    code = (
+        "import json, sys, gristmill.client; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'django')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, json.loads(done.stdout or "null")) == (0, []), done.stderr
