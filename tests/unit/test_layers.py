@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).parents[2] / "src" / "gristmill"
 
 LAYERS: list[set[str]] = [
     {"errors", "settings", "states"},
+    {"client"},  # the REST client: httpx, errors and states only
     {"authoring", ""},  # "" is the package itself: the authoring API it exports
     {"storage"},
     {"store"},

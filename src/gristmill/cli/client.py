@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import httpx
 from rich.console import Console
 
 from gristmill.authoring.validation import params_from_text
 from gristmill.cli.display import run_display
 from gristmill.cli.options import param_option, parse_params
+from gristmill.client import Client, ResponseError, ServerUnreachableError
+from gristmill.client.config import POLL_SECONDS
 from gristmill.states import RunState
 
 err = Console(stderr=True, soft_wrap=True)
@@ -38,48 +37,33 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def _client(server: str) -> Iterator[httpx.Client]:
+def _client(server: str) -> Iterator[Client]:
+    """A client of ``server``; its errors are printed and end the command (exit 2 for the
+    caller's mistakes and an unreachable server, 1 for the server's)."""
     # The token comes from the environment only: an option would leave it in shell histories.
-    token = os.environ.get("GRISTMILL_TOKEN", "").strip()
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with httpx.Client(
-            base_url=server.rstrip("/") + "/api/v1", timeout=60, headers=headers
-        ) as client:
+        with Client(server) as client:
             yield client
-    except httpx.TransportError as error:
-        _fail(f"cannot reach the server at {server}: {error}", 2)
-
-
-def _check(answer: httpx.Response) -> Any:
-    """The JSON of a successful answer; otherwise print the server's error and exit."""
-    if answer.is_success:
-        return (
-            answer.json()
-            if answer.headers.get("content-type", "").startswith("application/json")
-            else answer
-        )
-    try:
-        error = answer.json()["error"]
-    except (ValueError, KeyError, TypeError):
-        _fail(f"the server answered {answer.status_code}: {answer.text[:200]}")
-    details = error.get("details") or {}
-    if details:
-        for field, messages in details.items():
+    except ServerUnreachableError as error:
+        _fail(error.message, 2)
+    except ResponseError as error:
+        if error.code is None:
+            _fail(error.message)
+        for field, messages in error.details.items():
             for message in messages:
                 err.print(f"[bold red]error:[/] {field}: {message}", highlight=False)
-    else:
-        err.print(f"[bold red]error:[/] {error.get('message')}", highlight=False)
-    sys.exit(2 if answer.status_code < 500 else 1)
+        if not error.details:
+            err.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        sys.exit(2 if error.status < 500 else 1)
 
 
-def _follow(client: httpx.Client, run_id: str) -> dict[str, Any]:
+def _follow(client: Client, run_id: str) -> dict[str, Any]:
     """Show progress and the log until the run ends; return its last status."""
     after = 0
     with run_display(err) as display:
         while True:
-            status = _check(client.get(f"/runs/{run_id}"))
-            log = _check(client.get(f"/runs/{run_id}/log", params={"after": after}))
+            status = client.status(run_id)
+            log = client.log(run_id, after)
             for line in log["lines"]:
                 display.log(line["step"], line["text"])
             after = log["next"]
@@ -92,8 +76,8 @@ def _follow(client: httpx.Client, run_id: str) -> dict[str, Any]:
                 moving.get("total"),
             )
             if RunState(status["state"]).is_terminal:
-                return status  # type: ignore[no-any-return]
-            time.sleep(0.25)  # polling a remote server: the doorbells are local only
+                return status
+            time.sleep(POLL_SECONDS)  # polling a remote server: the doorbells are local only
 
 
 def _print_status(status: dict[str, Any]) -> None:
@@ -120,17 +104,13 @@ def submit(
     pipeline: str, files: tuple[Path, ...], params: tuple[str, ...], wait: bool, server: str
 ) -> None:
     """Submit FILES to PIPELINE on a server and print the run's id."""
-    with _client(server) as client, ExitStack() as stack:
-        uploads = [("files", (path.name, stack.enter_context(path.open("rb")))) for path in files]
-        url = f"/pipelines/{pipeline}/runs"
+    with _client(server) as client:
         # The API takes parameters as JSON values of their types: convert the texts by the
         # pipeline's parameter schema ("5" for an integer is 5).
-        schema = _check(client.get(f"/pipelines/{pipeline}"))["params_schema"]
-        values = params_from_text(schema, parse_params(params))
-        if uploads:
-            answer = _check(client.post(url, data={"params": json.dumps(values)}, files=uploads))
-        else:  # a form without files would go urlencoded, which the API does not take
-            answer = _check(client.post(url, json={"params": values}))
+        schema = client.pipeline(pipeline)["params_schema"]
+        answer = client.submit(
+            pipeline, *files, params=params_from_text(schema, parse_params(params))
+        )
         run_id = answer["id"]
         out.print(run_id)
         err.print(f"submitted: {server.rstrip('/')}{answer['url']}", highlight=False)
@@ -147,7 +127,7 @@ def submit(
 def status(run_id: str, server: str) -> None:
     """Print a run's state and steps."""
     with _client(server) as client:
-        _print_status(_check(client.get(f"/runs/{run_id}")))
+        _print_status(client.status(run_id))
 
 
 @click.command()
@@ -162,7 +142,7 @@ def logs(run_id: str, follow: bool, server: str) -> None:
             return
         after = 0
         while True:
-            log = _check(client.get(f"/runs/{run_id}/log", params={"after": after}))
+            log = client.log(run_id, after)
             for line in log["lines"]:
                 out.print(f"{line['step']} {line['text']}".strip(), markup=False)
             if not log["lines"]:
@@ -183,18 +163,11 @@ def download(run_id: str, output: Path | None, server: str) -> None:
     """Save a run's output files (STEP/NAME under the directory)."""
     target = (output or Path(run_id)).resolve()
     with _client(server) as client:
-        for item in _check(client.get(f"/runs/{run_id}/outputs")):
+        for item in client.outputs(run_id):
             path = (target / item["step"] / item["name"]).resolve()
             if not path.is_relative_to(target):
                 _fail(f"the server named an output outside the directory: {item['name']!r}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with client.stream("GET", item["url"].removeprefix("/api/v1")) as answer:
-                if not answer.is_success:
-                    answer.read()
-                    _check(answer)
-                with path.open("wb") as file:
-                    for chunk in answer.iter_bytes():
-                        file.write(chunk)
+            client.download(run_id, item["step"], item["name"], path)
             out.print(f"{path} ({item['size']} bytes)")
 
 

@@ -1,0 +1,199 @@
+"""``AsyncClient``: ``Client``'s methods, for asyncio programs (``await`` each one)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from gristmill.client import calls
+from gristmill.client.calls import Input, JsonObject, PathLike
+from gristmill.client.config import POLL_SECONDS, http_options, reaching, server_of
+from gristmill.client.errors import WaitTimeoutError, error_from
+from gristmill.states import RunState
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """A gristmill server's REST API. ``server`` defaults to ``GRISTMILL_SERVER`` (else
+    ``http://127.0.0.1:8000``), ``token`` to ``GRISTMILL_TOKEN`` (else anonymous).
+
+    Every method raises a ``ResponseError`` subclass for an error answer and
+    ``ServerUnreachableError`` when no answer comes. Use it with ``async with``, or ``aclose`` it.
+    """
+
+    def __init__(
+        self, server: str | None = None, *, token: str | None = None, timeout: float = 60
+    ) -> None:
+        base_url, headers = http_options(server, token)
+        self._http = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=timeout)
+        self.server = server_of(self._http)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    async def _send(self, call: calls.Call[T]) -> T:
+        with reaching(self.server):
+            return await call.send_async(self._http)
+
+    async def pipelines(self) -> list[JsonObject]:
+        """Every pipeline the caller may use, with its inputs and parameter schema."""
+        return await self._send(calls.pipelines())
+
+    async def pipeline(self, name: str) -> JsonObject:
+        """One pipeline (``NotFoundError`` if the caller may not see it)."""
+        return await self._send(calls.pipeline(name))
+
+    async def submit(
+        self, pipeline: str, *inputs: Input, params: Mapping[str, Any] | None = None
+    ) -> JsonObject:
+        """Submit a run of ``pipeline``; return ``{id, url, status_url, ...}``. Paths are
+        uploaded; ``Text``, ``Json``, ``Url``, ``DataFile`` and ``RunOutputs`` name other inputs.
+        Parameters are JSON values of their types. ``InvalidError`` names each refused field."""
+        with ExitStack() as files:
+            return await self._send(calls.submit(pipeline, inputs, params, files))
+
+    async def status(self, run_id: str) -> JsonObject:
+        """A run's state, progress, error and steps."""
+        return await self._send(calls.status(run_id))
+
+    async def wait(
+        self,
+        run_id: str,
+        timeout: float | None = None,
+        progress: Callable[[JsonObject], None] | None = None,
+    ) -> JsonObject:
+        """Wait until the run ends and return its last status; ``progress`` is called with each
+        status seen. Raises ``WaitTimeoutError`` after ``timeout`` seconds (never, if None)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = await self.status(run_id)
+            if progress is not None:
+                progress(status)
+            if RunState(status["state"]).is_terminal:
+                return status
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeoutError(
+                    f"the run {run_id} had not ended after {timeout:g} s (it is {status['state']})",
+                    status,
+                )
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def log(self, run_id: str, after: int = 0, limit: int | None = None) -> JsonObject:
+        """The run's log lines after line id ``after``: ``{lines: [...], next}``."""
+        return await self._send(calls.log(run_id, after, limit))
+
+    async def follow(self, run_id: str, after: int = 0) -> AsyncIterator[JsonObject]:
+        """Each log line after ``after`` as it is written, until the run has ended."""
+        while True:
+            ended = RunState((await self.status(run_id))["state"]).is_terminal
+            page = await self.log(run_id, after)
+            for line in page["lines"]:
+                yield line
+            after = page["next"]
+            if ended and not page["lines"]:
+                return
+            if not page["lines"]:
+                await asyncio.sleep(POLL_SECONDS)
+
+    async def results(self, run_id: str) -> JsonObject:
+        """Each step's result context and whether it is stale."""
+        return await self._send(calls.results(run_id))
+
+    async def outputs(self, run_id: str) -> list[JsonObject]:
+        """The run's output files: ``[{step, name, size, sha256, media_type, url}]``."""
+        return await self._send(calls.outputs(run_id))
+
+    async def download(self, run_id: str, step: str, name: str, to: PathLike) -> Path:
+        """Stream one output file into ``to`` (written whole or not at all); return ``to``."""
+        return await self._stream(calls.output_path(run_id, step, name), to)
+
+    async def download_zip(self, run_id: str, to: PathLike) -> Path:
+        """Stream every output, as one zip of ``step/name`` entries, into ``to``."""
+        return await self._stream(calls.zip_path(run_id), to)
+
+    async def cancel(self, run_id: str) -> JsonObject:
+        """Cancel the run: ``{state}``. ``ConflictError`` if it has already ended."""
+        return await self._send(calls.cancel(run_id))
+
+    async def rerun(self, run_id: str) -> JsonObject:
+        """Recompute the stale steps. ``ConflictError`` if the run is queued, running or expired."""
+        return await self._send(calls.rerun(run_id))
+
+    async def delete(self, run_id: str) -> None:
+        """Delete the run's files, results and log. ``ConflictError`` if it has not ended."""
+        await self._send(calls.delete(run_id))
+
+    async def pin(self, run_id: str, pinned: bool = True) -> bool:
+        """Keep the run past its expiry (or, with ``pinned=False``, no longer); return the pin."""
+        return await self._send(calls.pin(run_id, pinned))
+
+    async def datafiles(self) -> list[JsonObject]:
+        """The caller's data files, newest first."""
+        return await self._send(calls.datafiles())
+
+    async def datafile(self, datafile_id: str) -> JsonObject:
+        """One data file's description."""
+        return await self._send(calls.datafile(datafile_id))
+
+    async def upload_datafile(self, path: PathLike) -> JsonObject:
+        """Keep a local file on the server as a data file; return its description."""
+        with ExitStack() as files:
+            return await self._send(calls.upload_datafile(Path(path), files))
+
+    async def download_datafile(self, datafile_id: str, to: PathLike) -> Path:
+        """Stream a data file's content into ``to``."""
+        return await self._stream(calls.datafile_content_path(datafile_id), to)
+
+    async def delete_datafile(self, datafile_id: str) -> None:
+        """Delete a data file (runs that used it keep their copies)."""
+        await self._send(calls.delete_datafile(datafile_id))
+
+    async def tokens(self) -> list[JsonObject]:
+        """The caller's API tokens (never their keys)."""
+        return await self._send(calls.tokens())
+
+    async def create_token(self, name: str) -> JsonObject:
+        """A new API token for the caller, with its ``key``, given this once."""
+        return await self._send(calls.create_token(name))
+
+    async def delete_token(self, token_id: int | str) -> None:
+        """Revoke one of the caller's tokens."""
+        await self._send(calls.delete_token(str(token_id)))
+
+    async def _stream(self, path: str, to: PathLike) -> Path:
+        target, part = Path(to), calls.partial(Path(to))
+        with reaching(self.server):
+            async with self._http.stream("GET", path) as answer:
+                if not answer.is_success:
+                    await answer.aread()
+                    raise error_from(answer)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with part.open("wb") as file:
+                        async for chunk in answer.aiter_bytes():
+                            file.write(chunk)
+                except BaseException:
+                    part.unlink(missing_ok=True)
+                    raise
+        part.replace(target)
+        return target

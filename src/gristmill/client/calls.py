@@ -1,0 +1,252 @@
+"""The requests of the REST API, built once for the sync and the async client.
+
+Each function returns a ``Call``: what to send and how to read the answer. The clients only
+send it (``gristmill.client.sync``, ``gristmill.client.asynchronous``), so a method is written
+here once, whatever the transport.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from gristmill.client.errors import error_from
+
+T = TypeVar("T")
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Text:
+    """An inline text input (``name`` is optional)."""
+
+    text: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Json:
+    """An inline JSON input (``name`` is optional)."""
+
+    value: Any
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Url:
+    """A file the run's worker downloads before its first step (http or https)."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One of the caller's data files on the server, by id."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """The output files of an earlier, succeeded run (only ``step``'s if given)."""
+
+    run: str
+    step: str | None = None
+
+
+PathLike = str | os.PathLike[str]
+"""A local file's path."""
+
+Input = str | os.PathLike[str] | Text | Json | Url | DataFile | RunOutputs
+"""A path (a local file, uploaded) or one of the inputs above."""
+
+
+def _json(answer: httpx.Response) -> Any:
+    return answer.json()
+
+
+def _nothing(answer: httpx.Response) -> None:
+    return None
+
+
+@dataclass
+class Call(Generic[T]):
+    """One request and how to read its successful answer."""
+
+    method: str
+    path: str
+    read: Callable[[httpx.Response], T]
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    data: Mapping[str, Any] | None = None
+    files: list[tuple[str, tuple[str, Any]]] = field(default_factory=list)
+
+    def send(self, http: httpx.Client) -> T:
+        answer = http.request(self.method, self.path, **self._options())
+        return self.answer(answer)
+
+    async def send_async(self, http: httpx.AsyncClient) -> T:
+        answer = await http.request(self.method, self.path, **self._options())
+        return self.answer(answer)
+
+    def answer(self, answer: httpx.Response) -> T:
+        """What a successful answer says; raises the ``ResponseError`` of any other."""
+        if not answer.is_success:
+            raise error_from(answer)
+        return self.read(answer)
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "params": self.params,
+            "json": self.json,
+            "data": self.data,
+            "files": self.files or None,
+        }
+
+
+def segment(value: str) -> str:
+    """A path segment, escaped (a name may hold a space or a slash)."""
+    return quote(value, safe="")
+
+
+def pipelines() -> Call[list[JsonObject]]:
+    return Call("GET", "/pipelines", _json)
+
+
+def pipeline(name: str) -> Call[JsonObject]:
+    return Call("GET", f"/pipelines/{segment(name)}", _json)
+
+
+def submit(
+    name: str, inputs: Sequence[Input], params: Mapping[str, Any] | None, files: ExitStack
+) -> Call[JsonObject]:
+    """A submission: JSON when no input is a local file, else a multipart form whose files
+    ``files`` opens (the caller closes it once the request is sent)."""
+    path = f"/pipelines/{segment(name)}/runs"
+    paths = [Path(item) for item in inputs if isinstance(item, (str, os.PathLike))]
+    if not paths:
+        body = {"params": dict(params or {}), "inputs": [_inline(item) for item in inputs]}
+        return Call("POST", path, _json, json=body)
+    form: dict[str, Any] = {
+        "params": json.dumps(dict(params or {})),
+        "url": [],
+        "datafile": [],
+        "run": [],
+    }
+    for item in inputs:
+        if isinstance(item, Url):
+            form["url"].append(item.url)
+        elif isinstance(item, DataFile):
+            form["datafile"].append(item.id)
+        elif isinstance(item, RunOutputs) and item.step is None:
+            form["run"].append(item.run)
+        elif not isinstance(item, (str, os.PathLike)):
+            raise ValueError(
+                f"{item!r} cannot be sent with local files: send texts, JSON values and one "
+                "step's outputs in a submission without files"
+            )
+    uploads = [("files", (p.name, files.enter_context(p.open("rb")))) for p in paths]
+    return Call("POST", path, _json, data={k: v for k, v in form.items() if v}, files=uploads)
+
+
+def _inline(item: Input) -> JsonObject:
+    if isinstance(item, Text):
+        return {"kind": "text", "text": item.text, **({"name": item.name} if item.name else {})}
+    if isinstance(item, Json):
+        return {"kind": "json", "value": item.value, **({"name": item.name} if item.name else {})}
+    if isinstance(item, Url):
+        return {"kind": "url", "url": item.url}
+    if isinstance(item, DataFile):
+        return {"kind": "datafile", "id": item.id}
+    assert isinstance(item, RunOutputs)
+    return {"kind": "run", "run": item.run, **({"step": item.step} if item.step else {})}
+
+
+def status(run_id: str) -> Call[JsonObject]:
+    return Call("GET", f"/runs/{segment(run_id)}", _json)
+
+
+def log(run_id: str, after: int = 0, limit: int | None = None) -> Call[JsonObject]:
+    params = {"after": after, **({"limit": limit} if limit is not None else {})}
+    return Call("GET", f"/runs/{segment(run_id)}/log", _json, params=params)
+
+
+def results(run_id: str) -> Call[JsonObject]:
+    return Call("GET", f"/runs/{segment(run_id)}/results", _json)
+
+
+def outputs(run_id: str) -> Call[list[JsonObject]]:
+    return Call("GET", f"/runs/{segment(run_id)}/outputs", _json)
+
+
+def output_path(run_id: str, step: str, name: str) -> str:
+    return f"/runs/{segment(run_id)}/outputs/{segment(step)}/{segment(name)}"
+
+
+def zip_path(run_id: str) -> str:
+    return f"/runs/{segment(run_id)}/outputs.zip"
+
+
+def cancel(run_id: str) -> Call[JsonObject]:
+    return Call("POST", f"/runs/{segment(run_id)}/cancel", _json)
+
+
+def rerun(run_id: str) -> Call[JsonObject]:
+    return Call("POST", f"/runs/{segment(run_id)}/rerun", _json)
+
+
+def delete(run_id: str) -> Call[None]:
+    return Call("DELETE", f"/runs/{segment(run_id)}", _nothing)
+
+
+def pin(run_id: str, pinned: bool) -> Call[bool]:
+    def read(answer: httpx.Response) -> bool:
+        return bool(answer.json()["pinned"])
+
+    return Call("PUT" if pinned else "DELETE", f"/runs/{segment(run_id)}/pin", read)
+
+
+def datafiles() -> Call[list[JsonObject]]:
+    return Call("GET", "/datafiles", _json)
+
+
+def datafile(datafile_id: str) -> Call[JsonObject]:
+    return Call("GET", f"/datafiles/{segment(datafile_id)}", _json)
+
+
+def upload_datafile(path: Path, files: ExitStack) -> Call[JsonObject]:
+    upload = ("file", (path.name, files.enter_context(path.open("rb"))))
+    return Call("POST", "/datafiles", _json, files=[upload])
+
+
+def datafile_content_path(datafile_id: str) -> str:
+    return f"/datafiles/{segment(datafile_id)}/content"
+
+
+def delete_datafile(datafile_id: str) -> Call[None]:
+    return Call("DELETE", f"/datafiles/{segment(datafile_id)}", _nothing)
+
+
+def tokens() -> Call[list[JsonObject]]:
+    return Call("GET", "/tokens", _json)
+
+
+def create_token(name: str) -> Call[JsonObject]:
+    return Call("POST", "/tokens", _json, json={"name": name})
+
+
+def delete_token(token_id: str) -> Call[None]:
+    return Call("DELETE", f"/tokens/{segment(str(token_id))}", _nothing)
+
+
+def partial(target: Path) -> Path:
+    """Where a download is written until it is complete, beside its target."""
+    return target.with_name(f".{target.name}.part")
