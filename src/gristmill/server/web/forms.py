@@ -338,8 +338,8 @@ class SubmissionForm(forms.Form):
         text = data.get(TEXT) or ""
         if text.strip():
             # As the box's label says: JSON when it reads as JSON and the pipeline takes JSON.
-            json_input = self.pasted_is_json
-            sources.append(JsonInput(self.pasted_json) if json_input else TextInput(text))
+            pasted = JsonInput(self.pasted_json) if self.pasted_is_json else TextInput(text)
+            sources.append(pasted)
         for name in (URL, DATAFILE, RUN):
             sources.extend(data.get(name) or [])
         return sources
