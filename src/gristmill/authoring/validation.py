@@ -34,9 +34,10 @@ def validate_params(
     """Return the pipeline's parameter model built from ``raw``.
 
     Unknown names and invalid values raise :class:`SubmissionError` with one entry per field,
-    keyed ``params.<name>``, every problem of the submission at once; so does a value a command step could not pass as an argument
-    (one starting with ``-``, a list, or none; see :meth:`Command.refused_params`), and text
-    longer than :data:`MAX_TEXT_LENGTH` in a field that sets no ``max_length`` of its own.
+    keyed ``params.<name>``, every problem of the submission at once; so does a value a command
+    step could not pass as an argument (one starting with ``-``, a list, or none; see
+    :meth:`Command.refused_params`), and text longer than :data:`MAX_TEXT_LENGTH` in a field
+    that sets no ``max_length`` of its own.
 
     ``strict`` is for values that arrived as JSON (the API): each must already be of its
     field's JSON type, so ``"5"`` is no integer and ``1`` no boolean. Otherwise pydantic
