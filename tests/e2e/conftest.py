@@ -75,8 +75,12 @@ def start_server(
     )
     if database_url:
         env["GRISTMILL_DATABASE_URL"] = database_url
+        # With the server's data directory: the default, ./gristmill-data, is the checkout's.
         subprocess.run(
-            [sys.executable, "-m", "gristmill", "migrate"], env=env, check=True, capture_output=True
+            [sys.executable, "-m", "gristmill", "migrate", "--data-dir", str(data_dir)],
+            env=env,
+            check=True,
+            capture_output=True,
         )
     log = data_dir / "serve.log"
     with log.open("w") as errors:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import pty
+import re
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +44,70 @@ def test_run_exits_1_with_the_message_when_the_run_fails(tmp_path: Path) -> None
     done = gristmill("run", str(EXAMPLE), str(binary), cwd=tmp_path)
     assert done.returncode == 1
     assert "error: not-text.txt is not UTF-8 text" in done.stderr
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def in_a_terminal(*args: str, cwd: Path) -> tuple[int, list[str]]:
+    """Run gristmill with a pseudo-terminal as its stdout and stderr, as an author runs it (so
+    the live display is drawn); return its exit status and the lines as they end up shown."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRISTMILL_", "DJANGO_"))}
+    env |= {"TERM": "xterm-256color", "COLUMNS": "100", "LINES": "40"}
+    main, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gristmill", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    shown = b""
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the terminal's last writer exited
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(main)
+        process.kill()
+        code = process.wait(timeout=30)
+    text = ANSI.sub("", shown.decode("utf-8", "replace"))
+    # A carriage return starts the line again: what follows the last one is what stays shown.
+    return code, [line.rsplit("\r", 1)[-1] for line in text.replace("\r\n", "\n").split("\n")]
+
+
+def test_run_shows_an_internal_errors_traceback_whole_above_the_live_display(
+    tmp_path: Path,
+) -> None:
+    buggy = tmp_path / "buggy.py"
+    buggy.write_text(
+        "from gristmill import Pipeline, task\n\n\n"
+        "@task\n"
+        "def divide(run):\n"
+        "    total = 0\n"
+        "    return {'mean': 1 / total}\n\n\n"
+        "pipeline = Pipeline('buggy', [divide])\n"
+    )
+    code, lines = in_a_terminal("run", str(buggy), str(POEM), cwd=tmp_path)
+    assert code == 1
+    start = next(i for i, line in enumerate(lines) if "Traceback" in line)
+    assert lines[start - 1].startswith("ERROR gristmill.engine: step divide of run ")
+    assert lines[start] == "Traceback (most recent call last):"
+    frame = lines.index(f'  File "{buggy}", line 7, in divide', start)
+    assert lines[frame + 1] == "    return {'mean': 1 / total}"
+    assert "ZeroDivisionError: division by zero" in lines[frame + 2 : frame + 4]
+    assert lines[-2].startswith("error: internal error, reference ")
 
 
 def test_run_exits_2_naming_a_bad_parameter(tmp_path: Path) -> None:

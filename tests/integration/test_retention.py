@@ -158,6 +158,13 @@ def test_the_page_of_a_pruned_run_says_when_and_why(service: Service, web: Clien
     assert (status["state"], status["error"]["message"]) == ("expired", KEPT)
 
 
+def test_an_expired_run_lists_no_steps_as_pending(service: Service, web: Client) -> None:
+    run_id = ended(service)
+    prune(service)
+    assert get_run(run_id, service=service).steps == []
+    assert web.get(f"/api/v1/runs/{run_id}").json()["steps"] == []
+
+
 def test_a_deleted_run_is_wiped_at_once(service: Service, web: Client) -> None:
     run_id = ended(service)
     assert web.delete(f"/api/v1/runs/{run_id}").status_code == 204

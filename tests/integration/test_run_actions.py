@@ -68,6 +68,46 @@ def test_run_again_queues_an_ended_run(service: Service, site: None) -> None:
     assert get_run(run_id, service=service).state == RunState.QUEUED
 
 
+REPEATS = (
+    "Running it again will most likely fail the same way: the step failed on what it read, "
+    "and its code, parameters and inputs have not changed since. Change the pipeline or "
+    "submit new inputs first."
+)
+
+
+def failed(service: Service, pipeline: str) -> str:
+    run_id = submit(pipeline, service=service)
+    assert run_inline(service, run_id) == RunState.FAILED
+    return run_id
+
+
+def rerun_offer(run_id: str) -> tuple[list[str], str]:
+    """What the failed run's page says before its Run again button, and the button's text."""
+    html = page(browser().get(f"/runs/{run_id}/"))
+    return html.texts("#rerun-repeats"), " ".join(html.one("#rerun").text.split())
+
+
+def test_a_failure_that_would_repeat_is_said_before_run_again(service: Service, site: None) -> None:
+    run_id = failed(service, "failing")
+    assert rerun_offer(run_id) == ([REPEATS], "Run again anyway")
+
+
+def test_a_task_error_after_a_code_change_is_offered_run_again_plainly(
+    service: Service, site: None
+) -> None:
+    from gristmill.server.models import Step
+
+    run_id = failed(service, "failing")
+    steps = Step.objects.using(service.store.alias).filter(run_id=run_id, name="bad_data")  # type: ignore[attr-defined]
+    (step,) = steps
+    steps.update(fingerprint={**step.fingerprint, "code": "the code before the fix"})
+    assert rerun_offer(run_id) == ([], "Run again")
+
+
+def test_an_internal_error_is_offered_run_again_plainly(service: Service, site: None) -> None:
+    assert rerun_offer(failed(service, "internal")) == ([], "Run again")
+
+
 def test_delete_removes_the_run_and_its_page_says_so(service: Service, site: None) -> None:
     owner = make_user()
     run_id = ended(service, owner)

@@ -206,7 +206,7 @@ def test_the_form_has_a_labelled_field_per_parameter_with_its_default(web: Clien
     labels = {label.attrs["for"]: " ".join(label.text.split()) for label in form.select("label")}
     assert labels == {
         "id_files": "File:",
-        "id_text": "Or paste text:",
+        "id_text": "Or paste JSON or text:",
         "id_top": "Top:",
         "id_ratio": "Ratio:",
         "id_loud": "Loud:",
@@ -299,6 +299,37 @@ def test_pasted_text_is_json_when_the_pipeline_takes_no_text(service: Service, w
     (stored,) = get_run(run_id, service=service).run.inputs
     assert (stored.name, stored.kind) == ("input.json", "json")
     assert service.storage.path(stored.path).read_text() == '{"a": [1, 2]}'
+
+
+def test_the_paste_box_says_what_the_pipeline_takes(web: Client) -> None:
+    boxes = {}
+    for name in ("json-only", "picky", "tabular"):
+        html = page(web.get(f"/pipelines/{name}/"))
+        help_texts = html.texts("#field-text .help")
+        (label,) = [x for x in html.select("#field-text label") if x.attrs["for"] == "id_text"]
+        boxes[name] = (" ".join(label.text.split()), help_texts)
+    assert boxes == {
+        "json-only": ("Or paste JSON:", ["It must be valid JSON."]),
+        "picky": ("Or paste text:", []),
+        "tabular": (
+            "Or paste JSON or text:",
+            ["Valid JSON is submitted as JSON (input.json), anything else as text (input.txt)."],
+        ),
+    }
+
+
+def test_pasted_json_is_json_and_other_text_is_text_where_both_are_taken(
+    service: Service, web: Client
+) -> None:
+    kinds = []
+    for text in ('{"rows": [1, 2]}', "not json"):
+        run_id = submitted_from(web.post("/pipelines/tabular/", {"text": text}))
+        (stored,) = get_run(run_id, service=service).run.inputs
+        kinds.append((stored.name, stored.kind, service.storage.path(stored.path).read_text()))
+    assert kinds == [
+        ("input.json", "json", '{"rows": [1, 2]}'),
+        ("input.txt", "text", "not json"),
+    ]
 
 
 def test_a_bad_parameter_is_shown_at_its_field_and_the_entries_are_kept(web: Client) -> None:

@@ -440,7 +440,19 @@ def test_an_output_linking_outside_is_refused_without_the_server_path(make_run: 
 def test_a_missing_output_fails_the_step(make_run: Any) -> None:
     with pytest.raises(TaskError) as caught:
         Command("tool", ["true"], outputs=["*.csv"]).process(make_run(), {})
-    assert caught.value.message == "command `true` produced no file matching '*.csv'"
+    assert caught.value.message == (
+        "step 'tool': command `true` produced no file matching '*.csv'; it produced no files"
+    )
+
+
+def test_a_missing_output_names_the_files_the_step_did_produce(make_run: Any) -> None:
+    script = "import os\nos.mkdir('out')\nfor name in ('out/a.tsv', 'log.txt'): open(name, 'w')"
+    with pytest.raises(TaskError) as caught:
+        Command("export", py(script), outputs=["out/*.csv"]).process(make_run(), {})
+    assert caught.value.message == (
+        f"step 'export': command `{PY}` produced no file matching 'out/*.csv'; "
+        "it produced: log.txt, out/a.tsv"
+    )
 
 
 def test_stdout_json_is_parsed_into_data(make_run: Any) -> None:

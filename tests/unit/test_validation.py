@@ -41,10 +41,10 @@ def pipeline(**options: Any) -> Pipeline:
     return Pipeline("p", [parse], **options)
 
 
-def refusal(check: Any, *args: Any) -> dict[str, list[str]]:
-    """The messages, by field, of the SubmissionError that ``check(*args)`` raises."""
+def refusal(check: Any, *args: Any, **options: Any) -> dict[str, list[str]]:
+    """The messages, by field, of the SubmissionError that ``check(*args, **options)`` raises."""
     with pytest.raises(SubmissionError) as caught:
-        check(*args)
+        check(*args, **options)
     return caught.value.errors
 
 
@@ -79,6 +79,29 @@ def test_a_value_of_the_wrong_type_is_refused_under_its_parameter_name() -> None
 def test_a_value_out_of_range_is_refused_under_its_parameter_name() -> None:
     assert refusal(validate_params, pipeline(params=Params), {"sample": 0}) == {
         "params.sample": ["Input should be greater than or equal to 1"]
+    }
+
+
+def test_an_unknown_name_and_a_wrong_value_are_reported_together() -> None:
+    raw = {"size": 3, "sample": 0, "mode": "x\x00"}
+    assert refusal(validate_params, pipeline(params=Params), raw) == {
+        "params.size": ["unknown parameter 'size' (this pipeline takes: mode, sample)"],
+        "params.sample": ["Input should be greater than or equal to 1"],
+        "params.mode": ["must not contain NUL characters"],
+    }
+
+
+class Required(BaseModel):
+    path: str
+    count: int
+
+
+def test_a_refused_required_value_is_not_also_reported_missing() -> None:
+    raw = {"path": "a\x00", "count": "many", "extra": 1}
+    assert refusal(validate_params, pipeline(params=Required), raw, strict=True) == {
+        "params.path": ["must not contain NUL characters"],
+        "params.extra": ["unknown parameter 'extra' (this pipeline takes: count, path)"],
+        "params.count": ["Input should be a valid integer"],
     }
 
 

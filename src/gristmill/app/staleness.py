@@ -59,6 +59,12 @@ class Staleness:
     raised, or the run's parameters no longer fit the pipeline): the reference under which the
     error was logged. Nothing is stale then."""
 
+    repeats: bool = False
+    """Set for a failed run whose failure would repeat if it ran again: its step raised
+    :class:`~gristmill.errors.TaskError` (not an internal error), and nothing that step reads
+    (its code and version, the parameters it uses, its upstream results, the inputs) has
+    changed since."""
+
     @property
     def stale(self) -> bool:
         """Whether any step is stale."""
@@ -138,6 +144,7 @@ def _assess(
     stale = [p for p in plans if p.stale and _has_a_result(p, run)]
     staleness = Staleness(
         run.state,
+        repeats=_failure_repeats(run, plans),
         reasons={p.name: tuple(p.reasons) for p in stale},
         stale_results=frozenset(
             p.name for p in stale if p.stored is not None and p.stored.state == StepState.SUCCEEDED
@@ -160,11 +167,20 @@ def _worth_recomputing(run: RunRecord, plans: list[StepPlan], staleness: Stalene
         return True
     if datetime.now(UTC) - ended >= ASKED_AGAIN_AFTER:
         return True
-    return any(not _stale_by_is_needed_only(p) for p in plans if p.name in staleness.reasons)
+    return any(not _fingerprint_current(p) for p in plans if p.name in staleness.reasons)
 
 
-def _stale_by_is_needed_only(step: StepPlan) -> bool:
+def _fingerprint_current(step: StepPlan) -> bool:
     stored = step.stored
     if stored is None or stored.fingerprint is None:
         return False
     return Fingerprint.from_dict(stored.fingerprint).digest == step.fingerprint.digest
+
+
+def _failure_repeats(run: RunRecord, plans: list[StepPlan]) -> bool:
+    # An internal error (it has a reference) may be the server's own and pass; a TaskError is
+    # the task's verdict on what it read, so the same reading gives the same verdict.
+    if run.state != RunState.FAILED or run.error_ref is not None:
+        return False
+    failed = [p for p in plans if p.stored is not None and p.stored.state == StepState.FAILED]
+    return any(_fingerprint_current(p) for p in failed)

@@ -323,6 +323,9 @@ def create(
 def _step_statuses(
     pipeline: Pipeline | None, run: RunRecord, stored: Mapping[str, StepRecord]
 ) -> list[StepStatus]:
+    if run.state == RunState.EXPIRED:
+        # Expiry removed the steps' records; the pipeline's step names would read as "pending".
+        return []
     names = pipeline.step_names if pipeline is not None else tuple(stored)
     statuses = []
     for name in names:
@@ -352,6 +355,8 @@ def _step_statuses(
 
 def get_run(run_id: str, *, service: Service | None = None) -> RunStatus:
     """Return the run's state, its steps (with results and outputs) and its error, if any.
+
+    An expired run has no steps: expiry removed them with its results and files.
 
     Raises :class:`~gristmill.errors.NotFoundError` for an unknown id.
     """

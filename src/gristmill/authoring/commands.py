@@ -34,6 +34,7 @@ _PARAM = re.compile(r"params\.([A-Za-z_][A-Za-z0-9_]*)")
 _KNOWN = "{input}, {inputs}, {params.NAME} and {workdir} (write {{ and }} for literal braces)"
 _USER_VALUES = ("input", "inputs", "param")
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+_PRODUCED_SHOWN = 10  # files named when an output pattern matches none
 _TAIL_LINES, _ERROR_TAIL_LINES, _TAIL_CHARS = 50, 20, 8 * 1024
 _LINE_BYTES, _JSON_LIMIT = 8 * 1024, 16 * 1024 * 1024
 _POLL_SECONDS, _TERM_GRACE_SECONDS, _EXIT_GRACE_SECONDS = 0.1, 5.0, 1.0
@@ -212,10 +213,28 @@ class Command(Task):
         for pattern in self.outputs:
             matches = sorted(path for path in workdir.glob(pattern) if path.is_file())
             if not matches:
-                raise TaskError(f"command `{self.program}` produced no file matching {pattern!r}")
+                raise TaskError(
+                    f"step {self.name!r}: command `{self.program}` produced no file matching "
+                    f"{pattern!r}; {_produced_files(workdir)}"
+                )
             for path in matches:
                 names[run.output(path).name] = None
         return list(names)
+
+
+def _produced_files(workdir: Path) -> str:
+    # The files the tool did write, so an author sees at once whether the pattern or the tool is
+    # wrong. ``tmp/`` is the tool's scratch directory (TMPDIR), not a result.
+    found = sorted(
+        path.relative_to(workdir).as_posix()
+        for path in workdir.rglob("*")
+        if path.is_file() and path.relative_to(workdir).parts[0] != "tmp"
+    )
+    if not found:
+        return "it produced no files"
+    shown = ", ".join(found[:_PRODUCED_SHOWN])
+    more = len(found) - _PRODUCED_SHOWN
+    return f"it produced: {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 def _checked_argv(argv: Sequence[str], step: str) -> tuple[str, ...]:

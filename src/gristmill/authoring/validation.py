@@ -34,40 +34,31 @@ def validate_params(
     """Return the pipeline's parameter model built from ``raw``.
 
     Unknown names and invalid values raise :class:`SubmissionError` with one entry per field,
-    keyed ``params.<name>``; so does a value a command step could not pass as an argument
-    (one starting with ``-``, a list, or none; see :meth:`Command.refused_params`), and text
-    longer than :data:`MAX_TEXT_LENGTH` in a field that sets no ``max_length`` of its own.
+    keyed ``params.<name>``, every problem of the submission at once; so does a value a command
+    step could not pass as an argument (one starting with ``-``, a list, or none; see
+    :meth:`Command.refused_params`), and text longer than :data:`MAX_TEXT_LENGTH` in a field
+    that sets no ``max_length`` of its own.
 
     ``strict`` is for values that arrived as JSON (the API): each must already be of its
     field's JSON type, so ``"5"`` is no integer and ``1`` no boolean. Otherwise pydantic
     converts what it can (``"5"`` to 5), as for the command line's ``NAME=TEXT``.
     """
     raw = dict(raw or {})
-    known = pipeline.params.model_fields
-    errors: dict[str, list[str]] = {}
-    for name in raw:
-        if name not in known:
-            choices = ", ".join(sorted(known)) or "none"
-            errors.setdefault(f"params.{name}", []).append(
-                f"unknown parameter {name!r} (this pipeline takes: {choices})"
-            )
-    for name, value in raw.items():
-        if _has_nul(value):
-            errors.setdefault(f"params.{name}", []).append("must not contain NUL characters")
-        elif name in known and _longest_text(value) > _text_limit(known[name]):
-            errors.setdefault(f"params.{name}", []).append(
-                f"is longer than {_text_limit(known[name]):,} characters"
-            )
-    if errors:
-        raise SubmissionError(errors)
+    errors = _screened(pipeline, raw)
+    # Every problem is reported at once: the values not refused above are still checked by
+    # the model, so an unknown name does not hide the error of a value beside it.
+    checked = {name: value for name, value in raw.items() if f"params.{name}" not in errors}
     try:
         if strict:
-            model = pipeline.params.model_validate_json(json.dumps(raw), strict=True)
+            model = pipeline.params.model_validate_json(json.dumps(checked), strict=True)
         else:
-            model = pipeline.params.model_validate(raw)
+            model = pipeline.params.model_validate(checked)
     except ValidationError as error:
         for problem in error.errors():
             field = ".".join(str(part) for part in problem["loc"]) or "__all__"
+            # A field refused above is left out of ``checked``; "Field required" would be noise.
+            if problem["loc"] and f"params.{problem['loc'][0]}" in errors:
+                continue
             errors.setdefault(f"params.{field}", []).append(problem["msg"])
         raise SubmissionError(errors) from None
     # A value a command step cannot take as an argument would only fail the run later.
@@ -78,6 +69,25 @@ def validate_params(
     if errors:
         raise SubmissionError(errors)
     return model
+
+
+def _screened(pipeline: Pipeline, raw: Mapping[str, Any]) -> dict[str, list[str]]:
+    # The refusals that need no model: unknown names, NUL characters, overlong text.
+    known = pipeline.params.model_fields
+    errors: dict[str, list[str]] = {}
+    for name, value in raw.items():
+        if name not in known:
+            choices = ", ".join(sorted(known)) or "none"
+            errors.setdefault(f"params.{name}", []).append(
+                f"unknown parameter {name!r} (this pipeline takes: {choices})"
+            )
+        if _has_nul(value):
+            errors.setdefault(f"params.{name}", []).append("must not contain NUL characters")
+        elif name in known and _longest_text(value) > _text_limit(known[name]):
+            errors.setdefault(f"params.{name}", []).append(
+                f"is longer than {_text_limit(known[name]):,} characters"
+            )
+    return errors
 
 
 def check_input_count(pipeline: Pipeline, count: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,6 +27,27 @@ class RunDisplay:
     ) -> None:
         description = " · ".join(part for part in (step, stage) if part) or state
         self._progress.update(self._bar, description=description, completed=done or 0, total=total)
+
+
+class ConsoleLogHandler(logging.Handler):
+    """Prints log records, tracebacks and their source lines included, through ``console``.
+
+    A handler writing to ``sys.stderr`` itself would write into the live run display: in a
+    terminal its first line joined the progress bar and the bar's next redraw overwrote lines
+    of a traceback. Through the console, rich prints each record whole above the display.
+    """
+
+    def __init__(self, console: Console):
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from rich.console import Console
 from gristmill.app.service import Service
 from gristmill.app.submission import RunStatus, get_run
 from gristmill.authoring.registry import Registry, load_spec
-from gristmill.cli.display import run_display
+from gristmill.cli.display import ConsoleLogHandler, run_display
 from gristmill.cli.options import build_settings, param_option, parse_params, settings_options
 from gristmill.errors import ConfigurationError, GristmillError, SubmissionError
 from gristmill.settings import Settings
@@ -48,7 +48,11 @@ class _Group(click.Group):
 @click.version_option(package_name="gristmill")
 def main() -> None:
     """gristmill: a server for data-processing pipelines."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        handlers=[ConsoleLogHandler(console)],
+    )
 
 
 def _resolve_pipeline(spec: str, settings: Settings) -> tuple[Registry, str]:

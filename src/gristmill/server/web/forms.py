@@ -92,6 +92,17 @@ def _has_null_character(value: Any) -> bool:
     return False
 
 
+# The paste box's label and help by what the pipeline takes: (JSON?, text?).
+_PASTE_BOX = {
+    (True, False): ("Or paste JSON", "It must be valid JSON."),
+    (False, True): ("Or paste text", ""),
+    (True, True): (
+        "Or paste JSON or text",
+        "Valid JSON is submitted as JSON (input.json), anything else as text (input.txt).",
+    ),
+}
+
+
 def parse_json(text: str) -> tuple[Any, str | None]:
     """The JSON value in ``text``, or ``None`` and a message saying why it cannot be read."""
     try:
@@ -206,14 +217,17 @@ class SubmissionForm(forms.Form):
                 help_text=describe_inputs(pipeline),
             )
         self.takes_text = InputKind.TEXT in kinds
+        self.takes_json = InputKind.JSON in kinds
         self.pasted_json: Any = None
-        if self.takes_text or InputKind.JSON in kinds:
+        self.pasted_is_json = False
+        if self.takes_text or self.takes_json:
+            label, help_text = _PASTE_BOX[self.takes_json, self.takes_text]
             self.fields[TEXT] = forms.CharField(
-                label="Or paste text",
+                label=label,
                 required=False,
                 strip=False,
                 widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
-                help_text="" if self.takes_text else "It must be valid JSON.",
+                help_text=help_text,
             )
         if InputKind.URL in kinds:
             self.fields[URL] = forms.CharField(
@@ -305,9 +319,11 @@ class SubmissionForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         text = cleaned.get(TEXT) or ""
-        if text.strip() and not self.takes_text:
+        if text.strip() and self.takes_json:
             self.pasted_json, problem = parse_json(text)
-            if problem:
+            if problem is None:
+                self.pasted_is_json = True
+            elif not self.takes_text:
                 self.add_error(TEXT, problem)
         return cleaned
 
@@ -321,7 +337,9 @@ class SubmissionForm(forms.Form):
         ]
         text = data.get(TEXT) or ""
         if text.strip():
-            sources.append(TextInput(text) if self.takes_text else JsonInput(self.pasted_json))
+            # As the box's label says: JSON when it reads as JSON and the pipeline takes JSON.
+            pasted = JsonInput(self.pasted_json) if self.pasted_is_json else TextInput(text)
+            sources.append(pasted)
         for name in (URL, DATAFILE, RUN):
             sources.extend(data.get(name) or [])
         return sources
