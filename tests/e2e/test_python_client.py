@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from gristmill.client import (
     WaitTimeoutError,
 )
 from tests.e2e.conftest import Server
+from tests.integration.conftest import wait_until
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 
@@ -55,13 +55,6 @@ def client(server: Server) -> Iterator[Client]:
 def signed_in(server: Server, key: str) -> Iterator[Client]:
     with Client(server.url, token=key) as grace:
         yield grace
-
-
-def until(condition: Any, what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_a_file_submitted_followed_and_its_outputs_downloaded(
@@ -136,7 +129,7 @@ def test_an_earlier_runs_outputs_as_inputs(client: Client) -> None:
 
 def test_cancel_then_a_second_cancel_is_a_conflict(client: Client, tmp_path: Path) -> None:
     run = client.submit("holding", params={"control": str(tmp_path)})
-    until(lambda: (tmp_path / "started-1").exists(), "the held step to start")
+    wait_until(lambda: (tmp_path / "started-1").exists(), 30, "the held step to start")
     with pytest.raises(WaitTimeoutError) as waited:
         client.wait(run["id"], timeout=0)
     assert waited.value.message == f"the run {run['id']} had not ended after 0 s (it is running)"
