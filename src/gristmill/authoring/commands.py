@@ -159,7 +159,7 @@ class Command(Task):
     def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
         """Run the tool; return what ran and how it went, or raise why it failed.
 
-        The result holds ``command`` (the program and the user's arguments: inputs by name,
+        The result holds ``command`` (the program's name and the user's arguments: inputs by name,
         earlier steps' outputs as ``STEP/NAME``, parameter values), ``argv`` (the whole argv
         as run, with the server's paths made run-relative; staff only unless ``staff_only``
         says otherwise), ``exit_code``, ``stdout_tail``, ``stderr_tail`` (server paths
@@ -179,7 +179,7 @@ class Command(Task):
         stdout, stderr, code = _execute(argv, executable, workdir, env, run, self)
         warnings = self._judge_exit(code, stderr)
         result: dict[str, Any] = {
-            "command": [self.program, *users],
+            "command": [Path(self.program).name, *users],
             "argv": shown,
             "exit_code": code,
             "stdout_tail": stdout.tail_text(),
