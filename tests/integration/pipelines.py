@@ -364,3 +364,12 @@ handing_on = Pipeline(
     inputs=Inputs(kinds=["file", "text"]),
     max_attempts=3,
 )
+
+
+# -- inputs checked by content (test_content_types.py) --------------------------------------
+
+json_or_csv = Pipeline(
+    "json-or-csv",
+    [list_inputs],
+    inputs=Inputs(kinds=["file", "url"], extensions=["json", "csv"], max_count=3),
+)
