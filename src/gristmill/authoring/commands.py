@@ -484,7 +484,7 @@ class _Stream:
     def _emit(self, raw: bytes) -> None:
         line = self._run.curate(raw.decode("utf-8", errors="replace").rstrip("\r"))
         self.tail.append(line)
-        self._run._reporter.log(line, self.name)  # curated above
+        self._run.emit_curated(line, self.name)
 
 
 def _execute(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from gristmill.authoring.logcontrol import RepeatCap
 from gristmill.errors import CancelledError, TaskError
 
 if TYPE_CHECKING:
@@ -134,6 +135,7 @@ class RunContext:
         self.run_root = run_root
         """The run's directory on the server (inputs, work directories), if known."""
         self._curation: tuple[re.Pattern[str], dict[str, str]] | None = None
+        self._repeats = RepeatCap()
 
     @property
     def workdir(self) -> Path:
@@ -176,10 +178,24 @@ class RunContext:
         """
         self.emit(str(message), "log")
 
-    def emit(self, text: str, stream: str) -> None:
+    def emit(self, text: str, stream: str, *, key: str | None = None) -> None:
         """Send ``text`` to the run log on ``stream`` (``log``, ``stdout``, ``stderr``,
-        ``warning``...), curated (:meth:`curate`)."""
-        self._reporter.log(self.curate(text), stream)
+        ``logging``, ``warning``), curated (:meth:`curate`); a line repeated more than a few
+        times is held back and counted (``key`` says which lines are the same; default: the
+        text), see :mod:`gristmill.authoring.logcontrol`."""
+        self.emit_curated(self.curate(text), stream, key=key)
+
+    def emit_curated(self, text: str, stream: str, *, key: str | None = None) -> None:
+        """:meth:`emit` for text already curated."""
+        for line in text.splitlines() or [""]:
+            if self._repeats.admit(stream, line, key):
+                self._reporter.log(line, stream)
+
+    def flush_repeats(self) -> None:
+        """Say how many lines were held back as repeats (the engine calls this at the step's
+        end)."""
+        for stream, line in self._repeats.summary():
+            self._reporter.log(line, stream)
 
     def curate(self, text: str) -> str:
         """``text`` with the server's paths of this run rewritten for end users: an input's

@@ -157,8 +157,8 @@ def check_input_content(
     extension = extension.lower()
     accepted = pipeline.inputs.extensions
     if accepted is None:
-        # Nothing to check; a name without an extension is given its content's.
-        if not extension and found is not None:
+        # Nothing to check; a URL's name without an extension is given its content's.
+        if kind == "url" and not extension and found is not None:
             return f"{stem}.{found}", MEDIA_TYPES[found]
         return name, media_type
     if extension in accepted:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from gristmill.authoring.context import OutputFile, RunContext
 from gristmill.authoring.fingerprints import Fingerprint
+from gristmill.authoring.logcontrol import step_logging
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.registry import Registry
 from gristmill.authoring.tasks import Task
@@ -294,7 +295,8 @@ class UnitRunner:
         )
         self.watchdog.step_started(task.timeout or pipeline.step_timeout)
         try:
-            result = task.process(step.context, step.context.upstream)
+            with step_logging(step.context, task):
+                result = task.process(step.context, step.context.upstream)
         except CancelledError:
             if reporter.cancel_reason == StopReason.TIMEOUT:
                 limit = task.timeout or pipeline.step_timeout
