@@ -43,25 +43,6 @@ def test_an_upload_whose_content_is_not_what_its_name_says_is_refused(
     assert response.json() == error("invalid", message, {"inputs": [message]})
 
 
-def test_an_upload_without_an_extension_is_named_by_its_content(
-    service: Service, client: TestClient
-) -> None:
-    response = upload(client, "json-or-csv", [file("export", b"id,name\n1,ada\n")])
-    assert response.status_code == 201, response.content
-    (stored,) = get_run(response.json()["id"], service=service).run.inputs
-    assert (stored.name, stored.media_type) == ("export.csv", "text/csv")
-    assert service.storage.path(stored.path).name == "export.csv"
-
-
-def test_an_upload_without_an_extension_of_a_refused_type_is_refused(
-    client: TestClient,
-) -> None:
-    response = upload(client, "json-or-csv", [file("report", b"%PDF-1.7\n")])
-    assert response.status_code == 400
-    message = "report: expected .json, .csv, but the content is a PDF document"
-    assert response.json() == error("invalid", message, {"inputs": [message]})
-
-
 class Served(BaseHTTPRequestHandler):
     """``/api/records`` (JSON, no extension), ``/export`` (one column served as text/csv),
     ``/data.json`` (an HTML error page) and ``/download`` (a PDF)."""

@@ -121,8 +121,7 @@ def check_input_kind(pipeline: Pipeline, kind: str, name: str) -> None:
         )
     if spec.extensions is not None and kind == "file":
         extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-        # A name without an extension is judged by its content (check_input_content).
-        if extension and extension not in spec.extensions:
+        if extension not in spec.extensions:
             wanted = ", ".join(f".{ext}" for ext in spec.extensions)
             raise SubmissionError(
                 {"inputs": [f"{name}: files of this type are not accepted (accepted: {wanted})"]}
