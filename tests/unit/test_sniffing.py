@@ -31,6 +31,8 @@ SAMPLES = {
     "tabs": (b"name\tage\nada\t36\n", "tsv"),
     "prose": (b"The mill grinds.\nSlowly.\n", "txt"),
     "Latin-1 text": ("caf\u00e9 cr\u00e8me\n".encode("latin-1"), "txt"),
+    "UTF-16 text": ("a,b\n1,2\n".encode("utf-16"), "csv"),
+    "UTF-16 BOM and noise": (b"\xff\xfe\x00 not utf-8", "txt"),
     "XML": (b'<?xml version="1.0"?>\n<data/>', "xml"),
     "HTML": (b"<!DOCTYPE html><html><body>Not found</body></html>", "html"),
     "XLSX": (XLSX, "xlsx"),

@@ -13,6 +13,7 @@ say exactly where it is broken.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import zipfile
@@ -165,7 +166,20 @@ def _zip_kind(path: Path) -> str:
     return "zip"
 
 
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
 def _as_text(head: bytes, whole: bool) -> str | None:
+    # Text in UTF-16 or UTF-32 is text (whether a step can read that encoding is its call).
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            usable = len(head) - (len(head) - len(bom)) % (4 if "32" in encoding else 2)
+            return head[len(bom) : usable].decode(encoding, errors="replace")
     if b"\0" in head:
         return None
     for encoding in ("utf-8-sig", "cp1252"):
