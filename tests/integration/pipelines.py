@@ -373,3 +373,23 @@ json_or_csv = Pipeline(
     [list_inputs],
     inputs=Inputs(kinds=["file", "url"], extensions=["json", "csv"], max_count=3),
 )
+
+
+# -- log control (test_handing_on.py) -------------------------------------------------------
+
+
+@task(log_level="WARNING")
+def noisy(run: RunContext) -> dict[str, int]:
+    """A third-party library that logs and warns far too much."""
+    import logging
+    import warnings
+
+    chatty = logging.getLogger("chatty.library")
+    for number in range(2000):
+        chatty.warning("odd value %d in %s", number, run.input.path)
+        chatty.info("not at this level")
+        warnings.warn("this API is old", DeprecationWarning, stacklevel=1)
+    return {"checked": 2000}
+
+
+noisy_library = Pipeline("noisy-library", [noisy], inputs=Inputs(kinds=["file", "text"]))

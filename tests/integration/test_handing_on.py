@@ -79,3 +79,22 @@ def test_non_staff_see_no_server_path_and_no_staff_only_key(
     assert results["count"]["argv"] == ["wc", "-c", "upper/upper.txt"]
     assert results["shout"]["where"].startswith(data_dir)
     assert "/a1/upper/upper.txt" in staff.get(f"/runs/{run_id}/").content.decode()
+
+
+def test_a_noisy_librarys_records_reach_the_log_collapsed_and_curated(
+    service: Service, workers: Workers, site: None, tmp_path: Path
+) -> None:
+    workers.start(1)
+    run_id = submit("noisy-library", [_words(tmp_path)], service=service)
+    assert wait(run_id, timeout=60, service=service).state == RunState.SUCCEEDED
+    lines = browser().get(f"{API}/runs/{run_id}/log").json()["lines"]
+    assert [(line["stream"], line["text"]) for line in lines if line["step"] == "noisy"] == [
+        ("logging", "WARNING chatty.library: odd value 0 in words.txt"),
+        ("warning", "DeprecationWarning: this API is old"),
+        ("logging", "WARNING chatty.library: odd value 1 in words.txt"),
+        ("warning", "DeprecationWarning: this API is old"),
+        ("logging", "WARNING chatty.library: odd value 2 in words.txt"),
+        ("warning", "DeprecationWarning: this API is old"),
+        ("logging", "… 1,997 more like this: WARNING chatty.library: odd value 0 in words.txt"),
+        ("warning", "… 1,997 more like this: DeprecationWarning: this API is old"),
+    ]
