@@ -206,3 +206,51 @@ def test_packages_must_be_a_list_of_names() -> None:
 
     with pytest.raises(DefinitionError, match="packages must be a list of names"):
         Pipeline("p", [task(packages="jsonschema")(check)])
+
+
+TEMPLATED = """
+from gristmill import Task
+
+
+class Validate(Task):
+    title = "Validate"
+    template = "{template}"
+    packages = ("pytest",)
+
+    def process(self, run, upstream):
+        return {{"valid": True}}
+
+    def context(self, run, result):
+        return {{"shown as": "{template}", **result}}
+"""
+
+
+def _templated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, template: str) -> Pipeline:
+    import importlib.util
+
+    # The same module, edited: only its presentation changes.
+    path = tmp_path / "validate_steps.py"
+    path.write_text(TEMPLATED.format(template=template), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("validate_steps", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "validate_steps", module)
+    spec.loader.exec_module(module)
+    Task._code_cache.clear()
+    return Pipeline("chain", [module.Validate], inputs=Inputs(min_count=0))
+
+
+def test_a_changed_template_leaves_the_result_current_a_package_upgrade_does_not(
+    make_service: MakeService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = make_service(_templated(tmp_path, monkeypatch, "plain.html"))
+    run_id = submit("chain", service=first)
+    run_inline(first, run_id)
+    restyled = _templated(tmp_path, monkeypatch, "fancy/results.html")
+    steps = first.store.get_steps(run_id)
+    run = get_run(run_id, service=first).run
+    (step,) = plan(restyled, run, steps, first.storage)
+    assert step.reasons == []
+    monkeypatch.setattr(tasks, "installed_version", lambda name: "99.0")
+    (step,) = plan(restyled, run, steps, first.storage)
+    assert step.reasons == [f"pytest {installed_version('pytest')} → 99.0"]
