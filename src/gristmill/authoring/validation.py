@@ -136,8 +136,9 @@ def check_input_content(
     pipeline: Pipeline, kind: str, name: str, path: Path, media_type: str | None = None
 ) -> tuple[str, str | None]:
     """Check a stored input's content against the pipeline's accepted ``extensions``, and
-    return its name and media type, given the extension of its content when it had none (or,
-    for a URL, one that is not accepted).
+    return its name and media type. A URL or data file whose name has no extension, or (for a
+    URL) one that is not accepted, is given the extension of its content. (An upload's name
+    must carry an accepted extension: :func:`check_input_kind`.)
 
     The content decides (:mod:`.sniffing`); ``media_type`` (a URL's ``Content-Type``) only
     names the type when the content cannot tell. A file whose content is not what its name
