@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Mapping
 from enum import StrEnum
@@ -12,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from gristmill import Inputs, Pipeline, RunContext, Task, TaskError, task
+from gristmill import Command, Inputs, Pipeline, RunContext, Task, TaskError, task
 
 OPTIONAL = Inputs(min_count=0)
 
@@ -330,3 +331,65 @@ cancel_last = Pipeline("cancel-last", [last], params=CancelParams, inputs=OPTION
 cancel_steps = Pipeline(
     "cancel-steps", [*(_constant(i) for i in range(20)), last], params=CancelParams, inputs=OPTIONAL
 )
+
+
+# -- files handed on between steps (test_handing_on.py) ------------------------------------
+
+_UPPER = (
+    "import sys; t = open(sys.argv[1]).read(); open('upper.txt', 'w').write(t.upper()); "
+    "print('read', sys.argv[1])"
+)
+
+
+@task(needs=["upper"], staff_only=("where",))
+def shout(run: RunContext) -> dict[str, Any]:
+    """Reads the first step's file; with a control directory, kills its worker on attempt 1."""
+    if run.params.control and run.attempt == 1:
+        (Path(run.params.control) / "started-1").write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    (made,) = run.upstream_files("upper")
+    run.log(f"reading {made.path}")
+    with made.open("r") as text:
+        return {"text": text.read(), "attempt": run.attempt, "where": str(made.path)}
+
+
+handing_on = Pipeline(
+    "handing-on",
+    [
+        Command("upper", [sys.executable, "-c", _UPPER, "{input}"], outputs=["upper.txt"]),
+        Command("count", ["wc", "-c", "{outputs.upper}"]),
+        shout,
+    ],
+    params=Params,
+    inputs=Inputs(kinds=["file", "text"]),
+    max_attempts=3,
+)
+
+
+# -- inputs checked by content (test_content_types.py) --------------------------------------
+
+json_or_csv = Pipeline(
+    "json-or-csv",
+    [list_inputs],
+    inputs=Inputs(kinds=["file", "url"], extensions=["json", "csv"], max_count=3),
+)
+
+
+# -- log control (test_handing_on.py) -------------------------------------------------------
+
+
+@task(log_level="WARNING")
+def noisy(run: RunContext) -> dict[str, int]:
+    """A third-party library that logs and warns far too much."""
+    import logging
+    import warnings
+
+    chatty = logging.getLogger("chatty.library")
+    for number in range(2000):
+        chatty.warning("odd value %d in %s", number, run.input.path)
+        chatty.info("not at this level")
+        warnings.warn("this API is old", DeprecationWarning, stacklevel=1)
+    return {"checked": 2000}
+
+
+noisy_library = Pipeline("noisy-library", [noisy], inputs=Inputs(kinds=["file", "text"]))

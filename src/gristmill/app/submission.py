@@ -39,6 +39,7 @@ from gristmill.authoring.inputs import (
 )
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.validation import (
+    check_input_content,
     check_input_count,
     check_input_kind,
     run_validators,
@@ -225,6 +226,11 @@ def _stage_inputs(
                 raise SubmissionTooLargeError(
                     {"inputs": [size_limit_message(pipeline, name)]}
                 ) from None
+            checked, media_type = check_input_content(
+                pipeline, str(kind), name, service.storage.path(path), media_type
+            )
+            if checked != name:  # named by its content
+                name, path = checked, service.storage.rename(path, checked)
             guessed = media_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
             records.append(InputRecord(name, path, size, digest, guessed, str(kind), origin))
     return records

@@ -159,9 +159,12 @@ class Pipeline:
                         where = "a later step of this pipeline"
                     else:
                         where = "not a step of this pipeline"
+                    named, what = f"needs {needed!r}", "results"
+                    if needed in getattr(task, "file_steps", ()):
+                        named, what = f"argv names {{outputs.{needed}}}, and {needed!r}", "files"
                     raise DefinitionError(
-                        f"needs {needed!r}, which is {where}; a step can only "
-                        "read the results of steps before it",
+                        f"{named}, which is {where}; a step can only "
+                        f"read the {what} of steps before it",
                         pipeline=self.name,
                         step=step,
                     )

@@ -10,13 +10,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gristmill.authoring.context import InputFile, Reporter, RunContext
+from gristmill.authoring.context import InputFile, OutputFile, Reporter, RunContext
 from gristmill.authoring.fingerprints import Fingerprint, explain_change
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.tasks import PreviousResult, Task
 from gristmill.states import StepState
 from gristmill.storage import FilesystemStorage
-from gristmill.store.base import InputRecord, RunRecord, StepRecord
+from gristmill.store.base import InputRecord, OutputRecord, RunRecord, StepRecord
+
+Files = Mapping[str, tuple[OutputFile, ...]]
+"""The output files of the steps run so far, by step name."""
 
 
 def step_fingerprint(
@@ -25,8 +28,11 @@ def step_fingerprint(
     params: Mapping[str, Any],
     upstream_tokens: Mapping[str, str],
     inputs: Sequence[InputRecord],
+    files: Files | None = None,
 ) -> Fingerprint:
     """The fingerprint a result of ``task`` would have for this run now."""
+    upstream = pipeline.upstream_of(task)
+    files = files or {}
     return Fingerprint(
         task=task.identity,
         code=task.code_fingerprint(),
@@ -38,6 +44,12 @@ def step_fingerprint(
             if name in upstream_tokens
         },
         inputs=tuple((i.name, i.sha256) for i in inputs),
+        files={
+            name: tuple((f.name, f.sha256) for f in files[name])
+            for name in upstream
+            if files.get(name)
+        },
+        packages=task.package_versions(),
     )
 
 
@@ -55,6 +67,15 @@ def previous_result(
     old = Fingerprint.from_dict(stored.fingerprint)
     reasons = explain_change(old, current, task_title=task.title or task.step_name)
     return PreviousResult(stored.state, stored.result, old, tuple(reasons))
+
+
+def output_files(
+    records: Sequence[OutputRecord], storage: FilesystemStorage
+) -> tuple[OutputFile, ...]:
+    """A stored step's output files as later steps see them."""
+    return tuple(
+        OutputFile(o.name, storage.path(o.path), o.size, o.sha256, o.media_type) for o in records
+    )
 
 
 def input_files(run: RunRecord, storage: FilesystemStorage) -> tuple[InputFile, ...]:
@@ -84,8 +105,11 @@ class RunView:
         *,
         attempt: int = 1,
         reporter: Reporter | None = None,
+        files: Files | None = None,
     ) -> RunContext:
-        """The run context of ``task``, given the results of the steps before it."""
+        """The run context of ``task``, given the results (and output ``files``) of the steps
+        before it."""
+        files = files or {}
         return RunContext(
             run_id=self.run.id,
             pipeline=self.pipeline.name,
@@ -97,11 +121,15 @@ class RunView:
             attempt=attempt,
             ancestor=self.run.ancestor_id,
             reporter=reporter,
+            files={n: files[n] for n in self.pipeline.upstream_of(task) if n in files},
+            run_root=self.storage.run_dir(self.run.id),
         )
 
-    def fingerprint(self, task: Task, tokens: Mapping[str, str]) -> Fingerprint:
+    def fingerprint(
+        self, task: Task, tokens: Mapping[str, str], files: Files | None = None
+    ) -> Fingerprint:
         """The fingerprint a result of ``task`` would have now."""
-        return step_fingerprint(self.pipeline, task, self.params, tokens, self.run.inputs)
+        return step_fingerprint(self.pipeline, task, self.params, tokens, self.run.inputs, files)
 
 
 @dataclass
@@ -130,12 +158,13 @@ def plan(
     view = RunView(pipeline, run, storage)
     results: dict[str, Any] = {}
     tokens: dict[str, str] = {}
+    files: dict[str, tuple[OutputFile, ...]] = {}
     plans = []
     for task in pipeline.steps:
         name = task.step_name
         stored = steps.get(name)
-        context = view.context(task, results)
-        current = view.fingerprint(task, tokens)
+        context = view.context(task, results, files=files)
+        current = view.fingerprint(task, tokens, files)
         applicable = task.is_applicable(context)
         state = StepState.SUCCEEDED if applicable else StepState.SKIPPED
         reasons: list[str] = []
@@ -157,5 +186,6 @@ def plan(
             in_force = Fingerprint.from_dict(stored.fingerprint)
         tokens[name] = upstream_token(state, in_force)
         results[name] = stored.result if stored is not None else None
+        files[name] = output_files(stored.outputs, storage) if stored is not None else ()
         plans.append(StepPlan(name, applicable, current, stored, reasons))
     return plans

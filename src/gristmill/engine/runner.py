@@ -16,14 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from gristmill.authoring.context import RunContext
+from gristmill.authoring.context import OutputFile, RunContext
 from gristmill.authoring.fingerprints import Fingerprint
+from gristmill.authoring.logcontrol import step_logging
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.registry import Registry
 from gristmill.authoring.tasks import Task
 from gristmill.engine.fetching import fetch_inputs
 from gristmill.engine.outage import Outage
-from gristmill.engine.planner import RunView, previous_result, upstream_token
+from gristmill.engine.planner import RunView, output_files, previous_result, upstream_token
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.errors import (
     CancelledError,
@@ -92,6 +93,8 @@ class _Step:
     context: RunContext
     fingerprint: Fingerprint
     started: float = 0.0
+    outputs: tuple[OutputFile, ...] | None = None
+    """The files the step registered, when it ran (``None`` when its result was reused)."""
 
 
 class UnitRunner:
@@ -185,6 +188,7 @@ class UnitRunner:
         view = RunView(pipeline, run, self.storage)
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
+        files: dict[str, tuple[OutputFile, ...]] = {}
         last = len(pipeline.steps) - 1
         for position, task in enumerate(pipeline.steps):
             if reporter.cancel_reason == StopReason.CANCELLED:
@@ -192,8 +196,10 @@ class UnitRunner:
                 return self._end(claim, reporter, RunState.CANCELLED, Failure(CANCELLED_MESSAGE))
             name = task.step_name
             reporter.begin_step(name)
-            context = view.context(task, results, attempt=claim.attempt, reporter=reporter)
-            fingerprint = view.fingerprint(task, tokens)
+            context = view.context(
+                task, results, attempt=claim.attempt, reporter=reporter, files=files
+            )
+            fingerprint = view.fingerprint(task, tokens, files)
             step = _Step(task, position, context, fingerprint)
             final = RunState.SUCCEEDED if position == last else None
             try:
@@ -204,9 +210,19 @@ class UnitRunner:
                 return self._fail(claim, reporter, pipeline, step, error)
             results[name] = result
             tokens[name] = upstream_token(state, in_force)
+            files[name] = self._files_of(step, state, stored.get(name))
             if wrote and final is not None:
                 return final
         return self._end(claim, reporter, RunState.SUCCEEDED, None)
+
+    def _files_of(self, step: _Step, state: str, stored: Any) -> tuple[OutputFile, ...]:
+        """The output files later steps see of a step: those it registered if it ran, those
+        stored with its result if that was reused, none if it was skipped."""
+        if state == StepState.SKIPPED:
+            return ()
+        if step.outputs is not None:
+            return step.outputs
+        return output_files(stored.outputs, self.storage) if stored is not None else ()
 
     def _fetch_inputs(
         self, claim: Claim, reporter: UnitReporter, pipeline: Pipeline, run: RunRecord
@@ -279,7 +295,8 @@ class UnitRunner:
         )
         self.watchdog.step_started(task.timeout or pipeline.step_timeout)
         try:
-            result = task.process(step.context, step.context.upstream)
+            with step_logging(step.context, task):
+                result = task.process(step.context, step.context.upstream)
         except CancelledError:
             if reporter.cancel_reason == StopReason.TIMEOUT:
                 limit = task.timeout or pipeline.step_timeout
@@ -296,6 +313,7 @@ class UnitRunner:
             # let the next step start out cancelled.
             reporter.clear_cancel()
         result_json = to_json(name, result)
+        step.outputs = step.context.outputs
         outputs = [
             OutputRecord(
                 name, o.name, self.storage.relative(o.path), o.size, o.sha256, o.media_type
@@ -414,7 +432,8 @@ class UnitRunner:
             state, run_state = StepState.CANCELLED, RunState.CANCELLED
             failure = Failure(error.message)
         elif isinstance(error, TaskError):
-            failure = Failure(error.message)
+            # Seen by end users: no server path in it (an input by name, a file run-relative).
+            failure = Failure(step.context.curate(error.message))
         else:
             failure = _internal(error, f"step {name} of run {claim.run_id}")
         failure = Failure(failure.message, failure.ref, failure.traceback, step=name)
