@@ -8,6 +8,7 @@ from gristmill.authoring.commands import Command
 from gristmill.authoring.context import InputFile, OutputFile, RunContext
 from gristmill.authoring.inputs import InputKind, Inputs
 from gristmill.authoring.pipelines import Access, Pipeline
+from gristmill.authoring.references import Reference, reference
 from gristmill.authoring.tasks import FunctionTask, PreviousResult, Task, task
 from gristmill.errors import (
     CancelledError,
@@ -32,6 +33,7 @@ __all__ = [
     "OutputFile",
     "Pipeline",
     "PreviousResult",
+    "Reference",
     "RunContext",
     "RunState",
     "StepState",
@@ -39,5 +41,6 @@ __all__ = [
     "SubmissionError",
     "Task",
     "TaskError",
+    "reference",
     "task",
 ]

@@ -22,6 +22,7 @@ PUBLIC_API = [
     "OutputFile",
     "Pipeline",
     "PreviousResult",
+    "Reference",
     "RunContext",
     "RunState",
     "StepState",
@@ -29,6 +30,7 @@ PUBLIC_API = [
     "SubmissionError",
     "Task",
     "TaskError",
+    "reference",
     "task",
 ]
 
