@@ -139,6 +139,68 @@ def test_a_created_run_is_queued_with_its_params_and_inputs(store: Store, queue:
     assert store.get_steps(run_id) == {}
 
 
+def bulk(queue: str, count: int, **kw: Any) -> list[NewRun]:
+    return [
+        NewRun(
+            id=str(uuid.uuid4()),
+            pipeline="contract",
+            queue=queue,
+            params={"n": n},
+            inputs=[INPUT] * (n % 3),
+            expires_at=datetime.now(UTC) + timedelta(days=7),
+            **kw,
+        )
+        for n in range(count)
+    ]
+
+
+def test_runs_created_in_bulk_are_queued_with_their_params_inputs_and_units(
+    store: Store, queue: str
+) -> None:
+    runs = bulk(queue, 5, owner_id=None, max_attempts=2)
+
+    store.create_runs(runs)
+
+    for n, made in enumerate(runs):
+        run = store.get_run(made.id)
+        assert (run.state, run.queue, run.params, run.inputs) == (
+            RunState.QUEUED,
+            queue,
+            {"n": n},
+            [INPUT] * (n % 3),
+        )
+    claims = store.claim("w1", queues=[queue], lease=LEASE, limit=10)
+    assert sorted(c.run_id for c in claims) == sorted(r.id for r in runs)
+
+
+def test_runs_created_in_bulk_are_all_or_nothing(store: Store, queue: str) -> None:
+    existing = new_run(store, queue)
+    runs = bulk(queue, 3)
+    clash = NewRun(
+        id=existing,
+        pipeline="contract",
+        queue=queue,
+        params={},
+        inputs=[],
+        expires_at=datetime.now(UTC) + timedelta(days=7),
+    )
+
+    with pytest.raises(Exception):  # noqa: B017 - each database words it its own way
+        store.create_runs([*runs, clash])
+
+    for made in runs:
+        with pytest.raises(NotFoundError):
+            store.get_run(made.id)
+    assert [c.run_id for c in store.claim("w1", queues=[queue], lease=LEASE, limit=10)] == [
+        existing
+    ]
+
+
+def test_runs_created_in_bulk_cannot_be_claimed_at_creation(store: Store, queue: str) -> None:
+    with pytest.raises(ValueError, match="never claimed at creation"):
+        store.create_runs(bulk(queue, 1, claimed_by="w1"))
+
+
 def test_an_unknown_or_malformed_run_id_is_not_found(store: Store) -> None:
     for run_id in ("00000000-0000-4000-8000-000000000000", "not-a-uuid"):
         with pytest.raises(NotFoundError, match="no run with id"):

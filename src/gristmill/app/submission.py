@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -269,11 +269,107 @@ def create(
     """:func:`submit`, optionally handing the run's first unit straight to ``claimed_by``
     (the inline executor), so that no worker sharing the database can take it."""
     service = service or default_service()
+    pipeline = _pipeline(service, pipeline)
+    run_id = str(uuid.uuid4())
+    try:
+        new_run = _prepare(service, pipeline, run_id, inputs, params, owner_id, ancestor)
+        claim = service.store.create_run(replace(new_run, claimed_by=claimed_by, lease=lease))
+    except BaseException:
+        with contextlib.suppress(OSError):  # best effort: the error that got us here matters
+            service.storage.delete_run(run_id)
+        raise
+    return run_id, claim
+
+
+MAX_BULK_ENTRIES = 1000
+"""The most runs one :func:`submit_many` call (and one bulk API request) may submit."""
+
+
+@dataclass
+class Entry:
+    """One run of a bulk submission (:func:`submit_many`): its inputs, parameters and
+    ancestor, as :func:`submit` takes them."""
+
+    inputs: Sequence[InputSource] = ()
+    params: Mapping[str, Any] | None = None
+    ancestor: str | None = None
+
+
+def submit_many(
+    pipeline: str | Pipeline,
+    entries: Sequence[Entry],
+    *,
+    owner_id: int | None = None,
+    service: Service | None = None,
+) -> list[str]:
+    """Check and store many runs of one pipeline in one transaction, queue them, and return
+    their ids in the order of ``entries``.
+
+    Each entry is checked as :func:`submit` checks a run. All or nothing: if any entry is
+    refused, nothing is stored and :class:`~gristmill.errors.SubmissionError` names every
+    problem under ``entries.<index>.<field>`` (``entries.3.params.top``); more than
+    :data:`MAX_BULK_ENTRIES` entries, or none, is refused under ``entries``.
+    """
+    service = service or default_service()
+    pipeline = _pipeline(service, pipeline)
+    if not entries:
+        raise SubmissionError({"entries": ["give at least one entry"]})
+    if len(entries) > MAX_BULK_ENTRIES:
+        raise SubmissionError(
+            {"entries": [f"at most {MAX_BULK_ENTRIES} entries at once; {len(entries)} given"]}
+        )
+    run_ids = [str(uuid.uuid4()) for _ in entries]
+    problems: dict[str, list[str]] = {}
+    too_large = True
+    try:
+        runs = []
+        for index, (run_id, entry) in enumerate(zip(run_ids, entries, strict=True)):
+            try:
+                runs.append(
+                    _prepare(
+                        service,
+                        pipeline,
+                        run_id,
+                        entry.inputs,
+                        entry.params,
+                        owner_id,
+                        entry.ancestor,
+                    )
+                )
+            except SubmissionError as error:
+                too_large = too_large and isinstance(error, SubmissionTooLargeError)
+                for name, messages in error.errors.items():
+                    problems.setdefault(f"entries.{index}.{name}", []).extend(messages)
+        if problems:
+            raise (SubmissionTooLargeError if too_large else SubmissionError)(problems)
+        service.store.create_runs(runs)
+    except BaseException:
+        for run_id in run_ids:
+            with contextlib.suppress(OSError):  # best effort, as in create()
+                service.storage.delete_run(run_id)
+        raise
+    return run_ids
+
+
+def _pipeline(service: Service, pipeline: str | Pipeline) -> Pipeline:
     if isinstance(pipeline, str):
         try:
-            pipeline = service.registry.get(pipeline)
+            return service.registry.get(pipeline)
         except LookupError as error:
             raise PipelineNotFoundError({"pipeline": [str(error.args[0])]}) from None
+    return pipeline
+
+
+def _prepare(
+    service: Service,
+    pipeline: Pipeline,
+    run_id: str,
+    inputs: Sequence[InputSource],
+    params: Mapping[str, Any] | None,
+    owner_id: int | None,
+    ancestor: str | None,
+) -> NewRun:
+    """Check one submission and stage its inputs; the run as the store is to create it."""
     if isinstance(inputs, str | Path | Upload | JsonInput | TextInput | LocalFile | UrlInput):
         inputs = [inputs]
     if isinstance(inputs, RunOutputs):
@@ -281,43 +377,32 @@ def create(
     inputs = _expand(service, inputs)
     check_input_count(pipeline, len(inputs))
     model = validate_params(pipeline, params)
-    run_id = str(uuid.uuid4())
-    try:
-        records = _stage_inputs(service, pipeline, run_id, inputs)
-        files = [
-            InputFile(
-                r.name,
-                service.storage.path(r.path),
-                r.size,
-                r.sha256,
-                r.media_type,
-                r.kind,
-                r.source,
-            )
-            for r in records
-            if not r.awaiting_fetch  # checked by the worker once fetched
-        ]
-        run_validators(pipeline, files)
-        claim = service.store.create_run(
-            NewRun(
-                id=run_id,
-                pipeline=pipeline.name,
-                queue=pipeline.queue,
-                params=model.model_dump(mode="json"),
-                inputs=records,
-                expires_at=datetime.now(UTC) + pipeline.retention,
-                max_attempts=pipeline.max_attempts,
-                owner_id=owner_id,
-                ancestor_id=ancestor,
-                claimed_by=claimed_by,
-                lease=lease,
-            )
+    records = _stage_inputs(service, pipeline, run_id, inputs)
+    files = [
+        InputFile(
+            r.name,
+            service.storage.path(r.path),
+            r.size,
+            r.sha256,
+            r.media_type,
+            r.kind,
+            r.source,
         )
-    except BaseException:
-        with contextlib.suppress(OSError):  # best effort: the error that got us here matters
-            service.storage.delete_run(run_id)
-        raise
-    return run_id, claim
+        for r in records
+        if not r.awaiting_fetch  # checked by the worker once fetched
+    ]
+    run_validators(pipeline, files)
+    return NewRun(
+        id=run_id,
+        pipeline=pipeline.name,
+        queue=pipeline.queue,
+        params=model.model_dump(mode="json"),
+        inputs=records,
+        expires_at=datetime.now(UTC) + pipeline.retention,
+        max_attempts=pipeline.max_attempts,
+        owner_id=owner_id,
+        ancestor_id=ancestor,
+    )
 
 
 def _step_statuses(

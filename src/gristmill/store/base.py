@@ -253,6 +253,15 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def create_runs(self, runs: Sequence[NewRun]) -> None:
+        """Create many queued runs, their inputs and first units, in one transaction (bulk
+        submission): all of them or, on any error, none. Idle workers are woken once.
+
+        The runs must not be claimed at creation (``claimed_by`` unset), else ``ValueError``.
+        Raises :class:`~gristmill.errors.StoreUnavailableError` if they cannot be committed.
+        """
+
+    @abc.abstractmethod
     def get_run(self, run_id: str) -> RunRecord:
         """Return the run; :class:`~gristmill.errors.NotFoundError` if there is none."""
 

@@ -262,6 +262,34 @@ class MemoryStore(Store):
             unit.worker, unit.lease_until = run.claimed_by, time.time() + run.lease
             return Claim(unit.id, key, 1)
 
+    def create_runs(self, runs: Sequence[NewRun]) -> None:
+        if any(run.claimed_by is not None for run in runs):
+            raise ValueError("runs created in bulk are queued, never claimed at creation")
+        now = datetime.now(UTC)
+        with self._lock:
+            keys = [_key(run.id) for run in runs]
+            clash = next((k for k in keys if k in self._runs), None)
+            if clash is not None or len(set(keys)) != len(keys):
+                raise StoreError(f"a run with id {clash or keys[0]} exists already")
+            params = [json.dumps(run.params) for run in runs]  # all encoded before any is stored
+            for key, run, encoded in zip(keys, runs, params, strict=True):
+                record = RunRecord(
+                    id=key,
+                    pipeline=run.pipeline,
+                    state=RunState.QUEUED,
+                    params={},
+                    inputs=list(run.inputs),
+                    queue=run.queue,
+                    created_at=now,
+                    expires_at=run.expires_at,
+                    owner_id=run.owner_id,
+                    ancestor_id=_key(run.ancestor_id) if run.ancestor_id else None,
+                )
+                stored = self._runs[key] = _Run(record, encoded)
+                self._add_unit(stored, UnitState.QUEUED, 0, run.max_attempts)
+            if runs:
+                self._work.ring()
+
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         with self._lock:
             run = self._run(run_id)

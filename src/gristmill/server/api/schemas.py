@@ -114,6 +114,13 @@ class SubmittedRun(RunLinks):
     id: str
 
 
+class BulkSubmitted(Out):
+    """The answer to an accepted bulk submission: the runs, in the order of the entries."""
+
+    runs: list[SubmittedRun]
+    count: int
+
+
 class Progress(Out):
     done: int
     total: int | None

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from gristmill.app.service import Service, default_service
+from gristmill.app.submission import MAX_BULK_ENTRIES
 from gristmill.authoring import jsonload
 from gristmill.authoring.inputs import InputSource, JsonInput, TextInput, Upload
 from gristmill.errors import NotFoundError, SignInRequiredError, SubmissionError
@@ -205,6 +206,59 @@ def _read_json(
     return inputs, submission.params
 
 
+class BulkRequest(BaseModel):
+    """A bulk submission: many runs of one pipeline, each given as a JSON submission."""
+
+    model_config = ConfigDict(extra="forbid")
+    entries: list[SubmitRequest] = Field(
+        description=f"The runs to submit, at most {MAX_BULK_ENTRIES}; all or none are stored."
+    )
+
+
+def read_bulk(
+    request: HttpRequest, *, caller: Caller, service: Service
+) -> list[tuple[list[InputSource], dict[str, Any]]]:
+    """The inputs and parameters of each entry of a bulk submission (a JSON
+    :class:`BulkRequest`), for ``caller``; :class:`~gristmill.errors.SubmissionError` (400)
+    naming ``entries.<index>.<field>`` if any entry is malformed or names what ``caller`` may
+    not see, or if there are more than :data:`MAX_BULK_ENTRIES` entries."""
+    require_media_type(request, JSON)
+    problems: dict[str, list[str]] = {}
+    body = request.body
+    data = _parse_json(body, "body", problems) if body.strip() else None
+    if not problems and not (isinstance(data, dict) and isinstance(data.get("entries"), list)):
+        problems["body"] = ["the body must be a JSON object with a list of 'entries'"]
+    if problems:
+        raise SubmissionError(problems)
+    assert isinstance(data, dict)
+    count = len(data["entries"])
+    if not 0 < count <= MAX_BULK_ENTRIES:
+        given = "none given" if not count else f"{count} given"
+        problems["entries"] = [f"give 1 to {MAX_BULK_ENTRIES} entries; {given}"]
+        raise SubmissionError(problems)
+    for index, entry in enumerate(data["entries"]):
+        if not isinstance(entry, dict):
+            problems[f"entries.{index}"] = ["must be a JSON object with 'params' and 'inputs'"]
+    if problems:
+        raise SubmissionError(problems)
+    try:
+        bulk = BulkRequest.model_validate(data)
+    except PydanticError as error:
+        raise SubmissionError(_pydantic_details(error, "a bulk submission has 'entries'")) from None
+    reader = _Reader(caller, service, problems)
+    entries = []
+    for index, entry in enumerate(bulk.entries):
+        inputs: list[InputSource] = []
+        for position, item in enumerate(entry.inputs):
+            source = _inline_input(item, f"entries.{index}.inputs.{position}", reader)
+            if source is not None:
+                inputs.append(source)
+        entries.append((inputs, entry.params))
+    if problems:
+        raise SubmissionError(problems)
+    return entries
+
+
 def _inline_input(item: InlineInput, where: str, reader: _Reader) -> InputSource | None:
     problems = reader.problems
     kind = item.kind
@@ -243,14 +297,18 @@ def _parse_json(data: bytes, field: str, problems: dict[str, list[str]]) -> Any:
     return None
 
 
-def _pydantic_details(error: PydanticError) -> dict[str, list[str]]:
+def _pydantic_details(
+    error: PydanticError, fields: str = "a submission has 'params' and 'inputs'"
+) -> dict[str, list[str]]:
     details: dict[str, list[str]] = {}
     for problem in error.errors(include_url=False):
         loc = problem["loc"]
         field = ".".join(str(part) for part in loc) or "body"
         last = "input" if loc and isinstance(loc[-1], int) else str(loc[-1]) if loc else ""
         if problem["type"] == "extra_forbidden" and len(loc) == 1:
-            message = "unknown field (a submission has 'params' and 'inputs')"
+            message = f"unknown field ({fields})"
+        elif problem["type"] == "extra_forbidden":
+            message = "unknown field (an entry has 'params' and 'inputs')"
         else:
             message = _MESSAGES.get((last, problem["type"]), problem["msg"])
         details.setdefault(field, []).append(message)
@@ -311,3 +369,9 @@ REQUEST_BODY_DOC: dict[str, Any] = {
     },
 }
 """The OpenAPI ``requestBody`` of a submission: either form."""
+
+BULK_BODY_DOC: dict[str, Any] = {
+    "required": True,
+    "content": {"application/json": {"schema": _inline_refs(BulkRequest.model_json_schema())}},
+}
+"""The OpenAPI ``requestBody`` of a bulk submission."""

@@ -191,6 +191,55 @@ class SqlStore(SqlConnection):
         units = self._fetch(Q["unit_of_run"], [key])
         return Claim(unit_id=units[0][0], run_id=run.id, attempt=1)
 
+    def create_runs(self, runs: Sequence[NewRun]) -> None:
+        if any(run.claimed_by is not None for run in runs):
+            raise ValueError("runs created in bulk are queued, never claimed at creation")
+        if not runs:
+            return
+        now = self._dt(_now())
+        rows: list[list[Any]] = []
+        inputs: list[tuple[Any, ...]] = []
+        units: list[list[Any]] = []
+        for run in runs:
+            key = self._id(run.id)
+            ancestor = self._id(run.ancestor_id) if run.ancestor_id else None
+            params = json.dumps(run.params)
+            expires = self._dt(run.expires_at)
+            state = RunState.QUEUED.value
+            rows.append(
+                [
+                    key,
+                    run.pipeline,
+                    run.queue,
+                    state,
+                    params,
+                    run.owner_id,
+                    ancestor,
+                    now,
+                    expires,
+                    False,  # cancel requested
+                    False,  # pinned
+                ]
+            )
+            inputs.extend(
+                (key, n, i.name, i.kind, i.path, i.size, i.sha256, i.media_type, i.source)
+                for n, i in enumerate(run.inputs)
+            )
+            units.append([key, _RUN_KIND, run.queue, _QUEUED, 0, run.max_attempts, None, None])
+        try:
+            self.sql.write(
+                Many(Q["create_run"], rows),
+                Many(Q["create_input"], inputs),
+                Many(Q["create_unit"], units),
+                *self._notify("gristmill_work"),
+            )
+        except Exception as error:
+            self.sql.reset()
+            if self.source.is_unavailable(error):
+                raise StoreUnavailableError(f"the runs could not be stored: {error}") from error
+            raise
+        self._ring("work")
+
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         key = self._id(run_id)
         loaded = self._guard(lambda: self.sql.load(key))
