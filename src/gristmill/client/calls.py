@@ -157,6 +157,33 @@ def submit(
     return Call("POST", path, _json, data={k: v for k, v in form.items() if v}, files=uploads)
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One run of a bulk submission: inline inputs (no local files) and parameters."""
+
+    inputs: Sequence[Input] = ()
+    params: Mapping[str, Any] | None = None
+
+
+def submit_many(name: str, entries: Sequence[Entry | Mapping[str, Any]]) -> Call[JsonObject]:
+    """A bulk submission: each entry an :class:`Entry`, or a JSON object as the API takes it
+    (``{"params": ..., "inputs": [...]}``), sent as it is."""
+    body = {"entries": [_entry(entry, index) for index, entry in enumerate(entries)]}
+    return Call("POST", f"/pipelines/{segment(name)}/runs/bulk", _json, json=body)
+
+
+def _entry(entry: Entry | Mapping[str, Any], index: int) -> Any:
+    if not isinstance(entry, Entry):
+        return entry
+    for item in entry.inputs:
+        if isinstance(item, (str, os.PathLike)):
+            raise ValueError(
+                f"entry {index}: {item!r} is a local file; a bulk submission takes texts, JSON "
+                "values, URLs, data files and earlier runs' outputs only"
+            )
+    return {"params": dict(entry.params or {}), "inputs": [_inline(i) for i in entry.inputs]}
+
+
 def _inline(item: Input) -> JsonObject:
     if isinstance(item, Text):
         return {"kind": "text", "text": item.text, **({"name": item.name} if item.name else {})}
