@@ -99,7 +99,13 @@ def bench_gristmill(backend: str, jobs: int, samples: int) -> dict[str, Any]:
         from django.db import connections
 
         from gristmill.app.service import Service
-        from gristmill.app.submission import MAX_BULK_ENTRIES, Entry, get_run, submit_many, wait
+        from gristmill.app.submission import (
+            MAX_BULK_ENTRIES,
+            Entry,
+            get_run,
+            submit_many,
+            wait_many,
+        )
         from gristmill.settings import Settings
         from gristmill.states import RunState
 
@@ -119,15 +125,13 @@ def bench_gristmill(backend: str, jobs: int, samples: int) -> dict[str, Any]:
             return ids
 
         def wait_all(ids: list[str]) -> None:
-            # The last submitted is about the last done: wait for it, then read the others.
-            for run_id in [ids[-1], *ids[:-1]]:
-                try:
-                    status = wait(run_id, timeout=TIMEOUT, service=service)
-                except TimeoutError:
-                    message = f"run {run_id} not done; worker log:\n{tail(worker_log)}"
-                    raise BenchError(message) from None
+            try:
+                statuses = wait_many(ids, timeout=TIMEOUT, service=service)
+            except TimeoutError as error:
+                raise BenchError(f"{error}; worker log:\n{tail(worker_log)}") from None
+            for status in statuses:
                 if status.state != RunState.SUCCEEDED:
-                    raise BenchError(f"run {run_id} ended {status.state}: {status.error}")
+                    raise BenchError(f"run {status.id} ended {status.state}: {status.error}")
             result = get_run(ids[0], service=service).steps[0].result
             if result != {"ok": True, "n": 1}:
                 raise BenchError(f"run {ids[0]}: unexpected result {result!r}")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from gristmill.app.service import Service
-from gristmill.app.submission import MAX_BULK_ENTRIES, Entry, get_run, submit_many
+from gristmill.app.submission import MAX_BULK_ENTRIES, Entry, get_run, submit_many, wait_many
 from gristmill.authoring.inputs import TextInput
 from gristmill.errors import SubmissionError, SubmissionTooLargeError
 from gristmill.executors.inline import run_inline
@@ -46,6 +46,21 @@ def test_runs_submitted_in_bulk_run_to_the_end(service: Service) -> None:
 
     assert [get_run(r, service=service).state for r in run_ids] == [RunState.SUCCEEDED] * 2
     assert [get_run(r, service=service).run.inputs[0].size for r in run_ids] == [1, 2]
+
+
+def test_wait_many_returns_when_every_run_has_ended(service: Service) -> None:
+    entries = [Entry(params={"value": n}) for n in range(3)]
+    run_ids = submit_many("trivial", entries, service=service)
+    for run_id in run_ids[:2]:
+        run_inline(service, run_id)
+
+    with pytest.raises(TimeoutError, match=r"1 of 3 runs did not finish within 0\.01 s"):
+        wait_many(run_ids, timeout=0.01, service=service)
+    run_inline(service, run_ids[2])
+    statuses = wait_many(run_ids, timeout=30, service=service)
+
+    assert [s.id for s in statuses] == run_ids
+    assert [s.result("one")["value"] for s in statuses] == [0, 1, 2]
 
 
 def test_one_refused_entry_stores_nothing_and_is_named_by_index_and_field(

@@ -173,6 +173,15 @@ def test_runs_created_in_bulk_are_queued_with_their_params_inputs_and_units(
     assert sorted(c.run_id for c in claims) == sorted(r.id for r in runs)
 
 
+def test_unfinished_names_the_queued_and_running_runs_in_order(store: Store, queue: str) -> None:
+    done = ended(store, queue)
+    queued = new_run(store, queue)
+    running = new_run(store, queue)
+    store.claim("w1", queues=None, lease=LEASE, run_id=running)
+
+    assert store.unfinished([running, done, queued, str(uuid.uuid4())]) == [running, queued]
+
+
 def test_runs_created_in_bulk_are_all_or_nothing(store: Store, queue: str) -> None:
     existing = new_run(store, queue)
     runs = bulk(queue, 3)

@@ -478,3 +478,40 @@ def wait(
         if remaining <= 0:
             raise TimeoutError(f"run {run_id} did not finish within {timeout:g} s")
         store.wait_for_done(min(poll, remaining))
+
+
+def wait_many(
+    run_ids: Sequence[str],
+    timeout: float | None = None,
+    *,
+    service: Service | None = None,
+    poll: float = 0.5,
+    settle: float = 0.05,
+) -> list[RunStatus]:
+    """Block until every run of ``run_ids`` reaches a terminal state, and return their
+    statuses in that order (the waiter of a :func:`submit_many`).
+
+    Looks at the unfinished runs in one query at a time: when a run ends, and at least every
+    ``poll`` seconds. Runs ending in a burst are looked at together, at most every ``settle``
+    seconds, so that a waiter of thousands of short runs does not slow the workers down by
+    asking after each. Raises :class:`TimeoutError` if ``timeout`` seconds pass first, and
+    :class:`~gristmill.errors.NotFoundError` for an unknown id.
+    """
+    service = service or default_service()
+    store = service.store
+    deadline = None if timeout is None else time.monotonic() + timeout
+    store.wait_for_done(0)  # start listening before the first look, so no ring is missed
+    pending = list(run_ids)
+    while True:
+        pending = store.unfinished(pending)
+        if not pending:
+            return [get_run(run_id, service=service) for run_id in run_ids]
+        remaining = poll if deadline is None else deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(
+                f"{len(pending)} of {len(run_ids)} runs did not finish within {timeout:g} s"
+            )
+        looked = time.monotonic()
+        store.wait_for_done(min(poll, remaining))
+        # Rate limit, not synchronisation: the next look happens after the bell in any case.
+        time.sleep(max(0.0, min(settle - (time.monotonic() - looked), remaining)))

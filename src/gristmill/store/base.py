@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from gristmill.errors import NotFoundError
 from gristmill.states import RunState, UnitKind
 
 CANCELLED_MESSAGE = "the run was cancelled"
@@ -276,6 +277,20 @@ class Store(abc.ABC):
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         """:meth:`get_run` and :meth:`get_steps` together (a store may do it in one query)."""
         return self.get_run(run_id), self.get_steps(run_id)
+
+    def unfinished(self, run_ids: Sequence[str]) -> list[str]:
+        """Those of ``run_ids`` whose run is queued or running, in the given order (an
+        unknown id is left out). A store may answer in one query; this default asks run by
+        run."""
+        found = []
+        for run_id in run_ids:
+            try:
+                state = self.get_run(run_id).state
+            except NotFoundError:
+                continue
+            if not state.is_terminal:
+                found.append(run_id)
+        return found
 
     @abc.abstractmethod
     def read_log(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:

@@ -247,6 +247,17 @@ class SqlStore(SqlConnection):
             raise NotFoundError(f"no run with id {run_id!r}")
         return decode(loaded)
 
+    def unfinished(self, run_ids: Sequence[str]) -> list[str]:
+        keys = {self._id(run_id): run_id for run_id in run_ids}
+        pending: set[str] = set()
+        ordered = list(keys)
+        states = [RunState.QUEUED.value, RunState.RUNNING.value]
+        for first in range(0, len(ordered), 500):  # within every database's parameter limit
+            chunk = ordered[first : first + 500]
+            query = Q["unfinished_runs"].format(ids=", ".join(["%s"] * len(chunk)))
+            pending.update(run_id_of(key) for (key,) in self._fetch(query, [*states, *chunk]))
+        return [run_id for run_id in run_ids if run_id_of(self._id(run_id)) in pending]
+
     def get_run(self, run_id: str) -> RunRecord:
         return self.get_run_and_steps(run_id)[0]
 

@@ -26,6 +26,9 @@ SELECT id FROM gristmill_unit WHERE run_id = %s
 -- name: run_exists
 SELECT 1 FROM gristmill_run WHERE id = %s
 
+-- name: unfinished_runs
+SELECT id FROM gristmill_run WHERE state IN (%s, %s) AND id IN ({ids})
+
 -- name: run_state
 SELECT state FROM gristmill_run WHERE id = %s
 
