@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import mimetypes
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -37,7 +38,7 @@ from gristmill.authoring.inputs import (
     UrlInput,
     safe_name,
 )
-from gristmill.authoring.pipelines import Pipeline
+from gristmill.authoring.pipelines import PREVIOUS, Pipeline
 from gristmill.authoring.validation import (
     check_input_count,
     check_input_kind,
@@ -392,6 +393,7 @@ def _prepare(
         if not r.awaiting_fetch  # checked by the worker once fetched
     ]
     run_validators(pipeline, files)
+    ancestor = _ancestor(service, pipeline, ancestor, owner_id, records)
     return NewRun(
         id=run_id,
         pipeline=pipeline.name,
@@ -403,6 +405,65 @@ def _prepare(
         owner_id=owner_id,
         ancestor_id=ancestor,
     )
+
+
+_RUN_URL = re.compile(r"/runs/(?P<id>[0-9a-fA-F-]{32,36})(?:/|$)")
+
+
+def ancestor_id(text: str) -> str:
+    """The run id in ``text``: a run's id, or the address of its page or API resource
+    (``https://host/runs/<id>/``); :class:`SubmissionError` at ``ancestor`` if it has none."""
+    text = text.strip()
+    candidate = text
+    if "/" in text:
+        found = _RUN_URL.search(urlsplit(text).path)
+        candidate = found.group("id") if found else ""
+    try:
+        return str(uuid.UUID(candidate))
+    except ValueError:
+        raise SubmissionError(
+            {"ancestor": [f"{text!r} is neither a run id nor a run's address"]}
+        ) from None
+
+
+def _ancestor(
+    service: Service,
+    pipeline: Pipeline,
+    given: str | None,
+    owner_id: int | None,
+    inputs: Sequence[InputRecord],
+) -> str | None:
+    """The checked id of the run's ancestor: the one given, or with ``ancestor="previous"``
+    the previous run of the same source by the same owner (none for a submitter without an
+    account, or a run without inputs)."""
+    if given is None or not given.strip():
+        if pipeline.ancestor != PREVIOUS or owner_id is None or not inputs:
+            return None
+        return service.store.previous_run(pipeline.name, owner_id, inputs[0])
+    run_id = ancestor_id(given)
+    try:
+        run = service.store.get_run(run_id)
+    except NotFoundError:
+        raise SubmissionError({"ancestor": [f"no run with id {run_id!r}"]}) from None
+    if run.pipeline not in pipeline.ancestors_from:
+        takes = ", ".join(repr(name) for name in pipeline.ancestors_from)
+        raise SubmissionError(
+            {
+                "ancestor": [
+                    f"run {run_id} is a run of {run.pipeline!r}; the ancestor of a run of "
+                    f"{pipeline.name!r} must be a run of {takes}"
+                ]
+            }
+        )
+    if run.state != RunState.SUCCEEDED:
+        raise SubmissionError(
+            {
+                "ancestor": [
+                    f"run {run_id} has not succeeded (it is {run.state}); choose a run that has"
+                ]
+            }
+        )
+    return run_id
 
 
 def _step_statuses(

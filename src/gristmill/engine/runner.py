@@ -182,7 +182,7 @@ class UnitRunner:
                 )
                 reporter.log(f"fetching the inputs failed: {failure.message}", "system")
                 return self._end(claim, reporter, RunState.FAILED, failure)
-        view = RunView(pipeline, run, self.storage)
+        view = RunView(pipeline, run, self.storage, self.store)
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
         last = len(pipeline.steps) - 1

@@ -89,6 +89,11 @@ class OutputRecord:
     media_type: str
 
 
+SOURCE_KINDS = frozenset({"url", "datafile"})
+"""Input kinds whose ``source`` says where they came from; an input of another kind is known by
+its name (see :meth:`Store.previous_run`)."""
+
+
 @dataclass(frozen=True)
 class NewRun:
     """Everything needed to create a run; its first unit is queued in the same transaction."""
@@ -277,6 +282,13 @@ class Store(abc.ABC):
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         """:meth:`get_run` and :meth:`get_steps` together (a store may do it in one query)."""
         return self.get_run(run_id), self.get_steps(run_id)
+
+    @abc.abstractmethod
+    def previous_run(self, pipeline: str, owner_id: int, first_input: InputRecord) -> str | None:
+        """The id of ``owner_id``'s most recently created succeeded run of ``pipeline`` from
+        the same source as ``first_input``, or None. Same source: the first input has the same
+        kind and, for a URL or a data file, the same ``source`` (the URL, the data file), for
+        any other kind the same name."""
 
     def unfinished(self, run_ids: Sequence[str]) -> list[str]:
         """Those of ``run_ids`` whose run is queued or running, in the given order (an

@@ -36,6 +36,7 @@ from gristmill.states import (
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
+    SOURCE_KINDS,
     Claim,
     DueRun,
     Failure,
@@ -289,6 +290,27 @@ class MemoryStore(Store):
                 self._add_unit(stored, UnitState.QUEUED, 0, run.max_attempts)
             if runs:
                 self._work.ring()
+
+    def previous_run(self, pipeline: str, owner_id: int, first_input: InputRecord) -> str | None:
+        by_source = first_input.kind in SOURCE_KINDS
+
+        def same(run: RunRecord) -> bool:
+            if not run.inputs or run.inputs[0].kind != first_input.kind:
+                return False
+            if by_source:
+                return run.inputs[0].source == first_input.source
+            return run.inputs[0].name == first_input.name
+
+        with self._lock:
+            found = [
+                stored.record
+                for stored in self._runs.values()
+                if stored.record.pipeline == pipeline
+                and stored.record.owner_id == owner_id
+                and stored.record.state == RunState.SUCCEEDED
+                and same(stored.record)
+            ]
+        return max(found, key=lambda run: run.created_at).id if found else None
 
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         with self._lock:

@@ -88,9 +88,11 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
         pipeline = usable_pipeline(caller, service, name)
     except NotFoundError as error:  # named as the field at fault, like every refusal
         raise PipelineNotFoundError({"pipeline": [str(error)]}) from None
-    inputs, params = read_submission(request, caller=caller, service=service)
+    inputs, params, ancestor = read_submission(request, caller=caller, service=service)
     validate_params(pipeline, params, strict=True)  # JSON values: no "5" for 5, no 1 for true
-    run_id = submit(pipeline, inputs, params, owner_id=caller.user_id, service=service)
+    run_id = submit(
+        pipeline, inputs, params, owner_id=caller.user_id, ancestor=ancestor, service=service
+    )
     return Status(201, SubmittedRun(id=run_id, **run_links(run_id)))
 
 
@@ -124,7 +126,7 @@ def submit_runs(request: HttpRequest, name: str) -> Status[BulkSubmitted]:
         raise PipelineNotFoundError({"pipeline": [str(error)]}) from None
     read = read_bulk(request, caller=caller, service=service)
     problems: dict[str, list[str]] = {}
-    for index, (_, params) in enumerate(read):
+    for index, (_, params, _) in enumerate(read):
         try:
             validate_params(pipeline, params, strict=True)
         except SubmissionError as error:
@@ -132,7 +134,7 @@ def submit_runs(request: HttpRequest, name: str) -> Status[BulkSubmitted]:
                 problems[f"entries.{index}.{field}"] = messages
     if problems:
         raise SubmissionError(problems)
-    entries = [Entry(inputs, params) for inputs, params in read]
+    entries = [Entry(inputs, params, ancestor) for inputs, params, ancestor in read]
     run_ids = submit_many(pipeline, entries, owner_id=caller.user_id, service=service)
     runs = [SubmittedRun(id=run_id, **run_links(run_id)) for run_id in run_ids]
     return Status(201, BulkSubmitted(runs=runs, count=len(runs)))

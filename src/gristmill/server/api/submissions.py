@@ -10,19 +10,19 @@ gristmill's size limit applies while they are copied.
 
 from __future__ import annotations
 
-from typing import IO, Any, cast
+from typing import IO, Any, NamedTuple, cast
 
 from django.http import HttpRequest
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from gristmill.app.service import Service, default_service
-from gristmill.app.submission import MAX_BULK_ENTRIES
+from gristmill.app.submission import MAX_BULK_ENTRIES, ancestor_id
 from gristmill.authoring import jsonload
 from gristmill.authoring.inputs import InputSource, JsonInput, TextInput, Upload
 from gristmill.errors import NotFoundError, SignInRequiredError, SubmissionError
 from gristmill.server import datafiles
-from gristmill.server.access import Caller
+from gristmill.server.access import Caller, visible_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.bodies import JSON, MULTIPART, require_media_type, unnamed_file
 from gristmill.server.sources import run_input, url_input
@@ -32,6 +32,7 @@ PARAMS_FIELD = "params"
 URL_FIELD = "url"
 DATAFILE_FIELD = "datafile"
 RUN_FIELD = "run"
+ANCESTOR_FIELD = "ancestor"
 REFERENCE_FIELDS = (URL_FIELD, DATAFILE_FIELD, RUN_FIELD)
 """Form fields naming inputs (repeatable): URLs, data file ids, earlier runs' ids."""
 
@@ -57,11 +58,23 @@ class InlineInput(BaseModel):
 
 
 class SubmitRequest(BaseModel):
-    """A JSON submission: parameters and inline inputs."""
+    """A JSON submission: parameters, inline inputs and an ancestor."""
 
     model_config = ConfigDict(extra="forbid")
     params: dict[str, Any] = Field(default_factory=dict, description="The run's parameters.")
     inputs: list[InlineInput] = Field(default_factory=list)
+    ancestor: str | None = Field(
+        None,
+        description="An earlier, succeeded run to compare with: its id or its address.",
+    )
+
+
+class Submission(NamedTuple):
+    """What a request submits: inputs, parameters and the ancestor's id, if one was named."""
+
+    inputs: list[InputSource]
+    params: dict[str, Any]
+    ancestor: str | None = None
 
 
 _FIELDS_OF_KIND = {
@@ -79,7 +92,7 @@ _MESSAGES = {
     ("input", "model_type"): "must be a JSON object with a 'kind'",
     ("kind", "missing"): f"is required ({_KINDS})",
 }
-_FORM_FIELDS = "'files', 'url', 'datafile', 'run' and 'params'"
+_FORM_FIELDS = "'files', 'url', 'datafile', 'run', 'params' and 'ancestor'"
 UNNAMED_FILE = 'each file needs a file name (filename="..." in its part\'s Content-Disposition)'
 
 
@@ -107,6 +120,22 @@ class _Reader:
             self.problems.setdefault(where, []).append(str(error))
         return None
 
+    def ancestor(self, text: str | None, where: str) -> str | None:
+        """The id of the run ``text`` names, if the caller may see it (a run it may not see
+        is refused as one that does not exist)."""
+        if text is None or not text.strip():
+            return None
+        try:
+            run_id = ancestor_id(text)
+            visible_run(self.caller, run_id, self.service)
+        except SubmissionError as error:
+            self.problems.setdefault(where, []).extend(error.errors["ancestor"])
+            return None
+        except NotFoundError as error:
+            self.problems.setdefault(where, []).append(str(error))
+            return None
+        return run_id
+
     def run(self, run_id: str, where: str, step: str | None = None) -> InputSource | None:
         try:
             return run_input(self.caller, run_id, self.service, step)
@@ -117,15 +146,16 @@ class _Reader:
 
 def read_submission(
     request: HttpRequest, *, caller: Caller | None = None, service: Service | None = None
-) -> tuple[list[InputSource], dict[str, Any]]:
+) -> Submission:
     """The inputs and parameters a request submits for ``caller`` (default: the request's);
     :class:`~gristmill.errors.SubmissionError` (400) if it is malformed or names a data file or
     run that ``caller`` may not see, and :class:`SignInRequiredError` for data files named by
     an anonymous caller.
 
     ``multipart/form-data`` carries files in ``files``, URLs in ``url``, data file ids in
-    ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs in that order)
-    and the parameters as a JSON object in ``params``; ``application/json`` a
+    ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs in that order),
+    the parameters as a JSON object in ``params`` and the ancestor in ``ancestor``;
+    ``application/json`` a
     :class:`SubmitRequest`. A body of any other type is refused (415, see
     :mod:`~gristmill.server.api.bodies`); no body at all submits no inputs and default
     parameters.
@@ -137,16 +167,14 @@ def read_submission(
     return _read_json(request, caller, service)
 
 
-def _read_form(
-    request: HttpRequest, caller: Caller, service: Service
-) -> tuple[list[InputSource], dict[str, Any]]:
+def _read_form(request: HttpRequest, caller: Caller, service: Service) -> Submission:
     files, fields = request.FILES, request.POST
     problems: dict[str, list[str]] = {}
     for field in sorted(set(files) - {FILES_FIELD}):
         problems[field] = [f"upload files in the field '{FILES_FIELD}'"]
     if unnamed_file(fields, FILES_FIELD):
         problems[FILES_FIELD] = [UNNAMED_FILE]
-    known = {FILES_FIELD, PARAMS_FIELD, *REFERENCE_FIELDS, "csrfmiddlewaretoken"}
+    known = {FILES_FIELD, PARAMS_FIELD, ANCESTOR_FIELD, *REFERENCE_FIELDS, "csrfmiddlewaretoken"}
     for field in sorted(set(fields) - known):
         problems[field] = [f"unknown field (a submission has {_FORM_FIELDS})"]
     params: dict[str, Any] = {}
@@ -159,6 +187,9 @@ def _read_form(
             params = value
         elif PARAMS_FIELD not in problems:
             problems[PARAMS_FIELD] = ["must be a JSON object"]
+    ancestors = fields.getlist(ANCESTOR_FIELD)
+    if len(ancestors) > 1:
+        problems[ANCESTOR_FIELD] = ["name one ancestor run"]
     if problems:
         raise SubmissionError(problems)
     inputs: list[InputSource] = [
@@ -175,15 +206,14 @@ def _read_form(
         *(reader.datafile(text, DATAFILE_FIELD) for text in fields.getlist(DATAFILE_FIELD)),
         *(reader.run(text, RUN_FIELD) for text in fields.getlist(RUN_FIELD)),
     ]
+    ancestor = reader.ancestor(ancestors[0] if ancestors else None, ANCESTOR_FIELD)
     if problems:
         raise SubmissionError(problems)
     inputs.extend(source for source in named if source is not None)
-    return inputs, params
+    return Submission(inputs, params, ancestor)
 
 
-def _read_json(
-    request: HttpRequest, caller: Caller, service: Service
-) -> tuple[list[InputSource], dict[str, Any]]:
+def _read_json(request: HttpRequest, caller: Caller, service: Service) -> Submission:
     problems: dict[str, list[str]] = {}
     body = request.body
     data = _parse_json(body, "body", problems) if body.strip() else {}
@@ -201,9 +231,10 @@ def _read_json(
         source = _inline_input(item, f"inputs.{position}", reader)
         if source is not None:
             inputs.append(source)
+    ancestor = reader.ancestor(submission.ancestor, ANCESTOR_FIELD)
     if problems:
         raise SubmissionError(problems)
-    return inputs, submission.params
+    return Submission(inputs, submission.params, ancestor)
 
 
 class BulkRequest(BaseModel):
@@ -215,10 +246,8 @@ class BulkRequest(BaseModel):
     )
 
 
-def read_bulk(
-    request: HttpRequest, *, caller: Caller, service: Service
-) -> list[tuple[list[InputSource], dict[str, Any]]]:
-    """The inputs and parameters of each entry of a bulk submission (a JSON
+def read_bulk(request: HttpRequest, *, caller: Caller, service: Service) -> list[Submission]:
+    """The inputs, parameters and ancestor of each entry of a bulk submission (a JSON
     :class:`BulkRequest`), for ``caller``; :class:`~gristmill.errors.SubmissionError` (400)
     naming ``entries.<index>.<field>`` if any entry is malformed or names what ``caller`` may
     not see, or if there are more than :data:`MAX_BULK_ENTRIES` entries."""
@@ -253,7 +282,8 @@ def read_bulk(
             source = _inline_input(item, f"entries.{index}.inputs.{position}", reader)
             if source is not None:
                 inputs.append(source)
-        entries.append((inputs, entry.params))
+        ancestor = reader.ancestor(entry.ancestor, f"entries.{index}.ancestor")
+        entries.append(Submission(inputs, entry.params, ancestor))
     if problems:
         raise SubmissionError(problems)
     return entries
@@ -298,7 +328,7 @@ def _parse_json(data: bytes, field: str, problems: dict[str, list[str]]) -> Any:
 
 
 def _pydantic_details(
-    error: PydanticError, fields: str = "a submission has 'params' and 'inputs'"
+    error: PydanticError, fields: str = "a submission has 'params', 'inputs' and 'ancestor'"
 ) -> dict[str, list[str]]:
     details: dict[str, list[str]] = {}
     for problem in error.errors(include_url=False):
@@ -308,7 +338,7 @@ def _pydantic_details(
         if problem["type"] == "extra_forbidden" and len(loc) == 1:
             message = f"unknown field ({fields})"
         elif problem["type"] == "extra_forbidden":
-            message = "unknown field (an entry has 'params' and 'inputs')"
+            message = "unknown field (an entry has 'params', 'inputs' and 'ancestor')"
         else:
             message = _MESSAGES.get((last, problem["type"]), problem["msg"])
         details.setdefault(field, []).append(message)
@@ -362,6 +392,11 @@ REQUEST_BODY_DOC: dict[str, Any] = {
                     PARAMS_FIELD: {
                         "type": "string",
                         "description": "The parameters, as a JSON object in text.",
+                    },
+                    ANCESTOR_FIELD: {
+                        "type": "string",
+                        "description": "An earlier, succeeded run to compare with: its id or "
+                        "its address.",
                     },
                 },
             }

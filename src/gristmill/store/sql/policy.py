@@ -29,6 +29,7 @@ from gristmill.states import (
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
+    SOURCE_KINDS,
     Claim,
     DueRun,
     Failure,
@@ -246,6 +247,14 @@ class SqlStore(SqlConnection):
         if loaded is None:
             raise NotFoundError(f"no run with id {run_id!r}")
         return decode(loaded)
+
+    def previous_run(self, pipeline: str, owner_id: int, first_input: InputRecord) -> str | None:
+        by_source = first_input.kind in SOURCE_KINDS
+        query = Q["latest_of_source"] if by_source else Q["latest_of_name"]
+        key = first_input.source if by_source else first_input.name
+        args = [pipeline, owner_id, RunState.SUCCEEDED.value, first_input.kind, key]
+        rows = self._fetch(query, args)
+        return run_id_of(rows[0][0]) if rows else None
 
     def unfinished(self, run_ids: Sequence[str]) -> list[str]:
         keys = {self._id(run_id): run_id for run_id in run_ids}
