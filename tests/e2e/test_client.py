@@ -160,3 +160,20 @@ def test_a_bad_line_of_a_bulk_file_is_named_by_its_number(server: Server, tmp_pa
     broken = gristmill(server, "submit", "trivial", "--bulk", str(lines), cwd=tmp_path)
     assert broken.returncode == 2
     assert broken.stderr.strip() == ("error: line 2: not JSON (Expecting value at column 11)")
+
+
+def test_submit_names_an_ancestor(server: Server, tmp_path: Path) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("a\n")
+    first = gristmill(server, "submit", "compared", str(note), "--wait", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    earlier = first.stdout.splitlines()[0]
+
+    second = gristmill(server, "submit", "compared", str(note), "--ancestor", earlier, cwd=tmp_path)
+
+    assert second.returncode == 0, second.stderr
+    with Client(server.url, token="") as client:
+        assert client.status(second.stdout.strip())["ancestor"]["id"] == earlier
+    refused = gristmill(server, "submit", "compared", str(note), "--ancestor", "x", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == "error: ancestor: 'x' is neither a run id nor a run's address"

@@ -257,3 +257,18 @@ def test_the_async_client_submits_many(server: Server) -> None:
             return [(await client.wait(run["id"], timeout=60))["state"] for run in runs]
 
     assert asyncio.run(use()) == ["succeeded", "succeeded"]
+
+
+def test_a_run_names_its_ancestor_and_its_status_links_to_it(client: Client) -> None:
+    earlier = client.submit("compared", Text("a\n"))
+    assert client.wait(earlier["id"], timeout=60)["state"] == "succeeded"
+
+    later = client.submit("compared", Text("a\nb\n"), ancestor=earlier["url"])
+    assert client.wait(later["id"], timeout=60)["state"] == "succeeded"
+
+    assert client.status(later["id"])["ancestor"]["id"] == earlier["id"]
+    contexts = {s["name"]: s["context"] for s in client.results(later["id"])["steps"]}
+    assert contexts["compare"] == {"comparison": f"+1 lines since run {earlier['id']}"}
+    [made] = client.submit_many("compared", [Entry([Text("a")], ancestor=earlier["id"])])
+    assert client.wait(made["id"], timeout=60)["state"] == "succeeded"
+    assert client.status(made["id"])["ancestor"]["id"] == earlier["id"]

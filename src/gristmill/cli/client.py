@@ -105,6 +105,11 @@ def _print_status(status: dict[str, Any]) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Submit one run per line of this JSON Lines file, all or none; print their ids.",
 )
+@click.option(
+    "--ancestor",
+    metavar="RUN",
+    help="An earlier, succeeded run to compare with: its id or its address.",
+)
 @server_option
 def submit(
     pipeline: str,
@@ -112,6 +117,7 @@ def submit(
     params: tuple[str, ...],
     wait: bool,
     bulk: Path | None,
+    ancestor: str | None,
     server: str,
 ) -> None:
     """Submit FILES to PIPELINE on a server and print the run's id.
@@ -121,8 +127,12 @@ def submit(
     Parameters given with --param apply to every line that does not set them.
     """
     if bulk is not None:
-        if files or wait:
-            _fail("--bulk takes its runs from the file: give no FILES and no --wait", 2)
+        if files or wait or ancestor:
+            _fail(
+                "--bulk takes its runs from the file: give no FILES, --wait or --ancestor "
+                '(a line names its own: "ancestor": "RUN")',
+                2,
+            )
         _submit_bulk(pipeline, bulk, params, server)
         return
     with _client(server) as client:
@@ -130,7 +140,10 @@ def submit(
         # pipeline's parameter schema ("5" for an integer is 5).
         schema = client.pipeline(pipeline)["params_schema"]
         answer = client.submit(
-            pipeline, *files, params=params_from_text(schema, parse_params(params))
+            pipeline,
+            *files,
+            params=params_from_text(schema, parse_params(params)),
+            ancestor=ancestor,
         )
         run_id = answer["id"]
         out.print(run_id)

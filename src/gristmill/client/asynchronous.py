@@ -64,13 +64,18 @@ class AsyncClient:
         return await self._send(calls.pipeline(name))
 
     async def submit(
-        self, pipeline: str, *inputs: Input, params: Mapping[str, Any] | None = None
+        self,
+        pipeline: str,
+        *inputs: Input,
+        params: Mapping[str, Any] | None = None,
+        ancestor: str | None = None,
     ) -> JsonObject:
         """Submit a run of ``pipeline``; return ``{id, url, status_url, ...}``. Paths are
         uploaded; ``Text``, ``Json``, ``Url``, ``DataFile`` and ``RunOutputs`` name other inputs.
-        Parameters are JSON values of their types. ``InvalidError`` names each refused field."""
+        Parameters are JSON values of their types; ``ancestor`` names an earlier, succeeded run
+        to compare with (its id or address). ``InvalidError`` names each refused field."""
         with ExitStack() as files:
-            return await self._send(calls.submit(pipeline, inputs, params, files))
+            return await self._send(calls.submit(pipeline, inputs, params, files, ancestor))
 
     async def submit_many(
         self, pipeline: str, entries: Sequence[Entry | Mapping[str, Any]]

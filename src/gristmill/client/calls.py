@@ -126,20 +126,26 @@ def pipeline(name: str) -> Call[JsonObject]:
 
 
 def submit(
-    name: str, inputs: Sequence[Input], params: Mapping[str, Any] | None, files: ExitStack
+    name: str,
+    inputs: Sequence[Input],
+    params: Mapping[str, Any] | None,
+    files: ExitStack,
+    ancestor: str | None = None,
 ) -> Call[JsonObject]:
     """A submission: JSON when no input is a local file, else a multipart form whose files
     ``files`` opens (the caller closes it once the request is sent)."""
     path = f"/pipelines/{segment(name)}/runs"
     paths = [Path(item) for item in inputs if isinstance(item, (str, os.PathLike))]
+    named = {"ancestor": ancestor} if ancestor else {}
     if not paths:
-        body = {"params": dict(params or {}), "inputs": [_inline(item) for item in inputs]}
+        body = {"params": dict(params or {}), "inputs": [_inline(i) for i in inputs], **named}
         return Call("POST", path, _json, json=body)
     form: dict[str, Any] = {
         "params": json.dumps(dict(params or {})),
         "url": [],
         "datafile": [],
         "run": [],
+        **named,
     }
     for item in inputs:
         if isinstance(item, Url):
@@ -163,6 +169,8 @@ class Entry:
 
     inputs: Sequence[Input] = ()
     params: Mapping[str, Any] | None = None
+    ancestor: str | None = None
+    """An earlier, succeeded run to compare with: its id or its address."""
 
 
 def submit_many(name: str, entries: Sequence[Entry | Mapping[str, Any]]) -> Call[JsonObject]:
@@ -181,7 +189,8 @@ def _entry(entry: Entry | Mapping[str, Any], index: int) -> Any:
                 f"entry {index}: {item!r} is a local file; a bulk submission takes texts, JSON "
                 "values, URLs, data files and earlier runs' outputs only"
             )
-    return {"params": dict(entry.params or {}), "inputs": [_inline(i) for i in entry.inputs]}
+    body = {"params": dict(entry.params or {}), "inputs": [_inline(i) for i in entry.inputs]}
+    return {**body, **({"ancestor": entry.ancestor} if entry.ancestor else {})}
 
 
 def _inline(item: Input) -> JsonObject:
