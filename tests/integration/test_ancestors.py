@@ -16,8 +16,10 @@ from gristmill.executors.inline import run_inline
 from gristmill.states import RunState
 from tests.integration.api import error
 from tests.integration.test_access import API, browser, make_user
+from tests.integration.test_web import page, submitted_from
 
 if TYPE_CHECKING:
+    from django.test import Client
     from ninja.testing import TestClient
 
 
@@ -205,3 +207,34 @@ def test_a_refused_ancestor_is_named_at_its_field(client: TestClient) -> None:
     assert response.status_code == 400
     message = "'last week' is neither a run id nor a run's address"
     assert response.json() == error("invalid", f"ancestor: {message}", {"ancestor": [message]})
+
+
+# -- the web pages ----------------------------------------------------------------------
+
+
+def test_the_form_names_an_ancestor_and_the_run_page_links_to_it(
+    service: Service, web: Client
+) -> None:
+    earlier = finished(service, "compared", "a\n")
+
+    response = web.post("/pipelines/compared/", {"text": "a\nb\n", "ancestor": f"/runs/{earlier}/"})
+
+    later = submitted_from(response)
+    assert get_run(later, service=service).run.ancestor_id == earlier
+    run_inline(service, later)
+    html = page(web.get(f"/runs/{later}/"))
+    assert html.one("#run-ancestor a").attrs["href"] == f"/runs/{earlier}/"
+    assert f"+1 lines since run {earlier}" in html.one("main").text
+
+
+def test_a_refused_ancestor_is_shown_at_its_field(service: Service, web: Client) -> None:
+    queued = submit("compared", [TextInput("x")], service=service)
+    response = web.post("/pipelines/compared/", {"text": "a", "ancestor": queued})
+    assert response.status_code == 400
+    assert page(response).texts("#field-ancestor .field-error") == [
+        f"run {queued} has not succeeded (it is queued); choose a run that has"
+    ]
+    response = web.post("/pipelines/compared/", {"text": "a", "ancestor": "nope"})
+    assert page(response).texts("#field-ancestor .field-error") == [
+        "'nope' is neither a run id nor a run's address"
+    ]
