@@ -3,12 +3,14 @@
 gristmill's local executor (2 worker processes) on SQLite and on PostgreSQL, submitting with
 bulk submission (``submit_many``, 1,000 runs per transaction), beside Dramatiq 2 on Redis (the
 fastest peer: ``group(...).run()`` pipelines its sends) and Celery on Redis (``delay`` back to
-back), all measured in the same run, each in a child process of its own. Prints jobs/s and
+back), all measured in the same run, each in a child process of its own, in interleaved rounds
+(one sample of each system per round, so that a change in the machine's load hits all alike).
+Prints jobs/s and
 the ratios the targets name: gristmill SQLite / Dramatiq >= 1, gristmill PostgreSQL / Celery
 >= 1.
 
-    python bench/jobs.py            # 2,000 jobs per system, 3 samples each
-    python bench/jobs.py --quick    # 200 jobs, 1 sample: a smoke run
+    python bench/jobs.py            # 2,000 jobs per system, 3 rounds
+    python bench/jobs.py --quick    # 200 jobs, 1 round: a smoke run
 
 Needs the ``bench`` extra (Dramatiq), ``celery`` and ``postgres`` extras, Redis and PostgreSQL
 as for ``bench/run.py``.
@@ -239,6 +241,7 @@ def run_system(system: str, jobs: int, samples: int) -> dict[str, Any]:
 
 
 def run_child(system: str, quick: bool) -> dict[str, Any]:
+    """One sample of ``system``, measured in a child process."""
     argv = [sys.executable, str(Path(__file__).resolve()), "--system", system]
     if quick:
         argv.append("--quick")
@@ -277,14 +280,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated systems: " + ",".join(SYSTEMS))
     parser.add_argument("--system", choices=SYSTEMS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    jobs, samples = (200, 1) if args.quick else (JOBS, 3)
+    jobs, rounds = (200, 1) if args.quick else (JOBS, 3)
     if args.system:
-        print(json.dumps(run_system(args.system, jobs, samples)), flush=True)
+        print(json.dumps(run_system(args.system, jobs, 1)), flush=True)
         return 0
     systems = args.only.split(",") if args.only else list(SYSTEMS)
-    results = [run_child(system, args.quick) for system in systems]
-    print(report(results))
-    return 0 if all("rates" in r for r in results) else 1
+    results = {s: {"system": s, "label": LABELS[s], "rates": [], "jobs": jobs} for s in systems}
+    for number in range(rounds):
+        log(f"--- round {number + 1} of {rounds}")
+        for system in systems:
+            sample = run_child(system, args.quick)
+            if "rates" not in sample:
+                results[system]["error"] = sample["error"]
+            else:
+                results[system]["rates"].extend(sample["rates"])
+    for result in results.values():
+        if "error" in result:
+            del result["rates"]
+    print(report(list(results.values())))
+    return 0 if all("rates" in r for r in results.values()) else 1
 
 
 if __name__ == "__main__":
