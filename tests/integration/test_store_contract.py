@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,6 +56,17 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
         yield sql
     finally:
         sql.close()
+
+
+def owner_id(store: Store) -> int:
+    """A user id that the store may record as a run's owner."""
+    if isinstance(store, MemoryStore):
+        return 7
+    from django.contrib.auth import get_user_model
+
+    alias = getattr(store, "alias", "default")
+    user = get_user_model().objects.db_manager(alias).create_user(f"u-{uuid.uuid4().hex[:8]}")
+    return int(user.pk)
 
 
 @pytest.fixture
@@ -180,6 +192,37 @@ def test_unfinished_names_the_queued_and_running_runs_in_order(store: Store, que
     store.claim("w1", queues=None, lease=LEASE, run_id=running)
 
     assert store.unfinished([running, done, queued, str(uuid.uuid4())]) == [running, queued]
+
+
+def test_the_previous_run_is_the_owners_latest_succeeded_one_from_the_same_source(
+    store: Store, queue: str
+) -> None:
+    pipeline = f"p-{uuid.uuid4().hex[:8]}"
+    url = InputRecord("x.csv", "", 0, "", "text/csv", "url", "https://example.org/x.csv")
+    other_url = InputRecord("x.csv", "", 0, "", "text/csv", "url", "https://example.org/y/x.csv")
+    named = InputRecord("data.txt", "p", 1, "ab", "text/plain", "text", "")
+
+    def made(first: InputRecord, owner: int | None, *, succeed: bool = True) -> str:
+        run_id = str(uuid.uuid4())
+        expires = datetime.now(UTC) + timedelta(days=7)
+        store.create_run(NewRun(run_id, pipeline, queue, {}, [first], expires, owner_id=owner))
+        if succeed:
+            (claim,) = store.claim("w1", queues=None, lease=LEASE, run_id=run_id)
+            assert store.finish(claim, RunState.SUCCEEDED, Report())
+        return run_id
+
+    owner = owner_id(store)
+    assert store.previous_run(pipeline, owner, url) is None
+    made(url, owner)
+    latest = made(url, owner)
+    made(url, owner, succeed=False)
+    made(other_url, owner)
+    by_name = made(named, owner)
+
+    assert store.previous_run(pipeline, owner, url) == latest
+    assert store.previous_run(pipeline, owner, replace(named, path="q", sha256="cd")) == by_name
+    assert store.previous_run(pipeline, owner, replace(named, name="other.txt")) is None
+    assert store.previous_run("elsewhere", owner, url) is None
 
 
 def test_runs_created_in_bulk_are_all_or_nothing(store: Store, queue: str) -> None:
