@@ -5,7 +5,7 @@ may change between releases.
 """
 
 from gristmill.authoring.commands import Command
-from gristmill.authoring.context import InputFile, OutputFile, RunContext
+from gristmill.authoring.context import Ancestor, InputFile, OutputFile, RunContext
 from gristmill.authoring.inputs import InputKind, Inputs
 from gristmill.authoring.pipelines import Access, Pipeline
 from gristmill.authoring.references import Reference, reference
@@ -22,6 +22,7 @@ from gristmill.states import RunState, StepState
 
 __all__ = [
     "Access",
+    "Ancestor",
     "CancelledError",
     "Command",
     "DefinitionError",

@@ -11,6 +11,7 @@ import gristmill
 
 PUBLIC_API = [
     "Access",
+    "Ancestor",
     "CancelledError",
     "Command",
     "DefinitionError",
