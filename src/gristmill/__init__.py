@@ -5,9 +5,10 @@ may change between releases.
 """
 
 from gristmill.authoring.commands import Command
-from gristmill.authoring.context import InputFile, OutputFile, RunContext
+from gristmill.authoring.context import Ancestor, InputFile, OutputFile, RunContext
 from gristmill.authoring.inputs import InputKind, Inputs
 from gristmill.authoring.pipelines import Access, Pipeline
+from gristmill.authoring.references import Reference, reference
 from gristmill.authoring.tasks import FunctionTask, PreviousResult, Task, task
 from gristmill.errors import (
     CancelledError,
@@ -21,6 +22,7 @@ from gristmill.states import RunState, StepState
 
 __all__ = [
     "Access",
+    "Ancestor",
     "CancelledError",
     "Command",
     "DefinitionError",
@@ -32,6 +34,7 @@ __all__ = [
     "OutputFile",
     "Pipeline",
     "PreviousResult",
+    "Reference",
     "RunContext",
     "RunState",
     "StepState",
@@ -39,5 +42,6 @@ __all__ = [
     "SubmissionError",
     "Task",
     "TaskError",
+    "reference",
     "task",
 ]

@@ -393,3 +393,42 @@ def noisy(run: RunContext) -> dict[str, int]:
 
 
 noisy_library = Pipeline("noisy-library", [noisy], inputs=Inputs(kinds=["file", "text"]))
+
+
+@task
+def line_count(run: RunContext) -> dict[str, Any]:
+    """Counts the input's lines and compares with the ancestor's count, if there is one."""
+    lines = len(run.input.path.read_text(encoding="utf-8").splitlines())
+    if run.ancestor is None:
+        return {"lines": lines, "ancestor": None}
+    before = run.ancestor.result("line_count")["lines"]
+    (earlier,) = run.ancestor.inputs
+    return {
+        "lines": lines,
+        "ancestor": run.ancestor.id,
+        "change": lines - before,
+        "earlier_input": earlier.path.read_text(encoding="utf-8"),
+        "earlier_outputs": [o.name for o in run.ancestor.outputs()],
+    }
+
+
+class LineCountContext(Task):
+    """A second step whose results page shows the comparison the first step made."""
+
+    name = "compare"
+
+    def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(upstream["line_count"])
+
+    def context(self, run: RunContext, result: Any) -> dict[str, Any]:
+        if result["ancestor"] is None:
+            return {"comparison": "no earlier run to compare with"}
+        return {"comparison": f"{result['change']:+d} lines since run {result['ancestor']}"}
+
+
+TEXT = Inputs(kinds=["file", "text", "url"])
+compared = Pipeline("compared", [line_count, LineCountContext], inputs=TEXT)
+compared_auto = Pipeline(
+    "compared-auto", [line_count, LineCountContext], inputs=TEXT, ancestor="previous"
+)
+compared_other = Pipeline("compared-other", [line_count], inputs=TEXT, ancestors_from=["compared"])

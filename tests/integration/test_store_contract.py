@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,6 +56,17 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
         yield sql
     finally:
         sql.close()
+
+
+def owner_id(store: Store) -> int:
+    """A user id that the store may record as a run's owner."""
+    if isinstance(store, MemoryStore):
+        return 7
+    from django.contrib.auth import get_user_model
+
+    alias = getattr(store, "alias", "default")
+    user = get_user_model().objects.db_manager(alias).create_user(f"u-{uuid.uuid4().hex[:8]}")
+    return int(user.pk)
 
 
 @pytest.fixture
@@ -137,6 +149,108 @@ def test_a_created_run_is_queued_with_its_params_and_inputs(store: Store, queue:
         None,
     )
     assert store.get_steps(run_id) == {}
+
+
+def bulk(queue: str, count: int, **kw: Any) -> list[NewRun]:
+    return [
+        NewRun(
+            id=str(uuid.uuid4()),
+            pipeline="contract",
+            queue=queue,
+            params={"n": n},
+            inputs=[INPUT] * (n % 3),
+            expires_at=datetime.now(UTC) + timedelta(days=7),
+            **kw,
+        )
+        for n in range(count)
+    ]
+
+
+def test_runs_created_in_bulk_are_queued_with_their_params_inputs_and_units(
+    store: Store, queue: str
+) -> None:
+    runs = bulk(queue, 5, owner_id=None, max_attempts=2)
+
+    store.create_runs(runs)
+
+    for n, made in enumerate(runs):
+        run = store.get_run(made.id)
+        assert (run.state, run.queue, run.params, run.inputs) == (
+            RunState.QUEUED,
+            queue,
+            {"n": n},
+            [INPUT] * (n % 3),
+        )
+    claims = store.claim("w1", queues=[queue], lease=LEASE, limit=10)
+    assert sorted(c.run_id for c in claims) == sorted(r.id for r in runs)
+
+
+def test_unfinished_names_the_queued_and_running_runs_in_order(store: Store, queue: str) -> None:
+    done = ended(store, queue)
+    queued = new_run(store, queue)
+    running = new_run(store, queue)
+    store.claim("w1", queues=None, lease=LEASE, run_id=running)
+
+    assert store.unfinished([running, done, queued, str(uuid.uuid4())]) == [running, queued]
+
+
+def test_the_previous_run_is_the_owners_latest_succeeded_one_from_the_same_source(
+    store: Store, queue: str
+) -> None:
+    pipeline = f"p-{uuid.uuid4().hex[:8]}"
+    url = InputRecord("x.csv", "", 0, "", "text/csv", "url", "https://example.org/x.csv")
+    other_url = InputRecord("x.csv", "", 0, "", "text/csv", "url", "https://example.org/y/x.csv")
+    named = InputRecord("data.txt", "p", 1, "ab", "text/plain", "text", "")
+
+    def made(first: InputRecord, owner: int | None, *, succeed: bool = True) -> str:
+        run_id = str(uuid.uuid4())
+        expires = datetime.now(UTC) + timedelta(days=7)
+        store.create_run(NewRun(run_id, pipeline, queue, {}, [first], expires, owner_id=owner))
+        if succeed:
+            (claim,) = store.claim("w1", queues=None, lease=LEASE, run_id=run_id)
+            assert store.finish(claim, RunState.SUCCEEDED, Report())
+        return run_id
+
+    owner = owner_id(store)
+    assert store.previous_run(pipeline, owner, url) is None
+    made(url, owner)
+    latest = made(url, owner)
+    made(url, owner, succeed=False)
+    made(other_url, owner)
+    by_name = made(named, owner)
+
+    assert store.previous_run(pipeline, owner, url) == latest
+    assert store.previous_run(pipeline, owner, replace(named, path="q", sha256="cd")) == by_name
+    assert store.previous_run(pipeline, owner, replace(named, name="other.txt")) is None
+    assert store.previous_run("elsewhere", owner, url) is None
+
+
+def test_runs_created_in_bulk_are_all_or_nothing(store: Store, queue: str) -> None:
+    existing = new_run(store, queue)
+    runs = bulk(queue, 3)
+    clash = NewRun(
+        id=existing,
+        pipeline="contract",
+        queue=queue,
+        params={},
+        inputs=[],
+        expires_at=datetime.now(UTC) + timedelta(days=7),
+    )
+
+    with pytest.raises(Exception):  # noqa: B017 - each database words it its own way
+        store.create_runs([*runs, clash])
+
+    for made in runs:
+        with pytest.raises(NotFoundError):
+            store.get_run(made.id)
+    assert [c.run_id for c in store.claim("w1", queues=[queue], lease=LEASE, limit=10)] == [
+        existing
+    ]
+
+
+def test_runs_created_in_bulk_cannot_be_claimed_at_creation(store: Store, queue: str) -> None:
+    with pytest.raises(ValueError, match="never claimed at creation"):
+        store.create_runs(bulk(queue, 1, claimed_by="w1"))
 
 
 def test_an_unknown_or_malformed_run_id_is_not_found(store: Store) -> None:

@@ -11,6 +11,7 @@ import gristmill
 
 PUBLIC_API = [
     "Access",
+    "Ancestor",
     "CancelledError",
     "Command",
     "DefinitionError",
@@ -22,6 +23,7 @@ PUBLIC_API = [
     "OutputFile",
     "Pipeline",
     "PreviousResult",
+    "Reference",
     "RunContext",
     "RunState",
     "StepState",
@@ -29,6 +31,7 @@ PUBLIC_API = [
     "SubmissionError",
     "Task",
     "TaskError",
+    "reference",
     "task",
 ]
 

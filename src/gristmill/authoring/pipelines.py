@@ -33,6 +33,11 @@ class Access(StrEnum):
     STAFF = "staff"
 
 
+PREVIOUS = "previous"
+"""``Pipeline(..., ancestor=PREVIOUS)``: a run names the previous run of its source as its
+ancestor, unless the user names one."""
+
+
 class NoParams(BaseModel):
     """The parameter model of a pipeline that takes no parameters."""
 
@@ -98,6 +103,8 @@ class Pipeline:
         access: Access | str = Access.ANYONE,
         step_timeout: float = 3600.0,
         max_attempts: int = 3,
+        ancestor: str | None = None,
+        ancestors_from: Sequence[str] = (),
     ):
         if not isinstance(name, str) or not _PIPELINE_NAME.fullmatch(name):
             raise DefinitionError(
@@ -128,6 +135,17 @@ class Pipeline:
         if max_attempts < 1:
             raise DefinitionError("max_attempts must be at least 1", pipeline=name)
         self.max_attempts = max_attempts
+        if ancestor not in (None, PREVIOUS):
+            raise DefinitionError(
+                f"ancestor {ancestor!r} is not one of: None (only the one a user names), "
+                f"{PREVIOUS!r} (the previous run of the same source)",
+                pipeline=name,
+            )
+        self.ancestor = ancestor
+        if isinstance(ancestors_from, str):
+            ancestors_from = (ancestors_from,)
+        self.ancestors_from: tuple[str, ...] = (name, *(p for p in ancestors_from if p != name))
+        """Pipelines whose runs may be this pipeline's ancestors (itself first)."""
         if isinstance(steps, str | bytes) or not isinstance(steps, Sequence) or not steps:
             raise DefinitionError("a pipeline needs a non-empty list of steps", pipeline=name)
         self.steps: tuple[Task, ...] = tuple(

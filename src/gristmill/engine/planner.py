@@ -10,13 +10,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gristmill.authoring.context import InputFile, OutputFile, Reporter, RunContext
+from gristmill.authoring.context import (
+    Ancestor,
+    AncestorRecord,
+    InputFile,
+    OutputFile,
+    Reporter,
+    RunContext,
+)
 from gristmill.authoring.fingerprints import Fingerprint, explain_change
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.tasks import PreviousResult, Task
-from gristmill.states import StepState
+from gristmill.errors import NotFoundError, TaskError
+from gristmill.states import RunState, StepState
 from gristmill.storage import FilesystemStorage
-from gristmill.store.base import InputRecord, OutputRecord, RunRecord, StepRecord
+from gristmill.store.base import InputRecord, OutputRecord, RunRecord, StepRecord, Store
 
 Files = Mapping[str, tuple[OutputFile, ...]]
 """The output files of the steps run so far, by step name."""
@@ -86,17 +94,56 @@ def input_files(run: RunRecord, storage: FilesystemStorage) -> tuple[InputFile, 
     )
 
 
+def ancestor_of(run: RunRecord, store: Store, storage: FilesystemStorage) -> Ancestor | None:
+    """The run's ancestor as its steps see it (read from ``store`` on first use), or None."""
+    ancestor_id = run.ancestor_id
+    if ancestor_id is None:
+        return None
+
+    def load() -> AncestorRecord:
+        try:
+            ancestor, steps = store.get_run_and_steps(ancestor_id)
+        except NotFoundError:
+            ancestor = None
+        if ancestor is None or ancestor.state == RunState.EXPIRED:
+            raise TaskError(
+                f"the ancestor run {ancestor_id} has expired: its results and files are gone; "
+                "submit this run again with another ancestor, or none"
+            )
+        outputs = {
+            name: tuple(
+                OutputFile(o.name, storage.path(o.path), o.size, o.sha256, o.media_type)
+                for o in step.outputs
+            )
+            for name, step in steps.items()
+        }
+        results = {name: step.result for name, step in steps.items()}
+        return AncestorRecord(ancestor.pipeline, results, input_files(ancestor, storage), outputs)
+
+    return Ancestor(ancestor_id, load)
+
+
 class RunView:
     """A run as its steps see it: validated parameters and input files, ready to make the
-    context and the fingerprint of each step. Shared by the planner and the runner."""
+    context and the fingerprint of each step. Shared by the planner and the runner.
 
-    def __init__(self, pipeline: Pipeline, run: RunRecord, storage: FilesystemStorage):
+    With ``store``, steps can read the run's ancestor (``run.ancestor``); without, it is None.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        run: RunRecord,
+        storage: FilesystemStorage,
+        store: Store | None = None,
+    ):
         self.pipeline = pipeline
         self.run = run
         self.storage = storage
         self.params_model = pipeline.params.model_validate(run.params)
         self.params = self.params_model.model_dump(mode="json")
         self.inputs = input_files(run, storage)
+        self.ancestor = ancestor_of(run, store, storage) if store is not None else None
 
     def context(
         self,
@@ -119,7 +166,7 @@ class RunView:
             workdir=self.storage.run_dir(self.run.id),
             upstream={n: results.get(n) for n in self.pipeline.upstream_of(task)},
             attempt=attempt,
-            ancestor=self.run.ancestor_id,
+            ancestor=self.ancestor,
             reporter=reporter,
             files={n: files[n] for n in self.pipeline.upstream_of(task) if n in files},
             run_root=self.storage.run_dir(self.run.id),

@@ -185,7 +185,7 @@ class UnitRunner:
                 )
                 reporter.log(f"fetching the inputs failed: {failure.message}", "system")
                 return self._end(claim, reporter, RunState.FAILED, failure)
-        view = RunView(pipeline, run, self.storage)
+        view = RunView(pipeline, run, self.storage, self.store)
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
         files: dict[str, tuple[OutputFile, ...]] = {}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from gristmill.errors import NotFoundError
 from gristmill.states import RunState, UnitKind
 
 CANCELLED_MESSAGE = "the run was cancelled"
@@ -86,6 +87,11 @@ class OutputRecord:
     size: int
     sha256: str
     media_type: str
+
+
+SOURCE_KINDS = frozenset({"url", "datafile"})
+"""Input kinds whose ``source`` says where they came from; an input of another kind is known by
+its name (see :meth:`Store.previous_run`)."""
 
 
 @dataclass(frozen=True)
@@ -253,6 +259,15 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def create_runs(self, runs: Sequence[NewRun]) -> None:
+        """Create many queued runs, their inputs and first units, in one transaction (bulk
+        submission): all of them or, on any error, none. Idle workers are woken once.
+
+        The runs must not be claimed at creation (``claimed_by`` unset), else ``ValueError``.
+        Raises :class:`~gristmill.errors.StoreUnavailableError` if they cannot be committed.
+        """
+
+    @abc.abstractmethod
     def get_run(self, run_id: str) -> RunRecord:
         """Return the run; :class:`~gristmill.errors.NotFoundError` if there is none."""
 
@@ -267,6 +282,27 @@ class Store(abc.ABC):
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         """:meth:`get_run` and :meth:`get_steps` together (a store may do it in one query)."""
         return self.get_run(run_id), self.get_steps(run_id)
+
+    @abc.abstractmethod
+    def previous_run(self, pipeline: str, owner_id: int, first_input: InputRecord) -> str | None:
+        """The id of ``owner_id``'s most recently created succeeded run of ``pipeline`` from
+        the same source as ``first_input``, or None. Same source: the first input has the same
+        kind and, for a URL or a data file, the same ``source`` (the URL, the data file), for
+        any other kind the same name."""
+
+    def unfinished(self, run_ids: Sequence[str]) -> list[str]:
+        """Those of ``run_ids`` whose run is queued or running, in the given order (an
+        unknown id is left out). A store may answer in one query; this default asks run by
+        run."""
+        found = []
+        for run_id in run_ids:
+            try:
+                state = self.get_run(run_id).state
+            except NotFoundError:
+                continue
+            if not state.is_terminal:
+                found.append(run_id)
+        return found
 
     @abc.abstractmethod
     def read_log(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:

@@ -36,6 +36,7 @@ from gristmill.states import (
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
+    SOURCE_KINDS,
     Claim,
     DueRun,
     Failure,
@@ -261,6 +262,55 @@ class MemoryStore(Store):
                 return None
             unit.worker, unit.lease_until = run.claimed_by, time.time() + run.lease
             return Claim(unit.id, key, 1)
+
+    def create_runs(self, runs: Sequence[NewRun]) -> None:
+        if any(run.claimed_by is not None for run in runs):
+            raise ValueError("runs created in bulk are queued, never claimed at creation")
+        now = datetime.now(UTC)
+        with self._lock:
+            keys = [_key(run.id) for run in runs]
+            clash = next((k for k in keys if k in self._runs), None)
+            if clash is not None or len(set(keys)) != len(keys):
+                raise StoreError(f"a run with id {clash or keys[0]} exists already")
+            params = [json.dumps(run.params) for run in runs]  # all encoded before any is stored
+            for key, run, encoded in zip(keys, runs, params, strict=True):
+                record = RunRecord(
+                    id=key,
+                    pipeline=run.pipeline,
+                    state=RunState.QUEUED,
+                    params={},
+                    inputs=list(run.inputs),
+                    queue=run.queue,
+                    created_at=now,
+                    expires_at=run.expires_at,
+                    owner_id=run.owner_id,
+                    ancestor_id=_key(run.ancestor_id) if run.ancestor_id else None,
+                )
+                stored = self._runs[key] = _Run(record, encoded)
+                self._add_unit(stored, UnitState.QUEUED, 0, run.max_attempts)
+            if runs:
+                self._work.ring()
+
+    def previous_run(self, pipeline: str, owner_id: int, first_input: InputRecord) -> str | None:
+        by_source = first_input.kind in SOURCE_KINDS
+
+        def same(run: RunRecord) -> bool:
+            if not run.inputs or run.inputs[0].kind != first_input.kind:
+                return False
+            if by_source:
+                return run.inputs[0].source == first_input.source
+            return run.inputs[0].name == first_input.name
+
+        with self._lock:
+            found = [
+                stored.record
+                for stored in self._runs.values()
+                if stored.record.pipeline == pipeline
+                and stored.record.owner_id == owner_id
+                and stored.record.state == RunState.SUCCEEDED
+                and same(stored.record)
+            ]
+        return max(found, key=lambda run: run.created_at).id if found else None
 
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         with self._lock:

@@ -117,6 +117,7 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
                     form.inputs(),
                     form.params(),
                     owner_id=caller.user_id,
+                    ancestor=form.ancestor(),
                     service=service,
                 )
             except SubmissionError as refusal:

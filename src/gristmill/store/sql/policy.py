@@ -29,6 +29,7 @@ from gristmill.states import (
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
+    SOURCE_KINDS,
     Claim,
     DueRun,
     Failure,
@@ -191,12 +192,80 @@ class SqlStore(SqlConnection):
         units = self._fetch(Q["unit_of_run"], [key])
         return Claim(unit_id=units[0][0], run_id=run.id, attempt=1)
 
+    def create_runs(self, runs: Sequence[NewRun]) -> None:
+        if any(run.claimed_by is not None for run in runs):
+            raise ValueError("runs created in bulk are queued, never claimed at creation")
+        if not runs:
+            return
+        now = self._dt(_now())
+        rows: list[list[Any]] = []
+        inputs: list[tuple[Any, ...]] = []
+        units: list[list[Any]] = []
+        for run in runs:
+            key = self._id(run.id)
+            ancestor = self._id(run.ancestor_id) if run.ancestor_id else None
+            params = json.dumps(run.params)
+            expires = self._dt(run.expires_at)
+            state = RunState.QUEUED.value
+            rows.append(
+                [
+                    key,
+                    run.pipeline,
+                    run.queue,
+                    state,
+                    params,
+                    run.owner_id,
+                    ancestor,
+                    now,
+                    expires,
+                    False,  # cancel requested
+                    False,  # pinned
+                ]
+            )
+            inputs.extend(
+                (key, n, i.name, i.kind, i.path, i.size, i.sha256, i.media_type, i.source)
+                for n, i in enumerate(run.inputs)
+            )
+            units.append([key, _RUN_KIND, run.queue, _QUEUED, 0, run.max_attempts, None, None])
+        try:
+            self.sql.write(
+                Many(Q["create_run"], rows),
+                Many(Q["create_input"], inputs),
+                Many(Q["create_unit"], units),
+                *self._notify("gristmill_work"),
+            )
+        except Exception as error:
+            self.sql.reset()
+            if self.source.is_unavailable(error):
+                raise StoreUnavailableError(f"the runs could not be stored: {error}") from error
+            raise
+        self._ring("work")
+
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         key = self._id(run_id)
         loaded = self._guard(lambda: self.sql.load(key))
         if loaded is None:
             raise NotFoundError(f"no run with id {run_id!r}")
         return decode(loaded)
+
+    def previous_run(self, pipeline: str, owner_id: int, first_input: InputRecord) -> str | None:
+        by_source = first_input.kind in SOURCE_KINDS
+        query = Q["latest_of_source"] if by_source else Q["latest_of_name"]
+        key = first_input.source if by_source else first_input.name
+        args = [pipeline, owner_id, RunState.SUCCEEDED.value, first_input.kind, key]
+        rows = self._fetch(query, args)
+        return run_id_of(rows[0][0]) if rows else None
+
+    def unfinished(self, run_ids: Sequence[str]) -> list[str]:
+        keys = {self._id(run_id): run_id for run_id in run_ids}
+        pending: set[str] = set()
+        ordered = list(keys)
+        states = [RunState.QUEUED.value, RunState.RUNNING.value]
+        for first in range(0, len(ordered), 500):  # within every database's parameter limit
+            chunk = ordered[first : first + 500]
+            query = Q["unfinished_runs"].format(ids=", ".join(["%s"] * len(chunk)))
+            pending.update(run_id_of(key) for (key,) in self._fetch(query, [*states, *chunk]))
+        return [run_id for run_id in run_ids if run_id_of(self._id(run_id)) in pending]
 
     def get_run(self, run_id: str) -> RunRecord:
         return self.get_run_and_steps(run_id)[0]

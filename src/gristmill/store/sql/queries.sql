@@ -26,6 +26,21 @@ SELECT id FROM gristmill_unit WHERE run_id = %s
 -- name: run_exists
 SELECT 1 FROM gristmill_run WHERE id = %s
 
+-- name: unfinished_runs
+SELECT id FROM gristmill_run WHERE state IN (%s, %s) AND id IN ({ids})
+
+-- name: latest_of_source
+SELECT r.id FROM gristmill_run r
+JOIN gristmill_input i ON i.run_id = r.id AND i.position = 0
+WHERE r.pipeline = %s AND r.owner_id = %s AND r.state = %s AND i.kind = %s AND i.source = %s
+ORDER BY r.created_at DESC LIMIT 1
+
+-- name: latest_of_name
+SELECT r.id FROM gristmill_run r
+JOIN gristmill_input i ON i.run_id = r.id AND i.position = 0
+WHERE r.pipeline = %s AND r.owner_id = %s AND r.state = %s AND i.kind = %s AND i.name = %s
+ORDER BY r.created_at DESC LIMIT 1
+
 -- name: run_state
 SELECT state FROM gristmill_run WHERE id = %s
 
