@@ -12,6 +12,7 @@ from the tables of :mod:`gristmill.states`, and a move they forbid raises
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from gristmill.store.base import (
     LogLine,
     NewRun,
     NextClaim,
+    QueuedUnit,
     Renewal,
     Report,
     RunRecord,
@@ -46,6 +48,8 @@ from gristmill.store.sql.columns import decode, run_id_of, to_datetime
 from gristmill.store.sql.connection import SqlConnection
 from gristmill.store.sql.dialect import ClaimSpec, Fence, Fenced, Many
 from gristmill.store.sql.queries import QUERIES as Q
+
+logger = logging.getLogger("gristmill.store")
 
 _QUEUED, _CLAIMED, _DONE = UnitState.QUEUED.value, UnitState.CLAIMED.value, UnitState.DONE.value
 _RUN_KIND = UnitKind.RUN.value
@@ -142,6 +146,19 @@ class SqlStore(SqlConnection):
         params = [lease_until, state.value, claim.unit_id, claim.attempt, _CLAIMED]
         return Fence(Q["fence_unit"], params)
 
+    def _queued(self, key: Any) -> None:
+        """After a commit that queued units of the run ``key``: ring the work doorbell, or
+        tell the store's :attr:`bell` which units they are."""
+        if self.bell is None:
+            self._ring("work")
+            return
+        try:
+            rows = self._fetch(Q["queued_units_of_run"], [key, _QUEUED])
+        except StoreUnavailableError as error:
+            logger.warning("queued units not announced (the reconciler will): %s", error)
+            return
+        self.announce([QueuedUnit(unit_id, queue) for unit_id, queue in rows])
+
     def _exists(self, run_id: str) -> None:
         if not self._fetch(Q["run_exists"], [self._id(run_id)]):
             raise NotFoundError(f"no run with id {run_id!r}")
@@ -186,7 +203,7 @@ class SqlStore(SqlConnection):
                 raise StoreUnavailableError(f"the run could not be stored: {error}") from error
             raise
         if not held:
-            self._ring("work")
+            self._queued(key)
             return None
         units = self._fetch(Q["unit_of_run"], [key])
         return Claim(unit_id=units[0][0], run_id=run.id, attempt=1)
@@ -276,7 +293,7 @@ class SqlStore(SqlConnection):
         if not done:
             self._exists(run_id)
             return False
-        self._ring("work")
+        self._queued(key)
         return True
 
     def expire(self, run_id: str, *, reason: str) -> bool:
@@ -499,7 +516,7 @@ class SqlStore(SqlConnection):
             *self._notify("gristmill_work"),
         ):
             return False
-        self._ring("work")
+        self._queued(key)
         return True
 
     def _lose(self, unit: Sequence[Any], reason: str) -> bool:
@@ -529,7 +546,10 @@ class SqlStore(SqlConnection):
             ]
         if not self._write(fence, *parts):
             return False
-        self._ring("done" if give_up else "work")
+        if give_up:
+            self._ring("done")
+        else:
+            self._queued(run_key)
         return True
 
     def release_worker(self, worker: str, reason: str) -> int:
@@ -542,3 +562,7 @@ class SqlStore(SqlConnection):
     def reap(self) -> int:
         units = self._fetch(Q["units_past_lease"], [_CLAIMED, time.time()])
         return sum(self._lose(unit, "its lease expired") for unit in units)
+
+    def queued_units(self, *, limit: int) -> list[QueuedUnit]:
+        rows = self._fetch(Q["queued_units"], [_QUEUED, limit])
+        return [QueuedUnit(unit_id, queue) for unit_id, queue in rows]
