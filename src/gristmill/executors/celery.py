@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, worker_process_init
 
 from gristmill.app.service import Service
 from gristmill.authoring.registry import Registry
@@ -80,6 +80,7 @@ def make_app(broker_url: str) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
         worker_send_task_events=False,
         enable_utc=True,
         timezone="UTC",
@@ -175,6 +176,14 @@ def _forget_parent_worker(**kwargs: Any) -> None:
 
 
 worker_process_init.connect(_forget_parent_worker, weak=False)
+
+
+def _keep_logging(**kwargs: Any) -> None:
+    """Celery leaves logging as ``gristmill`` set it up (warnings and errors to stderr), in
+    the worker and in its pool processes alike."""
+
+
+setup_logging.connect(_keep_logging, weak=False)
 
 
 def run_unit(unit_id: int) -> None:
