@@ -192,7 +192,9 @@ class Supervisor:
             while self._dead:
                 store.release_worker(*self._dead[0])
                 self._dead.pop(0)
-            if now >= self._next_beat and store.supports_heartbeats:
+            # A supervisor of no workers (`gristmill serve` with Celery workers elsewhere)
+            # runs the reconciler only: the health check lists supervisors of workers.
+            if now >= self._next_beat and store.supports_heartbeats and self.workers:
                 workers = len(self.pids)
                 if self.reported_workers is not None and workers:
                     workers = self.reported_workers
