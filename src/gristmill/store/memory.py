@@ -44,6 +44,7 @@ from gristmill.store.base import (
     NewRun,
     NextClaim,
     OutputRecord,
+    QueuedUnit,
     Renewal,
     Report,
     RunRecord,
@@ -257,7 +258,7 @@ class MemoryStore(Store):
             state = UnitState.CLAIMED if held else UnitState.QUEUED
             unit = self._add_unit(stored, state, 1 if held else 0, run.max_attempts)
             if not held:
-                self._work.ring()
+                self._queued_now([unit])
                 return None
             unit.worker, unit.lease_until = run.claimed_by, time.time() + run.lease
             return Claim(unit.id, key, 1)
@@ -318,9 +319,9 @@ class MemoryStore(Store):
             record.progress_done = record.progress_total = None
             # Attempt numbers keep rising over the run's life: they name work directories.
             latest = run.units[-1]
-            self._add_unit(run, UnitState.QUEUED, latest.attempt, latest.max_attempts)
+            unit = self._add_unit(run, UnitState.QUEUED, latest.attempt, latest.max_attempts)
             self._log(run, [(time.time(), "", "system", f"queued again: {reason}")])
-        self._work.ring()
+        self._queued_now([unit])
         return True
 
     def expire(self, run_id: str, *, reason: str) -> bool:
@@ -533,7 +534,7 @@ class MemoryStore(Store):
             self._write_logs(run, report)
             if run.record.state == RunState.RUNNING:
                 run.record.state, run.record.stage = RunState.QUEUED, None
-        self._work.ring()
+        self._queued_now([unit])
         return True
 
     def _lose(self, unit: _Unit, reason: str) -> bool:
@@ -555,7 +556,7 @@ class MemoryStore(Store):
             note = f"attempt {unit.attempt} lost: worker lost ({reason}); retrying"
             self._log(run, [(time.time(), "", "system", note)])
             run.record.state, run.record.stage = RunState.QUEUED, None
-            self._work.ring()
+            self._queued_now([unit])
         return True
 
     def release_worker(self, worker: str, reason: str) -> int:
@@ -577,6 +578,20 @@ class MemoryStore(Store):
                 if unit.lease_until < now
             ]
             return sum(self._lose(unit, "its lease expired") for unit in units)
+
+    def queued_units(self, *, limit: int) -> list[QueuedUnit]:
+        with self._lock:
+            units = sorted(
+                (u for u in self._units.values() if u.state == UnitState.QUEUED),
+                key=lambda u: u.id,
+            )
+            return [QueuedUnit(u.id, u.queue) for u in units[:limit]]
+
+    def _queued_now(self, units: Sequence[_Unit]) -> None:
+        if self.bell is None:
+            self._work.ring()
+        else:
+            self.announce([QueuedUnit(u.id, u.queue) for u in units])
 
     # -- doorbells ------------------------------------------------------------------------
 
