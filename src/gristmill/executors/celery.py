@@ -19,8 +19,10 @@ A gristmill queue ``q`` is the Celery queue ``gristmill.q``.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import queue
 import signal
 import socket
 import threading
@@ -49,6 +51,9 @@ QUEUE_PREFIX = "gristmill."
 CHAIN_SECONDS = 1.0
 """How long one message may go on claiming further queued units before it is acknowledged (so
 that a warm shutdown waits for little more than the running step)."""
+
+PUBLISH_BATCH = 500
+"""The most messages the bell's thread sends over one connection checkout."""
 
 BROKER_RETRY_AFTER = 5.0
 """After a failed publish, how long the bell leaves the broker alone (the reconciler rings for
@@ -91,15 +96,74 @@ def make_app(broker_url: str) -> Celery:
 
 class CeleryBell:
     """The store's :attr:`~gristmill.store.base.Store.bell` for the Celery executor: one
-    message per queued unit, published over one connection. Never raises: a broker that is down
-    is logged (once per outage) and left alone for :data:`BROKER_RETRY_AFTER` seconds."""
+    message per queued unit.
+
+    Publishing happens on a thread of its own, which sends whatever has gathered meanwhile over
+    one connection: the write that queued a unit returns as soon as it has committed, and a burst
+    of submissions is published while the next ones are being written. It never raises: a broker
+    that is down is logged (once per outage) and left alone for :data:`BROKER_RETRY_AFTER`
+    seconds. Units not yet published when the process ends, like those the broker did not take,
+    are found by the reconciler."""
 
     def __init__(self, app: Celery):
         self.app = app
         self._retry_at = 0.0
+        self._pid = 0
+        self._queue: queue.SimpleQueue[list[QueuedUnit] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def __call__(self, units: Sequence[QueuedUnit]) -> None:
+        if units:
+            self._start()
+            self._queue.put(list(units))
+
+    def _start(self) -> None:
+        if self._pid == os.getpid() and self._thread is not None:
+            return
+        with self._lock:
+            if self._pid != os.getpid() or self._thread is None:
+                # A forked process gets a publisher of its own (the parent's thread is not here).
+                self._pid = os.getpid()
+                self._queue = queue.SimpleQueue()
+                self._thread = threading.Thread(
+                    target=self._publisher, name="gristmill-celery-bell", daemon=True
+                )
+                self._thread.start()
+                atexit.register(self.close)
+
+    def _publisher(self) -> None:
+        source = self._queue
+        while True:
+            batch = source.get()
+            if batch is None:
+                return
+            units = list(batch)
+            stop = False
+            while len(units) < PUBLISH_BATCH:
+                try:
+                    more = source.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                units.extend(more)
+            self.publish(units)
+            if stop:
+                return
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Publish what is waiting (for up to ``timeout`` seconds), then stop the thread."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid():
+            return
+        self._queue.put(None)
+        thread.join(timeout)
+        self._thread = None
+
+    def publish(self, units: Sequence[QueuedUnit]) -> None:
+        """Send one message per unit now, over one connection (never raises)."""
         if time.monotonic() < self._retry_at:
             logger.debug("broker down: %d unit(s) left to the reconciler", len(units))
             return
@@ -114,9 +178,8 @@ class CeleryBell:
                         ignore_result=True,
                     )
         except Exception as error:
-            with self._lock:
-                first = self._retry_at == 0.0
-                self._retry_at = time.monotonic() + BROKER_RETRY_AFTER
+            first = self._retry_at == 0.0
+            self._retry_at = time.monotonic() + BROKER_RETRY_AFTER
             log = logger.warning if first else logger.debug
             log(
                 "the broker is unavailable (%s); %d unit(s) stay queued and are sent again "
