@@ -187,3 +187,23 @@ def test_several_workers_share_the_runs_and_each_runs_once(
     assert {r.state for r in results} == {RunState.SUCCEEDED}
     assert all(r.run.attempt == 1 for r in results)
     assert {_step_rows(service, r) for r in run_ids} == {10}
+
+
+def test_a_worker_on_one_queue_takes_only_that_queues_runs(
+    service: Service, celery: Workers
+) -> None:
+    from gristmill.authoring.registry import Registry
+    from tests.integration.conftest import PIPELINES
+
+    extra = str(Path(__file__).with_name("queue_pipelines.py"))
+    registry = Registry(specs=[PIPELINES, extra])
+    both = Service(service.settings, service.store, registry, service.storage)
+    pipelines = f"{PIPELINES},{extra}"
+    celery.start(1, GRISTMILL_QUEUES="heavy", GRISTMILL_PIPELINES=pipelines)
+    elsewhere = submit("trivial", service=both)  # the default queue: no worker takes it yet
+    heavy = submit("heavy", params={"value": 7}, service=both)
+    assert wait(heavy, timeout=30, service=both).result("one")["value"] == 7
+    assert get_run(elsewhere, service=both).state == RunState.QUEUED
+    assert "gristmill.heavy" in celery.log.read_text()
+    celery.start(1, GRISTMILL_PIPELINES=pipelines)
+    assert wait(elsewhere, timeout=30, service=both).state == RunState.SUCCEEDED
