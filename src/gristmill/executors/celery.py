@@ -218,6 +218,11 @@ def make_bell(settings: Settings) -> CeleryBell:
 _make_service: Callable[[], Service] | None = None
 """Builds a worker process's service (set by :func:`celery_worker_main` before the pool forks)."""
 _worker: Worker | None = None
+_last_end = 0.0
+"""When this process last finished a message (monotonic)."""
+
+IDLE_AFTER = 0.05
+"""A message that comes this long after the previous one ended finds the process idle."""
 
 
 def _process_worker() -> Worker:
@@ -264,9 +269,15 @@ def run_unit(unit_id: int) -> None:
     if not claims:
         logger.debug("unit %s is already claimed or done; message dropped", unit_id)
         return
+    global _last_end
     worker._pending.extend(claims)
-    worker._woken = False  # busy: claim the next unit with the end of this one
-    stop_chaining = time.monotonic() + CHAIN_SECONDS
+    worker._woken = False
+    # As a local worker does: in a busy streak, claim the next unit with the end of this one;
+    # right after an idle spell the queue is likely empty, and that claim would only delay
+    # the end of the unit someone is waiting for.
+    started = time.monotonic()
+    worker.chaining = started - _last_end < IDLE_AFTER
+    stop_chaining = started + CHAIN_SECONDS
     try:
         while worker._pending and not worker.draining:
             if time.monotonic() >= stop_chaining:
@@ -282,6 +293,7 @@ def run_unit(unit_id: int) -> None:
     finally:
         worker.chaining = True
         worker._release_pending()
+        _last_end = time.monotonic()
 
 
 def consumed_queues(settings: Settings, registry: Registry) -> list[str]:
