@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from gristmill.store.base import (
     NewRun,
     NextClaim,
     OutputRecord,
+    QueuedUnit,
     Report,
     StepOutcome,
     Store,
@@ -676,3 +677,107 @@ def test_a_worker_sees_the_units_it_holds(store: Store, queue: str) -> None:
     assert [c.run_id for c in store.held_by("w-held")] == [c.run_id for c in claims]
     assert {first, second} == {c.run_id for c in claims}
     assert store.held_by("somebody-else") == []
+
+
+# -- the bell and the reconciler's needs ---------------------------------------------------
+
+
+def test_the_bell_hears_of_every_unit_queued_once_it_is_committed(store: Store, queue: str) -> None:
+    heard: list[QueuedUnit] = []
+
+    def bell(units: Sequence[QueuedUnit]) -> None:
+        heard.extend(u for u in units if u.queue == queue)
+
+    store.bell = bell
+    run_id = new_run(store, queue)
+    assert len(heard) == 1
+    claim = claim_one(store, queue)
+    assert claim.unit_id == heard[0].unit_id  # committed: claimable by anyone who heard
+    assert store.release(claim, Report())
+    assert [u.unit_id for u in heard] == [claim.unit_id] * 2
+    claim = claim_one(store, queue)
+    assert store.finish(claim, RunState.SUCCEEDED, Report())
+    assert len(heard) == 2
+    assert store.requeue(run_id, reason="again")
+    assert len(heard) == 3
+    claim = claim_one(store, queue, lease=-1)
+    assert claim.unit_id == heard[2].unit_id
+    store.reap()
+    assert [u.unit_id for u in heard[3:]] == [claim.unit_id]
+    worker = f"host/{uuid.uuid4().hex[:6]}"
+    claim = claim_one(store, queue, worker)
+    assert store.release_worker(worker, "killed by signal SIGKILL") == 1
+    assert [u.unit_id for u in heard[4:]] == [claim.unit_id]
+    assert {u.queue for u in heard} == {queue}
+
+
+def test_a_bell_that_fails_fails_nothing_the_unit_stays_queued(store: Store, queue: str) -> None:
+    def bell(units: Sequence[QueuedUnit]) -> None:
+        raise ConnectionError("the broker is down")
+
+    store.bell = bell
+    run_id = new_run(store, queue)
+    assert store.get_run(run_id).state == RunState.QUEUED
+    (unit,) = [u for u in store.queued_units(limit=100_000) if u.queue == queue]
+    assert claim_one(store, queue).unit_id == unit.unit_id
+
+
+def test_queued_units_are_listed_oldest_first_up_to_the_limit(store: Store, queue: str) -> None:
+    for _ in range(3):
+        new_run(store, queue)
+    mine = [u for u in store.queued_units(limit=100_000) if u.queue == queue]
+    assert len(mine) == 3
+    assert [u.unit_id for u in mine] == sorted(u.unit_id for u in mine)
+    assert len(store.queued_units(limit=2)) == 2
+    claim_one(store, queue)
+    assert [u.unit_id for u in store.queued_units(limit=100_000) if u.queue == queue] == [
+        u.unit_id for u in mine[1:]
+    ]
+
+
+def test_a_lock_is_held_by_one_process_at_a_time(store: Store) -> None:
+    if isinstance(store, MemoryStore):
+        # One process's store: there is no one to share the lock with.
+        assert store.try_lock("contract-lock")
+        return
+    from gristmill.server.store import DjangoStore
+
+    other = DjangoStore(store.alias)  # type: ignore[attr-defined]
+    name = f"contract-{uuid.uuid4().hex[:8]}"
+    answers: list[bool] = []
+
+    def elsewhere() -> None:
+        # Another thread: another connection, as another process would have.
+        try:
+            answers.append(other.try_lock(name))
+            if answers[-1]:
+                other.unlock(name)
+        finally:
+            other.end_thread()
+
+    def try_elsewhere() -> bool:
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        return answers[-1]
+
+    assert store.try_lock(name)
+    try:
+        assert not try_elsewhere()
+    finally:
+        store.unlock(name)
+    assert try_elsewhere()
+    other.close()
+
+
+def test_the_bell_hears_of_every_unit_queued_in_bulk(store: Store, queue: str) -> None:
+    heard: list[QueuedUnit] = []
+
+    def bell(units: Sequence[QueuedUnit]) -> None:
+        heard.extend(u for u in units if u.queue == queue)
+
+    store.bell = bell
+    store.create_runs(bulk(queue, 3))
+    assert len(heard) == 3
+    claimed = {claim_one(store, queue).unit_id for _ in range(3)}
+    assert claimed == {u.unit_id for u in heard}

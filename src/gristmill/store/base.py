@@ -14,7 +14,8 @@ lease was taken over. A late worker therefore can never publish results.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -43,6 +44,17 @@ class Claim:
     kind: str = UnitKind.RUN
     preload: Any = field(default=None, compare=False, repr=False)
     """``(RunRecord, steps)`` when the store loaded them with the claim (saves a query)."""
+
+
+class QueuedUnit(NamedTuple):
+    """A unit that was just queued, as a :data:`Bell` hears of it."""
+
+    unit_id: int
+    queue: str
+
+
+Bell = Callable[[Sequence[QueuedUnit]], None]
+"""Told of units after the transaction that queued them committed (see :attr:`Store.bell`)."""
 
 
 @dataclass
@@ -244,6 +256,29 @@ class Store(abc.ABC):
     supports_processes: bool = True
     """Whether several processes can share the store (a worker pool, a web server). A store
     kept in one process's memory cannot: it serves tests and ``gristmill run`` only."""
+
+    bell: Bell | None = None
+    """The one hook for "units were queued": ``None`` (the default) rings the store's own work
+    doorbell (:meth:`ring_work`, for local workers); otherwise the store calls ``bell`` with the
+    ``(unit_id, queue)`` of each unit it queued, after the transaction that queued them
+    committed: in :meth:`create_run`, :meth:`requeue`, :meth:`release`, and when
+    :meth:`release_worker` or :meth:`reap` queue a unit again. Any other operation that queues
+    units must call :meth:`announce` after its commit. The Celery executor sets it to publish one
+    message per unit. A bell must not raise: an error (a broker that is down) is logged by it
+    and the unit stays queued in the database, where the reconciler finds it."""
+
+    def announce(self, units: Sequence[QueuedUnit]) -> None:
+        """Tell :attr:`bell` (or, without one, the work doorbell) that ``units`` were queued;
+        never raises, since what was queued is committed already."""
+        try:
+            if self.bell is None:
+                self.ring_work()
+            elif units:
+                self.bell(units)
+        except Exception:
+            logging.getLogger("gristmill.store").exception(
+                "queued units not announced; the reconciler will"
+            )
 
     # -- submitting and reading ---------------------------------------------------------
 
@@ -464,6 +499,19 @@ class Store(abc.ABC):
 
         Returns how many units were requeued or failed.
         """
+
+    def queued_units(self, *, limit: int) -> list[QueuedUnit]:
+        """Up to ``limit`` queued units, oldest first (for the reconciler)."""
+        raise NotImplementedError
+
+    def try_lock(self, name: str) -> bool:
+        """Take the lock ``name``, shared by every process on the database, if it is free;
+        return whether it was taken. Held until :meth:`unlock` (or this process's connection
+        ends). The default, for a store kept in one process, always succeeds."""
+        return True
+
+    def unlock(self, name: str) -> None:  # noqa: B027 - optional hook
+        """Give back the lock ``name`` taken by :meth:`try_lock`."""
 
     # -- doorbells ----------------------------------------------------------------------
 

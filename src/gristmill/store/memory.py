@@ -45,6 +45,7 @@ from gristmill.store.base import (
     NewRun,
     NextClaim,
     OutputRecord,
+    QueuedUnit,
     Renewal,
     Report,
     RunRecord,
@@ -258,7 +259,7 @@ class MemoryStore(Store):
             state = UnitState.CLAIMED if held else UnitState.QUEUED
             unit = self._add_unit(stored, state, 1 if held else 0, run.max_attempts)
             if not held:
-                self._work.ring()
+                self._queued_now([unit])
                 return None
             unit.worker, unit.lease_until = run.claimed_by, time.time() + run.lease
             return Claim(unit.id, key, 1)
@@ -273,6 +274,7 @@ class MemoryStore(Store):
             if clash is not None or len(set(keys)) != len(keys):
                 raise StoreError(f"a run with id {clash or keys[0]} exists already")
             params = [json.dumps(run.params) for run in runs]  # all encoded before any is stored
+            added: list[_Unit] = []
             for key, run, encoded in zip(keys, runs, params, strict=True):
                 record = RunRecord(
                     id=key,
@@ -287,9 +289,9 @@ class MemoryStore(Store):
                     ancestor_id=_key(run.ancestor_id) if run.ancestor_id else None,
                 )
                 stored = self._runs[key] = _Run(record, encoded)
-                self._add_unit(stored, UnitState.QUEUED, 0, run.max_attempts)
+                added.append(self._add_unit(stored, UnitState.QUEUED, 0, run.max_attempts))
             if runs:
-                self._work.ring()
+                self._queued_now(added)
 
     def previous_run(self, pipeline: str, owner_id: int, first_input: InputRecord) -> str | None:
         by_source = first_input.kind in SOURCE_KINDS
@@ -368,9 +370,9 @@ class MemoryStore(Store):
             record.progress_done = record.progress_total = None
             # Attempt numbers keep rising over the run's life: they name work directories.
             latest = run.units[-1]
-            self._add_unit(run, UnitState.QUEUED, latest.attempt, latest.max_attempts)
+            unit = self._add_unit(run, UnitState.QUEUED, latest.attempt, latest.max_attempts)
             self._log(run, [(time.time(), "", "system", f"queued again: {reason}")])
-        self._work.ring()
+        self._queued_now([unit])
         return True
 
     def expire(self, run_id: str, *, reason: str) -> bool:
@@ -583,7 +585,7 @@ class MemoryStore(Store):
             self._write_logs(run, report)
             if run.record.state == RunState.RUNNING:
                 run.record.state, run.record.stage = RunState.QUEUED, None
-        self._work.ring()
+        self._queued_now([unit])
         return True
 
     def _lose(self, unit: _Unit, reason: str) -> bool:
@@ -605,7 +607,7 @@ class MemoryStore(Store):
             note = f"attempt {unit.attempt} lost: worker lost ({reason}); retrying"
             self._log(run, [(time.time(), "", "system", note)])
             run.record.state, run.record.stage = RunState.QUEUED, None
-            self._work.ring()
+            self._queued_now([unit])
         return True
 
     def release_worker(self, worker: str, reason: str) -> int:
@@ -627,6 +629,20 @@ class MemoryStore(Store):
                 if unit.lease_until < now
             ]
             return sum(self._lose(unit, "its lease expired") for unit in units)
+
+    def queued_units(self, *, limit: int) -> list[QueuedUnit]:
+        with self._lock:
+            units = sorted(
+                (u for u in self._units.values() if u.state == UnitState.QUEUED),
+                key=lambda u: u.id,
+            )
+            return [QueuedUnit(u.id, u.queue) for u in units[:limit]]
+
+    def _queued_now(self, units: Sequence[_Unit]) -> None:
+        if self.bell is None:
+            self._work.ring()
+        else:
+            self.announce([QueuedUnit(u.id, u.queue) for u in units])
 
     # -- doorbells ------------------------------------------------------------------------
 

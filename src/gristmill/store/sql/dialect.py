@@ -166,9 +166,15 @@ class Dialect:
         """Run one statement in autocommit mode and return its rows."""
         raise NotImplementedError
 
-    def write(self, *parts: Part, claim: ClaimSpec | None = None) -> list[tuple[Any, ...]]:
+    def write(
+        self, *parts: Part, claim: ClaimSpec | None = None, read: Statement | None = None
+    ) -> list[tuple[Any, ...]]:
         """Run ``parts`` in one transaction; :class:`Fenced` (nothing written) if a fence
         matched no row.
+
+        With ``read`` (a query; never with ``claim``), the transaction ends with it and its
+        rows are returned (what the writes queued, for the store's bell, at no extra round
+        trip).
 
         With ``claim``, the same transaction then claims units (see :class:`ClaimSpec`) and
         returns one row per claimed unit: (unit, run, attempt, kind, then what

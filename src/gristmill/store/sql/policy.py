@@ -11,6 +11,7 @@ from the tables of :mod:`gristmill.states`, and a move they forbid raises
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,7 @@ from gristmill.store.base import (
     LogLine,
     NewRun,
     NextClaim,
+    QueuedUnit,
     Renewal,
     Report,
     RunRecord,
@@ -81,19 +83,25 @@ class SqlStore(SqlConnection):
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _write(self, *parts: Any, then_claim: NextClaim | None = None) -> bool:
+    def _write(self, *parts: Any, then_claim: NextClaim | None = None, queues: Any = None) -> bool:
         """Run ``parts`` in one transaction; False (nothing written) if a fence failed.
 
         With ``then_claim``, the transaction ends by claiming the next unit(s) for that worker,
-        which are added to ``then_claim.claims``.
+        which are added to ``then_claim.claims``. With ``queues`` (a run key), the transaction
+        queued units of that run: once it has committed, the bell hears of them (see
+        :meth:`_queued`).
         """
         spec = None
         if then_claim is not None:
             spec = self._claim_spec(then_claim.worker, then_claim.queues, then_claim.lease)
+        read = self._queued_read(queues)
         try:
-            rows = self._guard(lambda: self.sql.write(*parts, claim=spec))
+            rows = self._guard(lambda: self.sql.write(*parts, claim=spec, read=read))
         except Fenced:
             return False
+        if queues is not None:
+            self._queued(rows)
+            return True
         if rows:
             assert then_claim is not None
             then_claim.claims.extend(self._claims(rows))
@@ -143,6 +151,21 @@ class SqlStore(SqlConnection):
         params = [lease_until, state.value, claim.unit_id, claim.attempt, _CLAIMED]
         return Fence(Q["fence_unit"], params)
 
+    def _queued_read(self, key: Any) -> tuple[str, list[Any]] | None:
+        """The query that ends a transaction queueing units of the run ``key``, when the bell
+        must hear which units they are (read in the same round trip)."""
+        if key is None or self.bell is None:
+            return None
+        return Q["queued_units_of_run"], [key, _QUEUED]
+
+    def _queued(self, rows: Sequence[Sequence[Any]]) -> None:
+        """After a commit that queued units: ring the work doorbell, or tell the store's
+        :attr:`bell` which units they are (``rows`` of :meth:`_queued_read`)."""
+        if self.bell is None:
+            self._ring("work")
+        else:
+            self.announce([QueuedUnit(unit_id, queue) for unit_id, queue in rows])
+
     def _exists(self, run_id: str) -> None:
         if not self._fetch(Q["run_exists"], [self._id(run_id)]):
             raise NotFoundError(f"no run with id {run_id!r}")
@@ -159,8 +182,9 @@ class SqlStore(SqlConnection):
         lease_until = time.time() + run.lease if held else None
         unit = [key, _RUN_KIND, run.queue, _CLAIMED if held else _QUEUED, 1 if held else 0]
         started = [(Q["start_run"], [RunState.RUNNING.value, self._dt(_now()), key])]
+        read = None if held else self._queued_read(key)
         try:
-            self.sql.write(
+            queued = self.sql.write(
                 (
                     Q["create_run"],
                     [
@@ -180,6 +204,7 @@ class SqlStore(SqlConnection):
                 Many(Q["create_input"], inputs),
                 (Q["create_unit"], [*unit, run.max_attempts, run.claimed_by, lease_until]),
                 *(started if held else self._notify("gristmill_work")),
+                read=read,
             )
         except Exception as error:
             self.sql.reset()
@@ -187,7 +212,7 @@ class SqlStore(SqlConnection):
                 raise StoreUnavailableError(f"the run could not be stored: {error}") from error
             raise
         if not held:
-            self._ring("work")
+            self._queued(queued)
             return None
         units = self._fetch(Q["unit_of_run"], [key])
         return Claim(unit_id=units[0][0], run_id=run.id, attempt=1)
@@ -239,7 +264,19 @@ class SqlStore(SqlConnection):
             if self.source.is_unavailable(error):
                 raise StoreUnavailableError(f"the runs could not be stored: {error}") from error
             raise
-        self._ring("work")
+        if self.bell is None:
+            self._ring("work")
+            return
+        # The bell hears every unit queued (a reconciler pass sends any it misses after a lost
+        # connection here: the runs are committed already).
+        keys = [row[0] for row in rows]
+        queued: list[Sequence[Any]] = []
+        with contextlib.suppress(StoreUnavailableError):
+            for first in range(0, len(keys), 500):  # within every database's parameter limit
+                chunk = keys[first : first + 500]
+                query = Q["queued_units_of_runs"].format(ids=", ".join(["%s"] * len(chunk)))
+                queued.extend(self._fetch(query, [_QUEUED, *chunk]))
+        self._queued(queued)
 
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         key = self._id(run_id)
@@ -341,11 +378,11 @@ class SqlStore(SqlConnection):
             (Q["add_next_unit"], [_RUN_KIND, _QUEUED, key]),
             self._logs(key, [(time.time(), "", "system", f"queued again: {reason}")]),
             *self._notify("gristmill_work"),
+            queues=key,
         )
         if not done:
             self._exists(run_id)
             return False
-        self._ring("work")
         return True
 
     def expire(self, run_id: str, *, reason: str) -> bool:
@@ -561,15 +598,13 @@ class SqlStore(SqlConnection):
         report.logs.append(
             (time.time(), "", "system", f"attempt {claim.attempt} released by a stopping worker")
         )
-        if not self._write(
+        return self._write(
             Fence(Q["release_unit"], [_QUEUED, claim.unit_id, claim.attempt, _CLAIMED]),
             self._logs(key, report.logs),
             (Q["requeue_released_run"], [RunState.QUEUED.value, key, RunState.RUNNING.value]),
             *self._notify("gristmill_work"),
-        ):
-            return False
-        self._ring("work")
-        return True
+            queues=key,
+        )
 
     def _lose(self, unit: Sequence[Any], reason: str) -> bool:
         unit_id, run_key, attempt, failures, max_attempts = unit
@@ -596,9 +631,10 @@ class SqlStore(SqlConnection):
                 (Q["requeue_lost_run"], [RunState.QUEUED.value, run_key]),
                 *self._notify("gristmill_work"),
             ]
-        if not self._write(fence, *parts):
+        if not self._write(fence, *parts, queues=None if give_up else run_key):
             return False
-        self._ring("done" if give_up else "work")
+        if give_up:
+            self._ring("done")
         return True
 
     def release_worker(self, worker: str, reason: str) -> int:
@@ -611,3 +647,7 @@ class SqlStore(SqlConnection):
     def reap(self) -> int:
         units = self._fetch(Q["units_past_lease"], [_CLAIMED, time.time()])
         return sum(self._lose(unit, "its lease expired") for unit in units)
+
+    def queued_units(self, *, limit: int) -> list[QueuedUnit]:
+        rows = self._fetch(Q["queued_units"], [_QUEUED, limit])
+        return [QueuedUnit(unit_id, queue) for unit_id, queue in rows]

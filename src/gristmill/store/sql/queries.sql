@@ -197,6 +197,15 @@ WHERE state = %s AND worker = %s
 SELECT id, run_id, attempt, failures, max_attempts FROM gristmill_unit
 WHERE state = %s AND lease_until < %s
 
+-- name: queued_units_of_run
+SELECT id, queue FROM gristmill_unit WHERE run_id = %s AND state = %s ORDER BY id
+
+-- name: queued_units_of_runs
+SELECT id, queue FROM gristmill_unit WHERE state = %s AND run_id IN ({ids}) ORDER BY id
+
+-- name: queued_units
+SELECT id, queue FROM gristmill_unit WHERE state = %s ORDER BY id LIMIT %s
+
 -- name: held_by
 SELECT id, run_id, attempt, kind FROM gristmill_unit WHERE state = %s AND worker = %s
 ORDER BY id
