@@ -4,9 +4,11 @@ This module is the authoring API: what a pipeline author imports. Everything els
 may change between releases.
 """
 
+from gristmill.authoring import items
 from gristmill.authoring.commands import Command
 from gristmill.authoring.context import InputFile, OutputFile, RunContext
 from gristmill.authoring.inputs import InputKind, Inputs
+from gristmill.authoring.maps import FunctionMapTask, MapTask, Reservoir, map_step
 from gristmill.authoring.pipelines import Access, Pipeline
 from gristmill.authoring.tasks import FunctionTask, PreviousResult, Task, task
 from gristmill.errors import (
@@ -24,14 +26,17 @@ __all__ = [
     "CancelledError",
     "Command",
     "DefinitionError",
+    "FunctionMapTask",
     "FunctionTask",
     "GristmillError",
     "InputFile",
     "InputKind",
     "Inputs",
+    "MapTask",
     "OutputFile",
     "Pipeline",
     "PreviousResult",
+    "Reservoir",
     "RunContext",
     "RunState",
     "StepState",
@@ -39,5 +44,7 @@ __all__ = [
     "SubmissionError",
     "Task",
     "TaskError",
+    "items",
+    "map_step",
     "task",
 ]

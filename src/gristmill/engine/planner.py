@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gristmill.authoring.context import InputFile, Reporter, RunContext
+from gristmill.authoring.context import InputFile, MapResults, Reporter, RunContext
 from gristmill.authoring.fingerprints import Fingerprint, explain_change
+from gristmill.authoring.maps import MapTask
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.tasks import PreviousResult, Task
 from gristmill.states import StepState
@@ -41,9 +42,12 @@ def step_fingerprint(
     )
 
 
-def upstream_token(state: str, fingerprint: Fingerprint) -> str:
-    """What downstream fingerprints record of an upstream result."""
-    return "skipped" if state == StepState.SKIPPED else fingerprint.digest
+def upstream_token(state: str, fingerprint: Fingerprint, generation: int | None = None) -> str:
+    """What downstream fingerprints record of an upstream result (a map step's also says
+    which generation of its batches made it: retried batches make the steps after it stale)."""
+    if state == StepState.SKIPPED:
+        return "skipped"
+    return fingerprint.digest if generation is None else f"{fingerprint.digest}.{generation}"
 
 
 def previous_result(
@@ -69,7 +73,15 @@ class RunView:
     """A run as its steps see it: validated parameters and input files, ready to make the
     context and the fingerprint of each step. Shared by the planner and the runner."""
 
-    def __init__(self, pipeline: Pipeline, run: RunRecord, storage: FilesystemStorage):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        run: RunRecord,
+        storage: FilesystemStorage,
+        *,
+        maps: MapResults | None = None,
+    ):
+        self.maps = maps
         self.pipeline = pipeline
         self.run = run
         self.storage = storage
@@ -97,6 +109,7 @@ class RunView:
             attempt=attempt,
             ancestor=self.run.ancestor_id,
             reporter=reporter,
+            maps=self.maps,
         )
 
     def fingerprint(self, task: Task, tokens: Mapping[str, str]) -> Fingerprint:
@@ -155,7 +168,10 @@ def plan(
         in_force = current
         if stored is not None and stored.fingerprint is not None and not reasons:
             in_force = Fingerprint.from_dict(stored.fingerprint)
-        tokens[name] = upstream_token(state, in_force)
-        results[name] = stored.result if stored is not None else None
+        result = stored.result if stored is not None else None
+        generation = result.get("generation") if isinstance(result, dict) else None
+        is_map = isinstance(task, MapTask) and isinstance(generation, int)
+        tokens[name] = upstream_token(state, in_force, generation if is_map else None)
+        results[name] = result
         plans.append(StepPlan(name, applicable, current, stored, reasons))
     return plans
