@@ -183,6 +183,7 @@ class BatchRunner:
             examples,
             items_failed,
             failed,
+            batches_total=record.batches_total,
         )
 
     def _failed(
@@ -200,6 +201,7 @@ class BatchRunner:
             items_failed=len(failed_items or ()),
             failed_items=failed_items or [],
             error=error,
+            batches_total=record.batches_total,
         )
 
     def _save(

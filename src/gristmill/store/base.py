@@ -306,6 +306,8 @@ class BatchOutcome:
     """``(item number, message)`` of up to :data:`MAX_FAILED_ITEMS` items that raised."""
     error: str | None = None
     """Why a failed batch failed (the first item's error under ``"fail"``)."""
+    batches_total: int = 0
+    """How many batches the map has (shown with the number as the run's stage)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,6 +573,7 @@ class Store(abc.ABC):
 
     # -- map steps ------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def start_map(
         self,
         claim: Claim,
@@ -584,12 +587,12 @@ class Store(abc.ABC):
         counter at the number of batches, one batch row and one queued ``batch`` unit per
         batch, write the report, and end the claim's unit *without* ending the run (it stays
         ``running``). Rings the work doorbell. False, writing nothing, if fenced out."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def load_batch(self, claim: Claim) -> BatchRecord | None:
         """The batch a claimed ``batch`` unit stands for (``None`` if the map was replaced)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def save_batch(
         self,
         claim: Claim,
@@ -605,13 +608,13 @@ class Store(abc.ABC):
         still running) queue a ``run`` unit that walks the run's steps again. With
         ``then_claim`` the worker's next unit is claimed in the same transaction. False,
         writing nothing, if fenced out."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def map_status(self, run_id: str) -> list[MapStatus]:
         """The map steps of the run, in step order, summed over their batches.
         :class:`~gristmill.errors.NotFoundError` for an unknown run."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def read_findings(
         self,
         run_id: str,
@@ -625,8 +628,8 @@ class Store(abc.ABC):
         given), in item order: about ``limit`` of them, a page always ending with an item's
         last finding (read on with ``after`` = the last item of the page). An empty list once
         there are no more. :class:`~gristmill.errors.NotFoundError` for an unknown run."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def retry_failed_batches(self, run_id: str) -> int:
         """Queue again the batches of an ended run that did not finish as done (failed, or
         never run because the run ended first), with fresh attempts: their findings and
@@ -637,7 +640,6 @@ class Store(abc.ABC):
         Returns how many batches were queued: 0, writing nothing, if the run is still queued
         or running, or has none to retry. :class:`~gristmill.errors.NotFoundError` for an
         unknown run."""
-        raise NotImplementedError
 
     # -- doorbells ----------------------------------------------------------------------
 
