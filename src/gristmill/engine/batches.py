@@ -20,7 +20,7 @@ from gristmill.authoring.registry import Registry
 from gristmill.engine.mapping import batch_lines
 from gristmill.engine.planner import RunView
 from gristmill.engine.watchdog import UnitReporter
-from gristmill.errors import NotFoundError, TaskError
+from gristmill.errors import CancelledError, NotFoundError, TaskError
 from gristmill.states import BatchState, RunState, StopReason
 from gristmill.storage import FilesystemStorage
 from gristmill.store.base import (
@@ -157,6 +157,8 @@ class BatchRunner:
             try:
                 value = task.check(json.loads(line), context)
                 found = _findings(step, item, value)
+            except CancelledError:
+                raise _Stopped(reporter.cancel_reason or StopReason.CANCELLED) from None
             except Exception as error:
                 message = f"item {item}: {_message(error)}"
                 if task.on_failure == "fail":

@@ -632,10 +632,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def retry_failed_batches(self, run_id: str) -> int:
         """Queue again the batches of an ended run that did not finish as done (failed, or
-        never run because the run ended first), with fresh attempts: their findings and
-        counts are dropped, each map's counter is set to their number and its generation
-        goes up by one, and the run moves back to ``running`` (its error and cancel request
-        cleared). When they end, the run's steps are walked again from the map step on.
+        never run because the run ended first) or listed failed items, with fresh attempts:
+        their findings and counts are dropped, each map's counter is set to their number and
+        its generation goes up by one, and the run moves back to ``running`` (its error and
+        cancel request cleared). When they end, the run's steps are walked again from the map
+        step on.
 
         Returns how many batches were queued: 0, writing nothing, if the run is still queued
         or running, or has none to retry. :class:`~gristmill.errors.NotFoundError` for an

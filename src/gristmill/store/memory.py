@@ -808,7 +808,11 @@ class MemoryStore(Store):
             retried = 0
             max_attempts = run.units[-1].max_attempts if run.units else 3
             for stored_map in run.maps.values():
-                again = [b for b in stored_map.batches.values() if b.row.state != BatchState.DONE]
+                again = [
+                    b
+                    for b in stored_map.batches.values()
+                    if b.row.state != BatchState.DONE or b.row.items_failed
+                ]
                 if not again:
                     continue
                 row = stored_map.row

@@ -307,8 +307,9 @@ UPDATE gristmill_run SET state = %s, finished_at = NULL, error_message = NULL,
 WHERE id = %s AND state IN ({states})
 
 -- name: unfinished_batches
+-- Batches to retry: those not done, and done ones that listed failed items.
 SELECT step, COUNT(*), COALESCE(SUM(items_done), 0) FROM gristmill_batch
-WHERE run_id = %s AND state <> %s GROUP BY step
+WHERE run_id = %s AND (state <> %s OR items_failed > 0) GROUP BY step
 
 -- name: reopen_map
 UPDATE gristmill_map SET remaining = %s, items_done = items_done - %s,
@@ -318,11 +319,12 @@ WHERE run_id = %s AND step = %s
 -- name: reset_batches
 UPDATE gristmill_batch SET state = %s, items_done = 0, items_failed = 0, counts = '{}',
     examples = '{}', failed_items = '[]', error = NULL
-WHERE run_id = %s AND step = %s AND state <> %s
+WHERE run_id = %s AND step = %s AND (state <> %s OR items_failed > 0)
 
 -- name: delete_unfinished_findings
 DELETE FROM gristmill_finding WHERE run_id = %s AND step = %s AND batch IN (
-    SELECT number FROM gristmill_batch WHERE run_id = %s AND step = %s AND state <> %s)
+    SELECT number FROM gristmill_batch WHERE run_id = %s AND step = %s
+        AND (state <> %s OR items_failed > 0))
 
 -- name: latest_max_attempts
 SELECT max_attempts FROM gristmill_unit WHERE run_id = %s ORDER BY id DESC LIMIT 1
