@@ -147,15 +147,19 @@ class BatchRunner:
         failed: list[tuple[int, str]] = []
         items_failed = 0
         done = 0
-        for offset, line in enumerate(batch_lines(self.storage, spec)):
+        check, loads = task.check, json.loads  # the hot loop: one look-up each, not per item
+        item = spec.first_item - 1
+        for line in batch_lines(self.storage, spec):
             if reporter.cancel_reason is not None:
                 raise _Stopped(reporter.cancel_reason)
-            item = spec.first_item + offset
+            item += 1
             done += 1
-            if not line.strip():
+            if not line or line.isspace():
                 continue
             try:
-                value = task.check(json.loads(line), context)
+                value = check(loads(line), context)
+                if value is None:
+                    continue
                 found = _findings(step, item, value)
             except CancelledError:
                 raise _Stopped(reporter.cancel_reason or StopReason.CANCELLED) from None

@@ -104,13 +104,21 @@ def _spill(
     return total, specs
 
 
-def batch_lines(storage: FilesystemStorage, spec: BatchSpec) -> list[bytes]:
-    """The lines of one batch (one item each), read from its byte range."""
+def batch_lines(storage: FilesystemStorage, spec: BatchSpec) -> list[str]:
+    """The lines of one batch (one item each), read from its byte range. A batch's bytes are
+    decoded as UTF-8 at once (a :class:`TaskError` naming the batch if they are not)."""
     with storage.path(spec.source).open("rb") as stream:
         stream.seek(spec.start)
         data = stream.read() if spec.end is None else stream.read(spec.end - spec.start)
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
+    try:
+        text = data.decode("utf-8-sig" if spec.start == 0 else "utf-8")
+    except UnicodeDecodeError as error:
+        raise TaskError(
+            f"batch {spec.number} (items {spec.first_item} to "
+            f"{spec.first_item + spec.items - 1}) is not UTF-8 text: {error.reason}"
+        ) from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
         lines.pop()
     return lines
 
