@@ -342,3 +342,22 @@ def test_a_batch_that_keeps_losing_its_workers_fails_and_the_policy_applies(
         "worker lost (killed by signal SIGKILL) on attempt 3; gave up after 3 lost attempts"
     )
     worker.watchdog.stop()
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 1000])
+def test_json_lines_of_uneven_lengths_across_chunks_are_cut_exactly(
+    tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gristmill.engine import mapping
+    from gristmill.storage import FilesystemStorage
+
+    monkeypatch.setattr(mapping, "CHUNK", 97)  # lines straddle chunk ends
+    storage = FilesystemStorage(tmp_path)
+    rows = [json.dumps({"n": n, "pad": "x" * (n * 37 % 90)}) for n in range(1, 1201)]
+    (tmp_path / "d.jsonl").write_text("\n".join(rows) + "\n")
+    total, batches = mapping._line_ranges(tmp_path / "d.jsonl", "d.jsonl", size)
+    assert total == 1200
+    read = [json.loads(line)["n"] for b in batches for line in mapping.batch_lines(storage, b)]
+    assert read == list(range(1, 1201))
+    assert all(b.items == size for b in batches[:-1])
+    assert [b.first_item for b in batches] == list(range(1, 1201, size))
