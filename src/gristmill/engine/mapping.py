@@ -24,6 +24,9 @@ from gristmill.store.base import BatchSpec, MapStatus, Store
 CHUNK = 1 << 20
 """Bytes the splitter reads at a time."""
 
+MAX_LISTED_BATCHES = 100
+"""How many failed batches a map step's result lists (the store's map status has them all)."""
+
 FINDINGS_PAGE = 1000
 """Findings read from the store at a time by ``run.findings()``."""
 
@@ -157,8 +160,9 @@ def summary(status: MapStatus) -> dict[str, Any]:
                     {"item": item, "error": message} for item, message in failed.failed_items
                 ],
             }
-            for failed in status.failed_batches
+            for failed in status.failed_batches[:MAX_LISTED_BATCHES]
         ],
+        "failed_batches_total": len(status.failed_batches),
         "generation": status.generation,
     }
 

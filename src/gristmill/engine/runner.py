@@ -168,6 +168,8 @@ class UnitRunner:
             self.watchdog.unwatch()
 
     def _batch(self, claim: Claim, reporter: UnitReporter) -> RunState | None:
+        reporter.status = False  # the run's status is its map's, written by each batch's end
+
         def persist(write: Callable[[Report], bool]) -> bool:
             return self._persist(reporter, write)
 

@@ -361,3 +361,24 @@ def test_json_lines_of_uneven_lengths_across_chunks_are_cut_exactly(
     assert read == list(range(1, 1201))
     assert all(b.items == size for b in batches[:-1])
     assert [b.first_item for b in batches] == list(range(1, 1201, size))
+
+
+def test_a_batch_units_heartbeat_leaves_the_runs_item_progress_alone(
+    make_service: MakeService, tmp_path: Path
+) -> None:
+    from gristmill.engine.watchdog import UnitReporter
+
+    service = make_service(checking_pipeline())
+    run_id, worker = started_map(service, lines_file(tmp_path / "data.jsonl", 35))
+    [claim] = service.store.claim("w1", queues=None, lease=30)
+    assert worker.runner.run(claim) == RunState.RUNNING
+    [claim] = service.store.claim("w1", queues=None, lease=30)
+    reporter = UnitReporter()
+    reporter.status = False
+    reporter.begin_step("check")
+    reporter.log("a line from an item", "log")
+    assert service.store.flush(claim, reporter.take(), lease=30).owned
+    run = service.store.get_run(run_id)
+    assert (run.current_step, run.progress_done, run.progress_total) == ("check", 10, 35)
+    assert "a line from an item" in [line.text for line in service.store.read_log(run_id)]
+    worker.watchdog.stop()
