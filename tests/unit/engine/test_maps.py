@@ -81,6 +81,8 @@ def test_a_map_step_checks_every_item_once_and_the_reduce_reads_the_findings(
     assert summary["counts"] == {"five": fives, "odd-five": fives, "seven": 13}
     report = steps["report"].result
     assert report["seen"] == expected_findings(95)
+    log = [line.text for line in service.store.read_log(status.id)]
+    assert log == ["95 items in 10 batches of up to 10", "all batches of `check` ended; continuing"]
     assert all(len(v) == 2 for v in report["examples"].values())
 
 
