@@ -112,8 +112,11 @@ def test_under_fail_a_raising_item_fails_the_run_and_a_retry_redoes_its_batch_al
     assert status.error == (
         "step `check` failed in batch 16: item 7777: ValueError: cannot check item 7777"
     )
+    [check] = service.store.map_status(run_id)
+    assert check.batches["failed"] == 1  # the batches not run after it are skipped
     (control / "broken").unlink()
-    assert retry_failed_batches(run_id, service=service) == 1
+    retried = retry_failed_batches(run_id, service=service)
+    assert retried == 1 + check.batches["skipped"]
     status = wait(run_id, timeout=120, service=service)
     assert status.state == RunState.SUCCEEDED, status.error
     check_counted_once(service, run_id, status.result("tally"))

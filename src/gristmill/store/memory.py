@@ -685,8 +685,11 @@ class MemoryStore(Store):
             if found is None:
                 return None
             run, stored_map, batch = found
+            failed = stored_map.row.on_failure == "fail" and any(
+                b.row.state == BatchState.FAILED for b in stored_map.batches.values()
+            )
             return BatchRecord(
-                run.record.id, stored_map.row.step, len(stored_map.batches), batch.spec
+                run.record.id, stored_map.row.step, len(stored_map.batches), batch.spec, failed
             )
 
     def save_batch(
