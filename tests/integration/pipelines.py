@@ -13,7 +13,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from gristmill import Command, Inputs, Pipeline, RunContext, Task, TaskError, task
+from gristmill import (
+    Command,
+    Inputs,
+    Pipeline,
+    Reservoir,
+    RunContext,
+    Task,
+    TaskError,
+    items,
+    map_step,
+    task,
+)
 
 OPTIONAL = Inputs(min_count=0)
 
@@ -432,3 +443,62 @@ compared_auto = Pipeline(
     "compared-auto", [line_count, LineCountContext], inputs=TEXT, ancestor="previous"
 )
 compared_other = Pipeline("compared-other", [line_count], inputs=TEXT, ancestors_from=["compared"])
+
+
+class MapParams(BaseModel):
+    control: str = ""
+    hold: int = 0
+    """The item whose batch waits (on its first delivery) until control/release exists."""
+    bad: int = 0
+    """The item that raises while control/broken exists."""
+
+
+def _check_item(item: Any, run: RunContext) -> Any:
+    n, params = item["n"], run.params
+    if params.control:
+        control = Path(params.control)
+        if n == params.hold and not (control / "held").exists():
+            (control / "held").write_text(str(os.getpid()))
+            _wait_for_release(run, control)
+        if n == params.bad and (control / "broken").exists():
+            raise ValueError(f"cannot check item {n}")
+    if n % 7 == 0:
+        return {"kind": "seven", "n": n}
+    if n % 50 == 0:
+        return [{"kind": "fifty", "n": n}, {"kind": "round", "n": n}]
+    return None
+
+
+@map_step(items=items.json_lines(), batch_size=500, on_failure="fail", name="check")
+def check_failing(item: Any, run: RunContext) -> Any:
+    return _check_item(item, run)
+
+
+@map_step(items=items.json_lines(), batch_size=500, on_failure="continue", name="check")
+def check_continuing(item: Any, run: RunContext) -> Any:
+    return _check_item(item, run)
+
+
+@task
+def tally(run: RunContext) -> dict[str, Any]:
+    """The reduce: counts read back from the findings, the summary, and 5 examples a kind."""
+    sample = Reservoir(k=5, seed=7)
+    counted: dict[str, int] = {}
+    items_seen = []
+    for number, finding in run.findings("check"):
+        counted[finding["kind"]] = counted.get(finding["kind"], 0) + 1
+        sample.add(finding["kind"], number)
+        items_seen.append(number)
+    summary = run.map_summary("check")
+    return {
+        "counted": counted,
+        "summary": summary["counts"],
+        "items_done": summary["items_done"],
+        "findings": len(items_seen),
+        "distinct": len(set(items_seen)),
+        "examples": sample.as_dict(),
+    }
+
+
+mapping = Pipeline("mapping", [check_failing, tally], params=MapParams)
+mapping_continue = Pipeline("mapping-continue", [check_continuing, tally], params=MapParams)

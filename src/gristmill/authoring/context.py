@@ -150,6 +150,13 @@ class Reporter(Protocol):
     def is_cancelled(self) -> bool: ...
 
 
+class MapResults(Protocol):
+    """Where a run context reads the results of map steps. The engine implements it."""
+
+    def findings(self, step: str, kind: str | None) -> Iterator[tuple[int, Any]]: ...
+    def summary(self, step: str) -> dict[str, Any]: ...
+
+
 class _SilentReporter:
     """Used when a context is built only to ask cheap questions (planning, the results page)."""
 
@@ -184,8 +191,10 @@ class RunContext:
         reporter: Reporter | None = None,
         files: Mapping[str, tuple[OutputFile, ...]] | None = None,
         run_root: Path | None = None,
+        maps: MapResults | None = None,
     ):
         self.run_id = run_id
+        self._maps = maps
         self.pipeline = pipeline
         self.step = step
         self.inputs = inputs
@@ -365,6 +374,23 @@ class RunContext:
             if given.is_relative_to(base):
                 return given.relative_to(base).as_posix()
         return given.name
+
+    def findings(self, step: str, kind: str | None = None) -> Iterator[tuple[int, Any]]:
+        """The findings of the map step ``step`` (of ``kind`` only, if given) as
+        ``(item number, finding)`` pairs in item order, streamed from the store a page at a
+        time (never loaded whole). For a reduce step placed after the map step."""
+        if self._maps is None:
+            raise TaskError(f"findings of step `{step}` are read by a step run after it")
+        return self._maps.findings(step, kind)
+
+    def map_summary(self, step: str) -> dict[str, Any]:
+        """What the map step ``step`` found, summed over its batches: ``items`` (total),
+        ``items_done``, ``items_failed``, ``counts`` (findings by kind), ``examples`` (a few
+        findings of each kind), ``batches``, ``failed_batches`` (each with its number, first
+        item, error and failed items) and ``generation``."""
+        if self._maps is None:
+            raise TaskError(f"the summary of step `{step}` is read by a step run after it")
+        return self._maps.summary(step)
 
     @property
     def outputs(self) -> tuple[OutputFile, ...]:

@@ -14,11 +14,13 @@ from gristmill.authoring.context import (
     Ancestor,
     AncestorRecord,
     InputFile,
+    MapResults,
     OutputFile,
     Reporter,
     RunContext,
 )
 from gristmill.authoring.fingerprints import Fingerprint, explain_change
+from gristmill.authoring.maps import MapTask
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.tasks import PreviousResult, Task
 from gristmill.errors import NotFoundError, TaskError
@@ -61,9 +63,12 @@ def step_fingerprint(
     )
 
 
-def upstream_token(state: str, fingerprint: Fingerprint) -> str:
-    """What downstream fingerprints record of an upstream result."""
-    return "skipped" if state == StepState.SKIPPED else fingerprint.digest
+def upstream_token(state: str, fingerprint: Fingerprint, generation: int | None = None) -> str:
+    """What downstream fingerprints record of an upstream result (a map step's also says
+    which generation of its batches made it: retried batches make the steps after it stale)."""
+    if state == StepState.SKIPPED:
+        return "skipped"
+    return fingerprint.digest if generation is None else f"{fingerprint.digest}.{generation}"
 
 
 def previous_result(
@@ -110,13 +115,7 @@ def ancestor_of(run: RunRecord, store: Store, storage: FilesystemStorage) -> Anc
                 f"the ancestor run {ancestor_id} has expired: its results and files are gone; "
                 "submit this run again with another ancestor, or none"
             )
-        outputs = {
-            name: tuple(
-                OutputFile(o.name, storage.path(o.path), o.size, o.sha256, o.media_type)
-                for o in step.outputs
-            )
-            for name, step in steps.items()
-        }
+        outputs = {name: output_files(step.outputs, storage) for name, step in steps.items()}
         results = {name: step.result for name, step in steps.items()}
         return AncestorRecord(ancestor.pipeline, results, input_files(ancestor, storage), outputs)
 
@@ -136,7 +135,10 @@ class RunView:
         run: RunRecord,
         storage: FilesystemStorage,
         store: Store | None = None,
+        *,
+        maps: MapResults | None = None,
     ):
+        self.maps = maps
         self.pipeline = pipeline
         self.run = run
         self.storage = storage
@@ -170,6 +172,7 @@ class RunView:
             reporter=reporter,
             files={n: files[n] for n in self.pipeline.upstream_of(task) if n in files},
             run_root=self.storage.run_dir(self.run.id),
+            maps=self.maps,
         )
 
     def fingerprint(
@@ -231,8 +234,11 @@ def plan(
         in_force = current
         if stored is not None and stored.fingerprint is not None and not reasons:
             in_force = Fingerprint.from_dict(stored.fingerprint)
-        tokens[name] = upstream_token(state, in_force)
-        results[name] = stored.result if stored is not None else None
+        result = stored.result if stored is not None else None
+        generation = result.get("generation") if isinstance(result, dict) else None
+        is_map = isinstance(task, MapTask) and isinstance(generation, int)
+        tokens[name] = upstream_token(state, in_force, generation if is_map else None)
+        results[name] = result
         files[name] = output_files(stored.outputs, storage) if stored is not None else ()
         plans.append(StepPlan(name, applicable, current, stored, reasons))
     return plans

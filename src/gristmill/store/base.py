@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from gristmill.errors import NotFoundError
-from gristmill.states import RunState, UnitKind
+from gristmill.states import BatchState, RunState, UnitKind
 
 CANCELLED_MESSAGE = "the run was cancelled"
 """The message of a run that a cancel stopped, unless its worker had more to say."""
@@ -224,6 +224,10 @@ class Report:
     progress_total: int | None = None
     logs: list[tuple[float, str, str, str]] = field(default_factory=list)
     """``(at, step, stream, text)`` lines not yet written."""
+    status: bool = True
+    """Whether the report carries the run's status (current step, stage, progress). A batch
+    unit's does not: while a map runs, the run's status is its map's, which each batch's end
+    writes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +249,149 @@ class Failure:
     step: str | None = None
     """The step that was running when the run ended, if one was (recorded if it ends
     cancelled)."""
+
+
+# -- map steps ------------------------------------------------------------------------------
+#
+# A map step's items are cut into batches that every worker shares. The run's unit records the
+# map, its batches and one queued unit of kind ``batch`` per batch in one transaction
+# (:meth:`Store.start_map`) and ends without ending the run. Each batch unit's worker saves its
+# findings and counts in one fenced transaction (:meth:`Store.save_batch`), which also counts
+# down the map's remaining batches; the batch that brings the count to zero queues a unit of
+# kind ``run`` that walks the run's steps again: the map step is then finalised from its
+# batches (:meth:`Store.map_status`) and the steps after it run.
+
+MAX_EXAMPLES = 5
+"""How many examples of each kind of finding a batch keeps (and a map status shows)."""
+
+MAX_FAILED_ITEMS = 100
+"""How many failed items (number and message) a batch lists; the count covers them all."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSpec:
+    """Where one batch's items are: items ``first_item`` to ``first_item + items - 1`` (item
+    numbers start at 1), read from ``source`` (a path relative to the storage root) between
+    byte offsets ``start`` and ``end`` (``end`` ``None``: to the end of the file)."""
+
+    number: int
+    """1 for the first batch of the map."""
+    first_item: int
+    items: int
+    source: str
+    start: int = 0
+    end: int | None = None
+
+
+@dataclass(frozen=True)
+class NewMap:
+    """A map step about to be cut into batches (see :meth:`Store.start_map`)."""
+
+    step: str
+    position: int
+    fingerprint: dict[str, Any]
+    """The map step's fingerprint: a later walk finalises the map only under the same one."""
+    on_failure: str
+    """``"fail"`` or ``"continue"``: what a failed batch or item means for the run."""
+    items_total: int
+    batches: Sequence[BatchSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """What a batch unit's worker needs: which map, which batch, where its items are."""
+
+    run_id: str
+    step: str
+    batches_total: int
+    spec: BatchSpec
+    map_failed: bool = False
+    """Whether a batch of the map failed already under ``on_failure="fail"``: the run fails
+    anyway, so this batch is skipped rather than run."""
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What a batch unit's worker saves when the batch ends (see :meth:`Store.save_batch`)."""
+
+    step: str
+    number: int
+    state: BatchState
+    """``done`` or ``failed``."""
+    items_done: int
+    """Items processed, failed items included (under ``on_failure="continue"``)."""
+    findings: Sequence[tuple[int, str, str]] = ()
+    """``(item number, kind, finding as JSON)`` of every finding, in item order."""
+    counts: Mapping[str, int] = field(default_factory=dict)
+    """Findings by kind."""
+    examples: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    """At most :data:`MAX_EXAMPLES` findings of each kind."""
+    items_failed: int = 0
+    failed_items: Sequence[tuple[int, str]] = ()
+    """``(item number, message)`` of up to :data:`MAX_FAILED_ITEMS` items that raised."""
+    error: str | None = None
+    """Why a failed batch failed (the first item's error under ``"fail"``)."""
+    batches_total: int = 0
+    """How many batches the map has (shown with the number as the run's stage)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FailedBatch:
+    """A batch that did not complete, or that listed failed items."""
+
+    number: int
+    first_item: int
+    items: int
+    state: str
+    error: str | None
+    failed_items: list[tuple[int, str]]
+
+
+@dataclass
+class MapStatus:
+    """Where one map step of a run is, summed over its batches (never per item)."""
+
+    step: str
+    position: int
+    on_failure: str
+    fingerprint: dict[str, Any]
+    generation: int
+    """Starts at 1; :meth:`Store.retry_failed_batches` adds one."""
+    batches_total: int
+    remaining: int
+    """Batches not yet ended (the counter the last batch brings to zero)."""
+    batches: dict[str, int]
+    """How many batches are in each :class:`~gristmill.states.BatchState`."""
+    items_total: int
+    items_done: int
+    items_failed: int
+    counts: dict[str, int]
+    """Findings by kind, over the ended batches."""
+    examples: dict[str, list[Any]]
+    """Up to :data:`MAX_EXAMPLES` findings of each kind, from the ended batches (lowest batch
+    first)."""
+    failed_batches: list[FailedBatch]
+    """Batches that failed, and done batches that listed failed items, by number."""
+    settled: bool
+    """The map was taken into account by a walk of the run's steps (or the run was queued
+    again since): only a complete, unsettled map is finalised by the next walk."""
+
+    @property
+    def complete(self) -> bool:
+        """Every batch ended (done or failed)."""
+        return self.remaining == 0
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRecord:
+    """One stored finding of a map step."""
+
+    item: int
+    """The item's number (1 for the first item)."""
+    batch: int
+    kind: str
+    finding: Any
+    """The finding as the item function returned it (a dict with ``"kind"``)."""
 
 
 class Store(abc.ABC):
@@ -356,14 +503,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def requeue(self, run_id: str, *, reason: str) -> bool:
-        """Queue a finished run again (rerun, or recompute stale steps).
+        """Queue a finished run again (rerun, or recompute stale steps). Its maps are
+        settled (see :attr:`MapStatus.settled`).
 
         Returns False if the run is still queued or running (nothing to do).
         """
 
     @abc.abstractmethod
     def expire(self, run_id: str, *, reason: str) -> bool:
-        """Remove an ended run's heavy rows (steps, outputs, log, inputs, units) and mark it
+        """Remove an ended run's heavy rows (steps, outputs, log, inputs, units, maps,
+        batches, findings) and mark it
         expired with ``reason``, keeping the small record that lets its URL explain itself.
         The caller deletes its files afterwards.
 
@@ -512,6 +661,77 @@ class Store(abc.ABC):
 
     def unlock(self, name: str) -> None:  # noqa: B027 - optional hook
         """Give back the lock ``name`` taken by :meth:`try_lock`."""
+
+    # -- map steps ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def start_map(
+        self,
+        claim: Claim,
+        new_map: NewMap,
+        report: Report,
+        *,
+        then_claim: NextClaim | None = None,
+    ) -> bool:
+        """Cut a map step into batches, in one fenced transaction: replace any earlier map of
+        the step (its batches and findings are deleted), record the map with its remaining
+        counter at the number of batches, one batch row and one queued ``batch`` unit per
+        batch, write the report, and end the claim's unit *without* ending the run (it stays
+        ``running``). Rings the work doorbell. False, writing nothing, if fenced out."""
+
+    @abc.abstractmethod
+    def load_batch(self, claim: Claim) -> BatchRecord | None:
+        """The batch a claimed ``batch`` unit stands for (``None`` if the map was replaced)."""
+
+    @abc.abstractmethod
+    def save_batch(
+        self,
+        claim: Claim,
+        outcome: BatchOutcome,
+        report: Report,
+        *,
+        then_claim: NextClaim | None = None,
+    ) -> bool:
+        """End a batch, in one fenced transaction: replace the batch's findings (a batch run
+        twice never counts twice), record its counts, examples, failed items and state, count
+        the map's remaining batches down by one and its items done up, show the items'
+        progress on the run, end the unit, and when the counter reaches zero (and the run is
+        still running) queue a ``run`` unit that walks the run's steps again. With
+        ``then_claim`` the worker's next unit is claimed in the same transaction. False,
+        writing nothing, if fenced out."""
+
+    @abc.abstractmethod
+    def map_status(self, run_id: str) -> list[MapStatus]:
+        """The map steps of the run, in step order, summed over their batches.
+        :class:`~gristmill.errors.NotFoundError` for an unknown run."""
+
+    @abc.abstractmethod
+    def read_findings(
+        self,
+        run_id: str,
+        step: str,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        kind: str | None = None,
+    ) -> list[FindingRecord]:
+        """Findings of the map step for items numbered above ``after`` (of ``kind`` only, if
+        given), in item order: about ``limit`` of them, a page always ending with an item's
+        last finding (read on with ``after`` = the last item of the page). An empty list once
+        there are no more. :class:`~gristmill.errors.NotFoundError` for an unknown run."""
+
+    @abc.abstractmethod
+    def retry_failed_batches(self, run_id: str) -> int:
+        """Queue again the batches of an ended run that did not finish as done (failed, or
+        never run because the run ended first) or listed failed items, with fresh attempts:
+        their findings and counts are dropped, each map's counter is set to their number and
+        its generation goes up by one, and the run moves back to ``running`` (its error and
+        cancel request cleared). When they end, the run's steps are walked again from the map
+        step on.
+
+        Returns how many batches were queued: 0, writing nothing, if the run is still queued
+        or running, or has none to retry. :class:`~gristmill.errors.NotFoundError` for an
+        unknown run."""
 
     # -- doorbells ----------------------------------------------------------------------
 

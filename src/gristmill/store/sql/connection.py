@@ -2,7 +2,7 @@
 connection into :class:`~gristmill.errors.StoreUnavailableError`, doorbells, supervisor
 heartbeats, and what a process does with its connections around forks and threads.
 
-:class:`SqlConnection` is the base of :class:`~gristmill.store.sql.policy.SqlStore`; the
+:class:`SqlConnection` is the base of :class:`~gristmill.store.sql.policy.SqlPolicy`; the
 policy (claims, fences, finishing...) lives there.
 """
 

@@ -1,6 +1,6 @@
 """What the SQL store needs from a database, and the base class of its dialects.
 
-The store's policy (:class:`~gristmill.store.sql.policy.SqlStore`) is written once, in terms
+The store's policy (:class:`~gristmill.store.sql.policy.SqlPolicy`) is written once, in terms
 of a few operations a :class:`Dialect` provides: run statements in autocommit mode
 (:meth:`Dialect.fetch`), run several in one transaction with fences (:meth:`Dialect.write`),
 and say how keys and times are stored. The store never opens a connection itself: a

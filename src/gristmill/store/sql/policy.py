@@ -52,6 +52,7 @@ from gristmill.store.sql.queries import QUERIES as Q
 
 _QUEUED, _CLAIMED, _DONE = UnitState.QUEUED.value, UnitState.CLAIMED.value, UnitState.DONE.value
 _RUN_KIND = UnitKind.RUN.value
+_RUNNING = RunState.RUNNING.value
 
 
 def _states(query: str, states: Sequence[RunState]) -> tuple[str, list[str]]:
@@ -63,7 +64,15 @@ def _states(query: str, states: Sequence[RunState]) -> tuple[str, list[str]]:
 _REQUEUE, _REQUEUEABLE = _states(Q["requeue_run"], RERUNNABLE_RUN_STATES)
 _EXPIRE, _EXPIRABLE = _states(Q["expire_run"], EXPIRABLE_RUN_STATES)
 _DUE, _ = _states(Q["due_for_expiry"], EXPIRABLE_RUN_STATES)
-_RUN_TABLES = ("gristmill_output", "gristmill_step", "gristmill_logline", "gristmill_input")
+_RUN_TABLES = (
+    "gristmill_output",
+    "gristmill_step",
+    "gristmill_logline",
+    "gristmill_input",
+    "gristmill_finding",
+    "gristmill_batch",
+    "gristmill_map",
+)
 _DELETE_ROWS = [Q["delete_run_rows"].format(table=t) for t in (*_RUN_TABLES, "gristmill_unit")]
 
 
@@ -77,9 +86,9 @@ def _queues(query: str, queues: Sequence[str] | None) -> str:
     )
 
 
-class SqlStore(SqlConnection):
-    """A :class:`~gristmill.store.base.Store` on a SQL database: SQLite or PostgreSQL, the
-    dialect chosen by the connection source's vendor (see :class:`SqlConnection`)."""
+class SqlPolicy(SqlConnection):
+    """The policy of the SQL store (its map steps are added by
+    :class:`~gristmill.store.sql.maps.SqlStore`)."""
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -113,6 +122,8 @@ class SqlStore(SqlConnection):
         return Many(Q["add_log_line"], rows)
 
     def _report(self, key: Any, report: Report) -> list[Any]:
+        if not report.status:
+            return [self._logs(key, report.logs)]
         progress = [report.current_step, report.stage, report.progress_done]
         return [
             self._logs(key, report.logs),
@@ -142,6 +153,8 @@ class SqlStore(SqlConnection):
                     key,
                 ],
             ),
+            # A map step's batches still queued end with their run.
+            (Q["end_queued_units"], [_DONE, key, _QUEUED]),
             *self._notify("gristmill_done", run_id),
         ]
 
@@ -375,7 +388,8 @@ class SqlStore(SqlConnection):
         key = self._id(run_id)
         done = self._write(
             Fence(_REQUEUE, [RunState.QUEUED.value, False, key, *_REQUEUEABLE]),
-            (Q["add_next_unit"], [_RUN_KIND, _QUEUED, key]),
+            (Q["add_next_unit"], [_RUN_KIND, _QUEUED, key, _RUN_KIND]),
+            (Q["settle_maps"], [True, key]),
             self._logs(key, [(time.time(), "", "system", f"queued again: {reason}")]),
             *self._notify("gristmill_work"),
             queues=key,
@@ -598,19 +612,28 @@ class SqlStore(SqlConnection):
         report.logs.append(
             (time.time(), "", "system", f"attempt {claim.attempt} released by a stopping worker")
         )
+        # A batch unit goes back to the queue alone: its run stays running.
+        requeue_run = [(Q["requeue_released_run"], [RunState.QUEUED.value, key, _RUNNING])]
         return self._write(
             Fence(Q["release_unit"], [_QUEUED, claim.unit_id, claim.attempt, _CLAIMED]),
             self._logs(key, report.logs),
-            (Q["requeue_released_run"], [RunState.QUEUED.value, key, RunState.RUNNING.value]),
+            *(requeue_run if claim.kind == _RUN_KIND else ()),
             *self._notify("gristmill_work"),
             queues=key,
         )
 
+    def _lose_batch(self, unit: Sequence[Any], reason: str, failures: int, give_up: bool) -> bool:
+        """Requeue a lost batch unit, or fail its batch past the attempt limit (the map's
+        counter goes down as if it had ended)."""
+        raise NotImplementedError
+
     def _lose(self, unit: Sequence[Any], reason: str) -> bool:
-        unit_id, run_key, attempt, failures, max_attempts = unit
+        unit_id, run_key, attempt, failures, max_attempts, kind = unit
         run_id = run_id_of(run_key)
         failures += 1
         give_up = failures >= max_attempts
+        if kind == UnitKind.BATCH:
+            return self._lose_batch(unit, reason, failures, give_up)
         fence = Fence(
             Q["lose_unit"],
             [_DONE if give_up else _QUEUED, failures, reason, unit_id, attempt, _CLAIMED],
