@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from gristmill.authoring.commands import Command
 from gristmill.authoring.context import OutputFile, RunContext
 from gristmill.authoring.fingerprints import Fingerprint
+from gristmill.authoring.isolation import call_without_network
 from gristmill.authoring.logcontrol import step_logging
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.registry import Registry
@@ -296,7 +298,7 @@ class UnitRunner:
         self.watchdog.step_started(task.timeout or pipeline.step_timeout)
         try:
             with step_logging(step.context, task):
-                result = task.process(step.context, step.context.upstream)
+                result = self._process(task, step.context)
         except CancelledError:
             if reporter.cancel_reason == StopReason.TIMEOUT:
                 limit = task.timeout or pipeline.step_timeout
@@ -339,6 +341,18 @@ class UnitRunner:
         if stored is not None:
             self.storage.drop_other_attempts(claim.run_id, claim.attempt, name)
         return StepState.SUCCEEDED, result, step.fingerprint, final is not None
+
+    @staticmethod
+    def _process(task: Task, context: RunContext) -> Any:
+        """``task.process``, in a child process without network if the task says so (a
+        command cuts off its own tool)."""
+        if task.network or isinstance(task, Command):
+            return task.process(context, context.upstream)
+        return call_without_network(
+            context,
+            functools.partial(task.process, context, context.upstream),
+            functools.partial(to_json, task.step_name),
+        )
 
     def _persist(
         self,
