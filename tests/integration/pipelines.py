@@ -517,3 +517,19 @@ offline_command_timeout = Pipeline(
 offline_errors = Pipeline("offline-errors", [offline_failing], inputs=OPTIONAL)
 offline_crash = Pipeline("offline-crash", [offline_crashing], inputs=OPTIONAL)
 offline_json = Pipeline("offline-json", [offline_not_json], inputs=OPTIONAL)
+
+
+# -- results pages (test_results_pages.py); templates in templates/ beside this module -------
+
+
+@task(staff_only=("secret",))
+def paged_step(run: RunContext) -> dict[str, Any]:
+    return {"shown": "for everyone", "secret": "for staff"}
+
+
+paged = Pipeline(
+    "paged", [paged_step], params=Params, inputs=OPTIONAL, page_template="paged/results.html"
+)
+broken_page = Pipeline(
+    "broken-page", [paged_step], params=Params, inputs=OPTIONAL, page_template="paged/broken.html"
+)

@@ -85,3 +85,98 @@ def test_network_does_not_count_in_a_class_tasks_code() -> None:
     assert normalised_source(Online).replace("Online", "X") == normalised_source(Offline).replace(
         "Offline", "X"
     )
+
+
+class _Recording:
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+        self.cancelled = False
+
+    def log(self, text: str, stream: str) -> None:
+        self.events.append(("log", text, stream))
+
+    def stage(self, name: str | None) -> None:
+        self.events.append(("stage", name))
+
+    def progress(self, done: int, total: int | None) -> None:
+        self.events.append(("progress", done, total))
+
+    def is_cancelled(self) -> bool:
+        return self.cancelled
+
+
+def _namespaces_or_skip() -> None:
+    flags, reason = isolation.isolation_mode()
+    if not flags:
+        pytest.skip(f"this machine cannot make network namespaces: {reason}")
+
+
+def test_what_a_step_reports_in_its_own_process_reaches_the_reporter(tmp_path: Path) -> None:
+    _namespaces_or_skip()
+    import json
+    import os
+    import socket
+
+    reporter = _Recording()
+    run = RunContext(
+        run_id="run-1",
+        pipeline="demo",
+        step="check",
+        inputs=(),
+        params=None,
+        workdir=tmp_path,
+        upstream={},
+        reporter=reporter,
+    )
+
+    def work() -> dict[str, Any]:
+        with run.stage("reading"):
+            run.progress(1, 3)
+            for _ in range(5):
+                run.log("same line")
+        (tmp_path / "made.txt").write_text("made")
+        run.output("made.txt")
+        interfaces = [name for _, name in socket.if_nameindex()]
+        return {"pid": os.getpid(), "interfaces": interfaces}
+
+    result = isolation.call_without_network(run, work, json.dumps)
+    assert result["pid"] != os.getpid()
+    assert result["interfaces"] == ["lo"]  # a namespace of its own, with only loopback
+    assert reporter.events == [
+        ("stage", "reading"),
+        ("progress", 1, 3),
+        ("log", "same line", "log"),
+        ("log", "same line", "log"),
+        ("log", "same line", "log"),
+        ("stage", None),
+        ("log", "… 2 more like this: same line", "log"),
+    ]
+    (made,) = run.outputs
+    assert (made.name, made.size, made.path) == ("made.txt", 4, tmp_path / "made.txt")
+
+
+def test_a_cancelled_step_in_its_own_process_is_killed(tmp_path: Path) -> None:
+    _namespaces_or_skip()
+    import time
+
+    from gristmill import CancelledError
+
+    reporter = _Recording()
+    reporter.cancelled = True  # asked to stop before it even started
+    run = RunContext(
+        run_id="run-1",
+        pipeline="demo",
+        step="check",
+        inputs=(),
+        params=None,
+        workdir=tmp_path,
+        upstream={},
+        reporter=reporter,
+    )
+
+    def ignores_cancel() -> None:
+        while True:
+            time.sleep(0.05)
+
+    with pytest.raises(CancelledError):
+        isolation.call_without_network(run, ignores_cancel, str)

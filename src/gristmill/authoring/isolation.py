@@ -196,6 +196,7 @@ def call_without_network(
     reporter = run._reporter
     flag = mmap.mmap(-1, 1)
     read, write = os.pipe()
+    _flush_standard_streams()  # or the child would print what the worker buffered, again
     with _quiet_fork():
         pid = os.fork()
     if pid == 0:  # pragma: no cover - measured through the pipe by the worker's side
@@ -247,7 +248,14 @@ def _child(
     except BaseException:
         code = 70
     finally:
+        _flush_standard_streams()
         os._exit(code)
+
+
+def _flush_standard_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
 
 
 def _supervise(run: RunContext, reporter: Any, pid: int, read: int, flag: mmap.mmap) -> Any:
