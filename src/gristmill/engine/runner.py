@@ -1,9 +1,10 @@
 """Run one claimed unit: bring a run up to date, step by step, persisting as it goes.
 
-Steps run back to back in this process, so upstream results are already in memory. Each step's
-result is persisted before the next starts; a step whose stored result is still current is
-reused, not recomputed. Every write is fenced by the claim's attempt number, so an attempt whose
-lease was taken over stops without publishing anything.
+Steps run back to back in this process (a step with ``network=False`` runs its ``process`` in a
+forked child, see :mod:`gristmill.authoring.isolation`), so upstream results are already in
+memory. Each step's result is persisted before the next starts; a step whose stored result is
+still current is reused, not recomputed. Every write is fenced by the claim's attempt number, so
+an attempt whose lease was taken over stops without publishing anything.
 """
 
 from __future__ import annotations
