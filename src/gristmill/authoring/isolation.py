@@ -26,9 +26,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import json
 import mmap
 import os
-import pickle
 import select
 import signal
 import struct
@@ -36,7 +36,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +162,8 @@ class _PipeReporter:
         self.flag = flag
 
     def send(self, message: tuple[Any, ...]) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        # JSON, not pickle: what the child sends is data the worker reads, never code it runs.
+        data = json.dumps(message).encode()
         view = memoryview(_HEADER.pack(len(data)) + data)
         while view:
             view = view[os.write(self.fd, view) :]
@@ -260,7 +261,7 @@ def _flush_standard_streams() -> None:
 
 def _supervise(run: RunContext, reporter: Any, pid: int, read: int, flag: mmap.mmap) -> Any:
     buffer = bytearray()
-    outcome: tuple[Any, ...] | None = None
+    outcome: Sequence[Any] | None = None
     kill_at: float | None = None
     killed = False
     while True:
@@ -274,7 +275,7 @@ def _supervise(run: RunContext, reporter: Any, pid: int, read: int, flag: mmap.m
                 (size,) = _HEADER.unpack_from(buffer)
                 if len(buffer) < _HEADER.size + size:
                     break
-                message = pickle.loads(buffer[_HEADER.size : _HEADER.size + size])
+                message = json.loads(buffer[_HEADER.size : _HEADER.size + size])
                 del buffer[: _HEADER.size + size]
                 outcome = _dispatch(reporter, message) or outcome
         if reporter.is_cancelled() and not killed:
@@ -290,7 +291,7 @@ def _supervise(run: RunContext, reporter: Any, pid: int, read: int, flag: mmap.m
     return _outcome(run, outcome, status, killed or kill_at is not None)
 
 
-def _dispatch(reporter: Any, message: tuple[Any, ...]) -> tuple[Any, ...] | None:
+def _dispatch(reporter: Any, message: Sequence[Any]) -> Sequence[Any] | None:
     kind = message[0]
     if kind == "log":
         reporter.log(message[1], message[2])
@@ -303,9 +304,7 @@ def _dispatch(reporter: Any, message: tuple[Any, ...]) -> tuple[Any, ...] | None
     return None
 
 
-def _outcome(run: RunContext, outcome: tuple[Any, ...] | None, status: int, stopped: bool) -> Any:
-    import json
-
+def _outcome(run: RunContext, outcome: Sequence[Any] | None, status: int, stopped: bool) -> Any:
     if outcome is None:
         if stopped:
             raise CancelledError()
@@ -316,7 +315,10 @@ def _outcome(run: RunContext, outcome: tuple[Any, ...] | None, status: int, stop
         raise TaskError(f"step `{run.step}` stopped without a result: its process {how}")
     kind = outcome[0]
     if kind == "result":
+        workdir = run.workdir.resolve()
         for name, path, size, sha256, media_type in outcome[2]:
+            if not Path(path).resolve().is_relative_to(workdir):
+                raise TaskError(f"output {name!r} is outside the step's work directory")
             run._outputs[name] = OutputFile(name, Path(path), size, sha256, media_type)
         return json.loads(outcome[1])
     if kind == "timeout":

@@ -248,7 +248,7 @@ def _collapsed(
         head,
         f"{len(value) - shown:,}",
         noun,
-        render(rest),
+        render(rest) if rest else mark_safe(""),
         hidden,
     )
 
