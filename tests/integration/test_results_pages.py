@@ -7,6 +7,8 @@ from __future__ import annotations
 from django.test import Client
 
 from gristmill.app.service import Service
+from gristmill.app.submission import submit
+from gristmill.executors.inline import run_inline
 from tests.integration.test_access import browser, make_user
 from tests.integration.test_web import finished, page, run_page
 
@@ -26,6 +28,15 @@ def test_a_page_template_gets_contexts_and_the_viewers_staff_flag(
     (paged,) = staff.select("#paged")
     assert paged.attrs["data-staff"] == "yes"
     assert paged.text == "for everyone / for staff / no raw result / 7"
+    assert html.texts("#ancestor") == ["first run"]
+
+
+def test_a_page_template_links_the_run_it_was_run_again_from(service: Service, web: Client) -> None:
+    first = finished(service, "paged")
+    again = submit("paged", ancestor=first, service=service)
+    run_inline(service, again)
+    (link,) = run_page(web, again).select("#ancestor a")
+    assert (link.attrs["href"], link.text) == (f"/runs/{first}/", first)
 
 
 def test_a_page_template_that_fails_leaves_the_default_results_with_a_note(
