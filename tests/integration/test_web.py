@@ -496,7 +496,7 @@ def test_a_succeeded_run_shows_each_steps_context_as_tables(
     assert [r.texts("td") for r in rows.select("tbody tr")] == [["mill", "3"], ["grist", "2"]]
     assert result.texts("ul li") == ["<b>plain</b>", "text"]  # escaped, not markup
     assert result.select("b") == []
-    assert "level" in result.texts("table.kv table.kv table.kv th")
+    assert "level" in result.texts("table.kv dl.nested dl.nested dt")
     greeting = html.one("article#result-Greet")
     assert greeting.texts("h3") == ["Greeting"]
     assert greeting.texts("p.greeting") == [f"hello from red in step Greet of run {run_id}"]

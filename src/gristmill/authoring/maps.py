@@ -72,6 +72,12 @@ class MapTask(Task):
             raise DefinitionError("batch_size must be a positive integer", step=self.step_name)
         if self.on_failure not in ON_FAILURE:
             raise DefinitionError('on_failure must be "fail" or "continue"', step=self.step_name)
+        if self.network is False:
+            raise DefinitionError(
+                "network=False is not available on map steps yet: check the items in a step "
+                "of its own with network=False, or leave the map step its network",
+                step=self.step_name,
+            )
 
 
 class FunctionMapTask(MapTask):

@@ -1,9 +1,10 @@
 """Run one claimed unit: bring a run up to date, step by step, persisting as it goes.
 
-Steps run back to back in this process, so upstream results are already in memory. Each step's
-result is persisted before the next starts; a step whose stored result is still current is
-reused, not recomputed. Every write is fenced by the claim's attempt number, so an attempt whose
-lease was taken over stops without publishing anything.
+Steps run back to back in this process (a step with ``network=False`` runs its ``process`` in a
+forked child, see :mod:`gristmill.authoring.isolation`), so upstream results are already in
+memory. Each step's result is persisted before the next starts; a step whose stored result is
+still current is reused, not recomputed. Every write is fenced by the claim's attempt number, so
+an attempt whose lease was taken over stops without publishing anything.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from gristmill.authoring.commands import Command
 from gristmill.authoring.context import OutputFile, RunContext
 from gristmill.authoring.fingerprints import Fingerprint
+from gristmill.authoring.isolation import call_without_network
 from gristmill.authoring.logcontrol import step_logging
 from gristmill.authoring.maps import MapTask
 from gristmill.authoring.pipelines import Pipeline
@@ -346,7 +349,7 @@ class UnitRunner:
         self.watchdog.step_started(task.timeout or pipeline.step_timeout)
         try:
             with step_logging(step.context, task):
-                result = task.process(step.context, step.context.upstream)
+                result = self._process(task, step.context)
         except CancelledError:
             if reporter.cancel_reason == StopReason.TIMEOUT:
                 limit = task.timeout or pipeline.step_timeout
@@ -446,6 +449,18 @@ class UnitRunner:
         if not self._persist(reporter, start):
             raise _Fenced()
         raise _Handed()
+
+    @staticmethod
+    def _process(task: Task, context: RunContext) -> Any:
+        """``task.process``, in a child process without network if the task says so (a
+        command cuts off its own tool)."""
+        if task.network or isinstance(task, Command):
+            return task.process(context, context.upstream)
+        return call_without_network(
+            context,
+            functools.partial(task.process, context, context.upstream),
+            functools.partial(to_json, task.step_name),
+        )
 
     def _persist(
         self,

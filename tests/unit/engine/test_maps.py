@@ -10,7 +10,17 @@ from typing import Any
 
 import pytest
 
-from gristmill import Inputs, Pipeline, Reservoir, RunContext, items, map_step, task
+from gristmill import (
+    DefinitionError,
+    Inputs,
+    MapTask,
+    Pipeline,
+    Reservoir,
+    RunContext,
+    items,
+    map_step,
+    task,
+)
 from gristmill.app.maps import retry_failed_batches
 from gristmill.app.service import Service
 from gristmill.app.submission import RunStatus, get_run, submit
@@ -385,3 +395,15 @@ def test_a_batch_units_heartbeat_leaves_the_runs_item_progress_alone(
     assert (run.current_step, run.progress_done, run.progress_total) == ("check", 10, 35)
     assert "a line from an item" in [line.text for line in service.store.read_log(run_id)]
     worker.watchdog.stop()
+
+
+def test_a_map_step_without_network_is_refused_at_definition_naming_the_step() -> None:
+    class Offline(MapTask):
+        items = items.json_lines("data")
+        network = False
+
+        def check(self, item: Any, run: RunContext) -> None:
+            return None
+
+    with pytest.raises(DefinitionError, match="network=False is not available on map steps"):
+        Offline().check_definition()
