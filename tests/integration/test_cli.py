@@ -128,3 +128,17 @@ def test_run_exits_2_for_a_pipeline_file_with_a_definition_error(tmp_path: Path)
     done = gristmill("run", str(broken), str(POEM), cwd=tmp_path)
     assert done.returncode == 2
     assert "error: pipeline name 'Bad Name' must be 1-64 lower-case letters" in done.stderr
+
+
+def test_run_of_a_map_step_shows_its_items_and_findings(tmp_path: Path) -> None:
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(f'{{"n": {n}}}\n' for n in range(1, 2001)))
+    pipelines = ROOT / "tests" / "integration" / "pipelines.py"
+    done = gristmill("run", f"{pipelines}:mapping", str(data), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("✔ check succeeded"))
+    assert lines[at + 2 : at + 4] == [
+        "    items 2,000 of 2,000, batches 4 of 4",
+        "    findings: seven 285, fifty 35, round 35",
+    ]

@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 
 from gristmill.authoring.validation import params_from_text
-from gristmill.cli.display import run_display
+from gristmill.cli.display import map_lines, run_display
 from gristmill.cli.options import param_option, parse_params
 from gristmill.client import Client, ResponseError, ServerUnreachableError
 from gristmill.client.config import POLL_SECONDS
@@ -80,34 +80,6 @@ def _follow(client: Client, run_id: str) -> dict[str, Any]:
             if RunState(status["state"]).is_terminal:
                 return status
             time.sleep(POLL_SECONDS)  # polling a remote server: the doorbells are local only
-
-
-def map_lines(summary: dict[str, Any]) -> list[str]:
-    """What ``gristmill status`` says of one map step, under its step: items and batches,
-    findings by kind, failed batches (never a line per item)."""
-    batches = summary["batches"]
-    ended = batches.get("done", 0) + batches.get("failed", 0)
-    items = f"items {summary['items_done']:,} of {summary['items_total']:,}"
-    if summary["items_failed"]:
-        items += f" ({summary['items_failed']:,} failed)"
-    items += f", batches {ended:,} of {summary['batches_total']:,}"
-    if batches.get("failed"):
-        items += f" ({batches['failed']:,} failed)"
-    lines = [items + (" [partial]" if summary["partial"] else "")]
-    counts = sorted(summary["counts"].items(), key=lambda pair: (-pair[1], pair[0]))
-    if counts:
-        found = ", ".join(f"{kind} {count:,}" for kind, count in counts)
-        lines.append(f"findings{' so far' if summary['partial'] else ''}: {found}")
-    for batch in summary["failed_batches"]:
-        last = batch["first_item"] + batch["items"] - 1
-        what = batch["error"] or f"{batch['failed_items_total']:,} failed items"
-        lines.append(
-            f"failed batch {batch['number']} (items {batch['first_item']:,}-{last:,}): {what}"
-        )
-    more = summary["failed_batches_total"] - len(summary["failed_batches"])
-    if more > 0:
-        lines.append(f"and {more:,} more failed batches")
-    return lines
 
 
 def _print_status(status: dict[str, Any]) -> None:
