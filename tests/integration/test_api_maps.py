@@ -218,3 +218,17 @@ def test_a_users_map_findings_and_retry_are_hidden_from_others(
         answer = browser().post(retry, headers=bearer(user))
         assert error_of(answer) == (409, "the run has no failed batches to retry")
     assert browser(owner).get(f"{API}/runs/{run_id}").json()["maps"][0]["items_done"] == 1200
+
+
+def test_a_map_step_not_started_yet_has_no_summary_and_no_findings(
+    service: Service, tmp_path: Path, wire: Any
+) -> None:
+    data = LocalFile(dataset(tmp_path / "small.jsonl", 10))
+    run_id = submit("mapping", [data], service=service)
+    assert status_of(wire, run_id)["maps"] == []
+    answer = wire.get(f"{API}/runs/{run_id}/findings", {"step": "check"})
+    assert answer.json() == {"findings": [], "next": None}
+    assert jsonl(wire, run_id)[1] == []
+    assert status_of(wire, small_run(service, tmp_path))["maps"][0]["partial"] is False
+    trivial = submit("trivial", service=service)
+    assert status_of(wire, trivial)["maps"] == []
