@@ -153,3 +153,31 @@ def test_a_run_cancelled_mid_map_ends_cancelled_with_nothing_left_queued_or_clai
     assert status.state == RunState.CANCELLED
     wait_until(lambda: open_units(service, run_id) == 0, message="every unit to end")
     assert get_run(run_id, service=service).state == RunState.CANCELLED
+
+
+def test_the_api_shows_the_items_done_of_the_items_in_total_while_the_batches_run(
+    site: Service, workers: Workers, tmp_path: Path, control: Path
+) -> None:
+    from django.test import Client
+
+    from tests.integration.conftest import HOST
+
+    workers.start(2)
+    data = LocalFile(dataset(tmp_path / "data.jsonl"))
+    params = {"control": str(control), "hold": 19_999}  # in the last batch
+    run_id = submit("mapping", [data], params, service=site)
+    wait_until(lambda: (control / "held").exists(), timeout=60, message="a held batch")
+    client = Client(HTTP_HOST=HOST)
+
+    def progress() -> Any:
+        body = client.get(f"/api/v1/runs/{run_id}").json()
+        done = (body["progress"] or {}).get("done", 0)
+        return body if done >= ITEMS - 1000 else None
+
+    body = wait_until(progress, timeout=60, message="the other batches' items")
+    assert body["state"] == "running"
+    assert body["current_step"] == "check"
+    assert body["progress"]["total"] == ITEMS
+    assert body["stage"].startswith("batch ") and body["stage"].endswith(" of 40")
+    (control / "release").touch()
+    assert wait(run_id, timeout=60, service=site).state == RunState.SUCCEEDED

@@ -732,3 +732,13 @@ def test_a_requeue_settles_maps_and_expiry_removes_them(store: Store, queue: str
     assert store.expire(run_id, reason="retention over")
     assert store.map_status(run_id) == []
     assert store.read_findings(run_id, "check") == []
+
+
+def test_a_report_without_status_writes_its_log_lines_only(store: Store, queue: str) -> None:
+    run_id = mapped(store, queue, batches=1)
+    batch = claim_one(store, queue, queue + "-w1")
+    report = Report("other", "a stage", None, None, [(1.0, "check", "log", "hi")], status=False)
+    assert store.flush(batch, report, lease=LEASE).owned
+    run = store.get_run(run_id)
+    assert (run.progress_done, run.progress_total, run.stage) == (0, 30, None)
+    assert texts(store, run_id)[-1] == "hi"

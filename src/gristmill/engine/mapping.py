@@ -24,6 +24,9 @@ from gristmill.store.base import BatchSpec, MapStatus, Store
 CHUNK = 1 << 20
 """Bytes the splitter reads at a time."""
 
+MAX_LISTED_BATCHES = 100
+"""How many failed batches a map step's result lists (the store's map status has them all)."""
+
 FINDINGS_PAGE = 1000
 """Findings read from the store at a time by ``run.findings()``."""
 
@@ -43,27 +46,24 @@ def split(
 
 def _line_ranges(path: Path, source: str, size: int) -> tuple[int, list[BatchSpec]]:
     batches: list[BatchSpec] = []
-    lines = 0  # complete lines seen so far
+    lines = 0  # complete lines before the current chunk
     start = 0  # where the open batch starts
-    offset = 0  # bytes read so far
+    offset = 0  # bytes read before the current chunk
     last = b"\n"
     with path.open("rb") as stream:
         while chunk := stream.read(CHUNK):
             count = chunk.count(b"\n")
-            open_lines = lines - (len(batches) * size)
-            if open_lines + count >= size:
-                position = 0
-                for _ in range(count):
-                    position = chunk.index(b"\n", position) + 1
-                    lines += 1
-                    if lines % size == 0:
-                        end = offset + position
-                        batches.append(
-                            BatchSpec(len(batches) + 1, lines - size + 1, size, source, start, end)
-                        )
-                        start = end
-            else:
-                lines += count
+            average = max(1, len(chunk) // max(1, count))
+            position = 0  # where the rest of the chunk starts
+            seen = 0  # newlines of the chunk before position
+            while count - seen >= (need := size - (lines + seen - len(batches) * size)):
+                position = _after_newlines(chunk, position, need, average)
+                seen += need
+                end = offset + position
+                first = lines + seen - size + 1
+                batches.append(BatchSpec(len(batches) + 1, first, size, source, start, end))
+                start = end
+            lines += count
             offset += len(chunk)
             last = chunk[-1:]
     if last != b"\n":
@@ -72,6 +72,22 @@ def _line_ranges(path: Path, source: str, size: int) -> tuple[int, list[BatchSpe
     if rest:
         batches.append(BatchSpec(len(batches) + 1, lines - rest + 1, rest, source, start, None))
     return lines, batches
+
+
+def _after_newlines(chunk: bytes, start: int, count: int, average: int) -> int:
+    """The position just after the ``count``-th newline of ``chunk`` from ``start`` (there are
+    that many): guessed from the average line length, then corrected line by line, so that
+    the bytes are scanned in C and only the few lines around the guess in Python."""
+    guess = min(len(chunk), start + count * average)
+    found = chunk.count(b"\n", start, guess)
+    position = guess
+    if found >= count:
+        for _ in range(found - count + 1):
+            position = chunk.rindex(b"\n", start, position)
+        return position + 1
+    for _ in range(count - found):
+        position = chunk.index(b"\n", position) + 1
+    return position
 
 
 def _spill(
@@ -144,8 +160,9 @@ def summary(status: MapStatus) -> dict[str, Any]:
                     {"item": item, "error": message} for item, message in failed.failed_items
                 ],
             }
-            for failed in status.failed_batches
+            for failed in status.failed_batches[:MAX_LISTED_BATCHES]
         ],
+        "failed_batches_total": len(status.failed_batches),
         "generation": status.generation,
     }
 

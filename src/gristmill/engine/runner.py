@@ -168,6 +168,8 @@ class UnitRunner:
             self.watchdog.unwatch()
 
     def _batch(self, claim: Claim, reporter: UnitReporter) -> RunState | None:
+        reporter.status = False  # the run's status is its map's, written by each batch's end
+
         def persist(write: Callable[[Report], bool]) -> bool:
             return self._persist(reporter, write)
 
@@ -192,8 +194,15 @@ class UnitRunner:
             )
         if run.cancel_requested:
             return self._end(claim, reporter, RunState.CANCELLED, Failure(CANCELLED_MESSAGE))
+        maps: dict[str, MapStatus] | None = None
         if claim.attempt > 1:
-            reporter.log(f"attempt {claim.attempt} starting", "system")
+            if any(isinstance(task, MapTask) for task in pipeline.steps):
+                maps = {m.step: m for m in self.store.map_status(claim.run_id)}
+            ended = [m.step for m in (maps or {}).values() if m.complete and not m.settled]
+            if ended:
+                reporter.log(f"all batches of `{ended[0]}` ended; continuing", "system")
+            else:
+                reporter.log(f"attempt {claim.attempt} starting", "system")
         if any(record.awaiting_fetch for record in run.inputs):
             try:
                 run = self._fetch_inputs(claim, reporter, pipeline, run)
@@ -213,7 +222,6 @@ class UnitRunner:
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
         last = len(pipeline.steps) - 1
-        maps: dict[str, MapStatus] | None = None
         for position, task in enumerate(pipeline.steps):
             if reporter.cancel_reason == StopReason.CANCELLED:
                 # Asked to stop during the step before: the steps after it never start.

@@ -180,6 +180,8 @@ class WorkUnit(models.Model):
         indexes = [
             models.Index(fields=["state", "queue", "id"], name="gristmill_unit_claim"),
             models.Index(fields=["run"], name="gristmill_unit_run"),
+            # The run's latest unit of a kind (its attempt), past a map's thousand batch units.
+            models.Index(fields=["run", "kind", "id"], name="gristmill_unit_run_kind"),
         ]
 
 

@@ -206,6 +206,10 @@ class Report:
     progress_total: int | None = None
     logs: list[tuple[float, str, str, str]] = field(default_factory=list)
     """``(at, step, stream, text)`` lines not yet written."""
+    status: bool = True
+    """Whether the report carries the run's status (current step, stage, progress). A batch
+    unit's does not: while a map runs, the run's status is its map's, which each batch's end
+    writes."""
 
 
 @dataclass(frozen=True, slots=True)

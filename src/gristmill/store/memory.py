@@ -201,6 +201,8 @@ class MemoryStore(Store):
 
     def _write_report(self, run: _Run, report: Report) -> None:
         self._write_logs(run, report)
+        if not report.status:
+            return
         record = run.record
         record.current_step, record.stage = report.current_step, report.stage
         record.progress_done, record.progress_total = report.progress_done, report.progress_total

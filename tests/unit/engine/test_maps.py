@@ -81,6 +81,8 @@ def test_a_map_step_checks_every_item_once_and_the_reduce_reads_the_findings(
     assert summary["counts"] == {"five": fives, "odd-five": fives, "seven": 13}
     report = steps["report"].result
     assert report["seen"] == expected_findings(95)
+    log = [line.text for line in service.store.read_log(status.id)]
+    assert log == ["95 items in 10 batches of up to 10", "all batches of `check` ended; continuing"]
     assert all(len(v) == 2 for v in report["examples"].values())
 
 
@@ -341,4 +343,44 @@ def test_a_batch_that_keeps_losing_its_workers_fails_and_the_policy_applies(
     assert failed["error"] == (
         "worker lost (killed by signal SIGKILL) on attempt 3; gave up after 3 lost attempts"
     )
+    worker.watchdog.stop()
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 1000])
+def test_json_lines_of_uneven_lengths_across_chunks_are_cut_exactly(
+    tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gristmill.engine import mapping
+    from gristmill.storage import FilesystemStorage
+
+    monkeypatch.setattr(mapping, "CHUNK", 97)  # lines straddle chunk ends
+    storage = FilesystemStorage(tmp_path)
+    rows = [json.dumps({"n": n, "pad": "x" * (n * 37 % 90)}) for n in range(1, 1201)]
+    (tmp_path / "d.jsonl").write_text("\n".join(rows) + "\n")
+    total, batches = mapping._line_ranges(tmp_path / "d.jsonl", "d.jsonl", size)
+    assert total == 1200
+    read = [json.loads(line)["n"] for b in batches for line in mapping.batch_lines(storage, b)]
+    assert read == list(range(1, 1201))
+    assert all(b.items == size for b in batches[:-1])
+    assert [b.first_item for b in batches] == list(range(1, 1201, size))
+
+
+def test_a_batch_units_heartbeat_leaves_the_runs_item_progress_alone(
+    make_service: MakeService, tmp_path: Path
+) -> None:
+    from gristmill.engine.watchdog import UnitReporter
+
+    service = make_service(checking_pipeline())
+    run_id, worker = started_map(service, lines_file(tmp_path / "data.jsonl", 35))
+    [claim] = service.store.claim("w1", queues=None, lease=30)
+    assert worker.runner.run(claim) == RunState.RUNNING
+    [claim] = service.store.claim("w1", queues=None, lease=30)
+    reporter = UnitReporter()
+    reporter.status = False
+    reporter.begin_step("check")
+    reporter.log("a line from an item", "log")
+    assert service.store.flush(claim, reporter.take(), lease=30).owned
+    run = service.store.get_run(run_id)
+    assert (run.current_step, run.progress_done, run.progress_total) == ("check", 10, 35)
+    assert "a line from an item" in [line.text for line in service.store.read_log(run_id)]
     worker.watchdog.stop()

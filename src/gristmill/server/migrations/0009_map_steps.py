@@ -140,5 +140,9 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.AddIndex(
+            model_name="workunit",
+            index=models.Index(fields=["run", "kind", "id"], name="gristmill_unit_run_kind"),
+        ),
         migrations.RunPython(forward, backward, elidable=False),
     ]

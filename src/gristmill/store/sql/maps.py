@@ -55,10 +55,10 @@ class SqlStore(SqlPolicy):
     :class:`~gristmill.store.sql.connection.SqlConnection`)."""
 
     def _walk_after(self, key: Any, step: str) -> list[Any]:
-        return [
-            (Q["queue_walk"], [_RUN, _QUEUED, _RUN, key, step, _RUNNING]),
-            *self._notify("gristmill_work"),
-        ]
+        notify = []
+        if self.sql.supports_notify:
+            notify = [(Q["notify_if_map_done"], ["gristmill_work", "", key, step])]
+        return [(Q["queue_walk"], [_RUN, _QUEUED, _RUN, key, step, _RUNNING]), *notify]
 
     def start_map(
         self,
@@ -102,6 +102,7 @@ class SqlStore(SqlPolicy):
             ),
             *self._report(key, report),
             *self._walk_after(key, step),
+            *self._notify("gristmill_work"),
         ]
         if not self._write(*parts, then_claim=then_claim):
             return False

@@ -113,6 +113,8 @@ class SqlPolicy(SqlConnection):
         return Many(Q["add_log_line"], rows)
 
     def _report(self, key: Any, report: Report) -> list[Any]:
+        if not report.status:
+            return [self._logs(key, report.logs)]
         progress = [report.current_step, report.stage, report.progress_done]
         return [
             self._logs(key, report.logs),

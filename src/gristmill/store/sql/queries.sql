@@ -337,3 +337,8 @@ WHERE id = (SELECT batch_id FROM gristmill_unit WHERE id = %s)
 -- name: batch_of_unit
 SELECT b.step, b.number FROM gristmill_unit u JOIN gristmill_batch b ON b.id = u.batch_id
 WHERE u.id = %s
+
+-- name: notify_if_map_done
+-- A batch's end rings the work doorbell only when it queued the walk: a NOTIFY serialises
+-- commits, which every batch's would pay for nothing.
+SELECT pg_notify(%s, %s) FROM gristmill_map WHERE run_id = %s AND step = %s AND remaining = 0
