@@ -101,25 +101,29 @@ def map_outs(service: Service, run_id: str) -> list[MapOut]:
     return [map_out(run_id, status) for status in maps.map_status(run_id, service=service)]
 
 
-def map_steps(service: Service, status: RunStatus) -> list[str]:
-    """The names of the run's map steps: those its pipeline defines (started or not) and
-    those the store has started (for a pipeline no longer configured)."""
-    names = [m.step for m in maps.map_status(status.id, service=service)]
-    if status.run.pipeline in service.registry:
-        pipeline = service.registry.get(status.run.pipeline)
-        defined = [task.step_name for task in pipeline.steps if isinstance(task, MapTask)]
-        names += [name for name in defined if name not in names]
-    return names
+def defined_map_steps(service: Service, status: RunStatus) -> list[str]:
+    """The names of the map steps the run's pipeline defines (none if it is no longer
+    configured)."""
+    if status.run.pipeline not in service.registry:
+        return []
+    pipeline = service.registry.get(status.run.pipeline)
+    return [task.step_name for task in pipeline.steps if isinstance(task, MapTask)]
 
 
 def checked_step(service: Service, status: RunStatus, step: str) -> str:
-    """``step``, if it is a map step of the run; a 404 naming it, under ``step``, otherwise."""
-    names = map_steps(service, status)
-    if step not in names:
-        known = ", ".join(repr(name) for name in names) or "none"
-        message = f"the run has no map step {step!r} (its map steps: {known})"
-        raise ApiError(404, message, {"query.step": [message]})
-    return step
+    """``step``, if it is a map step of the run (its pipeline defines it, or the store has
+    started it); a 404 naming it, under ``query.step``, otherwise. The store's summary is read
+    only when the definition does not say."""
+    defined = defined_map_steps(service, status)
+    if step in defined:
+        return step
+    started = [m.step for m in maps.map_status(status.id, service=service)]
+    if step in started:
+        return step
+    names = started + [name for name in defined if name not in started]
+    known = ", ".join(repr(name) for name in names) or "none"
+    message = f"the run has no map step {step!r} (its map steps: {known})"
+    raise ApiError(404, message, {"query.step": [message]})
 
 
 def finding_out(record: FindingRecord) -> FindingOut:
