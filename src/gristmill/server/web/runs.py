@@ -1,9 +1,10 @@
-"""A run as its page shows it: steps, stage and progress, log tail, output files, and which
-results are stale.
+"""A run as its page shows it: steps, stage and progress, log tail, output files, which
+results are stale, and a panel per map step (:class:`MapPanel`), with a page of its findings on
+demand (:class:`FindingsTable`).
 
 ``static/gristmill/run.js`` updates the same things from the REST API while the run is queued
-or running; the texts made here (:func:`duration_text`, :func:`stage_text`) and there must
-read alike.
+or running; the texts made here (:func:`duration_text`, :func:`stage_text`, :func:`items_text`,
+:func:`batches_text`, :func:`partial_text`, :func:`number_text`) and there must read alike.
 """
 
 from __future__ import annotations
