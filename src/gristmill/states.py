@@ -139,6 +139,9 @@ class BatchState(StrEnum):
     FAILED = "failed"
     """The batch could not be completed: an item raised under ``on_failure="fail"``, the items
     could not be read, or its workers were lost past the attempt limit."""
+    SKIPPED = "skipped"
+    """Not run: another batch of the map had failed under ``on_failure="fail"``, which fails
+    the run anyway (retrying failed batches runs it)."""
 
     @property
     def is_terminal(self) -> bool:

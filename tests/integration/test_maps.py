@@ -112,8 +112,11 @@ def test_under_fail_a_raising_item_fails_the_run_and_a_retry_redoes_its_batch_al
     assert status.error == (
         "step `check` failed in batch 16: item 7777: ValueError: cannot check item 7777"
     )
+    [check] = service.store.map_status(run_id)
+    assert check.batches["failed"] == 1  # the batches not run after it are skipped
     (control / "broken").unlink()
-    assert retry_failed_batches(run_id, service=service) == 1
+    retried = retry_failed_batches(run_id, service=service)
+    assert retried == 1 + check.batches["skipped"]
     status = wait(run_id, timeout=120, service=service)
     assert status.state == RunState.SUCCEEDED, status.error
     check_counted_once(service, run_id, status.result("tally"))
@@ -181,3 +184,27 @@ def test_the_api_shows_the_items_done_of_the_items_in_total_while_the_batches_ru
     assert body["stage"].startswith("batch ") and body["stage"].endswith(" of 40")
     (control / "release").touch()
     assert wait(run_id, timeout=60, service=site).state == RunState.SUCCEEDED
+
+
+def test_a_worker_stopped_past_its_lease_cannot_save_its_batch_when_it_resumes(
+    service: Service, workers: Workers, tmp_path: Path, control: Path
+) -> None:
+    workers.start(2)
+    data = LocalFile(dataset(tmp_path / "data.jsonl"))
+    run_id = submit("mapping", [data], {"control": str(control), "hold": 1234}, service=service)
+    held = control / "held"
+    wait_until(lambda: held.exists() and held.read_text(), timeout=60, message="a held batch")
+    stopped = int(held.read_text())
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        # Its lease runs out; the other worker redoes the batch (the hold is past) and the rest.
+        status = wait(run_id, timeout=120, service=service)
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    assert status.state == RunState.SUCCEEDED, status.error
+    (control / "release").touch()  # the late delivery finishes its batch and tries to save it
+    wait_until(
+        lambda: "was taken over; its work is discarded" in workers.log.read_text(),
+        message="the late batch to be fenced out",
+    )
+    check_counted_once(service, run_id, get_run(run_id, service=service).result("tally"))

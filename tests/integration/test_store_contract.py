@@ -615,7 +615,7 @@ def test_starting_a_map_queues_one_batch_unit_per_batch_and_keeps_the_run_runnin
     ]
     [status] = store.map_status(run_id)
     assert (status.batches_total, status.remaining, status.complete) == (3, 3, False)
-    assert status.batches == {"pending": 3, "done": 0, "failed": 0}
+    assert status.batches == {"pending": 3, "done": 0, "failed": 0, "skipped": 0}
 
 
 def test_the_last_batch_to_end_queues_the_walk_and_findings_are_stored_once(
@@ -742,3 +742,12 @@ def test_a_report_without_status_writes_its_log_lines_only(store: Store, queue: 
     run = store.get_run(run_id)
     assert (run.progress_done, run.progress_total, run.stage) == (0, 30, None)
     assert texts(store, run_id)[-1] == "hi"
+
+
+def test_a_batch_loaded_after_another_failed_under_fail_says_so(store: Store, queue: str) -> None:
+    mapped(store, queue, batches=2, on_failure="fail")
+    first, second = store.claim(queue + "-w1", queues=[queue], lease=LEASE, limit=2)
+    assert not store.load_batch(second).map_failed  # type: ignore[union-attr]
+    failed = BatchOutcome("check", 1, BatchState.FAILED, 1, error="item 1: boom", batches_total=2)
+    assert store.save_batch(first, failed, Report())
+    assert store.load_batch(second).map_failed  # type: ignore[union-attr]

@@ -111,6 +111,16 @@ class BatchRunner:
         except NotFoundError as error:
             outcome = self._failed(record, 0, str(error))
             return self._save(claim, persist, outcome, then_claim)
+        if record.map_failed:
+            skipped = BatchOutcome(
+                record.step,
+                record.spec.number,
+                BatchState.SKIPPED,
+                0,
+                error="not run: another batch of the step failed",
+                batches_total=record.batches_total,
+            )
+            return self._save(claim, persist, skipped, then_claim)
         reporter.begin_step(record.step)
         view = RunView(pipeline, run, self.storage)
         context = view.context(task, {}, attempt=claim.attempt, reporter=reporter)

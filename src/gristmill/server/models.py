@@ -295,6 +295,8 @@ class Batch(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "step", "number"], name="gristmill_batch_number")
         ]
+        # Whether a batch of the map failed: asked when each batch is loaded.
+        indexes = [models.Index(fields=["run", "step", "state"], name="gristmill_batch_state")]
 
 
 class Finding(models.Model):

@@ -287,6 +287,9 @@ class BatchRecord:
     step: str
     batches_total: int
     spec: BatchSpec
+    map_failed: bool = False
+    """Whether a batch of the map failed already under ``on_failure="fail"``: the run fails
+    anyway, so this batch is skipped rather than run."""
 
 
 @dataclass(frozen=True)

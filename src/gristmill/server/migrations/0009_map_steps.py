@@ -141,6 +141,10 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.AddIndex(
+            model_name="batch",
+            index=models.Index(fields=["run", "step", "state"], name="gristmill_batch_state"),
+        ),
+        migrations.AddIndex(
             model_name="workunit",
             index=models.Index(fields=["run", "kind", "id"], name="gristmill_unit_run_kind"),
         ),

@@ -110,12 +110,12 @@ class SqlStore(SqlPolicy):
         return True
 
     def load_batch(self, claim: Claim) -> BatchRecord | None:
-        rows = self._fetch(Q["load_batch"], [claim.unit_id])
+        rows = self._fetch(Q["load_batch"], ["fail", BatchState.FAILED.value, claim.unit_id])
         if not rows:
             return None
-        key, step, total, number, first, items, source, start, end, _ = rows[0]
+        key, step, total, number, first, items, source, start, end, failed = rows[0]
         spec = BatchSpec(number, first, items, source, start, end)
-        return BatchRecord(run_id_of(key), step, total, spec)
+        return BatchRecord(run_id_of(key), step, total, spec, bool(failed))
 
     def save_batch(
         self,

@@ -252,7 +252,8 @@ WHERE r.id = %s AND m.step = %s AND m.remaining = 0 AND r.state = %s
 
 -- name: load_batch
 SELECT b.run_id, b.step, m.batches_total, b.number, b.first_item, b.items, b.source,
-    b.byte_start, b.byte_end, u.max_attempts
+    b.byte_start, b.byte_end, m.on_failure = %s AND EXISTS (SELECT 1 FROM gristmill_batch f
+        WHERE f.run_id = b.run_id AND f.step = b.step AND f.state = %s)
 FROM gristmill_unit u JOIN gristmill_batch b ON b.id = u.batch_id
 JOIN gristmill_map m ON m.run_id = b.run_id AND m.step = b.step
 WHERE u.id = %s

@@ -1,15 +1,6 @@
-"""A store in this process's memory: the same contract as the database, with no database.
-
-:class:`MemoryStore` keeps runs, steps, outputs, units and log lines in dictionaries under one
-lock, and follows the rules of :class:`gristmill.store.base.Store` exactly as the SQL store
-does: claims in unit order per queue, fencing by attempt, requeue, expiry, the attempt limit
-of lost workers with the same log lines and failure messages. Values go in and out as JSON, as
-they do through a database, so a test sees what a worker would read back.
-
-It is meant for tests: gristmill's own engine tests, and pipeline authors' tests of their
-pipelines (``Service.in_memory``). It lives and dies with the process: a worker pool, a web
-server or another process cannot share it (``supports_processes`` is false).
-"""
+"""The memory store's policy: runs, steps, units, claims, leases, fences, requeue, expiry and
+doorbells in this process's memory (its map steps are added by
+:class:`gristmill.store.memory.maps.MemoryStore`)."""
 
 from __future__ import annotations
 
@@ -27,9 +18,7 @@ from typing import Any
 from gristmill.errors import NotFoundError, StoreError
 from gristmill.states import (
     EXPIRABLE_RUN_STATES,
-    FINAL_RUN_STATES,
     RERUNNABLE_RUN_STATES,
-    BatchState,
     RunState,
     UnitKind,
     UnitState,
@@ -37,20 +26,13 @@ from gristmill.states import (
 )
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
-    MAX_EXAMPLES,
-    MAX_FAILED_ITEMS,
     NEVER_STARTED_MESSAGE,
-    BatchOutcome,
-    BatchRecord,
     BatchSpec,
     Claim,
     DueRun,
     Failure,
-    FindingRecord,
     InputRecord,
     LogLine,
-    MapStatus,
-    NewMap,
     NewRun,
     NextClaim,
     OutputRecord,
@@ -61,7 +43,7 @@ from gristmill.store.base import (
     StepRecord,
     Store,
 )
-from gristmill.store.maps import BatchRow, MapRow, lost_batch_message, status
+from gristmill.store.maps import BatchRow, MapRow
 
 _MAX_LOG_LINES = 10_000
 """The most log lines one read returns, as in the SQL store."""
@@ -153,8 +135,9 @@ class _Bell:
             return rang
 
 
-class MemoryStore(Store):
-    """A thread-safe :class:`~gristmill.store.base.Store` in this process's memory."""
+class MemoryPolicy(Store):
+    """The policy of the memory store, without map steps (see
+    :class:`~gristmill.store.memory.MemoryStore`)."""
 
     supports_processes = False
 
@@ -619,228 +602,10 @@ class MemoryStore(Store):
             ]
             return sum(self._lose(unit, "its lease expired") for unit in units)
 
-    # -- map steps ------------------------------------------------------------------------
-
-    def _batch_of(self, unit_id: int) -> tuple[_Run, _Map, _Batch] | None:
-        unit = self._units.get(unit_id)
-        if unit is None:
-            return None
-        run = self._runs[unit.run_id]
-        for stored_map in run.maps.values():
-            for batch in stored_map.batches.values():
-                if batch.unit_id == unit_id:
-                    return run, stored_map, batch
-        return None
-
-    def start_map(
-        self,
-        claim: Claim,
-        new_map: NewMap,
-        report: Report,
-        *,
-        then_claim: NextClaim | None = None,
-    ) -> bool:
-        with self._lock:
-            unit = self._held(claim)
-            if unit is None:
-                return False
-            unit.state, unit.lease_until = UnitState.DONE, None
-            run = self._runs[unit.run_id]
-            old = run.maps.pop(new_map.step, None)
-            for batch in old.batches.values() if old else ():
-                stale = self._units.get(batch.unit_id)
-                if stale is not None:
-                    stale.state, stale.lease_until = UnitState.DONE, None
-            row = MapRow(
-                new_map.step,
-                new_map.position,
-                new_map.on_failure,
-                _as_stored(new_map.fingerprint),
-                1,
-                len(new_map.batches),
-                len(new_map.batches),
-                new_map.items_total,
-                0,
-                False,
-            )
-            stored = run.maps[new_map.step] = _Map(row)
-            for spec in new_map.batches:
-                batch_unit = self._add_unit(run, UnitState.QUEUED, 0, unit.max_attempts)
-                batch_unit.kind = UnitKind.BATCH
-                stored.batches[spec.number] = _Batch(
-                    spec,
-                    batch_unit.id,
-                    BatchRow(spec.number, spec.first_item, spec.items, BatchState.PENDING),
-                )
-            if not new_map.batches:
-                self._add_unit(run, UnitState.QUEUED, run.latest_attempt(), unit.max_attempts)
-            self._write_report(run, report)
-            self._then_claim(then_claim)
-        self._work.ring()
-        return True
-
-    def load_batch(self, claim: Claim) -> BatchRecord | None:
-        with self._lock:
-            found = self._batch_of(claim.unit_id)
-            if found is None:
-                return None
-            run, stored_map, batch = found
-            return BatchRecord(
-                run.record.id, stored_map.row.step, len(stored_map.batches), batch.spec
-            )
-
-    def save_batch(
-        self,
-        claim: Claim,
-        outcome: BatchOutcome,
-        report: Report,
-        *,
-        then_claim: NextClaim | None = None,
-    ) -> bool:
-        with self._lock:
-            unit = self._held(claim)
-            found = self._batch_of(claim.unit_id)
-            if unit is None or found is None:
-                return False
-            unit.state, unit.lease_until = UnitState.DONE, None
-            run, stored_map, batch = found
-            batch.findings = [(int(i), str(k), str(f)) for i, k, f in outcome.findings]
-            batch.row = BatchRow(
-                batch.spec.number,
-                batch.spec.first_item,
-                batch.spec.items,
-                outcome.state,
-                outcome.items_done,
-                outcome.items_failed,
-                dict(outcome.counts),
-                _as_stored({k: list(v)[:MAX_EXAMPLES] for k, v in outcome.examples.items()}),
-                _as_stored(list(outcome.failed_items)[:MAX_FAILED_ITEMS]),
-                outcome.error,
-            )
-            self._count_down(run, stored_map, outcome.items_done)
-            self._write_logs(run, report)
-            self._then_claim(then_claim)
-        self._work.ring()
-        return True
-
-    def _count_down(self, run: _Run, stored_map: _Map, items_done: int) -> None:
-        row = stored_map.row
-        row.remaining -= 1
-        row.items_done += items_done
-        record = run.record
-        if record.state != RunState.RUNNING:
-            return
-        record.current_step = row.step
-        record.stage = f"batch {row.batches_total - row.remaining} of {row.batches_total}"
-        record.progress_done, record.progress_total = row.items_done, row.items_total
-        if row.remaining == 0:
-            max_attempts = run.units[-1].max_attempts
-            self._add_unit(run, UnitState.QUEUED, run.latest_attempt(), max_attempts)
-
     def _lose_batch(self, run: _Run, unit: _Unit, reason: str, give_up: bool) -> bool:
-        found = self._batch_of(unit.id)
-        if not give_up or found is None:
-            note = f"batch unit attempt {unit.attempt} lost: worker lost ({reason}); retrying"
-            self._log(run, [(time.time(), "", "system", note)])
-            self._work.ring()
-            return True
-        _, stored_map, batch = found
-        message = lost_batch_message(reason, unit.attempt, unit.failures)
-        spec = batch.spec
-        batch.findings = []
-        batch.row = BatchRow(
-            spec.number, spec.first_item, spec.items, BatchState.FAILED, error=message
-        )
-        self._log(
-            run,
-            [
-                (
-                    time.time(),
-                    stored_map.row.step,
-                    "system",
-                    f"batch {spec.number} failed: {message}",
-                )
-            ],
-        )
-        self._count_down(run, stored_map, 0)
-        self._work.ring()
-        return True
-
-    def map_status(self, run_id: str) -> list[MapStatus]:
-        with self._lock:
-            run = self._run(run_id)
-            maps = sorted(run.maps.values(), key=lambda m: m.row.position)
-            return [
-                status(copy.deepcopy(m.row), [copy.deepcopy(b.row) for b in m.batches.values()])
-                for m in maps
-            ]
-
-    def read_findings(
-        self,
-        run_id: str,
-        step: str,
-        *,
-        after: int = 0,
-        limit: int = 1000,
-        kind: str | None = None,
-    ) -> list[FindingRecord]:
-        limit = max(1, min(int(limit), 10_000))
-        with self._lock:
-            stored_map = self._run(run_id).maps.get(step)
-            if stored_map is None:
-                return []
-            found = [
-                (item, batch.spec.number, k, text)
-                for batch in stored_map.batches.values()
-                for item, k, text in batch.findings
-                if item > after and (kind is None or k == kind)
-            ]
-        found.sort(key=lambda f: f[0])
-        if len(found) > limit:
-            last = found[limit - 1][0]
-            found = [f for f in found if f[0] <= last]
-        return [FindingRecord(item, number, k, json.loads(text)) for item, number, k, text in found]
-
-    def retry_failed_batches(self, run_id: str) -> int:
-        with self._lock:
-            run = self._run(run_id)
-            record = run.record
-            if record.state not in FINAL_RUN_STATES:
-                return 0
-            retried = 0
-            max_attempts = run.units[-1].max_attempts if run.units else 3
-            for stored_map in run.maps.values():
-                again = [
-                    b
-                    for b in stored_map.batches.values()
-                    if b.row.state != BatchState.DONE or b.row.items_failed
-                ]
-                if not again:
-                    continue
-                row = stored_map.row
-                row.items_done -= sum(b.row.items_done for b in again)
-                row.remaining, row.generation, row.settled = len(again), row.generation + 1, False
-                for batch in again:
-                    spec = batch.spec
-                    batch.findings = []
-                    batch.row = BatchRow(
-                        spec.number, spec.first_item, spec.items, BatchState.PENDING
-                    )
-                    batch_unit = self._add_unit(run, UnitState.QUEUED, 0, max_attempts)
-                    batch_unit.kind = UnitKind.BATCH
-                    batch.unit_id = batch_unit.id
-                retried += len(again)
-            if not retried:
-                return 0
-            record.state, record.finished_at = RunState.RUNNING, None
-            record.error_message = record.error_ref = record.error_traceback = None
-            record.cancel_requested = False
-            record.cancel_requested_at = record.cancel_requested_by = None
-            record.interrupted_step = None
-            note = f"retrying {retried} failed batch{'es' if retried != 1 else ''}"
-            self._log(run, [(time.time(), "", "system", note)])
-        self._work.ring()
-        return retried
+        """Requeue a lost batch unit, or fail its batch past the attempt limit (the map
+        steps' part, :class:`~gristmill.store.memory.MemoryStore`)."""
+        raise NotImplementedError
 
     # -- doorbells ------------------------------------------------------------------------
 
