@@ -19,7 +19,7 @@ from tests.integration.test_maps import ITEMS, dataset, expected
 
 API = "/api/v1"
 SEVENS = ITEMS // 7
-ALL_DONE = {"pending": 0, "done": 40, "failed": 0}
+ALL_DONE = {"pending": 0, "done": 40, "failed": 0, "skipped": 0}
 FIFTIES = len([n for n in range(50, ITEMS + 1, 50) if n % 7])
 
 
@@ -71,7 +71,7 @@ def test_an_ended_map_shows_its_aggregate_findings_and_failed_batch_and_retries_
         "items_total": ITEMS,
         "items_done": ITEMS,
         "items_failed": 1,
-        "batches": {"pending": 0, "done": 40, "failed": 0},
+        "batches": {"pending": 0, "done": 40, "failed": 0, "skipped": 0},
         "batches_total": 40,
         "counts": {"fifty": FIFTIES, "round": FIFTIES, "seven": SEVENS - 1},
         "failed_batches": [
@@ -144,7 +144,7 @@ def test_a_running_map_is_partial_with_the_counts_of_the_batches_done_so_far(
     held = range(1001, 1501)  # batch 3, held on item 1234
     so_far = [n for n in expected() if n not in held]
     assert check["partial"] is True
-    assert check["batches"] == {"pending": 1, "done": 39, "failed": 0}
+    assert check["batches"] == {"pending": 1, "done": 39, "failed": 0, "skipped": 0}
     assert (check["items_done"], check["items_total"]) == (ITEMS - 500, ITEMS)
     assert sum(check["counts"].values()) == len(so_far)
     assert [f["item"] for f in all_findings(wire, run_id)] == so_far

@@ -127,3 +127,28 @@ def test_findings_are_shown_a_page_at_a_time_on_demand(
         answer = client.get(f"/runs/{run_id}/", query)
         assert answer.status_code == 200
         assert page(answer).texts("section#findings p.notice") == [message]
+
+
+def test_a_map_failed_under_fail_lists_its_failed_batch_and_offers_the_retry(
+    service: Service, site: None, tmp_path: Path, control: Path
+) -> None:
+    (control / "broken").touch()
+    data = LocalFile(dataset(tmp_path / "data.jsonl", ITEMS))
+    run_id = submit("mapping", [data], {"control": str(control), "bad": 777}, service=service)
+    assert finish(service, run_id) == RunState.FAILED
+    client = browser()
+    html = page(client.get(f"/runs/{run_id}/"))
+    panel = html.one("article#map-check")
+    batches = panel.one("p.map-batches").text
+    assert batches.startswith("Batches: ") and "1 failed" in batches, batches
+    [failed] = panel.select("li.map-failed-batch")
+    assert failed.text.startswith("Batch 2 (items 501 to 1,000): ")
+    assert "item 777: ValueError: cannot check item 777" in failed.text
+    assert "retry-batches" in [b.attrs["id"] for b in html.select("#run-actions button")]
+    (control / "broken").unlink()
+    answer = client.post(f"/runs/{run_id}/retry-batches/")
+    assert answer.status_code == 303
+    assert finish(service, run_id) == RunState.SUCCEEDED
+    panel = page(client.get(f"/runs/{run_id}/")).one("article#map-check")
+    assert panel.one("p.map-batches").text == "Batches: 3 done, 0 pending (of 3)"
+    assert kinds(panel)["seven"] == str(ITEMS // 7)

@@ -69,13 +69,14 @@ def map_lines(summary: dict[str, Any]) -> list[str]:
     """What ``gristmill status`` says of one map step, under its step: items and batches,
     findings by kind, failed batches (never a line per item)."""
     batches = summary["batches"]
-    ended = batches.get("done", 0) + batches.get("failed", 0)
+    ended = summary["batches_total"] - batches.get("pending", 0)
     items = f"items {summary['items_done']:,} of {summary['items_total']:,}"
     if summary["items_failed"]:
         items += f" ({summary['items_failed']:,} failed)"
     items += f", batches {ended:,} of {summary['batches_total']:,}"
-    if batches.get("failed"):
-        items += f" ({batches['failed']:,} failed)"
+    ended_badly = [f"{batches[s]:,} {s}" for s in ("failed", "skipped") if batches.get(s)]
+    if ended_badly:
+        items += f" ({', '.join(ended_badly)})"
     lines = [items + (" [partial]" if summary["partial"] else "")]
     counts = sorted(summary["counts"].items(), key=lambda pair: (-pair[1], pair[0]))
     if counts:

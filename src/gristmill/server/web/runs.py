@@ -126,8 +126,11 @@ def items_text(done: int, total: int, failed: int) -> str:
 
 def batches_text(batches: dict[str, int], total: int) -> str:
     parts = [f"{number_text(batches.get(state, 0))} {state}" for state in ("done", "pending")]
-    if batches.get("failed"):
-        parts.append(f"{number_text(batches['failed'])} failed")
+    parts += [
+        f"{number_text(batches[state])} {state}"
+        for state in ("failed", "skipped")
+        if batches.get(state)
+    ]
     return f"Batches: {', '.join(parts)} (of {number_text(total)})"
 
 

@@ -141,14 +141,16 @@
     var parts = ["done", "pending"].map(function (state) {
       return numberText(map.batches[state] || 0) + " " + state;
     });
-    if (map.batches.failed) {
-      parts.push(numberText(map.batches.failed) + " failed");
-    }
+    ["failed", "skipped"].forEach(function (state) {
+      if (map.batches[state]) {
+        parts.push(numberText(map.batches[state]) + " " + state);
+      }
+    });
     return "Batches: " + parts.join(", ") + " (of " + numberText(map.batches_total) + ")";
   }
 
   function partialText(map) {
-    var ended = (map.batches.done || 0) + (map.batches.failed || 0);
+    var ended = map.batches_total - (map.batches.pending || 0);
     return "partial \u2014 " + numberText(ended) + " of " + numberText(map.batches_total) +
       " batches";
   }
