@@ -1,4 +1,5 @@
-"""``gristmill submit|status|logs|download``: use a gristmill server over its REST API."""
+"""``gristmill submit|status|logs|download|findings|retry-batches``: use a gristmill server
+over its REST API."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import click
 from rich.console import Console
 
 from gristmill.authoring.validation import params_from_text
-from gristmill.cli.display import run_display
+from gristmill.cli.display import map_lines, run_display
 from gristmill.cli.options import param_option, parse_params
 from gristmill.client import Client, ResponseError, ServerUnreachableError
 from gristmill.client.config import POLL_SECONDS
@@ -83,9 +84,13 @@ def _follow(client: Client, run_id: str) -> dict[str, Any]:
 
 def _print_status(status: dict[str, Any]) -> None:
     out.print(f"run {status['id']} [bold]{status['state']}[/] ({status['pipeline']})")
+    maps = {summary["step"]: summary for summary in status.get("maps", [])}
     for step in status["steps"]:
         duration = f" {step['duration']:.2f}s" if step.get("duration") is not None else ""
         out.print(f"  {step['name']}: {step['state']}{duration}")
+        if step["name"] in maps:
+            for line in map_lines(maps[step["name"]]):
+                out.print(f"    {line}", markup=False)
     if status.get("error"):
         reference = status["error"].get("reference")
         out.print(
@@ -262,4 +267,39 @@ def download(run_id: str, output: Path | None, server: str) -> None:
             out.print(f"{path} ({item['size']} bytes)")
 
 
-COMMANDS = (submit, status, logs, download)
+@click.command()
+@click.argument("run_id")
+@click.option("--step", "-s", required=True, help="The map step whose findings to read.")
+@click.option("--kind", "-k", help="Only findings of this kind.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save them as JSON Lines in this file (streamed) instead of printing them.",
+)
+@server_option
+def findings(run_id: str, step: str, kind: str | None, output: Path | None, server: str) -> None:
+    """Print a map step's findings, one JSON object a line ({item, batch, kind, finding}), or
+    save them with -o (while the step runs: those of the batches done so far)."""
+    with _client(server) as client:
+        if output is not None:
+            client.download_findings(run_id, step, output, kind=kind)
+            err.print(f"{output} ({output.stat().st_size:,} bytes)", highlight=False)
+            return
+        for finding in client.findings(run_id, step, kind=kind):
+            click.echo(json.dumps(finding, ensure_ascii=False))
+
+
+@click.command("retry-batches")
+@click.argument("run_id")
+@server_option
+def retry_batches(run_id: str, server: str) -> None:
+    """Queue again the failed batches of an ended run's map steps, and only those."""
+    with _client(server) as client:
+        answer = client.retry_batches(run_id)
+        count = answer["batches"]
+        batches = f"{count:,} batch{'es' if count != 1 else ''}"
+        out.print(f"run {run_id} {answer['state']}: {batches} queued again")
+
+
+COMMANDS = (submit, status, logs, download, findings, retry_batches)

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -237,6 +237,26 @@ def cancel(run_id: str) -> Call[JsonObject]:
 
 def rerun(run_id: str) -> Call[JsonObject]:
     return Call("POST", f"/runs/{segment(run_id)}/rerun", _json)
+
+
+def findings(
+    run_id: str, step: str, kind: str | None = None, after: int = 0, limit: int | None = None
+) -> Call[JsonObject]:
+    params: dict[str, Any] = {"step": step, "after": after}
+    if kind is not None:
+        params["kind"] = kind
+    if limit is not None:
+        params["limit"] = limit
+    return Call("GET", f"/runs/{segment(run_id)}/findings", _json, params=params)
+
+
+def findings_jsonl_path(run_id: str, step: str, kind: str | None = None) -> str:
+    query = urlencode({"step": step, **({"kind": kind} if kind is not None else {})})
+    return f"/runs/{segment(run_id)}/findings.jsonl?{query}"
+
+
+def retry_batches(run_id: str) -> Call[JsonObject]:
+    return Call("POST", f"/runs/{segment(run_id)}/retry-batches", _json)
 
 
 def delete(run_id: str) -> Call[None]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from gristmill.app import maps
 from gristmill.app.service import Service
 from gristmill.engine import retention
 from gristmill.errors import ConflictError, PermissionDeniedError, SignInRequiredError
@@ -52,6 +53,15 @@ def rerun(caller: Caller, service: Service, run_id: str) -> RunState:
             message = f"the run is still {state}; wait for it to end to run it again"
         raise ConflictError(message, state=state)
     return store.get_run(run_id).state
+
+
+def retry_batches(caller: Caller, service: Service, run_id: str) -> tuple[int, RunState]:
+    """Queue again the failed batches of an ended run's map steps (and those that never ran
+    or listed failed items). Returns how many, and the run's state afterwards;
+    :class:`ConflictError` if the run is still queued or running, or has nothing to retry."""
+    visible_run(caller, run_id, service)
+    retried = maps.retry_failed_batches(run_id, service=service)
+    return retried, service.store.get_run(run_id).state
 
 
 def delete(caller: Caller, service: Service, run_id: str) -> None:

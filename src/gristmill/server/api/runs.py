@@ -23,6 +23,7 @@ from gristmill.server import actions
 from gristmill.server.access import visible_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.errors import internal_error
+from gristmill.server.api.maps import map_outs
 from gristmill.server.api.schemas import (
     AncestorOut,
     ErrorOut,
@@ -98,6 +99,7 @@ def get_run_status(request: HttpRequest, run_id: str) -> RunOut:
             )
             for step in status.steps
         ],
+        maps=map_outs(default_service(), run.id),
         **run_links(run.id),
     )
 

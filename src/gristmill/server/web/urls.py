@@ -17,7 +17,7 @@ urlpatterns = [
     path("datafiles/<str:file_id>/delete/", datafiles.datafile_delete, name="datafile-delete"),
     path("runs/<str:run_id>/", views.run_page, name="run"),
     re_path(
-        r"^runs/(?P<run_id>[^/]+)/(?P<action>cancel|rerun|delete|pin|unpin)/$",
+        r"^runs/(?P<run_id>[^/]+)/(?P<action>cancel|rerun|retry-batches|delete|pin|unpin)/$",
         views.run_action,
         name="run-action",
     ),

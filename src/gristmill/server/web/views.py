@@ -45,7 +45,7 @@ from gristmill.server.web.forms import SubmissionForm
 from gristmill.server.web.history import RunFilter
 from gristmill.server.web.history import run_page as runs_page
 from gristmill.server.web.results import results_context, results_page, step_results
-from gristmill.server.web.runs import run_page_context, sentence
+from gristmill.server.web.runs import findings_table, run_page_context, sentence
 from gristmill.states import RunState
 
 P = ParamSpec("P")
@@ -147,6 +147,8 @@ def run_page(request: HttpRequest, run_id: str) -> HttpResponse:
     pipeline = registry.get(status.run.pipeline) if status.run.pipeline in registry else None
     context: dict[str, Any] = run_page_context(service, status, pipeline)
     context["may_pin"] = actions.pin_refusal(caller, status.run.owner_id) is None
+    if "findings" in request.GET and "maps" in context:
+        context["findings"] = findings_table(service, status, context["maps"], request.GET)
     if context["shows_results"]:
         status, staleness = context["status"], context["staleness"]
         results = step_results(service, status, pipeline, request, staleness)
@@ -163,6 +165,7 @@ _DONE = {
     "delete": "Deleted: the run's files, results and log are gone.",
     "pin": "Pinned: the run is kept until it is unpinned.",
     "unpin": "Unpinned: the run expires at the end of its retention period.",
+    "retry-batches": "Queued again: its failed batches are retried, and only those.",
 }
 _CANCELLING = "Cancelling: the run stops as soon as its current step does."
 
@@ -170,8 +173,8 @@ _CANCELLING = "Cancelling: the run stops as soon as its current step does."
 @require_POST
 @pages
 def run_action(request: HttpRequest, run_id: str, action: str) -> HttpResponse:
-    """The run page's buttons (POST): cancel, rerun, delete, pin, unpin; then the run page
-    again (303), saying what happened or why it could not be done."""
+    """The run page's buttons (POST): cancel, rerun, retry-batches, delete, pin, unpin; then
+    the run page again (303), saying what happened or why it could not be done."""
     caller, service = session_caller(request), default_service()
     done = _DONE[action]
     try:
@@ -182,6 +185,10 @@ def run_action(request: HttpRequest, run_id: str, action: str) -> HttpResponse:
             actions.rerun(caller, service, run_id)
         elif action == "delete":
             actions.delete(caller, service, run_id)
+        elif action == "retry-batches":
+            retried, _ = actions.retry_batches(caller, service, run_id)
+            plural = "batch is" if retried == 1 else "batches are"
+            done = f"Queued again: {retried:,} failed {plural} retried, and only those."
         else:
             actions.pin(caller, service, run_id, pinned=action == "pin")
     except actions.REFUSALS as refused:
