@@ -98,6 +98,8 @@ class Pipeline:
         access: Access | str = Access.ANYONE,
         step_timeout: float = 3600.0,
         max_attempts: int = 3,
+        webhooks: Sequence[str] = (),
+        webhook_secret: str | None = None,
     ):
         if not isinstance(name, str) or not _PIPELINE_NAME.fullmatch(name):
             raise DefinitionError(
@@ -128,6 +130,18 @@ class Pipeline:
         if max_attempts < 1:
             raise DefinitionError("max_attempts must be at least 1", pipeline=name)
         self.max_attempts = max_attempts
+        if isinstance(webhooks, str) or any(
+            not isinstance(url, str) or not url.startswith(("http://", "https://"))
+            for url in webhooks
+        ):
+            raise DefinitionError(
+                f"webhooks must be a list of http:// or https:// URLs, not {webhooks!r}",
+                pipeline=name,
+            )
+        self.webhooks: tuple[str, ...] = tuple(webhooks)
+        """URLs told (HTTP POST, signed) whenever a run of this pipeline ends."""
+        self.webhook_secret = webhook_secret
+        """The key its webhooks are signed with; ``None``: ``GRISTMILL_WEBHOOK_SECRET``."""
         if isinstance(steps, str | bytes) or not isinstance(steps, Sequence) or not steps:
             raise DefinitionError("a pipeline needs a non-empty list of steps", pipeline=name)
         self.steps: tuple[Task, ...] = tuple(

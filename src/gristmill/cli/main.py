@@ -195,12 +195,23 @@ def worker(
         f"{', '.join(p.name for p in registry)}",
         highlight=False,
     )
-    Supervisor(
-        make_service,
-        service,
-        workers=settings.workers,
-        queues=list(settings.queues) if settings.queues else None,
-    ).run()
+    from gristmill.server.notifications import start_process
+
+    service.store.before_fork()  # the notifier is forked: it must not share our connections
+    notifier = start_process(make_service)
+    try:
+        Supervisor(
+            make_service,
+            service,
+            workers=settings.workers,
+            queues=list(settings.queues) if settings.queues else None,
+        ).run()
+    finally:
+        notifier.terminate()
+        notifier.join(10)
+        if notifier.is_alive():
+            notifier.kill()
+            notifier.join()
 
 
 def _where(settings: Settings) -> str:

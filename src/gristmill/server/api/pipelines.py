@@ -10,6 +10,7 @@ from gristmill.app.submission import submit
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.validation import validate_params
 from gristmill.errors import NotFoundError, PipelineNotFoundError
+from gristmill.server import notifications
 from gristmill.server.access import may_see_pipeline, usable_pipeline
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.schemas import (
@@ -82,7 +83,9 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
         pipeline = usable_pipeline(caller, service, name)
     except NotFoundError as error:  # named as the field at fault, like every refusal
         raise PipelineNotFoundError({"pipeline": [str(error)]}) from None
-    inputs, params = read_submission(request, caller=caller, service=service)
+    inputs, params, wishes = read_submission(request, caller=caller, service=service)
     validate_params(pipeline, params, strict=True)  # JSON values: no "5" for 5, no 1 for true
+    wishes = notifications.check_wishes(service.settings, caller, wishes)
     run_id = submit(pipeline, inputs, params, owner_id=caller.user_id, service=service)
+    notifications.record(service.settings, run_id, pipeline, caller, wishes)
     return Status(201, SubmittedRun(id=run_id, **run_links(run_id)))

@@ -20,7 +20,7 @@ from gristmill.app.service import Service, default_service
 from gristmill.authoring import jsonload
 from gristmill.authoring.inputs import InputSource, JsonInput, TextInput, Upload
 from gristmill.errors import NotFoundError, SignInRequiredError, SubmissionError
-from gristmill.server import datafiles
+from gristmill.server import datafiles, notifications
 from gristmill.server.access import Caller
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.bodies import JSON, MULTIPART, require_media_type, unnamed_file
@@ -31,6 +31,8 @@ PARAMS_FIELD = "params"
 URL_FIELD = "url"
 DATAFILE_FIELD = "datafile"
 RUN_FIELD = "run"
+NOTIFY_EMAIL_FIELD = "notify_email"
+WEBHOOK_FIELD = "webhook_url"
 REFERENCE_FIELDS = (URL_FIELD, DATAFILE_FIELD, RUN_FIELD)
 """Form fields naming inputs (repeatable): URLs, data file ids, earlier runs' ids."""
 
@@ -61,6 +63,13 @@ class SubmitRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     params: dict[str, Any] = Field(default_factory=dict, description="The run's parameters.")
     inputs: list[InlineInput] = Field(default_factory=list)
+    notify_email: bool | None = Field(
+        None,
+        description="E-mail the submitter when the run ends (default: their own setting).",
+    )
+    webhook_url: str | None = Field(
+        None, description="An http(s) URL to POST a signed JSON message to when the run ends."
+    )
 
 
 _FIELDS_OF_KIND = {
@@ -78,7 +87,8 @@ _MESSAGES = {
     ("input", "model_type"): "must be a JSON object with a 'kind'",
     ("kind", "missing"): f"is required ({_KINDS})",
 }
-_FORM_FIELDS = "'files', 'url', 'datafile', 'run' and 'params'"
+_FORM_FIELDS = "'files', 'url', 'datafile', 'run', 'params', 'notify_email' and 'webhook_url'"
+_YES, _NO = ("true", "1", "on", "yes"), ("false", "0", "off", "no", "")
 UNNAMED_FILE = 'each file needs a file name (filename="..." in its part\'s Content-Disposition)'
 
 
@@ -116,15 +126,18 @@ class _Reader:
 
 def read_submission(
     request: HttpRequest, *, caller: Caller | None = None, service: Service | None = None
-) -> tuple[list[InputSource], dict[str, Any]]:
-    """The inputs and parameters a request submits for ``caller`` (default: the request's);
+) -> tuple[list[InputSource], dict[str, Any], notifications.Wishes]:
+    """The inputs, parameters and notification wishes (``notify_email``, ``webhook_url``,
+    see :mod:`gristmill.server.notifications`) a request submits for ``caller`` (default: the
+    request's);
     :class:`~gristmill.errors.SubmissionError` (400) if it is malformed or names a data file or
     run that ``caller`` may not see, and :class:`SignInRequiredError` for data files named by
     an anonymous caller.
 
     ``multipart/form-data`` carries files in ``files``, URLs in ``url``, data file ids in
-    ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs in that order)
-    and the parameters as a JSON object in ``params``; ``application/json`` a
+    ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs in that order),
+    the parameters as a JSON object in ``params``, and ``notify_email`` (``true``/``false``)
+    and ``webhook_url`` once each; ``application/json`` a
     :class:`SubmitRequest`. A body of any other type is refused (415, see
     :mod:`~gristmill.server.api.bodies`); no body at all submits no inputs and default
     parameters.
@@ -138,14 +151,21 @@ def read_submission(
 
 def _read_form(
     request: HttpRequest, caller: Caller, service: Service
-) -> tuple[list[InputSource], dict[str, Any]]:
+) -> tuple[list[InputSource], dict[str, Any], notifications.Wishes]:
     files, fields = request.FILES, request.POST
     problems: dict[str, list[str]] = {}
     for field in sorted(set(files) - {FILES_FIELD}):
         problems[field] = [f"upload files in the field '{FILES_FIELD}'"]
     if unnamed_file(fields, FILES_FIELD):
         problems[FILES_FIELD] = [UNNAMED_FILE]
-    known = {FILES_FIELD, PARAMS_FIELD, *REFERENCE_FIELDS, "csrfmiddlewaretoken"}
+    known = {
+        FILES_FIELD,
+        PARAMS_FIELD,
+        *REFERENCE_FIELDS,
+        NOTIFY_EMAIL_FIELD,
+        WEBHOOK_FIELD,
+        "csrfmiddlewaretoken",
+    }
     for field in sorted(set(fields) - known):
         problems[field] = [f"unknown field (a submission has {_FORM_FIELDS})"]
     params: dict[str, Any] = {}
@@ -158,6 +178,7 @@ def _read_form(
             params = value
         elif PARAMS_FIELD not in problems:
             problems[PARAMS_FIELD] = ["must be a JSON object"]
+    wishes = _form_wishes(fields, problems)
     if problems:
         raise SubmissionError(problems)
     inputs: list[InputSource] = [
@@ -177,12 +198,29 @@ def _read_form(
     if problems:
         raise SubmissionError(problems)
     inputs.extend(source for source in named if source is not None)
-    return inputs, params
+    return inputs, params, wishes
+
+
+def _form_wishes(fields: Any, problems: dict[str, list[str]]) -> notifications.Wishes:
+    email: bool | None = None
+    url: str | None = None
+    for field in (NOTIFY_EMAIL_FIELD, WEBHOOK_FIELD):
+        if len(fields.getlist(field)) > 1:
+            problems[field] = ["give it once"]
+    given = fields.get(NOTIFY_EMAIL_FIELD)
+    if given is not None:
+        answer = given.strip().lower()
+        if answer not in _YES + _NO:
+            problems[NOTIFY_EMAIL_FIELD] = ["must be true or false"]
+        email = answer in _YES
+    if fields.get(WEBHOOK_FIELD, "").strip():
+        url = fields[WEBHOOK_FIELD]
+    return notifications.Wishes(email, url)
 
 
 def _read_json(
     request: HttpRequest, caller: Caller, service: Service
-) -> tuple[list[InputSource], dict[str, Any]]:
+) -> tuple[list[InputSource], dict[str, Any], notifications.Wishes]:
     problems: dict[str, list[str]] = {}
     body = request.body
     data = _parse_json(body, "body", problems) if body.strip() else {}
@@ -202,7 +240,11 @@ def _read_json(
             inputs.append(source)
     if problems:
         raise SubmissionError(problems)
-    return inputs, submission.params
+    return (
+        inputs,
+        submission.params,
+        notifications.Wishes(submission.notify_email, submission.webhook_url),
+    )
 
 
 def _inline_input(item: InlineInput, where: str, reader: _Reader) -> InputSource | None:
@@ -250,7 +292,10 @@ def _pydantic_details(error: PydanticError) -> dict[str, list[str]]:
         field = ".".join(str(part) for part in loc) or "body"
         last = "input" if loc and isinstance(loc[-1], int) else str(loc[-1]) if loc else ""
         if problem["type"] == "extra_forbidden" and len(loc) == 1:
-            message = "unknown field (a submission has 'params' and 'inputs')"
+            message = (
+                "unknown field (a submission has 'params', 'inputs', 'notify_email' "
+                "and 'webhook_url')"
+            )
         else:
             message = _MESSAGES.get((last, problem["type"]), problem["msg"])
         details.setdefault(field, []).append(message)
@@ -304,6 +349,16 @@ REQUEST_BODY_DOC: dict[str, Any] = {
                     PARAMS_FIELD: {
                         "type": "string",
                         "description": "The parameters, as a JSON object in text.",
+                    },
+                    NOTIFY_EMAIL_FIELD: {
+                        "type": "string",
+                        "enum": ["true", "false"],
+                        "description": "E-mail the submitter when the run ends.",
+                    },
+                    WEBHOOK_FIELD: {
+                        "type": "string",
+                        "format": "uri",
+                        "description": "A URL to POST a signed message to when the run ends.",
                     },
                 },
             }
