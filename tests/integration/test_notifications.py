@@ -400,3 +400,30 @@ def test_a_sender_killed_mid_call_leaves_it_pending_and_another_sends_it(
     first_call, second_call = receiver.calls
     assert first_call.headers["X-Gristmill-Delivery"] == second_call.headers["X-Gristmill-Delivery"]
     assert first_call.body == second_call.body
+
+
+# -- the pages ------------------------------------------------------------------------------
+
+
+def test_the_form_offers_the_email_box_checked_as_the_users_setting(notifying: Service) -> None:
+    user = make_mailed_user()
+    page = browser(user)
+    form = page.get("/pipelines/trivial/").content.decode()
+    assert 'id="notify-email" name="gristmill_notify_email">' in form  # unchecked by default
+
+    saved = page.post("/settings/", {"email_runs": "on"})
+    assert (saved.status_code, saved["Location"]) == (303, "/settings/")
+    assert 'id="email-runs" name="email_runs" checked' in page.get("/settings/").content.decode()
+    form = page.get("/pipelines/trivial/").content.decode()
+    assert 'id="notify-email" name="gristmill_notify_email" checked>' in form
+
+    told = page.post("/pipelines/trivial/", {"gristmill_notify_email": "on"})
+    quiet = page.post("/pipelines/trivial/", {})
+    told_id = told["Location"].split("/")[2]
+    quiet_id = quiet["Location"].split("/")[2]
+    assert [(n["channel"], n["target"]) for n in log_of(told_id, user)] == [("email", user.email)]
+    assert log_of(quiet_id, user) == []
+
+
+def test_the_form_offers_no_email_box_to_anonymous_visitors(notifying: Service) -> None:
+    assert "notify-email" not in browser().get("/pipelines/trivial/").content.decode()

@@ -20,7 +20,7 @@ from gristmill.server import notifications, sharing
 from gristmill.server.access import owned_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.bodies import JSON, json_body
-from gristmill.server.api.runs import get_run_status
+from gristmill.server.api.runs import run_out
 from gristmill.server.api.schemas import ErrorOut, Out, RunOut
 from gristmill.server.deliveries import absolute
 from gristmill.server.models import NotifySettings
@@ -164,7 +164,7 @@ def shared_run(request: HttpRequest, token: str) -> RunOut:
     opens the link's page may read the run's log, results and files from then on."""
     run_id = sharing.run_of_link(token)
     sharing.remember(request, token)
-    return get_run_status(request, run_id)
+    return run_out(caller_of(request), get_run(run_id, service=default_service()))
 
 
 @router.get("/runs/{run_id}/notifications", response={200: list[NotificationOut], **_REFUSED})
