@@ -274,7 +274,8 @@ def test_a_receiver_failing_twice_gets_three_attempts_all_logged(
     receiver.answers = [500, 500]
     live.start(1)
     run_id = submit("trivial", {"webhook_url": receiver.url})
-    (delivery,) = wait_until(lambda: settled(run_id), message="the delivery to settle")
+    wait(run_id, timeout=60, service=notifying)
+    (delivery,) = wait_until(lambda: settled(run_id), timeout=60, message="the delivery")
     assert delivery["state"] == "sent"
     assert [(a["number"], a["status_code"]) for a in delivery["attempts"]] == [
         (1, 500),
@@ -299,7 +300,8 @@ def test_a_webhook_that_always_fails_stops_after_the_attempt_limit(
     receiver.answers = [503] * 10
     live.start(1)
     run_id = submit("trivial", {"webhook_url": receiver.url})
-    (delivery,) = wait_until(lambda: settled(run_id), message="the delivery to settle")
+    wait(run_id, timeout=60, service=notifying)
+    (delivery,) = wait_until(lambda: settled(run_id), timeout=60, message="the delivery")
     assert delivery["state"] == "failed"
     assert [a["status_code"] for a in delivery["attempts"]] == [503, 503, 503]
 
@@ -427,3 +429,59 @@ def test_the_form_offers_the_email_box_checked_as_the_users_setting(notifying: S
 
 def test_the_form_offers_no_email_box_to_anonymous_visitors(notifying: Service) -> None:
     assert "notify-email" not in browser().get("/pipelines/trivial/").content.decode()
+
+
+def test_a_django_projects_own_email_backend_is_used_without_an_smtp_host(
+    service: Service,
+) -> None:
+    from django.core import mail
+    from django.test import override_settings
+
+    from gristmill.executors.inline import run_inline
+    from gristmill.server.notifications import Notifier
+
+    user = make_mailed_user()
+    with (
+        override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"),
+        serving(service),
+    ):
+        run_id = submit("trivial", {"notify_email": True}, user)
+        run_inline(service, run_id)
+        Notifier(service).drain()
+        (message,) = mail.outbox
+    assert (message.to, message.subject) == ([user.email], "Trivial: your run succeeded")
+    assert f"/runs/{run_id}/" in message.body
+
+
+def test_a_webhook_redirected_to_a_private_address_is_not_followed() -> None:
+    """The receiver is allowed (127.0.0.1); where it redirects to (10.0.0.1) is not."""
+    from gristmill.engine.fetcher import FetchPolicy, post
+    from gristmill.errors import FetchError
+    from gristmill.settings import parse_networks
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", "http://10.0.0.1/inside")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    policy = FetchPolicy(max_size=1024, timeout=5, allow=parse_networks("127.0.0.1/32"))
+    try:
+        with pytest.raises(FetchError) as refused:
+            post(url, b"{}", [("Content-Type", "application/json")], policy)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert str(refused.value) == (
+        f"{url} (redirected to http://10.0.0.1/inside): 10.0.0.1 is not a public address; "
+        "only public addresses can be fetched"
+    )

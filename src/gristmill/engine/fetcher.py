@@ -247,9 +247,12 @@ def post(
                     deadline.check(httpcore.ReadTimeout)
                 return response.status_code
         except _NETWORK_ERRORS as error:
-            raise FetchError(
-                f"{subject}: {_network_problem(error, policy)}", url=original
-            ) from error
+            if isinstance(error, httpcore.TimeoutException | httpx.TimeoutException):
+                unit = "second" if policy.timeout == 1 else "seconds"
+                problem = f"no answer within {policy.timeout:g} {unit}"
+            else:
+                problem = _network_problem(error, policy)
+            raise FetchError(f"{subject}: {problem}", url=original) from error
     raise FetchError(
         f"{original}: the server redirected more than {policy.max_redirects} times",
         url=original,

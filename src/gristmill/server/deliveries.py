@@ -1,5 +1,6 @@
-"""Sending one notification of an ended run: an e-mail through Django's SMTP backend, or a
-webhook call, an HTTP POST of a JSON body signed with HMAC-SHA256.
+"""Sending one notification of an ended run: an e-mail through Django's SMTP backend (with
+``GRISTMILL_EMAIL_*``; or else the Django project's own ``EMAIL_BACKEND``), or a webhook
+call, an HTTP POST of a JSON body signed with HMAC-SHA256.
 
 A webhook call goes out under the same rules as a URL input's download
 (:func:`gristmill.engine.fetcher.post`): public addresses only (or those in
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend
 
 from gristmill.authoring.pipelines import Pipeline
@@ -157,14 +159,18 @@ def _email(settings: Settings, notification: Notification, run: RunRecord, title
     subject, text = email_text(settings, run, title)
     body = notification.body or f"{subject}\n\n{text}"
     subject, _, text = body.partition("\n\n")
-    connection = EmailBackend(
-        host=settings.email_host,
-        port=settings.email_port,
-        username=settings.email_user or None,
-        password=settings.email_password or None,
-        use_tls=settings.email_tls,
-        timeout=settings.notify_timeout,
-        fail_silently=False,
+    connection: BaseEmailBackend = (
+        EmailBackend(
+            host=settings.email_host,
+            port=settings.email_port,
+            username=settings.email_user or None,
+            password=settings.email_password or None,
+            use_tls=settings.email_tls,
+            timeout=settings.notify_timeout,
+            fail_silently=False,
+        )
+        if settings.email_host
+        else get_connection(fail_silently=False)  # the Django project's own EMAIL_BACKEND
     )
     message = EmailMessage(
         subject, text, settings.email_from, [notification.target], connection=connection

@@ -68,8 +68,12 @@ class Wishes:
 
 
 def email_enabled(settings: Settings) -> bool:
-    """Whether this server sends e-mail (``GRISTMILL_EMAIL_HOST`` is set)."""
-    return bool(settings.email_host)
+    """Whether this server sends e-mail: ``GRISTMILL_EMAIL_HOST`` is set, or the Django
+    project gristmill runs in sets ``EMAIL_BACKEND`` itself."""
+    from django.conf import settings as django_settings
+
+    overridden = django_settings.is_overridden("EMAIL_BACKEND")  # type: ignore[misc]
+    return bool(settings.email_host) or bool(overridden)
 
 
 def check_wishes(settings: Settings, caller: Caller, wishes: Wishes) -> Wishes:
@@ -301,7 +305,20 @@ class Notifier:
             if failing:
                 logger.warning("notifications are being sent again")
                 failing = False
-            store.wait_for_done(LOOK_EVERY)
+            store.wait_for_done(self._until_due())
+
+    def _until_due(self) -> float:
+        """Seconds until the next retry of an ended run's notification, at most
+        :data:`LOOK_EVERY`."""
+        due = (
+            Notification.objects.filter(state=PENDING, run__state__in=TERMINAL)
+            .order_by("next_at")
+            .values_list("next_at", flat=True)
+            .first()
+        )
+        if due is None:
+            return LOOK_EVERY
+        return min(LOOK_EVERY, max(0.0, due - time.time()))
 
 
 def start_thread(service: Service) -> tuple[threading.Thread, threading.Event]:
