@@ -376,6 +376,15 @@ def test_a_pipelines_own_webhooks_are_called_with_its_own_key(
     expected = "sha256=" + hmac.new(b"its own", call.body, hashlib.sha256).hexdigest()
     assert call.headers["X-Gristmill-Signature"] == expected
     assert json.loads(call.body)["run"]["pipeline"] == "hooked"
+    # Its URL may hold a key: only staff see it in the delivery log.
+    (shown,) = log_of(run_id)
+    assert (shown["origin"], shown["target"], shown["state"]) == (
+        "pipeline",
+        "the pipeline's webhook",
+        "sent",
+    )
+    (to_staff,) = log_of(run_id, make_user(staff=True))
+    assert to_staff["target"] == receiver.url
 
 
 # -- nothing lost ---------------------------------------------------------------------------

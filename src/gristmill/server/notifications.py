@@ -30,7 +30,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.process import BaseProcess
 
 from django.db import close_old_connections, transaction
@@ -39,7 +39,7 @@ from django.db.models import Q
 from gristmill.app.service import Service
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.engine.fetcher import FetchPolicy, check_literal_address, check_url
-from gristmill.errors import FetchError, SubmissionError
+from gristmill.errors import FetchError, InternalErrorRef, SubmissionError
 from gristmill.server.access import Caller
 from gristmill.server.deliveries import Outcome, send
 from gristmill.server.models import DeliveryAttempt, Notification, NotifySettings
@@ -186,18 +186,29 @@ class Delivery:
     attempts: list[Attempt]
 
 
-def deliveries(run_id: str) -> list[Delivery]:
-    """The run's notifications and their attempts, oldest first."""
+HIDDEN_TARGET = "the pipeline's webhook"
+"""What others than staff see instead of a pipeline's webhook URL (which may hold a key)."""
+
+
+def deliveries(run_id: str, *, staff: bool) -> list[Delivery]:
+    """The run's notifications and their attempts, oldest first. Only ``staff`` see the URLs
+    of the pipeline's own webhooks; the run's owner sees :data:`HIDDEN_TARGET` instead."""
     rows = Notification.objects.filter(run_id=run_id).order_by("id")
     logged: dict[int, list[Attempt]] = {}
     for attempt in DeliveryAttempt.objects.filter(notification__run_id=run_id).order_by("id"):
         logged.setdefault(attempt.notification_id, []).append(
             Attempt(attempt.number, attempt.at, attempt.status_code, attempt.error)
         )
-    return [
-        Delivery(row.id, row.channel, row.target, row.origin, row.state, logged.get(row.id, []))
-        for row in rows
-    ]
+    shown = []
+    for row in rows:
+        attempts, target = logged.get(row.id, []), row.target
+        if row.origin == "pipeline" and not staff:
+            target = HIDDEN_TARGET
+            attempts = [
+                replace(a, error=a.error.replace(row.target, HIDDEN_TARGET)) for a in attempts
+            ]
+        shown.append(Delivery(row.id, row.channel, target, row.origin, row.state, attempts))
+    return shown
 
 
 class Notifier:
@@ -247,7 +258,12 @@ class Notifier:
         run = self.service.store.get_run(str(notification.run_id))
         registry = self.service.registry
         pipeline = registry.get(run.pipeline) if run.pipeline in registry else None
-        outcome = send(self.service.settings, self.policy, notification, run, pipeline)
+        try:
+            outcome = send(self.service.settings, self.policy, notification, run, pipeline)
+        except Exception as error:  # a bug, not the other end's fault: count it, say where
+            where = f"sending notification {notification.id}"
+            reference = InternalErrorRef.log(error, where, logger)
+            outcome = Outcome(False, notification.body or "", error=reference.message)
         self._log(notification, outcome)
 
     def _log(self, notification: Notification, outcome: Outcome) -> None:

@@ -64,7 +64,9 @@ class AttemptOut(Out):
 class NotificationOut(Out):
     id: int
     channel: str = Field(description="email or webhook")
-    target: str = Field(description="The e-mail address or the webhook's URL.")
+    target: str = Field(
+        description="The e-mail address or the webhook's URL (a pipeline's: staff only)."
+    )
     origin: str = Field(description="run (asked at submission), user (their setting), pipeline")
     state: str = Field(description="pending, sent or failed (after its last attempt)")
     attempts: list[AttemptOut]
@@ -171,7 +173,8 @@ def shared_run(request: HttpRequest, token: str) -> RunOut:
 def run_notifications(request: HttpRequest, run_id: str) -> list[NotificationOut]:
     """The run's notifications (e-mails, webhook calls) and each attempt to send them, with
     what the other end answered (its owner and staff only)."""
-    run_id = owned_run(caller_of(request), run_id, default_service()).id
+    caller = caller_of(request)
+    run_id = owned_run(caller, run_id, default_service()).id
     return [
         NotificationOut(
             id=delivery.id,
@@ -189,7 +192,7 @@ def run_notifications(request: HttpRequest, run_id: str) -> list[NotificationOut
                 for attempt in delivery.attempts
             ],
         )
-        for delivery in notifications.deliveries(run_id)
+        for delivery in notifications.deliveries(run_id, staff=caller.is_staff)
     ]
 
 

@@ -42,7 +42,7 @@ def run_page_extras(
     if not may_see(caller, run):
         return {"may_act": False}
     extras: dict[str, Any] = {"may_act": True}
-    extras["deliveries"] = notifications.deliveries(run.id)
+    extras["deliveries"] = notifications.deliveries(run.id, staff=caller.is_staff)
     if run.owner_id is not None and caller.signed_in:
         shares = sharing.shares_of(caller, service, run.id)
         extras["shares"] = shares
