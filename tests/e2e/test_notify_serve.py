@@ -8,6 +8,7 @@ import hmac
 import json
 from pathlib import Path
 
+from gristmill.client import Client
 from tests.e2e.conftest import start_server, stop_server
 from tests.integration.conftest import wait_until
 from tests.integration.test_notifications import Receiver, receiver
@@ -27,12 +28,8 @@ def test_serve_calls_a_runs_webhook_when_it_ends(tmp_path: Path, receiver: Recei
         },
     )
     try:
-        with server.client() as client:
-            answer = client.post(
-                "/api/v1/pipelines/trivial/runs", json={"webhook_url": receiver.url}
-            )
-            assert answer.status_code == 201, answer.text
-            run_id = answer.json()["id"]
+        with Client(server.url) as program, server.client() as client:
+            run_id = program.submit("trivial", webhook_url=receiver.url)["id"]
             (call,) = wait_until(lambda: receiver.calls, timeout=60, message="the webhook call")
             log = wait_until(
                 lambda: [

@@ -126,20 +126,36 @@ def pipeline(name: str) -> Call[JsonObject]:
 
 
 def submit(
-    name: str, inputs: Sequence[Input], params: Mapping[str, Any] | None, files: ExitStack
+    name: str,
+    inputs: Sequence[Input],
+    params: Mapping[str, Any] | None,
+    files: ExitStack,
+    *,
+    notify_email: bool | None = None,
+    webhook_url: str | None = None,
 ) -> Call[JsonObject]:
     """A submission: JSON when no input is a local file, else a multipart form whose files
-    ``files`` opens (the caller closes it once the request is sent)."""
+    ``files`` opens (the caller closes it once the request is sent). ``notify_email`` and
+    ``webhook_url`` are sent only when given."""
     path = f"/pipelines/{segment(name)}/runs"
     paths = [Path(item) for item in inputs if isinstance(item, (str, os.PathLike))]
+    wishes: dict[str, Any] = {}
+    if notify_email is not None:
+        wishes["notify_email"] = notify_email
+    if webhook_url is not None:
+        wishes["webhook_url"] = webhook_url
     if not paths:
         body = {"params": dict(params or {}), "inputs": [_inline(item) for item in inputs]}
-        return Call("POST", path, _json, json=body)
+        return Call("POST", path, _json, json={**body, **wishes})
     form: dict[str, Any] = {
         "params": json.dumps(dict(params or {})),
         "url": [],
         "datafile": [],
         "run": [],
+        **{
+            key: json.dumps(value) if key == "notify_email" else value
+            for key, value in wishes.items()
+        },
     }
     for item in inputs:
         if isinstance(item, Url):

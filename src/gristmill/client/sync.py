@@ -63,13 +63,23 @@ class Client:
         return self._send(calls.pipeline(name))
 
     def submit(
-        self, pipeline: str, *inputs: Input, params: Mapping[str, Any] | None = None
+        self,
+        pipeline: str,
+        *inputs: Input,
+        params: Mapping[str, Any] | None = None,
+        notify_email: bool | None = None,
+        webhook_url: str | None = None,
     ) -> JsonObject:
         """Submit a run of ``pipeline``; return ``{id, url, status_url, ...}``. Paths are
         uploaded; ``Text``, ``Json``, ``Url``, ``DataFile`` and ``RunOutputs`` name other inputs.
-        Parameters are JSON values of their types. ``InvalidError`` names each refused field."""
+        Parameters are JSON values of their types. ``notify_email`` (default: the user's own
+        setting) e-mails the signed-in caller when the run ends; ``webhook_url`` is called
+        then. ``InvalidError`` names each refused field."""
         with ExitStack() as files:
-            return self._send(calls.submit(pipeline, inputs, params, files))
+            call = calls.submit(
+                pipeline, inputs, params, files, notify_email=notify_email, webhook_url=webhook_url
+            )
+            return self._send(call)
 
     def status(self, run_id: str) -> JsonObject:
         """A run's state, progress, error and steps."""
