@@ -323,3 +323,18 @@ def test_validators_given_as_a_module_are_its_public_functions_by_name() -> None
     pipeline = Pipeline("p", [parse], validators=checks)
 
     assert pipeline.validators == (is_utf8, not_empty)
+
+
+@pytest.mark.parametrize("webhooks", ["https://hooks.example/a", ["ftp://hooks.example/a"], [3]])
+def test_webhooks_that_are_not_a_list_of_http_urls_are_refused(webhooks: Any) -> None:
+    message = definition_error("hooked", [parse], webhooks=webhooks)
+    assert message == (
+        f"pipeline 'hooked': webhooks must be a list of http:// or https:// URLs, not {webhooks!r}"
+    )
+
+
+def test_a_pipelines_webhooks_and_their_key_are_kept() -> None:
+    pipeline = Pipeline(
+        "hooked", [parse], webhooks=["https://hooks.example/a"], webhook_secret="key"
+    )
+    assert (pipeline.webhooks, pipeline.webhook_secret) == (("https://hooks.example/a",), "key")
