@@ -50,6 +50,8 @@ GRISTMILL_DATAFILE_MAX_SIZE    largest data file a user may upload, in     ``104
 ``GRISTMILL_EMAIL_TLS``        ``1`` to use STARTTLS                       off
 ``GRISTMILL_EMAIL_FROM``       the notifications' sender address           ``gristmill@localhost``
 ``GRISTMILL_WEBHOOK_SECRET``   the key webhooks are signed with (HMAC)     none
+``GRISTMILL_WEBHOOKS``         URLs called when any run ends, comma-       none
+                               separated
 ``GRISTMILL_NOTIFY_ATTEMPTS``  most attempts to deliver a notification     ``5``
 ``GRISTMILL_NOTIFY_BACKOFF``   seconds before the second attempt, doubling ``30``
                                after each
@@ -105,6 +107,7 @@ class Settings:
     email_tls: bool = False
     email_from: str = "gristmill@localhost"
     webhook_secret: str = ""
+    webhooks: tuple[str, ...] = ()
     notify_attempts: int = 5
     notify_backoff: float = 30.0
     notify_timeout: float = 10.0
@@ -152,6 +155,9 @@ class Settings:
             email_tls=(env.get("GRISTMILL_EMAIL_TLS") or "").strip().lower() in _TRUE,
             email_from=(env.get("GRISTMILL_EMAIL_FROM") or "").strip() or "gristmill@localhost",
             webhook_secret=env.get("GRISTMILL_WEBHOOK_SECRET") or "",
+            webhooks=tuple(
+                u.strip() for u in env.get("GRISTMILL_WEBHOOKS", "").split(",") if u.strip()
+            ),
             notify_attempts=_number(env, "GRISTMILL_NOTIFY_ATTEMPTS", int, 5),
             notify_backoff=_number(env, "GRISTMILL_NOTIFY_BACKOFF", float, 30.0),
             notify_timeout=_number(env, "GRISTMILL_NOTIFY_TIMEOUT", float, 10.0),
@@ -166,6 +172,11 @@ class Settings:
                 parse_networks(",".join(settings.fetch_allow))
             except ValueError as error:
                 raise ConfigurationError(f"GRISTMILL_FETCH_ALLOW: {error}") from None
+        for url in settings.webhooks:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigurationError(
+                    f"GRISTMILL_WEBHOOKS must list http:// or https:// URLs, not {url!r}"
+                )
         if settings.site_url and not settings.site_url.startswith(("http://", "https://")):
             raise ConfigurationError(
                 f"GRISTMILL_SITE_URL must start with http:// or https://, not {settings.site_url!r}"
@@ -204,6 +215,7 @@ class Settings:
             "GRISTMILL_EMAIL_TLS": "1" if self.email_tls else "",
             "GRISTMILL_EMAIL_FROM": self.email_from,
             "GRISTMILL_WEBHOOK_SECRET": self.webhook_secret,
+            "GRISTMILL_WEBHOOKS": ",".join(self.webhooks),
             "GRISTMILL_NOTIFY_ATTEMPTS": str(self.notify_attempts),
             "GRISTMILL_NOTIFY_BACKOFF": str(self.notify_backoff),
             "GRISTMILL_NOTIFY_TIMEOUT": str(self.notify_timeout),

@@ -494,3 +494,26 @@ def test_a_webhook_redirected_to_a_private_address_is_not_followed() -> None:
         f"{url} (redirected to http://10.0.0.1/inside): 10.0.0.1 is not a public address; "
         "only public addresses can be fetched"
     )
+
+
+def test_the_sites_webhooks_are_called_for_every_run(
+    notifying: Service, receiver: Receiver
+) -> None:
+    from gristmill.executors.inline import run_inline
+    from gristmill.server.notifications import Notifier
+
+    settings = replace(notifying.settings, webhooks=(receiver.url,))
+    site = Service(settings, notifying.store, notifying.registry, notifying.storage)
+    with serving(site):
+        run_id = submit("trivial", {})
+        run_inline(site, run_id)
+        Notifier(site).drain()
+        (shown,) = log_of(run_id)
+    assert (shown["origin"], shown["target"], shown["state"]) == (
+        "site",
+        "the site's webhook",
+        "sent",
+    )
+    (call,) = receiver.calls
+    expected = "sha256=" + hmac.new(SECRET.encode(), call.body, hashlib.sha256).hexdigest()
+    assert call.headers["X-Gristmill-Signature"] == expected

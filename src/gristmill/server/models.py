@@ -275,7 +275,7 @@ class Notification(models.Model):
     channel = models.CharField(max_length=16, help_text="email or webhook")
     target = models.TextField(help_text="The e-mail address or the webhook's URL.")
     origin = models.CharField(
-        max_length=16, help_text="run (asked at submission), user (their setting) or pipeline"
+        max_length=16, help_text="run (asked at submission), user (their setting), pipeline or site"
     )
     state = models.CharField(max_length=16, default="pending")  # pending | sent | failed
     attempts = models.PositiveIntegerField(default=0)

@@ -140,6 +140,7 @@ def record(
     if wishes.webhook_url:
         targets.append((WEBHOOK, wishes.webhook_url, "run"))
     targets.extend((WEBHOOK, url, "pipeline") for url in pipeline.webhooks)
+    targets.extend((WEBHOOK, url, "site") for url in settings.webhooks)
     _create(run_id, targets)
 
 
@@ -186,13 +187,14 @@ class Delivery:
     attempts: list[Attempt]
 
 
-HIDDEN_TARGET = "the pipeline's webhook"
-"""What others than staff see instead of a pipeline's webhook URL (which may hold a key)."""
+HIDDEN_TARGETS = {"pipeline": "the pipeline's webhook", "site": "the site's webhook"}
+"""What others than staff see instead of the URL of a pipeline's or the site's webhook (which
+may hold a key)."""
 
 
 def deliveries(run_id: str, *, staff: bool) -> list[Delivery]:
     """The run's notifications and their attempts, oldest first. Only ``staff`` see the URLs
-    of the pipeline's own webhooks; the run's owner sees :data:`HIDDEN_TARGET` instead."""
+    of the pipeline's and the site's webhooks; others see :data:`HIDDEN_TARGETS` instead."""
     rows = Notification.objects.filter(run_id=run_id).order_by("id")
     logged: dict[int, list[Attempt]] = {}
     for attempt in DeliveryAttempt.objects.filter(notification__run_id=run_id).order_by("id"):
@@ -202,11 +204,9 @@ def deliveries(run_id: str, *, staff: bool) -> list[Delivery]:
     shown = []
     for row in rows:
         attempts, target = logged.get(row.id, []), row.target
-        if row.origin == "pipeline" and not staff:
-            target = HIDDEN_TARGET
-            attempts = [
-                replace(a, error=a.error.replace(row.target, HIDDEN_TARGET)) for a in attempts
-            ]
+        if row.origin in HIDDEN_TARGETS and not staff:
+            target = HIDDEN_TARGETS[row.origin]
+            attempts = [replace(a, error=a.error.replace(row.target, target)) for a in attempts]
         shown.append(Delivery(row.id, row.channel, target, row.origin, row.state, attempts))
     return shown
 

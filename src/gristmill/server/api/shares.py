@@ -65,9 +65,12 @@ class NotificationOut(Out):
     id: int
     channel: str = Field(description="email or webhook")
     target: str = Field(
-        description="The e-mail address or the webhook's URL (a pipeline's: staff only)."
+        description="The e-mail address or the webhook's URL (a pipeline's or the site's: "
+        "staff only)."
     )
-    origin: str = Field(description="run (asked at submission), user (their setting), pipeline")
+    origin: str = Field(
+        description="run (asked at submission), user (their setting), pipeline or site"
+    )
     state: str = Field(description="pending, sent or failed (after its last attempt)")
     attempts: list[AttemptOut]
 

@@ -55,7 +55,9 @@ class Migration(migrations.Migration):
                 (
                     "origin",
                     models.CharField(
-                        help_text="run (asked at submission), user (their setting) or pipeline",
+                        help_text=(
+                            "run (asked at submission), user (their setting), pipeline or site"
+                        ),
                         max_length=16,
                     ),
                 ),
