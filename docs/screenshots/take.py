@@ -135,6 +135,12 @@ def main() -> None:
                 page.click("#upload-button")
                 page.wait_for_selector("#datafiles")
                 shot("datafiles")
+                page.goto(f"{server.url}pipelines/members-only/")
+                page.click("#submit-button")
+                page.wait_for_selector("#results")
+                page.click("#share-link-make")
+                page.wait_for_selector("#share-link")
+                shot("run-share")
                 stale = data / "stale"
                 stale.mkdir()
                 stale_run(browser, stale, shot_of)
