@@ -306,11 +306,14 @@ class Notifier:
         """Send due notifications until ``stop`` is set: whenever a run ends, and at least
         every :data:`LOOK_EVERY` seconds. A database that cannot be reached only delays them."""
         store = self.service.store
-        store.wait_for_done(0)  # listen before the first look, so that no ring is missed
-        failing = False
+        failing = listening = False
         while not stop.is_set():
             try:
+                if not listening:  # listen before the first look, so that no ring is missed
+                    store.wait_for_done(0)
+                    listening = True
                 self.drain()
+                pause = self._until_due()
             except Exception as error:  # the database away, most likely: try again later
                 if not failing:
                     logger.warning("notifications could not be sent: %s; retrying", error)
@@ -321,7 +324,10 @@ class Notifier:
             if failing:
                 logger.warning("notifications are being sent again")
                 failing = False
-            store.wait_for_done(self._until_due())
+            try:
+                store.wait_for_done(pause)
+            except Exception:  # the doorbell's connection lost: the next look says more
+                stop.wait(pause)
 
     def _until_due(self) -> float:
         """Seconds until the next retry of an ended run's notification, at most
