@@ -329,7 +329,7 @@ def test_a_host_name_of_a_private_address_is_refused_when_called(
     """Without GRISTMILL_FETCH_ALLOW, "localhost" is looked up when the call is made, found
     private, and not called; the attempt says why."""
     from gristmill.executors.inline import run_inline
-    from gristmill.server.notifications import Notifier
+    from gristmill.server.notifier import Notifier
 
     settings = replace(service.settings, webhook_secret=SECRET, notify_attempts=1)
     strict = Service(settings, service.store, service.registry, service.storage)
@@ -354,7 +354,8 @@ def test_a_pipelines_own_webhooks_are_called_with_its_own_key(
     from gristmill.authoring.registry import Registry
     from gristmill.executors.inline import run_inline
     from gristmill.server.access import ANONYMOUS
-    from gristmill.server.notifications import Notifier, Wishes, record
+    from gristmill.server.notifications import Wishes, record
+    from gristmill.server.notifier import Notifier
 
     @task
     def noop(run: Any) -> int:
@@ -447,7 +448,7 @@ def test_a_django_projects_own_email_backend_is_used_without_an_smtp_host(
     from django.test import override_settings
 
     from gristmill.executors.inline import run_inline
-    from gristmill.server.notifications import Notifier
+    from gristmill.server.notifier import Notifier
 
     user = make_mailed_user()
     with (
@@ -501,7 +502,7 @@ def test_the_sites_webhooks_are_called_for_every_run(
     notifying: Service, receiver: Receiver
 ) -> None:
     from gristmill.executors.inline import run_inline
-    from gristmill.server.notifications import Notifier
+    from gristmill.server.notifier import Notifier
 
     settings = replace(notifying.settings, webhooks=(receiver.url,))
     site = Service(settings, notifying.store, notifying.registry, notifying.storage)

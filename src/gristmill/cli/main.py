@@ -195,7 +195,7 @@ def worker(
         f"{', '.join(p.name for p in registry)}",
         highlight=False,
     )
-    from gristmill.server.notifications import start_process
+    from gristmill.server.notifier import start_process
 
     service.store.before_fork()  # the notifier is forked: it must not share our connections
     notifier = start_process(make_service)

@@ -112,7 +112,7 @@ def serve(
         supervisor.start()
     from gristmill.server.asgi import application
     from gristmill.server.health import watch_local_workers
-    from gristmill.server.notifications import start_thread
+    from gristmill.server.notifier import start_thread
 
     if supervisor is not None:
         watch_local_workers(supervisor.is_alive)
