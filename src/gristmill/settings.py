@@ -56,6 +56,13 @@ GRISTMILL_DATAFILE_MAX_SIZE    largest data file a user may upload, in     ``104
 ``GRISTMILL_NOTIFY_BACKOFF``   seconds before the second attempt, doubling ``30``
                                after each
 ``GRISTMILL_NOTIFY_TIMEOUT``   seconds one webhook or e-mail attempt takes ``10``
+``GRISTMILL_EXECUTOR``         what runs queued units: ``local`` (worker   ``local``
+                               processes on this machine) or ``celery``
+                               (Celery workers on a broker)
+``GRISTMILL_BROKER_URL``       the Celery broker: ``redis://host:port/db`` none (needed with
+                               or ``amqp://user:password@host:port/vhost`` ``celery``)
+``GRISTMILL_RECONCILE_AFTER``  seconds a unit may stay queued before the   ``10``
+                               reconciler rings for it again
 =============================  ==========================================  ========================
 """
 
@@ -74,6 +81,10 @@ DEMO_PIPELINES = ("gristmill.demo.pipelines",)
 _TRUE = ("1", "true", "yes", "on")
 DATAFILE_MAX_SIZE = 100 * 1024 * 1024
 """The default largest data file (``GRISTMILL_DATAFILE_MAX_SIZE``): 100 MiB."""
+EXECUTORS = ("local", "celery")
+"""The values of ``GRISTMILL_EXECUTOR``."""
+BROKERS = ("redis", "rediss", "amqp", "amqps")
+"""The broker URL schemes the Celery executor is tested on."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,9 @@ class Settings:
     notify_attempts: int = 5
     notify_backoff: float = 30.0
     notify_timeout: float = 10.0
+    executor: str = "local"
+    broker_url: str = ""
+    reconcile_after: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -161,11 +175,28 @@ class Settings:
             notify_attempts=_number(env, "GRISTMILL_NOTIFY_ATTEMPTS", int, 5),
             notify_backoff=_number(env, "GRISTMILL_NOTIFY_BACKOFF", float, 30.0),
             notify_timeout=_number(env, "GRISTMILL_NOTIFY_TIMEOUT", float, 10.0),
+            executor=(env.get("GRISTMILL_EXECUTOR") or "local").strip().lower(),
+            broker_url=(env.get("GRISTMILL_BROKER_URL") or "").strip(),
+            reconcile_after=_number(env, "GRISTMILL_RECONCILE_AFTER", float, 10.0),
         )
         settings = replace(settings, **overrides)
         if settings.sqlite_sync not in ("normal", "full"):
             raise ConfigurationError(
                 f"GRISTMILL_SQLITE_SYNC must be 'normal' or 'full', not {settings.sqlite_sync!r}"
+            )
+        if settings.executor not in EXECUTORS:
+            raise ConfigurationError(
+                f"GRISTMILL_EXECUTOR must be 'local' or 'celery', not {settings.executor!r}"
+            )
+        if settings.executor == "celery" and not settings.broker_url:
+            raise ConfigurationError(
+                "GRISTMILL_EXECUTOR=celery needs GRISTMILL_BROKER_URL "
+                "(redis://host:6379/0 or amqp://user:password@host:5672//)"
+            )
+        if settings.broker_url and settings.broker_url.partition("://")[0] not in BROKERS:
+            raise ConfigurationError(
+                f"GRISTMILL_BROKER_URL must start with redis://, rediss:// or amqp://, "
+                f"not {settings.broker_url!r}"
             )
         if settings.fetch_allow:
             try:
@@ -219,6 +250,9 @@ class Settings:
             "GRISTMILL_NOTIFY_ATTEMPTS": str(self.notify_attempts),
             "GRISTMILL_NOTIFY_BACKOFF": str(self.notify_backoff),
             "GRISTMILL_NOTIFY_TIMEOUT": str(self.notify_timeout),
+            "GRISTMILL_EXECUTOR": self.executor,
+            "GRISTMILL_BROKER_URL": self.broker_url,
+            "GRISTMILL_RECONCILE_AFTER": str(self.reconcile_after),
         }
         if self.queues:
             env["GRISTMILL_QUEUES"] = ",".join(self.queues)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Mapping
 from enum import StrEnum
@@ -12,7 +13,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from gristmill import Inputs, Pipeline, RunContext, Task, TaskError, task
+from gristmill import (
+    Command,
+    Inputs,
+    Pipeline,
+    Reservoir,
+    RunContext,
+    Task,
+    TaskError,
+    items,
+    map_step,
+    task,
+)
 
 OPTIONAL = Inputs(min_count=0)
 
@@ -330,3 +342,163 @@ cancel_last = Pipeline("cancel-last", [last], params=CancelParams, inputs=OPTION
 cancel_steps = Pipeline(
     "cancel-steps", [*(_constant(i) for i in range(20)), last], params=CancelParams, inputs=OPTIONAL
 )
+
+
+# -- files handed on between steps (test_handing_on.py) ------------------------------------
+
+_UPPER = (
+    "import sys; t = open(sys.argv[1]).read(); open('upper.txt', 'w').write(t.upper()); "
+    "print('read', sys.argv[1])"
+)
+
+
+@task(needs=["upper"], staff_only=("where",))
+def shout(run: RunContext) -> dict[str, Any]:
+    """Reads the first step's file; with a control directory, kills its worker on attempt 1."""
+    if run.params.control and run.attempt == 1:
+        (Path(run.params.control) / "started-1").write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    (made,) = run.upstream_files("upper")
+    run.log(f"reading {made.path}")
+    with made.open("r") as text:
+        return {"text": text.read(), "attempt": run.attempt, "where": str(made.path)}
+
+
+handing_on = Pipeline(
+    "handing-on",
+    [
+        Command("upper", [sys.executable, "-c", _UPPER, "{input}"], outputs=["upper.txt"]),
+        Command("count", ["wc", "-c", "{outputs.upper}"]),
+        shout,
+    ],
+    params=Params,
+    inputs=Inputs(kinds=["file", "text"]),
+    max_attempts=3,
+)
+
+
+# -- inputs checked by content (test_content_types.py) --------------------------------------
+
+json_or_csv = Pipeline(
+    "json-or-csv",
+    [list_inputs],
+    inputs=Inputs(kinds=["file", "url"], extensions=["json", "csv"], max_count=3),
+)
+
+
+# -- log control (test_handing_on.py) -------------------------------------------------------
+
+
+@task(log_level="WARNING")
+def noisy(run: RunContext) -> dict[str, int]:
+    """A third-party library that logs and warns far too much."""
+    import logging
+    import warnings
+
+    chatty = logging.getLogger("chatty.library")
+    for number in range(2000):
+        chatty.warning("odd value %d in %s", number, run.input.path)
+        chatty.info("not at this level")
+        warnings.warn("this API is old", DeprecationWarning, stacklevel=1)
+    return {"checked": 2000}
+
+
+noisy_library = Pipeline("noisy-library", [noisy], inputs=Inputs(kinds=["file", "text"]))
+
+
+@task
+def line_count(run: RunContext) -> dict[str, Any]:
+    """Counts the input's lines and compares with the ancestor's count, if there is one."""
+    lines = len(run.input.path.read_text(encoding="utf-8").splitlines())
+    if run.ancestor is None:
+        return {"lines": lines, "ancestor": None}
+    before = run.ancestor.result("line_count")["lines"]
+    (earlier,) = run.ancestor.inputs
+    return {
+        "lines": lines,
+        "ancestor": run.ancestor.id,
+        "change": lines - before,
+        "earlier_input": earlier.path.read_text(encoding="utf-8"),
+        "earlier_outputs": [o.name for o in run.ancestor.outputs()],
+    }
+
+
+class LineCountContext(Task):
+    """A second step whose results page shows the comparison the first step made."""
+
+    name = "compare"
+
+    def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(upstream["line_count"])
+
+    def context(self, run: RunContext, result: Any) -> dict[str, Any]:
+        if result["ancestor"] is None:
+            return {"comparison": "no earlier run to compare with"}
+        return {"comparison": f"{result['change']:+d} lines since run {result['ancestor']}"}
+
+
+TEXT = Inputs(kinds=["file", "text", "url"])
+compared = Pipeline("compared", [line_count, LineCountContext], inputs=TEXT)
+compared_auto = Pipeline(
+    "compared-auto", [line_count, LineCountContext], inputs=TEXT, ancestor="previous"
+)
+compared_other = Pipeline("compared-other", [line_count], inputs=TEXT, ancestors_from=["compared"])
+
+
+class MapParams(BaseModel):
+    control: str = ""
+    hold: int = 0
+    """The item whose batch waits (on its first delivery) until control/release exists."""
+    bad: int = 0
+    """The item that raises while control/broken exists."""
+
+
+def _check_item(item: Any, run: RunContext) -> Any:
+    n, params = item["n"], run.params
+    if params.control:
+        control = Path(params.control)
+        if n == params.hold and not (control / "held").exists():
+            (control / "held").write_text(str(os.getpid()))
+            _wait_for_release(run, control)
+        if n == params.bad and (control / "broken").exists():
+            raise ValueError(f"cannot check item {n}")
+    if n % 7 == 0:
+        return {"kind": "seven", "n": n}
+    if n % 50 == 0:
+        return [{"kind": "fifty", "n": n}, {"kind": "round", "n": n}]
+    return None
+
+
+@map_step(items=items.json_lines(), batch_size=500, on_failure="fail", name="check")
+def check_failing(item: Any, run: RunContext) -> Any:
+    return _check_item(item, run)
+
+
+@map_step(items=items.json_lines(), batch_size=500, on_failure="continue", name="check")
+def check_continuing(item: Any, run: RunContext) -> Any:
+    return _check_item(item, run)
+
+
+@task
+def tally(run: RunContext) -> dict[str, Any]:
+    """The reduce: counts read back from the findings, the summary, and 5 examples a kind."""
+    sample = Reservoir(k=5, seed=7)
+    counted: dict[str, int] = {}
+    items_seen = []
+    for number, finding in run.findings("check"):
+        counted[finding["kind"]] = counted.get(finding["kind"], 0) + 1
+        sample.add(finding["kind"], number)
+        items_seen.append(number)
+    summary = run.map_summary("check")
+    return {
+        "counted": counted,
+        "summary": summary["counts"],
+        "items_done": summary["items_done"],
+        "findings": len(items_seen),
+        "distinct": len(set(items_seen)),
+        "examples": sample.as_dict(),
+    }
+
+
+mapping = Pipeline("mapping", [check_failing, tally], params=MapParams)
+mapping_continue = Pipeline("mapping-continue", [check_continuing, tally], params=MapParams)

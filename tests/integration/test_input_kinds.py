@@ -320,7 +320,7 @@ def test_an_unknown_multipart_field_names_the_fields_a_submission_has(site: Serv
     response = browser().post(RUNS, {"urls": "https://example.org/"})
     message = (
         "unknown field (a submission has 'files', 'url', 'datafile', 'run', 'params', "
-        "'notify_email' and 'webhook_url')"
+        "'ancestor', 'notify_email' and 'webhook_url')"
     )
     assert answer(response) == refusal("urls", message)
 

@@ -519,3 +519,96 @@ def test_the_sites_webhooks_are_called_for_every_run(
     (call,) = receiver.calls
     expected = "sha256=" + hmac.new(SECRET.encode(), call.body, hashlib.sha256).hexdigest()
     assert call.headers["X-Gristmill-Signature"] == expected
+
+
+# -- bulk submissions and the Celery executor -----------------------------------------------
+
+
+def submit_bulk(pipeline: str, entries: list[dict[str, Any]], user: Any = None) -> Any:
+    headers = bearer(user) if user is not None else {}
+    return browser().post(
+        f"{API}/pipelines/{pipeline}/runs/bulk",
+        json.dumps({"entries": entries}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def test_each_run_of_a_bulk_submission_is_notified_as_its_entry_asks(
+    notifying: Service, smtp: tuple[int, Mailbox], receiver: Receiver
+) -> None:
+    from gristmill.executors.inline import run_inline
+    from gristmill.server.models import NotifySettings
+    from gristmill.server.notifier import Notifier
+
+    user = make_mailed_user()
+    NotifySettings.objects.create(user=user, email_runs=True)
+    settings = replace(notifying.settings, webhooks=(f"{receiver.url}?site",))
+    site = Service(settings, notifying.store, notifying.registry, notifying.storage)
+    entries: list[dict[str, Any]] = [
+        {"webhook_url": receiver.url, "notify_email": False},
+        {"notify_email": True},
+        {"notify_email": False},
+        {},
+    ]
+    with serving(site):
+        response = submit_bulk("trivial", entries, user)
+        assert response.status_code == 201, response.json()
+        run_ids = [run["id"] for run in response.json()["runs"]]
+        logs = [log_of(run_id, user) for run_id in run_ids]
+        for run_id in run_ids:
+            run_inline(site, run_id)
+        Notifier(site).drain()
+        sent = [settled(run_id, user) for run_id in run_ids]
+    assert [[(n["channel"], n["origin"]) for n in log] for log in logs] == [
+        [("webhook", "run"), ("webhook", "site")],
+        [("email", "run"), ("webhook", "site")],
+        [("webhook", "site")],
+        [("email", "user"), ("webhook", "site")],
+    ]
+    assert all(log and {n["state"] for n in log} == {"sent"} for log in sent)
+    called = sorted(json.loads(call.body)["run"]["id"] for call in receiver.calls)
+    assert called == sorted([run_ids[0], *run_ids])
+    assert sorted(m["Subject"] for m in smtp[1].messages) == ["Trivial: your run succeeded"] * 2
+
+
+def test_a_bulk_entrys_notifications_are_checked_and_refuse_the_whole_bulk(
+    notifying: Service,
+) -> None:
+    from gristmill.server.models import Run
+
+    before = Run.objects.count()
+    response = submit_bulk(
+        "trivial", [{}, {"webhook_url": "http://10.1.2.3/hook"}, {"notify_email": True}]
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {
+        "entries.1.webhook_url": [
+            "http://10.1.2.3/hook: 10.1.2.3 is not a public address; "
+            "only public addresses can be fetched"
+        ],
+        "entries.2.notify_email": ["sign in to be e-mailed when the run ends"],
+    }
+    assert Run.objects.count() == before
+
+
+@pytest.mark.parametrize("executor", ["celery-redis", "celery-rabbitmq"])
+def test_a_celery_worker_sends_the_notifications_of_the_runs_it_ends(
+    request: pytest.FixtureRequest,
+    notifying: Service,
+    live: Workers,
+    receiver: Receiver,
+    executor: str,
+) -> None:
+    """``gristmill worker`` with the Celery executor runs a sender beside its Celery worker:
+    with no ``gristmill serve`` at all, the webhook is called."""
+    from tests.integration.conftest import use_executor
+
+    use_executor(request, live, executor)
+    live.start(1)
+    run_id = submit("trivial", {"webhook_url": receiver.url})
+    assert wait(run_id, timeout=60, service=notifying).state == RunState.SUCCEEDED
+    (delivery,) = wait_until(lambda: settled(run_id), timeout=30, message="the delivery")
+    assert delivery["state"] == "sent"
+    (call,) = receiver.calls
+    assert json.loads(call.body)["run"]["id"] == run_id

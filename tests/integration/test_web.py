@@ -213,6 +213,7 @@ def test_the_form_has_a_labelled_field_per_parameter_with_its_default(web: Clien
         "id_colour": "Colour:",
         "id_label": "Label:",
         "id_exclude": "Exclude:",
+        "id_ancestor": "Compare with an earlier run:",
     }
     top = form.one("#id_top")
     assert (top.attrs["type"], top.attrs["name"], top.attrs["value"]) == ("number", "top", "10")

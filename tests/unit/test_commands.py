@@ -141,7 +141,8 @@ def test_an_unknown_placeholder_is_refused() -> None:
         Command("tool", ["tool", "{output}"])
     assert str(caught.value) == (
         "step 'tool': argument '{output}' has an unknown placeholder {output}; the known "
-        "placeholders are {input}, {inputs}, {params.NAME} and {workdir} "
+        "placeholders are {input}, {inputs}, {params.NAME}, {outputs.STEP}, "
+        "{outputs.STEP.NAME} and {workdir} "
         "(write {{ and }} for literal braces)"
     )
 
@@ -156,7 +157,8 @@ def test_an_unmatched_brace_is_refused() -> None:
         Command("tool", ["tool", "{input"])
     assert str(caught.value) == (
         "step 'tool': argument '{input' has an unmatched '{'; the known placeholders are "
-        "{input}, {inputs}, {params.NAME} and {workdir} (write {{ and }} for literal braces)"
+        "{input}, {inputs}, {params.NAME}, {outputs.STEP}, {outputs.STEP.NAME} and {workdir} "
+        "(write {{ and }} for literal braces)"
     )
 
 
@@ -218,12 +220,16 @@ def test_input_becomes_its_absolute_path(make_run: Any, tmp_path: Path) -> None:
     assert result["stdout_tail"].split() == ["3", str(tmp_path / "lines.txt")]
 
 
-def test_the_result_shows_paths_relative_to_the_work_directory(
+def test_the_result_shows_inputs_by_name_and_the_work_directory_as_dot(
     make_run: Any, tmp_path: Path
 ) -> None:
     run = make_run((make_input(tmp_path / "lines.txt"),))
-    result = Command("tool", [*py("pass"), "{input}", "--out={workdir}/x"]).process(run, {})
-    assert result["command"][3:] == ["../lines.txt", "--out=./x"]
+    command = Command("tool", [*py("pass"), "{input}", "--out={workdir}/x"])
+    result = command.process(run, {})
+    assert result["argv"][3:] == ["lines.txt", "--out=./x"]
+    # End users see the program and their own arguments only; the whole argv is staff-only.
+    assert result["command"] == [Path(command.program).name, "lines.txt"]
+    assert command.staff_only == ("argv",)
 
 
 def test_inputs_expand_to_one_argument_each(make_run: Any, tmp_path: Path) -> None:
@@ -237,7 +243,8 @@ def test_parameters_and_workdir_are_filled_in(make_run: Any, tmp_path: Path) -> 
     values = ["{params.name}", "{params.count}", "{params.ratio}", "{params.strict}"]
     argv = [*py("pass"), *values, "--out={workdir}/x.csv", "{{literal}}"]
     result = Command("tool", argv).process(make_run(strict=False), {})
-    assert result["command"][3:] == [
+    assert result["command"][1:] == ["report", "3", "0.5", "false"]
+    assert result["argv"][3:] == [
         "report",
         "3",
         "0.5",

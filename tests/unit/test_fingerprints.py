@@ -322,3 +322,65 @@ def test_bumping_a_class_version_is_not_also_a_code_change(load: SourceLoader) -
     )
     second = first.replace("'1'", "'2'")
     assert load.normalised("v1", first, "Count") == load.normalised("v2", second, "Count")
+
+
+def test_presentation_does_not_change_a_class_tasks_normalised_source(
+    load: SourceLoader,
+) -> None:
+    plain = """
+    class Count:
+        title = "Count"
+        template = "count.html"
+
+        def process(self, run, upstream):
+            return len(upstream)
+
+        def context(self, run, result):
+            return {"n": result}
+    """
+    restyled = """
+    class Count:
+        title = "Count the results"
+        template = "other/count.html"
+        description = "How many earlier steps there are."
+        staff_only = ("n",)
+        log_level = "WARNING"
+        packages = ("pytest",)
+        version = "1"
+
+        def process(self, run, upstream):
+            return len(upstream)
+
+        def context(self, run, result):
+            return {"count": result, "shown": True}
+    """
+    assert load.normalised("plain_task", plain, "Count") == load.normalised(
+        "restyled_task", restyled, "Count"
+    )
+    changed = restyled.replace("len(upstream)", "len(upstream) + 1")
+    assert load.normalised("restyled_task", restyled, "Count") != load.normalised(
+        "changed_task", changed, "Count"
+    )
+
+
+def test_a_package_upgrade_is_explained_with_both_versions() -> None:
+    old = fingerprint(packages={"jsonschema": "4.25"})
+    new = fingerprint(packages={"jsonschema": "4.26"})
+    assert explain_change(old, new, task_title=TITLE) == ["jsonschema 4.25 → 4.26"]
+
+
+def test_a_changed_upstream_file_is_explained_by_name() -> None:
+    old = fingerprint(files={"convert": (("data.json", "aaaa"), ("old.csv", "bbbb"))})
+    new = fingerprint(files={"convert": (("data.json", "cccc"), ("new.csv", "dddd"))})
+    assert explain_change(old, new, task_title=TITLE) == [
+        "output `data.json` of step `convert` changed",
+        "output `new.csv` of step `convert` is new",
+        "output `old.csv` of step `convert` is gone",
+    ]
+
+
+def test_fingerprints_without_files_or_packages_keep_their_digest() -> None:
+    # Stored before these components existed: their digests (and so their results) still hold.
+    stored = fingerprint().to_dict()
+    assert "files" not in stored and "packages" not in stored
+    assert Fingerprint.from_dict(stored).digest == fingerprint(files={}, packages={}).digest

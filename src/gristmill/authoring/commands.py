@@ -31,16 +31,20 @@ from gristmill.errors import CancelledError, DefinitionError, StepTimeoutError, 
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _PARAM = re.compile(r"params\.([A-Za-z_][A-Za-z0-9_]*)")
-_KNOWN = "{input}, {inputs}, {params.NAME} and {workdir} (write {{ and }} for literal braces)"
-_USER_VALUES = ("input", "inputs", "param")
+_OUTPUTS = re.compile(r"outputs\.([A-Za-z_][A-Za-z0-9_-]{0,99})(?:\.(.+))?")
+_KNOWN = (
+    "{input}, {inputs}, {params.NAME}, {outputs.STEP}, {outputs.STEP.NAME} and {workdir} "
+    "(write {{ and }} for literal braces)"
+)
+_USER_VALUES = ("input", "inputs", "param", "output")
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PRODUCED_SHOWN = 10  # files named when an output pattern matches none
 _TAIL_LINES, _ERROR_TAIL_LINES, _TAIL_CHARS = 50, 20, 8 * 1024
 _LINE_BYTES, _JSON_LIMIT = 8 * 1024, 16 * 1024 * 1024
 _POLL_SECONDS, _TERM_GRACE_SECONDS, _EXIT_GRACE_SECONDS = 0.1, 5.0, 1.0
 
-# One piece of an argument: ("text", literal), ("workdir", ""), ("input", ""), ("inputs", "")
-# or ("param", NAME).
+# One piece of an argument: ("text", literal), ("workdir", ""), ("input", ""), ("inputs", ""),
+# ("param", NAME) or ("output", "STEP" or "STEP.NAME").
 _Piece = tuple[str, str]
 
 
@@ -48,8 +52,11 @@ class Command(Task):
     """A step that runs a command-line tool, given as an argv template (never a shell string).
 
     Placeholders: ``{input}`` (the first input's path), ``{inputs}`` (one argument per input),
-    ``{params.NAME}`` (a parameter) and ``{workdir}`` (the step's work directory). The first
-    three are user values and must fill a whole argument; ``{workdir}`` may sit inside one.
+    ``{params.NAME}`` (a parameter), ``{outputs.STEP}`` (the only output file of the earlier
+    step ``STEP``), ``{outputs.STEP.NAME}`` (its output called ``NAME``) and ``{workdir}`` (the
+    step's work directory). All but ``{workdir}`` must fill a whole argument; ``{workdir}`` may
+    sit inside one. A step named in ``{outputs.…}`` is added to ``needs``, so it must come
+    earlier in the pipeline, and its files' digests count in this step's fingerprint.
     ``{{`` and ``}}`` are literal braces. Mistakes raise :class:`DefinitionError` here, at import.
 
     The tool runs in the work directory with a scrubbed environment (``PATH``, a UTF-8 locale,
@@ -75,8 +82,12 @@ class Command(Task):
         version: str | None = None,
         needs: Sequence[str] | None = (),
         applicable: Callable[[RunContext], bool] | None = None,
+        description: str | None = None,
+        packages: Sequence[str] = (),
+        staff_only: Sequence[str] = ("argv",),
     ):
         self.name, self.title, self.version, self.needs = name, title, version, needs
+        self.description, self.packages, self.staff_only = description, packages, staff_only
         self.timeout = timeout
         self._applicable = applicable
         self.argv: tuple[str, ...] = _checked_argv(argv, name)
@@ -86,6 +97,16 @@ class Command(Task):
                 f"argv[0] must name the program literally, not {self.argv[0]!r}", step=name
             )
         self.program: str = self._template[0][0][1]
+        self.file_steps: tuple[str, ...] = tuple(
+            dict.fromkeys(
+                value.split(".", 1)[0]
+                for pieces in self._template
+                for kind, value in pieces
+                if kind == "output"
+            )
+        )
+        if self.file_steps:
+            self.needs = tuple(dict.fromkeys([*(needs or ()), *self.file_steps]))
         self.outputs: tuple[str, ...] = _checked_outputs(outputs, name)
         self.ok_codes: tuple[int, ...] = _checked_codes("ok_codes", ok_codes, name)
         self.warn_codes: tuple[int, ...] = _checked_codes("warn_codes", warn_codes, name)
@@ -138,16 +159,19 @@ class Command(Task):
     def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
         """Run the tool; return what ran and how it went, or raise why it failed.
 
-        The result holds ``command`` (the argv as run), ``exit_code``, ``stdout_tail``,
-        ``stderr_tail``, ``outputs`` (registered names), ``warnings`` and, with ``stdout_json``,
-        the parsed stdout as ``data``.
+        The result holds ``command`` (the program's name and the user's arguments: inputs by name,
+        earlier steps' outputs as ``STEP/NAME``, parameter values), ``argv`` (the whole argv
+        as run, with the server's paths made run-relative; staff only unless ``staff_only``
+        says otherwise), ``exit_code``, ``stdout_tail``, ``stderr_tail`` (server paths
+        rewritten, see :meth:`RunContext.curate`), ``outputs`` (registered names),
+        ``warnings`` and, with ``stdout_json``, the parsed stdout as ``data``.
 
         Raises :class:`TaskError` when a value cannot be an argument, the program is missing, the
         exit code is not accepted or an output is missing; :class:`StepTimeoutError` past the
         timeout and :class:`CancelledError` on cancellation, after killing the process group.
         """
         workdir = run.workdir.absolute()
-        argv, shown = self._render(run, workdir)
+        argv, shown, users = self._render(run, workdir)
         env = self._environment(workdir)
         executable = shutil.which(self.program, path=env["PATH"])
         if executable is None:
@@ -155,7 +179,8 @@ class Command(Task):
         stdout, stderr, code = _execute(argv, executable, workdir, env, run, self)
         warnings = self._judge_exit(code, stderr)
         result: dict[str, Any] = {
-            "command": shown,
+            "command": [Path(self.program).name, *users],
+            "argv": shown,
             "exit_code": code,
             "stdout_tail": stdout.tail_text(),
             "stderr_tail": stderr.tail_text(),
@@ -167,22 +192,23 @@ class Command(Task):
         result["warnings"] = warnings
         return result
 
-    def _render(self, run: RunContext, workdir: Path) -> tuple[list[str], list[str]]:
+    def _render(self, run: RunContext, workdir: Path) -> tuple[list[str], list[str], list[str]]:
         # The argv to run, and the same as users see it: the result is shown on the results
         # page, so paths on the server appear relative to the work directory there.
         argv: list[str] = []
         shown: list[str] = []
+        users: list[str] = []  # the user's arguments only
         for pieces in self._template:
             kind = pieces[0][0] if len(pieces) == 1 else "text"
             if kind in _USER_VALUES:
                 values = _user_arguments(run, *pieces[0])
-                argv.extend(values)
-                paths = kind != "param"
-                shown.extend(os.path.relpath(v, workdir) if paths else v for v in values)
+                argv.extend(path for path, _ in values)
+                shown.extend(name for _, name in values)
+                users.extend(name for _, name in values)
             else:
                 argv.append("".join(str(workdir) if k == "workdir" else t for k, t in pieces))
                 shown.append("".join("." if k == "workdir" else t for k, t in pieces))
-        return argv, shown
+        return argv, shown, users
 
     def _environment(self, workdir: Path) -> dict[str, str]:
         tmp = workdir / "tmp"
@@ -276,7 +302,9 @@ def _parse_argument(arg: str, step: str) -> tuple[_Piece, ...]:
     user = [piece for piece in pieces if piece[0] in _USER_VALUES]
     if user and len(pieces) > 1:
         kind, value = user[0]
-        written = f"{{params.{value}}}" if kind == "param" else f"{{{kind}}}"
+        written = {"param": f"{{params.{value}}}", "output": f"{{outputs.{value}}}"}.get(
+            kind, f"{{{kind}}}"
+        )
         prefix = pieces[0][1] if len(pieces) == 2 and pieces[0][0] == "text" else ""
         option = prefix[:-1] if prefix.endswith("=") and len(prefix) > 1 else "--option"
         raise DefinitionError(
@@ -293,6 +321,8 @@ def _placeholder(name: str, arg: str, step: str) -> _Piece:
         return (name, "")
     if match := _PARAM.fullmatch(name):
         return ("param", match.group(1))
+    if match := _OUTPUTS.fullmatch(name):
+        return ("output", name.removeprefix("outputs."))
     raise DefinitionError(
         f"argument {arg!r} has an unknown placeholder {{{name}}}; the known "
         f"placeholders are {_KNOWN}",
@@ -329,15 +359,45 @@ def _checked_env(env: Mapping[str, str] | None, step: str) -> dict[str, str]:
     return env
 
 
-def _user_arguments(run: RunContext, kind: str, name: str) -> list[str]:
+def _user_arguments(run: RunContext, kind: str, name: str) -> list[tuple[str, str]]:
+    """The arguments a user value gives: (as run, as shown to users) each."""
     if kind == "param":
-        return [_param_argument(run.params, name)]
+        value = _param_argument(run.params, name)
+        return [(value, value)]
+    if kind == "output":
+        return [_output_argument(run, name)]
     inputs = [run.input] if kind == "input" else list(run.inputs)
     paths = [str(item.path.absolute()) for item in inputs]
     for item, path in zip(inputs, paths, strict=True):
         if path.startswith("-"):
             raise TaskError(f"input {item.name!r} has a path starting with '-', read as an option")
-    return paths
+    return [(path, item.name) for item, path in zip(inputs, paths, strict=True)]
+
+
+def _output_argument(run: RunContext, reference: str) -> tuple[str, str]:
+    step, _, wanted = reference.partition(".")
+    files = run.upstream_files(step)
+    placeholder = f"{{outputs.{reference}}}"
+    if wanted:
+        chosen = [f for f in files if f.name == wanted]
+        if not chosen:
+            have = ", ".join(f.name for f in files) or "none"
+            raise TaskError(
+                f"{placeholder}: step `{step}` has no output named {wanted!r} (it has: {have})"
+            )
+    else:
+        chosen = list(files)
+        if len(chosen) != 1:
+            have = ", ".join(f.name for f in files) or "none"
+            raise TaskError(
+                f"{placeholder}: step `{step}` has {len(chosen)} output files ({have}); name "
+                f"one as {{outputs.{step}.NAME}}"
+            )
+    path = chosen[0].path.absolute()
+    # The file must be one this run stored: the path is inside the run's directory.
+    if run.run_root is not None and not path.resolve().is_relative_to(run.run_root.resolve()):
+        raise TaskError(f"{placeholder}: the output of step `{step}` is outside this run")
+    return str(path), f"{step}/{chosen[0].name}"
 
 
 def _param_argument(params: Any, name: str) -> str:
@@ -422,9 +482,9 @@ class _Stream:
         return "\n".join(list(self.tail)[-lines:])[-_TAIL_CHARS:]
 
     def _emit(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        line = self._run.curate(raw.decode("utf-8", errors="replace").rstrip("\r"))
         self.tail.append(line)
-        self._run._reporter.log(line, self.name)
+        self._run.emit_curated(line, self.name)
 
 
 def _execute(

@@ -11,15 +11,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import mimetypes
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Any, Protocol
 
+from gristmill.authoring.logcontrol import RepeatCap
 from gristmill.errors import CancelledError, TaskError
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +64,82 @@ class OutputFile:
     sha256: str
     media_type: str
 
+    def open(self, mode: str = "rb") -> IO[Any]:
+        """Open the file for reading (``"rb"`` or ``"r"``); a later step may not change it."""
+        if "w" in mode or "a" in mode or "+" in mode or "x" in mode:
+            raise ValueError("the output files of earlier steps are read-only")
+        if "b" in mode:
+            return self.path.open(mode)
+        return self.path.open(mode, encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class AncestorRecord:
+    """What a step may read of its run's ancestor, loaded from the store on first use."""
+
+    pipeline: str
+    results: Mapping[str, Any]
+    """Each stored step's result, by step name."""
+    inputs: tuple[InputFile, ...]
+    outputs: Mapping[str, tuple[OutputFile, ...]]
+    """Each step's output files, by step name."""
+
+
+class Ancestor:
+    """The earlier run this run names as its ancestor (``run.ancestor``), to compare with.
+
+    Only :attr:`id` is known at once; the rest is read from the store the first time it is
+    asked for. If the ancestor has expired (or was deleted) since this run was submitted,
+    reading it raises a :class:`~gristmill.errors.TaskError` that says so, which fails the step
+    with that message unless the task catches it.
+    """
+
+    def __init__(self, run_id: str, load: Callable[[], AncestorRecord]):
+        self.id = run_id
+        self._load = load
+        self._record: AncestorRecord | None = None
+
+    def __repr__(self) -> str:
+        return f"<Ancestor {self.id}>"
+
+    @property
+    def record(self) -> AncestorRecord:
+        if self._record is None:
+            self._record = self._load()
+        return self._record
+
+    @property
+    def pipeline(self) -> str:
+        """The ancestor's pipeline."""
+        return self.record.pipeline
+
+    @property
+    def results(self) -> Mapping[str, Any]:
+        """The ancestor's stored step results, by step name."""
+        return self.record.results
+
+    def result(self, step: str) -> Any:
+        """The ancestor's stored result of ``step``; a :class:`TaskError` if it has none."""
+        results = self.record.results
+        if step not in results:
+            stored = ", ".join(results) or "none"
+            raise TaskError(
+                f"the ancestor run {self.id} has no result of step {step!r} (it has: {stored})"
+            )
+        return results[step]
+
+    @property
+    def inputs(self) -> tuple[InputFile, ...]:
+        """The ancestor's input files (read-only)."""
+        return self.record.inputs
+
+    def outputs(self, step: str | None = None) -> tuple[OutputFile, ...]:
+        """The ancestor's output files (read-only), of ``step`` only if given."""
+        outputs = self.record.outputs
+        if step is not None:
+            return outputs.get(step, ())
+        return tuple(output for files in outputs.values() for output in files)
+
 
 class Reporter(Protocol):
     """Where a run context sends what a task reports. The engine implements it."""
@@ -73,6 +148,13 @@ class Reporter(Protocol):
     def stage(self, name: str | None) -> None: ...
     def progress(self, done: int, total: int | None) -> None: ...
     def is_cancelled(self) -> bool: ...
+
+
+class MapResults(Protocol):
+    """Where a run context reads the results of map steps. The engine implements it."""
+
+    def findings(self, step: str, kind: str | None) -> Iterator[tuple[int, Any]]: ...
+    def summary(self, step: str) -> dict[str, Any]: ...
 
 
 class _SilentReporter:
@@ -105,10 +187,14 @@ class RunContext:
         workdir: Path | Callable[[], Path],
         upstream: Mapping[str, Any],
         attempt: int = 1,
-        ancestor: str | None = None,
+        ancestor: Ancestor | None = None,
         reporter: Reporter | None = None,
+        files: Mapping[str, tuple[OutputFile, ...]] | None = None,
+        run_root: Path | None = None,
+        maps: MapResults | None = None,
     ):
         self.run_id = run_id
+        self._maps = maps
         self.pipeline = pipeline
         self.step = step
         self.inputs = inputs
@@ -117,8 +203,14 @@ class RunContext:
         self.upstream = upstream
         self.attempt = attempt
         self.ancestor = ancestor
+        """The run's ancestor (:class:`Ancestor`), or None if it names none."""
         self._reporter: Reporter = reporter or _SilentReporter()
         self._outputs: dict[str, OutputFile] = {}
+        self._files: Mapping[str, tuple[OutputFile, ...]] = files or {}
+        self.run_root = run_root
+        """The run's directory on the server (inputs, work directories), if known."""
+        self._curation: tuple[re.Pattern[str], dict[str, str]] | None = None
+        self._repeats = RepeatCap()
 
     @property
     def workdir(self) -> Path:
@@ -138,9 +230,89 @@ class RunContext:
             raise TaskError("this pipeline needs an input file, and none was given")
         return self.inputs[0]
 
+    def upstream_files(self, step: str) -> tuple[OutputFile, ...]:
+        """The output files that the earlier step ``step`` registered in this run (path, size,
+        digest and media type of each), for reading only.
+
+        ``step`` must be one of the steps this task reads (its ``needs``); a
+        :class:`TaskError` otherwise. A step that registered no outputs, or was skipped, gives
+        an empty tuple.
+        """
+        if step not in self.upstream:
+            readable = ", ".join(f"`{name}`" for name in self.upstream) or "none"
+            raise TaskError(
+                f"step `{self.step}` cannot read the files of `{step}`: it is not an earlier "
+                f"step this step reads (it reads: {readable})"
+            )
+        return self._files.get(step, ())
+
     def log(self, message: str) -> None:
-        """Add a line to the run's log, shown live on the run page."""
-        self._reporter.log(str(message), "log")
+        """Add a line to the run's log, shown live on the run page.
+
+        Paths on the server are rewritten for the people who read it (see :meth:`curate`).
+        """
+        self.emit(str(message), "log")
+
+    def emit(self, text: str, stream: str, *, key: str | None = None) -> None:
+        """Send ``text`` to the run log on ``stream`` (``log``, ``stdout``, ``stderr``,
+        ``logging``, ``warning``), curated (:meth:`curate`); a line repeated more than a few
+        times is held back and counted (``key`` says which lines are the same; default: the
+        text), see :mod:`gristmill.authoring.logcontrol`."""
+        self.emit_curated(self.curate(text), stream, key=key)
+
+    def emit_curated(self, text: str, stream: str, *, key: str | None = None) -> None:
+        """:meth:`emit` for text already curated."""
+        for line in text.splitlines() or [""]:
+            if self._repeats.admit(stream, line, key):
+                self._reporter.log(line, stream)
+
+    def flush_repeats(self) -> None:
+        """Say how many lines were held back as repeats (the engine calls this at the step's
+        end)."""
+        for stream, line in self._repeats.summary():
+            self._reporter.log(line, stream)
+
+    def curate(self, text: str) -> str:
+        """``text`` with the server's paths of this run rewritten for end users: an input's
+        path becomes its name, a step's work directory ``STEP/``, the run's directory
+        ``<run>/`` and the data directory ``<data>/``."""
+        if self.run_root is None or "/" not in text:
+            return text
+        if self._curation is None:
+            self._curation = self._curation_rules(self.run_root)
+        pattern, replacements = self._curation
+        return pattern.sub(lambda match: replacements[match.group(0)], text)
+
+    def _curation_rules(self, run_root: Path) -> tuple[re.Pattern[str], dict[str, str]]:
+        replacements: dict[str, str] = {}
+        for root in dict.fromkeys((run_root.absolute(), run_root.resolve())):
+            for item in self.inputs:
+                for path in (item.path.absolute(), item.path.resolve()):
+                    replacements[str(path)] = item.name
+            for files in self._files.values():
+                for output in files:
+                    step_dir = output.path.absolute().parent
+                    replacements[str(step_dir) + "/"] = step_dir.name + "/"
+            replacements[f"{root}/"] = "<run>/"
+            replacements[str(root)] = "<run>"
+            data = root.parent.parent  # DATA/runs/RUN
+            replacements[f"{data}/"] = "<data>/"
+        # The longest first, so that a path is rewritten by its most precise rule.
+        keys = sorted(replacements, key=len, reverse=True)
+        work = re.compile(
+            "|".join(
+                rf"{re.escape(str(root))}/a\d+/[A-Za-z0-9_-]+/"
+                for root in dict.fromkeys((run_root.absolute(), run_root.resolve()))
+            )
+        )
+        pattern = re.compile(f"{work.pattern}|" + "|".join(re.escape(k) for k in keys))
+
+        class _Rules(dict[str, str]):
+            def __missing__(self, key: str) -> str:
+                # A work directory: ``…/a2/convert/`` → ``convert/``.
+                return key.rstrip("/").rsplit("/", 1)[-1] + "/"
+
+        return pattern, _Rules(replacements)
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -202,6 +374,23 @@ class RunContext:
             if given.is_relative_to(base):
                 return given.relative_to(base).as_posix()
         return given.name
+
+    def findings(self, step: str, kind: str | None = None) -> Iterator[tuple[int, Any]]:
+        """The findings of the map step ``step`` (of ``kind`` only, if given) as
+        ``(item number, finding)`` pairs in item order, streamed from the store a page at a
+        time (never loaded whole). For a reduce step placed after the map step."""
+        if self._maps is None:
+            raise TaskError(f"findings of step `{step}` are read by a step run after it")
+        return self._maps.findings(step, kind)
+
+    def map_summary(self, step: str) -> dict[str, Any]:
+        """What the map step ``step`` found, summed over its batches: ``items`` (total),
+        ``items_done``, ``items_failed``, ``counts`` (findings by kind), ``examples`` (a few
+        findings of each kind), ``batches``, ``failed_batches`` (each with its number, first
+        item, error and failed items) and ``generation``."""
+        if self._maps is None:
+            raise TaskError(f"the summary of step `{step}` is read by a step run after it")
+        return self._maps.summary(step)
 
     @property
     def outputs(self) -> tuple[OutputFile, ...]:

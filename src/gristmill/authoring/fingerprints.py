@@ -2,9 +2,13 @@
 
 A fingerprint records what a step's result was computed from: the task's identity, its code
 (normalised, so comments, docstrings and formatting do not count), its explicit version, the
-parameters it used, the fingerprints of the upstream results it read and the digests of the run's
-inputs. The components are stored beside the result, so that when they differ later the results
-page can say *what* changed, not only that something did.
+parameters it used, the fingerprints of the upstream results it read, the digests of the output
+files of those steps, the installed versions of the distributions it names (``packages``) and the
+digests of the run's inputs. Presentation (a class task's ``title``, ``template``,
+``description``, ``staff_only`` and ``log_level`` attributes and its ``context`` method) does not
+count: changing how a result is shown does not make it stale. The components are stored beside
+the result, so that when they differ later the results page can say *what* changed, not only
+that something did.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import hashlib
 import inspect
 import json
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,24 +56,34 @@ def normalised_source(obj: Any) -> str:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             node.decorator_list = []
             if isinstance(node, ast.ClassDef):
-                # ``version`` is its own fingerprint component; bumping it is not a code change.
-                node.body = [
-                    statement
-                    for statement in node.body
-                    if not (
-                        isinstance(statement, ast.Assign | ast.AnnAssign)
-                        and any(
-                            isinstance(target, ast.Name) and target.id == "version"
-                            for target in (
-                                statement.targets
-                                if isinstance(statement, ast.Assign)
-                                else [statement.target]
-                            )
-                        )
-                    )
-                ] or [ast.Pass()]
+                # ``version`` and ``packages`` are fingerprint components of their own, and
+                # presentation does not count: neither is a code change.
+                node.body = [statement for statement in node.body if not _uncounted(statement)] or [
+                    ast.Pass()
+                ]
             break
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+UNCOUNTED_ATTRIBUTES = frozenset(
+    {"version", "packages", "title", "template", "description", "staff_only", "log_level"}
+)
+"""Class attributes of a task that are not part of its code fingerprint."""
+
+UNCOUNTED_METHODS = frozenset({"context"})
+"""Methods of a task class that only shape the results page, built from the stored result."""
+
+
+def _uncounted(statement: ast.stmt) -> bool:
+    if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+        return statement.name in UNCOUNTED_METHODS
+    if isinstance(statement, ast.Assign):
+        targets: Iterable[ast.expr] = statement.targets
+    elif isinstance(statement, ast.AnnAssign):
+        targets = [statement.target]
+    else:
+        return False
+    return any(isinstance(t, ast.Name) and t.id in UNCOUNTED_ATTRIBUTES for t in targets)
 
 
 def code_digest(*parts: str) -> str:
@@ -101,6 +115,11 @@ class Fingerprint:
     """Fingerprint digests of the upstream results, by step name."""
     inputs: Sequence[tuple[str, str]] = ()
     """``(name, sha256)`` of each input of the run."""
+    files: Mapping[str, Sequence[tuple[str, str]]] = field(default_factory=dict)
+    """``(name, sha256)`` of each output file of the upstream steps read, by step name (only
+    the steps that registered files)."""
+    packages: Mapping[str, str] = field(default_factory=dict)
+    """Installed versions of the distributions the task names, by distribution name."""
 
     @property
     def digest(self) -> str:
@@ -109,7 +128,7 @@ class Fingerprint:
 
     def to_dict(self) -> dict[str, Any]:
         """The components as plain JSON data, for storage."""
-        return {
+        data: dict[str, Any] = {
             "task": self.task,
             "code": self.code,
             "version": self.version,
@@ -117,6 +136,13 @@ class Fingerprint:
             "upstream": dict(self.upstream),
             "inputs": [list(pair) for pair in self.inputs],
         }
+        # Present only when not empty, so that fingerprints stored before these components
+        # existed keep their digests (and their results stay current).
+        if self.files:
+            data["files"] = {step: [list(p) for p in pairs] for step, pairs in self.files.items()}
+        if self.packages:
+            data["packages"] = dict(self.packages)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fingerprint:
@@ -128,6 +154,11 @@ class Fingerprint:
             params=dict(data.get("params") or {}),
             upstream=dict(data.get("upstream") or {}),
             inputs=tuple((str(n), str(d)) for n, d in data.get("inputs") or ()),
+            files={
+                str(step): tuple((str(n), str(d)) for n, d in pairs)
+                for step, pairs in (data.get("files") or {}).items()
+            },
+            packages={str(k): str(v) for k, v in (data.get("packages") or {}).items()},
         )
 
 
@@ -165,8 +196,33 @@ def explain_change(old: Fingerprint, new: Fingerprint, *, task_title: str) -> li
             reasons.append(f"no longer reads upstream step `{step}`")
         elif old.upstream[step] != new.upstream[step]:
             reasons.append(f"upstream step `{step}` was recomputed")
+    reasons.extend(_file_changes(old.files, new.files))
+    for package in sorted(set(old.packages) | set(new.packages)):
+        before, after = old.packages.get(package), new.packages.get(package)
+        if before is None:
+            reasons.append(f"now counts package {package} {after}")
+        elif after is None:
+            reasons.append(f"no longer counts package {package}")
+        elif before != after:
+            reasons.append(f"{package} {before} → {after}")
     if list(map(tuple, old.inputs)) != list(map(tuple, new.inputs)):
         reasons.append("the inputs changed")
     if not reasons and old.digest != new.digest:
         reasons.append("its fingerprint changed")
+    return reasons
+
+
+def _file_changes(
+    old: Mapping[str, Sequence[tuple[str, str]]], new: Mapping[str, Sequence[tuple[str, str]]]
+) -> list[str]:
+    reasons = []
+    for step in sorted(set(old) | set(new)):
+        before, after = dict(old.get(step, ())), dict(new.get(step, ()))
+        for name in sorted(set(before) | set(after)):
+            if name not in before:
+                reasons.append(f"output `{name}` of step `{step}` is new")
+            elif name not in after:
+                reasons.append(f"output `{name}` of step `{step}` is gone")
+            elif before[name] != after[name]:
+                reasons.append(f"output `{name}` of step `{step}` changed")
     return reasons

@@ -33,6 +33,11 @@ class Access(StrEnum):
     STAFF = "staff"
 
 
+PREVIOUS = "previous"
+"""``Pipeline(..., ancestor=PREVIOUS)``: a run names the previous run of its source as its
+ancestor, unless the user names one."""
+
+
 class NoParams(BaseModel):
     """The parameter model of a pipeline that takes no parameters."""
 
@@ -100,6 +105,8 @@ class Pipeline:
         max_attempts: int = 3,
         webhooks: Sequence[str] = (),
         webhook_secret: str | None = None,
+        ancestor: str | None = None,
+        ancestors_from: Sequence[str] = (),
     ):
         if not isinstance(name, str) or not _PIPELINE_NAME.fullmatch(name):
             raise DefinitionError(
@@ -142,6 +149,17 @@ class Pipeline:
         """URLs told (HTTP POST, signed) whenever a run of this pipeline ends."""
         self.webhook_secret = webhook_secret
         """The key its webhooks are signed with; ``None``: ``GRISTMILL_WEBHOOK_SECRET``."""
+        if ancestor not in (None, PREVIOUS):
+            raise DefinitionError(
+                f"ancestor {ancestor!r} is not one of: None (only the one a user names), "
+                f"{PREVIOUS!r} (the previous run of the same source)",
+                pipeline=name,
+            )
+        self.ancestor = ancestor
+        if isinstance(ancestors_from, str):
+            ancestors_from = (ancestors_from,)
+        self.ancestors_from: tuple[str, ...] = (name, *(p for p in ancestors_from if p != name))
+        """Pipelines whose runs may be this pipeline's ancestors (itself first)."""
         if isinstance(steps, str | bytes) or not isinstance(steps, Sequence) or not steps:
             raise DefinitionError("a pipeline needs a non-empty list of steps", pipeline=name)
         self.steps: tuple[Task, ...] = tuple(
@@ -173,9 +191,12 @@ class Pipeline:
                         where = "a later step of this pipeline"
                     else:
                         where = "not a step of this pipeline"
+                    named, what = f"needs {needed!r}", "results"
+                    if needed in getattr(task, "file_steps", ()):
+                        named, what = f"argv names {{outputs.{needed}}}, and {needed!r}", "files"
                     raise DefinitionError(
-                        f"needs {needed!r}, which is {where}; a step can only "
-                        "read the results of steps before it",
+                        f"{named}, which is {where}; a step can only "
+                        f"read the {what} of steps before it",
                         pipeline=self.name,
                         step=step,
                     )

@@ -9,7 +9,10 @@ second argument, the upstream results.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.metadata
 import inspect
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +26,16 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@functools.cache
+def installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution`` (as this process loaded it), or ``None``."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,17 @@ class Task:
     """Seconds the step may run; ``None`` uses the pipeline's default."""
     template: str | None = None
     """Template name used to render :meth:`context` on the results page."""
+    description: str | None = None
+    """A sentence for people about what the step does (presentation: not in the fingerprint)."""
+    packages: Sequence[str] = ()
+    """Distributions (``pip`` names) whose installed versions count in the fingerprint: an
+    upgrade makes results stale, saying e.g. ``jsonschema 4.25 → 4.26``."""
+    staff_only: Sequence[str] = ()
+    """Keys of a dict result shown only to staff, on the results page and in the API."""
+    log_level: str | None = None
+    """Python ``logging`` records (from any library) at or above this level, and
+    ``warnings.warn`` calls, made while the step runs go into the run log; ``None`` takes
+    none."""
 
     _code_cache: dict[object, str] = {}
 
@@ -87,6 +111,21 @@ class Task:
             digest = code_digest(normalised_source(cls))
             Task._code_cache[cls] = digest
         return digest
+
+    def package_versions(self) -> dict[str, str]:
+        """The installed version of each of :attr:`packages`; a :class:`DefinitionError`
+        naming any that is not installed."""
+        versions = {}
+        for package in self.packages:
+            version = installed_version(package)
+            if version is None:
+                raise DefinitionError(
+                    f"packages names {package!r}, which is not installed on this server "
+                    f"(pip install {package})",
+                    step=self.step_name,
+                )
+            versions[package] = version
+        return versions
 
     def is_applicable(self, run: RunContext) -> bool:
         """Return whether this step could ever do anything for this run (cheap).
@@ -139,6 +178,24 @@ class Task:
                 isinstance(value, str) or not all(isinstance(v, str) for v in value)
             ):
                 raise DefinitionError(f"{attr} must be a list of names", step=self.step_name)
+        for attr in ("packages", "staff_only"):
+            value = getattr(self, attr)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise DefinitionError(
+                    f"{attr} must be a list of names, e.g. ({value!r},)", step=self.step_name
+                )
+        if self.log_level is not None and self.log_level not in _LOG_LEVELS:
+            raise DefinitionError(
+                f"log_level must be one of {', '.join(_LOG_LEVELS)} (or None), "
+                f"not {self.log_level!r}",
+                step=self.step_name,
+            )
+        self.package_versions()
+
+    @property
+    def log_threshold(self) -> int | None:
+        """:attr:`log_level` as a :mod:`logging` level number."""
+        return None if self.log_level is None else logging.getLevelNamesMapping()[self.log_level]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} step {self.step_name!r}>"
@@ -159,6 +216,10 @@ class FunctionTask(Task, Generic[P, R]):
         timeout: float | None = None,
         applicable: Callable[[RunContext], bool] | None = None,
         template: str | None = None,
+        description: str | None = None,
+        packages: Sequence[str] = (),
+        staff_only: Sequence[str] = (),
+        log_level: str | None = None,
     ):
         if not callable(function) or isinstance(function, Task):
             raise DefinitionError(f"@task needs a function, not {function!r}")
@@ -170,6 +231,10 @@ class FunctionTask(Task, Generic[P, R]):
         self.uses = uses
         self.timeout = timeout
         self.template = template
+        self.description = description
+        self.packages = packages
+        self.staff_only = staff_only
+        self.log_level = log_level
         self._applicable = applicable
         positional = [
             p
@@ -225,6 +290,10 @@ def task(
     timeout: float | None = None,
     applicable: Callable[[RunContext], bool] | None = None,
     template: str | None = None,
+    description: str | None = None,
+    packages: Sequence[str] = (),
+    staff_only: Sequence[str] = (),
+    log_level: str | None = None,
 ) -> Callable[[Callable[P, R]], FunctionTask[P, R]]: ...
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
@@ -19,6 +20,15 @@ from gristmill.authoring.commands import Command
 from gristmill.authoring.context import InputFile
 from gristmill.authoring.inputs import human_size
 from gristmill.authoring.pipelines import Pipeline
+from gristmill.authoring.sniffing import (
+    DESCRIPTIONS,
+    MEDIA_TYPES,
+    canonical,
+    describe,
+    from_media_type,
+    matches,
+    sniff,
+)
 from gristmill.errors import InternalErrorRef, SubmissionError, TaskError
 
 logger = logging.getLogger("gristmill.authoring.validation")
@@ -116,6 +126,69 @@ def check_input_kind(pipeline: Pipeline, kind: str, name: str) -> None:
             raise SubmissionError(
                 {"inputs": [f"{name}: files of this type are not accepted (accepted: {wanted})"]}
             )
+
+
+CONTENT_CHECKED_KINDS = ("file", "url", "datafile")
+"""The input kinds whose content is checked against the accepted types."""
+
+
+def check_input_content(
+    pipeline: Pipeline, kind: str, name: str, path: Path, media_type: str | None = None
+) -> tuple[str, str | None]:
+    """Check a stored input's content against the pipeline's accepted ``extensions``, and
+    return its name and media type. A URL or data file whose name has no extension, or (for a
+    URL) one that is not accepted, is given the extension of its content. (An upload's name
+    must carry an accepted extension: :func:`check_input_kind`.)
+
+    The content decides (:mod:`.sniffing`); ``media_type`` (a URL's ``Content-Type``) only
+    names the type when the content cannot tell. A file whose content is not what its name
+    says, or not a type the pipeline accepts, raises :class:`SubmissionError` naming the
+    input, what was expected and what was found.
+    """
+    if kind not in CONTENT_CHECKED_KINDS:
+        return name, media_type
+    found = sniff(path)
+    said = from_media_type(media_type)
+    if said is not None and (found is None or found == "txt") and matches(said, found):
+        found = said  # e.g. one-column CSV served as text/csv
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem:
+        stem, extension = name, ""
+    extension = extension.lower()
+    accepted = pipeline.inputs.extensions
+    if accepted is None:
+        # Nothing to check; a URL's name without an extension is given its content's.
+        if kind == "url" and not extension and found is not None:
+            return f"{stem}.{found}", MEDIA_TYPES[found]
+        return name, media_type
+    if extension in accepted:
+        if matches(extension, found):
+            return name, media_type
+        if kind != "url":
+            raise SubmissionError(
+                {
+                    "inputs": [
+                        f"{name}: expected {describe(canonical(extension))} as its name says, "
+                        f"but the content is {describe(found)}"
+                    ]
+                }
+            )
+    # No extension, or a URL or data file whose name says nothing usable: the content names
+    # the type, and the input is given that type's extension.
+    fitting = [ext for ext in accepted if found is not None and matches(ext, found)]
+    if fitting:
+        chosen = found if found in fitting else fitting[0]
+        return f"{stem}.{chosen}", MEDIA_TYPES.get(canonical(chosen), media_type)
+    unjudged = [ext for ext in accepted if canonical(ext) not in DESCRIPTIONS]
+    if found is None and unjudged:
+        # A type gristmill cannot tell by content (e.g. .parquet): the name has the say.
+        if extension or len(unjudged) != 1:
+            return name, media_type
+        return f"{stem}.{unjudged[0]}", media_type
+    wanted = ", ".join(f".{ext}" for ext in accepted)
+    raise SubmissionError(
+        {"inputs": [f"{name}: expected {wanted}, but the content is {describe(found)}"]}
+    )
 
 
 def size_limit_message(pipeline: Pipeline, name: str) -> str:

@@ -130,6 +130,7 @@ def submit(
     inputs: Sequence[Input],
     params: Mapping[str, Any] | None,
     files: ExitStack,
+    ancestor: str | None = None,
     *,
     notify_email: bool | None = None,
     webhook_url: str | None = None,
@@ -139,14 +140,14 @@ def submit(
     ``webhook_url`` are sent only when given."""
     path = f"/pipelines/{segment(name)}/runs"
     paths = [Path(item) for item in inputs if isinstance(item, (str, os.PathLike))]
-    wishes: dict[str, Any] = {}
+    named: dict[str, Any] = {"ancestor": ancestor} if ancestor else {}
     if notify_email is not None:
-        wishes["notify_email"] = notify_email
+        named["notify_email"] = notify_email
     if webhook_url is not None:
-        wishes["webhook_url"] = webhook_url
+        named["webhook_url"] = webhook_url
     if not paths:
-        body = {"params": dict(params or {}), "inputs": [_inline(item) for item in inputs]}
-        return Call("POST", path, _json, json={**body, **wishes})
+        body = {"params": dict(params or {}), "inputs": [_inline(i) for i in inputs], **named}
+        return Call("POST", path, _json, json=body)
     form: dict[str, Any] = {
         "params": json.dumps(dict(params or {})),
         "url": [],
@@ -154,7 +155,7 @@ def submit(
         "run": [],
         **{
             key: json.dumps(value) if key == "notify_email" else value
-            for key, value in wishes.items()
+            for key, value in named.items()
         },
     }
     for item in inputs:
@@ -171,6 +172,49 @@ def submit(
             )
     uploads = [("files", (p.name, files.enter_context(p.open("rb")))) for p in paths]
     return Call("POST", path, _json, data={k: v for k, v in form.items() if v}, files=uploads)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One run of a bulk submission: inline inputs (no local files) and parameters."""
+
+    inputs: Sequence[Input] = ()
+    params: Mapping[str, Any] | None = None
+    ancestor: str | None = None
+    """An earlier, succeeded run to compare with: its id or its address."""
+    notify_email: bool | None = None
+    """E-mail the caller when the run ends (``None``: the user's own setting)."""
+    webhook_url: str | None = None
+    """A URL to call (a signed POST) when the run ends."""
+
+
+def submit_many(name: str, entries: Sequence[Entry | Mapping[str, Any]]) -> Call[JsonObject]:
+    """A bulk submission: each entry an :class:`Entry`, or a JSON object as the API takes it
+    (``{"params": ..., "inputs": [...]}``), sent as it is."""
+    body = {"entries": [_entry(entry, index) for index, entry in enumerate(entries)]}
+    return Call("POST", f"/pipelines/{segment(name)}/runs/bulk", _json, json=body)
+
+
+def _entry(entry: Entry | Mapping[str, Any], index: int) -> Any:
+    if not isinstance(entry, Entry):
+        return entry
+    for item in entry.inputs:
+        if isinstance(item, (str, os.PathLike)):
+            raise ValueError(
+                f"entry {index}: {item!r} is a local file; a bulk submission takes texts, JSON "
+                "values, URLs, data files and earlier runs' outputs only"
+            )
+    body: JsonObject = {
+        "params": dict(entry.params or {}),
+        "inputs": [_inline(i) for i in entry.inputs],
+    }
+    if entry.ancestor:
+        body["ancestor"] = entry.ancestor
+    if entry.notify_email is not None:
+        body["notify_email"] = entry.notify_email
+    if entry.webhook_url is not None:
+        body["webhook_url"] = entry.webhook_url
+    return body
 
 
 def _inline(item: Input) -> JsonObject:

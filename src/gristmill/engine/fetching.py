@@ -14,16 +14,23 @@ from __future__ import annotations
 import mimetypes
 import tempfile
 from collections.abc import Callable
+from typing import TypeVar
 
 from gristmill.authoring.context import InputFile
 from gristmill.authoring.inputs import InputKind, human_size, safe_name
 from gristmill.authoring.pipelines import Pipeline
-from gristmill.authoring.validation import check_input_kind, run_validators, size_limit_message
+from gristmill.authoring.validation import (
+    check_input_content,
+    check_input_kind,
+    run_validators,
+    size_limit_message,
+)
 from gristmill.errors import FetchError, SubmissionError, TaskError, TooLargeError
 from gristmill.storage import FilesystemStorage
 from gristmill.store.base import InputRecord, RunRecord
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 
 def fetch_inputs(
@@ -70,7 +77,19 @@ def fetch_inputs(
                 )
             except TooLargeError:
                 raise TaskError(size_limit_message(pipeline, name)) from None
-        media_type = got.media_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        # The content (and the Content-Type) decide the type; a name without an extension
+        # is given its content's.
+        checked, said = _refused_as_task_errors(
+            check_input_content,
+            pipeline,
+            str(InputKind.URL),
+            name,
+            storage.path(path),
+            got.media_type,
+        )
+        if checked != name:
+            name, path = checked, storage.rename(path, checked)
+        media_type = said or mimetypes.guess_type(name)[0] or "application/octet-stream"
         stored = InputRecord(name, path, size, digest, media_type, record.kind, got.url)
         file = InputFile(name, storage.path(path), size, digest, media_type, record.kind, got.url)
         _refused_as_task_errors(run_validators, pipeline, [file])
@@ -79,9 +98,9 @@ def fetch_inputs(
     return fetched
 
 
-def _refused_as_task_errors(check: Callable[..., None], *args: object) -> None:
+def _refused_as_task_errors(check: Callable[..., T], *args: object) -> T:
     # The checks made at submission refuse with a SubmissionError; here the run fails instead.
     try:
-        check(*args)
+        return check(*args)
     except SubmissionError as error:
         raise TaskError("; ".join(m for ms in error.errors.values() for m in ms)) from None

@@ -10,13 +10,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gristmill.authoring.context import InputFile, Reporter, RunContext
+from gristmill.authoring.context import (
+    Ancestor,
+    AncestorRecord,
+    InputFile,
+    MapResults,
+    OutputFile,
+    Reporter,
+    RunContext,
+)
 from gristmill.authoring.fingerprints import Fingerprint, explain_change
+from gristmill.authoring.maps import MapTask
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.tasks import PreviousResult, Task
-from gristmill.states import StepState
+from gristmill.errors import NotFoundError, TaskError
+from gristmill.states import RunState, StepState
 from gristmill.storage import FilesystemStorage
-from gristmill.store.base import InputRecord, RunRecord, StepRecord
+from gristmill.store.base import InputRecord, OutputRecord, RunRecord, StepRecord, Store
+
+Files = Mapping[str, tuple[OutputFile, ...]]
+"""The output files of the steps run so far, by step name."""
 
 
 def step_fingerprint(
@@ -25,8 +38,11 @@ def step_fingerprint(
     params: Mapping[str, Any],
     upstream_tokens: Mapping[str, str],
     inputs: Sequence[InputRecord],
+    files: Files | None = None,
 ) -> Fingerprint:
     """The fingerprint a result of ``task`` would have for this run now."""
+    upstream = pipeline.upstream_of(task)
+    files = files or {}
     return Fingerprint(
         task=task.identity,
         code=task.code_fingerprint(),
@@ -38,12 +54,21 @@ def step_fingerprint(
             if name in upstream_tokens
         },
         inputs=tuple((i.name, i.sha256) for i in inputs),
+        files={
+            name: tuple((f.name, f.sha256) for f in files[name])
+            for name in upstream
+            if files.get(name)
+        },
+        packages=task.package_versions(),
     )
 
 
-def upstream_token(state: str, fingerprint: Fingerprint) -> str:
-    """What downstream fingerprints record of an upstream result."""
-    return "skipped" if state == StepState.SKIPPED else fingerprint.digest
+def upstream_token(state: str, fingerprint: Fingerprint, generation: int | None = None) -> str:
+    """What downstream fingerprints record of an upstream result (a map step's also says
+    which generation of its batches made it: retried batches make the steps after it stale)."""
+    if state == StepState.SKIPPED:
+        return "skipped"
+    return fingerprint.digest if generation is None else f"{fingerprint.digest}.{generation}"
 
 
 def previous_result(
@@ -57,6 +82,15 @@ def previous_result(
     return PreviousResult(stored.state, stored.result, old, tuple(reasons))
 
 
+def output_files(
+    records: Sequence[OutputRecord], storage: FilesystemStorage
+) -> tuple[OutputFile, ...]:
+    """A stored step's output files as later steps see them."""
+    return tuple(
+        OutputFile(o.name, storage.path(o.path), o.size, o.sha256, o.media_type) for o in records
+    )
+
+
 def input_files(run: RunRecord, storage: FilesystemStorage) -> tuple[InputFile, ...]:
     """The run's inputs as tasks see them."""
     return tuple(
@@ -65,17 +99,53 @@ def input_files(run: RunRecord, storage: FilesystemStorage) -> tuple[InputFile, 
     )
 
 
+def ancestor_of(run: RunRecord, store: Store, storage: FilesystemStorage) -> Ancestor | None:
+    """The run's ancestor as its steps see it (read from ``store`` on first use), or None."""
+    ancestor_id = run.ancestor_id
+    if ancestor_id is None:
+        return None
+
+    def load() -> AncestorRecord:
+        try:
+            ancestor, steps = store.get_run_and_steps(ancestor_id)
+        except NotFoundError:
+            ancestor = None
+        if ancestor is None or ancestor.state == RunState.EXPIRED:
+            raise TaskError(
+                f"the ancestor run {ancestor_id} has expired: its results and files are gone; "
+                "submit this run again with another ancestor, or none"
+            )
+        outputs = {name: output_files(step.outputs, storage) for name, step in steps.items()}
+        results = {name: step.result for name, step in steps.items()}
+        return AncestorRecord(ancestor.pipeline, results, input_files(ancestor, storage), outputs)
+
+    return Ancestor(ancestor_id, load)
+
+
 class RunView:
     """A run as its steps see it: validated parameters and input files, ready to make the
-    context and the fingerprint of each step. Shared by the planner and the runner."""
+    context and the fingerprint of each step. Shared by the planner and the runner.
 
-    def __init__(self, pipeline: Pipeline, run: RunRecord, storage: FilesystemStorage):
+    With ``store``, steps can read the run's ancestor (``run.ancestor``); without, it is None.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        run: RunRecord,
+        storage: FilesystemStorage,
+        store: Store | None = None,
+        *,
+        maps: MapResults | None = None,
+    ):
+        self.maps = maps
         self.pipeline = pipeline
         self.run = run
         self.storage = storage
         self.params_model = pipeline.params.model_validate(run.params)
         self.params = self.params_model.model_dump(mode="json")
         self.inputs = input_files(run, storage)
+        self.ancestor = ancestor_of(run, store, storage) if store is not None else None
 
     def context(
         self,
@@ -84,8 +154,11 @@ class RunView:
         *,
         attempt: int = 1,
         reporter: Reporter | None = None,
+        files: Files | None = None,
     ) -> RunContext:
-        """The run context of ``task``, given the results of the steps before it."""
+        """The run context of ``task``, given the results (and output ``files``) of the steps
+        before it."""
+        files = files or {}
         return RunContext(
             run_id=self.run.id,
             pipeline=self.pipeline.name,
@@ -95,13 +168,18 @@ class RunView:
             workdir=self.storage.run_dir(self.run.id),
             upstream={n: results.get(n) for n in self.pipeline.upstream_of(task)},
             attempt=attempt,
-            ancestor=self.run.ancestor_id,
+            ancestor=self.ancestor,
             reporter=reporter,
+            files={n: files[n] for n in self.pipeline.upstream_of(task) if n in files},
+            run_root=self.storage.run_dir(self.run.id),
+            maps=self.maps,
         )
 
-    def fingerprint(self, task: Task, tokens: Mapping[str, str]) -> Fingerprint:
+    def fingerprint(
+        self, task: Task, tokens: Mapping[str, str], files: Files | None = None
+    ) -> Fingerprint:
         """The fingerprint a result of ``task`` would have now."""
-        return step_fingerprint(self.pipeline, task, self.params, tokens, self.run.inputs)
+        return step_fingerprint(self.pipeline, task, self.params, tokens, self.run.inputs, files)
 
 
 @dataclass
@@ -130,12 +208,13 @@ def plan(
     view = RunView(pipeline, run, storage)
     results: dict[str, Any] = {}
     tokens: dict[str, str] = {}
+    files: dict[str, tuple[OutputFile, ...]] = {}
     plans = []
     for task in pipeline.steps:
         name = task.step_name
         stored = steps.get(name)
-        context = view.context(task, results)
-        current = view.fingerprint(task, tokens)
+        context = view.context(task, results, files=files)
+        current = view.fingerprint(task, tokens, files)
         applicable = task.is_applicable(context)
         state = StepState.SUCCEEDED if applicable else StepState.SKIPPED
         reasons: list[str] = []
@@ -155,7 +234,11 @@ def plan(
         in_force = current
         if stored is not None and stored.fingerprint is not None and not reasons:
             in_force = Fingerprint.from_dict(stored.fingerprint)
-        tokens[name] = upstream_token(state, in_force)
-        results[name] = stored.result if stored is not None else None
+        result = stored.result if stored is not None else None
+        generation = result.get("generation") if isinstance(result, dict) else None
+        is_map = isinstance(task, MapTask) and isinstance(generation, int)
+        tokens[name] = upstream_token(state, in_force, generation if is_map else None)
+        results[name] = result
+        files[name] = output_files(stored.outputs, storage) if stored is not None else ()
         plans.append(StepPlan(name, applicable, current, stored, reasons))
     return plans

@@ -16,14 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from gristmill.authoring.context import RunContext
+from gristmill.authoring.context import OutputFile, RunContext
 from gristmill.authoring.fingerprints import Fingerprint
+from gristmill.authoring.logcontrol import step_logging
+from gristmill.authoring.maps import MapTask
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.registry import Registry
 from gristmill.authoring.tasks import Task
+from gristmill.engine import mapping
+from gristmill.engine.batches import BatchRunner
 from gristmill.engine.fetching import fetch_inputs
 from gristmill.engine.outage import Outage
-from gristmill.engine.planner import RunView, previous_result, upstream_token
+from gristmill.engine.planner import RunView, output_files, previous_result, upstream_token
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.errors import (
     CancelledError,
@@ -33,12 +37,14 @@ from gristmill.errors import (
     StoreUnavailableError,
     TaskError,
 )
-from gristmill.states import RunState, StepState, StopReason
+from gristmill.states import RunState, StepState, StopReason, UnitKind
 from gristmill.storage import FilesystemStorage
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
     Claim,
     Failure,
+    MapStatus,
+    NewMap,
     NextClaim,
     OutputRecord,
     Report,
@@ -59,6 +65,10 @@ class _Fenced(Exception):
 class _Abandoned(Exception):
     """The worker is stopping while the database is unavailable: the attempt is left to run out
     its lease and be retried, as if the worker had died."""
+
+
+class _Handed(Exception):
+    """A map step was cut into batches: the run's unit ended, the run goes on in them."""
 
 
 class _NotJSON(TypeError):
@@ -92,6 +102,8 @@ class _Step:
     context: RunContext
     fingerprint: Fingerprint
     started: float = 0.0
+    outputs: tuple[OutputFile, ...] | None = None
+    """The files the step registered, when it ran (``None`` when its result was reused)."""
 
 
 class UnitRunner:
@@ -120,6 +132,7 @@ class UnitRunner:
         self.fetch_timeout = fetch_timeout
         self.fetch_allow = fetch_allow
         self._then_claim: NextClaim | None = None
+        self.batches = BatchRunner(store, registry, storage)
 
     def run(self, claim: Claim, then_claim: NextClaim | None = None) -> RunState | None:
         """Execute ``claim``; return the state the run was ended with, or ``None`` if fenced
@@ -133,7 +146,11 @@ class UnitRunner:
         self._then_claim = then_claim
         self.watchdog.watch(claim, reporter)
         try:
+            if claim.kind == UnitKind.BATCH:
+                return self._batch(claim, reporter)
             return self._run(claim, reporter)
+        except _Handed:
+            return RunState.RUNNING
         except _Fenced:
             logger.warning(
                 "attempt %s of run %s was taken over; its work is discarded",
@@ -153,6 +170,19 @@ class UnitRunner:
             self._then_claim = None
             self.watchdog.unwatch()
 
+    def _batch(self, claim: Claim, reporter: UnitReporter) -> RunState | None:
+        reporter.status = False  # the run's status is its map's, written by each batch's end
+
+        def persist(write: Callable[[Report], bool]) -> bool:
+            return self._persist(reporter, write)
+
+        state = self.batches.run(
+            claim, reporter, persist, self.watchdog.step_started, self._then_claim
+        )
+        if state is None:
+            raise _Fenced()
+        return state
+
     def _run(self, claim: Claim, reporter: UnitReporter) -> RunState | None:
         # Nothing is reported before the load: the report it is handed is empty.
         run, stored = self._persist(reporter, lambda report: self.store.load(claim))
@@ -167,8 +197,15 @@ class UnitRunner:
             )
         if run.cancel_requested:
             return self._end(claim, reporter, RunState.CANCELLED, Failure(CANCELLED_MESSAGE))
+        maps: dict[str, MapStatus] | None = None
         if claim.attempt > 1:
-            reporter.log(f"attempt {claim.attempt} starting", "system")
+            if any(isinstance(task, MapTask) for task in pipeline.steps):
+                maps = {m.step: m for m in self.store.map_status(claim.run_id)}
+            ended = [m.step for m in (maps or {}).values() if m.complete and not m.settled]
+            if ended:
+                reporter.log(f"all batches of `{ended[0]}` ended; continuing", "system")
+            else:
+                reporter.log(f"attempt {claim.attempt} starting", "system")
         if any(record.awaiting_fetch for record in run.inputs):
             try:
                 run = self._fetch_inputs(claim, reporter, pipeline, run)
@@ -182,9 +219,16 @@ class UnitRunner:
                 )
                 reporter.log(f"fetching the inputs failed: {failure.message}", "system")
                 return self._end(claim, reporter, RunState.FAILED, failure)
-        view = RunView(pipeline, run, self.storage)
+        view = RunView(
+            pipeline,
+            run,
+            self.storage,
+            self.store,
+            maps=mapping.StoreMapResults(self.store, claim.run_id),
+        )
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
+        files: dict[str, tuple[OutputFile, ...]] = {}
         last = len(pipeline.steps) - 1
         for position, task in enumerate(pipeline.steps):
             if reporter.cancel_reason == StopReason.CANCELLED:
@@ -192,21 +236,41 @@ class UnitRunner:
                 return self._end(claim, reporter, RunState.CANCELLED, Failure(CANCELLED_MESSAGE))
             name = task.step_name
             reporter.begin_step(name)
-            context = view.context(task, results, attempt=claim.attempt, reporter=reporter)
-            fingerprint = view.fingerprint(task, tokens)
+            context = view.context(
+                task, results, attempt=claim.attempt, reporter=reporter, files=files
+            )
+            fingerprint = view.fingerprint(task, tokens, files)
             step = _Step(task, position, context, fingerprint)
             final = RunState.SUCCEEDED if position == last else None
             try:
-                state, result, in_force, wrote = self._step(
-                    claim, reporter, pipeline, step, stored.get(name), final
-                )
+                finished = None
+                if isinstance(task, MapTask):
+                    if maps is None:
+                        maps = {m.step: m for m in self.store.map_status(claim.run_id)}
+                    finished = self._finished_map(claim, reporter, step, maps.get(name), final)
+                if finished is not None:
+                    state, result, in_force, wrote = finished
+                else:
+                    state, result, in_force, wrote = self._step(
+                        claim, reporter, pipeline, step, stored.get(name), final
+                    )
             except (TaskError, Exception) as error:
                 return self._fail(claim, reporter, pipeline, step, error)
             results[name] = result
-            tokens[name] = upstream_token(state, in_force)
+            tokens[name] = upstream_token(state, in_force, map_generation(task, result))
+            files[name] = self._files_of(step, state, stored.get(name))
             if wrote and final is not None:
                 return final
         return self._end(claim, reporter, RunState.SUCCEEDED, None)
+
+    def _files_of(self, step: _Step, state: str, stored: Any) -> tuple[OutputFile, ...]:
+        """The output files later steps see of a step: those it registered if it ran, those
+        stored with its result if that was reused, none if it was skipped."""
+        if state == StepState.SKIPPED:
+            return ()
+        if step.outputs is not None:
+            return step.outputs
+        return output_files(stored.outputs, self.storage) if stored is not None else ()
 
     def _fetch_inputs(
         self, claim: Claim, reporter: UnitReporter, pipeline: Pipeline, run: RunRecord
@@ -277,9 +341,12 @@ class UnitRunner:
         step.context.workdir = functools.partial(
             self.storage.work_dir, claim.run_id, claim.attempt, name
         )
+        if isinstance(task, MapTask):
+            self._start_map(claim, reporter, step)
         self.watchdog.step_started(task.timeout or pipeline.step_timeout)
         try:
-            result = task.process(step.context, step.context.upstream)
+            with step_logging(step.context, task):
+                result = task.process(step.context, step.context.upstream)
         except CancelledError:
             if reporter.cancel_reason == StopReason.TIMEOUT:
                 limit = task.timeout or pipeline.step_timeout
@@ -296,6 +363,7 @@ class UnitRunner:
             # let the next step start out cancelled.
             reporter.clear_cancel()
         result_json = to_json(name, result)
+        step.outputs = step.context.outputs
         outputs = [
             OutputRecord(
                 name, o.name, self.storage.relative(o.path), o.size, o.sha256, o.media_type
@@ -321,6 +389,63 @@ class UnitRunner:
         if stored is not None:
             self.storage.drop_other_attempts(claim.run_id, claim.attempt, name)
         return StepState.SUCCEEDED, result, step.fingerprint, final is not None
+
+    def _finished_map(
+        self,
+        claim: Claim,
+        reporter: UnitReporter,
+        step: _Step,
+        status: MapStatus | None,
+        final: RunState | None,
+    ) -> tuple[str, Any, Fingerprint, bool] | None:
+        """The map step's outcome if its batches have all ended since the last walk (under
+        the same fingerprint); ``None`` if the map is to be (re)started or reused."""
+        if status is None or not status.complete or status.settled:
+            return None
+        if Fingerprint.from_dict(status.fingerprint).digest != step.fingerprint.digest:
+            return None
+        assert isinstance(step.task, MapTask)
+        message = mapping.failure_message(step.task, status)
+        if message is not None:
+            raise TaskError(message)
+        result = mapping.summary(status)
+        name = step.task.step_name
+        now = time.time()
+        outcome = StepOutcome(
+            name,
+            step.position,
+            StepState.SUCCEEDED,
+            to_json(name, result),
+            step.fingerprint.to_dict(),
+            now,
+            now,
+        )
+        self._save(claim, reporter, outcome, final)
+        return StepState.SUCCEEDED, result, step.fingerprint, final is not None
+
+    def _start_map(self, claim: Claim, reporter: UnitReporter, step: _Step) -> None:
+        """Cut the map step into batches, hand them to the store and end this unit."""
+        task = step.task
+        assert isinstance(task, MapTask)
+        name = task.step_name
+        spill = self.storage.work_dir(claim.run_id, claim.attempt, name) / "batches"
+        items, batches = mapping.split(task, step.context, self.storage, spill)
+        reporter.log(
+            f"{items} items in {len(batches)} batches of up to {task.batch_size}", "system"
+        )
+        new_map = NewMap(
+            name, step.position, step.fingerprint.to_dict(), task.on_failure, items, batches
+        )
+        then_claim = self._then_claim
+
+        def start(report: Report) -> bool:
+            report.current_step, report.stage = name, f"batch 0 of {len(batches)}"
+            report.progress_done, report.progress_total = 0, items
+            return self.store.start_map(claim, new_map, report, then_claim=then_claim)
+
+        if not self._persist(reporter, start):
+            raise _Fenced()
+        raise _Handed()
 
     def _persist(
         self,
@@ -402,7 +527,7 @@ class UnitRunner:
         name = step.task.step_name
         state = StepState.FAILED
         run_state = RunState.FAILED
-        if isinstance(error, _Fenced | _Abandoned):
+        if isinstance(error, _Fenced | _Abandoned | _Handed):
             raise error
         if isinstance(error, CancelledError) and reporter.cancel_reason == StopReason.LOST:
             raise _Fenced()
@@ -414,7 +539,8 @@ class UnitRunner:
             state, run_state = StepState.CANCELLED, RunState.CANCELLED
             failure = Failure(error.message)
         elif isinstance(error, TaskError):
-            failure = Failure(error.message)
+            # Seen by end users: no server path in it (an input by name, a file run-relative).
+            failure = Failure(step.context.curate(error.message))
         else:
             failure = _internal(error, f"step {name} of run {claim.run_id}")
         failure = Failure(failure.message, failure.ref, failure.traceback, step=name)
@@ -454,6 +580,14 @@ class UnitRunner:
         if not self._persist(reporter, finish, finished):
             raise _Fenced()
         return state
+
+
+def map_generation(task: Task, result: Any) -> int | None:
+    """The generation of a map step's result (it changes when failed batches are retried)."""
+    if isinstance(task, MapTask) and isinstance(result, dict):
+        generation = result.get("generation")
+        return generation if isinstance(generation, int) else None
+    return None
 
 
 def _internal(error: BaseException, where: str) -> Failure:

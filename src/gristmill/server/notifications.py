@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from gristmill.authoring.pipelines import Pipeline
@@ -109,27 +110,47 @@ def record(
 ) -> None:
     """Write the notifications of the run ``run_id``, just submitted by ``caller`` with
     ``wishes`` (already checked by :func:`check_wishes`), to be sent when it ends."""
-    email = wishes.email
-    origin = "run"
-    if email is None:
-        email, origin = wants_email(caller.user_id) and email_enabled(settings), "user"
-    address = user_email(caller.user_id) if email else ""
-    targets = [(EMAIL, address, origin)] if address else []
-    if wishes.webhook_url:
-        targets.append((WEBHOOK, wishes.webhook_url, "run"))
-    targets.extend((WEBHOOK, url, "pipeline") for url in pipeline.webhooks)
-    targets.extend((WEBHOOK, url, "site") for url in settings.webhooks)
-    _create(run_id, targets)
+    record_many(settings, [run_id], pipeline, caller, [wishes])
+
+
+def record_many(
+    settings: Settings,
+    run_ids: Sequence[str],
+    pipeline: Pipeline,
+    caller: Caller,
+    wishes: Sequence[Wishes],
+) -> None:
+    """:func:`record` for runs submitted together (a bulk submission), each with its own
+    ``wishes``, in one insert: each run also calls its pipeline's and the site's webhooks."""
+    default: bool | None = None  # the user's setting, looked up once if an entry needs it
+    address: str | None = None
+    rows: list[tuple[str, str, str, str]] = []
+    for run_id, wish in zip(run_ids, wishes, strict=True):
+        email, origin = wish.email, "run"
+        if email is None:
+            if default is None:
+                default = wants_email(caller.user_id) and email_enabled(settings)
+            email, origin = default, "user"
+        if email and address is None:
+            address = user_email(caller.user_id)
+        if email and address:
+            rows.append((run_id, EMAIL, address, origin))
+        if wish.webhook_url:
+            rows.append((run_id, WEBHOOK, wish.webhook_url, "run"))
+        rows.extend((run_id, WEBHOOK, url, "pipeline") for url in pipeline.webhooks)
+        rows.extend((run_id, WEBHOOK, url, "site") for url in settings.webhooks)
+    _create(rows)
 
 
 def record_again(run_id: str) -> None:
     """Notify the same people again when the run, queued again, ends again."""
     seen = Notification.objects.filter(run_id=run_id).values_list("channel", "target", "origin")
-    _create(run_id, list(dict.fromkeys(seen)))
+    _create([(run_id, *row) for row in dict.fromkeys(seen)])
 
 
-def _create(run_id: str, targets: list[tuple[str, str, str]]) -> None:
-    if not targets:
+def _create(rows: list[tuple[str, str, str, str]]) -> None:
+    """Insert pending notifications: (run id, channel, target, origin) each."""
+    if not rows:
         return
     now = time.time()
     Notification.objects.bulk_create(
@@ -141,7 +162,7 @@ def _create(run_id: str, targets: list[tuple[str, str, str]]) -> None:
             next_at=now,
             created_at=now,
         )
-        for channel, target, origin in targets
+        for run_id, channel, target, origin in rows
     )
 
 

@@ -64,6 +64,14 @@ class FilesystemStorage:
         """The path relative to the root, as stored in the database."""
         return path.resolve().relative_to(self.root.resolve()).as_posix()
 
+    def rename(self, relative: str, name: str) -> str:
+        """Give a stored file another base name in its directory; return its new relative
+        path."""
+        path = self.path(relative)
+        target = path.with_name(name)
+        path.rename(target)
+        return self.relative(target)
+
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
 

@@ -24,6 +24,7 @@ from gristmill.server.access import Caller, visible_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.errors import internal_error
 from gristmill.server.api.schemas import (
+    AncestorOut,
     ErrorOut,
     LogLineOut,
     LogOut,
@@ -67,9 +68,14 @@ def run_out(caller: Caller, status: RunStatus) -> RunOut:
     if run.error_message is not None:
         traceback = run.error_traceback if caller.is_staff else None
         error = RunError(message=run.error_message, reference=run.error_ref, traceback=traceback)
+    ancestor = None
+    if run.ancestor_id is not None:
+        links = run_links(run.ancestor_id)
+        ancestor = AncestorOut(id=run.ancestor_id, url=links["url"], status_url=links["status_url"])
     return RunOut(
         id=run.id,
         pipeline=run.pipeline,
+        ancestor=ancestor,
         state=run.state,
         created_at=run.created_at,
         started_at=run.started_at,
@@ -137,8 +143,9 @@ def get_results(request: HttpRequest, run_id: str) -> ResultsOut:
     Nothing is queued here, even for stale results: ``POST /runs/{id}/rerun`` recomputes them
     (the run's page queues them itself)."""
     service = default_service()
-    status = visible_run(caller_of(request), run_id, service)
-    contexts = step_contexts(service, status)
+    caller = caller_of(request)
+    status = visible_run(caller, run_id, service)
+    contexts = step_contexts(service, status, staff=caller.is_staff)
     reasons = check(service, status.id).reasons
     return ResultsOut(
         state=status.state,
@@ -156,8 +163,9 @@ def get_results(request: HttpRequest, run_id: str) -> ResultsOut:
     )
 
 
-def step_contexts(service: Service, status: RunStatus) -> dict[str, Any]:
-    """The ``context()`` of each succeeded step, by step name.
+def step_contexts(service: Service, status: RunStatus, *, staff: bool = False) -> dict[str, Any]:
+    """The ``context()`` of each succeeded step, by step name; without ``staff``, the keys a
+    task names in ``staff_only`` are left out of a dict context.
 
     A context that cannot be built (the task raised, or returned something that is not JSON)
     is logged with a reference and is that :class:`~gristmill.errors.InternalErrorRef` instead,
@@ -170,7 +178,7 @@ def step_contexts(service: Service, status: RunStatus) -> dict[str, Any]:
     results = {step.name: step.result for step in status.steps}
     contexts: dict[str, Any] = {}
     try:
-        view = RunView(pipeline, status.run, service.storage)
+        view = RunView(pipeline, status.run, service.storage, service.store)
     except Exception as error:
         failed = internal_error(error, f"the results view of run {status.id}")
         return {step.name: failed for step in succeeded}
@@ -178,6 +186,9 @@ def step_contexts(service: Service, status: RunStatus) -> dict[str, Any]:
         try:
             task = pipeline.step(step.name)
             context = task.context(view.context(task, results), step.result)
+            if not staff and task.staff_only and isinstance(context, dict):
+                hidden = set(task.staff_only)
+                context = {key: value for key, value in context.items() if key not in hidden}
             json.dumps(context, cls=NinjaJSONEncoder, allow_nan=False)
         except Exception as error:
             where = f"context() of step {step.name} of run {status.id}"
@@ -226,7 +237,7 @@ def accept_result(request: HttpRequest, run_id: str, step: str) -> StepResultOut
         raise ConflictError(f"the result of step {step!r} is not stale; there is nothing to accept")
     status = visible_run(caller, run_id, service)  # as it is now
     (accepted,) = (s for s in status.steps if s.name == step)
-    contexts = step_contexts(service, status)
+    contexts = step_contexts(service, status, staff=True)
     return StepResultOut(
         name=step,
         title=accepted.title,

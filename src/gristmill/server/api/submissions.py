@@ -10,18 +10,19 @@ gristmill's size limit applies while they are copied.
 
 from __future__ import annotations
 
-from typing import IO, Any, cast
+from typing import IO, Any, NamedTuple, cast
 
 from django.http import HttpRequest
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from gristmill.app.service import Service, default_service
+from gristmill.app.submission import MAX_BULK_ENTRIES, ancestor_id
 from gristmill.authoring import jsonload
 from gristmill.authoring.inputs import InputSource, JsonInput, TextInput, Upload
 from gristmill.errors import NotFoundError, SignInRequiredError, SubmissionError
 from gristmill.server import datafiles, notifications
-from gristmill.server.access import Caller
+from gristmill.server.access import Caller, visible_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.bodies import JSON, MULTIPART, require_media_type, unnamed_file
 from gristmill.server.sources import run_input, url_input
@@ -31,6 +32,7 @@ PARAMS_FIELD = "params"
 URL_FIELD = "url"
 DATAFILE_FIELD = "datafile"
 RUN_FIELD = "run"
+ANCESTOR_FIELD = "ancestor"
 NOTIFY_EMAIL_FIELD = "notify_email"
 WEBHOOK_FIELD = "webhook_url"
 REFERENCE_FIELDS = (URL_FIELD, DATAFILE_FIELD, RUN_FIELD)
@@ -58,11 +60,15 @@ class InlineInput(BaseModel):
 
 
 class SubmitRequest(BaseModel):
-    """A JSON submission: parameters and inline inputs."""
+    """A JSON submission: parameters, inline inputs and an ancestor."""
 
     model_config = ConfigDict(extra="forbid")
     params: dict[str, Any] = Field(default_factory=dict, description="The run's parameters.")
     inputs: list[InlineInput] = Field(default_factory=list)
+    ancestor: str | None = Field(
+        None,
+        description="An earlier, succeeded run to compare with: its id or its address.",
+    )
     notify_email: bool | None = Field(
         None,
         description="E-mail the submitter when the run ends (default: their own setting).",
@@ -70,6 +76,23 @@ class SubmitRequest(BaseModel):
     webhook_url: str | None = Field(
         None, description="An http(s) URL to POST a signed JSON message to when the run ends."
     )
+
+
+class Submission(NamedTuple):
+    """What a request submits: inputs, parameters, the ancestor's id if one was named, and
+    the notification wishes (``notify_email``, ``webhook_url``; see
+    :mod:`gristmill.server.notifications`)."""
+
+    inputs: list[InputSource]
+    params: dict[str, Any]
+    ancestor: str | None = None
+    notify_email: bool | None = None
+    webhook_url: str | None = None
+
+    @property
+    def wishes(self) -> notifications.Wishes:
+        """The notifications it asks for, to check and record with the run."""
+        return notifications.Wishes(self.notify_email, self.webhook_url)
 
 
 _FIELDS_OF_KIND = {
@@ -87,7 +110,10 @@ _MESSAGES = {
     ("input", "model_type"): "must be a JSON object with a 'kind'",
     ("kind", "missing"): f"is required ({_KINDS})",
 }
-_FORM_FIELDS = "'files', 'url', 'datafile', 'run', 'params', 'notify_email' and 'webhook_url'"
+_FORM_FIELDS = (
+    "'files', 'url', 'datafile', 'run', 'params', 'ancestor', 'notify_email' and 'webhook_url'"
+)
+_JSON_FIELDS = "'params', 'inputs', 'ancestor', 'notify_email' and 'webhook_url'"
 _YES, _NO = ("true", "1", "on", "yes"), ("false", "0", "off", "no", "")
 UNNAMED_FILE = 'each file needs a file name (filename="..." in its part\'s Content-Disposition)'
 
@@ -116,6 +142,22 @@ class _Reader:
             self.problems.setdefault(where, []).append(str(error))
         return None
 
+    def ancestor(self, text: str | None, where: str) -> str | None:
+        """The id of the run ``text`` names, if the caller may see it (a run it may not see
+        is refused as one that does not exist)."""
+        if text is None or not text.strip():
+            return None
+        try:
+            run_id = ancestor_id(text)
+            visible_run(self.caller, run_id, self.service)
+        except SubmissionError as error:
+            self.problems.setdefault(where, []).extend(error.errors["ancestor"])
+            return None
+        except NotFoundError as error:
+            self.problems.setdefault(where, []).append(str(error))
+            return None
+        return run_id
+
     def run(self, run_id: str, where: str, step: str | None = None) -> InputSource | None:
         try:
             return run_input(self.caller, run_id, self.service, step)
@@ -126,18 +168,17 @@ class _Reader:
 
 def read_submission(
     request: HttpRequest, *, caller: Caller | None = None, service: Service | None = None
-) -> tuple[list[InputSource], dict[str, Any], notifications.Wishes]:
-    """The inputs, parameters and notification wishes (``notify_email``, ``webhook_url``,
-    see :mod:`gristmill.server.notifications`) a request submits for ``caller`` (default: the
-    request's);
+) -> Submission:
+    """The inputs, parameters, ancestor and notification wishes a request submits for
+    ``caller`` (default: the request's);
     :class:`~gristmill.errors.SubmissionError` (400) if it is malformed or names a data file or
     run that ``caller`` may not see, and :class:`SignInRequiredError` for data files named by
     an anonymous caller.
 
     ``multipart/form-data`` carries files in ``files``, URLs in ``url``, data file ids in
     ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs in that order),
-    the parameters as a JSON object in ``params``, and ``notify_email`` (``true``/``false``)
-    and ``webhook_url`` once each; ``application/json`` a
+    the parameters as a JSON object in ``params``, the ancestor in ``ancestor``, and
+    ``notify_email`` (``true``/``false``) and ``webhook_url`` once each; ``application/json`` a
     :class:`SubmitRequest`. A body of any other type is refused (415, see
     :mod:`~gristmill.server.api.bodies`); no body at all submits no inputs and default
     parameters.
@@ -149,9 +190,7 @@ def read_submission(
     return _read_json(request, caller, service)
 
 
-def _read_form(
-    request: HttpRequest, caller: Caller, service: Service
-) -> tuple[list[InputSource], dict[str, Any], notifications.Wishes]:
+def _read_form(request: HttpRequest, caller: Caller, service: Service) -> Submission:
     files, fields = request.FILES, request.POST
     problems: dict[str, list[str]] = {}
     for field in sorted(set(files) - {FILES_FIELD}):
@@ -161,6 +200,7 @@ def _read_form(
     known = {
         FILES_FIELD,
         PARAMS_FIELD,
+        ANCESTOR_FIELD,
         *REFERENCE_FIELDS,
         NOTIFY_EMAIL_FIELD,
         WEBHOOK_FIELD,
@@ -178,6 +218,9 @@ def _read_form(
             params = value
         elif PARAMS_FIELD not in problems:
             problems[PARAMS_FIELD] = ["must be a JSON object"]
+    ancestors = fields.getlist(ANCESTOR_FIELD)
+    if len(ancestors) > 1:
+        problems[ANCESTOR_FIELD] = ["name one ancestor run"]
     wishes = _form_wishes(fields, problems)
     if problems:
         raise SubmissionError(problems)
@@ -195,10 +238,11 @@ def _read_form(
         *(reader.datafile(text, DATAFILE_FIELD) for text in fields.getlist(DATAFILE_FIELD)),
         *(reader.run(text, RUN_FIELD) for text in fields.getlist(RUN_FIELD)),
     ]
+    ancestor = reader.ancestor(ancestors[0] if ancestors else None, ANCESTOR_FIELD)
     if problems:
         raise SubmissionError(problems)
     inputs.extend(source for source in named if source is not None)
-    return inputs, params, wishes
+    return Submission(inputs, params, ancestor, wishes.email, wishes.webhook_url)
 
 
 def _form_wishes(fields: Any, problems: dict[str, list[str]]) -> notifications.Wishes:
@@ -218,9 +262,7 @@ def _form_wishes(fields: Any, problems: dict[str, list[str]]) -> notifications.W
     return notifications.Wishes(email, url)
 
 
-def _read_json(
-    request: HttpRequest, caller: Caller, service: Service
-) -> tuple[list[InputSource], dict[str, Any], notifications.Wishes]:
+def _read_json(request: HttpRequest, caller: Caller, service: Service) -> Submission:
     problems: dict[str, list[str]] = {}
     body = request.body
     data = _parse_json(body, "body", problems) if body.strip() else {}
@@ -238,13 +280,68 @@ def _read_json(
         source = _inline_input(item, f"inputs.{position}", reader)
         if source is not None:
             inputs.append(source)
+    ancestor = reader.ancestor(submission.ancestor, ANCESTOR_FIELD)
     if problems:
         raise SubmissionError(problems)
-    return (
-        inputs,
-        submission.params,
-        notifications.Wishes(submission.notify_email, submission.webhook_url),
+    return Submission(
+        inputs, submission.params, ancestor, submission.notify_email, submission.webhook_url
     )
+
+
+class BulkRequest(BaseModel):
+    """A bulk submission: many runs of one pipeline, each given as a JSON submission."""
+
+    model_config = ConfigDict(extra="forbid")
+    entries: list[SubmitRequest] = Field(
+        description=f"The runs to submit, at most {MAX_BULK_ENTRIES}; all or none are stored."
+    )
+
+
+def read_bulk(request: HttpRequest, *, caller: Caller, service: Service) -> list[Submission]:
+    """The inputs, parameters, ancestor and notification wishes of each entry of a bulk
+    submission (a JSON :class:`BulkRequest`), for ``caller``;
+    :class:`~gristmill.errors.SubmissionError` (400) naming ``entries.<index>.<field>`` if any
+    entry is malformed or names what ``caller`` may not see, or if there are more than
+    :data:`MAX_BULK_ENTRIES` entries. The wishes are checked by the caller of this function
+    (:func:`gristmill.server.notifications.check_wishes`)."""
+    require_media_type(request, JSON)
+    problems: dict[str, list[str]] = {}
+    body = request.body
+    data = _parse_json(body, "body", problems) if body.strip() else None
+    if not problems and not (isinstance(data, dict) and isinstance(data.get("entries"), list)):
+        problems["body"] = ["the body must be a JSON object with a list of 'entries'"]
+    if problems:
+        raise SubmissionError(problems)
+    assert isinstance(data, dict)
+    count = len(data["entries"])
+    if not 0 < count <= MAX_BULK_ENTRIES:
+        given = "none given" if not count else f"{count} given"
+        problems["entries"] = [f"give 1 to {MAX_BULK_ENTRIES} entries; {given}"]
+        raise SubmissionError(problems)
+    for index, entry in enumerate(data["entries"]):
+        if not isinstance(entry, dict):
+            problems[f"entries.{index}"] = ["must be a JSON object with 'params' and 'inputs'"]
+    if problems:
+        raise SubmissionError(problems)
+    try:
+        bulk = BulkRequest.model_validate(data)
+    except PydanticError as error:
+        raise SubmissionError(_pydantic_details(error, "a bulk submission has 'entries'")) from None
+    reader = _Reader(caller, service, problems)
+    entries = []
+    for index, entry in enumerate(bulk.entries):
+        inputs: list[InputSource] = []
+        for position, item in enumerate(entry.inputs):
+            source = _inline_input(item, f"entries.{index}.inputs.{position}", reader)
+            if source is not None:
+                inputs.append(source)
+        ancestor = reader.ancestor(entry.ancestor, f"entries.{index}.ancestor")
+        entries.append(
+            Submission(inputs, entry.params, ancestor, entry.notify_email, entry.webhook_url)
+        )
+    if problems:
+        raise SubmissionError(problems)
+    return entries
 
 
 def _inline_input(item: InlineInput, where: str, reader: _Reader) -> InputSource | None:
@@ -285,17 +382,18 @@ def _parse_json(data: bytes, field: str, problems: dict[str, list[str]]) -> Any:
     return None
 
 
-def _pydantic_details(error: PydanticError) -> dict[str, list[str]]:
+def _pydantic_details(
+    error: PydanticError, fields: str = f"a submission has {_JSON_FIELDS}"
+) -> dict[str, list[str]]:
     details: dict[str, list[str]] = {}
     for problem in error.errors(include_url=False):
         loc = problem["loc"]
         field = ".".join(str(part) for part in loc) or "body"
         last = "input" if loc and isinstance(loc[-1], int) else str(loc[-1]) if loc else ""
         if problem["type"] == "extra_forbidden" and len(loc) == 1:
-            message = (
-                "unknown field (a submission has 'params', 'inputs', 'notify_email' "
-                "and 'webhook_url')"
-            )
+            message = f"unknown field ({fields})"
+        elif problem["type"] == "extra_forbidden":
+            message = f"unknown field (an entry has {_JSON_FIELDS})"
         else:
             message = _MESSAGES.get((last, problem["type"]), problem["msg"])
         details.setdefault(field, []).append(message)
@@ -350,6 +448,11 @@ REQUEST_BODY_DOC: dict[str, Any] = {
                         "type": "string",
                         "description": "The parameters, as a JSON object in text.",
                     },
+                    ANCESTOR_FIELD: {
+                        "type": "string",
+                        "description": "An earlier, succeeded run to compare with: its id or "
+                        "its address.",
+                    },
                     NOTIFY_EMAIL_FIELD: {
                         "type": "string",
                         "enum": ["true", "false"],
@@ -366,3 +469,9 @@ REQUEST_BODY_DOC: dict[str, Any] = {
     },
 }
 """The OpenAPI ``requestBody`` of a submission: either form."""
+
+BULK_BODY_DOC: dict[str, Any] = {
+    "required": True,
+    "content": {"application/json": {"schema": _inline_refs(BulkRequest.model_json_schema())}},
+}
+"""The OpenAPI ``requestBody`` of a bulk submission."""

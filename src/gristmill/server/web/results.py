@@ -26,6 +26,7 @@ from gristmill.app.staleness import Staleness
 from gristmill.app.submission import RunStatus, StepStatus
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.errors import InternalErrorRef
+from gristmill.server.access import session_caller
 from gristmill.server.api.errors import internal_error
 from gristmill.server.api.runs import step_contexts
 from gristmill.states import StepState
@@ -57,7 +58,7 @@ def step_results(
     reasons of those that are stale. While a recomputation runs, the step being recomputed
     still shows its old result."""
     stored = _as_stored(status, staleness.stale_results) if staleness else status
-    contexts = step_contexts(service, stored)
+    contexts = step_contexts(service, stored, staff=session_caller(request).is_staff)
     results = []
     for step in stored.steps:
         if step.state != StepState.SUCCEEDED or step.name not in contexts:

@@ -124,6 +124,7 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
                     form.inputs(),
                     form.params(),
                     owner_id=caller.user_id,
+                    ancestor=form.ancestor(),
                     service=service,
                 )
                 notifications.record(service.settings, run_id, pipeline, caller, wishes)

@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("gristmill", "0008_store_functions_from_columns"),
+        ("gristmill", "0009_map_steps"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
