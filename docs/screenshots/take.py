@@ -170,6 +170,12 @@ def main() -> None:
                 page.wait_for_selector("#datafiles")
                 shot("datafiles")
                 map_runs(server, page, data, shot)
+                page.goto(f"{server.url}pipelines/members-only/")
+                page.click("#submit-button")
+                page.wait_for_selector("#results")
+                page.click("#share-link-make")
+                page.wait_for_selector("#share-link")
+                shot("run-share")
                 stale = data / "stale"
                 stale.mkdir()
                 stale_run(browser, stale, shot_of)

@@ -228,18 +228,31 @@ def worker(
         f"{_where(settings)}, pipelines: {', '.join(p.name for p in registry)}",
         highlight=False,
     )
-    if celery:
-        from gristmill.executors.celery import supervise
+    from gristmill.server.notifier import start_process
 
-        service.store.close()
-        supervise(settings, registry)
-        return
-    Supervisor(
-        make_service,
-        service,
-        workers=settings.workers,
-        queues=list(settings.queues) if settings.queues else None,
-    ).run()
+    # The e-mails and webhooks of ended runs are sent by a process beside the workers, with
+    # either executor. It is forked: it must not share our connections.
+    service.store.before_fork()
+    notifier = start_process(make_service)
+    try:
+        if celery:
+            from gristmill.executors.celery import supervise
+
+            service.store.close()
+            supervise(settings, registry)
+            return
+        Supervisor(
+            make_service,
+            service,
+            workers=settings.workers,
+            queues=list(settings.queues) if settings.queues else None,
+        ).run()
+    finally:
+        notifier.terminate()
+        notifier.join(10)
+        if notifier.is_alive():
+            notifier.kill()
+            notifier.join()
 
 
 def _where(settings: Settings) -> str:

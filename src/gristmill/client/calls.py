@@ -131,12 +131,20 @@ def submit(
     params: Mapping[str, Any] | None,
     files: ExitStack,
     ancestor: str | None = None,
+    *,
+    notify_email: bool | None = None,
+    webhook_url: str | None = None,
 ) -> Call[JsonObject]:
     """A submission: JSON when no input is a local file, else a multipart form whose files
-    ``files`` opens (the caller closes it once the request is sent)."""
+    ``files`` opens (the caller closes it once the request is sent). ``notify_email`` and
+    ``webhook_url`` are sent only when given."""
     path = f"/pipelines/{segment(name)}/runs"
     paths = [Path(item) for item in inputs if isinstance(item, (str, os.PathLike))]
-    named = {"ancestor": ancestor} if ancestor else {}
+    named: dict[str, Any] = {"ancestor": ancestor} if ancestor else {}
+    if notify_email is not None:
+        named["notify_email"] = notify_email
+    if webhook_url is not None:
+        named["webhook_url"] = webhook_url
     if not paths:
         body = {"params": dict(params or {}), "inputs": [_inline(i) for i in inputs], **named}
         return Call("POST", path, _json, json=body)
@@ -145,7 +153,10 @@ def submit(
         "url": [],
         "datafile": [],
         "run": [],
-        **named,
+        **{
+            key: json.dumps(value) if key == "notify_email" else value
+            for key, value in named.items()
+        },
     }
     for item in inputs:
         if isinstance(item, Url):
@@ -171,6 +182,10 @@ class Entry:
     params: Mapping[str, Any] | None = None
     ancestor: str | None = None
     """An earlier, succeeded run to compare with: its id or its address."""
+    notify_email: bool | None = None
+    """E-mail the caller when the run ends (``None``: the user's own setting)."""
+    webhook_url: str | None = None
+    """A URL to call (a signed POST) when the run ends."""
 
 
 def submit_many(name: str, entries: Sequence[Entry | Mapping[str, Any]]) -> Call[JsonObject]:
@@ -189,8 +204,17 @@ def _entry(entry: Entry | Mapping[str, Any], index: int) -> Any:
                 f"entry {index}: {item!r} is a local file; a bulk submission takes texts, JSON "
                 "values, URLs, data files and earlier runs' outputs only"
             )
-    body = {"params": dict(entry.params or {}), "inputs": [_inline(i) for i in entry.inputs]}
-    return {**body, **({"ancestor": entry.ancestor} if entry.ancestor else {})}
+    body: JsonObject = {
+        "params": dict(entry.params or {}),
+        "inputs": [_inline(i) for i in entry.inputs],
+    }
+    if entry.ancestor:
+        body["ancestor"] = entry.ancestor
+    if entry.notify_email is not None:
+        body["notify_email"] = entry.notify_email
+    if entry.webhook_url is not None:
+        body["webhook_url"] = entry.webhook_url
+    return body
 
 
 def _inline(item: Input) -> JsonObject:

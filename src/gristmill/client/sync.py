@@ -68,13 +68,26 @@ class Client:
         *inputs: Input,
         params: Mapping[str, Any] | None = None,
         ancestor: str | None = None,
+        notify_email: bool | None = None,
+        webhook_url: str | None = None,
     ) -> JsonObject:
         """Submit a run of ``pipeline``; return ``{id, url, status_url, ...}``. Paths are
         uploaded; ``Text``, ``Json``, ``Url``, ``DataFile`` and ``RunOutputs`` name other inputs.
         Parameters are JSON values of their types; ``ancestor`` names an earlier, succeeded run
-        to compare with (its id or address). ``InvalidError`` names each refused field."""
+        to compare with (its id or address). ``notify_email`` (default: the user's own
+        setting) e-mails the signed-in caller when the run ends; ``webhook_url`` is called
+        then. ``InvalidError`` names each refused field."""
         with ExitStack() as files:
-            return self._send(calls.submit(pipeline, inputs, params, files, ancestor))
+            call = calls.submit(
+                pipeline,
+                inputs,
+                params,
+                files,
+                ancestor,
+                notify_email=notify_email,
+                webhook_url=webhook_url,
+            )
+            return self._send(call)
 
     def submit_many(
         self, pipeline: str, entries: Sequence[Entry | Mapping[str, Any]]
