@@ -8,7 +8,10 @@ holds one batch's bytes and its findings.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,10 +41,90 @@ def split(
     byte ranges without parsing; other readers' items are written, a batch per file, under
     ``spill`` (a directory in the run's storage)."""
     reader = task.reader()
+    if task.pair_with_ancestor is not None:
+        return _spill(pairs(task, run, spill.parent / "pairs"), storage, spill, task.batch_size)
     if isinstance(reader, JsonLines):
         given = find_input(run, reader.input)
         return _line_ranges(given.path, storage.relative(given.path), task.batch_size)
     return _spill(reader.items(run), storage, spill, task.batch_size)
+
+
+def _ancestor_view(run: RunContext) -> RunContext:
+    """``run`` as the ancestor's reader sees it: the ancestor's inputs, no ancestor."""
+    assert run.ancestor is not None
+    view = copy.copy(run)
+    view.inputs = run.ancestor.inputs
+    view.ancestor = None
+    return view
+
+
+def pairs(task: MapTask, run: RunContext, directory: Path) -> Iterator[list[Any]]:
+    """The items of the run paired with the ancestor's by key, ``[current, ancestor]``, either
+    ``None`` on the side that lacks the key; no ancestor pairs every item with ``None``.
+
+    Memory stays bounded by one partition: both runs' items are streamed once into
+    ``task.pair_partitions`` files by a hash of the key, then each partition is read whole,
+    paired and yielded (this run's items in reading order, then the ancestor's removed items).
+    Two items of one run with the same key are a :class:`TaskError` naming both.
+    """
+    count = task.pair_partitions
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"partition-{n:04d}.jsonl" for n in range(count)]
+    sides: list[tuple[str, RunContext]] = [("current", run)]
+    if run.ancestor is not None:
+        sides.append(("ancestor", _ancestor_view(run)))
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context(path.open("w", encoding="utf-8")) for path in paths]
+        reader = task.reader()
+        for side, view in sides:
+            for number, item in enumerate(reader.items(view), 1):
+                key = _key_text(task, item, number, side)
+                out = outs[zlib.crc32(key.encode()) % count]
+                try:
+                    out.write(json.dumps([side, number, key, item], separators=(",", ":")))
+                except (TypeError, ValueError) as error:
+                    raise TaskError(
+                        f"item {number} of the {side} run cannot be stored as JSON: {error}"
+                    ) from None
+                out.write("\n")
+    ancestor = run.ancestor.id if run.ancestor is not None else ""
+    for path in paths:
+        current: dict[str, tuple[int, Any]] = {}
+        earlier: dict[str, tuple[int, Any]] = {}
+        with path.open(encoding="utf-8") as stream:
+            for line in stream:
+                side, number, key, item = json.loads(line)
+                seen = current if side == "current" else earlier
+                if key in seen:
+                    where = "this run" if side == "current" else f"the ancestor run {ancestor}"
+                    raise TaskError(
+                        f"items {seen[key][0]} and {number} of {where} have the same key {key}: "
+                        f"step `{task.step_name}` pairs items by a key that must be unique"
+                    )
+                seen[key] = (number, item)
+        path.unlink()
+        for key, (_, item) in sorted(current.items(), key=lambda entry: entry[1][0]):
+            found = earlier.pop(key, None)
+            yield [item, found[1] if found else None]
+        for _, item in sorted(earlier.values(), key=lambda entry: entry[0]):
+            yield [None, item]
+
+
+def _key_text(task: MapTask, item: Any, number: int, side: str) -> str:
+    try:
+        key = task.pair_key(item)
+        return json.dumps(key, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except TaskError as error:
+        raise TaskError(f"item {number} of the {side} run: {error.message}") from None
+    except (TypeError, ValueError) as error:
+        raise TaskError(
+            f"item {number} of the {side} run has a key that is not JSON: {error}"
+        ) from None
+    except Exception as error:
+        raise TaskError(
+            f"item {number} of the {side} run: its key cannot be found: "
+            f"{type(error).__name__}: {error}"
+        ) from None
 
 
 def _line_ranges(path: Path, source: str, size: int) -> tuple[int, list[BatchSpec]]:
