@@ -502,3 +502,5 @@ def tally(run: RunContext) -> dict[str, Any]:
 
 mapping = Pipeline("mapping", [check_failing, tally], params=MapParams)
 mapping_continue = Pipeline("mapping-continue", [check_continuing, tally], params=MapParams)
+
+from gristmill.demo.records import records_check  # noqa: E402, F401  (map steps, filtered runs)

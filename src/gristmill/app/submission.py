@@ -252,9 +252,10 @@ def _to_filter(service: Service, pipeline: Pipeline, source: RunItems) -> InputR
     maps = [task for task in earlier.steps if isinstance(task, MapTask)]
     names = ", ".join(f"`{task.step_name}`" for task in maps) or "none"
     if source.step is None:
-        if len(maps) != 1:
+        unpaired = [task for task in maps if task.pair_with_ancestor is None]
+        if len(unpaired) != 1:
             raise refuse(f"name the map step whose items to take (run {run.id} has: {names})")
-        task = maps[0]
+        task = unpaired[0]
     else:
         found = [task for task in maps if task.step_name == source.step]
         if not found:

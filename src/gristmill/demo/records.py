@@ -300,6 +300,8 @@ records_check = Pipeline(
         "Checks a JSON Lines dataset of contracting records field by field in batches, reports "
         "pass rates with examples, and compares with the previous run of the same source."
     ),
-    inputs=Inputs(kinds=["file", "url", "datafile"], extensions=["jsonl"], max_size=2 << 30),
+    inputs=Inputs(
+        kinds=["file", "url", "datafile", "items"], extensions=["jsonl"], max_size=2 << 30
+    ),
     ancestor="previous",
 )

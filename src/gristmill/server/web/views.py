@@ -41,6 +41,7 @@ from gristmill.server.access import (
 from gristmill.server.api.errors import error_response
 from gristmill.server.api.schemas import API_ROOT
 from gristmill.server.statuses import answer_for, status_of
+from gristmill.server.web.filtered import filter_form, filtered_from
 from gristmill.server.web.forms import SubmissionForm
 from gristmill.server.web.history import RunFilter
 from gristmill.server.web.history import run_page as runs_page
@@ -147,6 +148,8 @@ def run_page(request: HttpRequest, run_id: str) -> HttpResponse:
     pipeline = registry.get(status.run.pipeline) if status.run.pipeline in registry else None
     context: dict[str, Any] = run_page_context(service, status, pipeline)
     context["may_pin"] = actions.pin_refusal(caller, status.run.owner_id) is None
+    context["filter_form"] = filter_form(service, caller, status, pipeline)
+    context["filtered_from"] = filtered_from(status)
     if context["shows_results"]:
         status, staleness = context["status"], context["staleness"]
         context["results"] = step_results(service, status, pipeline, request, staleness)
