@@ -103,7 +103,7 @@ def test_a_bad_filter_is_refused_with_a_message_per_field(site: Service) -> None
         f"{API}/pipelines/trivial/runs",
         "{}",
         content_type="application/json",
-        **{"headers": bearer(other)},
+        headers=bearer(other),
     )
     assert hidden.status_code == 201, hidden.content
     cases: list[tuple[dict[str, Any], str, str]] = [
