@@ -109,3 +109,28 @@ def test_the_pairing_options_are_checked_when_the_step_is_defined() -> None:
         map_step(items=items.json_lines(), pair_with_ancestor="id", pair_partitions=0, name="c")(
             lambda c, a, r: None
         )
+
+
+def test_items_of_a_generator_reader_are_paired_too(
+    make_service: MakeService, tmp_path: Path
+) -> None:
+    def rows(run: RunContext) -> Any:
+        text = run.input.path.read_text(encoding="utf-8")
+        for line in text.splitlines():
+            yield json.loads(line)
+
+    @map_step(items=rows, pair_with_ancestor=lambda item: item["id"] % 1000, batch_size=3)
+    def compare(current: Any, earlier: Any, run: RunContext) -> Any:
+        return {"kind": "pair", "now": current and current["v"], "was": earlier and earlier["v"]}
+
+    service = make_service(Pipeline("compare", [compare], inputs=Inputs(min_count=1)))
+    first = run(service, records(tmp_path / "a.jsonl", [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}]))
+    second = run(
+        service,
+        records(tmp_path / "b.jsonl", [{"id": 1002, "v": "c"}, {"id": 3, "v": "d"}]),
+        ancestor=first,
+    )
+    status = get_run(second, service=service)
+    assert status.state == RunState.SUCCEEDED, status.error
+    examples = status.result("compare")["examples"]["pair"]
+    assert {(e["now"], e["was"]) for e in examples} == {("c", "b"), ("d", None), (None, "a")}
