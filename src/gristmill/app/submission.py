@@ -508,9 +508,12 @@ def _ancestor(
 ) -> str | None:
     """The checked id of the run's ancestor: the one given, or with ``ancestor="previous"``
     the previous run of the same source by the same owner (none for a submitter without an
-    account, or a run without inputs)."""
+    account, a run without inputs, or a filtered run: two filters' items are not one source
+    seen twice)."""
     if given is None or not given.strip():
         if pipeline.ancestor != PREVIOUS or owner_id is None or not inputs:
+            return None
+        if inputs[0].kind == InputKind.ITEMS:
             return None
         return service.store.previous_run(pipeline.name, owner_id, inputs[0])
     run_id = ancestor_id(given)

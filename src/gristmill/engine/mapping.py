@@ -24,6 +24,9 @@ from gristmill.states import BatchState
 from gristmill.storage import FilesystemStorage
 from gristmill.store.base import BatchSpec, MapStatus, Store
 
+_quoted = json.encoder.encode_basestring_ascii
+"""A string as JSON text, as ``json.dumps`` writes it (in C)."""
+
 CHUNK = 1 << 20
 """Bytes the splitter reads at a time."""
 
@@ -163,6 +166,10 @@ def _spill_lines(
 def _key_text(task: MapTask, item: Any, number: int, side: str) -> str:
     try:
         key = task.pair_key(item)
+        if type(key) is str:  # the common keys, without json.dumps's overhead
+            return _quoted(key)
+        if type(key) is int:
+            return str(key)
         return json.dumps(key, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except TaskError as error:
         raise TaskError(f"item {number} of the {side} run: {error.message}") from None
