@@ -57,6 +57,8 @@ def measure(kind: str, items: int, partitions: int, data: Path) -> dict[str, Any
         pair_partitions=partitions,
     )
     def paired(current: Any, earlier: Any, run: RunContext) -> Any:
+        if run.ancestor is None:  # the ancestor's own run: nothing to compare with
+            return None
         if current is None or earlier is None or current != earlier:
             return {"kind": "changed"}
         return None

@@ -73,6 +73,7 @@ def test_the_demo_compares_with_the_previous_run_and_a_filtered_run_takes_the_fa
     )
     by_path = wait(answer.json()["id"], timeout=120, service=site)
     assert by_path.state == "succeeded", by_path.error
+    assert by_path.run.ancestor_id is None  # not the filtered run before: no automatic ancestor
     pending = {c["check"]: c["failed"] for c in report["checks"]}["unknown-status"]
     assert by_path.result("RecordsReport")["items"] == pending
 

@@ -41,6 +41,8 @@ def filter_form(
     run = status.run
     if pipeline is None or not run.state.is_terminal or run.state == RunState.EXPIRED:
         return None
+    if not any(isinstance(task, MapTask) for task in pipeline.steps):
+        return None  # asks the database nothing for the pipelines without map steps
     maps = {m.step: m for m in service.store.map_status(run.id) if m.complete}
     steps = [
         {"name": task.step_name, "kinds": sorted(maps[task.step_name].counts)}
