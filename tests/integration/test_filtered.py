@@ -1,5 +1,6 @@
-"""Filtered runs and the records demo through the API, with real workers, on each database:
-the demo's report and comparison, a filtered run of the failing items, and the refusals."""
+"""Filtered runs and the records demo through the API, with real workers (local, and Celery on
+Redis and on RabbitMQ) on each database: the demo's report and comparison with the previous
+run, filtered runs of the failing items (API and the run page's form), and the refusals."""
 
 from __future__ import annotations
 
@@ -35,9 +36,9 @@ def submit_json(client: Any, body: dict[str, Any], headers: dict[str, str]) -> A
 
 
 def test_the_demo_compares_with_the_previous_run_and_a_filtered_run_takes_the_failing_items(
-    site: Service, workers: Workers
+    site: Service, any_workers: Workers
 ) -> None:
-    workers.start(2)
+    any_workers.start(2)  # local workers, and Celery workers on Redis and on RabbitMQ
     user = make_user()
     client, headers = browser(), bearer(user)
     first = upload(client, DATA / "records.jsonl", headers)
