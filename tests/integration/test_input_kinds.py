@@ -257,7 +257,7 @@ def test_a_url_in_an_allowed_network_is_fetched_as_an_input(
         (
             {"kind": "zip"},
             "inputs.0.kind",
-            "unknown input kind 'zip' (use json, text, url, datafile or run)",
+            "unknown input kind 'zip' (use json, text, url, datafile, run or items)",
         ),
     ],
 )

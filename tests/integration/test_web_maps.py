@@ -72,6 +72,7 @@ def test_an_ended_map_shows_its_aggregate_and_failed_batch_and_retries_it(
         "retry-batches",
         "rerun",
         "pin",
+        "filtered-submit",  # a new run from these items
         "delete-confirm",
     ]
 

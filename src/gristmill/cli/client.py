@@ -17,7 +17,7 @@ from rich.console import Console
 from gristmill.authoring.validation import params_from_text
 from gristmill.cli.display import map_lines, run_display
 from gristmill.cli.options import param_option, parse_params
-from gristmill.client import Client, ResponseError, ServerUnreachableError
+from gristmill.client import Client, ResponseError, RunItems, ServerUnreachableError
 from gristmill.client.config import POLL_SECONDS
 from gristmill.states import RunState
 
@@ -115,6 +115,24 @@ def _print_status(status: dict[str, Any]) -> None:
     metavar="RUN",
     help="An earlier, succeeded run to compare with: its id or its address.",
 )
+@click.option(
+    "--from-run",
+    metavar="RUN",
+    help="A filtered run: take the items of this earlier run's map step that match "
+    "--where or --with-finding.",
+)
+@click.option("--step", metavar="STEP", help="With --from-run: the map step whose items to take.")
+@click.option(
+    "--where",
+    metavar="PATH=VALUE",
+    help="With --from-run: the items where a JSON path has a value, e.g. $.buyer.id=GB-1 "
+    "(VALUE is read as JSON if it is JSON, else as text).",
+)
+@click.option(
+    "--with-finding",
+    metavar="KIND",
+    help="With --from-run: the items with a finding of this kind.",
+)
 @server_option
 def submit(
     pipeline: str,
@@ -123,9 +141,16 @@ def submit(
     wait: bool,
     bulk: Path | None,
     ancestor: str | None,
+    from_run: str | None,
+    step: str | None,
+    where: str | None,
+    with_finding: str | None,
     server: str,
 ) -> None:
     """Submit FILES to PIPELINE on a server and print the run's id.
+
+    With --from-run RUN and --where PATH=VALUE or --with-finding KIND, the run's input is the
+    items of RUN's map step that match (a filtered run), chosen by the server's worker.
 
     With --bulk FILE.jsonl, each line of the file is one run, a JSON object as the API's JSON
     submission takes it: {"params": {...}, "inputs": [{"kind": "text", "text": "..."}]}.
@@ -140,13 +165,17 @@ def submit(
             )
         _submit_bulk(pipeline, bulk, params, server)
         return
+    inputs: list[Any] = list(files)
+    filtered = _filtered_input(from_run, step, where, with_finding)
+    if filtered is not None:
+        inputs.append(filtered)
     with _client(server) as client:
         # The API takes parameters as JSON values of their types: convert the texts by the
         # pipeline's parameter schema ("5" for an integer is 5).
         schema = client.pipeline(pipeline)["params_schema"]
         answer = client.submit(
             pipeline,
-            *files,
+            *inputs,
             params=params_from_text(schema, parse_params(params)),
             ancestor=ancestor,
         )
@@ -158,6 +187,29 @@ def submit(
             _print_status(status)
             if status["state"] != "succeeded":
                 sys.exit(1)
+
+
+def _filtered_input(
+    from_run: str | None, step: str | None, where: str | None, with_finding: str | None
+) -> RunItems | None:
+    """The items input --from-run, --where and --with-finding name (None without them)."""
+    if from_run is None:
+        if step or where or with_finding:
+            _fail("--step, --where and --with-finding go with --from-run RUN", 2)
+        return None
+    if (where is None) == (with_finding is None):
+        _fail("--from-run takes --where PATH=VALUE or --with-finding KIND (one of them)", 2)
+    if with_finding is not None:
+        return RunItems(from_run, step, finding=with_finding)
+    assert where is not None
+    path, equals, text = where.partition("=")
+    if not equals or not path.strip():
+        _fail(f"--where takes PATH=VALUE, e.g. $.buyer.id=GB-1; got {where!r}", 2)
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        value = text
+    return RunItems(from_run, step, where=path.strip(), value=value)
 
 
 def _read_bulk(path: Path) -> tuple[list[dict[str, Any]], list[int]]:

@@ -62,10 +62,23 @@ class RunOutputs:
     step: str | None = None
 
 
+@dataclass(frozen=True)
+class RunItems:
+    """The items of an earlier run's map step that match a filter (a filtered run): those
+    where the JSON path ``where`` equals ``value``, or those with a finding of kind
+    ``finding``. ``step`` may be left out when the run has one map step."""
+
+    run: str
+    step: str | None = None
+    where: str | None = None
+    value: Any = None
+    finding: str | None = None
+
+
 PathLike = str | os.PathLike[str]
 """A local file's path."""
 
-Input = str | os.PathLike[str] | Text | Json | Url | DataFile | RunOutputs
+Input = str | os.PathLike[str] | Text | Json | Url | DataFile | RunOutputs | RunItems
 """A path (a local file, uploaded) or one of the inputs above."""
 
 
@@ -226,6 +239,15 @@ def _inline(item: Input) -> JsonObject:
         return {"kind": "url", "url": item.url}
     if isinstance(item, DataFile):
         return {"kind": "datafile", "id": item.id}
+    if isinstance(item, RunItems):
+        chosen: JsonObject = {"kind": "items", "run": item.run}
+        if item.step is not None:
+            chosen["step"] = item.step
+        if item.finding is not None:
+            chosen["finding"] = item.finding
+        else:
+            chosen["where"], chosen["value"] = item.where, item.value
+        return chosen
     assert isinstance(item, RunOutputs)
     return {"kind": "run", "run": item.run, **({"step": item.step} if item.step else {})}
 

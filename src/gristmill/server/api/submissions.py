@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticError
 from gristmill.app.service import Service, default_service
 from gristmill.app.submission import MAX_BULK_ENTRIES, ancestor_id
 from gristmill.authoring import jsonload
-from gristmill.authoring.inputs import InputSource, JsonInput, TextInput, Upload
+from gristmill.authoring.inputs import InputSource, JsonInput, RunItems, TextInput, Upload
 from gristmill.errors import NotFoundError, SignInRequiredError, SubmissionError
 from gristmill.server import datafiles, notifications
 from gristmill.server.access import Caller, visible_run
@@ -44,9 +44,11 @@ class InlineInput(BaseModel):
 
     model_config = ConfigDict(extra="allow")  # a stray field gets a message of our own
     kind: str = Field(
-        description="json, text, url, datafile or run (files are uploaded as multipart)"
+        description="json, text, url, datafile, run or items (files are uploaded as multipart)"
     )
-    value: Any = Field(None, description="For kind json: the JSON value.")
+    value: Any = Field(
+        None, description="For kind json: the JSON value; for kind items: the value to match."
+    )
     text: str | None = Field(None, description="For kind text: the text.")
     name: str | None = Field(
         None, description="For kinds json and text: a file name (input.json/.txt)."
@@ -54,9 +56,21 @@ class InlineInput(BaseModel):
     url: str | None = Field(None, description="For kind url: the http(s) URL to fetch.")
     id: str | None = Field(None, description="For kind datafile: the data file's id.")
     run: str | None = Field(
-        None, description="For kind run: the id of an earlier run, whose outputs become inputs."
+        None,
+        description="For kind run: the id of an earlier run, whose outputs become inputs; for "
+        "kind items: the earlier run whose items to take.",
     )
-    step: str | None = Field(None, description="For kind run: only this step's outputs.")
+    step: str | None = Field(
+        None,
+        description="For kind run: only this step's outputs; for kind items: the map step whose "
+        "items to take (may be left out if the run has one).",
+    )
+    where: str | None = Field(
+        None, description='For kind items: a JSON path, e.g. "$.buyer.id", equal to value.'
+    )
+    finding: str | None = Field(
+        None, description="For kind items: take the items with a finding of this kind."
+    )
 
 
 class SubmitRequest(BaseModel):
@@ -101,9 +115,17 @@ _FIELDS_OF_KIND = {
     "url": {"kind", "url"},
     "datafile": {"kind", "id"},
     "run": {"kind", "run", "step"},
+    "items": {"kind", "run", "step", "where", "value", "finding"},
 }
-_REQUIRED_OF_KIND = {"json": "value", "text": "text", "url": "url", "datafile": "id", "run": "run"}
-_KINDS = "json, text, url, datafile or run"
+_REQUIRED_OF_KIND = {
+    "json": "value",
+    "text": "text",
+    "url": "url",
+    "datafile": "id",
+    "run": "run",
+    "items": "run",
+}
+_KINDS = "json, text, url, datafile, run or items"
 _MESSAGES = {
     ("params", "dict_type"): "must be a JSON object",
     ("inputs", "list_type"): "must be a list of inputs",
@@ -164,6 +186,39 @@ class _Reader:
         except NotFoundError as error:
             self.problems.setdefault(where, []).append(str(error))
         return None
+
+    def items(self, item: InlineInput, given: set[str], where: str) -> InputSource | None:
+        """An items input (a filtered run), its filter checked field by field, if the caller
+        may see its run (a run it may not see is refused as one that does not exist)."""
+        from gristmill.authoring.filters import parse_path
+
+        if ("where" in given) == ("finding" in given):
+            self.problems[where] = ["give either 'where' and 'value', or 'finding'"]
+            return None
+        if "where" in given:
+            if "value" not in given:
+                self.problems[f"{where}.value"] = ["is required with 'where'"]
+                return None
+            try:
+                parse_path(item.where or "")
+            except ValueError as error:
+                self.problems[f"{where}.where"] = [str(error)]
+                return None
+        elif not item.finding:
+            self.problems[f"{where}.finding"] = ["must be a finding kind"]
+            return None
+        try:
+            status = visible_run(self.caller, str(item.run), self.service)
+        except NotFoundError as error:
+            self.problems[f"{where}.run"] = [str(error)]
+            return None
+        return RunItems(
+            status.id,
+            item.step,
+            where=item.where if "where" in given else None,
+            value=item.value,
+            finding=item.finding if "finding" in given else None,
+        )
 
 
 def read_submission(
@@ -371,6 +426,8 @@ def _inline_input(item: InlineInput, where: str, reader: _Reader) -> InputSource
         return reader.url(value, f"{where}.url")
     if kind == "datafile":
         return reader.datafile(value, f"{where}.id")
+    if kind == "items":
+        return reader.items(item, given, where)
     return reader.run(value, f"{where}.run", item.step)
 
 

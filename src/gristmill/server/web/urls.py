@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from gristmill.server.web import datafiles, sharing, views
+from gristmill.server.web import datafiles, filtered, sharing, views
 
 app_name = "gristmill-web"
 
@@ -25,6 +25,7 @@ urlpatterns = [
         views.run_action,
         name="run-action",
     ),
+    path("runs/<str:run_id>/filtered/", filtered.new_filtered_run, name="run-filtered"),
     path(
         "sign-in/",
         auth_views.LoginView.as_view(template_name="gristmill/sign_in.html"),

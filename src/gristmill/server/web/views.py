@@ -41,6 +41,7 @@ from gristmill.server.access import (
 from gristmill.server.api.errors import error_response
 from gristmill.server.api.schemas import API_ROOT
 from gristmill.server.statuses import answer_for, status_of
+from gristmill.server.web.filtered import filter_form, filtered_from
 from gristmill.server.web.forms import SubmissionForm
 from gristmill.server.web.history import RunFilter
 from gristmill.server.web.history import run_page as runs_page
@@ -168,6 +169,8 @@ def run_page(request: HttpRequest, run_id: str) -> HttpResponse:
     )
     if "findings" in request.GET and "maps" in context:
         context["findings"] = findings_table(service, status, context["maps"], request.GET)
+    context["filter_form"] = filter_form(service, caller, status, pipeline)
+    context["filtered_from"] = filtered_from(status)
     if context["shows_results"]:
         status, staleness = context["status"], context["staleness"]
         results = step_results(service, status, pipeline, request, staleness)
