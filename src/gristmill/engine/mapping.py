@@ -233,31 +233,16 @@ def _after_newlines(chunk: bytes, start: int, count: int, average: int) -> int:
 def _spill(
     items: Iterator[Any], storage: FilesystemStorage, spill: Path, size: int
 ) -> tuple[int, list[BatchSpec]]:
-    spill.mkdir(parents=True, exist_ok=True)
-    batches: list[BatchSpec] = []
-    total = 0
-    out = None
-    try:
-        for item in items:
-            if total % size == 0:
-                if out is not None:
-                    out.close()
-                path = spill / f"batch-{len(batches) + 1:06d}.jsonl"
-                out = path.open("w", encoding="utf-8")
-                batches.append(BatchSpec(len(batches) + 1, total + 1, 0, storage.relative(path)))
+    """Write items as JSON text to batch files of ``size`` lines."""
+
+    def encoded() -> Iterator[str]:
+        for number, item in enumerate(items, 1):
             try:
-                out.write(json.dumps(item, separators=(",", ":")) + "\n")  # type: ignore[union-attr]
+                yield json.dumps(item, separators=(",", ":"))
             except (TypeError, ValueError) as error:
-                raise TaskError(f"item {total + 1} cannot be stored as JSON: {error}") from None
-            total += 1
-    finally:
-        if out is not None:
-            out.close()
-    specs = [
-        BatchSpec(b.number, b.first_item, min(size, total - b.first_item + 1), b.source)
-        for b in batches
-    ]
-    return total, specs
+                raise TaskError(f"item {number} cannot be stored as JSON: {error}") from None
+
+    return _spill_lines(encoded(), storage, spill, size)
 
 
 def batch_lines(storage: FilesystemStorage, spec: BatchSpec) -> list[str]:
