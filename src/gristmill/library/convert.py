@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.authoring.context import RunContext
-from gristmill.authoring.sniffing import sniff
 from gristmill.errors import DefinitionError, TaskError
 from gristmill.library.base import LibraryTask
 from gristmill.library.flattening import flatten, to_cell
-from gristmill.library.reading import ItemReader
+from gristmill.library.reading import ItemReader, judge
 
 XLSX_MAX_COLUMNS = 16_384
 """The most columns an XLSX sheet can have."""
@@ -45,7 +44,7 @@ class SpreadsheetToJson(LibraryTask):
     def is_applicable(self, run: RunContext) -> bool:
         if self.sources:
             return True
-        return bool(run.inputs) and sniff(run.inputs[0].path) in ("csv", "xlsx")
+        return bool(run.inputs) and judge(run.input.name, run.input.path) in ("csv", "xlsx")
 
     def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
         file = self.data(run)
@@ -88,7 +87,7 @@ class JsonToSpreadsheet(LibraryTask):
     def is_applicable(self, run: RunContext) -> bool:
         if self.sources:
             return True
-        return bool(run.inputs) and sniff(run.inputs[0].path) in ("json", "jsonl")
+        return bool(run.inputs) and judge(run.input.name, run.input.path) in ("json", "jsonl")
 
     def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
         file = self.data(run)

@@ -1,8 +1,9 @@
 """Running Python code sent with a run: full code execution, for trusted administrators.
 
 :class:`EvaluatePython` runs the code held in a pipeline parameter with the worker's Python
-interpreter (``python -I -c CODE -- INPUT``), as a :class:`~gristmill.Command`: no shell, a
-scrubbed environment, its own process group, a time limit, stdout and stderr in the run log.
+interpreter (``python -I -c CODE INPUT``: the input's path is ``sys.argv[1]``), as a
+:class:`~gristmill.Command`: no shell, a scrubbed environment, its own process group, a time
+limit, stdout and stderr in the run log.
 It is **code execution, not a sandbox**: the code can do whatever the worker's user can.
 
 It is off unless the server enables it (``GRISTMILL_ALLOW_PYTHON_STEPS=1``): otherwise the
@@ -49,7 +50,7 @@ class EvaluatePython(Command):
     ):
         super().__init__(
             name,
-            [sys.executable, "-I", "-c", f"{{params.{param}}}", "--", "{input}"],
+            [sys.executable, "-I", "-c", f"{{params.{param}}}", "{input}"],
             outputs=outputs,
             timeout=timeout,
             stdout_json=stdout_json,

@@ -59,9 +59,23 @@ def data_file(run: RunContext, sources: Sequence[str]) -> DataFile:
         files = run.upstream_files(step)
         if files:
             chosen = files[0]
-            return DataFile(f"{step}/{chosen.name}", chosen.path, sniff(chosen.path))
+            return DataFile(f"{step}/{chosen.name}", chosen.path, judge(chosen.name, chosen.path))
     item = run.input
-    return DataFile(item.name, item.path, sniff(item.path))
+    return DataFile(item.name, item.path, judge(item.name, item.path))
+
+
+def judge(name: str, path: Path) -> str | None:
+    """The format of the file ``name`` at ``path``: by content
+    (:func:`~gristmill.authoring.sniffing.sniff`), except that a damaged ZIP called ``.xlsx``
+    is taken for a workbook (so that its reader says what is wrong), and text called
+    ``.csv`` or ``.tsv`` whose rows differ in width for a table."""
+    found = sniff(path)
+    suffix = Path(name).suffix.lower()
+    if found == "zip" and suffix == ".xlsx":
+        return "xlsx"
+    if found in ("txt", "tsv") and suffix in (".csv", ".tsv"):
+        return "csv"
+    return "csv" if found == "tsv" else found
 
 
 def check_readable(file: DataFile, formats: Sequence[str] = READABLE) -> str:
@@ -75,11 +89,6 @@ def check_readable(file: DataFile, formats: Sequence[str] = READABLE) -> str:
     if any(head.startswith(bom) for bom in _BOMS):
         raise TaskError(f"{file.name} is UTF-16 or UTF-32 text; save it as UTF-8")
     found = file.format
-    suffix = Path(file.name).suffix.lower()
-    if found == "zip" and suffix == ".xlsx" and "xlsx" in formats:
-        found = "xlsx"  # a damaged workbook: the reader says what is wrong with it
-    if found in ("txt", "tsv") and suffix in (".csv", ".tsv") and "csv" in formats:
-        found = "csv"  # rows of different widths, or tabs: still a table to read
     if found is None or found not in formats:
         accepted = ", ".join(describe(kind) for kind in formats)
         raise TaskError(f"{file.name} is {describe(file.format)}; this step reads {accepted}")
@@ -212,10 +221,10 @@ class ItemReader:
                     raise
 
     def _csv(self) -> Iterator[Any]:
-        dialect = _csv_dialect(self.file.path)
+        delimiter = _csv_delimiter(self.file.path)
         with self._open() as stream:
             text = io.TextIOWrapper(io.BufferedReader(stream, _CHUNK), encoding="utf-8-sig")
-            reader = csv.reader(text, dialect)
+            reader = csv.reader(text, delimiter=delimiter)
             try:
                 header = next(reader, None)
                 if header is None:
@@ -305,14 +314,16 @@ def _refuse_document_types(file: DataFile) -> None:
         raise TaskError(f"{file.name} is not a readable XLSX file: {error}") from None
 
 
-def _csv_dialect(path: Path) -> type[csv.Dialect] | csv.Dialect:
+def _csv_delimiter(path: Path) -> str:
+    # Only the delimiter is guessed: quoting is always '"', as every spreadsheet writes it (a
+    # guessed quote character takes a value starting with ' for a quoted one).
     with path.open("rb") as stream:
         head = stream.read(64 * 1024).decode("utf-8", errors="replace")
     lines = head.splitlines()[:50]
     try:
-        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|")
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
     except csv.Error:
-        return csv.excel
+        return ","
 
 
 def _utf8_error_start(data: bytes) -> int:
