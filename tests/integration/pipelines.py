@@ -14,6 +14,14 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from gristmill import Command, Inputs, Pipeline, RunContext, Task, TaskError, task
+from gristmill.library import (
+    DetectFormat,
+    FieldStatistics,
+    JsonToSpreadsheet,
+    Sample,
+    SpreadsheetToJson,
+    ValidateSchema,
+)
 
 OPTIONAL = Inputs(min_count=0)
 
@@ -393,3 +401,39 @@ def noisy(run: RunContext) -> dict[str, int]:
 
 
 noisy_library = Pipeline("noisy-library", [noisy], inputs=Inputs(kinds=["file", "text"]))
+
+
+# -- the task library (test_library.py) -----------------------------------------------------
+
+PARTY_SCHEMA = {
+    "type": "object",
+    "required": ["id"],
+    "properties": {
+        "id": {"type": "string"},
+        "parties": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+        },
+    },
+}
+
+
+class CheckParams(BaseModel):
+    sample: int = Field(0, ge=0, description="Check only this many items (0: all)")
+
+
+DATA = ("Sample", "SpreadsheetToJson")
+
+library_check = Pipeline(
+    "library-check",
+    [
+        DetectFormat(),
+        SpreadsheetToJson(),
+        Sample(param="sample", mode="random", seed=1, source=("SpreadsheetToJson",)),
+        ValidateSchema(PARTY_SCHEMA, source=DATA),
+        FieldStatistics(PARTY_SCHEMA, source=DATA),
+        JsonToSpreadsheet(source=("SpreadsheetToJson",)),
+    ],
+    params=CheckParams,
+    inputs=Inputs(kinds=["file"]),
+)
