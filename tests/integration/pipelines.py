@@ -270,6 +270,9 @@ json_only = Pipeline("json-only", [one], params=Params, inputs=Inputs(kinds=["js
 
 members_only = Pipeline("members-only", [one], params=Params, inputs=OPTIONAL, access="signed-in")
 staff_only = Pipeline("staff-only", [one], params=Params, inputs=OPTIONAL, access="staff")
+superusers_only = Pipeline(
+    "superusers-only", [one], params=Params, inputs=OPTIONAL, access="superuser"
+)
 
 
 @task

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import openpyxl
 
 from gristmill import RunState
 from gristmill.app.service import Service
 from gristmill.app.submission import submit, wait
+from gristmill.executors.inline import run_inline
 from tests.integration.conftest import Workers
+
+if TYPE_CHECKING:
+    from django.test import Client
 
 
 def workbook(path: Path, rows: int) -> Path:
@@ -83,3 +88,23 @@ def test_broken_json_fails_the_run_with_its_line_and_column(
     assert (
         status.error == "broken.json is not valid JSON: Unexpected symbol ',' at line 2 column 13"
     )
+
+
+def test_the_results_page_shows_each_library_step_readably_without_server_paths(
+    service: Service, web: Client, tmp_path: Path
+) -> None:
+    data = tmp_path / "parties.json"
+    items = [{"id": f"p{n}", "parties": [{"name": n}], "note": "x"} for n in range(300)]
+    data.write_text(json.dumps(items), encoding="utf-8")
+    run_id = submit("library-check", [data], service=service)
+    assert run_inline(service, run_id) == RunState.SUCCEEDED
+
+    response = web.get(f"/runs/{run_id}/")
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "parties.json is JSON." in text
+    assert "300 items in parties.json: 0 valid, 300 with 300 errors (1 kind)" in text
+    assert "type at $.parties[*].name" in text
+    assert str(service.settings.data_dir) not in text
+    assert str(tmp_path) not in text

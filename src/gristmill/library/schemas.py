@@ -149,6 +149,10 @@ class Groups:
         return sorted(self.groups.values(), key=lambda g: (-g["count"], g["path"], g["keyword"]))
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
+
+
 class ValidateSchema(LibraryTask):
     """Check each item against a JSON Schema; errors grouped by kind (see the module)."""
 
@@ -219,7 +223,7 @@ class ValidateSchema(LibraryTask):
         summary = (
             f"{result['items']:,} items in {result['file']}: {result['valid_items']:,} valid, "
             f"{result['invalid_items']:,} with {result['errors']:,} errors "
-            f"({len(result['groups']):,} kinds)"
+            f"({_count(len(result['groups']), 'kind')})"
         )
         rows = [
             {
