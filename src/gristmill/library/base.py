@@ -3,6 +3,7 @@ configuration, and a loop over items that reports progress and honours cancellat
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
@@ -10,7 +11,7 @@ from typing import Any
 
 from gristmill.authoring.context import RunContext
 from gristmill.authoring.tasks import Task
-from gristmill.errors import DefinitionError
+from gristmill.errors import DefinitionError, TaskError
 from gristmill.library.reading import DataFile, ItemReader, data_file
 
 LIBRARY_VERSION = "1"
@@ -62,12 +63,24 @@ class LibraryTask(Task):
 
     def each_item(self, run: RunContext, reader: ItemReader) -> Iterator[tuple[int, Any]]:
         """(index, item) for every item ``reader`` yields, reporting progress and checking for
-        cancellation every thousand items and at the end."""
-        index = -1
+        cancellation every thousand items and at the end. Use it inside :meth:`nesting`."""
+        reader.index = -1
         for index, item in enumerate(reader):
+            reader.index = index
             if index % _REPORT_EVERY == 0:
                 run.progress(*reader.progress())
                 run.check_cancelled()
             yield index, item
         done, total = reader.progress()
         run.progress(total or done, total)
+
+    @contextlib.contextmanager
+    def nesting(self, reader: ItemReader) -> Iterator[None]:
+        """Turn an item too deeply nested for the work done on it (Python's recursion limit)
+        into a :class:`TaskError` naming the item."""
+        try:
+            yield
+        except RecursionError:
+            raise TaskError(
+                f"{reader.file.name}: item {reader.index} is nested too deeply to process"
+            ) from None

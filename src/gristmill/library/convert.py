@@ -53,7 +53,11 @@ class SpreadsheetToJson(LibraryTask):
         reader = ItemReader(file, sheet=self.sheet)
         path = run.workdir / self.output_name
         rows = 0
-        with run.stage("converting rows"), path.open("w", encoding="utf-8") as out:
+        with (
+            run.stage("converting rows"),
+            path.open("w", encoding="utf-8") as out,
+            self.nesting(reader),
+        ):
             out.write("[")
             for index, item in self.each_item(run, reader):
                 out.write(",\n" if index else "\n")
@@ -94,8 +98,9 @@ class JsonToSpreadsheet(LibraryTask):
         if file.format not in ("json", "jsonl"):
             return {"file": file.name, "converted": False, "rows": 0}
         columns: dict[str, None] = {}
-        with run.stage("finding the columns"):
-            for _, item in self.each_item(run, ItemReader(file, items=self.items)):
+        reader = ItemReader(file, items=self.items)
+        with run.stage("finding the columns"), self.nesting(reader):
+            for _, item in self.each_item(run, reader):
                 for column, _value in flatten(item):
                     columns.setdefault(column, None)
                 if self.format == "xlsx" and len(columns) > XLSX_MAX_COLUMNS:
@@ -105,8 +110,8 @@ class JsonToSpreadsheet(LibraryTask):
                     )
         header = list(columns)
         path = run.workdir / self.output_name
-        with run.stage("writing rows"):
-            reader = ItemReader(file, items=self.items)
+        reader = ItemReader(file, items=self.items)
+        with run.stage("writing rows"), self.nesting(reader):
             rows = (
                 self._write_xlsx(run, reader, header, path)
                 if self.format == "xlsx"

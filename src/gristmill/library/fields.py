@@ -120,7 +120,7 @@ class FieldStatistics(LibraryTask):
         self._additional: dict[str, dict[str, Any]] = {}
         self._omitted = 0
         items = 0
-        with run.stage("counting fields"):
+        with run.stage("counting fields"), self.nesting(reader):
             for index, item in self.each_item(run, reader):
                 items += 1
                 seen: set[str] = set()

@@ -23,7 +23,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -36,7 +36,12 @@ from gristmill.library.flattening import FlatteningError, unflatten
 READABLE = ("json", "jsonl", "csv", "xlsx")
 """The formats whose items a library task reads."""
 
+MAX_DEPTH = 2000
+"""How deeply a JSON document may nest arrays and objects: deeper, and building its items
+would take memory that grows with the square of the depth."""
+
 _CHUNK = 1 << 20
+_READ = 16 * 1024
 _BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _AT = re.compile(r" at (\d+)$")
 
@@ -67,14 +72,17 @@ def data_file(run: RunContext, sources: Sequence[str]) -> DataFile:
 def judge(name: str, path: Path) -> str | None:
     """The format of the file ``name`` at ``path``: by content
     (:func:`~gristmill.authoring.sniffing.sniff`), except that a damaged ZIP called ``.xlsx``
-    is taken for a workbook (so that its reader says what is wrong), and text called
-    ``.csv`` or ``.tsv`` whose rows differ in width for a table."""
+    is taken for a workbook (so that its reader says what is wrong), text called ``.csv`` or
+    ``.tsv`` whose rows differ in width for a table, and JSON called ``.jsonl`` for JSON
+    Lines."""
     found = sniff(path)
     suffix = Path(name).suffix.lower()
     if found == "zip" and suffix == ".xlsx":
         return "xlsx"
     if found in ("txt", "tsv") and suffix in (".csv", ".tsv"):
         return "csv"
+    if found == "json" and suffix in (".jsonl", ".ndjson"):
+        return "jsonl"  # its first lines did not each read as JSON: its reader says why
     return "csv" if found == "tsv" else found
 
 
@@ -96,11 +104,12 @@ def check_readable(file: DataFile, formats: Sequence[str] = READABLE) -> str:
 
 
 class _Counting(io.RawIOBase):
-    """A binary stream that counts the bytes read through it."""
+    """A binary stream that counts the bytes read through it, and passes them to ``watch``."""
 
-    def __init__(self, raw: IO[bytes]):
+    def __init__(self, raw: IO[bytes], watch: Callable[[bytes], None] | None = None):
         self.raw = raw
         self.position = 0
+        self.watch = watch
 
     def readable(self) -> bool:
         return True
@@ -112,6 +121,8 @@ class _Counting(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         data = self.raw.read(size)
         self.position += len(data)
+        if self.watch is not None:
+            self.watch(data)
         return data
 
     def readinto(self, buffer: Any) -> int:
@@ -133,6 +144,8 @@ class ItemReader:
         self.items = items
         self.sheet = sheet
         self.done = 0
+        self.index = -1
+        """The index of the item being worked on."""
         self.total: int | None = file.path.stat().st_size
         self._stream: _Counting | None = None
 
@@ -151,8 +164,8 @@ class ItemReader:
             self.done = self._stream.position
         return self.done, self.total
 
-    def _open(self) -> _Counting:
-        self._stream = _Counting(self.file.path.open("rb"))
+    def _open(self, watch: Callable[[bytes], None] | None = None) -> _Counting:
+        self._stream = _Counting(self.file.path.open("rb"), watch)
         return self._stream
 
     def _prefix(self) -> str:
@@ -166,9 +179,9 @@ class ItemReader:
         import ijson
 
         prefix = self._prefix()
-        with self._open() as stream:
+        with self._open(_DepthGuard(self.file).watch) as stream:
             try:
-                yield from ijson.items(stream, prefix, use_float=True)
+                yield from ijson.items(stream, prefix, use_float=True, buf_size=_READ)
             except ijson.JSONError:
                 raise TaskError(self._json_error(prefix)) from None
         self.done = self.total or 0
@@ -241,6 +254,8 @@ class ItemReader:
                 ) from None
 
     def _row(self, header: Sequence[Any], row: Sequence[Any], where: str) -> Any:
+        if len(header) and max(str(name).count("/") for name in header) >= MAX_DEPTH:
+            raise TaskError(f"{self.file.name}: a column name nests more than {MAX_DEPTH:,} levels")
         if len(row) > len(header) and any(cell not in (None, "") for cell in row[len(header) :]):
             raise TaskError(
                 f"{self.file.name}, {where}: {len(row)} cells, but the first row names "
@@ -275,6 +290,45 @@ class ItemReader:
             raise TaskError(f"{self.file.name} is not a readable XLSX file: {error}") from None
         finally:
             book.close()
+
+
+class _DepthGuard:
+    """Watches the bytes a JSON parser reads: when a chunk could take the nesting past
+    :data:`MAX_DEPTH` (counting brackets, which is cheap but blind to strings), the whole file
+    is measured exactly, once, and refused if it is that deep."""
+
+    def __init__(self, file: DataFile):
+        self.file = file
+        self.depth = 0
+        self.measured = False
+
+    def watch(self, chunk: bytes) -> None:
+        if self.measured:
+            return
+        opens = chunk.count(b"[") + chunk.count(b"{")
+        if self.depth + opens > MAX_DEPTH:
+            self.measure()
+        self.depth += opens - chunk.count(b"]") - chunk.count(b"}")
+
+    def measure(self) -> None:
+        import ijson
+
+        self.measured = True
+        depth = 0
+        try:
+            with self.file.path.open("rb") as stream:
+                for event, _ in ijson.basic_parse(stream):
+                    if event in ("start_map", "start_array"):
+                        depth += 1
+                        if depth > MAX_DEPTH:
+                            raise TaskError(
+                                f"{self.file.name} nests arrays and objects more than "
+                                f"{MAX_DEPTH:,} levels deep, which is more than can be checked"
+                            )
+                    elif event in ("end_map", "end_array"):
+                        depth -= 1
+        except ijson.JSONError:
+            pass  # broken: the parser that reads the items says where
 
 
 def open_workbook(file: DataFile) -> Any:

@@ -61,20 +61,20 @@ class Sample(LibraryTask):
         kept: list[Any] = []
         seen = 0
         chooser = random.Random(self.seed)
-        with run.stage(f"sampling {wanted:,} items"):
+        with run.stage(f"sampling {wanted:,} items"), self.nesting(reader):
             for index, item in self.each_item(run, reader):
                 seen = index + 1
                 if len(kept) < wanted:
                     kept.append(item)
-                elif self.mode == "first":
-                    break
                 else:
                     slot = chooser.randrange(seen)  # Algorithm R: each item kept with p = N/seen
                     if slot < wanted:
                         kept[slot] = item
-        path = run.workdir / "sample.json"
-        with path.open("w", encoding="utf-8") as out:
-            json.dump(kept, out, ensure_ascii=False)
+                if self.mode == "first" and len(kept) == wanted:
+                    break
+            path = run.workdir / "sample.json"
+            with path.open("w", encoding="utf-8") as out:
+                json.dump(kept, out, ensure_ascii=False)
         run.output(path, media_type="application/json")
         run.log(f"kept {len(kept):,} items ({self.mode}) of {seen:,} read")
         return {"file": reader.file.name, "mode": self.mode, "kept": len(kept), "read": seen}

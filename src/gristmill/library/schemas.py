@@ -184,7 +184,11 @@ class ValidateSchema(LibraryTask):
         groups = Groups(self.examples, self.max_groups)
         items = invalid = errors = 0
         report = run.workdir / "errors.jsonl"
-        with run.stage("validating items"), report.open("w", encoding="utf-8") as out:
+        with (
+            run.stage("validating items"),
+            report.open("w", encoding="utf-8") as out,
+            self.nesting(reader),
+        ):
             is_valid = self.checker.is_valid  # quicker than listing no errors
             for index, item in self.each_item(run, reader):
                 items += 1

@@ -167,3 +167,34 @@ def test_a_format_the_task_does_not_read_is_named(run_task: Runner, tmp_path: Pa
     with pytest.raises(TaskError) as error:
         run_task(FieldStatistics(), path)
     assert str(error.value).startswith("d.zip is a ZIP archive; this step reads JSON, ")
+
+
+def test_json_nested_past_the_limit_is_refused_before_it_is_built(
+    run_task: Runner, tmp_path: Path
+) -> None:
+    path = tmp_path / "d.json"
+    depth = 100_000  # built as items, this would take gigabytes
+    path.write_bytes(b"[" + b"[" * depth + b"]" * depth + b"]")
+    with pytest.raises(TaskError) as error:
+        run_task(FieldStatistics(), path)
+    assert str(error.value) == (
+        "d.json nests arrays and objects more than 2,000 levels deep, which is more than can "
+        "be checked"
+    )
+
+
+def test_an_item_too_deep_for_the_work_names_the_item(run_task: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    deep = "[" * 1500 + "]" * 1500
+    path.write_text(f'[{{"a": 1}}, {deep}]')
+    with pytest.raises(TaskError) as error:
+        run_task(FieldStatistics(), path)
+    assert str(error.value) == "d.json: item 1 is nested too deeply to process"
+
+
+def test_a_json_line_nested_too_deeply_is_refused(run_task: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"a": 1}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(TaskError) as error:
+        run_task(FieldStatistics(), path)
+    assert str(error.value).startswith("d.jsonl line 2 is nested too deeply to read: ")
