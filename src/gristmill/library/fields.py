@@ -35,6 +35,14 @@ def type_name(value: Any) -> str:
     return next((name for kind, name in _TYPES if isinstance(value, kind)), "unknown")
 
 
+def _matches(pattern: str, key: str) -> bool:
+    # A schema's patterns are ECMA-262; one Python cannot read describes nothing here.
+    try:
+        return re.search(pattern, key) is not None
+    except re.error:
+        return False
+
+
 class SchemaMap:
     """Which fields a schema describes (see the module's docstring)."""
 
@@ -51,7 +59,7 @@ class SchemaMap:
                 if key in properties:
                     found.append(properties[key])
                 for pattern, sub in (node.get("patternProperties") or {}).items():
-                    if re.search(pattern, key):
+                    if _matches(pattern, key):
                         found.append(sub)
             else:
                 prefix = node.get("prefixItems")

@@ -80,7 +80,9 @@ def load_schema(schema: Mapping[str, Any] | str | Path) -> dict[str, Any]:
 class Checker:
     """One schema, compiled for one validator library."""
 
-    def __init__(self, schema: Mapping[str, Any], backend: str | None = None):
+    def __init__(
+        self, schema: Mapping[str, Any], backend: str | None = None, *, formats: bool = False
+    ):
         chosen = backend or next(b for b in BACKENDS if installed_version(b) or b == "jsonschema")
         if chosen not in BACKENDS:
             raise DefinitionError(f"validator {chosen!r} is not one of: {', '.join(BACKENDS)}")
@@ -91,14 +93,14 @@ class Checker:
         if chosen == "jsonschema-rs":
             import jsonschema_rs
 
-            self._rs = jsonschema_rs.validator_for(dict(schema))
+            self._rs = jsonschema_rs.validator_for(dict(schema), validate_formats=formats)
             self.is_valid = self._rs.is_valid
             self.problems = self._rs_problems
         else:
             import jsonschema
 
             cls = jsonschema.validators.validator_for(schema)
-            self._py = cls(schema)
+            self._py = cls(schema, format_checker=cls.FORMAT_CHECKER if formats else None)
             self.is_valid = self._py.is_valid
             self.problems = self._py_problems
 
@@ -165,18 +167,24 @@ class ValidateSchema(LibraryTask):
         schema: Mapping[str, Any] | str | Path,
         *,
         backend: str | None = None,
+        formats: bool = False,
         examples: int = 5,
         max_groups: int = 500,
         **options: Any,
     ):
         self.schema = load_schema(schema)
-        self.checker = Checker(self.schema, backend)
+        self.checker = Checker(self.schema, backend, formats=formats)
         self.examples = examples
         self.max_groups = max_groups
         if self.checker.name.startswith("jsonschema-rs"):
             self.packages = ("jsonschema", "jsonschema-rs")
         super().__init__(
-            schema=self.schema, backend=backend, examples=examples, groups=max_groups, **options
+            schema=self.schema,
+            backend=backend,
+            formats=formats,
+            examples=examples,
+            groups=max_groups,
+            **options,
         )
 
     def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:

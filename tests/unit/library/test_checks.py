@@ -194,3 +194,15 @@ def test_detects_spreadsheets_and_archives(run_task: Runner, tmp_path: Path) -> 
         run_task(DetectFormat(), tmp_path / f"a.{k}")[0]["format"] for k in ("xlsx", "ods", "zip")
     ]
     assert found == ["xlsx", "ods", "zip"]
+
+
+@pytest.mark.parametrize("backend", ["jsonschema-rs", "jsonschema"])
+def test_formats_are_checked_when_asked(run_task: Runner, tmp_path: Path, backend: str) -> None:
+    schema = {"type": "object", "properties": {"date": {"type": "string", "format": "date"}}}
+    path = items_file(tmp_path, [{"date": "2026-12-06"}, {"date": "yesterday"}])
+    loose, _ = run_task(ValidateSchema(schema, backend=backend), path)
+    strict, _ = run_task(ValidateSchema(schema, backend=backend, formats=True), path)
+    assert loose["errors"] == 0
+    assert [(g["keyword"], g["path"], g["count"]) for g in strict["groups"]] == [
+        ("format", "$.date", 1)
+    ]
