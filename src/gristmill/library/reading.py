@@ -180,6 +180,8 @@ class ItemReader:
 
         prefix = self._prefix()
         with self._open(_DepthGuard(self.file).watch) as stream:
+            if stream.raw.read(3) != codecs.BOM_UTF8:  # the JSON parser refuses a BOM
+                stream.raw.seek(0)
             try:
                 yield from ijson.items(stream, prefix, use_float=True, buf_size=_READ)
             except ijson.JSONError:
@@ -196,6 +198,8 @@ class ItemReader:
         python = ijson.get_backend("python")
         try:
             with self.file.path.open("rb") as stream:
+                if stream.read(3) != codecs.BOM_UTF8:
+                    stream.seek(0)
                 for _ in python.items(stream, prefix, use_float=True):
                     pass
         except ijson.JSONError as error:
@@ -212,7 +216,8 @@ class ItemReader:
 
     def _json_lines(self) -> Iterator[Any]:
         with self._open() as stream:
-            for number, raw in enumerate(io.BufferedReader(stream, _CHUNK), start=1):
+            for number, line in enumerate(io.BufferedReader(stream, _CHUNK), start=1):
+                raw = line.removeprefix(codecs.BOM_UTF8) if number == 1 else line
                 if not raw.strip():
                     continue
                 try:
@@ -418,7 +423,7 @@ def _bad_utf8(path: Path) -> str | None:
 def _position(path: Path, offset: int | None) -> str:
     """``line L column C`` of character ``offset`` of a UTF-8 file (``None``: its end)."""
     line, column, seen = 1, 1, 0
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as text:
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as text:
         while chunk := text.read(_CHUNK):
             if offset is not None and seen + len(chunk) > offset:
                 chunk = chunk[: offset - seen]

@@ -198,3 +198,25 @@ def test_a_json_line_nested_too_deeply_is_refused(run_task: Runner, tmp_path: Pa
     with pytest.raises(TaskError) as error:
         run_task(FieldStatistics(), path)
     assert str(error.value).startswith("d.jsonl line 2 is nested too deeply to read: ")
+
+
+def test_a_byte_order_mark_is_skipped(run_task: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_bytes(b'\xef\xbb\xbf[{"a": 1}, {"a": 2}]')
+    assert items_of(run_task, path) == 2
+
+
+def test_malformed_json_after_a_byte_order_mark_is_placed_right(
+    run_task: Runner, tmp_path: Path
+) -> None:
+    path = tmp_path / "d.json"
+    path.write_bytes(b'\xef\xbb\xbf[{"a": 1}, {"a" 2}]')
+    with pytest.raises(TaskError) as error:
+        run_task(FieldStatistics(), path)
+    assert str(error.value) == "d.json is not valid JSON: Unexpected symbol '2' at line 1 column 17"
+
+
+def test_json_lines_with_a_byte_order_mark(run_task: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n{"a": 2}\n')
+    assert items_of(run_task, path) == 2
