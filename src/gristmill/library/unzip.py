@@ -26,6 +26,7 @@ from typing import Any
 from gristmill.authoring.context import RunContext
 from gristmill.errors import TaskError
 from gristmill.library.base import LibraryTask
+from gristmill.library.reading import judge
 
 _CHUNK = 1 << 16
 _SMALL = 1 << 20  # the ratio is not held against entries that expand to less than this
@@ -61,7 +62,10 @@ class SafeUnzip(LibraryTask):
         super().__init__(entries=max_entries, total=max_total, ratio=max_ratio, **options)
 
     def is_applicable(self, run: RunContext) -> bool:
-        return bool(self.sources) or (bool(run.inputs) and zipfile.is_zipfile(run.inputs[0].path))
+        # A workbook is a ZIP container too, but not an archive to unpack.
+        return bool(self.sources) or (
+            bool(run.inputs) and judge(run.input.name, run.input.path) == "zip"
+        )
 
     def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
         file = self.data(run)

@@ -127,3 +127,16 @@ def test_a_damaged_archive_is_refused(run_task: Runner, tmp_path: Path) -> None:
 
 def test_safe_names_drop_empty_and_dot_parts() -> None:
     assert safe_name("a//./b\\c.txt") == "a/b/c.txt"
+
+
+def test_applies_to_archives_but_not_to_workbooks(tmp_path: Path) -> None:
+    import openpyxl
+
+    from tests.unit.library.conftest import context
+
+    book = openpyxl.Workbook()
+    book.save(tmp_path / "book.xlsx")
+    plain = archive(tmp_path / "a.zip", {"a.json": b"[]"})
+    task = SafeUnzip()
+    assert task.is_applicable(context(plain, tmp_path)) is True
+    assert task.is_applicable(context(tmp_path / "book.xlsx", tmp_path)) is False
