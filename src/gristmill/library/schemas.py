@@ -74,7 +74,36 @@ def load_schema(schema: Mapping[str, Any] | str | Path) -> dict[str, Any]:
         jsonschema.validators.validator_for(loaded).check_schema(loaded)
     except jsonschema.SchemaError as error:
         raise DefinitionError(f"the schema is not a valid JSON Schema: {error.message}") from None
+    outside = remote_references(loaded)
+    if outside:
+        raise DefinitionError(
+            f"the schema refers to {outside[0]!r}, which is not inside it; remote references "
+            "are never fetched, so put what it names under $defs"
+        )
     return loaded
+
+
+def remote_references(schema: Any) -> list[str]:
+    """The ``$ref`` values of ``schema`` that point outside it: neither ``#...`` nor the
+    ``$id`` of one of its parts."""
+    ids: set[str] = set()
+    refs: list[str] = []
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("$id"), str):
+                ids.add(node["$id"].split("#", 1)[0])
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return [ref for ref in refs if not ref.startswith("#") and ref.split("#", 1)[0] not in ids]
+
+
+def _refuse_retrieval(uri: str) -> Any:
+    raise ValueError(f"remote references are never fetched: {uri}")
 
 
 class Checker:
@@ -93,7 +122,9 @@ class Checker:
         if chosen == "jsonschema-rs":
             import jsonschema_rs
 
-            self._rs = jsonschema_rs.validator_for(dict(schema), validate_formats=formats)
+            self._rs = jsonschema_rs.validator_for(
+                dict(schema), validate_formats=formats, retriever=_refuse_retrieval
+            )
             self.is_valid = self._rs.is_valid
             self.problems = self._rs_problems
         else:

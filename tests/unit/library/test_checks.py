@@ -206,3 +206,39 @@ def test_formats_are_checked_when_asked(run_task: Runner, tmp_path: Path, backen
     assert [(g["keyword"], g["path"], g["count"]) for g in strict["groups"]] == [
         ("format", "$.date", 1)
     ]
+
+
+@pytest.mark.parametrize(
+    "reference", ["http://127.0.0.1:9/x.json", "other.json#/$defs/x", "file:///etc/passwd"]
+)
+def test_a_schema_that_refers_outside_itself_is_refused(reference: str) -> None:
+    schema = {"type": "object", "properties": {"a": {"$ref": reference}}}
+    with pytest.raises(DefinitionError) as error:
+        ValidateSchema(schema)
+    assert str(error.value) == (
+        f"the schema refers to {reference!r}, which is not inside it; remote references are "
+        "never fetched, so put what it names under $defs"
+    )
+
+
+def test_references_inside_the_schema_by_pointer_or_id_are_fine(
+    run_task: Runner, tmp_path: Path
+) -> None:
+    schema = {
+        "$id": "https://example.org/root.json",
+        "type": "object",
+        "properties": {
+            "a": {"$ref": "#/$defs/a"},
+            "b": {"$ref": "https://example.org/b.json"},
+        },
+        "$defs": {
+            "a": {"type": "string"},
+            "b": {"$id": "https://example.org/b.json", "type": "integer"},
+        },
+    }
+    path = items_file(tmp_path, [{"a": "x", "b": 1}, {"a": 1, "b": "x"}])
+    result, _ = run_task(ValidateSchema(schema), path)
+    assert [(g["keyword"], g["path"]) for g in result["groups"]] == [
+        ("type", "$.a"),
+        ("type", "$.b"),
+    ]
