@@ -18,8 +18,9 @@ from typing import Any
 
 from gristmill.authoring.context import RunContext
 from gristmill.library.base import LibraryTask
+from gristmill.library.choosing import SchemaChoice
 from gristmill.library.reading import ItemReader
-from gristmill.library.schemas import json_path, load_schema
+from gristmill.library.schemas import json_path
 
 _TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"))
 
@@ -112,39 +113,87 @@ class FieldStatistics(LibraryTask):
         self,
         schema: Mapping[str, Any] | str | Path | None = None,
         *,
+        choices: Mapping[str, Mapping[str, Any] | str | Path] | None = None,
+        param: str | None = None,
+        schema_input: int | None = None,
         examples: int = 5,
         max_fields: int = 2000,
         **options: Any,
     ):
-        self.schema = None if schema is None else load_schema(schema)
-        self.map = None if self.schema is None else SchemaMap(self.schema)
+        self.choice = SchemaChoice(
+            schema, choices=choices, param=param, schema_input=schema_input, required=False
+        )
         self.examples = examples
         self.max_fields = max_fields
-        super().__init__(schema=self.schema, examples=examples, fields=max_fields, **options)
+        super().__init__(
+            schema=self.choice.describe(), examples=examples, fields=max_fields, **options
+        )
+        self.uses = self.choice.uses
 
     def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
+        picked = self.choice.pick(run)
+        counter = FieldCounter(
+            None if picked is None else SchemaMap(picked[1]), self.examples, self.max_fields
+        )
         reader = ItemReader(self.data(run), items=self.items)
-        self._fields: dict[str, dict[str, Any]] = {}
-        self._additional: dict[str, dict[str, Any]] = {}
-        self._omitted = 0
         items = 0
         with run.stage("counting fields"), self.nesting(reader):
             for index, item in self.each_item(run, reader):
                 items += 1
-                seen: set[str] = set()
-                self._walk(item, (), [self.schema] if self.map else None, index, seen, True)
-                for path in seen:
-                    self._fields[path]["items"] += 1
-        fields = sorted(self._fields.values(), key=lambda f: f["path"])
-        additional = sorted(self._additional.values(), key=lambda f: (-f["count"], f["path"]))
+                counter.add(index, item)
+        fields = sorted(counter.fields.values(), key=lambda f: f["path"])
+        additional = sorted(counter.additional.values(), key=lambda f: (-f["count"], f["path"]))
         run.log(f"{items:,} items, {len(fields):,} fields, {len(additional):,} additional")
         return {
             "file": reader.file.name,
+            "schema": None if picked is None else picked[0],
             "items": items,
             "fields": fields,
-            "fields_omitted": self._omitted,
-            "additional_fields": additional if self.map else None,
+            "fields_omitted": counter.omitted,
+            "additional_fields": additional if counter.map else None,
         }
+
+    def context(self, run: RunContext, result: Any) -> dict[str, Any]:
+        if not isinstance(result, dict):
+            return super().context(run, result)
+        items = result["items"] or 1
+        coverage = [
+            {
+                "field": field["path"],
+                "items": field["items"],
+                "coverage": f"{100 * field['items'] / items:.0f}%",
+                "types": ", ".join(f"{k} {v:,}" for k, v in sorted(field["types"].items())),
+            }
+            for field in result["fields"]
+        ]
+        shown: dict[str, Any] = {"summary": f"{result['items']:,} items in {result['file']}"}
+        if result["additional_fields"] is not None:
+            shown["additional_fields"] = [
+                {"field": entry["path"], "count": entry["count"]}
+                for entry in result["additional_fields"]
+            ]
+        shown["fields"] = coverage
+        return shown
+
+
+class FieldCounter:
+    """The counts of one run: fields with their types, and additional fields (with a map of
+    the schema), at most ``limit`` of each and ``examples`` examples of each additional one."""
+
+    def __init__(self, schema_map: SchemaMap | None, examples: int, limit: int):
+        self.map = schema_map
+        self.examples = examples
+        self.limit = limit
+        self.fields: dict[str, dict[str, Any]] = {}
+        self.additional: dict[str, dict[str, Any]] = {}
+        self.omitted = 0
+
+    def add(self, index: int, item: Any) -> None:
+        """Count the fields of item ``index``."""
+        seen: set[str] = set()
+        self._walk(item, (), [self.map.root] if self.map else None, index, seen, True)
+        for path in seen:
+            self.fields[path]["items"] += 1
 
     def _walk(
         self,
@@ -171,45 +220,23 @@ class FieldStatistics(LibraryTask):
             self._walk(inner, (*path, key), below, index, seen, inner_described)
 
     def _count(self, pattern: str, value: Any, seen: set[str]) -> None:
-        field = self._fields.get(pattern)
+        field = self.fields.get(pattern)
         if field is None:
-            if len(self._fields) >= self.max_fields:
-                self._omitted += 1
+            if len(self.fields) >= self.limit:
+                self.omitted += 1
                 return
-            field = self._fields[pattern] = {"path": pattern, "items": 0, "types": {}}
+            field = self.fields[pattern] = {"path": pattern, "items": 0, "types": {}}
         kind = type_name(value)
         field["types"][kind] = field["types"].get(kind, 0) + 1
         seen.add(pattern)
 
     def _note_additional(self, path: tuple[str | int, ...], index: int) -> None:
         pattern = json_path(path, pattern=True)
-        entry = self._additional.get(pattern)
+        entry = self.additional.get(pattern)
         if entry is None:
-            if len(self._additional) >= self.max_fields:
+            if len(self.additional) >= self.limit:
                 return
-            entry = self._additional[pattern] = {"path": pattern, "count": 0, "examples": []}
+            entry = self.additional[pattern] = {"path": pattern, "count": 0, "examples": []}
         entry["count"] += 1
         if len(entry["examples"]) < self.examples:
             entry["examples"].append({"item": index, "path": json_path(path)})
-
-    def context(self, run: RunContext, result: Any) -> dict[str, Any]:
-        if not isinstance(result, dict):
-            return super().context(run, result)
-        items = result["items"] or 1
-        coverage = [
-            {
-                "field": field["path"],
-                "items": field["items"],
-                "coverage": f"{100 * field['items'] / items:.0f}%",
-                "types": ", ".join(f"{k} {v:,}" for k, v in sorted(field["types"].items())),
-            }
-            for field in result["fields"]
-        ]
-        shown: dict[str, Any] = {"summary": f"{result['items']:,} items in {result['file']}"}
-        if result["additional_fields"] is not None:
-            shown["additional_fields"] = [
-                {"field": entry["path"], "count": entry["count"]}
-                for entry in result["additional_fields"]
-            ]
-        shown["fields"] = coverage
-        return shown

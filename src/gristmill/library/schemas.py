@@ -195,30 +195,51 @@ class ValidateSchema(LibraryTask):
 
     def __init__(
         self,
-        schema: Mapping[str, Any] | str | Path,
+        schema: Mapping[str, Any] | str | Path | None = None,
         *,
+        choices: Mapping[str, Mapping[str, Any] | str | Path] | None = None,
+        param: str | None = None,
+        schema_input: int | None = None,
         backend: str | None = None,
         formats: bool = False,
         examples: int = 5,
         max_groups: int = 500,
         **options: Any,
     ):
-        self.schema = load_schema(schema)
-        self.checker = Checker(self.schema, backend, formats=formats)
+        from gristmill.library.choosing import SchemaChoice
+
+        self.choice = SchemaChoice(schema, choices=choices, param=param, schema_input=schema_input)
+        self.backend, self.formats = backend, formats
+        self.checkers = {
+            key: Checker(value, backend, formats=formats)
+            for key, value in self.choice.schemas.items()
+        }
         self.examples = examples
         self.max_groups = max_groups
-        if self.checker.name.startswith("jsonschema-rs"):
+        if Checker({}, backend).name.startswith("jsonschema-rs"):
             self.packages = ("jsonschema", "jsonschema-rs")
         super().__init__(
-            schema=self.schema,
+            schema=self.choice.describe(),
             backend=backend,
             formats=formats,
             examples=examples,
             groups=max_groups,
             **options,
         )
+        self.uses = self.choice.uses
+
+    def checker_for(self, run: RunContext) -> tuple[str, Checker]:
+        """The schema's name and its checker for ``run``."""
+        picked = self.choice.pick(run)
+        assert picked is not None  # a choice that may pick nothing is refused when defined
+        name, schema = picked
+        checker = self.checkers.get(name)
+        if checker is None:  # a schema sent with the run
+            checker = Checker(schema, self.backend, formats=self.formats)
+        return name, checker
 
     def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
+        schema_name, checker = self.checker_for(run)
         reader = ItemReader(self.data(run), items=self.items)
         groups = Groups(self.examples, self.max_groups)
         items = invalid = errors = 0
@@ -228,13 +249,13 @@ class ValidateSchema(LibraryTask):
             report.open("w", encoding="utf-8") as out,
             self.nesting(reader),
         ):
-            is_valid = self.checker.is_valid  # quicker than listing no errors
+            is_valid = checker.is_valid  # quicker than listing no errors
             for index, item in self.each_item(run, reader):
                 items += 1
                 if is_valid(item):
                     continue
                 found = 0
-                for problem in self.checker.problems(item):
+                for problem in checker.problems(item):
                     found += 1
                     groups.add(index, problem)
                     line = {
@@ -251,7 +272,8 @@ class ValidateSchema(LibraryTask):
         run.log(f"{items:,} items checked, {invalid:,} invalid, {errors:,} errors")
         return {
             "file": reader.file.name,
-            "validator": self.checker.name,
+            "schema": schema_name,
+            "validator": checker.name,
             "items": items,
             "valid_items": items - invalid,
             "invalid_items": invalid,

@@ -242,3 +242,41 @@ def test_references_inside_the_schema_by_pointer_or_id_are_fine(
         ("type", "$.a"),
         ("type", "$.b"),
     ]
+
+
+def test_a_parameter_picks_one_of_several_schemas(run_task: Runner, tmp_path: Path) -> None:
+    strict = {"type": "object", "required": ["id"]}
+    task = ValidateSchema(choices={"loose": {"type": "object"}, "strict": strict}, param="kind")
+    path = items_file(tmp_path, [{"a": 1}])
+    assert task.uses == ("kind",)
+    loose, _ = run_task(task, path, SimpleNamespace(kind="loose"))
+    checked, _ = run_task(task, path, SimpleNamespace(kind="strict"))
+    assert (loose["schema"], loose["errors"]) == ("loose", 0)
+    assert (checked["schema"], checked["errors"]) == ("strict", 1)
+    with pytest.raises(TaskError) as error:
+        run_task(task, path, SimpleNamespace(kind="other"))
+    assert str(error.value) == "no schema named 'other' (known: loose, strict)"
+
+
+def test_a_schema_sent_as_an_input_is_used_and_checked(run_task: Runner, tmp_path: Path) -> None:
+    from tests.unit.library.conftest import context
+
+    data = items_file(tmp_path, [{"a": 1}, {"a": "x"}])
+    sent = tmp_path / "mine.json"
+    sent.write_text(json.dumps({"properties": {"a": {"type": "integer"}}}), encoding="utf-8")
+    run = context(data, tmp_path / "work")
+    run.inputs = (*run.inputs, context(sent, tmp_path).inputs[0])
+    (tmp_path / "work").mkdir()
+    task = ValidateSchema(SCHEMA, schema_input=1)
+
+    result = task.process(run, {})
+
+    assert (result["schema"], result["errors"]) == ("mine.json", 1)
+    sent.write_text(json.dumps({"$ref": "http://127.0.0.1:9/x"}), encoding="utf-8")
+    with pytest.raises(TaskError) as error:
+        task.process(run, {})
+    assert str(error.value).startswith("mine.json: the schema refers to 'http://127.0.0.1:9/x'")
+
+
+def test_field_statistics_without_a_schema_need_none() -> None:
+    assert FieldStatistics().choice.pick(_run(None)) is None
