@@ -22,7 +22,6 @@ import csv
 import io
 import json
 import re
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,8 @@ from gristmill.authoring.context import RunContext
 from gristmill.authoring.sniffing import describe, sniff
 from gristmill.errors import TaskError
 from gristmill.library.flattening import FlatteningError, unflatten
+from gristmill.library.positions import bad_utf8, position, utf8_error_start
+from gristmill.library.workbooks import open_workbook
 
 READABLE = ("json", "jsonl", "csv", "xlsx")
 """The formats whose items a library task reads."""
@@ -192,7 +193,7 @@ class ItemReader:
         # The fast parser says what but not where; the pure-Python one says where.
         import ijson
 
-        bad = _bad_utf8(self.file.path)
+        bad = bad_utf8(self.file.path)
         if bad:
             return f"{self.file.name} is not UTF-8 text: {bad}"
         python = ijson.get_backend("python")
@@ -206,10 +207,10 @@ class ItemReader:
             text = str(error)
             found = _AT.search(text)
             if found:
-                where = _position(self.file.path, int(found.group(1)))
+                where = position(self.file.path, int(found.group(1)))
                 return f"{self.file.name} is not valid JSON: {_AT.sub('', text)} at {where}"
             if "Incomplete" in text:
-                where = _position(self.file.path, None)
+                where = position(self.file.path, None)
                 return f"{self.file.name} is not valid JSON: it ends too early, at {where}"
             return f"{self.file.name} is not valid JSON: {text}"
         return f"{self.file.name} is not valid JSON"
@@ -228,7 +229,7 @@ class ItemReader:
                         f"{error.colno}: {error.msg}"
                     ) from None
                 except UnicodeDecodeError:
-                    column = len(raw[: _utf8_error_start(raw)].decode("utf-8")) + 1
+                    column = len(raw[: utf8_error_start(raw)].decode("utf-8")) + 1
                     raise TaskError(
                         f"{self.file.name} is not UTF-8 text: line {number} column {column}"
                     ) from None
@@ -251,7 +252,7 @@ class ItemReader:
                     if any(row):
                         yield self._row(header, row, f"line {reader.line_num}")
             except UnicodeDecodeError:
-                bad = _bad_utf8(self.file.path)
+                bad = bad_utf8(self.file.path)
                 raise TaskError(f"{self.file.name} is not UTF-8 text: {bad}") from None
             except csv.Error as error:
                 raise TaskError(
@@ -336,43 +337,6 @@ class _DepthGuard:
             pass  # broken: the parser that reads the items says where
 
 
-def open_workbook(file: DataFile) -> Any:
-    """``file`` opened with openpyxl in read-only mode; a :class:`TaskError` if it cannot be.
-
-    XML entity declarations are refused (the defusedxml parser openpyxl uses when installed),
-    so an entity-expansion workbook cannot blow up memory.
-    """
-    import openpyxl
-
-    _refuse_document_types(file)
-    try:
-        return openpyxl.load_workbook(file.path, read_only=True, data_only=True)
-    except Exception as error:  # openpyxl raises many kinds on hostile files
-        kind = type(error).__name__
-        if "Entit" in kind or "DTD" in kind:
-            raise TaskError(
-                f"{file.name} declares XML entities, which are refused (entity expansion)"
-            ) from None
-        raise TaskError(f"{file.name} is not a readable XLSX file: {error or kind}") from None
-
-
-def _refuse_document_types(file: DataFile) -> None:
-    # Spreadsheet programs never write a DTD; one in a workbook is there to declare entities.
-    try:
-        with zipfile.ZipFile(file.path) as archive:
-            for entry in archive.infolist():
-                if entry.filename.endswith((".xml", ".rels")):
-                    with archive.open(entry) as part:
-                        head = part.read(4096)
-                    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
-                        raise TaskError(
-                            f"{file.name} declares XML entities in {entry.filename}, which "
-                            "are refused (entity expansion)"
-                        )
-    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as error:
-        raise TaskError(f"{file.name} is not a readable XLSX file: {error}") from None
-
-
 def _csv_delimiter(path: Path) -> str:
     # Only the delimiter is guessed: quoting is always '"', as every spreadsheet writes it (a
     # guessed quote character takes a value starting with ' for a quoted one).
@@ -383,57 +347,3 @@ def _csv_delimiter(path: Path) -> str:
         return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
     except csv.Error:
         return ","
-
-
-def _utf8_error_start(data: bytes) -> int:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return error.start
-    return len(data)
-
-
-def _bad_utf8(path: Path) -> str | None:
-    """Where the first byte that is not UTF-8 is (``line L column C``), or ``None``."""
-    line, column, carry = 1, 1, b""
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            data = carry + chunk
-            start = _utf8_error_start(data)
-            carry = b""
-            if start < len(data) and len(data) - start <= 3:
-                try:
-                    data[start:].decode("utf-8")
-                except UnicodeDecodeError as error:
-                    if "unexpected end" in error.reason:
-                        carry, data = data[start:], data[:start]
-                        start = len(data)
-            text = data[:start].decode("utf-8")
-            newlines = text.count("\n")
-            if newlines:
-                line += newlines
-                column = len(text) - text.rfind("\n")
-            else:
-                column += len(text)
-            if start < len(data):
-                return f"line {line} column {column}"
-    return f"line {line} column {column}" if carry else None
-
-
-def _position(path: Path, offset: int | None) -> str:
-    """``line L column C`` of character ``offset`` of a UTF-8 file (``None``: its end)."""
-    line, column, seen = 1, 1, 0
-    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as text:
-        while chunk := text.read(_CHUNK):
-            if offset is not None and seen + len(chunk) > offset:
-                chunk = chunk[: offset - seen]
-            newlines = chunk.count("\n")
-            if newlines:
-                line += newlines
-                column = len(chunk) - chunk.rfind("\n")
-            else:
-                column += len(chunk)
-            seen += len(chunk)
-            if offset is not None and seen >= offset:
-                break
-    return f"line {line} column {column}"
