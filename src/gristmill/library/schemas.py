@@ -269,7 +269,7 @@ class ValidateSchema(LibraryTask):
                     invalid += 1
                     errors += found
         run.output(report, media_type="application/x-ndjson")
-        run.log(f"{items:,} items checked, {invalid:,} invalid, {errors:,} errors")
+        run.log(f"{_count(items, 'item')} checked, {invalid:,} invalid, {_count(errors, 'error')}")
         return {
             "file": reader.file.name,
             "schema": schema_name,
