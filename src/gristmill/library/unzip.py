@@ -115,12 +115,19 @@ class SafeUnzip(LibraryTask):
             if entry.flag_bits & 0x1:
                 raise TaskError(f"the archive's entry {entry.filename!r} is encrypted; refused")
             path = target / name
-            path.parent.mkdir(parents=True, exist_ok=True)
             if path.exists():
                 raise TaskError(f"the archive holds {name!r} twice; refused")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                out = path.open("xb")
+            except OSError as error:
+                raise TaskError(
+                    f"the archive's entry {entry.filename!r} cannot be extracted: "
+                    f"{error.strerror or error}"
+                ) from None
             allowed = max(entry.compress_size * self.max_ratio, _SMALL)
             size = 0
-            with archive.open(entry) as source, path.open("xb") as out:
+            with archive.open(entry) as source, out:
                 while chunk := source.read(_CHUNK):
                     size += len(chunk)
                     written += len(chunk)

@@ -140,3 +140,28 @@ def test_applies_to_archives_but_not_to_workbooks(tmp_path: Path) -> None:
     task = SafeUnzip()
     assert task.is_applicable(context(plain, tmp_path)) is True
     assert task.is_applicable(context(tmp_path / "book.xlsx", tmp_path)) is False
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        (
+            {"x" * 300: b"x"},
+            f"the archive's entry {'x' * 300!r} cannot be extracted: File name too long",
+        ),
+        (
+            {"a": b"x", "a/b": b"y"},
+            "the archive's entry 'a/b' cannot be extracted: File exists",
+        ),
+    ],
+    ids=["long", "file-and-folder"],
+)
+def test_a_name_the_disk_refuses_is_named(
+    run_task: Runner, tmp_path: Path, entries: dict[str, bytes], message: str
+) -> None:
+    path = archive(tmp_path / "a.zip", entries)
+
+    with pytest.raises(TaskError) as error:
+        run_task(SafeUnzip(), path)
+
+    assert str(error.value) == message
