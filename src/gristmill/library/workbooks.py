@@ -10,6 +10,11 @@ from gristmill.errors import TaskError
 if TYPE_CHECKING:
     from gristmill.library.reading import DataFile
 
+MAX_SHARED_STRINGS = 100 * 1024 * 1024
+"""The most bytes of shared strings (``xl/sharedStrings.xml`` uncompressed) a workbook may hold:
+openpyxl reads them into memory whole, even in read-only mode. The size is the one the archive
+declares, which is also the most the ZIP reader will ever produce."""
+
 
 def open_workbook(file: DataFile) -> Any:
     """``file`` opened with openpyxl in read-only mode; a :class:`TaskError` if it cannot be.
@@ -32,11 +37,20 @@ def open_workbook(file: DataFile) -> Any:
 
 
 def refuse_document_types(file: DataFile) -> None:
-    """A :class:`TaskError` if a part of the workbook declares a DTD or entities."""
+    """A :class:`TaskError` if a part of the workbook declares a DTD or entities, or if its
+    shared strings (which openpyxl holds in memory whole) would expand past
+    :data:`MAX_SHARED_STRINGS` bytes."""
     # Spreadsheet programs never write a DTD; one in a workbook is there to declare entities.
     try:
         with zipfile.ZipFile(file.path) as archive:
             for entry in archive.infolist():
+                if entry.filename.endswith("sharedStrings.xml") and (
+                    entry.file_size > MAX_SHARED_STRINGS
+                ):
+                    raise TaskError(
+                        f"{file.name} holds {entry.file_size:,} bytes of shared text, more "
+                        f"than the {MAX_SHARED_STRINGS:,} that can be read; save it as CSV"
+                    )
                 if entry.filename.endswith((".xml", ".rels")):
                     with archive.open(entry) as part:
                         head = part.read(4096)

@@ -220,3 +220,25 @@ def test_json_lines_with_a_byte_order_mark(run_task: Runner, tmp_path: Path) -> 
     path = tmp_path / "d.jsonl"
     path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n{"a": 2}\n')
     assert items_of(run_task, path) == 2
+
+
+def test_a_workbook_whose_shared_text_would_expand_too_far_is_refused(
+    run_task: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gristmill.library import workbooks
+
+    monkeypatch.setattr(workbooks, "MAX_SHARED_STRINGS", 1000)
+    whole = tmp_path / "whole.xlsx"
+    openpyxl.Workbook().save(whole)
+    path = tmp_path / "d.xlsx"
+    with zipfile.ZipFile(whole) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for entry in source.infolist():
+            out.writestr(entry, source.read(entry))
+        strings = b"<sst>" + b"<si><t>lol</t></si>" * 100 + b"</sst>"
+        out.writestr("xl/sharedStrings.xml", strings)
+    with pytest.raises(TaskError) as error:
+        run_task(FieldStatistics(), path)
+    assert str(error.value) == (
+        "d.xlsx holds 1,911 bytes of shared text, more than the 1,000 that can be read; "
+        "save it as CSV"
+    )
