@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """gristmill benchmarks, beside plain ``multiprocessing`` (the floor) and Celery on Redis.
 
-    python bench/run.py [--only sqlite,postgres,multiprocessing,celery] [--quick]
+    python bench/run.py [--only sqlite,postgres,postgres-celery,multiprocessing,celery] [--quick]
                         [--json-out results.json]
 
 Every system runs the same work with 2 worker processes, each in its own child process of this
@@ -39,7 +39,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PIPELINES = BENCH / "pipelines.py"
 
-SYSTEMS = ("sqlite", "postgres", "postgres-nosync", "multiprocessing", "celery")
+SYSTEMS = ("sqlite", "postgres", "postgres-nosync", "postgres-celery", "multiprocessing", "celery")
 LABELS = {
     "sqlite": "gristmill SQLite",
     "postgres": "gristmill PostgreSQL",
@@ -47,10 +47,17 @@ LABELS = {
     # acknowledged, as with Celery on a Redis that keeps nothing on disk. Not gristmill's
     # default; shown to measure what durable submission costs.
     "postgres-nosync": "PG, no fsync",
+    # gristmill's Celery executor: PostgreSQL, and Celery workers on Redis (a database of its
+    # own on the benchmark's Redis).
+    "postgres-celery": "Celery executor, PG",
     "multiprocessing": "multiprocessing",
     "celery": "Celery+Redis",
 }
 WORKERS = 2
+CELERY_EXECUTOR_REDIS_URL = os.environ.get(
+    "BENCH_CELERY_EXECUTOR_REDIS_URL", "redis://127.0.0.1:6379/14"
+)
+"""The broker of gristmill's Celery executor: a Redis database emptied before and after."""
 STEPS = 10
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 WAIT_SLICE = 5.0
@@ -342,7 +349,11 @@ class GristmillDriver(Driver):
             )
 
     def processes(self) -> tuple[int | None, list[int]]:
-        return self.worker.pid, children(self.worker.pid)
+        workers = children(self.worker.pid)
+        if self.service.settings.executor == "celery" and len(workers) == 1:
+            # The supervisor's one child is the Celery worker; its pool processes run units.
+            return workers[0], children(workers[0])
+        return self.worker.pid, workers
 
 
 def _postgres_create(*, synchronous: bool = True) -> str:
@@ -386,8 +397,12 @@ def bench_gristmill(backend: str, counts: Counts) -> dict[str, Any]:
             "GRISTMILL_DRAIN_SECONDS": "5",
             "GRISTMILL_KILL_GRACE": "1",
         }
-        if backend in ("postgres", "postgres-nosync"):
-            database_url = _postgres_create(synchronous=backend == "postgres")
+        if backend == "postgres-celery":
+            env["GRISTMILL_EXECUTOR"] = "celery"
+            env["GRISTMILL_BROKER_URL"] = CELERY_EXECUTOR_REDIS_URL
+            _flush_redis(CELERY_EXECUTOR_REDIS_URL)
+        if backend in ("postgres", "postgres-nosync", "postgres-celery"):
+            database_url = _postgres_create(synchronous=backend != "postgres-nosync")
             env["GRISTMILL_DATABASE_URL"] = database_url
             log(f"{backend}: created database {database_url.rsplit('/', 1)[1]}")
         from django.db import connections
@@ -426,7 +441,19 @@ def bench_gristmill(backend: str, counts: Counts) -> dict[str, Any]:
         if database_url:
             _postgres_drop(database_url)
             log(f"{backend}: dropped database {database_url.rsplit('/', 1)[1]}")
+        if backend == "postgres-celery":
+            _flush_redis(CELERY_EXECUTOR_REDIS_URL)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
 
 
 # --- multiprocessing ------------------------------------------------------------------------
@@ -640,7 +667,7 @@ def run_system(system: str, counts: Counts) -> dict[str, Any]:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     started = time.perf_counter()
-    if system in ("sqlite", "postgres", "postgres-nosync"):
+    if system in ("sqlite", "postgres", "postgres-nosync", "postgres-celery"):
         figures = bench_gristmill(system, counts)
     elif system == "multiprocessing":
         figures = bench_multiprocessing(counts)
@@ -797,6 +824,24 @@ def targets(results: dict[str, dict[str, Any]]) -> list[Target]:
             results,
             "PostgreSQL round trip p50 <= Celery's",
             "postgres",
+            "round_trip_p50_ms",
+            "ms",
+            lambda r: r <= 1,
+        ),
+    ]
+    checks += [
+        _ratio_target(
+            results,
+            "Celery executor (PG) throughput >= Celery's",
+            "postgres-celery",
+            "throughput",
+            "jobs/s",
+            lambda r: r >= 1,
+        ),
+        _ratio_target(
+            results,
+            "Celery executor (PG) round trip p50 <= Celery's",
+            "postgres-celery",
             "round_trip_p50_ms",
             "ms",
             lambda r: r <= 1,

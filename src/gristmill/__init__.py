@@ -4,10 +4,13 @@ This module is the authoring API: what a pipeline author imports. Everything els
 may change between releases.
 """
 
+from gristmill.authoring import items
 from gristmill.authoring.commands import Command
-from gristmill.authoring.context import InputFile, OutputFile, RunContext
+from gristmill.authoring.context import Ancestor, InputFile, OutputFile, RunContext
 from gristmill.authoring.inputs import InputKind, Inputs
+from gristmill.authoring.maps import FunctionMapTask, MapTask, Reservoir, map_step
 from gristmill.authoring.pipelines import Access, Pipeline
+from gristmill.authoring.references import Reference, reference
 from gristmill.authoring.tasks import FunctionTask, PreviousResult, Task, task
 from gristmill.errors import (
     CancelledError,
@@ -21,17 +24,22 @@ from gristmill.states import RunState, StepState
 
 __all__ = [
     "Access",
+    "Ancestor",
     "CancelledError",
     "Command",
     "DefinitionError",
+    "FunctionMapTask",
     "FunctionTask",
     "GristmillError",
     "InputFile",
     "InputKind",
     "Inputs",
+    "MapTask",
     "OutputFile",
     "Pipeline",
     "PreviousResult",
+    "Reference",
+    "Reservoir",
     "RunContext",
     "RunState",
     "StepState",
@@ -39,5 +47,8 @@ __all__ = [
     "SubmissionError",
     "Task",
     "TaskError",
+    "items",
+    "map_step",
+    "reference",
     "task",
 ]

@@ -41,6 +41,13 @@ GRISTMILL_DATAFILE_MAX_SIZE    largest data file a user may upload, in     ``104
                                ``GRISTMILL_READ_TIMEOUT`` seconds are over
 ``GRISTMILL_BODIES_PER_CLIENT`` request bodies one client address may be   ``8``
                                sending at once
+``GRISTMILL_EXECUTOR``         what runs queued units: ``local`` (worker   ``local``
+                               processes on this machine) or ``celery``
+                               (Celery workers on a broker)
+``GRISTMILL_BROKER_URL``       the Celery broker: ``redis://host:port/db`` none (needed with
+                               or ``amqp://user:password@host:port/vhost`` ``celery``)
+``GRISTMILL_RECONCILE_AFTER``  seconds a unit may stay queued before the   ``10``
+                               reconciler rings for it again
 =============================  ==========================================  ========================
 """
 
@@ -58,6 +65,10 @@ from gristmill.errors import ConfigurationError
 DEMO_PIPELINES = ("gristmill.demo.pipelines",)
 DATAFILE_MAX_SIZE = 100 * 1024 * 1024
 """The default largest data file (``GRISTMILL_DATAFILE_MAX_SIZE``): 100 MiB."""
+EXECUTORS = ("local", "celery")
+"""The values of ``GRISTMILL_EXECUTOR``."""
+BROKERS = ("redis", "rediss", "amqp", "amqps")
+"""The broker URL schemes the Celery executor is tested on."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,9 @@ class Settings:
     body_min_rate: int = 1024
     bodies_per_client: int = 8
     allow_python_steps: bool = False
+    executor: str = "local"
+    broker_url: str = ""
+    reconcile_after: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -122,11 +136,28 @@ class Settings:
             bodies_per_client=_number(env, "GRISTMILL_BODIES_PER_CLIENT", int, 8),
             allow_python_steps=(env.get("GRISTMILL_ALLOW_PYTHON_STEPS") or "").strip().lower()
             in ("1", "true", "yes", "on"),
+            executor=(env.get("GRISTMILL_EXECUTOR") or "local").strip().lower(),
+            broker_url=(env.get("GRISTMILL_BROKER_URL") or "").strip(),
+            reconcile_after=_number(env, "GRISTMILL_RECONCILE_AFTER", float, 10.0),
         )
         settings = replace(settings, **overrides)
         if settings.sqlite_sync not in ("normal", "full"):
             raise ConfigurationError(
                 f"GRISTMILL_SQLITE_SYNC must be 'normal' or 'full', not {settings.sqlite_sync!r}"
+            )
+        if settings.executor not in EXECUTORS:
+            raise ConfigurationError(
+                f"GRISTMILL_EXECUTOR must be 'local' or 'celery', not {settings.executor!r}"
+            )
+        if settings.executor == "celery" and not settings.broker_url:
+            raise ConfigurationError(
+                "GRISTMILL_EXECUTOR=celery needs GRISTMILL_BROKER_URL "
+                "(redis://host:6379/0 or amqp://user:password@host:5672//)"
+            )
+        if settings.broker_url and settings.broker_url.partition("://")[0] not in BROKERS:
+            raise ConfigurationError(
+                f"GRISTMILL_BROKER_URL must start with redis://, rediss:// or amqp://, "
+                f"not {settings.broker_url!r}"
             )
         if settings.fetch_allow:
             try:
@@ -160,6 +191,9 @@ class Settings:
             "GRISTMILL_BODY_MIN_RATE": str(self.body_min_rate),
             "GRISTMILL_BODIES_PER_CLIENT": str(self.bodies_per_client),
             "GRISTMILL_ALLOW_PYTHON_STEPS": "1" if self.allow_python_steps else "0",
+            "GRISTMILL_EXECUTOR": self.executor,
+            "GRISTMILL_BROKER_URL": self.broker_url,
+            "GRISTMILL_RECONCILE_AFTER": str(self.reconcile_after),
         }
         if self.queues:
             env["GRISTMILL_QUEUES"] = ",".join(self.queues)

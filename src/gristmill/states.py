@@ -123,6 +123,29 @@ class UnitKind(StrEnum):
 
     RUN = "run"
     """Run a whole pipeline run's steps in order."""
+    BATCH = "batch"
+    """Run a map step's item function over one batch of its items (see :class:`BatchState`).
+    Its run stays ``running`` while it waits; ending a batch never ends the run by itself."""
+
+
+class BatchState(StrEnum):
+    """Where one batch of a map step is."""
+
+    PENDING = "pending"
+    """Queued or being processed (its unit says which)."""
+    DONE = "done"
+    """Every item was processed (items that raised under ``on_failure="continue"`` are listed
+    as failed items; the batch is still done)."""
+    FAILED = "failed"
+    """The batch could not be completed: an item raised under ``on_failure="fail"``, the items
+    could not be read, or its workers were lost past the attempt limit."""
+    SKIPPED = "skipped"
+    """Not run: another batch of the map had failed under ``on_failure="fail"``, which fails
+    the run anyway (retrying failed batches runs it)."""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self != BatchState.PENDING
 
 
 class StopReason(StrEnum):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gristmill.client import Client
 from tests.e2e.conftest import Server, _clean_env
 
 
@@ -124,3 +125,55 @@ def test_a_token_made_on_the_command_line_lets_the_client_act_as_its_user(
     hidden = gristmill(server, "status", run_id, cwd=tmp_path)
     assert hidden.returncode != 0
     assert f"no run with id '{run_id}'" in hidden.stderr
+
+
+def test_bulk_submission_from_a_json_lines_file_prints_every_id(
+    server: Server, tmp_path: Path
+) -> None:
+    lines = tmp_path / "runs.jsonl"
+    lines.write_text('{"params": {"value": 2}}\n\n{}\n')
+
+    done = gristmill(
+        server, "submit", "trivial", "--bulk", str(lines), "-p", "control=x", cwd=tmp_path
+    )
+
+    assert done.returncode == 0, done.stderr
+    run_ids = done.stdout.split()
+    assert len(run_ids) == 2
+    assert done.stderr.strip() == "submitted 2 runs"
+    with Client(server.url, token="") as client:
+        for run_id in run_ids:
+            assert client.wait(run_id, timeout=60)["state"] == "succeeded"
+        results = [client.results(r)["steps"][0]["context"] for r in run_ids]
+    assert results == [{"ok": True, "value": 2}, {"ok": True, "value": 1}]
+
+
+def test_a_bad_line_of_a_bulk_file_is_named_by_its_number(server: Server, tmp_path: Path) -> None:
+    lines = tmp_path / "runs.jsonl"
+    lines.write_text('{}\n\n{"params": {"value": "many"}}\n')
+    refused = gristmill(server, "submit", "trivial", "--bulk", str(lines), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == "error: line 3: params.value: Input should be a valid integer"
+    assert refused.stdout == ""
+
+    lines.write_text('{}\n{"params": \n')
+    broken = gristmill(server, "submit", "trivial", "--bulk", str(lines), cwd=tmp_path)
+    assert broken.returncode == 2
+    assert broken.stderr.strip() == ("error: line 2: not JSON (Expecting value at column 11)")
+
+
+def test_submit_names_an_ancestor(server: Server, tmp_path: Path) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("a\n")
+    first = gristmill(server, "submit", "compared", str(note), "--wait", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    earlier = first.stdout.splitlines()[0]
+
+    second = gristmill(server, "submit", "compared", str(note), "--ancestor", earlier, cwd=tmp_path)
+
+    assert second.returncode == 0, second.stderr
+    with Client(server.url, token="") as client:
+        assert client.status(second.stdout.strip())["ancestor"]["id"] == earlier
+    refused = gristmill(server, "submit", "compared", str(note), "--ancestor", "x", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == "error: ancestor: 'x' is neither a run id nor a run's address"

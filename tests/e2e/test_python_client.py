@@ -15,6 +15,7 @@ from gristmill.client import (
     Client,
     ConflictError,
     DataFile,
+    Entry,
     InvalidError,
     Json,
     NotFoundError,
@@ -230,3 +231,44 @@ def test_the_async_client_has_the_same_methods(server: Server, tmp_path: Path) -
     assert final["state"] == "succeeded"
     assert lines == ["shouted 11 characters"]
     assert shouted == b"ASYNC WORDS"
+
+
+def test_many_runs_submitted_at_once_all_or_none(client: Client) -> None:
+    runs = client.submit_many(
+        "upper", [Entry([Text("one")]), {"inputs": [{"kind": "text", "text": "two"}]}]
+    )
+    assert len(runs) == 2
+    for run in runs:
+        assert client.wait(run["id"], timeout=60)["state"] == "succeeded"
+    with pytest.raises(InvalidError) as refused:
+        client.submit_many("trivial", [Entry(), Entry(params={"value": "many"})])
+    assert refused.value.details == {"entries.1.params.value": ["Input should be a valid integer"]}
+
+
+def test_a_bulk_submission_takes_no_local_files(client: Client, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"entry 0: .* is a local file"):
+        client.submit_many("upper", [Entry([tmp_path / "note.txt"])])
+
+
+def test_the_async_client_submits_many(server: Server) -> None:
+    async def use() -> list[str]:
+        async with AsyncClient(server.url, token="") as client:
+            runs = await client.submit_many("upper", [Entry([Text("a")]), Entry([Text("b")])])
+            return [(await client.wait(run["id"], timeout=60))["state"] for run in runs]
+
+    assert asyncio.run(use()) == ["succeeded", "succeeded"]
+
+
+def test_a_run_names_its_ancestor_and_its_status_links_to_it(client: Client) -> None:
+    earlier = client.submit("compared", Text("a\n"))
+    assert client.wait(earlier["id"], timeout=60)["state"] == "succeeded"
+
+    later = client.submit("compared", Text("a\nb\n"), ancestor=earlier["url"])
+    assert client.wait(later["id"], timeout=60)["state"] == "succeeded"
+
+    assert client.status(later["id"])["ancestor"]["id"] == earlier["id"]
+    contexts = {s["name"]: s["context"] for s in client.results(later["id"])["steps"]}
+    assert contexts["compare"] == {"comparison": f"+1 lines since run {earlier['id']}"}
+    [made] = client.submit_many("compared", [Entry([Text("a")], ancestor=earlier["id"])])
+    assert client.wait(made["id"], timeout=60)["state"] == "succeeded"
+    assert client.status(made["id"])["ancestor"]["id"] == earlier["id"]

@@ -23,6 +23,12 @@ from gristmill.authoring.registry import Registry
 from gristmill.settings import Settings
 from gristmill.storage import FilesystemStorage
 from tests.conftest import service_absent
+from tests.integration.brokers import (  # noqa: F401 - fixtures
+    Broker,
+    broker_for,
+    private_redis,
+    private_vhost,
+)
 
 if TYPE_CHECKING:
     from django.test import Client
@@ -166,12 +172,16 @@ class Workers:
     def __init__(self, service: Service):
         self.service = service
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.env: dict[str, str] = {}
+        """Settings every worker started gets (the executor's)."""
+        self.executor = "local"
+        self.broker: Broker | None = None
 
     def start(self, count: int = 1, **env: str) -> subprocess.Popen[bytes]:
         """Start ``gristmill worker`` with ``count`` worker processes; its stderr goes to
         :attr:`log`."""
         settings = self.service.settings
-        environment = {**os.environ, **settings.to_env(), **env}
+        environment = {**os.environ, **settings.to_env(), **self.env, **env}
         environment["GRISTMILL_WORKERS"] = str(count)
         self.log = Path(settings.data_dir) / f"worker-{uuid.uuid4().hex[:8]}.log"
         with self.log.open("wb") as log:
@@ -234,6 +244,46 @@ def workers(service: Service) -> Iterator[Workers]:
     pool = Workers(service)
     yield pool
     pool.stop_all()
+
+
+EXECUTORS = ["local", "celery-redis", "celery-rabbitmq"]
+"""The executors the engine's contract tests run on: local workers, and Celery workers on a
+private Redis and on a private RabbitMQ virtual host."""
+
+RECONCILE_AFTER = 1.0
+
+
+def use_executor(request: pytest.FixtureRequest, pool: Workers, executor: str) -> None:
+    """Make ``pool`` start workers of ``executor`` (one of :data:`EXECUTORS`), and the test's
+    service send them its runs; skips (fails in CI) if the broker cannot be had."""
+    pool.executor = executor
+    if executor == "local":
+        return
+    from gristmill.app.service import make_bell
+
+    broker = broker_for(executor.partition("-")[2], request)
+    settings = replace(
+        pool.service.settings,
+        executor="celery",
+        broker_url=broker.url,
+        reconcile_after=RECONCILE_AFTER,
+    )
+    store = pool.service.store
+    store.bell = make_bell(settings)
+    request.addfinalizer(lambda: setattr(store, "bell", None))
+    pool.broker = broker
+    pool.env.update(
+        GRISTMILL_EXECUTOR="celery",
+        GRISTMILL_BROKER_URL=broker.url,
+        GRISTMILL_RECONCILE_AFTER=str(RECONCILE_AFTER),
+    )
+
+
+@pytest.fixture(params=EXECUTORS)
+def any_workers(request: pytest.FixtureRequest, workers: Workers) -> Workers:
+    """:func:`workers`, of each executor in turn."""
+    use_executor(request, workers, request.param)
+    return workers
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 20, message: str = "") -> Any:

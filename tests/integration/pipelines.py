@@ -13,7 +13,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from gristmill import Command, Inputs, Pipeline, RunContext, Task, TaskError, task
+from gristmill import (
+    Command,
+    Inputs,
+    Pipeline,
+    Reservoir,
+    RunContext,
+    Task,
+    TaskError,
+    items,
+    map_step,
+    task,
+)
 from gristmill.library import (
     DetectFormat,
     FieldStatistics,
@@ -439,4 +450,240 @@ library_check = Pipeline(
     ],
     params=CheckParams,
     inputs=Inputs(kinds=["file"]),
+)
+
+
+@task
+def line_count(run: RunContext) -> dict[str, Any]:
+    """Counts the input's lines and compares with the ancestor's count, if there is one."""
+    lines = len(run.input.path.read_text(encoding="utf-8").splitlines())
+    if run.ancestor is None:
+        return {"lines": lines, "ancestor": None}
+    before = run.ancestor.result("line_count")["lines"]
+    (earlier,) = run.ancestor.inputs
+    return {
+        "lines": lines,
+        "ancestor": run.ancestor.id,
+        "change": lines - before,
+        "earlier_input": earlier.path.read_text(encoding="utf-8"),
+        "earlier_outputs": [o.name for o in run.ancestor.outputs()],
+    }
+
+
+class LineCountContext(Task):
+    """A second step whose results page shows the comparison the first step made."""
+
+    name = "compare"
+
+    def process(self, run: RunContext, upstream: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(upstream["line_count"])
+
+    def context(self, run: RunContext, result: Any) -> dict[str, Any]:
+        if result["ancestor"] is None:
+            return {"comparison": "no earlier run to compare with"}
+        return {"comparison": f"{result['change']:+d} lines since run {result['ancestor']}"}
+
+
+TEXT = Inputs(kinds=["file", "text", "url"])
+compared = Pipeline("compared", [line_count, LineCountContext], inputs=TEXT)
+compared_auto = Pipeline(
+    "compared-auto", [line_count, LineCountContext], inputs=TEXT, ancestor="previous"
+)
+compared_other = Pipeline("compared-other", [line_count], inputs=TEXT, ancestors_from=["compared"])
+
+
+class MapParams(BaseModel):
+    control: str = ""
+    hold: int = 0
+    """The item whose batch waits (on its first delivery) until control/release exists."""
+    bad: int = 0
+    """The item that raises while control/broken exists."""
+
+
+def _check_item(item: Any, run: RunContext) -> Any:
+    n, params = item["n"], run.params
+    if params.control:
+        control = Path(params.control)
+        if n == params.hold and not (control / "held").exists():
+            (control / "held").write_text(str(os.getpid()))
+            _wait_for_release(run, control)
+        if n == params.bad and (control / "broken").exists():
+            raise ValueError(f"cannot check item {n}")
+    if n % 7 == 0:
+        return {"kind": "seven", "n": n}
+    if n % 50 == 0:
+        return [{"kind": "fifty", "n": n}, {"kind": "round", "n": n}]
+    return None
+
+
+@map_step(items=items.json_lines(), batch_size=500, on_failure="fail", name="check")
+def check_failing(item: Any, run: RunContext) -> Any:
+    return _check_item(item, run)
+
+
+@map_step(items=items.json_lines(), batch_size=500, on_failure="continue", name="check")
+def check_continuing(item: Any, run: RunContext) -> Any:
+    return _check_item(item, run)
+
+
+@task
+def tally(run: RunContext) -> dict[str, Any]:
+    """The reduce: counts read back from the findings, the summary, and 5 examples a kind."""
+    sample = Reservoir(k=5, seed=7)
+    counted: dict[str, int] = {}
+    items_seen = []
+    for number, finding in run.findings("check"):
+        counted[finding["kind"]] = counted.get(finding["kind"], 0) + 1
+        sample.add(finding["kind"], number)
+        items_seen.append(number)
+    summary = run.map_summary("check")
+    return {
+        "counted": counted,
+        "summary": summary["counts"],
+        "items_done": summary["items_done"],
+        "findings": len(items_seen),
+        "distinct": len(set(items_seen)),
+        "examples": sample.as_dict(),
+    }
+
+
+mapping = Pipeline("mapping", [check_failing, tally], params=MapParams)
+mapping_continue = Pipeline("mapping-continue", [check_continuing, tally], params=MapParams)
+# -- steps without network (test_network.py) ------------------------------------------------
+
+
+class ReachParams(BaseModel):
+    tcp_port: int = 0
+    udp_port: int = 0
+    control: str = ""
+
+
+def _reach(tcp_port: int, udp_port: int) -> dict[str, str]:
+    """Try a TCP connection, a UDP question (what a DNS lookup sends) and a name lookup; say
+    how each went."""
+    import socket
+
+    tried: dict[str, str] = {}
+    try:
+        with socket.create_connection(("127.0.0.1", tcp_port), timeout=5) as tcp:
+            tried["tcp"] = tcp.recv(16).decode()
+    except OSError as error:
+        tried["tcp"] = f"refused: {error.strerror}"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(5)
+            udp.sendto(b"where is example.org?", ("127.0.0.1", udp_port))
+            tried["udp"] = udp.recv(64).decode()
+    except OSError as error:
+        tried["udp"] = f"refused: {error.strerror or error}"
+    try:
+        socket.getaddrinfo("gristmill-test.example.org", 80)
+        tried["resolve"] = "resolved"
+    except OSError as error:
+        tried["resolve"] = f"refused: {error.strerror or error}"
+    return tried
+
+
+_REACH = (
+    "import json, sys; sys.path.insert(0, sys.argv[3]); from pipelines import _reach; "
+    "print(json.dumps(_reach(int(sys.argv[1]), int(sys.argv[2]))))"
+)
+
+
+def _reacher(name: str, network: bool) -> Task:
+    @task(name=name, network=network, uses=["tcp_port", "udp_port"])
+    def reach(run: RunContext) -> dict[str, Any]:
+        run.log(f"reaching out from process {os.getpid()}")
+        with run.stage("reaching"):
+            run.progress(1, 2)
+            tried = _reach(run.params.tcp_port, run.params.udp_port)
+        (run.workdir / "tried.txt").write_text(repr(tried))
+        run.output("tried.txt")
+        return {**tried, "pid": os.getpid()}
+
+    return reach
+
+
+def _command_reacher(name: str, network: bool) -> Command:
+    here = str(Path(__file__).parent)
+    argv = [sys.executable, "-c", _REACH, "{params.tcp_port}", "{params.udp_port}", here]
+    return Command(name, argv, stdout_json=True, network=network)
+
+
+reaching = Pipeline(
+    "reaching",
+    [
+        _reacher("python_online", True),
+        _reacher("python_offline", False),
+        _command_reacher("command_online", True),
+        _command_reacher("command_offline", False),
+    ],
+    params=ReachParams,
+    inputs=OPTIONAL,
+)
+
+
+@task(network=False, timeout=1)
+def offline_forever(run: RunContext) -> None:
+    """Never ends and never looks whether it should stop."""
+    if run.params.control:
+        _mark(run, "offline")
+    while True:
+        time.sleep(0.05)
+
+
+@task(network=False)
+def offline_cancellable(run: RunContext) -> None:
+    """Stops when cancelled."""
+    _mark(run, "offline")
+    while True:
+        run.check_cancelled()
+        time.sleep(0.01)
+
+
+@task(network=False)
+def offline_failing(run: RunContext) -> None:
+    run.log("about to fail")
+    raise TaskError(f"the data at {run.workdir} is bad")
+
+
+@task(network=False)
+def offline_crashing(run: RunContext) -> None:
+    raise RuntimeError("a bug in the step")
+
+
+@task(network=False)
+def offline_not_json(run: RunContext) -> set[int]:
+    return {1}
+
+
+offline_timeout = Pipeline(
+    "offline-timeout", [offline_forever], params=ReachParams, inputs=OPTIONAL
+)
+offline_cancel = Pipeline(
+    "offline-cancel", [offline_cancellable], params=ReachParams, inputs=OPTIONAL
+)
+offline_command_timeout = Pipeline(
+    "offline-command-timeout",
+    [Command("sleeper", ["sleep", "60"], timeout=1, network=False)],
+    inputs=OPTIONAL,
+)
+offline_errors = Pipeline("offline-errors", [offline_failing], inputs=OPTIONAL)
+offline_crash = Pipeline("offline-crash", [offline_crashing], inputs=OPTIONAL)
+offline_json = Pipeline("offline-json", [offline_not_json], inputs=OPTIONAL)
+
+
+# -- results pages (test_results_pages.py); templates in templates/ beside this module -------
+
+
+@task(staff_only=("secret",))
+def paged_step(run: RunContext) -> dict[str, Any]:
+    return {"shown": "for everyone", "secret": "for staff"}
+
+
+paged = Pipeline(
+    "paged", [paged_step], params=Params, inputs=OPTIONAL, page_template="paged/results.html"
+)
+broken_page = Pipeline(
+    "broken-page", [paged_step], params=Params, inputs=OPTIONAL, page_template="paged/broken.html"
 )

@@ -89,6 +89,7 @@ def test_the_openapi_document_describes_every_endpoint(client: TestClient) -> No
         ("GET", "/api/v1/pipelines"),
         ("GET", "/api/v1/pipelines/{name}"),
         ("POST", "/api/v1/pipelines/{name}/runs"),
+        ("POST", "/api/v1/pipelines/{name}/runs/bulk"),
         ("GET", "/api/v1/runs/{run_id}"),
         ("GET", "/api/v1/runs/{run_id}/log"),
         ("GET", "/api/v1/runs/{run_id}/results"),

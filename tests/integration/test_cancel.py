@@ -4,8 +4,8 @@ run ends ``cancelled``; a run that had already ended answers 409 with its final 
 Each moment is tried many times. The steps tell the test where they are through marker files
 (``control/<run>-<step>``); the test cancels once a step's marker exists.
 
-These are contract tests of the executors: ``live`` starts workers of each executor (the local
-one today; Celery adds itself to its parameters when it lands).
+These are contract tests of the executors: ``live`` starts workers of each executor (local, and
+Celery on Redis and on RabbitMQ).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from gristmill.store.base import (
     Report,
     StepOutcome,
 )
-from tests.integration.conftest import Workers
+from tests.integration.conftest import EXECUTORS, Workers, use_executor
 from tests.integration.test_web import run_page
 
 if TYPE_CHECKING:
@@ -40,10 +40,11 @@ if TYPE_CHECKING:
 TRIES = 50
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=EXECUTORS)
 def live(request: pytest.FixtureRequest, workers: Workers) -> Callable[[int], object]:
     """Starts ``count`` live workers of each executor (``request.param``) on the test's
     database; they are stopped after the test."""
+    use_executor(request, workers, request.param)
     return workers.start
 
 

@@ -128,3 +128,32 @@ def test_run_exits_2_for_a_pipeline_file_with_a_definition_error(tmp_path: Path)
     done = gristmill("run", str(broken), str(POEM), cwd=tmp_path)
     assert done.returncode == 2
     assert "error: pipeline name 'Bad Name' must be 1-64 lower-case letters" in done.stderr
+
+
+MAP_PIPELINE = """
+from gristmill import Pipeline, Reservoir, items, map_step, task
+
+
+@map_step(items=items.json_lines(), batch_size=100)
+def check(item, run):
+    return {"kind": "even"} if item["n"] % 2 == 0 else None
+
+
+@task
+def tally(run):
+    sample = Reservoir(k=5, seed=1)
+    for number, finding in run.findings("check"):
+        sample.add(finding["kind"], number)
+    return {"counts": run.map_summary("check")["counts"], "examples": len(sample.examples("even"))}
+
+
+pipeline = Pipeline("tally", [check, tally])
+"""
+
+
+def test_run_runs_a_map_step_and_its_batches_in_this_process(tmp_path: Path) -> None:
+    (tmp_path / "tally.py").write_text(MAP_PIPELINE)
+    (tmp_path / "data.jsonl").write_text("".join(f'{{"n": {n}}}\n' for n in range(1, 1001)))
+    done = gristmill("run", "tally.py", "data.jsonl", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "counts={'even': 500}, examples=5" in done.stdout

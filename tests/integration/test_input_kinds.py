@@ -318,7 +318,10 @@ def test_a_multipart_submission_naming_what_the_caller_may_not_see_is_refused(
 
 def test_an_unknown_multipart_field_names_the_fields_a_submission_has(site: Service) -> None:
     response = browser().post(RUNS, {"urls": "https://example.org/"})
-    message = "unknown field (a submission has 'files', 'url', 'datafile', 'run' and 'params')"
+    message = (
+        "unknown field (a submission has 'files', 'url', 'datafile', 'run', 'params' and "
+        "'ancestor')"
+    )
     assert answer(response) == refusal("urls", message)
 
 

@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from gristmill.errors import NotFoundError, TransitionError
-from gristmill.states import RunState, StepState
+from gristmill.states import BatchState, RunState, StepState, UnitKind
 from gristmill.store.base import (
+    BatchOutcome,
+    BatchSpec,
     Claim,
     Failure,
     InputRecord,
+    NewMap,
     NewRun,
     NextClaim,
     OutputRecord,
+    QueuedUnit,
     Report,
     StepOutcome,
     Store,
@@ -55,6 +60,17 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
         yield sql
     finally:
         sql.close()
+
+
+def owner_id(store: Store) -> int:
+    """A user id that the store may record as a run's owner."""
+    if isinstance(store, MemoryStore):
+        return 7
+    from django.contrib.auth import get_user_model
+
+    alias = getattr(store, "alias", "default")
+    user = get_user_model().objects.db_manager(alias).create_user(f"u-{uuid.uuid4().hex[:8]}")
+    return int(user.pk)
 
 
 @pytest.fixture
@@ -137,6 +153,108 @@ def test_a_created_run_is_queued_with_its_params_and_inputs(store: Store, queue:
         None,
     )
     assert store.get_steps(run_id) == {}
+
+
+def bulk(queue: str, count: int, **kw: Any) -> list[NewRun]:
+    return [
+        NewRun(
+            id=str(uuid.uuid4()),
+            pipeline="contract",
+            queue=queue,
+            params={"n": n},
+            inputs=[INPUT] * (n % 3),
+            expires_at=datetime.now(UTC) + timedelta(days=7),
+            **kw,
+        )
+        for n in range(count)
+    ]
+
+
+def test_runs_created_in_bulk_are_queued_with_their_params_inputs_and_units(
+    store: Store, queue: str
+) -> None:
+    runs = bulk(queue, 5, owner_id=None, max_attempts=2)
+
+    store.create_runs(runs)
+
+    for n, made in enumerate(runs):
+        run = store.get_run(made.id)
+        assert (run.state, run.queue, run.params, run.inputs) == (
+            RunState.QUEUED,
+            queue,
+            {"n": n},
+            [INPUT] * (n % 3),
+        )
+    claims = store.claim("w1", queues=[queue], lease=LEASE, limit=10)
+    assert sorted(c.run_id for c in claims) == sorted(r.id for r in runs)
+
+
+def test_unfinished_names_the_queued_and_running_runs_in_order(store: Store, queue: str) -> None:
+    done = ended(store, queue)
+    queued = new_run(store, queue)
+    running = new_run(store, queue)
+    store.claim("w1", queues=None, lease=LEASE, run_id=running)
+
+    assert store.unfinished([running, done, queued, str(uuid.uuid4())]) == [running, queued]
+
+
+def test_the_previous_run_is_the_owners_latest_succeeded_one_from_the_same_source(
+    store: Store, queue: str
+) -> None:
+    pipeline = f"p-{uuid.uuid4().hex[:8]}"
+    url = InputRecord("x.csv", "", 0, "", "text/csv", "url", "https://example.org/x.csv")
+    other_url = InputRecord("x.csv", "", 0, "", "text/csv", "url", "https://example.org/y/x.csv")
+    named = InputRecord("data.txt", "p", 1, "ab", "text/plain", "text", "")
+
+    def made(first: InputRecord, owner: int | None, *, succeed: bool = True) -> str:
+        run_id = str(uuid.uuid4())
+        expires = datetime.now(UTC) + timedelta(days=7)
+        store.create_run(NewRun(run_id, pipeline, queue, {}, [first], expires, owner_id=owner))
+        if succeed:
+            (claim,) = store.claim("w1", queues=None, lease=LEASE, run_id=run_id)
+            assert store.finish(claim, RunState.SUCCEEDED, Report())
+        return run_id
+
+    owner = owner_id(store)
+    assert store.previous_run(pipeline, owner, url) is None
+    made(url, owner)
+    latest = made(url, owner)
+    made(url, owner, succeed=False)
+    made(other_url, owner)
+    by_name = made(named, owner)
+
+    assert store.previous_run(pipeline, owner, url) == latest
+    assert store.previous_run(pipeline, owner, replace(named, path="q", sha256="cd")) == by_name
+    assert store.previous_run(pipeline, owner, replace(named, name="other.txt")) is None
+    assert store.previous_run("elsewhere", owner, url) is None
+
+
+def test_runs_created_in_bulk_are_all_or_nothing(store: Store, queue: str) -> None:
+    existing = new_run(store, queue)
+    runs = bulk(queue, 3)
+    clash = NewRun(
+        id=existing,
+        pipeline="contract",
+        queue=queue,
+        params={},
+        inputs=[],
+        expires_at=datetime.now(UTC) + timedelta(days=7),
+    )
+
+    with pytest.raises(Exception):  # noqa: B017 - each database words it its own way
+        store.create_runs([*runs, clash])
+
+    for made in runs:
+        with pytest.raises(NotFoundError):
+            store.get_run(made.id)
+    assert [c.run_id for c in store.claim("w1", queues=[queue], lease=LEASE, limit=10)] == [
+        existing
+    ]
+
+
+def test_runs_created_in_bulk_cannot_be_claimed_at_creation(store: Store, queue: str) -> None:
+    with pytest.raises(ValueError, match="never claimed at creation"):
+        store.create_runs(bulk(queue, 1, claimed_by="w1"))
 
 
 def test_an_unknown_or_malformed_run_id_is_not_found(store: Store) -> None:
@@ -562,3 +680,324 @@ def test_a_worker_sees_the_units_it_holds(store: Store, queue: str) -> None:
     assert [c.run_id for c in store.held_by("w-held")] == [c.run_id for c in claims]
     assert {first, second} == {c.run_id for c in claims}
     assert store.held_by("somebody-else") == []
+
+
+# -- the bell and the reconciler's needs ---------------------------------------------------
+
+
+def test_the_bell_hears_of_every_unit_queued_once_it_is_committed(store: Store, queue: str) -> None:
+    heard: list[QueuedUnit] = []
+
+    def bell(units: Sequence[QueuedUnit]) -> None:
+        heard.extend(u for u in units if u.queue == queue)
+
+    store.bell = bell
+    run_id = new_run(store, queue)
+    assert len(heard) == 1
+    claim = claim_one(store, queue)
+    assert claim.unit_id == heard[0].unit_id  # committed: claimable by anyone who heard
+    assert store.release(claim, Report())
+    assert [u.unit_id for u in heard] == [claim.unit_id] * 2
+    claim = claim_one(store, queue)
+    assert store.finish(claim, RunState.SUCCEEDED, Report())
+    assert len(heard) == 2
+    assert store.requeue(run_id, reason="again")
+    assert len(heard) == 3
+    claim = claim_one(store, queue, lease=-1)
+    assert claim.unit_id == heard[2].unit_id
+    store.reap()
+    assert [u.unit_id for u in heard[3:]] == [claim.unit_id]
+    worker = f"host/{uuid.uuid4().hex[:6]}"
+    claim = claim_one(store, queue, worker)
+    assert store.release_worker(worker, "killed by signal SIGKILL") == 1
+    assert [u.unit_id for u in heard[4:]] == [claim.unit_id]
+    assert {u.queue for u in heard} == {queue}
+
+
+def test_a_bell_that_fails_fails_nothing_the_unit_stays_queued(store: Store, queue: str) -> None:
+    def bell(units: Sequence[QueuedUnit]) -> None:
+        raise ConnectionError("the broker is down")
+
+    store.bell = bell
+    run_id = new_run(store, queue)
+    assert store.get_run(run_id).state == RunState.QUEUED
+    (unit,) = [u for u in store.queued_units(limit=100_000) if u.queue == queue]
+    assert claim_one(store, queue).unit_id == unit.unit_id
+
+
+def test_queued_units_are_listed_oldest_first_up_to_the_limit(store: Store, queue: str) -> None:
+    for _ in range(3):
+        new_run(store, queue)
+    mine = [u for u in store.queued_units(limit=100_000) if u.queue == queue]
+    assert len(mine) == 3
+    assert [u.unit_id for u in mine] == sorted(u.unit_id for u in mine)
+    assert len(store.queued_units(limit=2)) == 2
+    claim_one(store, queue)
+    assert [u.unit_id for u in store.queued_units(limit=100_000) if u.queue == queue] == [
+        u.unit_id for u in mine[1:]
+    ]
+
+
+def test_a_lock_is_held_by_one_process_at_a_time(store: Store) -> None:
+    if isinstance(store, MemoryStore):
+        # One process's store: there is no one to share the lock with.
+        assert store.try_lock("contract-lock")
+        return
+    from gristmill.server.store import DjangoStore
+
+    other = DjangoStore(store.alias)  # type: ignore[attr-defined]
+    name = f"contract-{uuid.uuid4().hex[:8]}"
+    answers: list[bool] = []
+
+    def elsewhere() -> None:
+        # Another thread: another connection, as another process would have.
+        try:
+            answers.append(other.try_lock(name))
+            if answers[-1]:
+                other.unlock(name)
+        finally:
+            other.end_thread()
+
+    def try_elsewhere() -> bool:
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        return answers[-1]
+
+    assert store.try_lock(name)
+    try:
+        assert not try_elsewhere()
+    finally:
+        store.unlock(name)
+    assert try_elsewhere()
+    other.close()
+
+
+def test_the_bell_hears_of_every_unit_queued_in_bulk(store: Store, queue: str) -> None:
+    heard: list[QueuedUnit] = []
+
+    def bell(units: Sequence[QueuedUnit]) -> None:
+        heard.extend(u for u in units if u.queue == queue)
+
+    store.bell = bell
+    store.create_runs(bulk(queue, 3))
+    assert len(heard) == 3
+    claimed = {claim_one(store, queue).unit_id for _ in range(3)}
+    assert claimed == {u.unit_id for u in heard}
+
+
+# -- map steps ------------------------------------------------------------------------------
+
+FINGERPRINT = {"task": "check", "code": "c", "inputs": [["data.txt", "ab"]]}
+
+
+def mapped(store: Store, queue: str, batches: int = 3, on_failure: str = "continue") -> str:
+    """A running run whose map step ``check`` was cut into ``batches`` batches of 10 items."""
+    run_id = new_run(store, queue)
+    run_claim = claim_one(store, queue, queue + "-w1")
+    specs = [
+        BatchSpec(n, 10 * n - 9, 10, "runs/x/data.jsonl", 100 * n, None)
+        for n in range(1, batches + 1)
+    ]
+    new_map = NewMap("check", 0, FINGERPRINT, on_failure, 10 * batches, specs)
+    assert store.start_map(run_claim, new_map, Report(progress_done=0, progress_total=30))
+    return run_id
+
+
+def batch_done(number: int, findings: int = 2, batches: int = 3) -> BatchOutcome:
+    items = [(10 * number - 9 + i, "odd", f'{{"kind":"odd","n":{i}}}') for i in range(findings)]
+    return BatchOutcome(
+        "check",
+        number,
+        BatchState.DONE,
+        10,
+        items,
+        {"odd": findings},
+        {"odd": [{"kind": "odd", "n": i} for i in range(findings)]},
+        batches_total=batches,
+    )
+
+
+def test_starting_a_map_queues_one_batch_unit_per_batch_and_keeps_the_run_running(
+    store: Store, queue: str
+) -> None:
+    run_id = mapped(store, queue)
+    run = store.get_run(run_id)
+    assert (run.state, run.progress_done, run.progress_total) == (RunState.RUNNING, 0, 30)
+    claims = store.claim(queue + "-w1", queues=[queue], lease=LEASE, limit=10)
+    assert [c.kind for c in claims] == [UnitKind.BATCH] * 3
+    records = [store.load_batch(c) for c in claims]
+    assert [(r.step, r.spec.number, r.spec.first_item, r.spec.start) for r in records if r] == [
+        ("check", 1, 1, 100),
+        ("check", 2, 11, 200),
+        ("check", 3, 21, 300),
+    ]
+    [status] = store.map_status(run_id)
+    assert (status.batches_total, status.remaining, status.complete) == (3, 3, False)
+    assert status.batches == {"pending": 3, "done": 0, "failed": 0, "skipped": 0}
+
+
+def test_the_last_batch_to_end_queues_the_walk_and_findings_are_stored_once(
+    store: Store, queue: str
+) -> None:
+    run_id = mapped(store, queue)
+    claims = store.claim(queue + "-w1", queues=[queue], lease=LEASE, limit=3)
+    for claim in claims[:2]:
+        assert store.save_batch(claim, batch_done(store.load_batch(claim).spec.number), Report())  # type: ignore[union-attr]
+    assert store.claim(queue + "-w1", queues=[queue], lease=LEASE) == []
+    run = store.get_run(run_id)
+    assert (run.stage, run.progress_done, run.current_step) == ("batch 2 of 3", 20, "check")
+    next_claim = NextClaim(queue + "-w1", [queue], LEASE)
+    assert store.save_batch(claims[2], batch_done(3), Report(), then_claim=next_claim)
+    [walk] = next_claim.claims
+    assert (walk.kind, walk.run_id, walk.attempt) == (UnitKind.RUN, run_id, 2)
+    assert store.get_run(run_id).attempt == 2
+    [status] = store.map_status(run_id)
+    assert (status.complete, status.items_done, status.counts) == (True, 30, {"odd": 6})
+    # Up to 5 examples of each kind, from the lowest batches first.
+    assert [e["n"] for e in status.examples["odd"]] == [0, 1, 0, 1, 0]
+    found = store.read_findings(run_id, "check")
+    assert [(f.item, f.batch) for f in found] == [
+        (1, 1),
+        (2, 1),
+        (11, 2),
+        (12, 2),
+        (21, 3),
+        (22, 3),
+    ]
+    # A page ends with an item's last finding; read on after its last item.
+    page = store.read_findings(run_id, "check", after=2, limit=1)
+    assert [f.item for f in page] == [11]
+    assert store.read_findings(run_id, "check", kind="even") == []
+
+
+def test_a_batch_saved_by_a_late_delivery_is_fenced_and_a_redo_replaces_findings(
+    store: Store, queue: str
+) -> None:
+    run_id = mapped(store, queue, batches=1)
+    [first] = store.claim(queue + "-w1", queues=[queue], lease=LEASE)
+    assert store.release_worker(queue + "-w1", "killed by signal SIGKILL") == 1
+    assert store.get_run(run_id).state == RunState.RUNNING
+    [second] = store.claim(queue + "-w2", queues=[queue], lease=LEASE)
+    assert (second.unit_id, second.attempt) == (first.unit_id, 2)
+    assert not store.save_batch(first, batch_done(1, findings=5, batches=1), Report())
+    assert store.save_batch(second, batch_done(1, batches=1), Report())
+    assert [f.item for f in store.read_findings(run_id, "check")] == [1, 2]
+    [status] = store.map_status(run_id)
+    assert (status.items_done, status.counts) == (10, {"odd": 2})
+
+
+def test_a_batch_lost_past_the_attempt_limit_fails_and_counts_down(
+    store: Store, queue: str
+) -> None:
+    run_id = mapped(store, queue, batches=1)
+    for _ in range(3):
+        claim_one(store, queue, queue + "-w1")
+        store.release_worker(queue + "-w1", "killed by signal SIGKILL")
+    [status] = store.map_status(run_id)
+    assert status.complete and status.batches["failed"] == 1
+    assert status.failed_batches[0].error == (
+        "worker lost (killed by signal SIGKILL) on attempt 3; gave up after 3 lost attempts"
+    )
+    [walk] = store.claim(queue + "-w1", queues=[queue], lease=LEASE)
+    assert walk.kind == UnitKind.RUN
+
+
+def test_ending_the_run_ends_its_queued_batches(store: Store, queue: str) -> None:
+    run_id = mapped(store, queue)
+    claim = claim_one(store, queue, queue + "-w1")
+    assert store.request_cancel(run_id)
+    assert store.finish(claim, RunState.CANCELLED, Report(), Failure("the run was cancelled"))
+    assert store.get_run(run_id).state == RunState.CANCELLED
+    assert store.claim(queue + "-w1", queues=[queue], lease=LEASE) == []
+
+
+def test_retrying_failed_batches_requeues_only_them_with_a_new_generation(
+    store: Store, queue: str
+) -> None:
+    run_id = mapped(store, queue)
+    claims = store.claim(queue + "-w1", queues=[queue], lease=LEASE, limit=3)
+    assert store.retry_failed_batches(run_id) == 0  # still running
+    failed = BatchOutcome("check", 2, BatchState.FAILED, 3, error="item 13: boom", batches_total=3)
+    for claim, outcome_ in zip(claims, [batch_done(1), failed, batch_done(3)], strict=True):
+        assert store.save_batch(claim, outcome_, Report())
+    [walk] = store.claim(queue + "-w1", queues=[queue], lease=LEASE)
+    assert store.finish(walk, RunState.FAILED, Report(), Failure("step `check` failed"))
+    assert store.retry_failed_batches(run_id) == 1
+    run = store.get_run(run_id)
+    assert (run.state, run.error_message) == (RunState.RUNNING, None)
+    [status] = store.map_status(run_id)
+    assert (status.generation, status.remaining, status.items_done) == (2, 1, 20)
+    assert status.settled is False
+    [again] = store.claim(queue + "-w1", queues=[queue], lease=LEASE)
+    assert store.load_batch(again).spec.number == 2  # type: ignore[union-attr]
+    assert store.save_batch(again, batch_done(2), Report())
+    [status] = store.map_status(run_id)
+    assert (status.complete, status.items_done, status.counts) == (True, 30, {"odd": 6})
+    assert [f.item for f in store.read_findings(run_id, "check")] == [1, 2, 11, 12, 21, 22]
+
+
+def test_a_requeue_settles_maps_and_expiry_removes_them(store: Store, queue: str) -> None:
+    run_id = mapped(store, queue, batches=1)
+    [batch] = store.claim(queue + "-w1", queues=[queue], lease=LEASE)
+    assert store.save_batch(batch, batch_done(1, batches=1), Report())
+    [walk] = store.claim(queue + "-w1", queues=[queue], lease=LEASE)
+    assert store.finish(walk, RunState.SUCCEEDED, Report())
+    assert store.requeue(run_id, reason="rerun")
+    assert store.map_status(run_id)[0].settled
+    [walk] = store.claim(queue + "-w1", queues=[queue], lease=LEASE)
+    assert walk.attempt == 3 and walk.kind == UnitKind.RUN
+    assert store.finish(walk, RunState.SUCCEEDED, Report())
+    assert store.expire(run_id, reason="retention over")
+    assert store.map_status(run_id) == []
+    assert store.read_findings(run_id, "check") == []
+
+
+def test_a_report_without_status_writes_its_log_lines_only(store: Store, queue: str) -> None:
+    run_id = mapped(store, queue, batches=1)
+    batch = claim_one(store, queue, queue + "-w1")
+    report = Report("other", "a stage", None, None, [(1.0, "check", "log", "hi")], status=False)
+    assert store.flush(batch, report, lease=LEASE).owned
+    run = store.get_run(run_id)
+    assert (run.progress_done, run.progress_total, run.stage) == (0, 30, None)
+    assert texts(store, run_id)[-1] == "hi"
+
+
+def test_a_batch_loaded_after_another_failed_under_fail_says_so(store: Store, queue: str) -> None:
+    mapped(store, queue, batches=2, on_failure="fail")
+    first, second = store.claim(queue + "-w1", queues=[queue], lease=LEASE, limit=2)
+    assert not store.load_batch(second).map_failed  # type: ignore[union-attr]
+    failed = BatchOutcome("check", 1, BatchState.FAILED, 1, error="item 1: boom", batches_total=2)
+    assert store.save_batch(first, failed, Report())
+    assert store.load_batch(second).map_failed  # type: ignore[union-attr]
+
+
+def test_the_bell_hears_of_batch_units_the_walk_and_retried_batches(
+    store: Store, queue: str
+) -> None:
+    heard: list[QueuedUnit] = []
+
+    def bell(units: Sequence[QueuedUnit]) -> None:
+        heard.extend(u for u in units if u.queue == queue)
+
+    store.bell = bell
+    run_id = mapped(store, queue)
+    assert len(heard) == 1 + 3  # the run's own unit, then one per batch
+    claims = store.claim(queue + "-w1", queues=[queue], lease=LEASE, limit=3)
+    assert {c.unit_id for c in claims} == {u.unit_id for u in heard[1:]}
+    failed = BatchOutcome("check", 2, BatchState.FAILED, 3, error="item 13: boom", batches_total=3)
+    for claim, outcome_ in zip(claims[:2], [batch_done(1), failed], strict=True):
+        assert store.save_batch(claim, outcome_, Report())
+    assert len(heard) == 4  # no walk before the last batch
+    assert store.save_batch(claims[2], batch_done(3), Report())
+    [walk_unit] = heard[4:]
+    [walk] = store.claim(queue + "-w1", queues=[queue], lease=LEASE)
+    assert (walk.unit_id, walk.kind) == (walk_unit.unit_id, UnitKind.RUN)
+    assert store.finish(walk, RunState.FAILED, Report(), Failure("step `check` failed"))
+    assert store.retry_failed_batches(run_id) == 1
+    [retried] = heard[5:]
+    [again] = store.claim(queue + "-w1", queues=[queue], lease=LEASE)
+    assert again.unit_id == retried.unit_id
+    worker = queue + "-w1"
+    assert store.release_worker(worker, "killed by signal SIGKILL") == 1
+    assert [u.unit_id for u in heard[6:]] == [again.unit_id]

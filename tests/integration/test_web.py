@@ -213,6 +213,7 @@ def test_the_form_has_a_labelled_field_per_parameter_with_its_default(web: Clien
         "id_colour": "Colour:",
         "id_label": "Label:",
         "id_exclude": "Exclude:",
+        "id_ancestor": "Compare with an earlier run:",
     }
     top = form.one("#id_top")
     assert (top.attrs["type"], top.attrs["name"], top.attrs["value"]) == ("number", "top", "10")
@@ -495,7 +496,7 @@ def test_a_succeeded_run_shows_each_steps_context_as_tables(
     assert [r.texts("td") for r in rows.select("tbody tr")] == [["mill", "3"], ["grist", "2"]]
     assert result.texts("ul li") == ["<b>plain</b>", "text"]  # escaped, not markup
     assert result.select("b") == []
-    assert "level" in result.texts("table.kv table.kv table.kv th")
+    assert "level" in result.texts("table.kv dl.nested dl.nested dt")
     greeting = html.one("article#result-Greet")
     assert greeting.texts("h3") == ["Greeting"]
     assert greeting.texts("p.greeting") == [f"hello from red in step Greet of run {run_id}"]

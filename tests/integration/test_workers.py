@@ -1,4 +1,5 @@
-"""Local worker processes on each database: queued runs are picked up and finished."""
+"""Worker processes of each executor (local, Celery on Redis and on RabbitMQ) on each database:
+queued runs are picked up and finished."""
 
 from __future__ import annotations
 
@@ -10,24 +11,26 @@ from gristmill.app.submission import get_run, submit, wait
 from tests.integration.conftest import Workers, wait_until
 
 
-def test_workers_finish_every_queued_run(service: Service, workers: Workers) -> None:
+def test_workers_finish_every_queued_run(service: Service, any_workers: Workers) -> None:
     run_ids = [submit("trivial", params={"value": i}, service=service) for i in range(20)]
-    workers.start(2)
+    any_workers.start(2)
     results = [wait(run_id, timeout=30, service=service) for run_id in run_ids]
     assert [r.state for r in results] == [RunState.SUCCEEDED] * 20
     assert [r.result("one")["value"] for r in results] == list(range(20))
 
 
-def test_a_ten_step_pipeline_runs_every_step_in_order(service: Service, workers: Workers) -> None:
-    workers.start(1)
+def test_a_ten_step_pipeline_runs_every_step_in_order(
+    service: Service, any_workers: Workers
+) -> None:
+    any_workers.start(1)
     status = wait(submit("ten", service=service), timeout=30, service=service)
     assert [s.result for s in status.steps] == list(range(10))
 
 
 def test_cancelling_a_running_run_stops_its_step(
-    service: Service, workers: Workers, control: Path
+    service: Service, any_workers: Workers, control: Path
 ) -> None:
-    workers.start(1)
+    any_workers.start(1)
     run_id = submit("holding", params={"control": str(control)}, service=service)
     wait_until(lambda: (control / "started-1").exists(), message="the step to start")
     assert service.store.request_cancel(run_id)
@@ -38,9 +41,9 @@ def test_cancelling_a_running_run_stops_its_step(
 
 
 def test_live_status_shows_the_current_step(
-    service: Service, workers: Workers, control: Path
+    service: Service, any_workers: Workers, control: Path
 ) -> None:
-    workers.start(1)
+    any_workers.start(1)
     run_id = submit("holding", params={"control": str(control)}, service=service)
     wait_until(lambda: (control / "started-1").exists(), message="the step to start")
     running = wait_until(
@@ -53,10 +56,12 @@ def test_live_status_shows_the_current_step(
     assert wait(run_id, timeout=20, service=service).state == RunState.SUCCEEDED
 
 
-def test_a_burst_of_runs_all_succeed_and_no_worker_dies(service: Service, workers: Workers) -> None:
-    workers.start(2)
+def test_a_burst_of_runs_all_succeed_and_no_worker_dies(
+    service: Service, any_workers: Workers
+) -> None:
+    any_workers.start(2)
     run_ids = [submit("trivial", params={"value": i}, service=service) for i in range(500)]
     states = {wait(run_id, timeout=60, service=service).state for run_id in run_ids}
     assert states == {RunState.SUCCEEDED}
-    log = workers.log.read_text()
+    log = any_workers.log.read_text()
     assert "exited with code" not in log and "Traceback" not in log, log

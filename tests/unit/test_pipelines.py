@@ -6,6 +6,7 @@ import os.path
 import types
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -323,3 +324,17 @@ def test_validators_given_as_a_module_are_its_public_functions_by_name() -> None
     pipeline = Pipeline("p", [parse], validators=checks)
 
     assert pipeline.validators == (is_utf8, not_empty)
+
+
+def test_templates_must_name_a_folder_that_exists(tmp_path: Path) -> None:
+    @task
+    def one(run: RunContext) -> int:
+        return 1
+
+    with pytest.raises(DefinitionError, match="templates folder 'nowhere' does not exist"):
+        Pipeline("p", [one], inputs=Inputs(min_count=0), templates="nowhere")
+    (tmp_path / "mine").mkdir()
+    pipeline = Pipeline("p", [one], inputs=Inputs(min_count=0), templates=tmp_path / "mine")
+    assert pipeline.template_dirs[0] == tmp_path / "mine"
+    with pytest.raises(DefinitionError, match="page_template must be a template name"):
+        Pipeline("p", [one], inputs=Inputs(min_count=0), page_template="")

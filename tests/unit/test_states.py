@@ -129,5 +129,5 @@ def test_a_done_unit_is_never_revived() -> None:
 
 
 def test_unit_kinds_and_stop_reasons_are_stored_as_their_lower_case_names() -> None:
-    assert [str(kind) for kind in UnitKind] == ["run"]
+    assert [str(kind) for kind in UnitKind] == ["run", "batch"]
     assert [str(reason) for reason in StopReason] == ["cancelled", "timeout", "lost", "drain"]

@@ -24,7 +24,7 @@ from gristmill.authoring.registry import Registry
 from gristmill.errors import ConfigurationError
 from gristmill.settings import Settings
 from gristmill.storage import FilesystemStorage
-from gristmill.store.base import Store
+from gristmill.store.base import Bell, Store
 
 
 class StoreFactory(Protocol):
@@ -53,8 +53,34 @@ STORES: dict[str, str] = {
 }
 """The built-in store backends by name: where their factories are."""
 
-EXTRAS = {"psycopg": "postgres", "celery": "celery"}
+EXTRAS = {"psycopg": "postgres", "celery": "celery", "kombu": "celery"}
 """Which extra installs a missing top-level module."""
+
+
+BELLS: dict[str, str] = {"celery": "gristmill.executors.celery:make_bell"}
+"""The executors (``GRISTMILL_EXECUTOR``) whose stores announce queued units through a bell of
+their own (see :attr:`~gristmill.store.base.Store.bell`), and where its factory is; imported
+only when chosen."""
+
+
+def make_bell(settings: Settings) -> Bell | None:
+    """The store's bell for the executor the settings name (``None``: the work doorbell).
+    Raises :class:`ConfigurationError` naming the extra to install if it is missing."""
+    where = BELLS.get(settings.executor)
+    if where is None:
+        return None
+    module_name, _, attribute = where.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        extra = EXTRAS.get((error.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        raise ConfigurationError(
+            f"GRISTMILL_EXECUTOR={settings.executor} needs the {extra} extra: "
+            f"pip install 'gristmill[{extra}]'"
+        ) from None
+    return getattr(module, attribute)(settings)  # type: ignore[no-any-return]
 
 
 def store_factory(name: str) -> StoreFactory:
@@ -116,6 +142,7 @@ class Service:
         # Without settings, the SQL store uses those Django was configured with, if it was.
         name = (settings or Settings.from_env()).store
         settings, store = store_factory(name)(settings, alias=alias, migrate=migrate)
+        store.bell = make_bell(settings)
         return cls(
             settings=settings,
             store=store,

@@ -14,11 +14,12 @@ import contextlib
 import io
 import json
 import mimetypes
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -37,7 +38,7 @@ from gristmill.authoring.inputs import (
     UrlInput,
     safe_name,
 )
-from gristmill.authoring.pipelines import Pipeline
+from gristmill.authoring.pipelines import PREVIOUS, Pipeline
 from gristmill.authoring.validation import (
     check_input_content,
     check_input_count,
@@ -275,11 +276,107 @@ def create(
     """:func:`submit`, optionally handing the run's first unit straight to ``claimed_by``
     (the inline executor), so that no worker sharing the database can take it."""
     service = service or default_service()
+    pipeline = _pipeline(service, pipeline)
+    run_id = str(uuid.uuid4())
+    try:
+        new_run = _prepare(service, pipeline, run_id, inputs, params, owner_id, ancestor)
+        claim = service.store.create_run(replace(new_run, claimed_by=claimed_by, lease=lease))
+    except BaseException:
+        with contextlib.suppress(OSError):  # best effort: the error that got us here matters
+            service.storage.delete_run(run_id)
+        raise
+    return run_id, claim
+
+
+MAX_BULK_ENTRIES = 1000
+"""The most runs one :func:`submit_many` call (and one bulk API request) may submit."""
+
+
+@dataclass
+class Entry:
+    """One run of a bulk submission (:func:`submit_many`): its inputs, parameters and
+    ancestor, as :func:`submit` takes them."""
+
+    inputs: Sequence[InputSource] = ()
+    params: Mapping[str, Any] | None = None
+    ancestor: str | None = None
+
+
+def submit_many(
+    pipeline: str | Pipeline,
+    entries: Sequence[Entry],
+    *,
+    owner_id: int | None = None,
+    service: Service | None = None,
+) -> list[str]:
+    """Check and store many runs of one pipeline in one transaction, queue them, and return
+    their ids in the order of ``entries``.
+
+    Each entry is checked as :func:`submit` checks a run. All or nothing: if any entry is
+    refused, nothing is stored and :class:`~gristmill.errors.SubmissionError` names every
+    problem under ``entries.<index>.<field>`` (``entries.3.params.top``); more than
+    :data:`MAX_BULK_ENTRIES` entries, or none, is refused under ``entries``.
+    """
+    service = service or default_service()
+    pipeline = _pipeline(service, pipeline)
+    if not entries:
+        raise SubmissionError({"entries": ["give at least one entry"]})
+    if len(entries) > MAX_BULK_ENTRIES:
+        raise SubmissionError(
+            {"entries": [f"at most {MAX_BULK_ENTRIES} entries at once; {len(entries)} given"]}
+        )
+    run_ids = [str(uuid.uuid4()) for _ in entries]
+    problems: dict[str, list[str]] = {}
+    too_large = True
+    try:
+        runs = []
+        for index, (run_id, entry) in enumerate(zip(run_ids, entries, strict=True)):
+            try:
+                runs.append(
+                    _prepare(
+                        service,
+                        pipeline,
+                        run_id,
+                        entry.inputs,
+                        entry.params,
+                        owner_id,
+                        entry.ancestor,
+                    )
+                )
+            except SubmissionError as error:
+                too_large = too_large and isinstance(error, SubmissionTooLargeError)
+                for name, messages in error.errors.items():
+                    problems.setdefault(f"entries.{index}.{name}", []).extend(messages)
+        if problems:
+            raise (SubmissionTooLargeError if too_large else SubmissionError)(problems)
+        service.store.create_runs(runs)
+    except BaseException:
+        for run_id in run_ids:
+            with contextlib.suppress(OSError):  # best effort, as in create()
+                service.storage.delete_run(run_id)
+        raise
+    return run_ids
+
+
+def _pipeline(service: Service, pipeline: str | Pipeline) -> Pipeline:
     if isinstance(pipeline, str):
         try:
-            pipeline = service.registry.get(pipeline)
+            return service.registry.get(pipeline)
         except LookupError as error:
             raise PipelineNotFoundError({"pipeline": [str(error.args[0])]}) from None
+    return pipeline
+
+
+def _prepare(
+    service: Service,
+    pipeline: Pipeline,
+    run_id: str,
+    inputs: Sequence[InputSource],
+    params: Mapping[str, Any] | None,
+    owner_id: int | None,
+    ancestor: str | None,
+) -> NewRun:
+    """Check one submission and stage its inputs; the run as the store is to create it."""
     if isinstance(inputs, str | Path | Upload | JsonInput | TextInput | LocalFile | UrlInput):
         inputs = [inputs]
     if isinstance(inputs, RunOutputs):
@@ -287,43 +384,92 @@ def create(
     inputs = _expand(service, inputs)
     check_input_count(pipeline, len(inputs))
     model = validate_params(pipeline, params)
-    run_id = str(uuid.uuid4())
-    try:
-        records = _stage_inputs(service, pipeline, run_id, inputs)
-        files = [
-            InputFile(
-                r.name,
-                service.storage.path(r.path),
-                r.size,
-                r.sha256,
-                r.media_type,
-                r.kind,
-                r.source,
-            )
-            for r in records
-            if not r.awaiting_fetch  # checked by the worker once fetched
-        ]
-        run_validators(pipeline, files)
-        claim = service.store.create_run(
-            NewRun(
-                id=run_id,
-                pipeline=pipeline.name,
-                queue=pipeline.queue,
-                params=model.model_dump(mode="json"),
-                inputs=records,
-                expires_at=datetime.now(UTC) + pipeline.retention,
-                max_attempts=pipeline.max_attempts,
-                owner_id=owner_id,
-                ancestor_id=ancestor,
-                claimed_by=claimed_by,
-                lease=lease,
-            )
+    records = _stage_inputs(service, pipeline, run_id, inputs)
+    files = [
+        InputFile(
+            r.name,
+            service.storage.path(r.path),
+            r.size,
+            r.sha256,
+            r.media_type,
+            r.kind,
+            r.source,
         )
-    except BaseException:
-        with contextlib.suppress(OSError):  # best effort: the error that got us here matters
-            service.storage.delete_run(run_id)
-        raise
-    return run_id, claim
+        for r in records
+        if not r.awaiting_fetch  # checked by the worker once fetched
+    ]
+    run_validators(pipeline, files)
+    ancestor = _ancestor(service, pipeline, ancestor, owner_id, records)
+    return NewRun(
+        id=run_id,
+        pipeline=pipeline.name,
+        queue=pipeline.queue,
+        params=model.model_dump(mode="json"),
+        inputs=records,
+        expires_at=datetime.now(UTC) + pipeline.retention,
+        max_attempts=pipeline.max_attempts,
+        owner_id=owner_id,
+        ancestor_id=ancestor,
+    )
+
+
+_RUN_URL = re.compile(r"/runs/(?P<id>[0-9a-fA-F-]{32,36})(?:/|$)")
+
+
+def ancestor_id(text: str) -> str:
+    """The run id in ``text``: a run's id, or the address of its page or API resource
+    (``https://host/runs/<id>/``); :class:`SubmissionError` at ``ancestor`` if it has none."""
+    text = text.strip()
+    candidate = text
+    if "/" in text:
+        found = _RUN_URL.search(urlsplit(text).path)
+        candidate = found.group("id") if found else ""
+    try:
+        return str(uuid.UUID(candidate))
+    except ValueError:
+        raise SubmissionError(
+            {"ancestor": [f"{text!r} is neither a run id nor a run's address"]}
+        ) from None
+
+
+def _ancestor(
+    service: Service,
+    pipeline: Pipeline,
+    given: str | None,
+    owner_id: int | None,
+    inputs: Sequence[InputRecord],
+) -> str | None:
+    """The checked id of the run's ancestor: the one given, or with ``ancestor="previous"``
+    the previous run of the same source by the same owner (none for a submitter without an
+    account, or a run without inputs)."""
+    if given is None or not given.strip():
+        if pipeline.ancestor != PREVIOUS or owner_id is None or not inputs:
+            return None
+        return service.store.previous_run(pipeline.name, owner_id, inputs[0])
+    run_id = ancestor_id(given)
+    try:
+        run = service.store.get_run(run_id)
+    except NotFoundError:
+        raise SubmissionError({"ancestor": [f"no run with id {run_id!r}"]}) from None
+    if run.pipeline not in pipeline.ancestors_from:
+        takes = ", ".join(repr(name) for name in pipeline.ancestors_from)
+        raise SubmissionError(
+            {
+                "ancestor": [
+                    f"run {run_id} is a run of {run.pipeline!r}; the ancestor of a run of "
+                    f"{pipeline.name!r} must be a run of {takes}"
+                ]
+            }
+        )
+    if run.state != RunState.SUCCEEDED:
+        raise SubmissionError(
+            {
+                "ancestor": [
+                    f"run {run_id} has not succeeded (it is {run.state}); choose a run that has"
+                ]
+            }
+        )
+    return run_id
 
 
 def _step_statuses(
@@ -399,3 +545,40 @@ def wait(
         if remaining <= 0:
             raise TimeoutError(f"run {run_id} did not finish within {timeout:g} s")
         store.wait_for_done(min(poll, remaining))
+
+
+def wait_many(
+    run_ids: Sequence[str],
+    timeout: float | None = None,
+    *,
+    service: Service | None = None,
+    poll: float = 0.5,
+    settle: float = 0.05,
+) -> list[RunStatus]:
+    """Block until every run of ``run_ids`` reaches a terminal state, and return their
+    statuses in that order (the waiter of a :func:`submit_many`).
+
+    Looks at the unfinished runs in one query at a time: when a run ends, and at least every
+    ``poll`` seconds. Runs ending in a burst are looked at together, at most every ``settle``
+    seconds, so that a waiter of thousands of short runs does not slow the workers down by
+    asking after each. Raises :class:`TimeoutError` if ``timeout`` seconds pass first, and
+    :class:`~gristmill.errors.NotFoundError` for an unknown id.
+    """
+    service = service or default_service()
+    store = service.store
+    deadline = None if timeout is None else time.monotonic() + timeout
+    store.wait_for_done(0)  # start listening before the first look, so no ring is missed
+    pending = list(run_ids)
+    while True:
+        pending = store.unfinished(pending)
+        if not pending:
+            return [get_run(run_id, service=service) for run_id in run_ids]
+        remaining = poll if deadline is None else deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(
+                f"{len(pending)} of {len(run_ids)} runs did not finish within {timeout:g} s"
+            )
+        looked = time.monotonic()
+        store.wait_for_done(min(poll, remaining))
+        # Rate limit, not synchronisation: the next look happens after the bell in any case.
+        time.sleep(max(0.0, min(settle - (time.monotonic() - looked), remaining)))

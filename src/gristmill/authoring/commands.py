@@ -23,6 +23,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from gristmill.authoring import isolation
 from gristmill.authoring.context import RunContext
 from gristmill.authoring.fingerprints import code_digest
 from gristmill.authoring.jsonload import loads
@@ -65,6 +66,8 @@ class Command(Task):
     Exit codes in ``ok_codes`` succeed, those in ``warn_codes`` succeed with a warning, any other
     fails the step with the tail of stderr. Files matching ``outputs`` (globs relative to the
     work directory) are registered as outputs; each pattern must match at least one file.
+    With ``network=False`` the tool runs in a network namespace of its own, without network
+    access (see :mod:`gristmill.authoring.isolation`).
     """
 
     def __init__(
@@ -85,7 +88,9 @@ class Command(Task):
         description: str | None = None,
         packages: Sequence[str] = (),
         staff_only: Sequence[str] = ("argv",),
+        network: bool = True,
     ):
+        self.network = network
         self.name, self.title, self.version, self.needs = name, title, version, needs
         self.description, self.packages, self.staff_only = description, packages, staff_only
         self.timeout = timeout
@@ -495,6 +500,12 @@ def _execute(
     run: RunContext,
     command: Command,
 ) -> tuple[_Stream, _Stream, int]:
+    preexec: Callable[[], None] | None = None
+    if not command.network:
+        refused = isolation.unavailable_message(command.step_name)
+        if refused:
+            raise TaskError(refused)
+        preexec = isolation.enter_from_preexec
     try:
         process = subprocess.Popen(
             argv,
@@ -506,8 +517,9 @@ def _execute(
             stderr=subprocess.PIPE,
             start_new_session=True,
             shell=False,
+            preexec_fn=preexec,
         )
-    except OSError as error:
+    except (OSError, subprocess.SubprocessError) as error:
         raise TaskError(f"command `{command.program}` could not be started: {error}") from None
     assert process.stdout is not None and process.stderr is not None
     stdout = _Stream("stdout", run, keep_all=command.stdout_json)

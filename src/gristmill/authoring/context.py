@@ -15,13 +15,10 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Any, Protocol
 
 from gristmill.authoring.logcontrol import RepeatCap
 from gristmill.errors import CancelledError, TaskError
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +73,74 @@ class OutputFile:
         return self.path.open(mode, encoding="utf-8")
 
 
+@dataclass(frozen=True, slots=True)
+class AncestorRecord:
+    """What a step may read of its run's ancestor, loaded from the store on first use."""
+
+    pipeline: str
+    results: Mapping[str, Any]
+    """Each stored step's result, by step name."""
+    inputs: tuple[InputFile, ...]
+    outputs: Mapping[str, tuple[OutputFile, ...]]
+    """Each step's output files, by step name."""
+
+
+class Ancestor:
+    """The earlier run this run names as its ancestor (``run.ancestor``), to compare with.
+
+    Only :attr:`id` is known at once; the rest is read from the store the first time it is
+    asked for. If the ancestor has expired (or was deleted) since this run was submitted,
+    reading it raises a :class:`~gristmill.errors.TaskError` that says so, which fails the step
+    with that message unless the task catches it.
+    """
+
+    def __init__(self, run_id: str, load: Callable[[], AncestorRecord]):
+        self.id = run_id
+        self._load = load
+        self._record: AncestorRecord | None = None
+
+    def __repr__(self) -> str:
+        return f"<Ancestor {self.id}>"
+
+    @property
+    def record(self) -> AncestorRecord:
+        if self._record is None:
+            self._record = self._load()
+        return self._record
+
+    @property
+    def pipeline(self) -> str:
+        """The ancestor's pipeline."""
+        return self.record.pipeline
+
+    @property
+    def results(self) -> Mapping[str, Any]:
+        """The ancestor's stored step results, by step name."""
+        return self.record.results
+
+    def result(self, step: str) -> Any:
+        """The ancestor's stored result of ``step``; a :class:`TaskError` if it has none."""
+        results = self.record.results
+        if step not in results:
+            stored = ", ".join(results) or "none"
+            raise TaskError(
+                f"the ancestor run {self.id} has no result of step {step!r} (it has: {stored})"
+            )
+        return results[step]
+
+    @property
+    def inputs(self) -> tuple[InputFile, ...]:
+        """The ancestor's input files (read-only)."""
+        return self.record.inputs
+
+    def outputs(self, step: str | None = None) -> tuple[OutputFile, ...]:
+        """The ancestor's output files (read-only), of ``step`` only if given."""
+        outputs = self.record.outputs
+        if step is not None:
+            return outputs.get(step, ())
+        return tuple(output for files in outputs.values() for output in files)
+
+
 class Reporter(Protocol):
     """Where a run context sends what a task reports. The engine implements it."""
 
@@ -83,6 +148,13 @@ class Reporter(Protocol):
     def stage(self, name: str | None) -> None: ...
     def progress(self, done: int, total: int | None) -> None: ...
     def is_cancelled(self) -> bool: ...
+
+
+class MapResults(Protocol):
+    """Where a run context reads the results of map steps. The engine implements it."""
+
+    def findings(self, step: str, kind: str | None) -> Iterator[tuple[int, Any]]: ...
+    def summary(self, step: str) -> dict[str, Any]: ...
 
 
 class _SilentReporter:
@@ -115,12 +187,14 @@ class RunContext:
         workdir: Path | Callable[[], Path],
         upstream: Mapping[str, Any],
         attempt: int = 1,
-        ancestor: str | None = None,
+        ancestor: Ancestor | None = None,
         reporter: Reporter | None = None,
         files: Mapping[str, tuple[OutputFile, ...]] | None = None,
         run_root: Path | None = None,
+        maps: MapResults | None = None,
     ):
         self.run_id = run_id
+        self._maps = maps
         self.pipeline = pipeline
         self.step = step
         self.inputs = inputs
@@ -129,6 +203,7 @@ class RunContext:
         self.upstream = upstream
         self.attempt = attempt
         self.ancestor = ancestor
+        """The run's ancestor (:class:`Ancestor`), or None if it names none."""
         self._reporter: Reporter = reporter or _SilentReporter()
         self._outputs: dict[str, OutputFile] = {}
         self._files: Mapping[str, tuple[OutputFile, ...]] = files or {}
@@ -299,6 +374,23 @@ class RunContext:
             if given.is_relative_to(base):
                 return given.relative_to(base).as_posix()
         return given.name
+
+    def findings(self, step: str, kind: str | None = None) -> Iterator[tuple[int, Any]]:
+        """The findings of the map step ``step`` (of ``kind`` only, if given) as
+        ``(item number, finding)`` pairs in item order, streamed from the store a page at a
+        time (never loaded whole). For a reduce step placed after the map step."""
+        if self._maps is None:
+            raise TaskError(f"findings of step `{step}` are read by a step run after it")
+        return self._maps.findings(step, kind)
+
+    def map_summary(self, step: str) -> dict[str, Any]:
+        """What the map step ``step`` found, summed over its batches: ``items`` (total),
+        ``items_done``, ``items_failed``, ``counts`` (findings by kind), ``examples`` (a few
+        findings of each kind), ``batches``, ``failed_batches`` (each with its number, first
+        item, error and failed items) and ``generation``."""
+        if self._maps is None:
+            raise TaskError(f"the summary of step `{step}` is read by a step run after it")
+        return self._maps.summary(step)
 
     @property
     def outputs(self) -> tuple[OutputFile, ...]:

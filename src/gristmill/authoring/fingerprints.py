@@ -66,7 +66,16 @@ def normalised_source(obj: Any) -> str:
 
 
 UNCOUNTED_ATTRIBUTES = frozenset(
-    {"version", "packages", "title", "template", "description", "staff_only", "log_level"}
+    {
+        "version",
+        "packages",
+        "title",
+        "template",
+        "description",
+        "staff_only",
+        "log_level",
+        "network",
+    }
 )
 """Class attributes of a task that are not part of its code fingerprint."""
 

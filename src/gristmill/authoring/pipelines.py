@@ -7,10 +7,12 @@ definition raises :class:`~gristmill.errors.DefinitionError` naming the pipeline
 from __future__ import annotations
 
 import re
+import sys
 import types
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -33,6 +35,11 @@ class Access(StrEnum):
     STAFF = "staff"
     SUPERUSER = "superuser"
     """Superusers only: for steps that run code sent with the run (code execution)."""
+
+
+PREVIOUS = "previous"
+"""``Pipeline(..., ancestor=PREVIOUS)``: a run names the previous run of its source as its
+ancestor, unless the user names one."""
 
 
 class NoParams(BaseModel):
@@ -82,6 +89,40 @@ def _collect_validators(
     return tuple(validators)
 
 
+def _defining_module_dir() -> Path | None:
+    """The folder of the module that called ``Pipeline(...)``."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back  # type: ignore[assignment]
+    filename = frame.f_globals.get("__file__") if frame is not None else None
+    return Path(filename).resolve().parent if filename else None
+
+
+def _template_dirs(
+    templates: str | Path | None, module_dir: Path | None, pipeline: str
+) -> tuple[Path, ...]:
+    dirs: list[Path] = []
+    if templates is not None:
+        folder = Path(templates)
+        if not folder.is_absolute():
+            if module_dir is None:
+                raise DefinitionError(
+                    f"templates={str(templates)!r} is relative, but the pipeline's module has "
+                    "no file to be relative to; give an absolute path",
+                    pipeline=pipeline,
+                )
+            folder = module_dir / folder
+        if not folder.is_dir():
+            raise DefinitionError(
+                f"templates folder {str(templates)!r} does not exist (looked for {folder})",
+                pipeline=pipeline,
+            )
+        dirs.append(folder)
+    if module_dir is not None and (module_dir / "templates").is_dir():
+        dirs.append(module_dir / "templates")
+    return tuple(dict.fromkeys(dirs))
+
+
 class Pipeline:
     """An ordered list of steps that end users can hand data to."""
 
@@ -100,6 +141,10 @@ class Pipeline:
         access: Access | str = Access.ANYONE,
         step_timeout: float = 3600.0,
         max_attempts: int = 3,
+        ancestor: str | None = None,
+        ancestors_from: Sequence[str] = (),
+        templates: str | Path | None = None,
+        page_template: str | None = None,
     ):
         if not isinstance(name, str) or not _PIPELINE_NAME.fullmatch(name):
             raise DefinitionError(
@@ -131,6 +176,27 @@ class Pipeline:
         if max_attempts < 1:
             raise DefinitionError("max_attempts must be at least 1", pipeline=name)
         self.max_attempts = max_attempts
+        if ancestor not in (None, PREVIOUS):
+            raise DefinitionError(
+                f"ancestor {ancestor!r} is not one of: None (only the one a user names), "
+                f"{PREVIOUS!r} (the previous run of the same source)",
+                pipeline=name,
+            )
+        self.ancestor = ancestor
+        if isinstance(ancestors_from, str):
+            ancestors_from = (ancestors_from,)
+        self.ancestors_from: tuple[str, ...] = (name, *(p for p in ancestors_from if p != name))
+        """Pipelines whose runs may be this pipeline's ancestors (itself first)."""
+        self.template_dirs = _template_dirs(templates, _defining_module_dir(), name)
+        """Where the results page looks for this pipeline's templates, first to last: the
+        ``templates`` folder given (relative to the pipeline's module), then a folder named
+        ``templates`` beside that module, if there is one."""
+        if page_template is not None and (not isinstance(page_template, str) or not page_template):
+            raise DefinitionError(
+                "page_template must be a template name such as 'checker/results.html'",
+                pipeline=name,
+            )
+        self.page_template = page_template
         if isinstance(steps, str | bytes) or not isinstance(steps, Sequence) or not steps:
             raise DefinitionError("a pipeline needs a non-empty list of steps", pipeline=name)
         self.steps: tuple[Task, ...] = tuple(

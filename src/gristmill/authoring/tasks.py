@@ -89,6 +89,9 @@ class Task:
     """Python ``logging`` records (from any library) at or above this level, and
     ``warnings.warn`` calls, made while the step runs go into the run log; ``None`` takes
     none."""
+    network: bool = True
+    """``False`` runs :meth:`process` without network access, in a network namespace of its
+    own (see :mod:`gristmill.authoring.isolation`): a containment aid, not a sandbox."""
 
     _code_cache: dict[object, str] = {}
 
@@ -184,6 +187,10 @@ class Task:
                 raise DefinitionError(
                     f"{attr} must be a list of names, e.g. ({value!r},)", step=self.step_name
                 )
+        if not isinstance(self.network, bool):
+            raise DefinitionError(
+                f"network must be True or False, not {self.network!r}", step=self.step_name
+            )
         if self.log_level is not None and self.log_level not in _LOG_LEVELS:
             raise DefinitionError(
                 f"log_level must be one of {', '.join(_LOG_LEVELS)} (or None), "
@@ -220,6 +227,7 @@ class FunctionTask(Task, Generic[P, R]):
         packages: Sequence[str] = (),
         staff_only: Sequence[str] = (),
         log_level: str | None = None,
+        network: bool = True,
     ):
         if not callable(function) or isinstance(function, Task):
             raise DefinitionError(f"@task needs a function, not {function!r}")
@@ -235,6 +243,7 @@ class FunctionTask(Task, Generic[P, R]):
         self.packages = packages
         self.staff_only = staff_only
         self.log_level = log_level
+        self.network = network
         self._applicable = applicable
         positional = [
             p
@@ -294,6 +303,7 @@ def task(
     packages: Sequence[str] = (),
     staff_only: Sequence[str] = (),
     log_level: str | None = None,
+    network: bool = True,
 ) -> Callable[[Callable[P, R]], FunctionTask[P, R]]: ...
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -37,7 +38,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def _client(server: str) -> Iterator[Client]:
+def _client(server: str, field: Callable[[str], str] = str) -> Iterator[Client]:
     """A client of ``server``; its errors are printed and end the command (exit 2 for the
     caller's mistakes and an unreachable server, 1 for the server's)."""
     # The token comes from the environment only: an option would leave it in shell histories.
@@ -49,9 +50,9 @@ def _client(server: str) -> Iterator[Client]:
     except ResponseError as error:
         if error.code is None:
             _fail(error.message)
-        for field, messages in error.details.items():
+        for name, messages in error.details.items():
             for message in messages:
-                err.print(f"[bold red]error:[/] {field}: {message}", highlight=False)
+                err.print(f"[bold red]error:[/] {field(name)}: {message}", highlight=False)
         if not error.details:
             err.print(f"[bold red]error:[/] {error.message}", highlight=False)
         sys.exit(2 if error.status < 500 else 1)
@@ -99,17 +100,50 @@ def _print_status(status: dict[str, Any]) -> None:
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @param_option
 @click.option("--wait", is_flag=True, help="Follow the run until it ends; exit 1 if it fails.")
+@click.option(
+    "--bulk",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Submit one run per line of this JSON Lines file, all or none; print their ids.",
+)
+@click.option(
+    "--ancestor",
+    metavar="RUN",
+    help="An earlier, succeeded run to compare with: its id or its address.",
+)
 @server_option
 def submit(
-    pipeline: str, files: tuple[Path, ...], params: tuple[str, ...], wait: bool, server: str
+    pipeline: str,
+    files: tuple[Path, ...],
+    params: tuple[str, ...],
+    wait: bool,
+    bulk: Path | None,
+    ancestor: str | None,
+    server: str,
 ) -> None:
-    """Submit FILES to PIPELINE on a server and print the run's id."""
+    """Submit FILES to PIPELINE on a server and print the run's id.
+
+    With --bulk FILE.jsonl, each line of the file is one run, a JSON object as the API's JSON
+    submission takes it: {"params": {...}, "inputs": [{"kind": "text", "text": "..."}]}.
+    Parameters given with --param apply to every line that does not set them.
+    """
+    if bulk is not None:
+        if files or wait or ancestor:
+            _fail(
+                "--bulk takes its runs from the file: give no FILES, --wait or --ancestor "
+                '(a line names its own: "ancestor": "RUN")',
+                2,
+            )
+        _submit_bulk(pipeline, bulk, params, server)
+        return
     with _client(server) as client:
         # The API takes parameters as JSON values of their types: convert the texts by the
         # pipeline's parameter schema ("5" for an integer is 5).
         schema = client.pipeline(pipeline)["params_schema"]
         answer = client.submit(
-            pipeline, *files, params=params_from_text(schema, parse_params(params))
+            pipeline,
+            *files,
+            params=params_from_text(schema, parse_params(params)),
+            ancestor=ancestor,
         )
         run_id = answer["id"]
         out.print(run_id)
@@ -119,6 +153,63 @@ def submit(
             _print_status(status)
             if status["state"] != "succeeded":
                 sys.exit(1)
+
+
+def _read_bulk(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The entries of a JSON Lines file and the line number of each (blank lines skipped)."""
+    entries: list[dict[str, Any]] = []
+    lines: list[int] = []
+    problems: list[str] = []
+    with path.open(encoding="utf-8", errors="replace") as stream:
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line.rstrip())
+            except json.JSONDecodeError as error:
+                problems.append(f"line {number}: not JSON ({error.msg} at column {error.colno})")
+                continue
+            if not isinstance(entry, dict):
+                problems.append(f"line {number}: must be a JSON object with params and inputs")
+                continue
+            entries.append(entry)
+            lines.append(number)
+    if not entries and not problems:
+        problems.append(f"{path.name} has no runs: give one JSON object per line")
+    for problem in problems:
+        err.print(f"[bold red]error:[/] {problem}", highlight=False)
+    if problems:
+        sys.exit(2)
+    return entries, lines
+
+
+def _submit_bulk(pipeline: str, path: Path, params: tuple[str, ...], server: str) -> None:
+    entries, lines = _read_bulk(path)
+
+    def line_of(field: str) -> str:
+        # The server names an entry by its index; the user knows it by its line.
+        parts = field.split(".", 2)
+        if len(parts) >= 2 and parts[0] == "entries" and parts[1].isdigit():
+            index = int(parts[1])
+            if index < len(lines):
+                return f"line {lines[index]}" + (f": {parts[2]}" if len(parts) == 3 else "")
+        return field
+
+    with _client(server, line_of) as client:
+        shared = parse_params(params)
+        if shared:
+            schema = client.pipeline(pipeline)["params_schema"]
+            defaults = params_from_text(schema, shared)
+            for entry in entries:
+                given = entry.get("params")
+                if isinstance(given, dict):
+                    entry["params"] = {**defaults, **given}
+                elif given is None:
+                    entry["params"] = dict(defaults)
+        runs = client.submit_many(pipeline, entries)
+    for run in runs:
+        out.print(run["id"])
+    err.print(f"submitted {len(runs)} runs", highlight=False)
 
 
 @click.command()

@@ -178,7 +178,10 @@ def worker(
     database_url: str | None,
     pipelines: tuple[str, ...],
 ) -> None:
-    """Start local worker processes that run queued runs, until Ctrl-C or SIGTERM."""
+    """Start worker processes that run queued runs, until Ctrl-C or SIGTERM.
+
+    With GRISTMILL_EXECUTOR=celery they are a Celery worker on GRISTMILL_BROKER_URL (queue q
+    is the Celery queue gristmill.q); otherwise local worker processes."""
     from gristmill.executors.local import Supervisor
 
     settings = build_settings(data_dir, database_url, pipelines, workers=workers)
@@ -190,11 +193,18 @@ def worker(
     def make_service() -> Service:
         return Service.from_settings(settings, registry=registry, migrate=False)
 
+    celery = settings.executor == "celery"
     console.print(
-        f"gristmill: {settings.workers} worker(s) on {_where(settings)}, pipelines: "
-        f"{', '.join(p.name for p in registry)}",
+        f"gristmill: {settings.workers} {'Celery ' if celery else ''}worker(s) on "
+        f"{_where(settings)}, pipelines: {', '.join(p.name for p in registry)}",
         highlight=False,
     )
+    if celery:
+        from gristmill.executors.celery import supervise
+
+        service.store.close()
+        supervise(settings, registry)
+        return
     Supervisor(
         make_service,
         service,

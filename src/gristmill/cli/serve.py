@@ -26,7 +26,10 @@ def _supervise(settings: Settings, registry: Registry) -> None:
         return Service.from_settings(settings, registry=registry, migrate=False)
 
     queues = list(settings.queues) if settings.queues else None
-    Supervisor(make_service, make_service(), workers=settings.workers, queues=queues).run()
+    # With the Celery executor, no local workers: the supervisor only runs the reconciler and
+    # the prune (Celery workers run the units, started by `gristmill worker`).
+    workers = 0 if settings.executor == "celery" else settings.workers
+    Supervisor(make_service, make_service(), workers=workers, queues=queues).run()
 
 
 def _server(settings: Settings, application: Any, host: str, port: int, workers: int) -> Any:
@@ -96,12 +99,14 @@ def serve(
     """
     settings = build_settings(data_dir, database_url, pipelines)
     worker_count = settings.workers if workers is None else workers
+    if settings.executor == "celery":
+        worker_count = 0  # Celery workers run the units (`gristmill worker`)
     if worker_count:
         settings = replace(settings, workers=worker_count)
     service = Service.from_settings(settings)
     service.require_shared_store("gristmill serve's web server and workers")
     supervisor = None
-    if worker_count:
+    if worker_count or settings.executor == "celery":
         from django.db import connections
 
         connections.close_all()  # never fork with open connections
@@ -113,7 +118,7 @@ def serve(
     from gristmill.server.asgi import application
     from gristmill.server.health import watch_local_workers
 
-    if supervisor is not None:
+    if supervisor is not None and worker_count:
         watch_local_workers(supervisor.is_alive)
 
     # uvicorn stops gracefully on SIGINT/SIGTERM and then re-raises the signal to the handlers

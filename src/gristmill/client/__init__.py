@@ -6,7 +6,7 @@ docs/client.md. This package imports nothing of the server: only httpx and ``gri
 """
 
 from gristmill.client.asynchronous import AsyncClient
-from gristmill.client.calls import DataFile, Input, Json, RunOutputs, Text, Url
+from gristmill.client.calls import DataFile, Entry, Input, Json, RunOutputs, Text, Url
 from gristmill.client.errors import (
     ClientError,
     ConflictError,
@@ -34,6 +34,7 @@ __all__ = [
     "ClientError",
     "ConflictError",
     "DataFile",
+    "Entry",
     "ForbiddenError",
     "Input",
     "InsufficientStorageError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import httpx
 
 from gristmill.client import calls
-from gristmill.client.calls import Input, JsonObject, PathLike
+from gristmill.client.calls import Entry, Input, JsonObject, PathLike
 from gristmill.client.config import POLL_SECONDS, http_options, reaching, server_of
 from gristmill.client.errors import WaitTimeoutError, error_from
 from gristmill.states import RunState
@@ -64,13 +64,28 @@ class AsyncClient:
         return await self._send(calls.pipeline(name))
 
     async def submit(
-        self, pipeline: str, *inputs: Input, params: Mapping[str, Any] | None = None
+        self,
+        pipeline: str,
+        *inputs: Input,
+        params: Mapping[str, Any] | None = None,
+        ancestor: str | None = None,
     ) -> JsonObject:
         """Submit a run of ``pipeline``; return ``{id, url, status_url, ...}``. Paths are
         uploaded; ``Text``, ``Json``, ``Url``, ``DataFile`` and ``RunOutputs`` name other inputs.
-        Parameters are JSON values of their types. ``InvalidError`` names each refused field."""
+        Parameters are JSON values of their types; ``ancestor`` names an earlier, succeeded run
+        to compare with (its id or address). ``InvalidError`` names each refused field."""
         with ExitStack() as files:
-            return await self._send(calls.submit(pipeline, inputs, params, files))
+            return await self._send(calls.submit(pipeline, inputs, params, files, ancestor))
+
+    async def submit_many(
+        self, pipeline: str, entries: Sequence[Entry | Mapping[str, Any]]
+    ) -> list[JsonObject]:
+        """Submit many runs of ``pipeline`` in one transaction; return each run's ``{id, url,
+        status_url, ...}`` in the order of ``entries``. Each entry is an ``Entry`` (inline
+        inputs only: no local files) or a JSON object as the API takes it. All or nothing:
+        ``InvalidError`` names each refused field as ``entries.<index>.<field>``."""
+        answer = await self._send(calls.submit_many(pipeline, entries))
+        return list(answer["runs"])
 
     async def status(self, run_id: str) -> JsonObject:
         """A run's state, progress, error and steps."""

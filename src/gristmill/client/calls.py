@@ -126,20 +126,26 @@ def pipeline(name: str) -> Call[JsonObject]:
 
 
 def submit(
-    name: str, inputs: Sequence[Input], params: Mapping[str, Any] | None, files: ExitStack
+    name: str,
+    inputs: Sequence[Input],
+    params: Mapping[str, Any] | None,
+    files: ExitStack,
+    ancestor: str | None = None,
 ) -> Call[JsonObject]:
     """A submission: JSON when no input is a local file, else a multipart form whose files
     ``files`` opens (the caller closes it once the request is sent)."""
     path = f"/pipelines/{segment(name)}/runs"
     paths = [Path(item) for item in inputs if isinstance(item, (str, os.PathLike))]
+    named = {"ancestor": ancestor} if ancestor else {}
     if not paths:
-        body = {"params": dict(params or {}), "inputs": [_inline(item) for item in inputs]}
+        body = {"params": dict(params or {}), "inputs": [_inline(i) for i in inputs], **named}
         return Call("POST", path, _json, json=body)
     form: dict[str, Any] = {
         "params": json.dumps(dict(params or {})),
         "url": [],
         "datafile": [],
         "run": [],
+        **named,
     }
     for item in inputs:
         if isinstance(item, Url):
@@ -155,6 +161,36 @@ def submit(
             )
     uploads = [("files", (p.name, files.enter_context(p.open("rb")))) for p in paths]
     return Call("POST", path, _json, data={k: v for k, v in form.items() if v}, files=uploads)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One run of a bulk submission: inline inputs (no local files) and parameters."""
+
+    inputs: Sequence[Input] = ()
+    params: Mapping[str, Any] | None = None
+    ancestor: str | None = None
+    """An earlier, succeeded run to compare with: its id or its address."""
+
+
+def submit_many(name: str, entries: Sequence[Entry | Mapping[str, Any]]) -> Call[JsonObject]:
+    """A bulk submission: each entry an :class:`Entry`, or a JSON object as the API takes it
+    (``{"params": ..., "inputs": [...]}``), sent as it is."""
+    body = {"entries": [_entry(entry, index) for index, entry in enumerate(entries)]}
+    return Call("POST", f"/pipelines/{segment(name)}/runs/bulk", _json, json=body)
+
+
+def _entry(entry: Entry | Mapping[str, Any], index: int) -> Any:
+    if not isinstance(entry, Entry):
+        return entry
+    for item in entry.inputs:
+        if isinstance(item, (str, os.PathLike)):
+            raise ValueError(
+                f"entry {index}: {item!r} is a local file; a bulk submission takes texts, JSON "
+                "values, URLs, data files and earlier runs' outputs only"
+            )
+    body = {"params": dict(entry.params or {}), "inputs": [_inline(i) for i in entry.inputs]}
+    return {**body, **({"ancestor": entry.ancestor} if entry.ancestor else {})}
 
 
 def _inline(item: Input) -> JsonObject:

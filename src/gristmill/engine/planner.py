@@ -10,13 +10,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gristmill.authoring.context import InputFile, OutputFile, Reporter, RunContext
+from gristmill.authoring.context import (
+    Ancestor,
+    AncestorRecord,
+    InputFile,
+    MapResults,
+    OutputFile,
+    Reporter,
+    RunContext,
+)
 from gristmill.authoring.fingerprints import Fingerprint, explain_change
+from gristmill.authoring.maps import MapTask
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.tasks import PreviousResult, Task
-from gristmill.states import StepState
+from gristmill.errors import NotFoundError, TaskError
+from gristmill.states import RunState, StepState
 from gristmill.storage import FilesystemStorage
-from gristmill.store.base import InputRecord, OutputRecord, RunRecord, StepRecord
+from gristmill.store.base import InputRecord, OutputRecord, RunRecord, StepRecord, Store
 
 Files = Mapping[str, tuple[OutputFile, ...]]
 """The output files of the steps run so far, by step name."""
@@ -53,9 +63,12 @@ def step_fingerprint(
     )
 
 
-def upstream_token(state: str, fingerprint: Fingerprint) -> str:
-    """What downstream fingerprints record of an upstream result."""
-    return "skipped" if state == StepState.SKIPPED else fingerprint.digest
+def upstream_token(state: str, fingerprint: Fingerprint, generation: int | None = None) -> str:
+    """What downstream fingerprints record of an upstream result (a map step's also says
+    which generation of its batches made it: retried batches make the steps after it stale)."""
+    if state == StepState.SKIPPED:
+        return "skipped"
+    return fingerprint.digest if generation is None else f"{fingerprint.digest}.{generation}"
 
 
 def previous_result(
@@ -86,17 +99,53 @@ def input_files(run: RunRecord, storage: FilesystemStorage) -> tuple[InputFile, 
     )
 
 
+def ancestor_of(run: RunRecord, store: Store, storage: FilesystemStorage) -> Ancestor | None:
+    """The run's ancestor as its steps see it (read from ``store`` on first use), or None."""
+    ancestor_id = run.ancestor_id
+    if ancestor_id is None:
+        return None
+
+    def load() -> AncestorRecord:
+        try:
+            ancestor, steps = store.get_run_and_steps(ancestor_id)
+        except NotFoundError:
+            ancestor = None
+        if ancestor is None or ancestor.state == RunState.EXPIRED:
+            raise TaskError(
+                f"the ancestor run {ancestor_id} has expired: its results and files are gone; "
+                "submit this run again with another ancestor, or none"
+            )
+        outputs = {name: output_files(step.outputs, storage) for name, step in steps.items()}
+        results = {name: step.result for name, step in steps.items()}
+        return AncestorRecord(ancestor.pipeline, results, input_files(ancestor, storage), outputs)
+
+    return Ancestor(ancestor_id, load)
+
+
 class RunView:
     """A run as its steps see it: validated parameters and input files, ready to make the
-    context and the fingerprint of each step. Shared by the planner and the runner."""
+    context and the fingerprint of each step. Shared by the planner and the runner.
 
-    def __init__(self, pipeline: Pipeline, run: RunRecord, storage: FilesystemStorage):
+    With ``store``, steps can read the run's ancestor (``run.ancestor``); without, it is None.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        run: RunRecord,
+        storage: FilesystemStorage,
+        store: Store | None = None,
+        *,
+        maps: MapResults | None = None,
+    ):
+        self.maps = maps
         self.pipeline = pipeline
         self.run = run
         self.storage = storage
         self.params_model = pipeline.params.model_validate(run.params)
         self.params = self.params_model.model_dump(mode="json")
         self.inputs = input_files(run, storage)
+        self.ancestor = ancestor_of(run, store, storage) if store is not None else None
 
     def context(
         self,
@@ -119,10 +168,11 @@ class RunView:
             workdir=self.storage.run_dir(self.run.id),
             upstream={n: results.get(n) for n in self.pipeline.upstream_of(task)},
             attempt=attempt,
-            ancestor=self.run.ancestor_id,
+            ancestor=self.ancestor,
             reporter=reporter,
             files={n: files[n] for n in self.pipeline.upstream_of(task) if n in files},
             run_root=self.storage.run_dir(self.run.id),
+            maps=self.maps,
         )
 
     def fingerprint(
@@ -184,8 +234,11 @@ def plan(
         in_force = current
         if stored is not None and stored.fingerprint is not None and not reasons:
             in_force = Fingerprint.from_dict(stored.fingerprint)
-        tokens[name] = upstream_token(state, in_force)
-        results[name] = stored.result if stored is not None else None
+        result = stored.result if stored is not None else None
+        generation = result.get("generation") if isinstance(result, dict) else None
+        is_map = isinstance(task, MapTask) and isinstance(generation, int)
+        tokens[name] = upstream_token(state, in_force, generation if is_map else None)
+        results[name] = result
         files[name] = output_files(stored.outputs, storage) if stored is not None else ()
         plans.append(StepPlan(name, applicable, current, stored, reasons))
     return plans

@@ -1,9 +1,10 @@
 """Run one claimed unit: bring a run up to date, step by step, persisting as it goes.
 
-Steps run back to back in this process, so upstream results are already in memory. Each step's
-result is persisted before the next starts; a step whose stored result is still current is
-reused, not recomputed. Every write is fenced by the claim's attempt number, so an attempt whose
-lease was taken over stops without publishing anything.
+Steps run back to back in this process (a step with ``network=False`` runs its ``process`` in a
+forked child, see :mod:`gristmill.authoring.isolation`), so upstream results are already in
+memory. Each step's result is persisted before the next starts; a step whose stored result is
+still current is reused, not recomputed. Every write is fenced by the claim's attempt number, so
+an attempt whose lease was taken over stops without publishing anything.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from gristmill.authoring.commands import Command
 from gristmill.authoring.context import OutputFile, RunContext
 from gristmill.authoring.fingerprints import Fingerprint
+from gristmill.authoring.isolation import call_without_network
 from gristmill.authoring.logcontrol import step_logging
+from gristmill.authoring.maps import MapTask
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.registry import Registry
 from gristmill.authoring.tasks import Task
+from gristmill.engine import mapping
+from gristmill.engine.batches import BatchRunner
 from gristmill.engine.fetching import fetch_inputs
 from gristmill.engine.outage import Outage
 from gristmill.engine.planner import RunView, output_files, previous_result, upstream_token
@@ -34,12 +40,14 @@ from gristmill.errors import (
     StoreUnavailableError,
     TaskError,
 )
-from gristmill.states import RunState, StepState, StopReason
+from gristmill.states import RunState, StepState, StopReason, UnitKind
 from gristmill.storage import FilesystemStorage
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
     Claim,
     Failure,
+    MapStatus,
+    NewMap,
     NextClaim,
     OutputRecord,
     Report,
@@ -60,6 +68,10 @@ class _Fenced(Exception):
 class _Abandoned(Exception):
     """The worker is stopping while the database is unavailable: the attempt is left to run out
     its lease and be retried, as if the worker had died."""
+
+
+class _Handed(Exception):
+    """A map step was cut into batches: the run's unit ended, the run goes on in them."""
 
 
 class _NotJSON(TypeError):
@@ -123,6 +135,7 @@ class UnitRunner:
         self.fetch_timeout = fetch_timeout
         self.fetch_allow = fetch_allow
         self._then_claim: NextClaim | None = None
+        self.batches = BatchRunner(store, registry, storage)
 
     def run(self, claim: Claim, then_claim: NextClaim | None = None) -> RunState | None:
         """Execute ``claim``; return the state the run was ended with, or ``None`` if fenced
@@ -136,7 +149,11 @@ class UnitRunner:
         self._then_claim = then_claim
         self.watchdog.watch(claim, reporter)
         try:
+            if claim.kind == UnitKind.BATCH:
+                return self._batch(claim, reporter)
             return self._run(claim, reporter)
+        except _Handed:
+            return RunState.RUNNING
         except _Fenced:
             logger.warning(
                 "attempt %s of run %s was taken over; its work is discarded",
@@ -156,6 +173,19 @@ class UnitRunner:
             self._then_claim = None
             self.watchdog.unwatch()
 
+    def _batch(self, claim: Claim, reporter: UnitReporter) -> RunState | None:
+        reporter.status = False  # the run's status is its map's, written by each batch's end
+
+        def persist(write: Callable[[Report], bool]) -> bool:
+            return self._persist(reporter, write)
+
+        state = self.batches.run(
+            claim, reporter, persist, self.watchdog.step_started, self._then_claim
+        )
+        if state is None:
+            raise _Fenced()
+        return state
+
     def _run(self, claim: Claim, reporter: UnitReporter) -> RunState | None:
         # Nothing is reported before the load: the report it is handed is empty.
         run, stored = self._persist(reporter, lambda report: self.store.load(claim))
@@ -170,8 +200,15 @@ class UnitRunner:
             )
         if run.cancel_requested:
             return self._end(claim, reporter, RunState.CANCELLED, Failure(CANCELLED_MESSAGE))
+        maps: dict[str, MapStatus] | None = None
         if claim.attempt > 1:
-            reporter.log(f"attempt {claim.attempt} starting", "system")
+            if any(isinstance(task, MapTask) for task in pipeline.steps):
+                maps = {m.step: m for m in self.store.map_status(claim.run_id)}
+            ended = [m.step for m in (maps or {}).values() if m.complete and not m.settled]
+            if ended:
+                reporter.log(f"all batches of `{ended[0]}` ended; continuing", "system")
+            else:
+                reporter.log(f"attempt {claim.attempt} starting", "system")
         if any(record.awaiting_fetch for record in run.inputs):
             try:
                 run = self._fetch_inputs(claim, reporter, pipeline, run)
@@ -185,7 +222,13 @@ class UnitRunner:
                 )
                 reporter.log(f"fetching the inputs failed: {failure.message}", "system")
                 return self._end(claim, reporter, RunState.FAILED, failure)
-        view = RunView(pipeline, run, self.storage)
+        view = RunView(
+            pipeline,
+            run,
+            self.storage,
+            self.store,
+            maps=mapping.StoreMapResults(self.store, claim.run_id),
+        )
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
         files: dict[str, tuple[OutputFile, ...]] = {}
@@ -203,13 +246,21 @@ class UnitRunner:
             step = _Step(task, position, context, fingerprint)
             final = RunState.SUCCEEDED if position == last else None
             try:
-                state, result, in_force, wrote = self._step(
-                    claim, reporter, pipeline, step, stored.get(name), final
-                )
+                finished = None
+                if isinstance(task, MapTask):
+                    if maps is None:
+                        maps = {m.step: m for m in self.store.map_status(claim.run_id)}
+                    finished = self._finished_map(claim, reporter, step, maps.get(name), final)
+                if finished is not None:
+                    state, result, in_force, wrote = finished
+                else:
+                    state, result, in_force, wrote = self._step(
+                        claim, reporter, pipeline, step, stored.get(name), final
+                    )
             except (TaskError, Exception) as error:
                 return self._fail(claim, reporter, pipeline, step, error)
             results[name] = result
-            tokens[name] = upstream_token(state, in_force)
+            tokens[name] = upstream_token(state, in_force, map_generation(task, result))
             files[name] = self._files_of(step, state, stored.get(name))
             if wrote and final is not None:
                 return final
@@ -293,10 +344,12 @@ class UnitRunner:
         step.context.workdir = functools.partial(
             self.storage.work_dir, claim.run_id, claim.attempt, name
         )
+        if isinstance(task, MapTask):
+            self._start_map(claim, reporter, step)
         self.watchdog.step_started(task.timeout or pipeline.step_timeout)
         try:
             with step_logging(step.context, task):
-                result = task.process(step.context, step.context.upstream)
+                result = self._process(task, step.context)
         except CancelledError:
             if reporter.cancel_reason == StopReason.TIMEOUT:
                 limit = task.timeout or pipeline.step_timeout
@@ -339,6 +392,75 @@ class UnitRunner:
         if stored is not None:
             self.storage.drop_other_attempts(claim.run_id, claim.attempt, name)
         return StepState.SUCCEEDED, result, step.fingerprint, final is not None
+
+    def _finished_map(
+        self,
+        claim: Claim,
+        reporter: UnitReporter,
+        step: _Step,
+        status: MapStatus | None,
+        final: RunState | None,
+    ) -> tuple[str, Any, Fingerprint, bool] | None:
+        """The map step's outcome if its batches have all ended since the last walk (under
+        the same fingerprint); ``None`` if the map is to be (re)started or reused."""
+        if status is None or not status.complete or status.settled:
+            return None
+        if Fingerprint.from_dict(status.fingerprint).digest != step.fingerprint.digest:
+            return None
+        assert isinstance(step.task, MapTask)
+        message = mapping.failure_message(step.task, status)
+        if message is not None:
+            raise TaskError(message)
+        result = mapping.summary(status)
+        name = step.task.step_name
+        now = time.time()
+        outcome = StepOutcome(
+            name,
+            step.position,
+            StepState.SUCCEEDED,
+            to_json(name, result),
+            step.fingerprint.to_dict(),
+            now,
+            now,
+        )
+        self._save(claim, reporter, outcome, final)
+        return StepState.SUCCEEDED, result, step.fingerprint, final is not None
+
+    def _start_map(self, claim: Claim, reporter: UnitReporter, step: _Step) -> None:
+        """Cut the map step into batches, hand them to the store and end this unit."""
+        task = step.task
+        assert isinstance(task, MapTask)
+        name = task.step_name
+        spill = self.storage.work_dir(claim.run_id, claim.attempt, name) / "batches"
+        items, batches = mapping.split(task, step.context, self.storage, spill)
+        reporter.log(
+            f"{items} items in {len(batches)} batches of up to {task.batch_size}", "system"
+        )
+        new_map = NewMap(
+            name, step.position, step.fingerprint.to_dict(), task.on_failure, items, batches
+        )
+        then_claim = self._then_claim
+
+        def start(report: Report) -> bool:
+            report.current_step, report.stage = name, f"batch 0 of {len(batches)}"
+            report.progress_done, report.progress_total = 0, items
+            return self.store.start_map(claim, new_map, report, then_claim=then_claim)
+
+        if not self._persist(reporter, start):
+            raise _Fenced()
+        raise _Handed()
+
+    @staticmethod
+    def _process(task: Task, context: RunContext) -> Any:
+        """``task.process``, in a child process without network if the task says so (a
+        command cuts off its own tool)."""
+        if task.network or isinstance(task, Command):
+            return task.process(context, context.upstream)
+        return call_without_network(
+            context,
+            functools.partial(task.process, context, context.upstream),
+            functools.partial(to_json, task.step_name),
+        )
 
     def _persist(
         self,
@@ -420,7 +542,7 @@ class UnitRunner:
         name = step.task.step_name
         state = StepState.FAILED
         run_state = RunState.FAILED
-        if isinstance(error, _Fenced | _Abandoned):
+        if isinstance(error, _Fenced | _Abandoned | _Handed):
             raise error
         if isinstance(error, CancelledError) and reporter.cancel_reason == StopReason.LOST:
             raise _Fenced()
@@ -473,6 +595,14 @@ class UnitRunner:
         if not self._persist(reporter, finish, finished):
             raise _Fenced()
         return state
+
+
+def map_generation(task: Task, result: Any) -> int | None:
+    """The generation of a map step's result (it changes when failed batches are retried)."""
+    if isinstance(task, MapTask) and isinstance(result, dict):
+        generation = result.get("generation")
+        return generation if isinstance(generation, int) else None
+    return None
 
 
 def _internal(error: BaseException, where: str) -> Failure:

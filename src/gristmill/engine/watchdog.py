@@ -50,6 +50,8 @@ class UnitReporter:
         self.step = ""
         self.cancel_event = threading.Event()
         self.cancel_reason: StopReason | None = None
+        self.status = True
+        """Whether reports carry the run's status (False for a batch unit)."""
 
     def begin_step(self, name: str) -> None:
         with self._lock:
@@ -111,6 +113,7 @@ class UnitReporter:
                 self._report.progress_done,
                 self._report.progress_total,
                 self._report.logs,
+                status=self.status,
             )
             self._report.logs = []
             self._dirty = False

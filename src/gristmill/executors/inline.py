@@ -47,9 +47,23 @@ class InlineExecutor:
         return run_id, claim
 
     def run(self, claim: Claim) -> RunState | None:
-        """Run the claimed unit here; return the state it was ended with (``None`` if fenced
-        out), as :meth:`UnitRunner.run <gristmill.engine.runner.UnitRunner.run>` does."""
-        return self.worker.runner.run(claim)
+        """Run the claimed unit here, and the units it leads to (a map step's batches, then
+        the walk that finishes the run), until the run ends; return the state it was ended
+        with (``None`` if fenced out), as :meth:`UnitRunner.run
+        <gristmill.engine.runner.UnitRunner.run>` does."""
+        store, worker = self.service.store, self.worker
+        state = worker.runner.run(claim)
+        while state == RunState.RUNNING:
+            claims = store.claim(worker.name, queues=None, lease=worker.lease, run_id=claim.run_id)
+            if claims:
+                state = worker.runner.run(claims[0])
+                continue
+            # Some of its batches are with workers sharing the database: wait for the run.
+            record = store.get_run(claim.run_id)
+            if record.state.is_terminal:
+                return record.state
+            store.wait_for_done(1.0)
+        return state
 
     def abandon(self, claim: Claim, reason: str) -> None:
         """End a claimed run as cancelled (e.g. on Ctrl-C), so nobody runs it later."""

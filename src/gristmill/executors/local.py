@@ -24,6 +24,7 @@ from types import FrameType
 from gristmill.app.service import Service
 from gristmill.engine import retention
 from gristmill.engine.outage import Outage, describe
+from gristmill.engine.reconciler import Reconciler
 from gristmill.errors import StoreUnavailableError
 
 logger = logging.getLogger("gristmill.supervisor")
@@ -68,15 +69,24 @@ class Supervisor:
         *,
         workers: int,
         queues: list[str] | None = None,
+        child: Callable[[Callable[[], Service], list[str] | None, int], None] | None = None,
+        reported_workers: int | None = None,
     ):
         """``make_service`` builds a worker's service after the fork; ``service`` is the
-        supervisor's own (used to hand back a dead worker's units and to reap leases)."""
+        supervisor's own (used to hand back a dead worker's units and to run the reconciler).
+
+        ``child`` is what each worker process runs (default: a gristmill worker loop), called
+        with ``make_service``, ``queues`` and this process's id; ``reported_workers`` is the
+        worker count the heartbeat reports (default: the live processes)."""
         service.require_shared_store("local worker processes")
         self.make_service = make_service
         self.service = service
         self.workers = workers
         self.queues = queues
         self.stopping = False
+        self.child = child or _child_main
+        self.reported_workers = reported_workers
+        self.reconciler = Reconciler(service.store, stale_after=service.settings.reconcile_after)
         self._slots: list[BaseProcess | None] = [None] * workers
         self._failures = [0] * workers
         self._started_at = [0.0] * workers
@@ -86,7 +96,8 @@ class Supervisor:
         self.outage = Outage(logger)
         self._dead: list[tuple[str, str]] = []
         """(worker name, how it died) of dead workers whose units are not handed back yet."""
-        self._next_reap = time.monotonic() + service.settings.lease_seconds / 2
+        self._reap_every = min(service.settings.lease_seconds / 2, self.reconciler.interval)
+        self._next_reap = time.monotonic() + self._reap_every
         self._next_prune = time.monotonic()  # at start, then every prune_interval
         self._next_housekeeping = time.monotonic()
         self.name = f"{socket.gethostname()}/{os.getpid()}"
@@ -101,7 +112,7 @@ class Supervisor:
     def _start(self, slot: int) -> None:
         self._close_connections()
         process = self._context.Process(
-            target=_child_main,
+            target=self.child,
             args=(self.make_service, self.queues, os.getpid()),
             name=f"gristmill-worker-{slot}",
             daemon=False,
@@ -181,15 +192,22 @@ class Supervisor:
             while self._dead:
                 store.release_worker(*self._dead[0])
                 self._dead.pop(0)
-            if now >= self._next_beat and store.supports_heartbeats:
-                store.beat(self.name, len(self.pids), self._started)
+            # A supervisor of no workers (`gristmill serve` with Celery workers elsewhere)
+            # runs the reconciler only: the health check lists supervisors of workers.
+            if now >= self._next_beat and store.supports_heartbeats and self.workers:
+                workers = len(self.pids)
+                if self.reported_workers is not None and workers:
+                    workers = self.reported_workers
+                store.beat(self.name, workers, self._started)
                 self._next_beat = now + lease / 3
             back = self.outage.back_for()
             # Leases that ran out while nobody could renew them get one lease to be renewed
             # before they count as lost: an outage is not the workers' fault.
             if now >= self._next_reap and (back is None or back >= lease):
-                store.reap()
-                self._next_reap = now + lease / 2
+                # Reaps expired leases and rings again for units queued too long, if no other
+                # process on the database is doing it now.
+                self.reconciler.run_once()
+                self._next_reap = now + self._reap_every
             if now >= self._next_prune:
                 self._next_prune = now + self.service.settings.prune_interval
                 self._prune()

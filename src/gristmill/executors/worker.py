@@ -85,6 +85,8 @@ class Worker:
         self._next_reap = 0.0
         self._pending: list[Claim] = []
         self._woken = True
+        self.chaining = True
+        """Whether a busy worker claims its next unit with the end of the current one."""
         self.parent_pid: int | None = None
         """If set, stop (drain) when this process is no longer our parent: no orphans."""
 
@@ -144,7 +146,7 @@ class Worker:
             return False
         claim = self._pending.pop(0)
         then_claim = None
-        if busy and not self.draining and not self._pending:
+        if busy and self.chaining and not self.draining and not self._pending:
             then_claim = NextClaim(self.name, self.queues, self.lease)
         self.runner.run(claim, then_claim)
         if then_claim is not None:

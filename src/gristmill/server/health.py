@@ -4,7 +4,9 @@ It cannot while the database is unreachable, nor, for ``gristmill serve`` with l
 once their supervisor has stopped (submissions would be accepted and never run). Either answers
 503 with what is wrong. Beside that, it lists every supervisor of workers that uses the
 database, from the heartbeats they write (every third of a lease), so that a monitor can see
-workers elsewhere (``gristmill worker``) stop beating.
+workers elsewhere (``gristmill worker``) stop beating. With the Celery executor it also
+connects to the broker: while the broker is down, submissions are kept but no unit is sent to a
+worker, so that answers 503 as well.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """200 ``{"status": "ok", ...}`` when the database answers and the local workers (if any)
     are running; otherwise 503 with ``status`` ``unavailable`` and the ``problems`` found.
 
-    ``database`` is ``ok`` or ``unavailable``; ``workers`` is ``ok``, ``stopped``, or ``none``
+    ``database`` is ``ok`` or ``unavailable`` (with the Celery executor, ``broker`` too);
+    ``workers`` is ``ok``, ``stopped``, or ``none``
     when this process runs no workers (they run elsewhere, as ``gristmill worker``);
     ``supervisors`` lists the supervisors of workers that beat recently or stopped beating
     (``alive`` false) within the last hour, when the database answers.
@@ -61,6 +64,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except DatabaseError as error:
         body["database"] = "unavailable"
         problems.append(f"the database is unavailable: {describe(error)}")
+    bell = default_service().store.bell
+    check = getattr(bell, "check", None)
+    if check is not None:
+        try:
+            check()
+            body["broker"] = "ok"
+        except Exception as error:
+            body["broker"] = "unavailable"
+            problems.append(f"the broker is unavailable: {describe(error)}")
     if _local_workers is not None:
         body["workers"] = "ok" if _local_workers() else "stopped"
         if body["workers"] == "stopped":

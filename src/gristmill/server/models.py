@@ -171,12 +171,17 @@ class WorkUnit(models.Model):
     worker = models.CharField(max_length=100, null=True, blank=True)
     lease_until = models.FloatField(null=True, blank=True)
     last_error = models.TextField(null=True, blank=True)
+    batch_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The batch a unit of kind batch stands for."
+    )
 
     class Meta:
         db_table = "gristmill_unit"
         indexes = [
             models.Index(fields=["state", "queue", "id"], name="gristmill_unit_claim"),
             models.Index(fields=["run"], name="gristmill_unit_run"),
+            # The run's latest unit of a kind (its attempt), past a map's thousand batch units.
+            models.Index(fields=["run", "kind", "id"], name="gristmill_unit_run_kind"),
         ]
 
 
@@ -243,3 +248,72 @@ class Supervisor(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class MapStep(models.Model):
+    """A map step of a run cut into batches: its remaining counter is what the last batch
+    brings to zero (see :meth:`gristmill.store.base.Store.save_batch`)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="maps", db_index=False)
+    step = models.CharField(max_length=100)
+    position = models.PositiveIntegerField()
+    on_failure = models.CharField(max_length=16)
+    fingerprint = models.TextField()
+    generation = models.PositiveIntegerField(default=1)
+    batches_total = models.PositiveIntegerField()
+    remaining = models.IntegerField()
+    items_total = models.BigIntegerField()
+    items_done = models.BigIntegerField(default=0)
+    settled = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "gristmill_map"
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="gristmill_map_step")]
+
+
+class Batch(models.Model):
+    """One batch of a map step: where its items are, its unit, and once ended its counts."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="batches", db_index=False)
+    step = models.CharField(max_length=100)
+    number = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, default="pending")
+    first_item = models.BigIntegerField()
+    items = models.PositiveIntegerField()
+    source = models.CharField(max_length=500)
+    byte_start = models.BigIntegerField(default=0)
+    byte_end = models.BigIntegerField(null=True, blank=True)
+    items_done = models.PositiveIntegerField(default=0)
+    items_failed = models.PositiveIntegerField(default=0)
+    counts = models.TextField(default="{}")
+    examples = models.TextField(default="{}")
+    failed_items = models.TextField(default="[]")
+    error = models.TextField(null=True, blank=True)
+
+    class Meta:
+        db_table = "gristmill_batch"
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step", "number"], name="gristmill_batch_number")
+        ]
+        # Whether a batch of the map failed: asked when each batch is loaded.
+        indexes = [models.Index(fields=["run", "step", "state"], name="gristmill_batch_state")]
+
+
+class Finding(models.Model):
+    """One finding of a map step for one item, as the item function returned it."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="findings", db_index=False)
+    step = models.CharField(max_length=100)
+    batch = models.PositiveIntegerField()
+    item = models.BigIntegerField()
+    kind = models.CharField(max_length=200)
+    finding = models.TextField()
+
+    class Meta:
+        db_table = "gristmill_finding"
+        indexes = [
+            models.Index(fields=["run", "step", "kind", "item"], name="gristmill_finding_kind"),
+            models.Index(fields=["run", "step", "batch"], name="gristmill_finding_batch"),
+            models.Index(fields=["run", "step", "item"], name="gristmill_finding_item"),
+        ]

@@ -14,12 +14,14 @@ lease was taken over. A late worker therefore can never publish results.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from gristmill.states import RunState, UnitKind
+from gristmill.errors import NotFoundError
+from gristmill.states import BatchState, RunState, UnitKind
 
 CANCELLED_MESSAGE = "the run was cancelled"
 """The message of a run that a cancel stopped, unless its worker had more to say."""
@@ -42,6 +44,17 @@ class Claim:
     kind: str = UnitKind.RUN
     preload: Any = field(default=None, compare=False, repr=False)
     """``(RunRecord, steps)`` when the store loaded them with the claim (saves a query)."""
+
+
+class QueuedUnit(NamedTuple):
+    """A unit that was just queued, as a :data:`Bell` hears of it."""
+
+    unit_id: int
+    queue: str
+
+
+Bell = Callable[[Sequence[QueuedUnit]], None]
+"""Told of units after the transaction that queued them committed (see :attr:`Store.bell`)."""
 
 
 @dataclass
@@ -86,6 +99,11 @@ class OutputRecord:
     size: int
     sha256: str
     media_type: str
+
+
+SOURCE_KINDS = frozenset({"url", "datafile"})
+"""Input kinds whose ``source`` says where they came from; an input of another kind is known by
+its name (see :meth:`Store.previous_run`)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +224,10 @@ class Report:
     progress_total: int | None = None
     logs: list[tuple[float, str, str, str]] = field(default_factory=list)
     """``(at, step, stream, text)`` lines not yet written."""
+    status: bool = True
+    """Whether the report carries the run's status (current step, stage, progress). A batch
+    unit's does not: while a map runs, the run's status is its map's, which each batch's end
+    writes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +251,149 @@ class Failure:
     cancelled)."""
 
 
+# -- map steps ------------------------------------------------------------------------------
+#
+# A map step's items are cut into batches that every worker shares. The run's unit records the
+# map, its batches and one queued unit of kind ``batch`` per batch in one transaction
+# (:meth:`Store.start_map`) and ends without ending the run. Each batch unit's worker saves its
+# findings and counts in one fenced transaction (:meth:`Store.save_batch`), which also counts
+# down the map's remaining batches; the batch that brings the count to zero queues a unit of
+# kind ``run`` that walks the run's steps again: the map step is then finalised from its
+# batches (:meth:`Store.map_status`) and the steps after it run.
+
+MAX_EXAMPLES = 5
+"""How many examples of each kind of finding a batch keeps (and a map status shows)."""
+
+MAX_FAILED_ITEMS = 100
+"""How many failed items (number and message) a batch lists; the count covers them all."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSpec:
+    """Where one batch's items are: items ``first_item`` to ``first_item + items - 1`` (item
+    numbers start at 1), read from ``source`` (a path relative to the storage root) between
+    byte offsets ``start`` and ``end`` (``end`` ``None``: to the end of the file)."""
+
+    number: int
+    """1 for the first batch of the map."""
+    first_item: int
+    items: int
+    source: str
+    start: int = 0
+    end: int | None = None
+
+
+@dataclass(frozen=True)
+class NewMap:
+    """A map step about to be cut into batches (see :meth:`Store.start_map`)."""
+
+    step: str
+    position: int
+    fingerprint: dict[str, Any]
+    """The map step's fingerprint: a later walk finalises the map only under the same one."""
+    on_failure: str
+    """``"fail"`` or ``"continue"``: what a failed batch or item means for the run."""
+    items_total: int
+    batches: Sequence[BatchSpec]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """What a batch unit's worker needs: which map, which batch, where its items are."""
+
+    run_id: str
+    step: str
+    batches_total: int
+    spec: BatchSpec
+    map_failed: bool = False
+    """Whether a batch of the map failed already under ``on_failure="fail"``: the run fails
+    anyway, so this batch is skipped rather than run."""
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What a batch unit's worker saves when the batch ends (see :meth:`Store.save_batch`)."""
+
+    step: str
+    number: int
+    state: BatchState
+    """``done`` or ``failed``."""
+    items_done: int
+    """Items processed, failed items included (under ``on_failure="continue"``)."""
+    findings: Sequence[tuple[int, str, str]] = ()
+    """``(item number, kind, finding as JSON)`` of every finding, in item order."""
+    counts: Mapping[str, int] = field(default_factory=dict)
+    """Findings by kind."""
+    examples: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    """At most :data:`MAX_EXAMPLES` findings of each kind."""
+    items_failed: int = 0
+    failed_items: Sequence[tuple[int, str]] = ()
+    """``(item number, message)`` of up to :data:`MAX_FAILED_ITEMS` items that raised."""
+    error: str | None = None
+    """Why a failed batch failed (the first item's error under ``"fail"``)."""
+    batches_total: int = 0
+    """How many batches the map has (shown with the number as the run's stage)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FailedBatch:
+    """A batch that did not complete, or that listed failed items."""
+
+    number: int
+    first_item: int
+    items: int
+    state: str
+    error: str | None
+    failed_items: list[tuple[int, str]]
+
+
+@dataclass
+class MapStatus:
+    """Where one map step of a run is, summed over its batches (never per item)."""
+
+    step: str
+    position: int
+    on_failure: str
+    fingerprint: dict[str, Any]
+    generation: int
+    """Starts at 1; :meth:`Store.retry_failed_batches` adds one."""
+    batches_total: int
+    remaining: int
+    """Batches not yet ended (the counter the last batch brings to zero)."""
+    batches: dict[str, int]
+    """How many batches are in each :class:`~gristmill.states.BatchState`."""
+    items_total: int
+    items_done: int
+    items_failed: int
+    counts: dict[str, int]
+    """Findings by kind, over the ended batches."""
+    examples: dict[str, list[Any]]
+    """Up to :data:`MAX_EXAMPLES` findings of each kind, from the ended batches (lowest batch
+    first)."""
+    failed_batches: list[FailedBatch]
+    """Batches that failed, and done batches that listed failed items, by number."""
+    settled: bool
+    """The map was taken into account by a walk of the run's steps (or the run was queued
+    again since): only a complete, unsettled map is finalised by the next walk."""
+
+    @property
+    def complete(self) -> bool:
+        """Every batch ended (done or failed)."""
+        return self.remaining == 0
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRecord:
+    """One stored finding of a map step."""
+
+    item: int
+    """The item's number (1 for the first item)."""
+    batch: int
+    kind: str
+    finding: Any
+    """The finding as the item function returned it (a dict with ``"kind"``)."""
+
+
 class Store(abc.ABC):
     """What the engine needs from a database. See the module docstring for fencing."""
 
@@ -238,6 +403,29 @@ class Store(abc.ABC):
     supports_processes: bool = True
     """Whether several processes can share the store (a worker pool, a web server). A store
     kept in one process's memory cannot: it serves tests and ``gristmill run`` only."""
+
+    bell: Bell | None = None
+    """The one hook for "units were queued": ``None`` (the default) rings the store's own work
+    doorbell (:meth:`ring_work`, for local workers); otherwise the store calls ``bell`` with the
+    ``(unit_id, queue)`` of each unit it queued, after the transaction that queued them
+    committed: in :meth:`create_run`, :meth:`requeue`, :meth:`release`, and when
+    :meth:`release_worker` or :meth:`reap` queue a unit again. Any other operation that queues
+    units must call :meth:`announce` after its commit. The Celery executor sets it to publish one
+    message per unit. A bell must not raise: an error (a broker that is down) is logged by it
+    and the unit stays queued in the database, where the reconciler finds it."""
+
+    def announce(self, units: Sequence[QueuedUnit]) -> None:
+        """Tell :attr:`bell` (or, without one, the work doorbell) that ``units`` were queued;
+        never raises, since what was queued is committed already."""
+        try:
+            if self.bell is None:
+                self.ring_work()
+            elif units:
+                self.bell(units)
+        except Exception:
+            logging.getLogger("gristmill.store").exception(
+                "queued units not announced; the reconciler will"
+            )
 
     # -- submitting and reading ---------------------------------------------------------
 
@@ -250,6 +438,15 @@ class Store(abc.ABC):
 
         Raises :class:`~gristmill.errors.StoreUnavailableError` if that cannot be committed;
         nothing is left behind then.
+        """
+
+    @abc.abstractmethod
+    def create_runs(self, runs: Sequence[NewRun]) -> None:
+        """Create many queued runs, their inputs and first units, in one transaction (bulk
+        submission): all of them or, on any error, none. Idle workers are woken once.
+
+        The runs must not be claimed at creation (``claimed_by`` unset), else ``ValueError``.
+        Raises :class:`~gristmill.errors.StoreUnavailableError` if they cannot be committed.
         """
 
     @abc.abstractmethod
@@ -269,6 +466,27 @@ class Store(abc.ABC):
         return self.get_run(run_id), self.get_steps(run_id)
 
     @abc.abstractmethod
+    def previous_run(self, pipeline: str, owner_id: int, first_input: InputRecord) -> str | None:
+        """The id of ``owner_id``'s most recently created succeeded run of ``pipeline`` from
+        the same source as ``first_input``, or None. Same source: the first input has the same
+        kind and, for a URL or a data file, the same ``source`` (the URL, the data file), for
+        any other kind the same name."""
+
+    def unfinished(self, run_ids: Sequence[str]) -> list[str]:
+        """Those of ``run_ids`` whose run is queued or running, in the given order (an
+        unknown id is left out). A store may answer in one query; this default asks run by
+        run."""
+        found = []
+        for run_id in run_ids:
+            try:
+                state = self.get_run(run_id).state
+            except NotFoundError:
+                continue
+            if not state.is_terminal:
+                found.append(run_id)
+        return found
+
+    @abc.abstractmethod
     def read_log(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
         """Return up to ``limit`` log lines with ``id > after``, oldest first."""
 
@@ -285,14 +503,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def requeue(self, run_id: str, *, reason: str) -> bool:
-        """Queue a finished run again (rerun, or recompute stale steps).
+        """Queue a finished run again (rerun, or recompute stale steps). Its maps are
+        settled (see :attr:`MapStatus.settled`).
 
         Returns False if the run is still queued or running (nothing to do).
         """
 
     @abc.abstractmethod
     def expire(self, run_id: str, *, reason: str) -> bool:
-        """Remove an ended run's heavy rows (steps, outputs, log, inputs, units) and mark it
+        """Remove an ended run's heavy rows (steps, outputs, log, inputs, units, maps,
+        batches, findings) and mark it
         expired with ``reason``, keeping the small record that lets its URL explain itself.
         The caller deletes its files afterwards.
 
@@ -428,6 +648,90 @@ class Store(abc.ABC):
 
         Returns how many units were requeued or failed.
         """
+
+    def queued_units(self, *, limit: int) -> list[QueuedUnit]:
+        """Up to ``limit`` queued units, oldest first (for the reconciler)."""
+        raise NotImplementedError
+
+    def try_lock(self, name: str) -> bool:
+        """Take the lock ``name``, shared by every process on the database, if it is free;
+        return whether it was taken. Held until :meth:`unlock` (or this process's connection
+        ends). The default, for a store kept in one process, always succeeds."""
+        return True
+
+    def unlock(self, name: str) -> None:  # noqa: B027 - optional hook
+        """Give back the lock ``name`` taken by :meth:`try_lock`."""
+
+    # -- map steps ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def start_map(
+        self,
+        claim: Claim,
+        new_map: NewMap,
+        report: Report,
+        *,
+        then_claim: NextClaim | None = None,
+    ) -> bool:
+        """Cut a map step into batches, in one fenced transaction: replace any earlier map of
+        the step (its batches and findings are deleted), record the map with its remaining
+        counter at the number of batches, one batch row and one queued ``batch`` unit per
+        batch, write the report, and end the claim's unit *without* ending the run (it stays
+        ``running``). Rings the work doorbell. False, writing nothing, if fenced out."""
+
+    @abc.abstractmethod
+    def load_batch(self, claim: Claim) -> BatchRecord | None:
+        """The batch a claimed ``batch`` unit stands for (``None`` if the map was replaced)."""
+
+    @abc.abstractmethod
+    def save_batch(
+        self,
+        claim: Claim,
+        outcome: BatchOutcome,
+        report: Report,
+        *,
+        then_claim: NextClaim | None = None,
+    ) -> bool:
+        """End a batch, in one fenced transaction: replace the batch's findings (a batch run
+        twice never counts twice), record its counts, examples, failed items and state, count
+        the map's remaining batches down by one and its items done up, show the items'
+        progress on the run, end the unit, and when the counter reaches zero (and the run is
+        still running) queue a ``run`` unit that walks the run's steps again. With
+        ``then_claim`` the worker's next unit is claimed in the same transaction. False,
+        writing nothing, if fenced out."""
+
+    @abc.abstractmethod
+    def map_status(self, run_id: str) -> list[MapStatus]:
+        """The map steps of the run, in step order, summed over their batches.
+        :class:`~gristmill.errors.NotFoundError` for an unknown run."""
+
+    @abc.abstractmethod
+    def read_findings(
+        self,
+        run_id: str,
+        step: str,
+        *,
+        after: int = 0,
+        limit: int = 1000,
+        kind: str | None = None,
+    ) -> list[FindingRecord]:
+        """Findings of the map step for items numbered above ``after`` (of ``kind`` only, if
+        given), in item order: about ``limit`` of them, a page always ending with an item's
+        last finding (read on with ``after`` = the last item of the page). An empty list once
+        there are no more. :class:`~gristmill.errors.NotFoundError` for an unknown run."""
+
+    @abc.abstractmethod
+    def retry_failed_batches(self, run_id: str) -> int:
+        """Queue again the batches of an ended run that did not finish as done (failed, or
+        never run because the run ended first) or listed failed items, with fresh attempts:
+        their findings and counts are dropped, each map's counter is set to their number and
+        its generation goes up by one, and the run moves back to ``running`` (its error and
+        cancel request cleared). When they end, the run's steps are walked again from the map
+        step on.
+
+        Returns how many batches were queued: 0, writing nothing, if the run is still queued
+        or running, or has none to retry. :class:`~gristmill.errors.NotFoundError` for an
+        unknown run."""
 
     # -- doorbells ----------------------------------------------------------------------
 

@@ -6,20 +6,26 @@ from django.http import HttpRequest
 from ninja import Router, Status
 
 from gristmill.app.service import default_service
-from gristmill.app.submission import submit
+from gristmill.app.submission import Entry, submit, submit_many
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.validation import validate_params
-from gristmill.errors import NotFoundError, PipelineNotFoundError
+from gristmill.errors import NotFoundError, PipelineNotFoundError, SubmissionError
 from gristmill.server.access import may_see_pipeline, usable_pipeline
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.schemas import (
     API_ROOT,
+    BulkSubmitted,
     ErrorOut,
     PipelineOut,
     SubmittedRun,
     run_links,
 )
-from gristmill.server.api.submissions import REQUEST_BODY_DOC, read_submission
+from gristmill.server.api.submissions import (
+    BULK_BODY_DOC,
+    REQUEST_BODY_DOC,
+    read_bulk,
+    read_submission,
+)
 
 router = Router(tags=["pipelines"])
 
@@ -82,7 +88,53 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
         pipeline = usable_pipeline(caller, service, name)
     except NotFoundError as error:  # named as the field at fault, like every refusal
         raise PipelineNotFoundError({"pipeline": [str(error)]}) from None
-    inputs, params = read_submission(request, caller=caller, service=service)
+    inputs, params, ancestor = read_submission(request, caller=caller, service=service)
     validate_params(pipeline, params, strict=True)  # JSON values: no "5" for 5, no 1 for true
-    run_id = submit(pipeline, inputs, params, owner_id=caller.user_id, service=service)
+    run_id = submit(
+        pipeline, inputs, params, owner_id=caller.user_id, ancestor=ancestor, service=service
+    )
     return Status(201, SubmittedRun(id=run_id, **run_links(run_id)))
+
+
+@router.post(
+    "/{name}/runs/bulk",
+    response={
+        201: BulkSubmitted,
+        400: ErrorOut,
+        401: ErrorOut,
+        404: ErrorOut,
+        413: ErrorOut,
+        415: ErrorOut,
+        503: ErrorOut,
+    },
+    openapi_extra={"requestBody": BULK_BODY_DOC},
+)
+def submit_runs(request: HttpRequest, name: str) -> Status[BulkSubmitted]:
+    """Submit many runs of a pipeline in one transaction, and answer their ids and links in
+    the order of the entries (201).
+
+    Send a JSON body ``{"entries": [{"params": {...}, "inputs": [...]}, ...]}``: each entry is
+    what a JSON submission to ``/pipelines/{name}/runs`` takes. Each entry is checked as a
+    single submission is; if any is refused, none is stored and the answer (400, or 413 for
+    inputs over the size limit) names each problem under ``entries.<index>.<field>``.
+    """
+    service = default_service()
+    caller = caller_of(request)
+    try:
+        pipeline = usable_pipeline(caller, service, name)
+    except NotFoundError as error:
+        raise PipelineNotFoundError({"pipeline": [str(error)]}) from None
+    read = read_bulk(request, caller=caller, service=service)
+    problems: dict[str, list[str]] = {}
+    for index, (_, params, _) in enumerate(read):
+        try:
+            validate_params(pipeline, params, strict=True)
+        except SubmissionError as error:
+            for field, messages in error.errors.items():
+                problems[f"entries.{index}.{field}"] = messages
+    if problems:
+        raise SubmissionError(problems)
+    entries = [Entry(inputs, params, ancestor) for inputs, params, ancestor in read]
+    run_ids = submit_many(pipeline, entries, owner_id=caller.user_id, service=service)
+    runs = [SubmittedRun(id=run_id, **run_links(run_id)) for run_id in run_ids]
+    return Status(201, BulkSubmitted(runs=runs, count=len(runs)))

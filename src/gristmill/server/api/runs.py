@@ -24,6 +24,7 @@ from gristmill.server.access import visible_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.errors import internal_error
 from gristmill.server.api.schemas import (
+    AncestorOut,
     ErrorOut,
     LogLineOut,
     LogOut,
@@ -63,9 +64,14 @@ def get_run_status(request: HttpRequest, run_id: str) -> RunOut:
     if run.error_message is not None:
         traceback = run.error_traceback if caller.is_staff else None
         error = RunError(message=run.error_message, reference=run.error_ref, traceback=traceback)
+    ancestor = None
+    if run.ancestor_id is not None:
+        links = run_links(run.ancestor_id)
+        ancestor = AncestorOut(id=run.ancestor_id, url=links["url"], status_url=links["status_url"])
     return RunOut(
         id=run.id,
         pipeline=run.pipeline,
+        ancestor=ancestor,
         state=run.state,
         created_at=run.created_at,
         started_at=run.started_at,
@@ -168,7 +174,7 @@ def step_contexts(service: Service, status: RunStatus, *, staff: bool = False) -
     results = {step.name: step.result for step in status.steps}
     contexts: dict[str, Any] = {}
     try:
-        view = RunView(pipeline, status.run, service.storage)
+        view = RunView(pipeline, status.run, service.storage, service.store)
     except Exception as error:
         failed = internal_error(error, f"the results view of run {status.id}")
         return {step.name: failed for step in succeeded}

@@ -114,6 +114,13 @@ class SubmittedRun(RunLinks):
     id: str
 
 
+class BulkSubmitted(Out):
+    """The answer to an accepted bulk submission: the runs, in the order of the entries."""
+
+    runs: list[SubmittedRun]
+    count: int
+
+
 class Progress(Out):
     done: int
     total: int | None
@@ -134,9 +141,18 @@ class StepOut(Out):
     error: str | None
 
 
+class AncestorOut(Out):
+    id: str
+    url: str = Field(description="The ancestor's page.")
+    status_url: str
+
+
 class RunOut(RunLinks):
     id: str
     pipeline: str
+    ancestor: AncestorOut | None = Field(
+        None, description="The earlier run this run compares with, if it names one."
+    )
     state: RunState
     created_at: datetime
     started_at: datetime | None

@@ -10,18 +10,19 @@ gristmill's size limit applies while they are copied.
 
 from __future__ import annotations
 
-from typing import IO, Any, cast
+from typing import IO, Any, NamedTuple, cast
 
 from django.http import HttpRequest
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
 from gristmill.app.service import Service, default_service
+from gristmill.app.submission import MAX_BULK_ENTRIES, ancestor_id
 from gristmill.authoring import jsonload
 from gristmill.authoring.inputs import InputSource, JsonInput, TextInput, Upload
 from gristmill.errors import NotFoundError, SignInRequiredError, SubmissionError
 from gristmill.server import datafiles
-from gristmill.server.access import Caller
+from gristmill.server.access import Caller, visible_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.bodies import JSON, MULTIPART, require_media_type, unnamed_file
 from gristmill.server.sources import run_input, url_input
@@ -31,6 +32,7 @@ PARAMS_FIELD = "params"
 URL_FIELD = "url"
 DATAFILE_FIELD = "datafile"
 RUN_FIELD = "run"
+ANCESTOR_FIELD = "ancestor"
 REFERENCE_FIELDS = (URL_FIELD, DATAFILE_FIELD, RUN_FIELD)
 """Form fields naming inputs (repeatable): URLs, data file ids, earlier runs' ids."""
 
@@ -56,11 +58,23 @@ class InlineInput(BaseModel):
 
 
 class SubmitRequest(BaseModel):
-    """A JSON submission: parameters and inline inputs."""
+    """A JSON submission: parameters, inline inputs and an ancestor."""
 
     model_config = ConfigDict(extra="forbid")
     params: dict[str, Any] = Field(default_factory=dict, description="The run's parameters.")
     inputs: list[InlineInput] = Field(default_factory=list)
+    ancestor: str | None = Field(
+        None,
+        description="An earlier, succeeded run to compare with: its id or its address.",
+    )
+
+
+class Submission(NamedTuple):
+    """What a request submits: inputs, parameters and the ancestor's id, if one was named."""
+
+    inputs: list[InputSource]
+    params: dict[str, Any]
+    ancestor: str | None = None
 
 
 _FIELDS_OF_KIND = {
@@ -78,7 +92,7 @@ _MESSAGES = {
     ("input", "model_type"): "must be a JSON object with a 'kind'",
     ("kind", "missing"): f"is required ({_KINDS})",
 }
-_FORM_FIELDS = "'files', 'url', 'datafile', 'run' and 'params'"
+_FORM_FIELDS = "'files', 'url', 'datafile', 'run', 'params' and 'ancestor'"
 UNNAMED_FILE = 'each file needs a file name (filename="..." in its part\'s Content-Disposition)'
 
 
@@ -106,6 +120,22 @@ class _Reader:
             self.problems.setdefault(where, []).append(str(error))
         return None
 
+    def ancestor(self, text: str | None, where: str) -> str | None:
+        """The id of the run ``text`` names, if the caller may see it (a run it may not see
+        is refused as one that does not exist)."""
+        if text is None or not text.strip():
+            return None
+        try:
+            run_id = ancestor_id(text)
+            visible_run(self.caller, run_id, self.service)
+        except SubmissionError as error:
+            self.problems.setdefault(where, []).extend(error.errors["ancestor"])
+            return None
+        except NotFoundError as error:
+            self.problems.setdefault(where, []).append(str(error))
+            return None
+        return run_id
+
     def run(self, run_id: str, where: str, step: str | None = None) -> InputSource | None:
         try:
             return run_input(self.caller, run_id, self.service, step)
@@ -116,15 +146,16 @@ class _Reader:
 
 def read_submission(
     request: HttpRequest, *, caller: Caller | None = None, service: Service | None = None
-) -> tuple[list[InputSource], dict[str, Any]]:
+) -> Submission:
     """The inputs and parameters a request submits for ``caller`` (default: the request's);
     :class:`~gristmill.errors.SubmissionError` (400) if it is malformed or names a data file or
     run that ``caller`` may not see, and :class:`SignInRequiredError` for data files named by
     an anonymous caller.
 
     ``multipart/form-data`` carries files in ``files``, URLs in ``url``, data file ids in
-    ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs in that order)
-    and the parameters as a JSON object in ``params``; ``application/json`` a
+    ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs in that order),
+    the parameters as a JSON object in ``params`` and the ancestor in ``ancestor``;
+    ``application/json`` a
     :class:`SubmitRequest`. A body of any other type is refused (415, see
     :mod:`~gristmill.server.api.bodies`); no body at all submits no inputs and default
     parameters.
@@ -136,16 +167,14 @@ def read_submission(
     return _read_json(request, caller, service)
 
 
-def _read_form(
-    request: HttpRequest, caller: Caller, service: Service
-) -> tuple[list[InputSource], dict[str, Any]]:
+def _read_form(request: HttpRequest, caller: Caller, service: Service) -> Submission:
     files, fields = request.FILES, request.POST
     problems: dict[str, list[str]] = {}
     for field in sorted(set(files) - {FILES_FIELD}):
         problems[field] = [f"upload files in the field '{FILES_FIELD}'"]
     if unnamed_file(fields, FILES_FIELD):
         problems[FILES_FIELD] = [UNNAMED_FILE]
-    known = {FILES_FIELD, PARAMS_FIELD, *REFERENCE_FIELDS, "csrfmiddlewaretoken"}
+    known = {FILES_FIELD, PARAMS_FIELD, ANCESTOR_FIELD, *REFERENCE_FIELDS, "csrfmiddlewaretoken"}
     for field in sorted(set(fields) - known):
         problems[field] = [f"unknown field (a submission has {_FORM_FIELDS})"]
     params: dict[str, Any] = {}
@@ -158,6 +187,9 @@ def _read_form(
             params = value
         elif PARAMS_FIELD not in problems:
             problems[PARAMS_FIELD] = ["must be a JSON object"]
+    ancestors = fields.getlist(ANCESTOR_FIELD)
+    if len(ancestors) > 1:
+        problems[ANCESTOR_FIELD] = ["name one ancestor run"]
     if problems:
         raise SubmissionError(problems)
     inputs: list[InputSource] = [
@@ -174,15 +206,14 @@ def _read_form(
         *(reader.datafile(text, DATAFILE_FIELD) for text in fields.getlist(DATAFILE_FIELD)),
         *(reader.run(text, RUN_FIELD) for text in fields.getlist(RUN_FIELD)),
     ]
+    ancestor = reader.ancestor(ancestors[0] if ancestors else None, ANCESTOR_FIELD)
     if problems:
         raise SubmissionError(problems)
     inputs.extend(source for source in named if source is not None)
-    return inputs, params
+    return Submission(inputs, params, ancestor)
 
 
-def _read_json(
-    request: HttpRequest, caller: Caller, service: Service
-) -> tuple[list[InputSource], dict[str, Any]]:
+def _read_json(request: HttpRequest, caller: Caller, service: Service) -> Submission:
     problems: dict[str, list[str]] = {}
     body = request.body
     data = _parse_json(body, "body", problems) if body.strip() else {}
@@ -200,9 +231,62 @@ def _read_json(
         source = _inline_input(item, f"inputs.{position}", reader)
         if source is not None:
             inputs.append(source)
+    ancestor = reader.ancestor(submission.ancestor, ANCESTOR_FIELD)
     if problems:
         raise SubmissionError(problems)
-    return inputs, submission.params
+    return Submission(inputs, submission.params, ancestor)
+
+
+class BulkRequest(BaseModel):
+    """A bulk submission: many runs of one pipeline, each given as a JSON submission."""
+
+    model_config = ConfigDict(extra="forbid")
+    entries: list[SubmitRequest] = Field(
+        description=f"The runs to submit, at most {MAX_BULK_ENTRIES}; all or none are stored."
+    )
+
+
+def read_bulk(request: HttpRequest, *, caller: Caller, service: Service) -> list[Submission]:
+    """The inputs, parameters and ancestor of each entry of a bulk submission (a JSON
+    :class:`BulkRequest`), for ``caller``; :class:`~gristmill.errors.SubmissionError` (400)
+    naming ``entries.<index>.<field>`` if any entry is malformed or names what ``caller`` may
+    not see, or if there are more than :data:`MAX_BULK_ENTRIES` entries."""
+    require_media_type(request, JSON)
+    problems: dict[str, list[str]] = {}
+    body = request.body
+    data = _parse_json(body, "body", problems) if body.strip() else None
+    if not problems and not (isinstance(data, dict) and isinstance(data.get("entries"), list)):
+        problems["body"] = ["the body must be a JSON object with a list of 'entries'"]
+    if problems:
+        raise SubmissionError(problems)
+    assert isinstance(data, dict)
+    count = len(data["entries"])
+    if not 0 < count <= MAX_BULK_ENTRIES:
+        given = "none given" if not count else f"{count} given"
+        problems["entries"] = [f"give 1 to {MAX_BULK_ENTRIES} entries; {given}"]
+        raise SubmissionError(problems)
+    for index, entry in enumerate(data["entries"]):
+        if not isinstance(entry, dict):
+            problems[f"entries.{index}"] = ["must be a JSON object with 'params' and 'inputs'"]
+    if problems:
+        raise SubmissionError(problems)
+    try:
+        bulk = BulkRequest.model_validate(data)
+    except PydanticError as error:
+        raise SubmissionError(_pydantic_details(error, "a bulk submission has 'entries'")) from None
+    reader = _Reader(caller, service, problems)
+    entries = []
+    for index, entry in enumerate(bulk.entries):
+        inputs: list[InputSource] = []
+        for position, item in enumerate(entry.inputs):
+            source = _inline_input(item, f"entries.{index}.inputs.{position}", reader)
+            if source is not None:
+                inputs.append(source)
+        ancestor = reader.ancestor(entry.ancestor, f"entries.{index}.ancestor")
+        entries.append(Submission(inputs, entry.params, ancestor))
+    if problems:
+        raise SubmissionError(problems)
+    return entries
 
 
 def _inline_input(item: InlineInput, where: str, reader: _Reader) -> InputSource | None:
@@ -243,14 +327,18 @@ def _parse_json(data: bytes, field: str, problems: dict[str, list[str]]) -> Any:
     return None
 
 
-def _pydantic_details(error: PydanticError) -> dict[str, list[str]]:
+def _pydantic_details(
+    error: PydanticError, fields: str = "a submission has 'params', 'inputs' and 'ancestor'"
+) -> dict[str, list[str]]:
     details: dict[str, list[str]] = {}
     for problem in error.errors(include_url=False):
         loc = problem["loc"]
         field = ".".join(str(part) for part in loc) or "body"
         last = "input" if loc and isinstance(loc[-1], int) else str(loc[-1]) if loc else ""
         if problem["type"] == "extra_forbidden" and len(loc) == 1:
-            message = "unknown field (a submission has 'params' and 'inputs')"
+            message = f"unknown field ({fields})"
+        elif problem["type"] == "extra_forbidden":
+            message = "unknown field (an entry has 'params', 'inputs' and 'ancestor')"
         else:
             message = _MESSAGES.get((last, problem["type"]), problem["msg"])
         details.setdefault(field, []).append(message)
@@ -305,9 +393,20 @@ REQUEST_BODY_DOC: dict[str, Any] = {
                         "type": "string",
                         "description": "The parameters, as a JSON object in text.",
                     },
+                    ANCESTOR_FIELD: {
+                        "type": "string",
+                        "description": "An earlier, succeeded run to compare with: its id or "
+                        "its address.",
+                    },
                 },
             }
         },
     },
 }
 """The OpenAPI ``requestBody`` of a submission: either form."""
+
+BULK_BODY_DOC: dict[str, Any] = {
+    "required": True,
+    "content": {"application/json": {"schema": _inline_refs(BulkRequest.model_json_schema())}},
+}
+"""The OpenAPI ``requestBody`` of a bulk submission."""

@@ -20,12 +20,13 @@ from django.template.defaultfilters import filesizeformat
 from pydantic import BaseModel
 
 from gristmill.app.service import Service, default_service
+from gristmill.app.submission import ancestor_id
 from gristmill.authoring import jsonload
 from gristmill.authoring.inputs import InputKind, InputSource, JsonInput, TextInput, Upload
-from gristmill.authoring.pipelines import Pipeline
+from gristmill.authoring.pipelines import PREVIOUS, Pipeline
 from gristmill.errors import NotFoundError, SubmissionError
 from gristmill.server import datafiles
-from gristmill.server.access import ANONYMOUS, Caller
+from gristmill.server.access import ANONYMOUS, Caller, visible_run
 from gristmill.server.sources import run_id_from, run_input, url_input
 
 FILES = "files"
@@ -35,7 +36,8 @@ DATAFILE = "datafile"
 RUN = "run"
 INPUT_FIELDS = (FILES, TEXT, URL, DATAFILE, RUN)
 """The form's input fields, in the order their inputs are submitted."""
-_RESERVED = frozenset({*INPUT_FIELDS, "csrfmiddlewaretoken"})
+ANCESTOR = "ancestor"
+_RESERVED = frozenset({*INPUT_FIELDS, ANCESTOR, "csrfmiddlewaretoken"})
 DATAFILE_CHOICES = 200
 """At most this many of the user's newest data files are offered."""
 _WHEN = "j M Y, H:i"
@@ -250,6 +252,16 @@ class SubmissionForm(forms.Form):
                 help_text="The id of an earlier run, or the address of its page: its output "
                 "files become the inputs.",
             )
+        automatic = " Left empty, the previous run of the same file is used." * (
+            pipeline.ancestor == PREVIOUS
+        )
+        self.fields[ANCESTOR] = forms.CharField(
+            label="Compare with an earlier run",
+            required=False,
+            widget=forms.TextInput(attrs={"spellcheck": "false"}),
+            help_text="The id of an earlier, succeeded run, or the address of its page: the "
+            f"steps can compare this run with it.{automatic}",
+        )
         self.param_names: dict[str, str] = {}  # form field name -> parameter name
         for name, field in param_fields(pipeline.params).items():
             field_name = f"param_{name}" if name in _RESERVED else name
@@ -316,6 +328,29 @@ class SubmissionForm(forms.Form):
         except (ValueError, NotFoundError) as error:
             raise forms.ValidationError(str(error)) from None
 
+    def clean_ancestor(self) -> str | None:
+        text = self.cleaned_data.get(ANCESTOR) or ""
+        if not text.strip():
+            return None
+        try:
+            run_id = ancestor_id(text)
+            visible_run(self.caller, run_id, self.service)
+        except SubmissionError as error:
+            raise forms.ValidationError(error.errors[ANCESTOR]) from None
+        except NotFoundError as error:
+            raise forms.ValidationError(str(error)) from None
+        return run_id
+
+    @property
+    def ancestor_field(self) -> BoundField:
+        """The field naming the earlier run to compare with."""
+        return self[ANCESTOR]
+
+    def ancestor(self) -> str | None:
+        """The id of the earlier run to compare with, if one was named."""
+        ancestor: str | None = self.cleaned_data.get(ANCESTOR)
+        return ancestor
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         text = cleaned.get(TEXT) or ""
@@ -368,5 +403,7 @@ class SubmissionForm(forms.Form):
                 prefix = f"{rest}: " if rest and field else ""
             elif key == "inputs":
                 field = inputs_field
+            elif key == ANCESTOR:
+                field = ANCESTOR
             for message in messages:
                 self.add_error(field, prefix + message)

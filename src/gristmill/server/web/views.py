@@ -44,7 +44,7 @@ from gristmill.server.statuses import answer_for, status_of
 from gristmill.server.web.forms import SubmissionForm
 from gristmill.server.web.history import RunFilter
 from gristmill.server.web.history import run_page as runs_page
-from gristmill.server.web.results import step_results
+from gristmill.server.web.results import results_context, results_page, step_results
 from gristmill.server.web.runs import run_page_context, sentence
 from gristmill.states import RunState
 
@@ -117,6 +117,7 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
                     form.inputs(),
                     form.params(),
                     owner_id=caller.user_id,
+                    ancestor=form.ancestor(),
                     service=service,
                 )
             except SubmissionError as refusal:
@@ -148,7 +149,11 @@ def run_page(request: HttpRequest, run_id: str) -> HttpResponse:
     context["may_pin"] = actions.pin_refusal(caller, status.run.owner_id) is None
     if context["shows_results"]:
         status, staleness = context["status"], context["staleness"]
-        context["results"] = step_results(service, status, pipeline, request, staleness)
+        results = step_results(service, status, pipeline, request, staleness)
+        context["results"] = results
+        context["results_page"] = results_page(
+            pipeline, results_context(context, results, request), request
+        )
     return render(request, "gristmill/run.html", context)
 
 

@@ -1,7 +1,8 @@
 """The SQL store, for SQLite and PostgreSQL, without Django.
 
-* :mod:`~gristmill.store.sql.policy`: :class:`SqlStore`, the policy (claim, lease, fence,
-  finish, requeue, expire, reap), written once;
+* :mod:`~gristmill.store.sql.policy`: :class:`SqlPolicy`, the policy (claim, lease, fence,
+  finish, requeue, expire, reap), written once; :mod:`~gristmill.store.sql.maps`:
+  :class:`SqlStore`, that policy with map steps (batches, findings, the remaining counter);
 * :mod:`~gristmill.store.sql.connection`: its base, guarded calls, doorbells, heartbeats, and
   :data:`~gristmill.store.sql.connection.DIALECTS`, the dialect of each database;
 * :mod:`~gristmill.store.sql.dialect`: what a dialect provides and what a connection source
@@ -17,6 +18,6 @@ The store is handed a :class:`~gristmill.store.sql.dialect.ConnectionSource`; Dj
 from __future__ import annotations
 
 from gristmill.store.sql.dialect import ConnectionSource, Fenced
-from gristmill.store.sql.policy import SqlStore
+from gristmill.store.sql.maps import SqlStore
 
 __all__ = ["ConnectionSource", "Fenced", "SqlStore"]

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from gristmill.states import RunState, UnitState
+from gristmill.states import RunState, UnitKind, UnitState
 from gristmill.store.base import InputRecord, OutputRecord, RunRecord, StepRecord
 
 RUN_COLUMNS = (
@@ -68,8 +68,10 @@ CHILDREN = (
 """A run's rows in other tables: (name in the loaded run, table, columns, order)."""
 
 LATEST_ATTEMPT = (
-    "(SELECT attempt FROM gristmill_unit u WHERE u.run_id = r.id ORDER BY u.id DESC LIMIT 1)"
+    "(SELECT attempt FROM gristmill_unit u WHERE u.run_id = r.id "
+    f"AND u.kind = '{UnitKind.RUN.value}' ORDER BY u.id DESC LIMIT 1)"
 )
+"""The attempt of the run's latest ``run`` unit (a map step's batch units have their own)."""
 LOADED = (*RUN_COLUMNS, *(name for name, *_ in CHILDREN), "attempt")
 """The names of what a load returns, in order: the run's columns, its children, its attempt."""
 

@@ -2,12 +2,16 @@
 connection into :class:`~gristmill.errors.StoreUnavailableError`, doorbells, supervisor
 heartbeats, and what a process does with its connections around forks and threads.
 
-:class:`SqlConnection` is the base of :class:`~gristmill.store.sql.policy.SqlStore`; the
+:class:`SqlConnection` is the base of :class:`~gristmill.store.sql.policy.SqlPolicy`; the
 policy (claims, fences, finishing...) lives there.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -43,6 +47,8 @@ class SqlConnection(Store):
         self.vendor = source.vendor
         self.sql: Dialect = DIALECTS[source.vendor](source)
         self._work_bell, self._done_bell, self._cancel_bell = source.doorbells()
+        self._locks: dict[str, int] = {}
+        """Lock files held by :meth:`try_lock` on SQLite, by lock name."""
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -103,6 +109,37 @@ class SqlConnection(Store):
 
     def enable_worker_mode(self) -> None:
         self.sql.enable_worker_mode()
+
+    # -- locks ----------------------------------------------------------------------------
+
+    def try_lock(self, name: str) -> bool:
+        """PostgreSQL: a session advisory lock (released with the connection if this process
+        dies). SQLite, whose database is on this machine: an ``flock`` on a file beside it."""
+        if self.vendor == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            return bool(self._fetch("SELECT pg_try_advisory_lock(%s)", [key])[0][0])
+        if name in self._locks:
+            return True
+        files = [row[2] for row in self._fetch("PRAGMA database_list") if row[1] == "main"]
+        path = f"{files[0] if files and files[0] else ':memory:'}.{name}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._locks[name] = fd
+        return True
+
+    def unlock(self, name: str) -> None:
+        if self.vendor == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            with contextlib.suppress(StoreUnavailableError):  # a lost session holds no lock
+                self._fetch("SELECT pg_advisory_unlock(%s)", [key])
+            return
+        fd = self._locks.pop(name, None)
+        if fd is not None:
+            os.close(fd)  # closing the file gives back its lock
 
     # -- doorbells ------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """What the SQL store needs from a database, and the base class of its dialects.
 
-The store's policy (:class:`~gristmill.store.sql.policy.SqlStore`) is written once, in terms
+The store's policy (:class:`~gristmill.store.sql.policy.SqlPolicy`) is written once, in terms
 of a few operations a :class:`Dialect` provides: run statements in autocommit mode
 (:meth:`Dialect.fetch`), run several in one transaction with fences (:meth:`Dialect.write`),
 and say how keys and times are stored. The store never opens a connection itself: a
@@ -166,9 +166,15 @@ class Dialect:
         """Run one statement in autocommit mode and return its rows."""
         raise NotImplementedError
 
-    def write(self, *parts: Part, claim: ClaimSpec | None = None) -> list[tuple[Any, ...]]:
+    def write(
+        self, *parts: Part, claim: ClaimSpec | None = None, read: Statement | None = None
+    ) -> list[tuple[Any, ...]]:
         """Run ``parts`` in one transaction; :class:`Fenced` (nothing written) if a fence
         matched no row.
+
+        With ``read`` (a query; never with ``claim``), the transaction ends with it and its
+        rows are returned (what the writes queued, for the store's bell, at no extra round
+        trip).
 
         With ``claim``, the same transaction then claims units (see :class:`ClaimSpec`) and
         returns one row per claimed unit: (unit, run, attempt, kind, then what

@@ -11,6 +11,7 @@ from the tables of :mod:`gristmill.states`, and a move they forbid raises
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ from gristmill.states import (
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
+    SOURCE_KINDS,
     Claim,
     DueRun,
     Failure,
@@ -36,6 +38,7 @@ from gristmill.store.base import (
     LogLine,
     NewRun,
     NextClaim,
+    QueuedUnit,
     Renewal,
     Report,
     RunRecord,
@@ -49,6 +52,7 @@ from gristmill.store.sql.queries import QUERIES as Q
 
 _QUEUED, _CLAIMED, _DONE = UnitState.QUEUED.value, UnitState.CLAIMED.value, UnitState.DONE.value
 _RUN_KIND = UnitKind.RUN.value
+_RUNNING = RunState.RUNNING.value
 
 
 def _states(query: str, states: Sequence[RunState]) -> tuple[str, list[str]]:
@@ -60,7 +64,15 @@ def _states(query: str, states: Sequence[RunState]) -> tuple[str, list[str]]:
 _REQUEUE, _REQUEUEABLE = _states(Q["requeue_run"], RERUNNABLE_RUN_STATES)
 _EXPIRE, _EXPIRABLE = _states(Q["expire_run"], EXPIRABLE_RUN_STATES)
 _DUE, _ = _states(Q["due_for_expiry"], EXPIRABLE_RUN_STATES)
-_RUN_TABLES = ("gristmill_output", "gristmill_step", "gristmill_logline", "gristmill_input")
+_RUN_TABLES = (
+    "gristmill_output",
+    "gristmill_step",
+    "gristmill_logline",
+    "gristmill_input",
+    "gristmill_finding",
+    "gristmill_batch",
+    "gristmill_map",
+)
 _DELETE_ROWS = [Q["delete_run_rows"].format(table=t) for t in (*_RUN_TABLES, "gristmill_unit")]
 
 
@@ -74,25 +86,31 @@ def _queues(query: str, queues: Sequence[str] | None) -> str:
     )
 
 
-class SqlStore(SqlConnection):
-    """A :class:`~gristmill.store.base.Store` on a SQL database: SQLite or PostgreSQL, the
-    dialect chosen by the connection source's vendor (see :class:`SqlConnection`)."""
+class SqlPolicy(SqlConnection):
+    """The policy of the SQL store (its map steps are added by
+    :class:`~gristmill.store.sql.maps.SqlStore`)."""
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _write(self, *parts: Any, then_claim: NextClaim | None = None) -> bool:
+    def _write(self, *parts: Any, then_claim: NextClaim | None = None, queues: Any = None) -> bool:
         """Run ``parts`` in one transaction; False (nothing written) if a fence failed.
 
         With ``then_claim``, the transaction ends by claiming the next unit(s) for that worker,
-        which are added to ``then_claim.claims``.
+        which are added to ``then_claim.claims``. With ``queues`` (a run key), the transaction
+        queued units of that run: once it has committed, the bell hears of them (see
+        :meth:`_queued`).
         """
         spec = None
         if then_claim is not None:
             spec = self._claim_spec(then_claim.worker, then_claim.queues, then_claim.lease)
+        read = self._queued_read(queues)
         try:
-            rows = self._guard(lambda: self.sql.write(*parts, claim=spec))
+            rows = self._guard(lambda: self.sql.write(*parts, claim=spec, read=read))
         except Fenced:
             return False
+        if queues is not None:
+            self._queued(rows)
+            return True
         if rows:
             assert then_claim is not None
             then_claim.claims.extend(self._claims(rows))
@@ -104,6 +122,8 @@ class SqlStore(SqlConnection):
         return Many(Q["add_log_line"], rows)
 
     def _report(self, key: Any, report: Report) -> list[Any]:
+        if not report.status:
+            return [self._logs(key, report.logs)]
         progress = [report.current_step, report.stage, report.progress_done]
         return [
             self._logs(key, report.logs),
@@ -133,6 +153,8 @@ class SqlStore(SqlConnection):
                     key,
                 ],
             ),
+            # A map step's batches still queued end with their run.
+            (Q["end_queued_units"], [_DONE, key, _QUEUED]),
             *self._notify("gristmill_done", run_id),
         ]
 
@@ -141,6 +163,21 @@ class SqlStore(SqlConnection):
     ) -> Fence:
         params = [lease_until, state.value, claim.unit_id, claim.attempt, _CLAIMED]
         return Fence(Q["fence_unit"], params)
+
+    def _queued_read(self, key: Any) -> tuple[str, list[Any]] | None:
+        """The query that ends a transaction queueing units of the run ``key``, when the bell
+        must hear which units they are (read in the same round trip)."""
+        if key is None or self.bell is None:
+            return None
+        return Q["queued_units_of_run"], [key, _QUEUED]
+
+    def _queued(self, rows: Sequence[Sequence[Any]]) -> None:
+        """After a commit that queued units: ring the work doorbell, or tell the store's
+        :attr:`bell` which units they are (``rows`` of :meth:`_queued_read`)."""
+        if self.bell is None:
+            self._ring("work")
+        else:
+            self.announce([QueuedUnit(unit_id, queue) for unit_id, queue in rows])
 
     def _exists(self, run_id: str) -> None:
         if not self._fetch(Q["run_exists"], [self._id(run_id)]):
@@ -158,8 +195,9 @@ class SqlStore(SqlConnection):
         lease_until = time.time() + run.lease if held else None
         unit = [key, _RUN_KIND, run.queue, _CLAIMED if held else _QUEUED, 1 if held else 0]
         started = [(Q["start_run"], [RunState.RUNNING.value, self._dt(_now()), key])]
+        read = None if held else self._queued_read(key)
         try:
-            self.sql.write(
+            queued = self.sql.write(
                 (
                     Q["create_run"],
                     [
@@ -179,6 +217,7 @@ class SqlStore(SqlConnection):
                 Many(Q["create_input"], inputs),
                 (Q["create_unit"], [*unit, run.max_attempts, run.claimed_by, lease_until]),
                 *(started if held else self._notify("gristmill_work")),
+                read=read,
             )
         except Exception as error:
             self.sql.reset()
@@ -186,10 +225,71 @@ class SqlStore(SqlConnection):
                 raise StoreUnavailableError(f"the run could not be stored: {error}") from error
             raise
         if not held:
-            self._ring("work")
+            self._queued(queued)
             return None
         units = self._fetch(Q["unit_of_run"], [key])
         return Claim(unit_id=units[0][0], run_id=run.id, attempt=1)
+
+    def create_runs(self, runs: Sequence[NewRun]) -> None:
+        if any(run.claimed_by is not None for run in runs):
+            raise ValueError("runs created in bulk are queued, never claimed at creation")
+        if not runs:
+            return
+        now = self._dt(_now())
+        rows: list[list[Any]] = []
+        inputs: list[tuple[Any, ...]] = []
+        units: list[list[Any]] = []
+        for run in runs:
+            key = self._id(run.id)
+            ancestor = self._id(run.ancestor_id) if run.ancestor_id else None
+            params = json.dumps(run.params)
+            expires = self._dt(run.expires_at)
+            state = RunState.QUEUED.value
+            rows.append(
+                [
+                    key,
+                    run.pipeline,
+                    run.queue,
+                    state,
+                    params,
+                    run.owner_id,
+                    ancestor,
+                    now,
+                    expires,
+                    False,  # cancel requested
+                    False,  # pinned
+                ]
+            )
+            inputs.extend(
+                (key, n, i.name, i.kind, i.path, i.size, i.sha256, i.media_type, i.source)
+                for n, i in enumerate(run.inputs)
+            )
+            units.append([key, _RUN_KIND, run.queue, _QUEUED, 0, run.max_attempts, None, None])
+        try:
+            self.sql.write(
+                Many(Q["create_run"], rows),
+                Many(Q["create_input"], inputs),
+                Many(Q["create_unit"], units),
+                *self._notify("gristmill_work"),
+            )
+        except Exception as error:
+            self.sql.reset()
+            if self.source.is_unavailable(error):
+                raise StoreUnavailableError(f"the runs could not be stored: {error}") from error
+            raise
+        if self.bell is None:
+            self._ring("work")
+            return
+        # The bell hears every unit queued (a reconciler pass sends any it misses after a lost
+        # connection here: the runs are committed already).
+        keys = [row[0] for row in rows]
+        queued: list[Sequence[Any]] = []
+        with contextlib.suppress(StoreUnavailableError):
+            for first in range(0, len(keys), 500):  # within every database's parameter limit
+                chunk = keys[first : first + 500]
+                query = Q["queued_units_of_runs"].format(ids=", ".join(["%s"] * len(chunk)))
+                queued.extend(self._fetch(query, [_QUEUED, *chunk]))
+        self._queued(queued)
 
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         key = self._id(run_id)
@@ -197,6 +297,25 @@ class SqlStore(SqlConnection):
         if loaded is None:
             raise NotFoundError(f"no run with id {run_id!r}")
         return decode(loaded)
+
+    def previous_run(self, pipeline: str, owner_id: int, first_input: InputRecord) -> str | None:
+        by_source = first_input.kind in SOURCE_KINDS
+        query = Q["latest_of_source"] if by_source else Q["latest_of_name"]
+        key = first_input.source if by_source else first_input.name
+        args = [pipeline, owner_id, RunState.SUCCEEDED.value, first_input.kind, key]
+        rows = self._fetch(query, args)
+        return run_id_of(rows[0][0]) if rows else None
+
+    def unfinished(self, run_ids: Sequence[str]) -> list[str]:
+        keys = {self._id(run_id): run_id for run_id in run_ids}
+        pending: set[str] = set()
+        ordered = list(keys)
+        states = [RunState.QUEUED.value, RunState.RUNNING.value]
+        for first in range(0, len(ordered), 500):  # within every database's parameter limit
+            chunk = ordered[first : first + 500]
+            query = Q["unfinished_runs"].format(ids=", ".join(["%s"] * len(chunk)))
+            pending.update(run_id_of(key) for (key,) in self._fetch(query, [*states, *chunk]))
+        return [run_id for run_id in run_ids if run_id_of(self._id(run_id)) in pending]
 
     def get_run(self, run_id: str) -> RunRecord:
         return self.get_run_and_steps(run_id)[0]
@@ -269,14 +388,15 @@ class SqlStore(SqlConnection):
         key = self._id(run_id)
         done = self._write(
             Fence(_REQUEUE, [RunState.QUEUED.value, False, key, *_REQUEUEABLE]),
-            (Q["add_next_unit"], [_RUN_KIND, _QUEUED, key]),
+            (Q["add_next_unit"], [_RUN_KIND, _QUEUED, key, _RUN_KIND]),
+            (Q["settle_maps"], [True, key]),
             self._logs(key, [(time.time(), "", "system", f"queued again: {reason}")]),
             *self._notify("gristmill_work"),
+            queues=key,
         )
         if not done:
             self._exists(run_id)
             return False
-        self._ring("work")
         return True
 
     def expire(self, run_id: str, *, reason: str) -> bool:
@@ -492,21 +612,28 @@ class SqlStore(SqlConnection):
         report.logs.append(
             (time.time(), "", "system", f"attempt {claim.attempt} released by a stopping worker")
         )
-        if not self._write(
+        # A batch unit goes back to the queue alone: its run stays running.
+        requeue_run = [(Q["requeue_released_run"], [RunState.QUEUED.value, key, _RUNNING])]
+        return self._write(
             Fence(Q["release_unit"], [_QUEUED, claim.unit_id, claim.attempt, _CLAIMED]),
             self._logs(key, report.logs),
-            (Q["requeue_released_run"], [RunState.QUEUED.value, key, RunState.RUNNING.value]),
+            *(requeue_run if claim.kind == _RUN_KIND else ()),
             *self._notify("gristmill_work"),
-        ):
-            return False
-        self._ring("work")
-        return True
+            queues=key,
+        )
+
+    def _lose_batch(self, unit: Sequence[Any], reason: str, failures: int, give_up: bool) -> bool:
+        """Requeue a lost batch unit, or fail its batch past the attempt limit (the map's
+        counter goes down as if it had ended)."""
+        raise NotImplementedError
 
     def _lose(self, unit: Sequence[Any], reason: str) -> bool:
-        unit_id, run_key, attempt, failures, max_attempts = unit
+        unit_id, run_key, attempt, failures, max_attempts, kind = unit
         run_id = run_id_of(run_key)
         failures += 1
         give_up = failures >= max_attempts
+        if kind == UnitKind.BATCH:
+            return self._lose_batch(unit, reason, failures, give_up)
         fence = Fence(
             Q["lose_unit"],
             [_DONE if give_up else _QUEUED, failures, reason, unit_id, attempt, _CLAIMED],
@@ -527,9 +654,10 @@ class SqlStore(SqlConnection):
                 (Q["requeue_lost_run"], [RunState.QUEUED.value, run_key]),
                 *self._notify("gristmill_work"),
             ]
-        if not self._write(fence, *parts):
+        if not self._write(fence, *parts, queues=None if give_up else run_key):
             return False
-        self._ring("done" if give_up else "work")
+        if give_up:
+            self._ring("done")
         return True
 
     def release_worker(self, worker: str, reason: str) -> int:
@@ -542,3 +670,7 @@ class SqlStore(SqlConnection):
     def reap(self) -> int:
         units = self._fetch(Q["units_past_lease"], [_CLAIMED, time.time()])
         return sum(self._lose(unit, "its lease expired") for unit in units)
+
+    def queued_units(self, *, limit: int) -> list[QueuedUnit]:
+        rows = self._fetch(Q["queued_units"], [_QUEUED, limit])
+        return [QueuedUnit(unit_id, queue) for unit_id, queue in rows]

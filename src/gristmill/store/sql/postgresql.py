@@ -15,7 +15,7 @@ import select
 from collections.abc import Sequence
 from typing import Any
 
-from gristmill.store.sql.dialect import ClaimSpec, Dialect, Fence, Fenced, Many, Part
+from gristmill.store.sql.dialect import ClaimSpec, Dialect, Fence, Fenced, Many, Part, Statement
 from gristmill.store.sql.queries import QUERIES
 
 _LOAD = QUERIES["load_run_function"]
@@ -56,7 +56,9 @@ class PostgresDialect(Dialect):
             cursor.execute(sql, params)
             return cursor.fetchall()  # type: ignore[no-any-return]
 
-    def write(self, *parts: Part, claim: ClaimSpec | None = None) -> list[tuple[Any, ...]]:
+    def write(
+        self, *parts: Part, claim: ClaimSpec | None = None, read: Statement | None = None
+    ) -> list[tuple[Any, ...]]:
         import psycopg
 
         statements: list[str] = []
@@ -76,6 +78,9 @@ class PostgresDialect(Dialect):
             else:
                 statements.append(part[0])
                 params.extend(part[1])
+        if read is not None:
+            statements.append(read[0])
+            params.extend(read[1])
         if claim is not None and claim.function is not None:
             # The claim, the runs' move to running, and what the engine needs to know about
             # each claimed run: one statement, the last of the transaction.
@@ -92,7 +97,7 @@ class PostgresDialect(Dialect):
         try:
             with psycopg.ClientCursor(self.raw()) as cursor:
                 cursor.execute("; ".join(statements), params)
-                if claim is None:
+                if claim is None and read is None:
                     return []
                 while cursor.nextset():
                     pass  # the claim's rows are the last result

@@ -26,6 +26,21 @@ SELECT id FROM gristmill_unit WHERE run_id = %s
 -- name: run_exists
 SELECT 1 FROM gristmill_run WHERE id = %s
 
+-- name: unfinished_runs
+SELECT id FROM gristmill_run WHERE state IN (%s, %s) AND id IN ({ids})
+
+-- name: latest_of_source
+SELECT r.id FROM gristmill_run r
+JOIN gristmill_input i ON i.run_id = r.id AND i.position = 0
+WHERE r.pipeline = %s AND r.owner_id = %s AND r.state = %s AND i.kind = %s AND i.source = %s
+ORDER BY r.created_at DESC LIMIT 1
+
+-- name: latest_of_name
+SELECT r.id FROM gristmill_run r
+JOIN gristmill_input i ON i.run_id = r.id AND i.position = 0
+WHERE r.pipeline = %s AND r.owner_id = %s AND r.state = %s AND i.kind = %s AND i.name = %s
+ORDER BY r.created_at DESC LIMIT 1
+
 -- name: run_state
 SELECT state FROM gristmill_run WHERE id = %s
 
@@ -88,7 +103,7 @@ WHERE id = %s AND state IN ({states})
 -- Attempt numbers keep rising over the run's life: they name work directories.
 INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts)
 SELECT r.id, %s, r.queue, %s, u.attempt, 0, u.max_attempts
-FROM gristmill_run r JOIN gristmill_unit u ON u.run_id = r.id WHERE r.id = %s
+FROM gristmill_run r JOIN gristmill_unit u ON u.run_id = r.id WHERE r.id = %s AND u.kind = %s
 ORDER BY u.id DESC LIMIT 1
 
 -- name: expire_run
@@ -175,12 +190,27 @@ WHERE id = %s AND attempt = %s AND state = %s
 UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s
 
 -- name: units_of_worker
-SELECT id, run_id, attempt, failures, max_attempts FROM gristmill_unit
+SELECT id, run_id, attempt, failures, max_attempts, kind FROM gristmill_unit
 WHERE state = %s AND worker = %s
 
 -- name: units_past_lease
-SELECT id, run_id, attempt, failures, max_attempts FROM gristmill_unit
+SELECT id, run_id, attempt, failures, max_attempts, kind FROM gristmill_unit
 WHERE state = %s AND lease_until < %s
+
+-- name: queued_units_of_run
+SELECT id, queue FROM gristmill_unit WHERE run_id = %s AND state = %s ORDER BY id
+
+-- name: queued_walk_of_run
+SELECT id, queue FROM gristmill_unit WHERE run_id = %s AND kind = %s AND state = %s
+
+-- name: queued_unit
+SELECT id, queue FROM gristmill_unit WHERE id = %s AND state = %s
+
+-- name: queued_units_of_runs
+SELECT id, queue FROM gristmill_unit WHERE state = %s AND run_id IN ({ids}) ORDER BY id
+
+-- name: queued_units
+SELECT id, queue FROM gristmill_unit WHERE state = %s ORDER BY id LIMIT %s
 
 -- name: held_by
 SELECT id, run_id, attempt, kind FROM gristmill_unit WHERE state = %s AND worker = %s
@@ -208,3 +238,138 @@ SELECT gristmill_load(%s)
 -- name: claim_function
 SELECT c.out_unit, c.out_run, c.out_attempt, c.out_kind, gristmill_load(c.out_run)
 FROM gristmill_claim(%s, %s, %s, %s, %s) c
+
+-- Map steps ---------------------------------------------------------------------------------
+
+-- name: end_map_units
+-- The units of the batches of a map being replaced: a late worker's writes are fenced out.
+UPDATE gristmill_unit SET state = %s, lease_until = NULL
+WHERE run_id = %s AND batch_id IN (SELECT id FROM gristmill_batch WHERE run_id = %s AND step = %s)
+
+-- name: delete_map_rows
+DELETE FROM {table} WHERE run_id = %s AND step = %s
+
+-- name: create_map
+INSERT INTO gristmill_map (run_id, step, position, on_failure, fingerprint, generation,
+    batches_total, remaining, items_total, items_done, settled)
+VALUES (%s, %s, %s, %s, %s, 1, %s, %s, %s, 0, %s)
+
+-- name: create_batch
+INSERT INTO gristmill_batch (run_id, step, number, state, first_item, items, source,
+    byte_start, byte_end, items_done, items_failed, counts, examples, failed_items)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 0, '{}', '{}', '[]')
+
+-- name: queue_batch_units
+-- One queued unit per batch of the map in the given state, in batch order.
+INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts,
+    batch_id)
+SELECT b.run_id, %s, r.queue, %s, 0, 0, %s, b.id
+FROM gristmill_batch b JOIN gristmill_run r ON r.id = b.run_id
+WHERE b.run_id = %s AND b.step = %s AND b.state = %s
+ORDER BY b.number
+
+-- name: queue_walk
+-- The unit that walks the run's steps again once the map's last batch has ended: only when
+-- the counter is at zero and the run still running.
+INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts)
+SELECT r.id, %s, r.queue, %s,
+    COALESCE((SELECT MAX(u.attempt) FROM gristmill_unit u WHERE u.run_id = r.id
+        AND u.kind = %s), 0),
+    0, (SELECT u.max_attempts FROM gristmill_unit u WHERE u.run_id = r.id
+        ORDER BY u.id DESC LIMIT 1)
+FROM gristmill_run r JOIN gristmill_map m ON m.run_id = r.id
+WHERE r.id = %s AND m.step = %s AND m.remaining = 0 AND r.state = %s
+
+-- name: load_batch
+SELECT b.run_id, b.step, m.batches_total, b.number, b.first_item, b.items, b.source,
+    b.byte_start, b.byte_end, m.on_failure = %s AND EXISTS (SELECT 1 FROM gristmill_batch f
+        WHERE f.run_id = b.run_id AND f.step = b.step AND f.state = %s)
+FROM gristmill_unit u JOIN gristmill_batch b ON b.id = u.batch_id
+JOIN gristmill_map m ON m.run_id = b.run_id AND m.step = b.step
+WHERE u.id = %s
+
+-- name: delete_batch_findings
+DELETE FROM gristmill_finding WHERE run_id = %s AND step = %s AND batch = %s
+
+-- name: add_finding
+INSERT INTO gristmill_finding (run_id, step, batch, item, kind, finding)
+VALUES (%s, %s, %s, %s, %s, %s)
+
+-- name: end_batch
+UPDATE gristmill_batch SET state = %s, items_done = %s, items_failed = %s, counts = %s,
+    examples = %s, failed_items = %s, error = %s
+WHERE run_id = %s AND step = %s AND number = %s
+
+-- name: count_down
+UPDATE gristmill_map SET remaining = remaining - 1, items_done = items_done + %s
+WHERE run_id = %s AND step = %s
+
+-- name: map_progress
+UPDATE gristmill_run SET current_step = %s, stage = %s,
+    progress_done = (SELECT items_done FROM gristmill_map WHERE run_id = %s AND step = %s),
+    progress_total = (SELECT items_total FROM gristmill_map WHERE run_id = %s AND step = %s)
+WHERE id = %s AND state = %s
+
+-- name: maps_of_run
+SELECT step, position, on_failure, fingerprint, generation, batches_total, remaining,
+    items_total, items_done, settled
+FROM gristmill_map WHERE run_id = %s ORDER BY position
+
+-- name: batches_of_run
+SELECT step, number, first_item, items, state, items_done, items_failed, counts, examples,
+    failed_items, error
+FROM gristmill_batch WHERE run_id = %s ORDER BY step, number
+
+-- name: read_findings
+-- A page ends with an item's last finding: up to the item of the page's last finding.
+SELECT item, batch, kind, finding FROM gristmill_finding
+WHERE run_id = %s AND step = %s AND item > %s{kind} AND item <= (
+    SELECT MAX(p.item) FROM (SELECT item FROM gristmill_finding
+        WHERE run_id = %s AND step = %s AND item > %s{kind} ORDER BY item LIMIT %s) p)
+ORDER BY item, id
+
+-- name: settle_maps
+UPDATE gristmill_map SET settled = %s WHERE run_id = %s
+
+-- name: retry_run
+UPDATE gristmill_run SET state = %s, finished_at = NULL, error_message = NULL,
+    error_ref = NULL, error_traceback = NULL, cancel_requested = %s,
+    cancel_requested_at = NULL, cancel_requested_by = NULL, interrupted_step = NULL
+WHERE id = %s AND state IN ({states})
+
+-- name: unfinished_batches
+-- Batches to retry: those not done, and done ones that listed failed items.
+SELECT step, COUNT(*), COALESCE(SUM(items_done), 0) FROM gristmill_batch
+WHERE run_id = %s AND (state <> %s OR items_failed > 0) GROUP BY step
+
+-- name: reopen_map
+UPDATE gristmill_map SET remaining = %s, items_done = items_done - %s,
+    generation = generation + 1, settled = %s
+WHERE run_id = %s AND step = %s
+
+-- name: reset_batches
+UPDATE gristmill_batch SET state = %s, items_done = 0, items_failed = 0, counts = '{}',
+    examples = '{}', failed_items = '[]', error = NULL
+WHERE run_id = %s AND step = %s AND (state <> %s OR items_failed > 0)
+
+-- name: delete_unfinished_findings
+DELETE FROM gristmill_finding WHERE run_id = %s AND step = %s AND batch IN (
+    SELECT number FROM gristmill_batch WHERE run_id = %s AND step = %s
+        AND (state <> %s OR items_failed > 0))
+
+-- name: latest_max_attempts
+SELECT max_attempts FROM gristmill_unit WHERE run_id = %s ORDER BY id DESC LIMIT 1
+
+-- name: fail_lost_batch
+UPDATE gristmill_batch SET state = %s, items_done = 0, items_failed = 0, counts = '{}',
+    examples = '{}', failed_items = '[]', error = %s
+WHERE id = (SELECT batch_id FROM gristmill_unit WHERE id = %s)
+
+-- name: batch_of_unit
+SELECT b.step, b.number FROM gristmill_unit u JOIN gristmill_batch b ON b.id = u.batch_id
+WHERE u.id = %s
+
+-- name: notify_if_map_done
+-- A batch's end rings the work doorbell only when it queued the walk: a NOTIFY serialises
+-- commits, which every batch's would pay for nothing.
+SELECT pg_notify(%s, %s) FROM gristmill_map WHERE run_id = %s AND step = %s AND remaining = 0

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gristmill.store.sql.columns import LOADED, sqlite_load_columns
-from gristmill.store.sql.dialect import ClaimSpec, Dialect, Fence, Fenced, Many, Part
+from gristmill.store.sql.dialect import ClaimSpec, Dialect, Fence, Fenced, Many, Part, Statement
 
 _LOAD = f"SELECT {sqlite_load_columns()} FROM gristmill_run r WHERE r.id = ?"
 _LOAD_CLAIMED = f"SELECT {sqlite_load_columns(attempt=False)} FROM gristmill_run r WHERE r.id = ?"
@@ -77,7 +77,9 @@ class SqliteDialect(Dialect):
     def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.raw().execute(self._q(sql), params).fetchall()  # type: ignore[no-any-return]
 
-    def write(self, *parts: Part, claim: ClaimSpec | None = None) -> list[tuple[Any, ...]]:
+    def write(
+        self, *parts: Part, claim: ClaimSpec | None = None, read: Statement | None = None
+    ) -> list[tuple[Any, ...]]:
         with self._transaction() as connection:
             for part in parts:
                 if isinstance(part, Fence):
@@ -88,6 +90,8 @@ class SqliteDialect(Dialect):
                         connection.executemany(self._q(part.sql), part.rows)
                 else:
                     connection.execute(self._q(part[0]), part[1])
+            if read is not None:
+                return connection.execute(self._q(read[0]), read[1]).fetchall()  # type: ignore[no-any-return]
             if claim is None:
                 return []
             rows = connection.execute(self._q(claim.update[0]), claim.update[1]).fetchall()

@@ -1,15 +1,6 @@
-"""A store in this process's memory: the same contract as the database, with no database.
-
-:class:`MemoryStore` keeps runs, steps, outputs, units and log lines in dictionaries under one
-lock, and follows the rules of :class:`gristmill.store.base.Store` exactly as the SQL store
-does: claims in unit order per queue, fencing by attempt, requeue, expiry, the attempt limit
-of lost workers with the same log lines and failure messages. Values go in and out as JSON, as
-they do through a database, so a test sees what a worker would read back.
-
-It is meant for tests: gristmill's own engine tests, and pipeline authors' tests of their
-pipelines (``Service.in_memory``). It lives and dies with the process: a worker pool, a web
-server or another process cannot share it (``supports_processes`` is false).
-"""
+"""The memory store's policy: runs, steps, units, claims, leases, fences, requeue, expiry and
+doorbells in this process's memory (its map steps are added by
+:class:`gristmill.store.memory.maps.MemoryStore`)."""
 
 from __future__ import annotations
 
@@ -36,6 +27,8 @@ from gristmill.states import (
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
+    SOURCE_KINDS,
+    BatchSpec,
     Claim,
     DueRun,
     Failure,
@@ -44,6 +37,7 @@ from gristmill.store.base import (
     NewRun,
     NextClaim,
     OutputRecord,
+    QueuedUnit,
     Renewal,
     Report,
     RunRecord,
@@ -51,6 +45,7 @@ from gristmill.store.base import (
     StepRecord,
     Store,
 )
+from gristmill.store.maps import BatchRow, MapRow
 
 _MAX_LOG_LINES = 10_000
 """The most log lines one read returns, as in the SQL store."""
@@ -85,6 +80,20 @@ class _Unit:
 
 
 @dataclass
+class _Batch:
+    spec: BatchSpec
+    unit_id: int
+    row: BatchRow
+    findings: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Map:
+    row: MapRow
+    batches: dict[int, _Batch] = field(default_factory=dict)
+
+
+@dataclass
 class _Run:
     record: RunRecord
     """Kept as stored: ``params`` as JSON text in ``params_json``, ``attempt`` unused."""
@@ -95,6 +104,12 @@ class _Run:
     outputs: list[OutputRecord] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
     units: list[_Unit] = field(default_factory=list)
+    maps: dict[str, _Map] = field(default_factory=dict)
+
+    def latest_attempt(self) -> int:
+        """The attempt of the run's latest ``run`` unit (batch units have their own)."""
+        runs = [unit for unit in self.units if unit.kind == UnitKind.RUN]
+        return runs[-1].attempt if runs else 0
 
 
 class _Bell:
@@ -122,8 +137,9 @@ class _Bell:
             return rang
 
 
-class MemoryStore(Store):
-    """A thread-safe :class:`~gristmill.store.base.Store` in this process's memory."""
+class MemoryPolicy(Store):
+    """The policy of the memory store, without map steps (see
+    :class:`~gristmill.store.memory.MemoryStore`)."""
 
     supports_processes = False
 
@@ -170,6 +186,8 @@ class MemoryStore(Store):
 
     def _write_report(self, run: _Run, report: Report) -> None:
         self._write_logs(run, report)
+        if not report.status:
+            return
         record = run.record
         record.current_step, record.stage = report.current_step, report.stage
         record.progress_done, record.progress_total = report.progress_done, report.progress_total
@@ -189,6 +207,9 @@ class MemoryStore(Store):
         record.error_message = failure.message if failure else None
         record.error_ref = failure.ref if failure else None
         record.error_traceback = failure.traceback if failure else None
+        for unit in run.units:
+            if unit.state == UnitState.QUEUED:
+                unit.state = UnitState.DONE
 
     def _claim_units(self, units: Sequence[_Unit], worker: str, lease: float) -> list[Claim]:
         claims = []
@@ -257,15 +278,65 @@ class MemoryStore(Store):
             state = UnitState.CLAIMED if held else UnitState.QUEUED
             unit = self._add_unit(stored, state, 1 if held else 0, run.max_attempts)
             if not held:
-                self._work.ring()
+                self._queued_now([unit])
                 return None
             unit.worker, unit.lease_until = run.claimed_by, time.time() + run.lease
             return Claim(unit.id, key, 1)
 
+    def create_runs(self, runs: Sequence[NewRun]) -> None:
+        if any(run.claimed_by is not None for run in runs):
+            raise ValueError("runs created in bulk are queued, never claimed at creation")
+        now = datetime.now(UTC)
+        with self._lock:
+            keys = [_key(run.id) for run in runs]
+            clash = next((k for k in keys if k in self._runs), None)
+            if clash is not None or len(set(keys)) != len(keys):
+                raise StoreError(f"a run with id {clash or keys[0]} exists already")
+            params = [json.dumps(run.params) for run in runs]  # all encoded before any is stored
+            added: list[_Unit] = []
+            for key, run, encoded in zip(keys, runs, params, strict=True):
+                record = RunRecord(
+                    id=key,
+                    pipeline=run.pipeline,
+                    state=RunState.QUEUED,
+                    params={},
+                    inputs=list(run.inputs),
+                    queue=run.queue,
+                    created_at=now,
+                    expires_at=run.expires_at,
+                    owner_id=run.owner_id,
+                    ancestor_id=_key(run.ancestor_id) if run.ancestor_id else None,
+                )
+                stored = self._runs[key] = _Run(record, encoded)
+                added.append(self._add_unit(stored, UnitState.QUEUED, 0, run.max_attempts))
+            if runs:
+                self._queued_now(added)
+
+    def previous_run(self, pipeline: str, owner_id: int, first_input: InputRecord) -> str | None:
+        by_source = first_input.kind in SOURCE_KINDS
+
+        def same(run: RunRecord) -> bool:
+            if not run.inputs or run.inputs[0].kind != first_input.kind:
+                return False
+            if by_source:
+                return run.inputs[0].source == first_input.source
+            return run.inputs[0].name == first_input.name
+
+        with self._lock:
+            found = [
+                stored.record
+                for stored in self._runs.values()
+                if stored.record.pipeline == pipeline
+                and stored.record.owner_id == owner_id
+                and stored.record.state == RunState.SUCCEEDED
+                and same(stored.record)
+            ]
+        return max(found, key=lambda run: run.created_at).id if found else None
+
     def get_run_and_steps(self, run_id: str) -> tuple[RunRecord, dict[str, StepRecord]]:
         with self._lock:
             run = self._run(run_id)
-            return self._read(run, run.units[-1].attempt if run.units else 0)
+            return self._read(run, run.latest_attempt())
 
     def get_run(self, run_id: str) -> RunRecord:
         return self.get_run_and_steps(run_id)[0]
@@ -318,9 +389,11 @@ class MemoryStore(Store):
             record.progress_done = record.progress_total = None
             # Attempt numbers keep rising over the run's life: they name work directories.
             latest = run.units[-1]
-            self._add_unit(run, UnitState.QUEUED, latest.attempt, latest.max_attempts)
+            unit = self._add_unit(run, UnitState.QUEUED, run.latest_attempt(), latest.max_attempts)
+            for stored_map in run.maps.values():
+                stored_map.row.settled = True
             self._log(run, [(time.time(), "", "system", f"queued again: {reason}")])
-        self._work.ring()
+        self._queued_now([unit])
         return True
 
     def expire(self, run_id: str, *, reason: str) -> bool:
@@ -338,6 +411,7 @@ class MemoryStore(Store):
             run.steps.clear()
             run.outputs.clear()
             run.logs.clear()
+            run.maps.clear()
             for unit in run.units:
                 del self._units[unit.id]
             run.units.clear()
@@ -531,9 +605,9 @@ class MemoryStore(Store):
             unit.state, unit.worker, unit.lease_until = UnitState.QUEUED, None, None
             run = self._runs[unit.run_id]
             self._write_logs(run, report)
-            if run.record.state == RunState.RUNNING:
+            if run.record.state == RunState.RUNNING and unit.kind == UnitKind.RUN:
                 run.record.state, run.record.stage = RunState.QUEUED, None
-        self._work.ring()
+        self._queued_now([unit])
         return True
 
     def _lose(self, unit: _Unit, reason: str) -> bool:
@@ -543,6 +617,8 @@ class MemoryStore(Store):
         give_up = unit.failures >= unit.max_attempts
         unit.state = UnitState.DONE if give_up else UnitState.QUEUED
         unit.worker, unit.lease_until, unit.last_error = None, None, reason
+        if unit.kind == UnitKind.BATCH:
+            return self._lose_batch(run, unit, reason, give_up)
         if give_up:
             message = (
                 f"worker lost ({reason}) on attempt {unit.attempt}; "
@@ -555,7 +631,7 @@ class MemoryStore(Store):
             note = f"attempt {unit.attempt} lost: worker lost ({reason}); retrying"
             self._log(run, [(time.time(), "", "system", note)])
             run.record.state, run.record.stage = RunState.QUEUED, None
-            self._work.ring()
+            self._queued_now([unit])
         return True
 
     def release_worker(self, worker: str, reason: str) -> int:
@@ -577,6 +653,25 @@ class MemoryStore(Store):
                 if unit.lease_until < now
             ]
             return sum(self._lose(unit, "its lease expired") for unit in units)
+
+    def queued_units(self, *, limit: int) -> list[QueuedUnit]:
+        with self._lock:
+            units = sorted(
+                (u for u in self._units.values() if u.state == UnitState.QUEUED),
+                key=lambda u: u.id,
+            )
+            return [QueuedUnit(u.id, u.queue) for u in units[:limit]]
+
+    def _queued_now(self, units: Sequence[_Unit]) -> None:
+        if self.bell is None:
+            self._work.ring()
+        else:
+            self.announce([QueuedUnit(u.id, u.queue) for u in units])
+
+    def _lose_batch(self, run: _Run, unit: _Unit, reason: str, give_up: bool) -> bool:
+        """Requeue a lost batch unit, or fail its batch past the attempt limit (the map
+        steps' part, :class:`~gristmill.store.memory.MemoryStore`)."""
+        raise NotImplementedError
 
     # -- doorbells ------------------------------------------------------------------------
 

@@ -1,0 +1,255 @@
+#!/usr/bin/env python
+"""A map step over N items of a JSON Lines file: gristmill's local executor (2 workers) on
+SQLite and on PostgreSQL, beside plain ``multiprocessing`` (the floor), in one run.
+
+    python bench/map_items.py [--items 1000000] [--only sqlite,postgres,multiprocessing]
+
+The work: a trivial check of each item that makes a finding for 1% of the items (every finding
+stored), then a reduce that counts the findings by kind and keeps 5 random examples of each
+(``bench/map_pipelines.py``). gristmill runs it as a map step in batches of 1,000 and a reduce
+step, submitted and waited for through ``gristmill.app.submission``; the floor is
+``multiprocessing.Pool(2)`` over the same batches (byte ranges of the file, each read, parsed
+and checked in a pool process, its findings sent back to the parent, which counts them and keeps
+the examples): no durability, no database.
+
+Wall time is from the submission (for the floor, from cutting the file) to the reduce's end.
+Peak memory is each process's high-water resident set (``VmHWM`` in /proc/<pid>/status, read
+just before it stops; for the pool's processes ``resource.getrusage(RUSAGE_CHILDREN)``, the
+largest of them). Each system is measured in a child process of this script (Django is
+configured once per process). Needs what ``bench/run.py`` needs for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.map_pipelines import check_item  # noqa: E402 - after the path is set
+from bench.run import (  # noqa: E402
+    _on_sigterm,
+    _postgres_create,
+    _postgres_drop,
+    children,
+    clean_env,
+    log,
+    start,
+    stop,
+    tail,
+)
+
+PIPELINES = BENCH / "map_pipelines.py"
+WORKERS = 2
+BATCH = 1000
+SYSTEMS = ("multiprocessing", "sqlite", "postgres")
+
+
+def make_dataset(path: Path, count: int) -> None:
+    with path.open("w") as out:
+        for number in range(1, count + 1):
+            out.write(json.dumps({"id": number, "value": f"item {number}", "ok": True}) + "\n")
+
+
+def peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def self_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- the floor ------------------------------------------------------------------------------
+
+
+def ranges(path: Path, size: int) -> list[tuple[str, int, int]]:
+    cuts, start, lines, offset = [], 0, 0, 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            position = 0
+            for _ in range(chunk.count(b"\n")):
+                position = chunk.index(b"\n", position) + 1
+                lines += 1
+                if lines % size == 0:
+                    cuts.append((str(path), start, offset + position))
+                    start = offset + position
+            offset += len(chunk)
+    if start < offset:
+        cuts.append((str(path), start, offset))
+    return cuts
+
+
+def floor_batch(job: tuple[str, int, int]) -> list[tuple[int, Any]]:
+    path, start, end = job
+    with open(path, "rb") as stream:
+        stream.seek(start)
+        lines = stream.read(end - start).split(b"\n")
+    found = []
+    for offset, line in enumerate(lines):
+        if line:
+            finding = check_item(json.loads(line))
+            if finding is not None:
+                found.append((offset, finding))
+    return found
+
+
+def bench_multiprocessing(path: Path, count: int) -> dict[str, Any]:
+    from gristmill import Reservoir
+
+    began = time.perf_counter()
+    jobs = ranges(path, BATCH)
+    counts: dict[str, int] = {}
+    examples = Reservoir(k=5, seed=1)
+    with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
+        for found in pool.imap(floor_batch, jobs):
+            for _, finding in found:
+                counts[finding["kind"]] = counts.get(finding["kind"], 0) + 1
+                examples.add(finding["kind"], finding)
+    wall = time.perf_counter() - began
+    assert sum(counts.values()) == count // 100, counts
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"wall_s": wall, "peak_mb": {"bench": self_peak_mb(), "workers": workers}}
+
+
+# --- gristmill ------------------------------------------------------------------------------
+
+
+def bench_gristmill(backend: str, path: Path, count: int) -> dict[str, Any]:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"gristmill-map-{backend}-"))
+    env = {
+        "GRISTMILL_DATA_DIR": str(data_dir),
+        "GRISTMILL_PIPELINES": str(PIPELINES),
+        "GRISTMILL_WORKERS": str(WORKERS),
+    }
+    database_url = _postgres_create() if backend == "postgres" else ""
+    if database_url:
+        env["GRISTMILL_DATABASE_URL"] = database_url
+    try:
+        from django.db import connections
+
+        from gristmill.app.service import Service
+        from gristmill.app.submission import submit, wait
+        from gristmill.authoring.inputs import LocalFile
+        from gristmill.settings import Settings
+
+        service = Service.from_settings(Settings.from_env(env), migrate=True)
+        worker_log = data_dir / "worker.log"
+        argv = [sys.executable, "-m", "gristmill", "worker", "--workers", str(WORKERS)]
+        worker = start(argv, clean_env(**env), worker_log)
+        try:
+            # Warm up: a small map, so that the workers are started and connected.
+            small = data_dir / "warm.jsonl"
+            make_dataset(small, 2 * BATCH)
+            warm = wait(
+                submit("bench-map", [LocalFile(small)], service=service),
+                timeout=60,
+                service=service,
+            )
+            assert warm.state == "succeeded", warm.error
+            began = time.perf_counter()
+            run_id = submit("bench-map", [LocalFile(path)], service=service)
+            status = wait(run_id, timeout=3600, service=service)
+            wall = time.perf_counter() - began
+            if status.state != "succeeded":
+                raise RuntimeError(f"the run ended {status.state}: {status.error}")
+            counts = status.result("reduce")["counts"]
+            assert sum(counts.values()) == count // 100, counts
+            assert status.result("check")["items_done"] == count
+            pids = children(worker.pid)
+            peaks = {
+                "bench": self_peak_mb(),
+                "supervisor": peak_mb(worker.pid),
+                "workers": max((peak_mb(pid) for pid in pids), default=0.0),
+            }
+        except Exception:
+            log(f"{backend}: the worker's log:\n{tail(worker_log)}")
+            raise
+        finally:
+            stop(worker, grace=15, strays=children(worker.pid))
+            service.store.close()
+            connections.close_all()
+        return {"wall_s": wall, "peak_mb": peaks}
+    finally:
+        if database_url:
+            _postgres_drop(database_url)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def measure(system: str, path: Path, count: int) -> dict[str, Any]:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if system == "multiprocessing":
+        return bench_multiprocessing(path, count)
+    return bench_gristmill(system, path, count)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=1_000_000, help="items in the dataset")
+    parser.add_argument("--only", default=",".join(SYSTEMS), help=",".join(SYSTEMS))
+    parser.add_argument("--system", help=argparse.SUPPRESS)  # a child measuring one
+    parser.add_argument("--dataset", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.system:
+        print(json.dumps(measure(args.system, Path(args.dataset), args.items)))
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="gristmill-map-data-"))
+    try:
+        dataset = work / "items.jsonl"
+        make_dataset(dataset, args.items)
+        log(f"dataset: {args.items:,} items, {dataset.stat().st_size / 1e6:.0f} MB")
+        results: dict[str, Any] = {}
+        for system in args.only.split(","):
+            log(f"=== {system}")
+            argv = [sys.executable, __file__, "--system", system, "--dataset", str(dataset)]
+            child = subprocess.run(
+                [*argv, "--items", str(args.items)],
+                stdout=subprocess.PIPE,
+                text=True,
+                check=False,
+                cwd=ROOT,
+                env=clean_env(),
+            )
+            lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
+            results[system] = json.loads(lines[-1]) if child.returncode == 0 and lines else None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    floor = (results.get("multiprocessing") or {}).get("wall_s")
+    print(f"\n{args.items:,} items, batches of {BATCH:,}, {WORKERS} workers, 1% findings")
+    print(
+        f"{'system':18}{'wall s':>9}{'items/s':>11}{'x floor':>9}"
+        f"{'bench MB':>10}{'superv. MB':>11}{'worker MB':>11}"
+    )
+    for system, figures in results.items():
+        if figures is None:
+            print(f"{system:18}{'failed':>9}")
+            continue
+        wall = figures["wall_s"]
+        peaks = figures["peak_mb"]
+        ratio = f"{wall / floor:.2f}" if floor else "-"
+        superv = peaks.get("supervisor")
+        print(
+            f"{system:18}{wall:>9.2f}{args.items / wall:>11,.0f}{ratio:>9}"
+            f"{peaks['bench']:>10.0f}{(f'{superv:.0f}' if superv else '-'):>11}"
+            f"{peaks['workers']:>11.0f}"
+        )
+    return 0 if all(results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
