@@ -122,6 +122,7 @@ class Settings:
     notify_attempts: int = 5
     notify_backoff: float = 30.0
     notify_timeout: float = 10.0
+    allow_python_steps: bool = False
     executor: str = "local"
     broker_url: str = ""
     reconcile_after: float = 10.0
@@ -175,6 +176,8 @@ class Settings:
             notify_attempts=_number(env, "GRISTMILL_NOTIFY_ATTEMPTS", int, 5),
             notify_backoff=_number(env, "GRISTMILL_NOTIFY_BACKOFF", float, 30.0),
             notify_timeout=_number(env, "GRISTMILL_NOTIFY_TIMEOUT", float, 10.0),
+            allow_python_steps=(env.get("GRISTMILL_ALLOW_PYTHON_STEPS") or "").strip().lower()
+            in ("1", "true", "yes", "on"),
             executor=(env.get("GRISTMILL_EXECUTOR") or "local").strip().lower(),
             broker_url=(env.get("GRISTMILL_BROKER_URL") or "").strip(),
             reconcile_after=_number(env, "GRISTMILL_RECONCILE_AFTER", float, 10.0),
@@ -250,6 +253,7 @@ class Settings:
             "GRISTMILL_NOTIFY_ATTEMPTS": str(self.notify_attempts),
             "GRISTMILL_NOTIFY_BACKOFF": str(self.notify_backoff),
             "GRISTMILL_NOTIFY_TIMEOUT": str(self.notify_timeout),
+            "GRISTMILL_ALLOW_PYTHON_STEPS": "1" if self.allow_python_steps else "0",
             "GRISTMILL_EXECUTOR": self.executor,
             "GRISTMILL_BROKER_URL": self.broker_url,
             "GRISTMILL_RECONCILE_AFTER": str(self.reconcile_after),

@@ -35,6 +35,7 @@ class Caller:
     """The Django user's id; ``None`` for an anonymous caller."""
     username: str = ""
     is_staff: bool = False
+    is_superuser: bool = False
     share_tokens: tuple[str, ...] = ()
     """The share links opened in this browser session (see :mod:`gristmill.server.sharing`)."""
 
@@ -53,7 +54,13 @@ def session_caller(request: HttpRequest) -> Caller:
     tokens = tuple(session.get(SHARE_TOKENS_KEY, ())) if session is not None else ()
     if user is None or not user.is_authenticated:
         return Caller(share_tokens=tokens) if tokens else ANONYMOUS
-    return Caller(user.pk, user.get_username(), bool(user.is_staff), tokens)
+    return Caller(
+        user.pk,
+        user.get_username(),
+        bool(user.is_staff),
+        bool(user.is_superuser),
+        share_tokens=tokens,
+    )
 
 
 SHARE_TOKENS_KEY = "gristmill_share_tokens"
@@ -64,13 +71,18 @@ def may_use(caller: Caller, pipeline: Pipeline) -> bool:
     """Whether ``caller`` may submit runs to ``pipeline`` (and see it listed)."""
     if pipeline.access == Access.STAFF:
         return caller.is_staff
+    if pipeline.access == Access.SUPERUSER:
+        return caller.is_superuser
     if pipeline.access == Access.SIGNED_IN:
         return caller.signed_in
     return True
 
 
 def may_see_pipeline(caller: Caller, pipeline: Pipeline) -> bool:
-    """Whether the pipeline exists for ``caller``: staff-only pipelines are hidden from others."""
+    """Whether the pipeline exists for ``caller``: staff-only pipelines are hidden from others,
+    and superuser-only pipelines from everyone but superusers."""
+    if pipeline.access == Access.SUPERUSER:
+        return caller.is_superuser
     return pipeline.access != Access.STAFF or caller.is_staff
 
 
