@@ -97,6 +97,7 @@ class Settings:
     executor: str = "local"
     broker_url: str = ""
     reconcile_after: float = 10.0
+    allow_python_steps: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -136,6 +137,8 @@ class Settings:
             executor=(env.get("GRISTMILL_EXECUTOR") or "local").strip().lower(),
             broker_url=(env.get("GRISTMILL_BROKER_URL") or "").strip(),
             reconcile_after=_number(env, "GRISTMILL_RECONCILE_AFTER", float, 10.0),
+            allow_python_steps=(env.get("GRISTMILL_ALLOW_PYTHON_STEPS") or "").strip().lower()
+            in ("1", "true", "yes", "on"),
         )
         settings = replace(settings, **overrides)
         if settings.sqlite_sync not in ("normal", "full"):
@@ -190,6 +193,7 @@ class Settings:
             "GRISTMILL_EXECUTOR": self.executor,
             "GRISTMILL_BROKER_URL": self.broker_url,
             "GRISTMILL_RECONCILE_AFTER": str(self.reconcile_after),
+            "GRISTMILL_ALLOW_PYTHON_STEPS": "1" if self.allow_python_steps else "0",
         }
         if self.queues:
             env["GRISTMILL_QUEUES"] = ",".join(self.queues)

@@ -25,6 +25,14 @@ from gristmill import (
     map_step,
     task,
 )
+from gristmill.library import (
+    DetectFormat,
+    FieldStatistics,
+    JsonToSpreadsheet,
+    Sample,
+    SpreadsheetToJson,
+    ValidateSchema,
+)
 
 OPTIONAL = Inputs(min_count=0)
 
@@ -273,6 +281,9 @@ json_only = Pipeline("json-only", [one], params=Params, inputs=Inputs(kinds=["js
 
 members_only = Pipeline("members-only", [one], params=Params, inputs=OPTIONAL, access="signed-in")
 staff_only = Pipeline("staff-only", [one], params=Params, inputs=OPTIONAL, access="staff")
+superusers_only = Pipeline(
+    "superusers-only", [one], params=Params, inputs=OPTIONAL, access="superuser"
+)
 
 
 @task
@@ -639,4 +650,40 @@ paged = Pipeline(
 )
 broken_page = Pipeline(
     "broken-page", [paged_step], params=Params, inputs=OPTIONAL, page_template="paged/broken.html"
+)
+
+
+# -- the task library (test_library.py) -----------------------------------------------------
+
+PARTY_SCHEMA = {
+    "type": "object",
+    "required": ["id"],
+    "properties": {
+        "id": {"type": "string"},
+        "parties": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+        },
+    },
+}
+
+
+class CheckParams(BaseModel):
+    sample: int = Field(0, ge=0, description="Check only this many items (0: all)")
+
+
+DATA = ("Sample", "SpreadsheetToJson")
+
+library_check = Pipeline(
+    "library-check",
+    [
+        DetectFormat(),
+        SpreadsheetToJson(),
+        Sample(param="sample", mode="random", seed=1, source=("SpreadsheetToJson",)),
+        ValidateSchema(PARTY_SCHEMA, source=DATA),
+        FieldStatistics(PARTY_SCHEMA, source=DATA),
+        JsonToSpreadsheet(source=("SpreadsheetToJson",)),
+    ],
+    params=CheckParams,
+    inputs=Inputs(kinds=["file"]),
 )

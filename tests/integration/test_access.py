@@ -24,11 +24,13 @@ if TYPE_CHECKING:
 API = "/api/v1"
 
 
-def make_user(*, staff: bool = False) -> Any:
+def make_user(*, staff: bool = False, superuser: bool = False) -> Any:
     from django.contrib.auth import get_user_model
 
     name = f"user-{uuid.uuid4().hex[:8]}"
-    return get_user_model().objects.create_user(name, password="correct horse", is_staff=staff)
+    return get_user_model().objects.create_user(
+        name, password="correct horse", is_staff=staff or superuser, is_superuser=superuser
+    )
 
 
 def browser(user: Any = None, **kw: Any) -> Client:
@@ -155,6 +157,24 @@ def test_a_staff_only_pipeline_does_not_exist_for_others(service: Service, site:
     staff = make_user(staff=True)
     assert api_submit(browser(), "staff-only", **bearer(staff)).status_code == 201
     assert browser(staff).get("/pipelines/staff-only/").status_code == 200
+
+
+def test_a_superuser_only_pipeline_does_not_exist_for_anybody_else(
+    service: Service, site: None
+) -> None:
+    for client in (browser(), browser(make_user()), browser(make_user(staff=True))):
+        names = [p["name"] for p in client.get(f"{API}/pipelines").json()]
+        assert "superusers-only" not in names
+        assert error_of(api_submit(client, "superusers-only")) == (
+            404,
+            "no pipeline named 'superusers-only'",
+        )
+        assert client.get("/pipelines/superusers-only/").status_code == 404
+    staff = make_user(staff=True)
+    assert error_of(api_submit(browser(), "superusers-only", **bearer(staff)))[0] == 404
+    root = make_user(superuser=True)
+    assert api_submit(browser(), "superusers-only", **bearer(root)).status_code == 201
+    assert browser(root).get("/pipelines/superusers-only/").status_code == 200
 
 
 def test_a_pipeline_for_signed_in_users_asks_anonymous_callers_to_sign_in(

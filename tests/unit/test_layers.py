@@ -14,6 +14,7 @@ LAYERS: list[set[str]] = [
     {"errors", "settings", "states"},
     {"client"},  # the REST client: httpx, errors and states only
     {"authoring", ""},  # "" is the package itself: the authoring API it exports
+    {"library"},  # common tasks: authoring, errors and states only
     {"storage"},
     {"store"},
     {"engine"},

@@ -158,7 +158,7 @@ def test_params_that_are_not_a_pydantic_model_class_are_refused(params: Any) -> 
 
 def test_an_unknown_access_value_is_refused() -> None:
     assert definition_error("p", [parse], access="everyone") == (
-        "pipeline 'p': access 'everyone' is not one of: anyone, signed-in, staff"
+        "pipeline 'p': access 'everyone' is not one of: anyone, signed-in, staff, superuser"
     )
 
 

@@ -84,3 +84,9 @@ def test_types_are_described_for_people_and_read_from_media_types() -> None:
     assert from_media_type("application/json; charset=utf-8") == "json"
     assert from_media_type("text/csv") == "csv"
     assert from_media_type("application/octet-stream") is None
+
+
+def test_a_line_nested_too_deeply_to_parse_is_not_json_lines(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"a": 1}\n' + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    assert sniff(path) == "json"

@@ -33,6 +33,8 @@ class Access(StrEnum):
     ANYONE = "anyone"
     SIGNED_IN = "signed-in"
     STAFF = "staff"
+    SUPERUSER = "superuser"
+    """Superusers only: for steps that run code sent with the run (code execution)."""
 
 
 PREVIOUS = "previous"
@@ -165,7 +167,8 @@ class Pipeline:
             self.access = Access(access)
         except ValueError as error:
             raise DefinitionError(
-                f"access {access!r} is not one of: anyone, signed-in, staff", pipeline=name
+                f"access {access!r} is not one of: anyone, signed-in, staff, superuser",
+                pipeline=name,
             ) from error
         if step_timeout <= 0:
             raise DefinitionError("step_timeout must be positive", pipeline=name)
@@ -211,6 +214,13 @@ class Pipeline:
             except DefinitionError as error:
                 raise DefinitionError(error.detail, pipeline=self.name, step=error.step) from error
             step = task.step_name
+            if getattr(task, "superusers_only", False) and self.access != Access.SUPERUSER:
+                raise DefinitionError(
+                    "this step runs code sent with the run (code execution), so the pipeline "
+                    "must be for superusers only: access='superuser'",
+                    pipeline=self.name,
+                    step=step,
+                )
             if step in seen:
                 raise DefinitionError(
                     f"two steps are named {step!r}; give one of them another name "

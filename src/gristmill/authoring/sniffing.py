@@ -223,6 +223,6 @@ def _json_lines(body: str) -> bool:
     for line in lines[:2]:
         try:
             json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a line nested too deeply is no JSON Lines
             return False
     return True

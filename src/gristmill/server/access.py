@@ -32,6 +32,7 @@ class Caller:
     """The Django user's id; ``None`` for an anonymous caller."""
     username: str = ""
     is_staff: bool = False
+    is_superuser: bool = False
 
     @property
     def signed_in(self) -> bool:
@@ -46,20 +47,25 @@ def session_caller(request: HttpRequest) -> Caller:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return ANONYMOUS
-    return Caller(user.pk, user.get_username(), bool(user.is_staff))
+    return Caller(user.pk, user.get_username(), bool(user.is_staff), bool(user.is_superuser))
 
 
 def may_use(caller: Caller, pipeline: Pipeline) -> bool:
     """Whether ``caller`` may submit runs to ``pipeline`` (and see it listed)."""
     if pipeline.access == Access.STAFF:
         return caller.is_staff
+    if pipeline.access == Access.SUPERUSER:
+        return caller.is_superuser
     if pipeline.access == Access.SIGNED_IN:
         return caller.signed_in
     return True
 
 
 def may_see_pipeline(caller: Caller, pipeline: Pipeline) -> bool:
-    """Whether the pipeline exists for ``caller``: staff-only pipelines are hidden from others."""
+    """Whether the pipeline exists for ``caller``: staff-only pipelines are hidden from others,
+    and superuser-only pipelines from everyone but superusers."""
+    if pipeline.access == Access.SUPERUSER:
+        return caller.is_superuser
     return pipeline.access != Access.STAFF or caller.is_staff
 
 

@@ -47,7 +47,7 @@ class CallerAuth(HttpBearer):
         user = user_for_key(key.strip())
         if user is None:
             raise ApiError(401, "the API token is not valid (unknown or revoked)")
-        return Caller(user.pk, user.get_username(), bool(user.is_staff))
+        return Caller(user.pk, user.get_username(), bool(user.is_staff), bool(user.is_superuser))
 
 
 def caller_of(request: HttpRequest) -> Caller:
