@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import re
 from collections.abc import Mapping
@@ -134,3 +135,11 @@ json_check = Pipeline(
     description="Checks that a file is valid JSON and counts the fields of a list of objects.",
     inputs=Inputs(kinds=["file", "json"], extensions=["json"], max_size=50 * 1024 * 1024),
 )
+
+# The other demos, each in a module of its own (docs/demos/). The data checker needs the
+# `library` extra; without it the other demos are still offered.
+from gristmill.demo.products import products as products  # noqa: E402
+from gristmill.demo.tools import tools as tools  # noqa: E402
+
+with contextlib.suppress(ImportError):  # only without the `library` extra
+    from gristmill.demo.checker import checker as checker
