@@ -253,6 +253,60 @@ def test_the_checker_demo_takes_pasted_json(demo_server: Server) -> None:
     assert "data.xlsx" in run["outputs"]
 
 
+def test_the_checker_demo_reads_xlsx_and_pasted_csv(demo_server: Server, tmp_path: Path) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["sku", "name", "price", "colour"])
+    sheet.append(["A-1", "Lamp", 12.5, "red"])
+    sheet.append(["b 2", "Desk", 0, None])
+    workbook = tmp_path / "products.xlsx"
+    book.save(workbook)
+    run = finished(
+        demo_server, submit(demo_server, "data-checker", [workbook], {"schema_name": "products"})
+    )
+    checked = run["steps"]["ValidateSchema"]["context"]
+    assert [e["error"] for e in checked["errors"]] == [
+        "exclusiveMinimum at $.price",
+        "pattern at $.sku",
+    ]
+    fields = run["steps"]["FieldStatistics"]["context"]
+    assert fields["additional_fields"] == [{"field": "$.colour", "count": 1}]
+    converted = json.loads(download(demo_server, run["outputs"]["data.json"]["url"]))
+    assert converted == [
+        {"sku": "A-1", "name": "Lamp", "price": 12.5, "colour": "red"},
+        {"sku": "b 2", "name": "Desk", "price": 0},
+    ]
+
+    with demo_server.client() as client:
+        response = client.post(
+            "/api/v1/pipelines/data-checker/runs",
+            json={"inputs": [{"kind": "text", "text": (EXAMPLES / "grants.csv").read_text()}]},
+        )
+    assert response.status_code == 201, response.text
+    pasted = finished(demo_server, response.json()["id"])
+    assert pasted["steps"]["DetectFormat"]["context"]["summary"].endswith("is CSV.")
+    assert pasted["steps"]["ValidateSchema"]["context"]["summary"].startswith("4 items")
+
+
+def test_a_text_that_is_no_log_fails_the_tools_demo_with_a_message(demo_server: Server) -> None:
+    with demo_server.client() as client:
+        response = client.post(
+            "/api/v1/pipelines/command-line-tools/runs",
+            json={"inputs": [{"kind": "text", "text": "hello\nworld\n"}]},
+        )
+        assert response.status_code == 201, response.text
+        run_id = response.json()["id"]
+        status = wait_until(
+            lambda: (s := client.get(f"/api/v1/runs/{run_id}").json())["state"] == "failed" and s,
+            timeout=90,
+        )
+    assert status["error"]["message"] == (
+        "command `awk` failed with exit code 1\n"
+        "no line of the input is a request of a web server's log"
+    )
+
+
 def test_a_file_the_checker_cannot_read_is_refused_with_a_message(demo_server: Server) -> None:
     with demo_server.client() as client:
         response = client.post(

@@ -23,11 +23,17 @@ class ToolsParams(BaseModel):
 
 
 # Lines of the Common Log Format: the path is field 7, the status field 9. Other lines are
-# counted and left out; the counts go to the log.
+# counted and left out; the counts go to the log. A log without requests fails the step.
 EXTRACT = """
 NF >= 9 { print $7 > "paths.txt"; print $9 > "statuses.txt"; kept++; next }
 { skipped++; print "line " NR " is not a log line, left out" }
-END { print NR " lines read, " kept + 0 " requests, " skipped + 0 " left out" }
+END {
+    print NR " lines read, " kept + 0 " requests, " skipped + 0 " left out"
+    if (kept == 0) {
+        print "no line of the input is a request of a web server's log" > "/dev/stderr"
+        exit 1
+    }
+}
 """
 
 extract = Command(
