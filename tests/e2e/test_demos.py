@@ -4,10 +4,12 @@ the API of a real server with its worker, and from the form in a real browser.""
 from __future__ import annotations
 
 import csv
+import http.server
 import io
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,11 @@ DEMOS = "gristmill.demo.pipelines"
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`gristmill serve` offering the demo pipelines, with one worker, on SQLite."""
-    running = start_server(tmp_path_factory.mktemp("demos"), pipelines=(DEMOS,))
+    running = start_server(
+        tmp_path_factory.mktemp("demos"),
+        pipelines=(DEMOS,),
+        settings={"GRISTMILL_FETCH_ALLOW": "127.0.0.0/8"},  # URL inputs from examples()
+    )
     yield running
     stop_server(running.process)
 
@@ -52,6 +58,26 @@ def page(browser: Any) -> Iterator[Any]:
     opened.set_default_timeout(30_000)
     yield opened
     context.close()
+
+
+@pytest.fixture(scope="module")
+def examples() -> Iterator[str]:
+    """The example files served over HTTP on a free port; its base URL."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(EXAMPLES), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
 
 
 def gristmill_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -305,6 +331,21 @@ def test_a_text_that_is_no_log_fails_the_tools_demo_with_a_message(demo_server: 
         "command `awk` failed with exit code 1\n"
         "no line of the input is a request of a web server's log"
     )
+
+
+def test_the_checker_demo_reads_json_lines_by_url(demo_server: Server, examples: str) -> None:
+    with demo_server.client() as client:
+        response = client.post(
+            "/api/v1/pipelines/data-checker/runs",
+            json={"inputs": [{"kind": "url", "url": examples + "grants.jsonl"}]},
+        )
+    assert response.status_code == 201, response.text
+    run = finished(demo_server, response.json()["id"])
+    assert run["steps"]["DetectFormat"]["context"]["summary"] == "grants.jsonl is JSON Lines."
+    assert run["steps"]["ValidateSchema"]["context"]["summary"] == (
+        "6 items in grants.jsonl: 2 valid, 4 with 4 errors (4 kinds)"
+    )
+    assert "data.xlsx" in run["outputs"]
 
 
 def test_a_file_the_checker_cannot_read_is_refused_with_a_message(demo_server: Server) -> None:
