@@ -5,14 +5,15 @@
 
 **Schema validation.** Writes ``--items`` items (bench/library_data.py; 200,000 items make a
 file of about 120 MB) and checks them against the schema through a pipeline of one
-``ValidateSchema`` step, run by a real ``gristmill worker`` on SQLite. It prints items per
-second, by wall time (items / the step's duration) and by CPU time (items / the CPU seconds the
-worker's processes used for the run: on a busy shared machine the steadier figure), and the
-worker's peak RSS (the largest ``VmHWM`` of the
-worker's processes once the run is done), beside a bare loop of the same validator over the
-same items in this process (ijson's items, then ``jsonschema-rs``'s ``iter_errors``), timed in
-the same run before and after the pipeline (the faster of the two counts). Targets: peak RSS
-≤ 250 MB whatever the size; items/s ≥ 80 % of the bare loop.
+``ValidateSchema`` step, run twice by a real ``gristmill worker`` on SQLite (the faster run
+counts). It prints items per second, by wall time (items / the step's duration) and by CPU time
+(items / the CPU seconds the worker's processes used for the run: on a busy shared machine the
+steadier figure), and the worker's peak RSS (the largest ``VmHWM`` of the worker's processes,
+sampled every 0.1 s during the run: ``ValidateSchema`` runs without network, in a child the
+worker forks), beside a bare loop of the same validator over the same items in this process
+(ijson's items, then ``jsonschema-rs``'s ``iter_errors``), timed in the same run before and
+after the pipeline (the faster of the two counts). Targets: peak RSS ≤ 250 MB whatever the
+size; items/s ≥ 80 % of the bare loop.
 
 **XLSX → JSON.** Writes ``--rows`` rows of nested columns to an XLSX file and converts it with
 ``SpreadsheetToJson`` (in this process) and with flattentool's command line
@@ -28,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -76,7 +78,8 @@ def peak_rss(pid: int) -> int:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """The CPU time (user + system) the processes ``pids`` have used so far."""
+    """The CPU time (user + system) the processes ``pids`` and their ended children have used
+    so far."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
@@ -84,7 +87,9 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
+        # utime, stime, and cutime, cstime: a step without network runs in a forked child,
+        # whose time is added to its worker's once it has been waited for.
+        total += sum(int(fields[n]) for n in (11, 12, 13, 14))
     return total / ticks
 
 
@@ -99,6 +104,26 @@ def settled_cpu(pid: int) -> float:
         last = now
         time.sleep(0.5)  # a benchmark's warm-up, not a test's synchronisation
     raise SystemExit("the worker did not settle within a minute")
+
+
+class PeakRss(threading.Thread):
+    """Samples the peak RSS of a process and its descendants every tenth of a second: a step
+    without network runs in a child that is gone, with its figures, once the run is done."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            for pid in [self.pid, *descendants(self.pid)]:
+                self.peak = max(self.peak, peak_rss(pid))
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
 
 
 def bare_loop(path: Path) -> tuple[int, float, float]:
@@ -118,8 +143,8 @@ def bare_loop(path: Path) -> tuple[int, float, float]:
 
 
 def through_a_worker(path: Path, data_dir: Path) -> tuple[dict[str, Any], float, float, int]:
-    """The step's result, its duration, the worker's CPU seconds for the run and its peak
-    RSS."""
+    """The step's result, its duration and the worker's CPU seconds for the faster of two
+    runs, and the worker's peak RSS over both."""
     from django.db import connections
 
     from gristmill.app.service import Service
@@ -135,17 +160,27 @@ def through_a_worker(path: Path, data_dir: Path) -> tuple[dict[str, Any], float,
     worker_log = data_dir / "worker.log"
     worker = start([sys.executable, "-m", "gristmill", "worker"], clean_env(**env), worker_log)
     try:
-        idle = settled_cpu(worker.pid)
-        run_id = submit("library-validate", [path], service=service)
-        status = wait(run_id, timeout=3600, service=service)
-        if status.state != "succeeded":
-            log(f"the run {status.state}: {status.error}\n{tail(worker_log)}")
-            raise SystemExit(1)
-        cpu = cpu_seconds(descendants(worker.pid)) - idle
+        best: tuple[dict[str, Any], float, float] | None = None
+        peak = PeakRss(worker.pid)
+        peak.start()
+        try:
+            for _ in range(2):  # the faster of two runs, as for the bare loop
+                before = settled_cpu(worker.pid)
+                run_id = submit("library-validate", [path], service=service)
+                status = wait(run_id, timeout=3600, service=service)
+                if status.state != "succeeded":
+                    log(f"the run {status.state}: {status.error}\n{tail(worker_log)}")
+                    raise SystemExit(1)
+                cpu = cpu_seconds(descendants(worker.pid)) - before
+                step = status.steps[0]
+                seconds = float(step.duration or 0)
+                if best is None or seconds < best[1]:
+                    best = (step.result, seconds, cpu)
+        finally:
+            peak.stop()
         processes = [worker.pid, *descendants(worker.pid)]
-        rss = max(peak_rss(pid) for pid in processes)
-        step = status.steps[0]
-        return step.result, float(step.duration or 0), cpu, rss
+        rss = max(peak.peak, *(peak_rss(pid) for pid in processes))
+        return (*best, rss)
     finally:
         stop(worker, grace=15, strays=descendants(worker.pid))
         service.store.close()

@@ -94,10 +94,10 @@ class Settings:
     read_timeout: float = 20.0
     body_min_rate: int = 1024
     bodies_per_client: int = 8
+    allow_python_steps: bool = False
     executor: str = "local"
     broker_url: str = ""
     reconcile_after: float = 10.0
-    allow_python_steps: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -134,11 +134,11 @@ class Settings:
             read_timeout=_number(env, "GRISTMILL_READ_TIMEOUT", float, 20.0),
             body_min_rate=_number(env, "GRISTMILL_BODY_MIN_RATE", int, 1024),
             bodies_per_client=_number(env, "GRISTMILL_BODIES_PER_CLIENT", int, 8),
+            allow_python_steps=(env.get("GRISTMILL_ALLOW_PYTHON_STEPS") or "").strip().lower()
+            in ("1", "true", "yes", "on"),
             executor=(env.get("GRISTMILL_EXECUTOR") or "local").strip().lower(),
             broker_url=(env.get("GRISTMILL_BROKER_URL") or "").strip(),
             reconcile_after=_number(env, "GRISTMILL_RECONCILE_AFTER", float, 10.0),
-            allow_python_steps=(env.get("GRISTMILL_ALLOW_PYTHON_STEPS") or "").strip().lower()
-            in ("1", "true", "yes", "on"),
         )
         settings = replace(settings, **overrides)
         if settings.sqlite_sync not in ("normal", "full"):
@@ -190,10 +190,10 @@ class Settings:
             "GRISTMILL_READ_TIMEOUT": str(self.read_timeout),
             "GRISTMILL_BODY_MIN_RATE": str(self.body_min_rate),
             "GRISTMILL_BODIES_PER_CLIENT": str(self.bodies_per_client),
+            "GRISTMILL_ALLOW_PYTHON_STEPS": "1" if self.allow_python_steps else "0",
             "GRISTMILL_EXECUTOR": self.executor,
             "GRISTMILL_BROKER_URL": self.broker_url,
             "GRISTMILL_RECONCILE_AFTER": str(self.reconcile_after),
-            "GRISTMILL_ALLOW_PYTHON_STEPS": "1" if self.allow_python_steps else "0",
         }
         if self.queues:
             env["GRISTMILL_QUEUES"] = ",".join(self.queues)

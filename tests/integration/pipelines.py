@@ -417,6 +417,42 @@ def noisy(run: RunContext) -> dict[str, int]:
 noisy_library = Pipeline("noisy-library", [noisy], inputs=Inputs(kinds=["file", "text"]))
 
 
+# -- the task library (test_library.py) -----------------------------------------------------
+
+PARTY_SCHEMA = {
+    "type": "object",
+    "required": ["id"],
+    "properties": {
+        "id": {"type": "string"},
+        "parties": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+        },
+    },
+}
+
+
+class CheckParams(BaseModel):
+    sample: int = Field(0, ge=0, description="Check only this many items (0: all)")
+
+
+DATA = ("Sample", "SpreadsheetToJson")
+
+library_check = Pipeline(
+    "library-check",
+    [
+        DetectFormat(),
+        SpreadsheetToJson(),
+        Sample(param="sample", mode="random", seed=1, source=("SpreadsheetToJson",)),
+        ValidateSchema(PARTY_SCHEMA, source=DATA),
+        FieldStatistics(PARTY_SCHEMA, source=DATA),
+        JsonToSpreadsheet(source=("SpreadsheetToJson",)),
+    ],
+    params=CheckParams,
+    inputs=Inputs(kinds=["file"]),
+)
+
+
 @task
 def line_count(run: RunContext) -> dict[str, Any]:
     """Counts the input's lines and compares with the ancestor's count, if there is one."""
@@ -650,40 +686,4 @@ paged = Pipeline(
 )
 broken_page = Pipeline(
     "broken-page", [paged_step], params=Params, inputs=OPTIONAL, page_template="paged/broken.html"
-)
-
-
-# -- the task library (test_library.py) -----------------------------------------------------
-
-PARTY_SCHEMA = {
-    "type": "object",
-    "required": ["id"],
-    "properties": {
-        "id": {"type": "string"},
-        "parties": {
-            "type": "array",
-            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
-        },
-    },
-}
-
-
-class CheckParams(BaseModel):
-    sample: int = Field(0, ge=0, description="Check only this many items (0: all)")
-
-
-DATA = ("Sample", "SpreadsheetToJson")
-
-library_check = Pipeline(
-    "library-check",
-    [
-        DetectFormat(),
-        SpreadsheetToJson(),
-        Sample(param="sample", mode="random", seed=1, source=("SpreadsheetToJson",)),
-        ValidateSchema(PARTY_SCHEMA, source=DATA),
-        FieldStatistics(PARTY_SCHEMA, source=DATA),
-        JsonToSpreadsheet(source=("SpreadsheetToJson",)),
-    ],
-    params=CheckParams,
-    inputs=Inputs(kinds=["file"]),
 )

@@ -28,7 +28,10 @@ class LibraryTask(Task):
     run's first input. ``items`` is the dotted path of the array of items inside a JSON
     document (``"releases"``); by default the items are the top-level array's elements.
 
-    The task's configuration counts in its fingerprint, through :attr:`version`.
+    ``network=`` overrides the task's default (``False`` for the tasks that run a third-party
+    checker over the data, :class:`ValidateSchema` and :class:`FieldStatistics`: see
+    docs/library.md). The task's configuration counts in its fingerprint, through
+    :attr:`version`.
     """
 
     uses: Sequence[str] | None = ()
@@ -40,6 +43,7 @@ class LibraryTask(Task):
         items: str | None = None,
         name: str | None = None,
         title: str | None = None,
+        network: bool | None = None,
         **config: Any,
     ):
         self.sources = (source,) if isinstance(source, str) else tuple(source)
@@ -50,6 +54,8 @@ class LibraryTask(Task):
             self.name = name
         if title is not None:
             self.title = title
+        if network is not None:
+            self.network = network
         self.needs = self.sources
         described = {"source": self.sources, "items": items, **config}
         digest = hashlib.sha256(

@@ -104,6 +104,7 @@ class FieldStatistics(LibraryTask):
     """Count fields, value types and (given a schema) additional fields."""
 
     title = "Fields"
+    network = False  # it runs over data users send, as the validator does
     description = (
         "Which fields the data holds, how often, with which types, and which the schema "
         "does not describe."

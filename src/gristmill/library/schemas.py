@@ -190,6 +190,7 @@ class ValidateSchema(LibraryTask):
     """Check each item against a JSON Schema; errors grouped by kind (see the module)."""
 
     title = "Schema validation"
+    network = False  # the validator is third-party code run over data users send
     description = "Checks every item against the JSON Schema."
     packages: tuple[str, ...] = ("jsonschema",)
 

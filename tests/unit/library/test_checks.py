@@ -280,3 +280,10 @@ def test_a_schema_sent_as_an_input_is_used_and_checked(run_task: Runner, tmp_pat
 
 def test_field_statistics_without_a_schema_need_none() -> None:
     assert FieldStatistics().choice.pick(_run(None)) is None
+
+
+def test_the_checkers_run_without_network_unless_told() -> None:
+    assert ValidateSchema(SCHEMA).network is False
+    assert FieldStatistics().network is False
+    assert ValidateSchema(SCHEMA, network=True).network is True
+    assert DetectFormat().network is True
