@@ -66,7 +66,7 @@ checker = Pipeline(
         kinds=["file", "url", "json", "text"],
         extensions=["json", "jsonl", "csv", "xlsx"],
         max_count=2,
-        max_size=100 * 1024**2,
+        max_size=512 * 1024**2,
     ),
     params=CheckerParams,
     page_template="demo/checker.html",
