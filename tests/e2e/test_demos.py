@@ -19,22 +19,35 @@ import pytest
 from tests.conftest import service_absent
 from tests.e2e.conftest import Server, _clean_env, start_server, stop_server
 from tests.e2e.test_browser import CHROMIUM, FLAGS
-from tests.integration.conftest import wait_until
+from tests.integration.conftest import _drop_postgres, _postgres_database, wait_until
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "demos"
 DEMOS = "gristmill.demo.pipelines"
 
 
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`gristmill serve` offering the demo pipelines, with one worker, on SQLite."""
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def demo_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """`gristmill serve` offering the demo pipelines, with one worker, on SQLite and on a fresh
+    PostgreSQL database."""
+    database_url = None
+    if request.param == "postgres":
+        database_url, reason = _postgres_database()
+        if not database_url:
+            service_absent(reason)
     running = start_server(
-        tmp_path_factory.mktemp("demos"),
+        tmp_path_factory.mktemp(f"demos-{request.param}"),
+        database_url,
         pipelines=(DEMOS,),
         settings={"GRISTMILL_FETCH_ALLOW": "127.0.0.0/8"},  # URL inputs from examples()
     )
     yield running
     stop_server(running.process)
+    if database_url:
+        _drop_postgres(database_url)
 
 
 @pytest.fixture(scope="module")
