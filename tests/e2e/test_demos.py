@@ -223,12 +223,13 @@ def test_the_products_demo_through_the_api(demo_server: Server) -> None:
     run = finished(demo_server, run_id)
 
     cleaned = run["steps"]["CleanMeasurements"]["context"]
-    assert cleaned["rows"] == 100
-    assert cleaned["kept"] + sum(r["rows"] for r in cleaned["left_out"]) == 100
-    assert {"reason": "a value is missing", "rows": 1} in cleaned["left_out"]
+    left_out = sum(r["rows"] for r in cleaned["left out"])
+    assert cleaned["summary"] == f"{100 - left_out} of 100 rows kept, in tables/cleaned.csv"
+    assert {"reason": "a value is missing", "rows": 1} in cleaned["left out"]
+    assert cleaned["stations"] == "north, south"
     table = download(demo_server, run["outputs"]["tables/cleaned.csv"]["url"]).decode()
     rows = list(csv.DictReader(io.StringIO(table)))
-    assert len(rows) == cleaned["kept"]
+    assert len(rows) == 100 - left_out
     assert max(float(row["temperature_c"]) for row in rows) <= 10.0
     plot = run["outputs"]["plots/temperature.png"]
     assert plot["media_type"] == "image/png"
@@ -394,6 +395,8 @@ def test_the_products_demo_from_the_form(demo_server: Server, page: Any) -> None
     page.wait_for_selector("#results")
     text = page.text_content("#results")
     assert "the temperature is out of range" in text
+    assert "96 of 100 rows kept, in tables/cleaned.csv" in text
+    assert "plots/temperature.png (PNG): 48 points of north, 48 points of south" in text
     assert page.locator("a.output", has_text="cleaned.csv").count() == 1
     assert page.locator("a.output", has_text="temperature.png").count() == 1
 

@@ -84,6 +84,13 @@ class CleanMeasurements(Task):
             "stations": sorted({row["station"] for row in kept}),
         }
 
+    def context(self, run: RunContext, result: Any) -> dict[str, Any]:
+        return {
+            "summary": f"{result['kept']:,} of {result['rows']:,} rows kept, in tables/cleaned.csv",
+            "left out": result["left_out"],
+            "stations": ", ".join(result["stations"]),
+        }
+
     @staticmethod
     def _reason(
         row: dict[str, str], seen: set[tuple[str, ...]], lowest: float, highest: float
@@ -140,6 +147,10 @@ class PlotTemperatures(Task):
             "format": kind,
             "stations": {k: len(v) for k, v in series.items()},
         }
+
+    def context(self, run: RunContext, result: Any) -> dict[str, Any]:
+        points = ", ".join(f"{n} points of {s}" for s, n in result["stations"].items())
+        return {"summary": f"plots/{result['plot']} ({result['format'].upper()}): {points}"}
 
 
 def png_plot(matplotlib: Any, series: Mapping[str, list[float]], path: Path) -> None:
