@@ -138,3 +138,8 @@ json_check = Pipeline(
 
 records_check = records_demo.records_check
 """The records demo: map and reduce steps, ancestors (see :mod:`gristmill.demo.records`)."""
+
+# The other demos, each in a module of its own (docs/demos/).
+from gristmill.demo.checker import checker as checker  # noqa: E402
+from gristmill.demo.products import products as products  # noqa: E402
+from gristmill.demo.tools import tools as tools  # noqa: E402

@@ -3,8 +3,7 @@
 Each task streams its data (memory stays bounded whatever the file's size), reports its stages
 and progress, and has a readable default rendering. See docs/library.md.
 
-They need the ``library`` extra (``pip install 'gristmill[library]'``: openpyxl, defusedxml,
-jsonschema, jsonschema-rs).
+What they need (openpyxl, defusedxml, jsonschema, jsonschema-rs, ijson) comes with gristmill.
 """
 
 from gristmill.library.convert import JsonToSpreadsheet, SpreadsheetToJson
