@@ -13,6 +13,10 @@ step, submitted and waited for through ``gristmill.app.submission``; the floor i
 and checked in a pool process, its findings sent back to the parent, which counts them and keeps
 the examples): no durability, no database.
 
+Dramatiq (``bench/dramatiq_app.py``, Redis, 2 processes): a group of one message per batch
+(the same work) run with ``group(...).run()``, its results aggregated by the caller (W3's "group
++ aggregate").
+
 The chord (``bench/celery_app.py``, Redis as broker and result backend, 2 prefork processes):
 one task per batch (the same byte ranges, read, parsed and checked as the floor does), its
 findings returned and so stored in the result backend, and a body that counts them and keeps the
@@ -49,6 +53,7 @@ if str(ROOT) not in sys.path:
 
 from bench.map_pipelines import check_item  # noqa: E402 - after the path is set
 from bench.run import (  # noqa: E402
+    CELERY_EXECUTOR_REDIS_URL,
     _on_sigterm,
     _postgres_create,
     _postgres_drop,
@@ -63,9 +68,9 @@ from bench.run import (  # noqa: E402
 PIPELINES = BENCH / "map_pipelines.py"
 WORKERS = 2
 BATCH = 1000
-SYSTEMS = ("multiprocessing", "sqlite", "postgres", "celery-executor", "chord")
-BROKER_URL = os.environ.get("BENCH_EXECUTOR_REDIS_URL", "redis://127.0.0.1:6379/14")
-"""The Celery executor's broker (a database of its own, emptied before and after)."""
+SYSTEMS = ("multiprocessing", "sqlite", "postgres", "celery-executor", "chord", "dramatiq")
+BROKER_URL = CELERY_EXECUTOR_REDIS_URL
+"""The Celery executor's broker (a Redis database, emptied before and after)."""
 
 
 def make_dataset(path: Path, count: int) -> None:
@@ -272,12 +277,67 @@ def bench_chord(path: Path, count: int) -> dict[str, Any]:
     return {"wall_s": wall, "peak_mb": peaks}
 
 
+# --- a Dramatiq group ------------------------------------------------------------------------
+
+
+def bench_dramatiq(path: Path, count: int) -> dict[str, Any]:
+    import dramatiq
+
+    from bench import dramatiq_app
+    from gristmill import Reservoir
+
+    dramatiq_app.flush()
+    scratch = Path(tempfile.mkdtemp(prefix="gristmill-map-dramatiq-"))
+    worker_log = scratch / "dramatiq.log"
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-m", "dramatiq", "bench.dramatiq_app"]
+    argv += ["--processes", str(WORKERS), "--queues", dramatiq_app.QUEUE]
+    worker = start(argv, clean_env(PYTHONPATH=pythonpath), worker_log)
+
+    def run(source: Path) -> dict[str, int]:
+        messages = (dramatiq_app.map_batch.message(*job) for job in ranges(source, BATCH))
+        group = dramatiq.group(messages).run()
+        counts: dict[str, int] = {}
+        examples = Reservoir(k=5, seed=1)
+        for found in group.get_results(block=True, timeout=3_600_000):
+            for _, finding in found:
+                counts[finding["kind"]] = counts.get(finding["kind"], 0) + 1
+                examples.add(finding["kind"], finding)
+        return counts
+
+    try:
+        small = scratch / "warm.jsonl"
+        make_dataset(small, 2 * BATCH)
+        run(small)  # warm up, and wait for the worker
+        began = time.perf_counter()
+        counts = run(path)
+        wall = time.perf_counter() - began
+        assert sum(counts.values()) == count // 100, counts
+        pids = descendants(worker.pid)
+        peaks = {
+            "bench": self_peak_mb(),
+            "supervisor": peak_mb(worker.pid),
+            "workers": max((peak_mb(pid) for pid in pids), default=0.0),
+            "processes": len(pids) + 1,
+        }
+    except Exception:
+        log(f"dramatiq: the worker's log:\n{tail(worker_log)}")
+        raise
+    finally:
+        stop(worker, grace=15, strays=descendants(worker.pid))
+        dramatiq_app.flush()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"wall_s": wall, "peak_mb": peaks}
+
+
 def measure(system: str, path: Path, count: int) -> dict[str, Any]:
     signal.signal(signal.SIGTERM, _on_sigterm)
     if system == "multiprocessing":
         return bench_multiprocessing(path, count)
     if system == "chord":
         return bench_chord(path, count)
+    if system == "dramatiq":
+        return bench_dramatiq(path, count)
     return bench_gristmill(system, path, count)
 
 
