@@ -194,15 +194,19 @@ def test_a_worker_stopped_past_its_lease_is_fenced_out_when_it_resumes(
     first = celery.start(1)
     first_log = celery.log
     run_id = _submit_held(service, tmp_path, control)
-    assert _held_pid(control) in _descendants(first.pid)
+    stopped = _held_pid(control)
+    assert stopped in _descendants(first.pid)
     celery.start(1)
-    _signal_worker(first, signal.SIGSTOP)
+    # The process running the batch is stopped (its worker's main process, which may hold the
+    # reconciler's lock at any moment, is not: a stopped holder would keep every reconciler
+    # waiting until it resumes).
+    os.kill(stopped, signal.SIGSTOP)
     try:
         # Its lease runs out; the other worker redoes the held batch (the hold is past) and
         # the rest, and the run ends.
         _ended_once(service, run_id)
     finally:
-        _signal_worker(first, signal.SIGCONT)
+        os.kill(stopped, signal.SIGCONT)
     (control / "release").touch()  # the late batch finishes and tries to save its work
     wait_until(
         lambda: "was taken over; its work is discarded" in first_log.read_text(),
