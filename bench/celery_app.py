@@ -11,6 +11,7 @@ Worker: ``celery -A bench.celery_app worker --concurrency 2 --pool prefork -Q gr
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
 
@@ -52,3 +53,26 @@ def flush() -> None:
         client.flushdb()
     finally:
         client.close()
+
+
+@app.task(name="bench.map_batch")
+def map_batch(path: str, start: int, end: int) -> list[Any]:
+    """One batch of ``bench/map_items.py``'s chord: the items of a byte range checked, their
+    findings returned (and so stored in the result backend)."""
+    from bench.map_items import floor_batch
+
+    return floor_batch((path, start, end))
+
+
+@app.task(name="bench.map_reduce")
+def map_reduce(batches: list[list[Any]]) -> dict[str, Any]:
+    """The chord's body: counts by kind and 5 random examples per kind."""
+    from gristmill import Reservoir
+
+    examples = Reservoir(k=5, seed=1)
+    counts: dict[str, int] = {}
+    for found in batches:
+        for _, finding in found:
+            counts[finding["kind"]] = counts.get(finding["kind"], 0) + 1
+            examples.add(finding["kind"], finding)
+    return {"counts": counts, "examples": examples.as_dict()}

@@ -10,6 +10,7 @@ Worker: ``dramatiq bench.dramatiq_app --processes 2 --queues gristmill-bench``.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -34,3 +35,12 @@ def step(x: int) -> int:
 def flush() -> None:
     """Empty the benchmark's Redis database."""
     broker.client.flushdb()
+
+
+@dramatiq.actor(queue_name=QUEUE, store_results=True, max_retries=0)
+def map_batch(path: str, start: int, end: int) -> list[Any]:
+    """One batch of ``bench/map_items.py``'s group: the items of a byte range checked, their
+    findings returned (and so stored in the result backend)."""
+    from bench.map_items import floor_batch
+
+    return floor_batch((path, start, end))

@@ -5,9 +5,9 @@ bulk submission (``submit_many``, 1,000 runs per transaction), beside Dramatiq 2
 fastest peer: ``group(...).run()`` pipelines its sends) and Celery on Redis (``delay`` back to
 back), all measured in the same run, each in a child process of its own, in interleaved rounds
 (one sample of each system per round, so that a change in the machine's load hits all alike).
-Prints jobs/s and
-the ratios the targets name: gristmill SQLite / Dramatiq >= 1, gristmill PostgreSQL / Celery
->= 1.
+gristmill's Celery executor (2 worker processes, Redis broker, PostgreSQL) runs beside them.
+Prints jobs/s and the ratios the targets name: gristmill SQLite / Dramatiq >= 1, gristmill
+PostgreSQL / Celery >= 1, gristmill's Celery executor / Celery >= 1.
 
     python bench/jobs.py            # 2,000 jobs per system, 3 rounds
     python bench/jobs.py --quick    # 200 jobs, 1 round: a smoke run
@@ -52,10 +52,11 @@ from bench.run import (  # noqa: E402 - the path above first
     tail,
 )
 
-SYSTEMS = ("sqlite", "postgres", "dramatiq", "celery")
+SYSTEMS = ("sqlite", "postgres", "celery-executor", "dramatiq", "celery")
 LABELS = {
     "sqlite": "gristmill SQLite (bulk)",
     "postgres": "gristmill PostgreSQL (bulk)",
+    "celery-executor": "gristmill Celery executor, Redis + PostgreSQL (bulk)",
     "dramatiq": "Dramatiq+Redis",
     "celery": "Celery+Redis",
 }
@@ -95,9 +96,14 @@ def bench_gristmill(backend: str, jobs: int, samples: int) -> dict[str, Any]:
             "GRISTMILL_DRAIN_SECONDS": "5",
             "GRISTMILL_KILL_GRACE": "1",
         }
-        if backend == "postgres":
+        if backend in ("postgres", "celery-executor"):
             database_url = _postgres_create()
             env["GRISTMILL_DATABASE_URL"] = database_url
+        if backend == "celery-executor":
+            from bench.run import CELERY_EXECUTOR_REDIS_URL, _flush_redis
+
+            _flush_redis(CELERY_EXECUTOR_REDIS_URL)
+            env.update(GRISTMILL_EXECUTOR="celery", GRISTMILL_BROKER_URL=CELERY_EXECUTOR_REDIS_URL)
         from django.db import connections
 
         from gristmill.app.service import Service
@@ -143,9 +149,9 @@ def bench_gristmill(backend: str, jobs: int, samples: int) -> dict[str, Any]:
             figures = _samples(
                 backend, jobs, samples, lambda n: _timed(lambda: submit(n), wait_all)
             )
-            strays = children(worker.pid)
+            strays = _descendants(worker.pid)
         finally:
-            stop(worker, grace=15, strays=strays or children(worker.pid))
+            stop(worker, grace=15, strays=strays or _descendants(worker.pid))
             service.store.close()
             connections.close_all()
         return figures
@@ -153,6 +159,13 @@ def bench_gristmill(backend: str, jobs: int, samples: int) -> dict[str, Any]:
         if database_url:
             _postgres_drop(database_url)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for child in children(pid):
+        found += [child, *_descendants(child)]
+    return found
 
 
 # --- Dramatiq ---------------------------------------------------------------------------
@@ -233,7 +246,7 @@ def bench_celery(jobs: int, samples: int) -> dict[str, Any]:
 
 def run_system(system: str, jobs: int, samples: int) -> dict[str, Any]:
     os.environ.pop("DJANGO_SETTINGS_MODULE", None)
-    if system in ("sqlite", "postgres"):
+    if system in ("sqlite", "postgres", "celery-executor"):
         return bench_gristmill(system, jobs, samples)
     if system == "dramatiq":
         return bench_dramatiq(jobs, samples)
@@ -264,7 +277,11 @@ def report(results: Sequence[dict[str, Any]]) -> str:
             continue
         samples = ", ".join(f"{rate:,.0f}" for rate in result["rates"])
         lines.append(f"| {result['label']} | {median[result['system']]:,.0f} | {samples} |")
-    for ours, theirs in (("sqlite", "dramatiq"), ("postgres", "celery")):
+    for ours, theirs in (
+        ("sqlite", "dramatiq"),
+        ("postgres", "celery"),
+        ("celery-executor", "celery"),
+    ):
         if ours in median and theirs in median:
             ratio = median[ours] / median[theirs]
             verdict = "met" if ratio >= 1 else "missed"

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """A map step over N items of a JSON Lines file: gristmill's local executor (2 workers) on
-SQLite and on PostgreSQL, beside plain ``multiprocessing`` (the floor), in one run.
+SQLite and on PostgreSQL and its Celery executor (2 worker processes, Redis, PostgreSQL), beside
+plain ``multiprocessing`` (the floor) and a Celery chord doing the same work, in one run.
 
-    python bench/map_items.py [--items 1000000] [--only sqlite,postgres,multiprocessing]
+    python bench/map_items.py [--items 1000000] [--only sqlite,celery-executor,chord,...]
 
 The work: a trivial check of each item that makes a finding for 1% of the items (every finding
 stored), then a reduce that counts the findings by kind and keeps 5 random examples of each
@@ -12,9 +13,19 @@ step, submitted and waited for through ``gristmill.app.submission``; the floor i
 and checked in a pool process, its findings sent back to the parent, which counts them and keeps
 the examples): no durability, no database.
 
+Dramatiq (``bench/dramatiq_app.py``, Redis, 2 processes): a group of one message per batch
+(the same work) run with ``group(...).run()``, its results aggregated by the caller (W3's "group
++ aggregate").
+
+The chord (``bench/celery_app.py``, Redis as broker and result backend, 2 prefork processes):
+one task per batch (the same byte ranges, read, parsed and checked as the floor does), its
+findings returned and so stored in the result backend, and a body that counts them and keeps the
+examples.
+
 Wall time is from the submission (for the floor, from cutting the file) to the reduce's end.
 Peak memory is each process's high-water resident set (``VmHWM`` in /proc/<pid>/status, read
-just before it stops; for the pool's processes ``resource.getrusage(RUSAGE_CHILDREN)``, the
+just before it stops, for the worker: the largest over every process under it; for the pool's
+processes ``resource.getrusage(RUSAGE_CHILDREN)``, the
 largest of them). Each system is measured in a child process of this script (Django is
 configured once per process). Needs what ``bench/run.py`` needs for PostgreSQL.
 """
@@ -24,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import resource
 import shutil
 import signal
@@ -41,6 +53,7 @@ if str(ROOT) not in sys.path:
 
 from bench.map_pipelines import check_item  # noqa: E402 - after the path is set
 from bench.run import (  # noqa: E402
+    CELERY_EXECUTOR_REDIS_URL,
     _on_sigterm,
     _postgres_create,
     _postgres_drop,
@@ -55,7 +68,9 @@ from bench.run import (  # noqa: E402
 PIPELINES = BENCH / "map_pipelines.py"
 WORKERS = 2
 BATCH = 1000
-SYSTEMS = ("multiprocessing", "sqlite", "postgres")
+SYSTEMS = ("multiprocessing", "sqlite", "postgres", "celery-executor", "chord", "dramatiq")
+BROKER_URL = CELERY_EXECUTOR_REDIS_URL
+"""The Celery executor's broker (a Redis database, emptied before and after)."""
 
 
 def make_dataset(path: Path, count: int) -> None:
@@ -64,8 +79,19 @@ def make_dataset(path: Path, count: int) -> None:
             out.write(json.dumps({"id": number, "value": f"item {number}", "ok": True}) + "\n")
 
 
+def descendants(pid: int) -> list[int]:
+    found = []
+    for child in children(pid):
+        found += [child, *descendants(child)]
+    return found
+
+
 def peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
@@ -137,9 +163,14 @@ def bench_gristmill(backend: str, path: Path, count: int) -> dict[str, Any]:
         "GRISTMILL_PIPELINES": str(PIPELINES),
         "GRISTMILL_WORKERS": str(WORKERS),
     }
-    database_url = _postgres_create() if backend == "postgres" else ""
+    database_url = _postgres_create() if backend in ("postgres", "celery-executor") else ""
     if database_url:
         env["GRISTMILL_DATABASE_URL"] = database_url
+    if backend == "celery-executor":
+        from bench.run import _flush_redis
+
+        _flush_redis(BROKER_URL)
+        env.update(GRISTMILL_EXECUTOR="celery", GRISTMILL_BROKER_URL=BROKER_URL)
     try:
         from django.db import connections
 
@@ -171,30 +202,142 @@ def bench_gristmill(backend: str, path: Path, count: int) -> dict[str, Any]:
             counts = status.result("reduce")["counts"]
             assert sum(counts.values()) == count // 100, counts
             assert status.result("check")["items_done"] == count
-            pids = children(worker.pid)
+            pids = descendants(worker.pid)
             peaks = {
                 "bench": self_peak_mb(),
                 "supervisor": peak_mb(worker.pid),
                 "workers": max((peak_mb(pid) for pid in pids), default=0.0),
+                "processes": len(pids) + 1,
             }
         except Exception:
             log(f"{backend}: the worker's log:\n{tail(worker_log)}")
             raise
         finally:
-            stop(worker, grace=15, strays=children(worker.pid))
+            stop(worker, grace=15, strays=descendants(worker.pid))
             service.store.close()
             connections.close_all()
         return {"wall_s": wall, "peak_mb": peaks}
     finally:
         if database_url:
             _postgres_drop(database_url)
+        if backend == "celery-executor":
+            from bench.run import _flush_redis
+
+            _flush_redis(BROKER_URL)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# --- a Celery chord -------------------------------------------------------------------------
+
+
+def bench_chord(path: Path, count: int) -> dict[str, Any]:
+    import uuid
+
+    from celery import chord
+
+    from bench import celery_app
+
+    celery_app.flush()
+    scratch = Path(tempfile.mkdtemp(prefix="gristmill-map-chord-"))
+    worker_log = scratch / "celery.log"
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker"]
+    argv += ["--concurrency", str(WORKERS), "--pool", "prefork", "--without-gossip"]
+    argv += ["--without-mingle", "--without-heartbeat", "-Q", celery_app.QUEUE]
+    argv += ["--loglevel", "WARNING", "-n", f"map-{uuid.uuid4().hex[:6]}@%h"]
+    worker = start(argv, clean_env(PYTHONPATH=pythonpath), worker_log)
+    try:
+        celery_app.ping.delay().get(timeout=60)
+        # Warm up as gristmill does: a small chord.
+        small = scratch / "warm.jsonl"
+        make_dataset(small, 2 * BATCH)
+        warm = [celery_app.map_batch.s(*job) for job in ranges(small, BATCH)]
+        chord(warm)(celery_app.map_reduce.s()).get(timeout=60)
+        began = time.perf_counter()
+        header = [celery_app.map_batch.s(*job) for job in ranges(path, BATCH)]
+        result = chord(header)(celery_app.map_reduce.s()).get(timeout=3600)
+        wall = time.perf_counter() - began
+        counts = result["counts"]
+        assert sum(counts.values()) == count // 100, counts
+        pids = descendants(worker.pid)
+        peaks = {
+            "bench": self_peak_mb(),
+            "supervisor": peak_mb(worker.pid),
+            "workers": max((peak_mb(pid) for pid in pids), default=0.0),
+            "processes": len(pids) + 1,
+        }
+    except Exception:
+        log(f"chord: the worker's log:\n{tail(worker_log)}")
+        raise
+    finally:
+        stop(worker, grace=15, strays=descendants(worker.pid))
+        celery_app.app.close()
+        celery_app.flush()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"wall_s": wall, "peak_mb": peaks}
+
+
+# --- a Dramatiq group ------------------------------------------------------------------------
+
+
+def bench_dramatiq(path: Path, count: int) -> dict[str, Any]:
+    import dramatiq
+
+    from bench import dramatiq_app
+    from gristmill import Reservoir
+
+    dramatiq_app.flush()
+    scratch = Path(tempfile.mkdtemp(prefix="gristmill-map-dramatiq-"))
+    worker_log = scratch / "dramatiq.log"
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-m", "dramatiq", "bench.dramatiq_app"]
+    argv += ["--processes", str(WORKERS), "--queues", dramatiq_app.QUEUE]
+    worker = start(argv, clean_env(PYTHONPATH=pythonpath), worker_log)
+
+    def run(source: Path) -> dict[str, int]:
+        messages = (dramatiq_app.map_batch.message(*job) for job in ranges(source, BATCH))
+        group = dramatiq.group(messages).run()
+        counts: dict[str, int] = {}
+        examples = Reservoir(k=5, seed=1)
+        for found in group.get_results(block=True, timeout=3_600_000):
+            for _, finding in found:
+                counts[finding["kind"]] = counts.get(finding["kind"], 0) + 1
+                examples.add(finding["kind"], finding)
+        return counts
+
+    try:
+        small = scratch / "warm.jsonl"
+        make_dataset(small, 2 * BATCH)
+        run(small)  # warm up, and wait for the worker
+        began = time.perf_counter()
+        counts = run(path)
+        wall = time.perf_counter() - began
+        assert sum(counts.values()) == count // 100, counts
+        pids = descendants(worker.pid)
+        peaks = {
+            "bench": self_peak_mb(),
+            "supervisor": peak_mb(worker.pid),
+            "workers": max((peak_mb(pid) for pid in pids), default=0.0),
+            "processes": len(pids) + 1,
+        }
+    except Exception:
+        log(f"dramatiq: the worker's log:\n{tail(worker_log)}")
+        raise
+    finally:
+        stop(worker, grace=15, strays=descendants(worker.pid))
+        dramatiq_app.flush()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"wall_s": wall, "peak_mb": peaks}
 
 
 def measure(system: str, path: Path, count: int) -> dict[str, Any]:
     signal.signal(signal.SIGTERM, _on_sigterm)
     if system == "multiprocessing":
         return bench_multiprocessing(path, count)
+    if system == "chord":
+        return bench_chord(path, count)
+    if system == "dramatiq":
+        return bench_dramatiq(path, count)
     return bench_gristmill(system, path, count)
 
 
@@ -231,9 +374,10 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     floor = (results.get("multiprocessing") or {}).get("wall_s")
     print(f"\n{args.items:,} items, batches of {BATCH:,}, {WORKERS} workers, 1% findings")
+    print("peak memory: peak RSS (VmHWM) of each process; 'worker MB' the largest under the worker")
     print(
         f"{'system':18}{'wall s':>9}{'items/s':>11}{'x floor':>9}"
-        f"{'bench MB':>10}{'superv. MB':>11}{'worker MB':>11}"
+        f"{'bench MB':>10}{'superv. MB':>11}{'worker MB':>11}{'procs':>7}"
     )
     for system, figures in results.items():
         if figures is None:
@@ -246,8 +390,24 @@ def main() -> int:
         print(
             f"{system:18}{wall:>9.2f}{args.items / wall:>11,.0f}{ratio:>9}"
             f"{peaks['bench']:>10.0f}{(f'{superv:.0f}' if superv else '-'):>11}"
-            f"{peaks['workers']:>11.0f}"
+            f"{peaks['workers']:>11.0f}{peaks.get('processes', '-'):>7}"
         )
+    print()
+    for ours, theirs, target, label in (
+        ("sqlite", "multiprocessing", 2.0, "local executor on SQLite, wall time vs the floor"),
+        ("celery-executor", "chord", 2.0, "Celery executor, items/s vs a Celery chord"),
+    ):
+        mine, other = results.get(ours), results.get(theirs)
+        if not mine or not other:
+            continue
+        if ours == "sqlite":
+            value = mine["wall_s"] / other["wall_s"]
+            verdict = "met" if value <= target else "MISSED"
+            print(f"{label}: {value:.2f}x (target <= {target:.0f}x) {verdict}")
+        else:
+            value = other["wall_s"] / mine["wall_s"]
+            verdict = "met" if value >= target else "MISSED"
+            print(f"{label}: {value:.2f}x (target >= {target:.0f}x) {verdict}")
     return 0 if all(results.values()) else 1
 
 

@@ -88,6 +88,18 @@ class PrivateRedis:
         finally:
             client.close()
 
+    def purge(self) -> int:
+        """Empty gristmill's queues (their lists, with any priority variants): the waiting
+        messages are lost; those delivered and not yet acknowledged are not."""
+        import redis
+
+        client = redis.Redis(port=self.port)
+        try:
+            keys = list(client.scan_iter(match="gristmill.*"))
+            return int(client.delete(*keys)) if keys else 0
+        finally:
+            client.close()
+
 
 class Relay:
     """A TCP relay from a free local port to ``target``; :meth:`cut` closes every connection
@@ -196,6 +208,24 @@ class PrivateVhost:
                     channel.queue_delete(f"gristmill.{queue}")
                     channel = connection.default_channel
 
+    def purge(self) -> int:
+        """Purge the gristmill queues of the virtual host (their ready messages are lost; the
+        queues and their consumers stay, as ``rabbitmqctl purge_queue`` leaves them)."""
+        from kombu import Connection
+
+        purged = 0
+        with Connection(self.url, connect_timeout=5) as connection:
+            for queue in ("default", "slow", "fast", "other"):
+                channel = connection.channel()
+                try:
+                    purged += channel.queue_purge(f"gristmill.{queue}") or 0
+                except Exception:  # a queue never declared
+                    pass
+                finally:
+                    with contextlib.suppress(Exception):
+                        channel.close()
+        return purged
+
 
 class Broker:
     """What a test needs of a broker: its URL, and how to empty, stop and start it."""
@@ -217,6 +247,13 @@ class Broker:
             self.redis.flush()
         elif self.vhost is not None:
             self.vhost.flush()
+
+    def purge(self) -> int:
+        """Purge gristmill's queues mid-run: the messages waiting in them are lost; how many."""
+        if self.redis is not None:
+            return self.redis.purge()
+        assert self.vhost is not None
+        return self.vhost.purge()
 
     def stop(self) -> None:
         """The broker goes away for the test's clients (Redis: the server is stopped and
