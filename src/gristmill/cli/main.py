@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from dataclasses import replace
@@ -18,6 +19,7 @@ from gristmill.authoring.registry import Registry, load_spec
 from gristmill.cli.display import ConsoleLogHandler, run_display
 from gristmill.cli.options import build_settings, param_option, parse_params, settings_options
 from gristmill.errors import ConfigurationError, GristmillError, SubmissionError
+from gristmill.logfields import JsonFormatter
 from gristmill.settings import Settings
 from gristmill.states import RunState
 
@@ -48,6 +50,13 @@ class _Group(click.Group):
 @click.version_option(package_name="gristmill")
 def main() -> None:
     """gristmill: a server for data-processing pipelines."""
+    if os.environ.get("GRISTMILL_LOG_FORMAT", "").strip().lower() == "json":
+        # One JSON object per line on stderr, for log collectors; workers forked by this
+        # process inherit it.
+        json_handler = logging.StreamHandler(sys.stderr)
+        json_handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=logging.INFO, handlers=[json_handler])
+        return
     logging.basicConfig(
         level=logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

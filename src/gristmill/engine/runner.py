@@ -40,6 +40,7 @@ from gristmill.errors import (
     StoreUnavailableError,
     TaskError,
 )
+from gristmill.logfields import about
 from gristmill.states import RunState, StepState, StopReason, UnitKind
 from gristmill.storage import FilesystemStorage
 from gristmill.store.base import (
@@ -348,7 +349,7 @@ class UnitRunner:
             self._start_map(claim, reporter, step)
         self.watchdog.step_started(task.timeout or pipeline.step_timeout)
         try:
-            with step_logging(step.context, task):
+            with about(step=name), step_logging(step.context, task):
                 result = self._process(task, step.context)
         except CancelledError:
             if reporter.cancel_reason == StopReason.TIMEOUT:
