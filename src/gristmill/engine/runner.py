@@ -558,7 +558,8 @@ class UnitRunner:
             # Seen by end users: no server path in it (an input by name, a file run-relative).
             failure = Failure(step.context.curate(error.message))
         else:
-            failure = _internal(error, f"step {name} of run {claim.run_id}")
+            with about(step=name):
+                failure = _internal(error, f"step {name} of run {claim.run_id}")
         failure = Failure(failure.message, failure.ref, failure.traceback, step=name)
         reporter.log(f"step `{name}` {state.value}: {failure.message}", "system")
         now = time.time()

@@ -2,8 +2,9 @@
 
 Every figure is read from the database at scrape time with a few aggregate queries, so that it
 is the same whichever web process answers and however many there are (no per-process
-counters). Step durations are a *gauge histogram* over the latest :data:`RECENT_STEPS` steps
-that ended: a bounded window, not a counter since the start.
+counters). Step durations are a histogram over the latest :data:`RECENT_STEPS` steps that
+ended: a bounded window rather than counters since the start, so read it with
+``histogram_quantile`` as it is, not through ``rate()``.
 
 The page is for scrapers and staff only: a request with ``Authorization: Bearer`` and the
 value of ``GRISTMILL_METRICS_TOKEN``, or a staff member's session. Anybody else gets 404, as if
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from django.db.models import Count, Min
 from django.http import Http404, HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from gristmill.app.service import default_service
@@ -89,7 +90,7 @@ def bucket_counts(values: list[float], bounds: tuple[float, ...]) -> list[int]:
 class DatabaseCollector(Collector):
     """Collects gristmill's metrics from the database, once per scrape."""
 
-    def collect(self) -> Iterator[GaugeMetricFamily | GaugeHistogramMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
         from gristmill.server.models import Run, Supervisor
 
         runs = GaugeMetricFamily("gristmill_runs", "Runs by state.", labels=["state"])
@@ -162,11 +163,11 @@ class DatabaseCollector(Collector):
         durations = recent_durations()
         counts = bucket_counts(durations, DURATION_BUCKETS)
         bounds = [*(f"{b:g}" for b in DURATION_BUCKETS), "+Inf"]
-        yield GaugeHistogramMetricFamily(
+        yield HistogramMetricFamily(
             "gristmill_step_duration_seconds",
             f"Durations of the latest {RECENT_STEPS} steps that ended.",
             buckets=list(zip(bounds, counts, strict=True)),
-            gsum_value=sum(durations),
+            sum_value=sum(durations),
         )
 
 
