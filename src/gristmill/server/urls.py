@@ -13,7 +13,7 @@ from gristmill.server.health import healthz
 from gristmill.server.metrics import metrics
 
 handler400 = "gristmill.server.web.views.bad_request"
-handler403 = "gristmill.server.web.views.csrf_failure"
+handler403 = "gristmill.server.web.views.permission_denied"
 handler404 = "gristmill.server.web.views.not_found"
 handler500 = "gristmill.server.web.views.server_error"
 
