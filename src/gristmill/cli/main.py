@@ -203,11 +203,14 @@ def worker(
         return Service.from_settings(settings, registry=registry, migrate=False)
 
     celery = settings.executor == "celery"
-    console.print(
+    banner = (
         f"gristmill: {settings.workers} {'Celery ' if celery else ''}worker(s) on "
-        f"{_where(settings)}, pipelines: {', '.join(p.name for p in registry)}",
-        highlight=False,
+        f"{_where(settings)}, pipelines: {', '.join(p.name for p in registry)}"
     )
+    if settings.log_format == "json":  # a log collector reads standard error: a record
+        logging.getLogger("gristmill.cli").info("%s", banner)
+    else:
+        console.print(banner, highlight=False)
     if celery:
         from gristmill.executors.celery import supervise
 

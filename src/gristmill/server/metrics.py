@@ -93,8 +93,16 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
         from gristmill.server.models import Run, Supervisor
 
+        # One scan of the runs for both families: by state, and whether expired ones are wiped.
+        counted: dict[str, int] = {}
+        wiped: dict[bool, int] = {}
+        for state, gone, n in (
+            Run.objects.values_list("state", "wiped").annotate(n=Count("*")).order_by()
+        ):
+            counted[state] = counted.get(state, 0) + n
+            if state == RunState.EXPIRED:
+                wiped[bool(gone)] = wiped.get(bool(gone), 0) + n
         runs = GaugeMetricFamily("gristmill_runs", "Runs by state.", labels=["state"])
-        counted = dict(Run.objects.values_list("state").annotate(n=Count("id")).order_by())
         for state in RunState:
             runs.add_metric([state.value], counted.get(state.value, 0))
         yield runs
@@ -104,12 +112,6 @@ class DatabaseCollector(Collector):
             "Runs expired by retention or deletion (the pruner's work), by whether their files "
             "are removed yet.",
             labels=["files"],
-        )
-        wiped = dict(
-            Run.objects.filter(state=RunState.EXPIRED)
-            .values_list("wiped")
-            .annotate(n=Count("id"))
-            .order_by()
         )
         expired.add_metric(["removed"], wiped.get(True, 0))
         expired.add_metric(["pending"], wiped.get(False, 0))
