@@ -204,7 +204,6 @@ class Settings:
             "GRISTMILL_EXECUTOR": self.executor,
             "GRISTMILL_BROKER_URL": self.broker_url,
             "GRISTMILL_RECONCILE_AFTER": str(self.reconcile_after),
-            "GRISTMILL_METRICS_TOKEN": self.metrics_token,
             "GRISTMILL_LOG_FORMAT": self.log_format,
         }
         if self.queues:

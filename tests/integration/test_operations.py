@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -13,7 +15,9 @@ from django.utils import timezone
 
 from gristmill.app.service import Service
 from gristmill.states import RunState
+from gristmill.storage import FilesystemStorage
 from gristmill.store.base import Report
+from tests.integration.conftest import serving
 from tests.integration.test_web import HOST, finished, page
 
 if TYPE_CHECKING:
@@ -109,6 +113,37 @@ def test_the_admin_is_not_for_users_who_are_not_staff(service: Service, site: Se
     response = client(user(staff=False)).get("/admin/gristmill/run/")
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_staff_delete_a_data_file_with_its_bytes_in_the_admin(
+    service: Service, tmp_path: Path
+) -> None:
+    from django.contrib.auth.models import Permission
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from gristmill.server import datafiles
+    from gristmill.server.access import Caller
+    from gristmill.server.models import DataFile
+
+    with serving(replace(service, storage=FilesystemStorage(tmp_path / "data"))) as own:
+        member = user(staff=False)
+        upload = SimpleUploadedFile("kept.txt", b"kept\n", content_type="text/plain")
+        kept = datafiles.create_from_upload(
+            Caller(member.pk, member.get_username()), upload, service=own
+        )
+        path = datafiles.stored_path(kept, own)
+        assert path.exists()
+        staff = user(staff=True, view=True)
+        staff.user_permissions.add(Permission.objects.get(codename="delete_datafile"))
+        web = client(staff)
+        answer = web.post(
+            "/admin/gristmill/datafile/",
+            {"action": "delete_selected", "_selected_action": [str(kept.pk)], "post": "yes"},
+            follow=True,
+        )
+        assert answer.status_code == 200
+        assert not DataFile.objects.filter(pk=kept.pk).exists()
+        assert not path.exists()
 
 
 # -- the operator's page --------------------------------------------------------------------
