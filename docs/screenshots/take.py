@@ -135,6 +135,9 @@ def main() -> None:
                 page.click("#upload-button")
                 page.wait_for_selector("#datafiles")
                 shot("datafiles")
+                page.goto(f"{server.url}operator/")
+                page.wait_for_selector("#runs-chart svg.plot")
+                shot("operator")
                 stale = data / "stale"
                 stale.mkdir()
                 stale_run(browser, stale, shot_of)
