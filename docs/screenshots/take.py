@@ -4,6 +4,7 @@ written. Starts its own servers on a temporary data directory."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -49,6 +50,39 @@ def stale_run(browser: Any, data: Path, shot: Callable[[Any, str], None]) -> Non
         page.close()
     finally:
         stop_server(server.process)
+
+
+def map_runs(server: Any, page: Any, data: Path, shot: Callable[[str], None]) -> None:
+    """A map step while it runs (its panel marked partial), and one ended with a failed batch."""
+    items = data / "items.jsonl"
+    items.write_text("".join(f'{{"n": {n}}}\n' for n in range(1, 20_001)))
+    control = data / "map-control"
+    control.mkdir()
+
+    def submit(pipeline: str, params: dict[str, Any]) -> str:
+        with items.open("rb") as file:
+            answer = httpx.post(
+                f"{server.url}api/v1/pipelines/{pipeline}/runs",
+                files={"files": (items.name, file)},
+                data={"params": json.dumps(params)},
+            )
+        run_id: str = answer.json()["id"]
+        return run_id
+
+    run_id = submit("milling", {"control": str(control), "hold": 19_999})
+    page.goto(f"{server.url}runs/{run_id}/")
+    page.wait_for_function(
+        "() => (document.querySelector('#map-mill .map-partial') || {}).textContent"
+        " === 'partial — 99 of 100 batches'"
+    )
+    shot("run-map-partial")
+    (control / "release").touch()
+    page.wait_for_selector("#run-state.state-succeeded")
+    (control / "broken").touch()
+    run_id = submit("mapping-continue", {"control": str(control), "bad": 7777})
+    page.goto(f"{server.url}runs/{run_id}/")
+    page.wait_for_selector("#run-state.state-succeeded")
+    shot("run-map-failed-batch")
 
 
 def main() -> None:
@@ -135,6 +169,13 @@ def main() -> None:
                 page.click("#upload-button")
                 page.wait_for_selector("#datafiles")
                 shot("datafiles")
+                map_runs(server, page, data, shot)
+                page.goto(f"{server.url}pipelines/members-only/")
+                page.click("#submit-button")
+                page.wait_for_selector("#results")
+                page.click("#share-link-make")
+                page.wait_for_selector("#share-link")
+                shot("run-share")
                 page.goto(f"{server.url}operator/")
                 page.wait_for_selector("#runs-chart svg.plot")
                 shot("operator")

@@ -41,6 +41,21 @@ GRISTMILL_DATAFILE_MAX_SIZE    largest data file a user may upload, in     ``104
                                ``GRISTMILL_READ_TIMEOUT`` seconds are over
 ``GRISTMILL_BODIES_PER_CLIENT`` request bodies one client address may be   ``8``
                                sending at once
+``GRISTMILL_SITE_URL``         the site's address, for links in            none: relative links
+                               notifications (``https://mill.example``)
+``GRISTMILL_EMAIL_HOST``       the SMTP server notifications go through    none: no e-mail
+``GRISTMILL_EMAIL_PORT``       its port                                    ``25``
+``GRISTMILL_EMAIL_USER``       user name and password for it, if needed    none
+``GRISTMILL_EMAIL_PASSWORD``
+``GRISTMILL_EMAIL_TLS``        ``1`` to use STARTTLS                       off
+``GRISTMILL_EMAIL_FROM``       the notifications' sender address           ``gristmill@localhost``
+``GRISTMILL_WEBHOOK_SECRET``   the key webhooks are signed with (HMAC)     none
+``GRISTMILL_WEBHOOKS``         URLs called when any run ends, comma-       none
+                               separated
+``GRISTMILL_NOTIFY_ATTEMPTS``  most attempts to deliver a notification     ``5``
+``GRISTMILL_NOTIFY_BACKOFF``   seconds before the second attempt, doubling ``30``
+                               after each
+``GRISTMILL_NOTIFY_TIMEOUT``   seconds one webhook or e-mail attempt takes ``10``
 ``GRISTMILL_EXECUTOR``         what runs queued units: ``local`` (worker   ``local``
                                processes on this machine) or ``celery``
                                (Celery workers on a broker)
@@ -67,6 +82,7 @@ from typing import Any
 from gristmill.errors import ConfigurationError
 
 DEMO_PIPELINES = ("gristmill.demo.pipelines",)
+_TRUE = ("1", "true", "yes", "on")
 DATAFILE_MAX_SIZE = 100 * 1024 * 1024
 """The default largest data file (``GRISTMILL_DATAFILE_MAX_SIZE``): 100 MiB."""
 LOG_FORMATS = ("text", "json")
@@ -100,6 +116,18 @@ class Settings:
     read_timeout: float = 20.0
     body_min_rate: int = 1024
     bodies_per_client: int = 8
+    site_url: str = ""
+    email_host: str = ""
+    email_port: int = 25
+    email_user: str = ""
+    email_password: str = ""
+    email_tls: bool = False
+    email_from: str = "gristmill@localhost"
+    webhook_secret: str = ""
+    webhooks: tuple[str, ...] = ()
+    notify_attempts: int = 5
+    notify_backoff: float = 30.0
+    notify_timeout: float = 10.0
     executor: str = "local"
     broker_url: str = ""
     reconcile_after: float = 10.0
@@ -141,6 +169,20 @@ class Settings:
             read_timeout=_number(env, "GRISTMILL_READ_TIMEOUT", float, 20.0),
             body_min_rate=_number(env, "GRISTMILL_BODY_MIN_RATE", int, 1024),
             bodies_per_client=_number(env, "GRISTMILL_BODIES_PER_CLIENT", int, 8),
+            site_url=(env.get("GRISTMILL_SITE_URL") or "").strip().rstrip("/"),
+            email_host=(env.get("GRISTMILL_EMAIL_HOST") or "").strip(),
+            email_port=_number(env, "GRISTMILL_EMAIL_PORT", int, 25),
+            email_user=env.get("GRISTMILL_EMAIL_USER") or "",
+            email_password=env.get("GRISTMILL_EMAIL_PASSWORD") or "",
+            email_tls=(env.get("GRISTMILL_EMAIL_TLS") or "").strip().lower() in _TRUE,
+            email_from=(env.get("GRISTMILL_EMAIL_FROM") or "").strip() or "gristmill@localhost",
+            webhook_secret=env.get("GRISTMILL_WEBHOOK_SECRET") or "",
+            webhooks=tuple(
+                u.strip() for u in env.get("GRISTMILL_WEBHOOKS", "").split(",") if u.strip()
+            ),
+            notify_attempts=_number(env, "GRISTMILL_NOTIFY_ATTEMPTS", int, 5),
+            notify_backoff=_number(env, "GRISTMILL_NOTIFY_BACKOFF", float, 30.0),
+            notify_timeout=_number(env, "GRISTMILL_NOTIFY_TIMEOUT", float, 10.0),
             executor=(env.get("GRISTMILL_EXECUTOR") or "local").strip().lower(),
             broker_url=(env.get("GRISTMILL_BROKER_URL") or "").strip(),
             reconcile_after=_number(env, "GRISTMILL_RECONCILE_AFTER", float, 10.0),
@@ -175,6 +217,15 @@ class Settings:
                 parse_networks(",".join(settings.fetch_allow))
             except ValueError as error:
                 raise ConfigurationError(f"GRISTMILL_FETCH_ALLOW: {error}") from None
+        for url in settings.webhooks:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigurationError(
+                    f"GRISTMILL_WEBHOOKS must list http:// or https:// URLs, not {url!r}"
+                )
+        if settings.site_url and not settings.site_url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"GRISTMILL_SITE_URL must start with http:// or https://, not {settings.site_url!r}"
+            )
         if not settings.database_url:
             settings = replace(
                 settings, database_url=f"sqlite:///{settings.data_dir / 'gristmill.sqlite3'}"
@@ -201,6 +252,18 @@ class Settings:
             "GRISTMILL_READ_TIMEOUT": str(self.read_timeout),
             "GRISTMILL_BODY_MIN_RATE": str(self.body_min_rate),
             "GRISTMILL_BODIES_PER_CLIENT": str(self.bodies_per_client),
+            "GRISTMILL_SITE_URL": self.site_url,
+            "GRISTMILL_EMAIL_HOST": self.email_host,
+            "GRISTMILL_EMAIL_PORT": str(self.email_port),
+            "GRISTMILL_EMAIL_USER": self.email_user,
+            "GRISTMILL_EMAIL_PASSWORD": self.email_password,
+            "GRISTMILL_EMAIL_TLS": "1" if self.email_tls else "",
+            "GRISTMILL_EMAIL_FROM": self.email_from,
+            "GRISTMILL_WEBHOOK_SECRET": self.webhook_secret,
+            "GRISTMILL_WEBHOOKS": ",".join(self.webhooks),
+            "GRISTMILL_NOTIFY_ATTEMPTS": str(self.notify_attempts),
+            "GRISTMILL_NOTIFY_BACKOFF": str(self.notify_backoff),
+            "GRISTMILL_NOTIFY_TIMEOUT": str(self.notify_timeout),
             "GRISTMILL_EXECUTOR": self.executor,
             "GRISTMILL_BROKER_URL": self.broker_url,
             "GRISTMILL_RECONCILE_AFTER": str(self.reconcile_after),

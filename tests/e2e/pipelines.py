@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import time
+from pathlib import Path
 from typing import Any
 
-from gristmill import Inputs, Pipeline, RunContext, task
+from pydantic import BaseModel
+
+from gristmill import Inputs, Pipeline, RunContext, items, map_step, task
 
 
 @task
@@ -37,3 +42,42 @@ def digest(run: RunContext) -> dict[str, Any]:
 
 
 checksum = Pipeline("checksum", [digest], inputs=Inputs(kinds=["file"], max_size=4 << 20))
+
+
+class MillParams(BaseModel):
+    rounds: int = 40
+    """SHA-256 rounds per item: work that makes each batch take a moment (never a sleep)."""
+    control: str = ""
+    hold: int = 0
+    """The item whose batch waits until control/release exists (0: none)."""
+
+
+@map_step(items=items.json_lines(), batch_size=200, name="mill")
+def mill_item(item: Any, run: RunContext) -> Any:
+    """Hash each item ``rounds`` times; a finding for items whose digest starts with a 0 digit
+    and for every multiple of 100."""
+    params = run.params
+    if item["n"] == params.hold and params.control:
+        control = Path(params.control)
+        while not (control / "release").exists():
+            run.check_cancelled()
+            time.sleep(0.01)  # waiting for the test, not synchronising with it
+    digest = json.dumps(item).encode()
+    for _ in range(params.rounds):
+        digest = hashlib.sha256(digest).digest()
+    found = []
+    if digest.hex()[0] == "0":
+        found.append({"kind": "zero", "n": item["n"]})
+    if item["n"] % 100 == 0:
+        found.append({"kind": "hundred", "n": item["n"]})
+    return found or None
+
+
+@task
+def report(run: RunContext) -> dict[str, Any]:
+    """The reduce: the map's summary."""
+    summary = run.map_summary("mill")
+    return {"items": summary["items_done"], "counts": summary["counts"]}
+
+
+milling = Pipeline("milling", [mill_item, report], params=MillParams)

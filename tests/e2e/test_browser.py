@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -166,3 +168,109 @@ def test_a_stale_runs_page_follows_its_recomputation_to_the_fresh_results(
         assert page.query_selector_all(".stale-mark, .step-stale, #stale-notice") == []
     finally:
         conftest.stop_server(server.process)
+
+
+def _submit(server: Server, pipeline: str, data: Path, params: dict[str, Any]) -> str:
+    with server.client() as http, data.open("rb") as file:
+        answer = http.post(
+            f"api/v1/pipelines/{pipeline}/runs",
+            files={"files": (data.name, file)},
+            data={"params": json.dumps(params)},
+        )
+    assert answer.status_code == 201, answer.text
+    run_id: str = answer.json()["id"]
+    return run_id
+
+
+def _items(path: Path, count: int) -> Path:
+    path.write_text("".join(json.dumps({"n": n}) + "\n" for n in range(1, count + 1)))
+    return path
+
+
+def _kinds(page: Any, panel: str) -> dict[str, str]:
+    rows = page.query_selector_all(f"{panel} tr.map-kind")
+    return {
+        row.query_selector("th").inner_text(): row.query_selector("td").inner_text() for row in rows
+    }
+
+
+def test_a_running_map_shows_partial_findings_live_then_the_final_aggregate(
+    server: Server, page: Any, tmp_path: Path
+) -> None:
+    control = tmp_path / "control"
+    control.mkdir()
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    data = _items(tmp_path / "items.jsonl", 20_000)
+    # The server's one worker is kept busy, so that the page is loaded while the run waits:
+    # everything of its map step's panel is then the work of run.js.
+    with server.client() as http:
+        answer = http.post("api/v1/pipelines/holding/runs", json={"params": {"control": str(busy)}})
+        assert answer.status_code == 201, answer.text
+    # 100 batches of 200 items; the last one (item 19,999) waits for the test to release it.
+    run_id = _submit(server, "milling", data, {"control": str(control), "hold": 19_999})
+    loads: list[str] = []
+    page.on("load", lambda _: loads.append(page.url))
+    page.goto(f"{server.url}runs/{run_id}/")
+    panel = "#map-mill"
+    assert page.text_content("#run-state").strip() == "queued"
+    assert page.is_hidden("#maps") and page.query_selector(panel) is None
+    (busy / "release").touch()
+    page.wait_for_selector(f"{panel} .map-partial:not([hidden])")  # made by run.js
+    partial = page.inner_text(f"{panel} .map-partial")
+    assert re.fullmatch(r"partial — \d+ of 100 batches", partial), partial
+    page.wait_for_function(
+        "() => document.querySelector('#map-mill .map-partial').textContent"
+        " === 'partial — 99 of 100 batches'"
+    )
+    with server.client() as http:
+        [summary] = http.get(f"api/v1/runs/{run_id}").json()["maps"]
+    assert summary["partial"] is True
+    assert _kinds(page, panel) == {k: f"{n:,}" for k, n in summary["counts"].items()}
+    assert _kinds(page, panel)["hundred"] == "198"  # 100 to 19,800: the held batch not yet
+    assert page.inner_text(f"{panel} .map-items") == "19,800 of 20,000 items"
+    assert page.inner_text(f"{panel} .map-batches") == "Batches: 99 done, 1 pending (of 100)"
+    assert page.query_selector_all(f"{panel} tr.map-kind .map-examples li")
+    assert page.inner_text(f"{panel} caption") == "Findings by kind, so far"
+    assert loads == [page.url]  # all of it updated in place
+
+    (control / "release").touch()
+    page.wait_for_selector("#run-state.state-succeeded")  # run.js reloads once at the end
+    assert page.is_hidden(f"{panel} .map-partial")
+    assert page.inner_text(f"{panel} .map-items") == "20,000 of 20,000 items"
+    assert page.inner_text(f"{panel} caption") == "Findings by kind"
+    assert _kinds(page, panel)["hundred"] == "200"
+    with server.client() as http:
+        [summary] = http.get(f"api/v1/runs/{run_id}").json()["maps"]
+    assert summary["partial"] is False
+    assert _kinds(page, panel) == {k: f"{n:,}" for k, n in summary["counts"].items()}
+    href = page.get_attribute(f"{panel} a.map-download", "href")
+    assert href == f"/api/v1/runs/{run_id}/findings.jsonl?step=mill"
+
+
+def test_a_failed_batch_is_listed_and_retried_with_its_button(
+    server: Server, page: Any, tmp_path: Path
+) -> None:
+    control = tmp_path / "control"
+    control.mkdir()
+    (control / "broken").touch()
+    data = _items(tmp_path / "items.jsonl", 1200)
+    params = {"control": str(control), "bad": 777}
+    run_id = _submit(server, "mapping-continue", data, params)
+    page.goto(f"{server.url}runs/{run_id}/")
+    page.wait_for_selector("#run-state.state-succeeded")
+    panel = "#map-check"
+    assert page.inner_text(f"{panel} .map-items") == "1,200 of 1,200 items, 1 failed"
+    assert page.inner_text(f"{panel} .map-failed-batch") == (
+        "Batch 2 (items 501 to 1,000)\nitem 777: ValueError: cannot check item 777"
+    )
+    (control / "broken").unlink()
+    page.click("#retry-batches")
+    page.wait_for_selector("#messages li")
+    assert page.inner_text("#messages li") == (
+        "Queued again: 1 failed batch is retried, and only those."
+    )
+    page.wait_for_selector("#run-state.state-succeeded")
+    assert page.inner_text(f"{panel} .map-items") == "1,200 of 1,200 items"
+    assert page.is_hidden(f"{panel} .map-failed")
+    assert page.query_selector("#retry-batches") is None

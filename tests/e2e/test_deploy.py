@@ -61,6 +61,8 @@ def test_two_celery_workers_and_serve_as_the_deploy_page_says(
         GRISTMILL_DATABASE_URL=database_url,
         GRISTMILL_DATA_DIR=str(tmp_path),
         GRISTMILL_PIPELINES=f"{PIPELINES},{E2E_PIPELINES}",
+        # The banners are read from the log below: unbuffered, they are there once printed.
+        PYTHONUNBUFFERED="1",
     )
     workers = []
     for number in range(2):

@@ -640,3 +640,5 @@ paged = Pipeline(
 broken_page = Pipeline(
     "broken-page", [paged_step], params=Params, inputs=OPTIONAL, page_template="paged/broken.html"
 )
+
+from gristmill.demo.records import records_check  # noqa: E402, F401  (map steps, filtered runs)

@@ -102,6 +102,9 @@ def test_the_openapi_document_describes_every_endpoint(client: TestClient) -> No
         ("POST", "/api/v1/runs/{run_id}/steps/{step}/accept"),
         ("PUT", "/api/v1/runs/{run_id}/pin"),
         ("DELETE", "/api/v1/runs/{run_id}/pin"),
+        ("GET", "/api/v1/runs/{run_id}/findings"),
+        ("GET", "/api/v1/runs/{run_id}/findings.jsonl"),
+        ("POST", "/api/v1/runs/{run_id}/retry-batches"),
         ("GET", "/api/v1/tokens"),
         ("POST", "/api/v1/tokens"),
         ("DELETE", "/api/v1/tokens/{token_id}"),
@@ -110,6 +113,16 @@ def test_the_openapi_document_describes_every_endpoint(client: TestClient) -> No
         ("GET", "/api/v1/datafiles/{file_id}"),
         ("GET", "/api/v1/datafiles/{file_id}/content"),
         ("DELETE", "/api/v1/datafiles/{file_id}"),
+        ("GET", "/api/v1/runs/{run_id}/notifications"),
+        ("GET", "/api/v1/runs/{run_id}/shares"),
+        ("POST", "/api/v1/runs/{run_id}/shares/link"),
+        ("DELETE", "/api/v1/runs/{run_id}/shares/link"),
+        ("PUT", "/api/v1/runs/{run_id}/shares/users/{username}"),
+        ("DELETE", "/api/v1/runs/{run_id}/shares/users/{username}"),
+        ("GET", "/api/v1/shared/runs"),
+        ("GET", "/api/v1/shared/{token}"),
+        ("GET", "/api/v1/account/notifications"),
+        ("PUT", "/api/v1/account/notifications"),
     }
     assert all(operation.get("description") for operation in operations.values())
     submit_body = operations["POST", "/api/v1/pipelines/{name}/runs"]["requestBody"]

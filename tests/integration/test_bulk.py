@@ -175,7 +175,8 @@ def test_a_bulk_submission_with_a_bad_entry_stores_nothing(
         (
             {"entries": [{"parms": {}}]},
             "entries.0.parms",
-            "unknown field (an entry has 'params', 'inputs' and 'ancestor')",
+            "unknown field (an entry has 'params', 'inputs', 'ancestor', 'notify_email' and "
+            "'webhook_url')",
         ),
         ({"entries": [{"params": 3}]}, "entries.0.params", "must be a JSON object"),
     ],

@@ -157,3 +157,17 @@ def test_run_runs_a_map_step_and_its_batches_in_this_process(tmp_path: Path) -> 
     done = gristmill("run", "tally.py", "data.jsonl", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "counts={'even': 500}, examples=5" in done.stdout
+
+
+def test_run_of_a_map_step_shows_its_items_and_findings(tmp_path: Path) -> None:
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(f'{{"n": {n}}}\n' for n in range(1, 2001)))
+    pipelines = ROOT / "tests" / "integration" / "pipelines.py"
+    done = gristmill("run", f"{pipelines}:mapping", str(data), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("✔ check succeeded"))
+    assert lines[at + 2 : at + 4] == [
+        "    items 2,000 of 2,000, batches 4 of 4",
+        "    findings: seven 285, fifty 35, round 35",
+    ]

@@ -257,7 +257,7 @@ def test_a_url_in_an_allowed_network_is_fetched_as_an_input(
         (
             {"kind": "zip"},
             "inputs.0.kind",
-            "unknown input kind 'zip' (use json, text, url, datafile or run)",
+            "unknown input kind 'zip' (use json, text, url, datafile, run or items)",
         ),
     ],
 )
@@ -319,8 +319,8 @@ def test_a_multipart_submission_naming_what_the_caller_may_not_see_is_refused(
 def test_an_unknown_multipart_field_names_the_fields_a_submission_has(site: Service) -> None:
     response = browser().post(RUNS, {"urls": "https://example.org/"})
     message = (
-        "unknown field (a submission has 'files', 'url', 'datafile', 'run', 'params' and "
-        "'ancestor')"
+        "unknown field (a submission has 'files', 'url', 'datafile', 'run', 'params', "
+        "'ancestor', 'notify_email' and 'webhook_url')"
     )
     assert answer(response) == refusal("urls", message)
 

@@ -338,3 +338,18 @@ def test_templates_must_name_a_folder_that_exists(tmp_path: Path) -> None:
     assert pipeline.template_dirs[0] == tmp_path / "mine"
     with pytest.raises(DefinitionError, match="page_template must be a template name"):
         Pipeline("p", [one], inputs=Inputs(min_count=0), page_template="")
+
+
+@pytest.mark.parametrize("webhooks", ["https://hooks.example/a", ["ftp://hooks.example/a"], [3]])
+def test_webhooks_that_are_not_a_list_of_http_urls_are_refused(webhooks: Any) -> None:
+    message = definition_error("hooked", [parse], webhooks=webhooks)
+    assert message == (
+        f"pipeline 'hooked': webhooks must be a list of http:// or https:// URLs, not {webhooks!r}"
+    )
+
+
+def test_a_pipelines_webhooks_and_their_key_are_kept() -> None:
+    pipeline = Pipeline(
+        "hooked", [parse], webhooks=["https://hooks.example/a"], webhook_secret="key"
+    )
+    assert (pipeline.webhooks, pipeline.webhook_secret) == (("https://hooks.example/a",), "key")

@@ -69,7 +69,11 @@ def test_a_python_file_loads_into_the_same_module_each_time(tmp_path: Path) -> N
 
 
 def test_a_dotted_module_path_loads_every_pipeline_in_the_module() -> None:
-    assert [p.name for p in load_spec("gristmill.demo.pipelines")] == ["wordcount", "json-check"]
+    assert [p.name for p in load_spec("gristmill.demo.pipelines")] == [
+        "wordcount",
+        "json-check",
+        "records-check",
+    ]
 
 
 def test_module_colon_attribute_loads_that_pipeline() -> None:
@@ -126,12 +130,12 @@ def test_a_file_that_fails_to_import_can_be_loaded_once_fixed(tmp_path: Path) ->
 def test_a_registry_offers_the_pipelines_of_its_specs() -> None:
     registry = Registry(specs=["gristmill.demo.pipelines"])
     assert registry.get("wordcount") is demo.wordcount
-    assert [p.name for p in registry] == ["wordcount", "json-check"]
+    assert [p.name for p in registry] == ["wordcount", "json-check", "records-check"]
 
 
 def test_the_same_pipeline_from_two_specs_is_offered_once() -> None:
     registry = Registry(specs=["gristmill.demo.pipelines", "gristmill.demo.pipelines:wordcount"])
-    assert len(registry) == 2
+    assert len(registry) == 3  # wordcount, json-check, records-check: wordcount once
 
 
 def test_a_pipeline_bound_to_two_names_is_offered_once(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from gristmill.authoring.inputs import (
     InputSource,
     JsonInput,
     LocalFile,
+    RunItems,
     RunOutputs,
     TextInput,
     Upload,
@@ -221,6 +222,69 @@ def _to_fetch(service: Service, pipeline: Pipeline, source: UrlInput) -> InputRe
     return InputRecord(name, "", 0, "", "application/octet-stream", InputKind.URL, url)
 
 
+FILTERED_NAME = "items.jsonl"
+"""The name of a filtered run's input."""
+
+
+def _to_filter(service: Service, pipeline: Pipeline, source: RunItems) -> InputRecord:
+    """An items input as recorded at submission: its filter, applied by the run's worker
+    (:mod:`gristmill.engine.filtering`), so that a million-item source holds no request thread.
+    What can be refused without reading the items is refused here: a pipeline that takes no
+    items, a malformed filter, a source run that does not exist, has expired or whose step is
+    not an ended map step. (The caller checked that the submitter may see the source run.)"""
+    from gristmill.authoring.filters import ItemFilter, parse_path
+    from gristmill.authoring.maps import MapTask
+
+    check_input_kind(pipeline, InputKind.ITEMS, FILTERED_NAME)
+
+    def refuse(message: str) -> SubmissionError:
+        return SubmissionError({"inputs": [message]})
+
+    if (source.where is None) == (source.finding is None):
+        raise refuse("an items input takes a path and a value (where), or a finding kind")
+    if source.where is not None:
+        try:
+            parse_path(source.where)
+        except ValueError as error:
+            raise refuse(str(error)) from None
+        try:
+            json.dumps(source.value, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise refuse(f"the value to match is not JSON: {error}") from None
+    elif not isinstance(source.finding, str) or not source.finding:
+        raise refuse("the finding kind must be a non-empty string")
+    try:
+        run = service.store.get_run(source.run_id)
+    except NotFoundError:
+        raise refuse(f"no run with id {source.run_id!r}") from None
+    if run.state == RunState.EXPIRED:
+        raise refuse(f"run {run.id} has expired: its items are gone")
+    try:
+        earlier = service.registry.get(run.pipeline)
+    except NotFoundError:
+        raise refuse(f"the pipeline {run.pipeline!r} of run {run.id} is not offered") from None
+    maps = [task for task in earlier.steps if isinstance(task, MapTask)]
+    names = ", ".join(f"`{task.step_name}`" for task in maps) or "none"
+    if source.step is None:
+        unpaired = [task for task in maps if task.pair_with_ancestor is None]
+        if len(unpaired) != 1:
+            raise refuse(f"name the map step whose items to take (run {run.id} has: {names})")
+        task = unpaired[0]
+    else:
+        found = [task for task in maps if task.step_name == source.step]
+        if not found:
+            raise refuse(f"run {run.id} has no map step {source.step!r} (its map steps: {names})")
+        task = found[0]
+    if task.pair_with_ancestor is not None:
+        raise refuse(f"step `{task.step_name}` pairs items with an ancestor's; name another")
+    status = {m.step: m for m in service.store.map_status(run.id)}.get(task.step_name)
+    if status is None or status.remaining:
+        raise refuse(f"the items of step `{task.step_name}` of run {run.id} are not all checked")
+    spec = ItemFilter(run.id, task.step_name, source.where, source.value, source.finding)
+    media = "application/x-ndjson"
+    return InputRecord(FILTERED_NAME, "", 0, "", media, InputKind.ITEMS, spec.to_source())
+
+
 def _stage_inputs(
     service: Service, pipeline: Pipeline, run_id: str, sources: Sequence[InputSource]
 ) -> list[InputRecord]:
@@ -229,6 +293,9 @@ def _stage_inputs(
         for position, source in enumerate(sources):
             if isinstance(source, UrlInput):
                 records.append(_to_fetch(service, pipeline, source))
+                continue
+            if isinstance(source, RunItems):
+                records.append(_to_filter(service, pipeline, source))
                 continue
             raw_name, stream, kind, media_type, origin = _open_source(source, stack)
             name = safe_name(raw_name)
@@ -393,7 +460,7 @@ def _prepare(
     """Check one submission and stage its inputs; the run as the store is to create it."""
     if isinstance(inputs, str | Path | Upload | JsonInput | TextInput | LocalFile | UrlInput):
         inputs = [inputs]
-    if isinstance(inputs, RunOutputs):
+    if isinstance(inputs, RunOutputs | RunItems):
         inputs = [inputs]
     inputs = _expand(service, inputs)
     check_input_count(pipeline, len(inputs))
@@ -455,9 +522,12 @@ def _ancestor(
 ) -> str | None:
     """The checked id of the run's ancestor: the one given, or with ``ancestor="previous"``
     the previous run of the same source by the same owner (none for a submitter without an
-    account, or a run without inputs)."""
+    account, a run without inputs, or a filtered run: two filters' items are not one source
+    seen twice)."""
     if given is None or not given.strip():
         if pipeline.ancestor != PREVIOUS or owner_id is None or not inputs:
+            return None
+        if inputs[0].kind == InputKind.ITEMS:
             return None
         return service.store.previous_run(pipeline.name, owner_id, inputs[0])
     run_id = ancestor_id(given)

@@ -36,7 +36,8 @@ class InputFile:
     media_type: str
     """Media type guessed from the name, or given by the submitter."""
     kind: str = "file"
-    """How the data arrived: ``file``, ``json``, ``text``, ``url``, ``datafile`` or ``run``."""
+    """How the data arrived: ``file``, ``json``, ``text``, ``url``, ``datafile``, ``run`` or
+    ``items``."""
     source: str = ""
     """Where it came from, when that is not the user's disk (a URL, a data file, a run id)."""
 

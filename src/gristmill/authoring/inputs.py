@@ -3,7 +3,8 @@
 A pipeline declares :class:`Inputs` (which kinds, extensions, sizes and how many). A submitter
 passes a list of :data:`InputSource` values: a local path, an :class:`Upload` (a name and a binary
 stream), :class:`JsonInput` / :class:`TextInput` for inline data, a :class:`UrlInput` that the
-server fetches, or :class:`RunOutputs` (the output files of an earlier run).
+server fetches, :class:`RunOutputs` (the output files of an earlier run) or :class:`RunItems`
+(the items of an earlier run that match a filter).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class InputKind(StrEnum):
     """A data file already stored on the server."""
     RUN = "run"
     """The outputs of an earlier run."""
+    ITEMS = "items"
+    """The items of an earlier run's map step that match a filter, as JSON Lines, chosen by
+    the run's worker before its first step (a *filtered run*)."""
 
 
 DEFAULT_MAX_SIZE = 100 * 1024 * 1024
@@ -141,7 +145,24 @@ class RunOutputs:
     """Only this step's outputs (``None``: every step's)."""
 
 
-InputSource = Path | str | Upload | JsonInput | TextInput | LocalFile | UrlInput | RunOutputs
+@dataclass
+class RunItems:
+    """The items of an earlier run's map step that match a filter, as one JSON Lines input
+    (``items.jsonl``) written by the new run's worker before its first step: those where
+    ``where`` (a path, see :mod:`gristmill.authoring.filters`) equals ``value``, or those the
+    step found a finding of kind ``finding`` for. ``step`` may be left out when the run's
+    pipeline has one map step."""
+
+    run_id: str
+    step: str | None = None
+    where: str | None = None
+    value: Any = None
+    finding: str | None = None
+
+
+InputSource = (
+    Path | str | Upload | JsonInput | TextInput | LocalFile | UrlInput | RunOutputs | RunItems
+)
 """Anything :func:`gristmill.app.submission.submit` accepts as one input."""
 
 

@@ -139,6 +139,8 @@ class Pipeline:
         access: Access | str = Access.ANYONE,
         step_timeout: float = 3600.0,
         max_attempts: int = 3,
+        webhooks: Sequence[str] = (),
+        webhook_secret: str | None = None,
         ancestor: str | None = None,
         ancestors_from: Sequence[str] = (),
         templates: str | Path | None = None,
@@ -173,6 +175,18 @@ class Pipeline:
         if max_attempts < 1:
             raise DefinitionError("max_attempts must be at least 1", pipeline=name)
         self.max_attempts = max_attempts
+        if isinstance(webhooks, str) or any(
+            not isinstance(url, str) or not url.startswith(("http://", "https://"))
+            for url in webhooks
+        ):
+            raise DefinitionError(
+                f"webhooks must be a list of http:// or https:// URLs, not {webhooks!r}",
+                pipeline=name,
+            )
+        self.webhooks: tuple[str, ...] = tuple(webhooks)
+        """URLs told (HTTP POST, signed) whenever a run of this pipeline ends."""
+        self.webhook_secret = webhook_secret
+        """The key its webhooks are signed with; ``None``: ``GRISTMILL_WEBHOOK_SECRET``."""
         if ancestor not in (None, PREVIOUS):
             raise DefinitionError(
                 f"ancestor {ancestor!r} is not one of: None (only the one a user names), "

@@ -1,4 +1,5 @@
-"""``gristmill submit|status|logs|download``: use a gristmill server over its REST API."""
+"""``gristmill submit|status|logs|download|findings|retry-batches``: use a gristmill server
+over its REST API."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import click
 from rich.console import Console
 
 from gristmill.authoring.validation import params_from_text
-from gristmill.cli.display import run_display
+from gristmill.cli.display import map_lines, run_display
 from gristmill.cli.options import param_option, parse_params
-from gristmill.client import Client, ResponseError, ServerUnreachableError
+from gristmill.client import Client, ResponseError, RunItems, ServerUnreachableError
 from gristmill.client.config import POLL_SECONDS
 from gristmill.states import RunState
 
@@ -83,9 +84,13 @@ def _follow(client: Client, run_id: str) -> dict[str, Any]:
 
 def _print_status(status: dict[str, Any]) -> None:
     out.print(f"run {status['id']} [bold]{status['state']}[/] ({status['pipeline']})")
+    maps = {summary["step"]: summary for summary in status.get("maps", [])}
     for step in status["steps"]:
         duration = f" {step['duration']:.2f}s" if step.get("duration") is not None else ""
         out.print(f"  {step['name']}: {step['state']}{duration}")
+        if step["name"] in maps:
+            for line in map_lines(maps[step["name"]]):
+                out.print(f"    {line}", markup=False)
     if status.get("error"):
         reference = status["error"].get("reference")
         out.print(
@@ -110,6 +115,24 @@ def _print_status(status: dict[str, Any]) -> None:
     metavar="RUN",
     help="An earlier, succeeded run to compare with: its id or its address.",
 )
+@click.option(
+    "--from-run",
+    metavar="RUN",
+    help="A filtered run: take the items of this earlier run's map step that match "
+    "--where or --with-finding.",
+)
+@click.option("--step", metavar="STEP", help="With --from-run: the map step whose items to take.")
+@click.option(
+    "--where",
+    metavar="PATH=VALUE",
+    help="With --from-run: the items where a JSON path has a value, e.g. $.buyer.id=GB-1 "
+    "(VALUE is read as JSON if it is JSON, else as text).",
+)
+@click.option(
+    "--with-finding",
+    metavar="KIND",
+    help="With --from-run: the items with a finding of this kind.",
+)
 @server_option
 def submit(
     pipeline: str,
@@ -118,9 +141,16 @@ def submit(
     wait: bool,
     bulk: Path | None,
     ancestor: str | None,
+    from_run: str | None,
+    step: str | None,
+    where: str | None,
+    with_finding: str | None,
     server: str,
 ) -> None:
     """Submit FILES to PIPELINE on a server and print the run's id.
+
+    With --from-run RUN and --where PATH=VALUE or --with-finding KIND, the run's input is the
+    items of RUN's map step that match (a filtered run), chosen by the server's worker.
 
     With --bulk FILE.jsonl, each line of the file is one run, a JSON object as the API's JSON
     submission takes it: {"params": {...}, "inputs": [{"kind": "text", "text": "..."}]}.
@@ -135,13 +165,17 @@ def submit(
             )
         _submit_bulk(pipeline, bulk, params, server)
         return
+    inputs: list[Any] = list(files)
+    filtered = _filtered_input(from_run, step, where, with_finding)
+    if filtered is not None:
+        inputs.append(filtered)
     with _client(server) as client:
         # The API takes parameters as JSON values of their types: convert the texts by the
         # pipeline's parameter schema ("5" for an integer is 5).
         schema = client.pipeline(pipeline)["params_schema"]
         answer = client.submit(
             pipeline,
-            *files,
+            *inputs,
             params=params_from_text(schema, parse_params(params)),
             ancestor=ancestor,
         )
@@ -153,6 +187,29 @@ def submit(
             _print_status(status)
             if status["state"] != "succeeded":
                 sys.exit(1)
+
+
+def _filtered_input(
+    from_run: str | None, step: str | None, where: str | None, with_finding: str | None
+) -> RunItems | None:
+    """The items input --from-run, --where and --with-finding name (None without them)."""
+    if from_run is None:
+        if step or where or with_finding:
+            _fail("--step, --where and --with-finding go with --from-run RUN", 2)
+        return None
+    if (where is None) == (with_finding is None):
+        _fail("--from-run takes --where PATH=VALUE or --with-finding KIND (one of them)", 2)
+    if with_finding is not None:
+        return RunItems(from_run, step, finding=with_finding)
+    assert where is not None
+    path, equals, text = where.partition("=")
+    if not equals or not path.strip():
+        _fail(f"--where takes PATH=VALUE, e.g. $.buyer.id=GB-1; got {where!r}", 2)
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        value = text
+    return RunItems(from_run, step, where=path.strip(), value=value)
 
 
 def _read_bulk(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
@@ -262,4 +319,39 @@ def download(run_id: str, output: Path | None, server: str) -> None:
             out.print(f"{path} ({item['size']} bytes)")
 
 
-COMMANDS = (submit, status, logs, download)
+@click.command()
+@click.argument("run_id")
+@click.option("--step", "-s", required=True, help="The map step whose findings to read.")
+@click.option("--kind", "-k", help="Only findings of this kind.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save them as JSON Lines in this file (streamed) instead of printing them.",
+)
+@server_option
+def findings(run_id: str, step: str, kind: str | None, output: Path | None, server: str) -> None:
+    """Print a map step's findings, one JSON object a line ({item, batch, kind, finding}), or
+    save them with -o (while the step runs: those of the batches done so far)."""
+    with _client(server) as client:
+        if output is not None:
+            client.download_findings(run_id, step, output, kind=kind)
+            err.print(f"{output} ({output.stat().st_size:,} bytes)", highlight=False)
+            return
+        for finding in client.findings(run_id, step, kind=kind):
+            click.echo(json.dumps(finding, ensure_ascii=False))
+
+
+@click.command("retry-batches")
+@click.argument("run_id")
+@server_option
+def retry_batches(run_id: str, server: str) -> None:
+    """Queue again the failed batches of an ended run's map steps, and only those."""
+    with _client(server) as client:
+        answer = client.retry_batches(run_id)
+        count = answer["batches"]
+        batches = f"{count:,} batch{'es' if count != 1 else ''}"
+        out.print(f"run {run_id} {answer['state']}: {batches} queued again")
+
+
+COMMANDS = (submit, status, logs, download, findings, retry_batches)

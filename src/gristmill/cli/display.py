@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -62,3 +63,32 @@ def run_display(console: Console) -> Iterator[RunDisplay]:
         transient=True,
     ) as progress:
         yield RunDisplay(progress)
+
+
+def map_lines(summary: dict[str, Any]) -> list[str]:
+    """What ``gristmill status`` says of one map step, under its step: items and batches,
+    findings by kind, failed batches (never a line per item)."""
+    batches = summary["batches"]
+    ended = summary["batches_total"] - batches.get("pending", 0)
+    items = f"items {summary['items_done']:,} of {summary['items_total']:,}"
+    if summary["items_failed"]:
+        items += f" ({summary['items_failed']:,} failed)"
+    items += f", batches {ended:,} of {summary['batches_total']:,}"
+    ended_badly = [f"{batches[s]:,} {s}" for s in ("failed", "skipped") if batches.get(s)]
+    if ended_badly:
+        items += f" ({', '.join(ended_badly)})"
+    lines = [items + (" [partial]" if summary["partial"] else "")]
+    counts = sorted(summary["counts"].items(), key=lambda pair: (-pair[1], pair[0]))
+    if counts:
+        found = ", ".join(f"{kind} {count:,}" for kind, count in counts)
+        lines.append(f"findings{' so far' if summary['partial'] else ''}: {found}")
+    for batch in summary["failed_batches"]:
+        last = batch["first_item"] + batch["items"] - 1
+        what = batch["error"] or f"{batch['failed_items_total']:,} failed items"
+        lines.append(
+            f"failed batch {batch['number']} (items {batch['first_item']:,}-{last:,}): {what}"
+        )
+    more = summary["failed_batches_total"] - len(summary["failed_batches"])
+    if more > 0:
+        lines.append(f"and {more:,} more failed batches")
+    return lines

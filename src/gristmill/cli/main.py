@@ -16,12 +16,13 @@ from rich.console import Console
 from gristmill.app.service import Service
 from gristmill.app.submission import RunStatus, get_run
 from gristmill.authoring.registry import Registry, load_spec
-from gristmill.cli.display import ConsoleLogHandler, run_display
+from gristmill.cli.display import ConsoleLogHandler, map_lines, run_display
 from gristmill.cli.options import build_settings, param_option, parse_params, settings_options
 from gristmill.errors import ConfigurationError, GristmillError, SubmissionError
 from gristmill.logfields import JsonFormatter
 from gristmill.settings import Settings
 from gristmill.states import RunState
+from gristmill.store.base import MapStatus
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -82,8 +83,33 @@ def _resolve_pipeline(spec: str, settings: Settings) -> tuple[Registry, str]:
     return Registry(specs=settings.pipelines), spec
 
 
+def _map_summary(status: MapStatus) -> dict[str, Any]:
+    """A map step's status in the shape of the API's (which :func:`map_lines` prints)."""
+    return {
+        "items_done": status.items_done,
+        "items_total": status.items_total,
+        "items_failed": status.items_failed,
+        "batches": status.batches,
+        "batches_total": status.batches_total,
+        "counts": status.counts,
+        "partial": not status.complete,
+        "failed_batches": [
+            {
+                "number": batch.number,
+                "first_item": batch.first_item,
+                "items": batch.items,
+                "error": batch.error,
+                "failed_items_total": len(batch.failed_items),
+            }
+            for batch in status.failed_batches[:20]
+        ],
+        "failed_batches_total": len(status.failed_batches),
+    }
+
+
 def _print_result(status: RunStatus, service: Service) -> None:
     out = Console(soft_wrap=True)
+    maps = {m.step: _map_summary(m) for m in service.store.map_status(status.id)}
     for step in status.steps:
         mark = {"succeeded": "[green]✔[/]", "skipped": "[dim]-[/]", "failed": "[red]✘[/]"}.get(
             step.state.value, "·"
@@ -97,6 +123,9 @@ def _print_result(status: RunStatus, service: Service) -> None:
                 else ", ".join(f"{k}={v!r}" for k, v in list(step.result.items())[:8])
             )
             out.print(f"    {text[:300]}", highlight=False, markup=False)
+        if step.name in maps:
+            for line in map_lines(maps[step.name]):
+                out.print(f"    {line}", highlight=False, markup=False)
         for output in step.outputs:
             out.print(
                 f"    output {output.name}: {service.storage.path(output.path)}", highlight=False
@@ -211,18 +240,31 @@ def worker(
         logging.getLogger("gristmill.cli").info("%s", banner)
     else:
         console.print(banner, highlight=False)
-    if celery:
-        from gristmill.executors.celery import supervise
+    from gristmill.server.notifier import start_process
 
-        service.store.close()
-        supervise(settings, registry)
-        return
-    Supervisor(
-        make_service,
-        service,
-        workers=settings.workers,
-        queues=list(settings.queues) if settings.queues else None,
-    ).run()
+    # The e-mails and webhooks of ended runs are sent by a process beside the workers, with
+    # either executor. It is forked: it must not share our connections.
+    service.store.before_fork()
+    notifier = start_process(make_service)
+    try:
+        if celery:
+            from gristmill.executors.celery import supervise
+
+            service.store.close()
+            supervise(settings, registry)
+            return
+        Supervisor(
+            make_service,
+            service,
+            workers=settings.workers,
+            queues=list(settings.queues) if settings.queues else None,
+        ).run()
+    finally:
+        notifier.terminate()
+        notifier.join(10)
+        if notifier.is_alive():
+            notifier.kill()
+            notifier.join()
 
 
 def _where(settings: Settings) -> str:

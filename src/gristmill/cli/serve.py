@@ -120,9 +120,11 @@ def serve(
         supervisor.start()
     from gristmill.server.asgi import application
     from gristmill.server.health import watch_local_workers
+    from gristmill.server.notifier import start_thread
 
     if supervisor is not None and worker_count:
         watch_local_workers(supervisor.is_alive)
+    _, stop_notifier = start_thread(service)  # e-mails and webhooks of ended runs
 
     # uvicorn stops gracefully on SIGINT/SIGTERM and then re-raises the signal to the handlers
     # that were in place before it: ours, which just note it, so that the workers are drained
@@ -132,6 +134,7 @@ def serve(
     try:
         _server(settings, application, host, port, worker_count).run()
     finally:
+        stop_notifier.set()
         if supervisor is not None and supervisor.pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(supervisor.pid, signal.SIGTERM)

@@ -6,7 +6,16 @@ docs/client.md. This package imports nothing of the server: only httpx and ``gri
 """
 
 from gristmill.client.asynchronous import AsyncClient
-from gristmill.client.calls import DataFile, Entry, Input, Json, RunOutputs, Text, Url
+from gristmill.client.calls import (
+    DataFile,
+    Entry,
+    Input,
+    Json,
+    RunItems,
+    RunOutputs,
+    Text,
+    Url,
+)
 from gristmill.client.errors import (
     ClientError,
     ConflictError,
@@ -44,6 +53,7 @@ __all__ = [
     "MethodNotAllowedError",
     "NotFoundError",
     "ResponseError",
+    "RunItems",
     "RunOutputs",
     "ServerUnreachableError",
     "Text",

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -62,10 +62,23 @@ class RunOutputs:
     step: str | None = None
 
 
+@dataclass(frozen=True)
+class RunItems:
+    """The items of an earlier run's map step that match a filter (a filtered run): those
+    where the JSON path ``where`` equals ``value``, or those with a finding of kind
+    ``finding``. ``step`` may be left out when the run has one map step."""
+
+    run: str
+    step: str | None = None
+    where: str | None = None
+    value: Any = None
+    finding: str | None = None
+
+
 PathLike = str | os.PathLike[str]
 """A local file's path."""
 
-Input = str | os.PathLike[str] | Text | Json | Url | DataFile | RunOutputs
+Input = str | os.PathLike[str] | Text | Json | Url | DataFile | RunOutputs | RunItems
 """A path (a local file, uploaded) or one of the inputs above."""
 
 
@@ -131,12 +144,20 @@ def submit(
     params: Mapping[str, Any] | None,
     files: ExitStack,
     ancestor: str | None = None,
+    *,
+    notify_email: bool | None = None,
+    webhook_url: str | None = None,
 ) -> Call[JsonObject]:
     """A submission: JSON when no input is a local file, else a multipart form whose files
-    ``files`` opens (the caller closes it once the request is sent)."""
+    ``files`` opens (the caller closes it once the request is sent). ``notify_email`` and
+    ``webhook_url`` are sent only when given."""
     path = f"/pipelines/{segment(name)}/runs"
     paths = [Path(item) for item in inputs if isinstance(item, (str, os.PathLike))]
-    named = {"ancestor": ancestor} if ancestor else {}
+    named: dict[str, Any] = {"ancestor": ancestor} if ancestor else {}
+    if notify_email is not None:
+        named["notify_email"] = notify_email
+    if webhook_url is not None:
+        named["webhook_url"] = webhook_url
     if not paths:
         body = {"params": dict(params or {}), "inputs": [_inline(i) for i in inputs], **named}
         return Call("POST", path, _json, json=body)
@@ -145,7 +166,10 @@ def submit(
         "url": [],
         "datafile": [],
         "run": [],
-        **named,
+        **{
+            key: json.dumps(value) if key == "notify_email" else value
+            for key, value in named.items()
+        },
     }
     for item in inputs:
         if isinstance(item, Url):
@@ -171,6 +195,10 @@ class Entry:
     params: Mapping[str, Any] | None = None
     ancestor: str | None = None
     """An earlier, succeeded run to compare with: its id or its address."""
+    notify_email: bool | None = None
+    """E-mail the caller when the run ends (``None``: the user's own setting)."""
+    webhook_url: str | None = None
+    """A URL to call (a signed POST) when the run ends."""
 
 
 def submit_many(name: str, entries: Sequence[Entry | Mapping[str, Any]]) -> Call[JsonObject]:
@@ -189,8 +217,17 @@ def _entry(entry: Entry | Mapping[str, Any], index: int) -> Any:
                 f"entry {index}: {item!r} is a local file; a bulk submission takes texts, JSON "
                 "values, URLs, data files and earlier runs' outputs only"
             )
-    body = {"params": dict(entry.params or {}), "inputs": [_inline(i) for i in entry.inputs]}
-    return {**body, **({"ancestor": entry.ancestor} if entry.ancestor else {})}
+    body: JsonObject = {
+        "params": dict(entry.params or {}),
+        "inputs": [_inline(i) for i in entry.inputs],
+    }
+    if entry.ancestor:
+        body["ancestor"] = entry.ancestor
+    if entry.notify_email is not None:
+        body["notify_email"] = entry.notify_email
+    if entry.webhook_url is not None:
+        body["webhook_url"] = entry.webhook_url
+    return body
 
 
 def _inline(item: Input) -> JsonObject:
@@ -202,6 +239,15 @@ def _inline(item: Input) -> JsonObject:
         return {"kind": "url", "url": item.url}
     if isinstance(item, DataFile):
         return {"kind": "datafile", "id": item.id}
+    if isinstance(item, RunItems):
+        chosen: JsonObject = {"kind": "items", "run": item.run}
+        if item.step is not None:
+            chosen["step"] = item.step
+        if item.finding is not None:
+            chosen["finding"] = item.finding
+        else:
+            chosen["where"], chosen["value"] = item.where, item.value
+        return chosen
     assert isinstance(item, RunOutputs)
     return {"kind": "run", "run": item.run, **({"step": item.step} if item.step else {})}
 
@@ -237,6 +283,26 @@ def cancel(run_id: str) -> Call[JsonObject]:
 
 def rerun(run_id: str) -> Call[JsonObject]:
     return Call("POST", f"/runs/{segment(run_id)}/rerun", _json)
+
+
+def findings(
+    run_id: str, step: str, kind: str | None = None, after: int = 0, limit: int | None = None
+) -> Call[JsonObject]:
+    params: dict[str, Any] = {"step": step, "after": after}
+    if kind is not None:
+        params["kind"] = kind
+    if limit is not None:
+        params["limit"] = limit
+    return Call("GET", f"/runs/{segment(run_id)}/findings", _json, params=params)
+
+
+def findings_jsonl_path(run_id: str, step: str, kind: str | None = None) -> str:
+    query = urlencode({"step": step, **({"kind": kind} if kind is not None else {})})
+    return f"/runs/{segment(run_id)}/findings.jsonl?{query}"
+
+
+def retry_batches(run_id: str) -> Call[JsonObject]:
+    return Call("POST", f"/runs/{segment(run_id)}/retry-batches", _json)
 
 
 def delete(run_id: str) -> Call[None]:

@@ -68,13 +68,26 @@ class Client:
         *inputs: Input,
         params: Mapping[str, Any] | None = None,
         ancestor: str | None = None,
+        notify_email: bool | None = None,
+        webhook_url: str | None = None,
     ) -> JsonObject:
         """Submit a run of ``pipeline``; return ``{id, url, status_url, ...}``. Paths are
         uploaded; ``Text``, ``Json``, ``Url``, ``DataFile`` and ``RunOutputs`` name other inputs.
         Parameters are JSON values of their types; ``ancestor`` names an earlier, succeeded run
-        to compare with (its id or address). ``InvalidError`` names each refused field."""
+        to compare with (its id or address). ``notify_email`` (default: the user's own
+        setting) e-mails the signed-in caller when the run ends; ``webhook_url`` is called
+        then. ``InvalidError`` names each refused field."""
         with ExitStack() as files:
-            return self._send(calls.submit(pipeline, inputs, params, files, ancestor))
+            call = calls.submit(
+                pipeline,
+                inputs,
+                params,
+                files,
+                ancestor,
+                notify_email=notify_email,
+                webhook_url=webhook_url,
+            )
+            return self._send(call)
 
     def submit_many(
         self, pipeline: str, entries: Sequence[Entry | Mapping[str, Any]]
@@ -143,6 +156,44 @@ class Client:
     def download_zip(self, run_id: str, to: PathLike) -> Path:
         """Stream every output, as one zip of ``step/name`` entries, into ``to``."""
         return self._stream(calls.zip_path(run_id), to)
+
+    def findings_page(
+        self,
+        run_id: str,
+        step: str,
+        kind: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> JsonObject:
+        """One page of a map step's findings, for items numbered above ``after``:
+        ``{findings: [{item, batch, kind, finding}], next}`` (``next`` is None at the end)."""
+        return self._send(calls.findings(run_id, step, kind, after, limit))
+
+    def findings(
+        self, run_id: str, step: str, kind: str | None = None, after: int = 0
+    ) -> Iterator[JsonObject]:
+        """Each finding of map step ``step`` (of ``kind`` only, if given), in item order:
+        ``{item, batch, kind, finding}``, read a page at a time. ``NotFoundError`` for a step
+        that is not a map step of the run."""
+        while True:
+            page = self.findings_page(run_id, step, kind, after)
+            yield from page["findings"]
+            if page["next"] is None:
+                return
+            after = page["next"]
+
+    def download_findings(
+        self, run_id: str, step: str, to: PathLike, kind: str | None = None
+    ) -> Path:
+        """Stream a map step's findings as JSON Lines into ``to`` (written whole or not at
+        all); return ``to``."""
+        return self._stream(calls.findings_jsonl_path(run_id, step, kind), to)
+
+    def retry_batches(self, run_id: str) -> JsonObject:
+        """Queue again the failed batches of an ended run's map steps, and only those:
+        ``{batches, state}``. ``ConflictError`` if the run is queued or running, or has
+        nothing to retry."""
+        return self._send(calls.retry_batches(run_id))
 
     def cancel(self, run_id: str) -> JsonObject:
         """Cancel the run: ``{state}``. ``ConflictError`` if it has already ended."""

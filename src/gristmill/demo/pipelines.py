@@ -1,4 +1,4 @@
-"""Two small pipelines that show what gristmill does, with nothing else installed."""
+"""The demo pipelines: a word count, a JSON check, and the records check (map steps)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from gristmill import Inputs, Pipeline, RunContext, Task, TaskError, task
 from gristmill.authoring.jsonload import load
+from gristmill.demo import records as records_demo
 
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 
@@ -134,3 +135,6 @@ json_check = Pipeline(
     description="Checks that a file is valid JSON and counts the fields of a list of objects.",
     inputs=Inputs(kinds=["file", "json"], extensions=["json"], max_size=50 * 1024 * 1024),
 )
+
+records_check = records_demo.records_check
+"""The records demo: map and reduce steps, ancestors (see :mod:`gristmill.demo.records`)."""

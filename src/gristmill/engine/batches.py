@@ -122,7 +122,7 @@ class BatchRunner:
             )
             return self._save(claim, persist, skipped, then_claim)
         reporter.begin_step(record.step)
-        view = RunView(pipeline, run, self.storage)
+        view = RunView(pipeline, run, self.storage, self.store)  # run.ancestor, read lazily
         context = view.context(task, {}, attempt=claim.attempt, reporter=reporter)
         started(task.timeout or pipeline.step_timeout)
         try:

@@ -193,6 +193,72 @@ def fetch(
     )
 
 
+def post(
+    url: str,
+    body: bytes,
+    headers: Iterable[tuple[str, str]],
+    policy: FetchPolicy,
+    *,
+    resolver: Resolver | None = None,
+) -> int:
+    """Send ``body`` to ``url`` in an HTTP POST (a webhook call), under the address rules of
+    :func:`fetch`: each hop's host resolved once, every address public or inside
+    ``policy.allow``, the connection pinned to a checked address, redirects followed (the POST
+    sent again to each checked target), the whole exchange within ``policy.timeout``. At most
+    ``policy.max_size`` bytes of the answer are read, and then dropped.
+
+    Returns the final answer's status code (any, 2xx or not). Raises :class:`FetchError` for a
+    refused URL or address, a failed lookup or connection, too many redirects or a timeout.
+    """
+    deadline = _Deadline(time.monotonic() + policy.timeout)
+    resolve = resolver or _getaddrinfo
+    original = _shown(url.strip())
+    target = _parse(url.strip(), subject=original, original=original)
+    sent = [
+        (b"User-Agent", b"gristmill"),
+        *((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers),
+        (b"Content-Length", str(len(body)).encode()),
+    ]
+    for hop in range(policy.max_redirects + 1):
+        subject = f"{original} (redirected to {_shown(str(target))})" if hop else original
+        addresses = _checked_addresses(target, policy, resolve, deadline, subject, original)
+        try:
+            with (
+                _pool(target, addresses, deadline) as pool,
+                pool.stream(
+                    "POST",
+                    _core_url(target),
+                    headers=sent,
+                    content=body,
+                    extensions=_timeouts(policy),
+                ) as raw,
+            ):
+                response = httpx.Response(
+                    raw.status, headers=raw.headers, content=raw.iter_stream()
+                )
+                if response.has_redirect_location:
+                    target = _redirect_target(target, response, original)
+                    continue
+                read = 0
+                for chunk in response.iter_raw(_CHUNK_SIZE):
+                    read += len(chunk)
+                    if read > policy.max_size:
+                        break
+                    deadline.check(httpcore.ReadTimeout)
+                return response.status_code
+        except _NETWORK_ERRORS as error:
+            if isinstance(error, httpcore.TimeoutException | httpx.TimeoutException):
+                unit = "second" if policy.timeout == 1 else "seconds"
+                problem = f"no answer within {policy.timeout:g} {unit}"
+            else:
+                problem = _network_problem(error, policy)
+            raise FetchError(f"{subject}: {problem}", url=original) from error
+    raise FetchError(
+        f"{original}: the server redirected more than {policy.max_redirects} times",
+        url=original,
+    )
+
+
 def _parse(url: str, *, subject: str, original: str) -> httpx.URL:
     def refuse(problem: str) -> FetchError:
         return FetchError(f"{subject}: {problem}", url=original)

@@ -61,8 +61,8 @@ def fetch_inputs(
     )
     fetched = {}
     for position, record in enumerate(run.inputs):
-        if not record.awaiting_fetch:
-            continue
+        if not record.awaiting_fetch or record.kind == InputKind.ITEMS:
+            continue  # stored, or an items input (:mod:`gristmill.engine.filtering`)
         with tempfile.SpooledTemporaryFile(max_size=1 << 20) as spool:
             try:
                 got = fetch(record.source, spool, policy)

@@ -8,7 +8,10 @@ holds one batch's bytes and its findings.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,9 @@ from gristmill.errors import TaskError
 from gristmill.states import BatchState
 from gristmill.storage import FilesystemStorage
 from gristmill.store.base import BatchSpec, MapStatus, Store
+
+_quoted = json.encoder.encode_basestring_ascii
+"""A string as JSON text, as ``json.dumps`` writes it (in C)."""
 
 CHUNK = 1 << 20
 """Bytes the splitter reads at a time."""
@@ -38,10 +44,144 @@ def split(
     byte ranges without parsing; other readers' items are written, a batch per file, under
     ``spill`` (a directory in the run's storage)."""
     reader = task.reader()
+    if task.pair_with_ancestor is not None:
+        paired = pairs(task, run, spill.parent / "pairs")
+        return _spill_lines(paired, storage, spill, task.batch_size)
     if isinstance(reader, JsonLines):
         given = find_input(run, reader.input)
         return _line_ranges(given.path, storage.relative(given.path), task.batch_size)
     return _spill(reader.items(run), storage, spill, task.batch_size)
+
+
+def _ancestor_view(run: RunContext) -> RunContext:
+    """``run`` as the ancestor's reader sees it: the ancestor's inputs, no ancestor."""
+    assert run.ancestor is not None
+    view = copy.copy(run)
+    view.inputs = run.ancestor.inputs
+    view.ancestor = None
+    return view
+
+
+def pairs(task: MapTask, run: RunContext, directory: Path) -> Iterator[str]:
+    """The items of the run paired with the ancestor's by key, each pair a line of JSON text
+    ``[current, ancestor]``, ``null`` on the side that lacks the key; no ancestor pairs every
+    item with ``null``.
+
+    Memory stays bounded by one partition: both runs' items are streamed once into
+    ``task.pair_partitions`` files by a hash of the key, then each partition is read whole,
+    paired and yielded (this run's items in reading order, then the ancestor's removed items).
+    Items travel as their JSON text (a JSON Lines input's own lines), parsed once for the key.
+    Two items of one run with the same key are a :class:`TaskError` naming both.
+    """
+    count = task.pair_partitions
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"partition-{n:04d}.txt" for n in range(count)]
+    sides: list[tuple[str, RunContext]] = [("current", run)]
+    if run.ancestor is not None:
+        sides.append(("ancestor", _ancestor_view(run)))
+    crc32 = zlib.crc32
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context(path.open("w", encoding="utf-8")) for path in paths]
+        for side, view in sides:
+            flag = side[0]
+            for number, (item, text) in enumerate(_item_texts(task, view, side), 1):
+                key = _key_text(task, item, number, side)
+                outs[crc32(key.encode()) % count].write(f"{flag}\t{number}\t{key}\t{text}\n")
+    ancestor = run.ancestor.id if run.ancestor is not None else ""
+    for path in paths:
+        current: dict[str, tuple[int, str]] = {}
+        earlier: dict[str, tuple[int, str]] = {}
+        with path.open(encoding="utf-8") as stream:
+            for line in stream:
+                flag, number_text, key, text = line.rstrip("\n").split("\t", 3)
+                number = int(number_text)
+                seen = current if flag == "c" else earlier
+                if key in seen:
+                    where = "this run" if flag == "c" else f"the ancestor run {ancestor}"
+                    raise TaskError(
+                        f"items {seen[key][0]} and {number} of {where} have the same key {key}: "
+                        f"step `{task.step_name}` pairs items by a key that must be unique"
+                    )
+                seen[key] = (number, text)
+        path.unlink()
+        for key, (_, text) in sorted(current.items(), key=lambda entry: entry[1][0]):
+            found = earlier.pop(key, None)
+            yield f"[{text},{found[1] if found else 'null'}]"
+        for _, text in sorted(earlier.values()):
+            yield f"[null,{text}]"
+
+
+def _item_texts(task: MapTask, view: RunContext, side: str) -> Iterator[tuple[Any, str]]:
+    """Each item of ``view`` with its JSON text: a JSON Lines input's own lines, parsed once;
+    other readers' items encoded."""
+    reader = task.reader()
+    if isinstance(reader, JsonLines):
+        with find_input(view, reader.input).path.open(encoding="utf-8-sig") as stream:
+            for number, line in enumerate(stream, 1):
+                text = line.strip()
+                try:
+                    yield (json.loads(text) if text else None), text or "null"
+                except ValueError as error:
+                    raise TaskError(
+                        f"item {number} of the {side} run is not JSON: {error}"
+                    ) from None
+        return
+    for number, item in enumerate(reader.items(view), 1):
+        try:
+            yield item, json.dumps(item, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise TaskError(
+                f"item {number} of the {side} run cannot be stored as JSON: {error}"
+            ) from None
+
+
+def _spill_lines(
+    lines: Iterator[str], storage: FilesystemStorage, spill: Path, size: int
+) -> tuple[int, list[BatchSpec]]:
+    """Write lines of JSON text (one item each) to batch files of ``size`` lines."""
+    spill.mkdir(parents=True, exist_ok=True)
+    batches: list[BatchSpec] = []
+    total = 0
+    out = None
+    try:
+        for line in lines:
+            if total % size == 0:
+                if out is not None:
+                    out.close()
+                path = spill / f"batch-{len(batches) + 1:06d}.jsonl"
+                out = path.open("w", encoding="utf-8")
+                batches.append(BatchSpec(len(batches) + 1, total + 1, 0, storage.relative(path)))
+            out.write(line + "\n")  # type: ignore[union-attr]
+            total += 1
+    finally:
+        if out is not None:
+            out.close()
+    specs = [
+        BatchSpec(b.number, b.first_item, min(size, total - b.first_item + 1), b.source)
+        for b in batches
+    ]
+    return total, specs
+
+
+def _key_text(task: MapTask, item: Any, number: int, side: str) -> str:
+    try:
+        key = task.pair_key(item)
+        if type(key) is str:  # the common keys, without json.dumps's overhead
+            return _quoted(key)
+        if type(key) is int:
+            return str(key)
+        return json.dumps(key, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except TaskError as error:
+        raise TaskError(f"item {number} of the {side} run: {error.message}") from None
+    except (TypeError, ValueError) as error:
+        raise TaskError(
+            f"item {number} of the {side} run has a key that is not JSON: {error}"
+        ) from None
+    except Exception as error:
+        raise TaskError(
+            f"item {number} of the {side} run: its key cannot be found: "
+            f"{type(error).__name__}: {error}"
+        ) from None
 
 
 def _line_ranges(path: Path, source: str, size: int) -> tuple[int, list[BatchSpec]]:

@@ -29,6 +29,7 @@ from gristmill.authoring.tasks import Task
 from gristmill.engine import mapping
 from gristmill.engine.batches import BatchRunner
 from gristmill.engine.fetching import fetch_inputs
+from gristmill.engine.filtering import filter_inputs
 from gristmill.engine.outage import Outage
 from gristmill.engine.planner import RunView, output_files, previous_result, upstream_token
 from gristmill.engine.watchdog import UnitReporter, Watchdog
@@ -279,7 +280,8 @@ class UnitRunner:
     def _fetch_inputs(
         self, claim: Claim, reporter: UnitReporter, pipeline: Pipeline, run: RunRecord
     ) -> RunRecord:
-        """The run with its URL inputs fetched and recorded (see :mod:`.fetching`)."""
+        """The run with its URL inputs fetched and its items inputs written, and recorded (see
+        :mod:`.fetching` and :mod:`.filtering`)."""
 
         def log(line: str) -> None:
             reporter.log(line, "system")
@@ -292,6 +294,7 @@ class UnitRunner:
             allow=self.fetch_allow,
             log=log,
         )
+        fetched.update(filter_inputs(run, pipeline, self.store, self.registry, self.storage, log))
 
         def save(report: Report) -> bool:
             return self.store.save_inputs(claim, fetched, report, lease=self.lease)

@@ -4,7 +4,10 @@
   A staff-only pipeline does not exist for anybody else; a pipeline for signed-in users asks
   an anonymous caller to sign in.
 * A run's UUID URL is a capability: a run made without signing in is readable by whoever
-  holds its URL; a signed-in user's runs are private to them and to staff.
+  holds its URL; a signed-in user's runs are private to them and to staff, unless they share
+  one (:mod:`gristmill.server.sharing`): read-only, with named users or with whoever opened
+  its share link in this browser session. Acting on a run (cancel, rerun, delete, pin,
+  sharing it) stays its owner's and staff's (:func:`owned_run`).
 * Anything a caller may not see answers exactly as if it did not exist (404).
 
 Callers are identified by Django's session (the web pages, and the API from the same browser)
@@ -32,6 +35,8 @@ class Caller:
     """The Django user's id; ``None`` for an anonymous caller."""
     username: str = ""
     is_staff: bool = False
+    share_tokens: tuple[str, ...] = ()
+    """The share links opened in this browser session (see :mod:`gristmill.server.sharing`)."""
 
     @property
     def signed_in(self) -> bool:
@@ -44,9 +49,15 @@ ANONYMOUS = Caller()
 def session_caller(request: HttpRequest) -> Caller:
     """The caller signed in with the request's session (anonymous if nobody is)."""
     user = getattr(request, "user", None)
+    session = getattr(request, "session", None)
+    tokens = tuple(session.get(SHARE_TOKENS_KEY, ())) if session is not None else ()
     if user is None or not user.is_authenticated:
-        return ANONYMOUS
-    return Caller(user.pk, user.get_username(), bool(user.is_staff))
+        return Caller(share_tokens=tokens) if tokens else ANONYMOUS
+    return Caller(user.pk, user.get_username(), bool(user.is_staff), tokens)
+
+
+SHARE_TOKENS_KEY = "gristmill_share_tokens"
+"""Where a session keeps the share links it opened."""
 
 
 def may_use(caller: Caller, pipeline: Pipeline) -> bool:
@@ -78,13 +89,26 @@ def usable_pipeline(caller: Caller, service: Service, name: str) -> Pipeline:
 
 
 def may_see(caller: Caller, run: RunRecord) -> bool:
-    """Whether ``caller`` may see ``run`` (and act on it: cancel, rerun, delete)."""
+    """Whether ``caller`` may see ``run`` and act on it (cancel, rerun, delete), shares aside."""
     return run.owner_id is None or caller.is_staff or run.owner_id == caller.user_id
 
 
 def visible_run(caller: Caller, run_id: str, service: Service) -> RunStatus:
-    """The run's status, if ``caller`` may see it; :class:`NotFoundError` otherwise, with the
-    same message as for a run that does not exist."""
+    """The run's status, if ``caller`` may see it, by right or because it was shared with
+    them; :class:`NotFoundError` otherwise, with the same message as for a run that does not
+    exist."""
+    from gristmill.server.sharing import shared_with
+
+    status = get_run(run_id, service=service)
+    if not may_see(caller, status.run) and not shared_with(caller, status.id):
+        raise NotFoundError(f"no run with id {run_id!r}")
+    return status
+
+
+def owned_run(caller: Caller, run_id: str, service: Service) -> RunStatus:
+    """The run's status, if ``caller`` may act on it (its owner, staff, anybody for a run
+    submitted without signing in); :class:`NotFoundError` otherwise, as for a run that does
+    not exist, even if it was shared with them."""
     status = get_run(run_id, service=service)
     if not may_see(caller, status.run):
         raise NotFoundError(f"no run with id {run_id!r}")

@@ -1,4 +1,5 @@
-"""What a caller may do to a run they can see: cancel, rerun, delete, pin and unpin.
+"""What a caller may do to a run they can see: cancel, rerun, retry failed batches, delete,
+pin and unpin.
 
 One implementation for the REST API and the run page: each function checks who is asking and
 the run's state, acts, and raises when it cannot: :class:`~gristmill.errors.ConflictError` (with
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 import logging
 
+from gristmill.app import maps
 from gristmill.app.service import Service
 from gristmill.engine import retention
 from gristmill.errors import ConflictError, PermissionDeniedError, SignInRequiredError
-from gristmill.server.access import Caller, visible_run
+from gristmill.server import notifications
+from gristmill.server.access import Caller, owned_run
 from gristmill.states import RunState
 
 logger = logging.getLogger("gristmill.actions")
@@ -29,7 +32,7 @@ def cancel(caller: Caller, service: Service, run_id: str) -> RunState:
     """Cancel the run: at once if queued, as soon as its step stops if running (then it ends
     ``cancelled`` whatever happens meanwhile). Records who asked. Returns the run's state
     afterwards; :class:`ConflictError` with the final state if the run had already ended."""
-    visible_run(caller, run_id, service)
+    owned_run(caller, run_id, service)
     store = service.store
     if not store.request_cancel(run_id, by=caller.username if caller.signed_in else None):
         state = store.get_run(run_id).state
@@ -42,7 +45,7 @@ def rerun(caller: Caller, service: Service, run_id: str) -> RunState:
     """Queue an ended run again: stale steps are recomputed, current results kept. Returns the
     run's state afterwards; :class:`ConflictError` if the run is still queued or running, or
     has expired."""
-    visible_run(caller, run_id, service)
+    owned_run(caller, run_id, service)
     store = service.store
     if not store.requeue(run_id, reason="rerun requested"):
         state = store.get_run(run_id).state
@@ -51,14 +54,25 @@ def rerun(caller: Caller, service: Service, run_id: str) -> RunState:
         else:
             message = f"the run is still {state}; wait for it to end to run it again"
         raise ConflictError(message, state=state)
+    notifications.record_again(run_id)
     return store.get_run(run_id).state
+
+
+def retry_batches(caller: Caller, service: Service, run_id: str) -> tuple[int, RunState]:
+    """Queue again the failed batches of an ended run's map steps (and those that never ran
+    or listed failed items). Returns how many, and the run's state afterwards;
+    :class:`ConflictError` if the run is still queued or running, or has nothing to retry."""
+    owned_run(caller, run_id, service)
+    retried = maps.retry_failed_batches(run_id, service=service)
+    notifications.record_again(run_id)
+    return retried, service.store.get_run(run_id).state
 
 
 def delete(caller: Caller, service: Service, run_id: str) -> None:
     """Remove an ended run's inputs, outputs, results and log now, keeping the small record
     that says who deleted it; :class:`ConflictError` if the run is still queued or running, or
     has already expired."""
-    owner_id = visible_run(caller, run_id, service).run.owner_id
+    owner_id = owned_run(caller, run_id, service).run.owner_id
     if caller.is_staff:
         who = f"staff ({caller.username})"
     elif caller.signed_in and owner_id == caller.user_id:
@@ -98,7 +112,7 @@ def pin(caller: Caller, service: Service, run_id: str, *, pinned: bool) -> None:
     :class:`SignInRequiredError` for an anonymous caller who may not,
     :class:`PermissionDeniedError` for a signed-in one, :class:`ConflictError` if the run has
     expired."""
-    status = visible_run(caller, run_id, service)
+    status = owned_run(caller, run_id, service)
     refusal = pin_refusal(caller, status.run.owner_id)
     if refusal is not None:
         if not caller.signed_in:

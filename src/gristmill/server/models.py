@@ -250,6 +250,104 @@ class Supervisor(models.Model):
         return self.name
 
 
+class NotifySettings(models.Model):
+    """A user's notification settings: the default of each run's "e-mail me" choice."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="gristmill_notify",
+    )
+    email_runs = models.BooleanField(
+        default=False, help_text="E-mail the user when their runs end, unless a run says not to."
+    )
+
+    class Meta:
+        db_table = "gristmill_notifysettings"
+
+
+class Notification(models.Model):
+    """One message to send when a run ends (the outbox): an e-mail or a webhook call.
+
+    Made with the run's submission, so it is in the database before the run can end; senders
+    take the pending ones whose run has ended, under a lease, and log each attempt.
+    """
+
+    run = models.ForeignKey(
+        Run, on_delete=models.CASCADE, related_name="notifications", db_index=False
+    )  # the (run, id) index serves lookups by run
+    channel = models.CharField(max_length=16, help_text="email or webhook")
+    target = models.TextField(help_text="The e-mail address or the webhook's URL.")
+    origin = models.CharField(
+        max_length=16, help_text="run (asked at submission), user (their setting), pipeline or site"
+    )
+    state = models.CharField(max_length=16, default="pending")  # pending | sent | failed
+    attempts = models.PositiveIntegerField(default=0)
+    next_at = models.FloatField(help_text="Not tried again before this Unix time.")
+    lease_until = models.FloatField(null=True, blank=True)
+    body = models.TextField(
+        null=True, blank=True, help_text="What is sent, fixed at the first attempt."
+    )
+    created_at = models.FloatField()
+    sent_at = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        db_table = "gristmill_notification"
+        indexes = [
+            models.Index(
+                fields=["next_at"],
+                name="gristmill_notification_due",
+                condition=models.Q(state="pending"),
+            ),
+            models.Index(fields=["run", "id"], name="gristmill_notification_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.target} ({self.state})"
+
+
+class DeliveryAttempt(models.Model):
+    """One attempt to send a :class:`Notification`: what the other end answered, or why not."""
+
+    notification = models.ForeignKey(
+        Notification, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    number = models.PositiveIntegerField()
+    at = models.FloatField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "gristmill_deliveryattempt"
+
+
+class RunShare(models.Model):
+    """A private run shown, read-only, to a named user or to whoever holds a link's token."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="shares", db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="gristmill_shared_runs",
+    )
+    token = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "gristmill_runshare"
+        constraints = [
+            models.UniqueConstraint(fields=["run", "user"], name="gristmill_runshare_user"),
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=True) ^ models.Q(token__isnull=True),
+                name="gristmill_runshare_user_or_token",
+            ),
+        ]
+        indexes = [models.Index(fields=["run"], name="gristmill_runshare_run")]
+
+
 class MapStep(models.Model):
     """A map step of a run cut into batches: its remaining counter is what the last batch
     brings to zero (see :meth:`gristmill.store.base.Store.save_batch`)."""

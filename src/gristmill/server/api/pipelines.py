@@ -10,6 +10,7 @@ from gristmill.app.submission import Entry, submit, submit_many
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.validation import validate_params
 from gristmill.errors import NotFoundError, PipelineNotFoundError, SubmissionError
+from gristmill.server import notifications
 from gristmill.server.access import may_see_pipeline, usable_pipeline
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.schemas import (
@@ -88,11 +89,19 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
         pipeline = usable_pipeline(caller, service, name)
     except NotFoundError as error:  # named as the field at fault, like every refusal
         raise PipelineNotFoundError({"pipeline": [str(error)]}) from None
-    inputs, params, ancestor = read_submission(request, caller=caller, service=service)
+    submission = read_submission(request, caller=caller, service=service)
+    params = submission.params
     validate_params(pipeline, params, strict=True)  # JSON values: no "5" for 5, no 1 for true
+    wishes = notifications.check_wishes(service.settings, caller, submission.wishes)
     run_id = submit(
-        pipeline, inputs, params, owner_id=caller.user_id, ancestor=ancestor, service=service
+        pipeline,
+        submission.inputs,
+        params,
+        owner_id=caller.user_id,
+        ancestor=submission.ancestor,
+        service=service,
     )
+    notifications.record(service.settings, run_id, pipeline, caller, wishes)
     return Status(201, SubmittedRun(id=run_id, **run_links(run_id)))
 
 
@@ -114,7 +123,9 @@ def submit_runs(request: HttpRequest, name: str) -> Status[BulkSubmitted]:
     the order of the entries (201).
 
     Send a JSON body ``{"entries": [{"params": {...}, "inputs": [...]}, ...]}``: each entry is
-    what a JSON submission to ``/pipelines/{name}/runs`` takes. Each entry is checked as a
+    what a JSON submission to ``/pipelines/{name}/runs`` takes (``ancestor``, ``notify_email``
+    and ``webhook_url`` too), and each run is notified as a single submission's run is (its
+    pipeline's and the site's webhooks included). Each entry is checked as a
     single submission is; if any is refused, none is stored and the answer (400, or 413 for
     inputs over the size limit) names each problem under ``entries.<index>.<field>``.
     """
@@ -126,15 +137,22 @@ def submit_runs(request: HttpRequest, name: str) -> Status[BulkSubmitted]:
         raise PipelineNotFoundError({"pipeline": [str(error)]}) from None
     read = read_bulk(request, caller=caller, service=service)
     problems: dict[str, list[str]] = {}
-    for index, (_, params, _) in enumerate(read):
+    wishes: list[notifications.Wishes] = []
+    for index, submission in enumerate(read):
         try:
-            validate_params(pipeline, params, strict=True)
+            validate_params(pipeline, submission.params, strict=True)
+        except SubmissionError as error:
+            for field, messages in error.errors.items():
+                problems[f"entries.{index}.{field}"] = messages
+        try:
+            wishes.append(notifications.check_wishes(service.settings, caller, submission.wishes))
         except SubmissionError as error:
             for field, messages in error.errors.items():
                 problems[f"entries.{index}.{field}"] = messages
     if problems:
         raise SubmissionError(problems)
-    entries = [Entry(inputs, params, ancestor) for inputs, params, ancestor in read]
+    entries = [Entry(s.inputs, s.params, s.ancestor) for s in read]
     run_ids = submit_many(pipeline, entries, owner_id=caller.user_id, service=service)
+    notifications.record_many(service.settings, run_ids, pipeline, caller, wishes)
     runs = [SubmittedRun(id=run_id, **run_links(run_id)) for run_id in run_ids]
     return Status(201, BulkSubmitted(runs=runs, count=len(runs)))

@@ -20,9 +20,10 @@ from gristmill.app.submission import RunStatus
 from gristmill.engine.planner import RunView
 from gristmill.errors import ConflictError, InternalErrorRef, PermissionDeniedError
 from gristmill.server import actions
-from gristmill.server.access import visible_run
+from gristmill.server.access import Caller, visible_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.errors import internal_error
+from gristmill.server.api.maps import map_outs
 from gristmill.server.api.schemas import (
     AncestorOut,
     ErrorOut,
@@ -60,7 +61,11 @@ def get_run_status(request: HttpRequest, run_id: str) -> RunOut:
     An internal error shows only its reference; staff find the traceback under it.
     """
     caller = caller_of(request)
-    status = visible_run(caller, run_id, default_service())
+    return run_out(caller, visible_run(caller, run_id, default_service()))
+
+
+def run_out(caller: Caller, status: RunStatus) -> RunOut:
+    """The run's status as the API answers it to ``caller`` (who may see it)."""
     run = status.run
     progress = None
     if run.progress_done is not None:
@@ -117,6 +122,7 @@ def get_run_status(request: HttpRequest, run_id: str) -> RunOut:
             )
             for step in status.steps
         ],
+        maps=map_outs(default_service(), run.id),
         **run_links(run.id),
     )
 

@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from gristmill.states import RunState, StepState
 
 API_ROOT = "/api/v1"
+MAX_FAILED_BATCHES = 100
+"""The most failed batches a run's status lists per map step (the count says how many)."""
+MAX_FAILED_ITEMS = 20
+"""The most failed items a run's status lists per batch (the count says how many)."""
 """Where the URLconf mounts the API; the links in answers start with it."""
 
 
@@ -157,6 +161,50 @@ class InputDigestOut(Out):
     media_type: str
 
 
+class FailedItemOut(Out):
+    item: int = Field(description="The item's number (1 for the first item).")
+    error: str
+
+
+class FailedBatchOut(Out):
+    number: int = Field(description="The batch's number (1 for the first batch).")
+    first_item: int = Field(description="The number of its first item.")
+    items: int = Field(description="How many items it holds.")
+    state: str = Field(description="failed, or done for a batch that listed failed items.")
+    error: str | None = Field(description="Why the batch failed, if it did.")
+    failed_items: list[FailedItemOut] = Field(
+        description=f"Its items that raised (the first {MAX_FAILED_ITEMS} of them)."
+    )
+    failed_items_total: int = Field(description="How many of its items raised.")
+
+
+class MapOut(Out):
+    """Where one map step is, summed over its batches: never a row per item."""
+
+    step: str
+    items_total: int
+    items_done: int = Field(description="Items of the batches that ended done.")
+    items_failed: int = Field(description="Items that raised, in batches that went on.")
+    batches: dict[str, int] = Field(description="How many batches are pending, done, failed.")
+    batches_total: int
+    counts: dict[str, int] = Field(description="Findings by kind, over the batches done so far.")
+    examples: dict[str, list[Any]] = Field(
+        description="A few findings of each kind, from the batches done so far."
+    )
+    failed_batches: list[FailedBatchOut] = Field(
+        description=f"The failed batches and those that listed failed items (the first "
+        f"{MAX_FAILED_BATCHES}); retry them with POST /runs/{{id}}/retry-batches."
+    )
+    failed_batches_total: int
+    partial: bool = Field(
+        description="True while batches remain: counts and examples are those of the batches "
+        "done so far. False once every batch has ended."
+    )
+    generation: int = Field(description="1, plus one for each retry of failed batches.")
+    findings_url: str = Field(description="Its findings, a page at a time.")
+    findings_jsonl_url: str = Field(description="All its findings as JSON Lines.")
+
+
 class RunOut(RunLinks):
     id: str
     pipeline: str
@@ -196,6 +244,29 @@ class RunOut(RunLinks):
         default_factory=list, description="The run's inputs with their SHA-256 digests."
     )
     steps: list[StepOut]
+    maps: list[MapOut] = Field(
+        description="Each map step that has started: items and batches done, findings by kind "
+        "with examples (partial while batches remain), failed batches."
+    )
+
+
+class FindingOut(Out):
+    item: int = Field(description="The item's number (1 for the first item).")
+    batch: int
+    kind: str
+    finding: Any = Field(description="The finding as the step returned it.")
+
+
+class FindingsOut(Out):
+    findings: list[FindingOut]
+    next: int | None = Field(
+        description="Pass it as `after` to read on; null once there are no more."
+    )
+
+
+class RetriedOut(Out):
+    batches: int = Field(description="How many batches were queued again.")
+    state: RunState
 
 
 class StateOut(Out):

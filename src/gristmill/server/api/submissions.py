@@ -19,9 +19,9 @@ from pydantic import ValidationError as PydanticError
 from gristmill.app.service import Service, default_service
 from gristmill.app.submission import MAX_BULK_ENTRIES, ancestor_id
 from gristmill.authoring import jsonload
-from gristmill.authoring.inputs import InputSource, JsonInput, TextInput, Upload
+from gristmill.authoring.inputs import InputSource, JsonInput, RunItems, TextInput, Upload
 from gristmill.errors import NotFoundError, SignInRequiredError, SubmissionError
-from gristmill.server import datafiles
+from gristmill.server import datafiles, notifications
 from gristmill.server.access import Caller, visible_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.bodies import JSON, MULTIPART, require_media_type, unnamed_file
@@ -33,6 +33,8 @@ URL_FIELD = "url"
 DATAFILE_FIELD = "datafile"
 RUN_FIELD = "run"
 ANCESTOR_FIELD = "ancestor"
+NOTIFY_EMAIL_FIELD = "notify_email"
+WEBHOOK_FIELD = "webhook_url"
 REFERENCE_FIELDS = (URL_FIELD, DATAFILE_FIELD, RUN_FIELD)
 """Form fields naming inputs (repeatable): URLs, data file ids, earlier runs' ids."""
 
@@ -42,9 +44,11 @@ class InlineInput(BaseModel):
 
     model_config = ConfigDict(extra="allow")  # a stray field gets a message of our own
     kind: str = Field(
-        description="json, text, url, datafile or run (files are uploaded as multipart)"
+        description="json, text, url, datafile, run or items (files are uploaded as multipart)"
     )
-    value: Any = Field(None, description="For kind json: the JSON value.")
+    value: Any = Field(
+        None, description="For kind json: the JSON value; for kind items: the value to match."
+    )
     text: str | None = Field(None, description="For kind text: the text.")
     name: str | None = Field(
         None, description="For kinds json and text: a file name (input.json/.txt)."
@@ -52,9 +56,21 @@ class InlineInput(BaseModel):
     url: str | None = Field(None, description="For kind url: the http(s) URL to fetch.")
     id: str | None = Field(None, description="For kind datafile: the data file's id.")
     run: str | None = Field(
-        None, description="For kind run: the id of an earlier run, whose outputs become inputs."
+        None,
+        description="For kind run: the id of an earlier run, whose outputs become inputs; for "
+        "kind items: the earlier run whose items to take.",
     )
-    step: str | None = Field(None, description="For kind run: only this step's outputs.")
+    step: str | None = Field(
+        None,
+        description="For kind run: only this step's outputs; for kind items: the map step whose "
+        "items to take (may be left out if the run has one).",
+    )
+    where: str | None = Field(
+        None, description='For kind items: a JSON path, e.g. "$.buyer.id", equal to value.'
+    )
+    finding: str | None = Field(
+        None, description="For kind items: take the items with a finding of this kind."
+    )
 
 
 class SubmitRequest(BaseModel):
@@ -67,14 +83,30 @@ class SubmitRequest(BaseModel):
         None,
         description="An earlier, succeeded run to compare with: its id or its address.",
     )
+    notify_email: bool | None = Field(
+        None,
+        description="E-mail the submitter when the run ends (default: their own setting).",
+    )
+    webhook_url: str | None = Field(
+        None, description="An http(s) URL to POST a signed JSON message to when the run ends."
+    )
 
 
 class Submission(NamedTuple):
-    """What a request submits: inputs, parameters and the ancestor's id, if one was named."""
+    """What a request submits: inputs, parameters, the ancestor's id if one was named, and
+    the notification wishes (``notify_email``, ``webhook_url``; see
+    :mod:`gristmill.server.notifications`)."""
 
     inputs: list[InputSource]
     params: dict[str, Any]
     ancestor: str | None = None
+    notify_email: bool | None = None
+    webhook_url: str | None = None
+
+    @property
+    def wishes(self) -> notifications.Wishes:
+        """The notifications it asks for, to check and record with the run."""
+        return notifications.Wishes(self.notify_email, self.webhook_url)
 
 
 _FIELDS_OF_KIND = {
@@ -83,16 +115,28 @@ _FIELDS_OF_KIND = {
     "url": {"kind", "url"},
     "datafile": {"kind", "id"},
     "run": {"kind", "run", "step"},
+    "items": {"kind", "run", "step", "where", "value", "finding"},
 }
-_REQUIRED_OF_KIND = {"json": "value", "text": "text", "url": "url", "datafile": "id", "run": "run"}
-_KINDS = "json, text, url, datafile or run"
+_REQUIRED_OF_KIND = {
+    "json": "value",
+    "text": "text",
+    "url": "url",
+    "datafile": "id",
+    "run": "run",
+    "items": "run",
+}
+_KINDS = "json, text, url, datafile, run or items"
 _MESSAGES = {
     ("params", "dict_type"): "must be a JSON object",
     ("inputs", "list_type"): "must be a list of inputs",
     ("input", "model_type"): "must be a JSON object with a 'kind'",
     ("kind", "missing"): f"is required ({_KINDS})",
 }
-_FORM_FIELDS = "'files', 'url', 'datafile', 'run', 'params' and 'ancestor'"
+_FORM_FIELDS = (
+    "'files', 'url', 'datafile', 'run', 'params', 'ancestor', 'notify_email' and 'webhook_url'"
+)
+_JSON_FIELDS = "'params', 'inputs', 'ancestor', 'notify_email' and 'webhook_url'"
+_YES, _NO = ("true", "1", "on", "yes"), ("false", "0", "off", "no", "")
 UNNAMED_FILE = 'each file needs a file name (filename="..." in its part\'s Content-Disposition)'
 
 
@@ -143,19 +187,53 @@ class _Reader:
             self.problems.setdefault(where, []).append(str(error))
         return None
 
+    def items(self, item: InlineInput, given: set[str], where: str) -> InputSource | None:
+        """An items input (a filtered run), its filter checked field by field, if the caller
+        may see its run (a run it may not see is refused as one that does not exist)."""
+        from gristmill.authoring.filters import parse_path
+
+        if ("where" in given) == ("finding" in given):
+            self.problems[where] = ["give either 'where' and 'value', or 'finding'"]
+            return None
+        if "where" in given:
+            if "value" not in given:
+                self.problems[f"{where}.value"] = ["is required with 'where'"]
+                return None
+            try:
+                parse_path(item.where or "")
+            except ValueError as error:
+                self.problems[f"{where}.where"] = [str(error)]
+                return None
+        elif not item.finding:
+            self.problems[f"{where}.finding"] = ["must be a finding kind"]
+            return None
+        try:
+            status = visible_run(self.caller, str(item.run), self.service)
+        except NotFoundError as error:
+            self.problems[f"{where}.run"] = [str(error)]
+            return None
+        return RunItems(
+            status.id,
+            item.step,
+            where=item.where if "where" in given else None,
+            value=item.value,
+            finding=item.finding if "finding" in given else None,
+        )
+
 
 def read_submission(
     request: HttpRequest, *, caller: Caller | None = None, service: Service | None = None
 ) -> Submission:
-    """The inputs and parameters a request submits for ``caller`` (default: the request's);
+    """The inputs, parameters, ancestor and notification wishes a request submits for
+    ``caller`` (default: the request's);
     :class:`~gristmill.errors.SubmissionError` (400) if it is malformed or names a data file or
     run that ``caller`` may not see, and :class:`SignInRequiredError` for data files named by
     an anonymous caller.
 
     ``multipart/form-data`` carries files in ``files``, URLs in ``url``, data file ids in
     ``datafile`` and earlier runs' ids in ``run`` (each repeatable, the inputs in that order),
-    the parameters as a JSON object in ``params`` and the ancestor in ``ancestor``;
-    ``application/json`` a
+    the parameters as a JSON object in ``params``, the ancestor in ``ancestor``, and
+    ``notify_email`` (``true``/``false``) and ``webhook_url`` once each; ``application/json`` a
     :class:`SubmitRequest`. A body of any other type is refused (415, see
     :mod:`~gristmill.server.api.bodies`); no body at all submits no inputs and default
     parameters.
@@ -174,7 +252,15 @@ def _read_form(request: HttpRequest, caller: Caller, service: Service) -> Submis
         problems[field] = [f"upload files in the field '{FILES_FIELD}'"]
     if unnamed_file(fields, FILES_FIELD):
         problems[FILES_FIELD] = [UNNAMED_FILE]
-    known = {FILES_FIELD, PARAMS_FIELD, ANCESTOR_FIELD, *REFERENCE_FIELDS, "csrfmiddlewaretoken"}
+    known = {
+        FILES_FIELD,
+        PARAMS_FIELD,
+        ANCESTOR_FIELD,
+        *REFERENCE_FIELDS,
+        NOTIFY_EMAIL_FIELD,
+        WEBHOOK_FIELD,
+        "csrfmiddlewaretoken",
+    }
     for field in sorted(set(fields) - known):
         problems[field] = [f"unknown field (a submission has {_FORM_FIELDS})"]
     params: dict[str, Any] = {}
@@ -190,6 +276,7 @@ def _read_form(request: HttpRequest, caller: Caller, service: Service) -> Submis
     ancestors = fields.getlist(ANCESTOR_FIELD)
     if len(ancestors) > 1:
         problems[ANCESTOR_FIELD] = ["name one ancestor run"]
+    wishes = _form_wishes(fields, problems)
     if problems:
         raise SubmissionError(problems)
     inputs: list[InputSource] = [
@@ -210,7 +297,24 @@ def _read_form(request: HttpRequest, caller: Caller, service: Service) -> Submis
     if problems:
         raise SubmissionError(problems)
     inputs.extend(source for source in named if source is not None)
-    return Submission(inputs, params, ancestor)
+    return Submission(inputs, params, ancestor, wishes.email, wishes.webhook_url)
+
+
+def _form_wishes(fields: Any, problems: dict[str, list[str]]) -> notifications.Wishes:
+    email: bool | None = None
+    url: str | None = None
+    for field in (NOTIFY_EMAIL_FIELD, WEBHOOK_FIELD):
+        if len(fields.getlist(field)) > 1:
+            problems[field] = ["give it once"]
+    given = fields.get(NOTIFY_EMAIL_FIELD)
+    if given is not None:
+        answer = given.strip().lower()
+        if answer not in _YES + _NO:
+            problems[NOTIFY_EMAIL_FIELD] = ["must be true or false"]
+        email = answer in _YES
+    if fields.get(WEBHOOK_FIELD, "").strip():
+        url = fields[WEBHOOK_FIELD]
+    return notifications.Wishes(email, url)
 
 
 def _read_json(request: HttpRequest, caller: Caller, service: Service) -> Submission:
@@ -234,7 +338,9 @@ def _read_json(request: HttpRequest, caller: Caller, service: Service) -> Submis
     ancestor = reader.ancestor(submission.ancestor, ANCESTOR_FIELD)
     if problems:
         raise SubmissionError(problems)
-    return Submission(inputs, submission.params, ancestor)
+    return Submission(
+        inputs, submission.params, ancestor, submission.notify_email, submission.webhook_url
+    )
 
 
 class BulkRequest(BaseModel):
@@ -247,10 +353,12 @@ class BulkRequest(BaseModel):
 
 
 def read_bulk(request: HttpRequest, *, caller: Caller, service: Service) -> list[Submission]:
-    """The inputs, parameters and ancestor of each entry of a bulk submission (a JSON
-    :class:`BulkRequest`), for ``caller``; :class:`~gristmill.errors.SubmissionError` (400)
-    naming ``entries.<index>.<field>`` if any entry is malformed or names what ``caller`` may
-    not see, or if there are more than :data:`MAX_BULK_ENTRIES` entries."""
+    """The inputs, parameters, ancestor and notification wishes of each entry of a bulk
+    submission (a JSON :class:`BulkRequest`), for ``caller``;
+    :class:`~gristmill.errors.SubmissionError` (400) naming ``entries.<index>.<field>`` if any
+    entry is malformed or names what ``caller`` may not see, or if there are more than
+    :data:`MAX_BULK_ENTRIES` entries. The wishes are checked by the caller of this function
+    (:func:`gristmill.server.notifications.check_wishes`)."""
     require_media_type(request, JSON)
     problems: dict[str, list[str]] = {}
     body = request.body
@@ -283,7 +391,9 @@ def read_bulk(request: HttpRequest, *, caller: Caller, service: Service) -> list
             if source is not None:
                 inputs.append(source)
         ancestor = reader.ancestor(entry.ancestor, f"entries.{index}.ancestor")
-        entries.append(Submission(inputs, entry.params, ancestor))
+        entries.append(
+            Submission(inputs, entry.params, ancestor, entry.notify_email, entry.webhook_url)
+        )
     if problems:
         raise SubmissionError(problems)
     return entries
@@ -316,6 +426,8 @@ def _inline_input(item: InlineInput, where: str, reader: _Reader) -> InputSource
         return reader.url(value, f"{where}.url")
     if kind == "datafile":
         return reader.datafile(value, f"{where}.id")
+    if kind == "items":
+        return reader.items(item, given, where)
     return reader.run(value, f"{where}.run", item.step)
 
 
@@ -328,7 +440,7 @@ def _parse_json(data: bytes, field: str, problems: dict[str, list[str]]) -> Any:
 
 
 def _pydantic_details(
-    error: PydanticError, fields: str = "a submission has 'params', 'inputs' and 'ancestor'"
+    error: PydanticError, fields: str = f"a submission has {_JSON_FIELDS}"
 ) -> dict[str, list[str]]:
     details: dict[str, list[str]] = {}
     for problem in error.errors(include_url=False):
@@ -338,7 +450,7 @@ def _pydantic_details(
         if problem["type"] == "extra_forbidden" and len(loc) == 1:
             message = f"unknown field ({fields})"
         elif problem["type"] == "extra_forbidden":
-            message = "unknown field (an entry has 'params', 'inputs' and 'ancestor')"
+            message = f"unknown field (an entry has {_JSON_FIELDS})"
         else:
             message = _MESSAGES.get((last, problem["type"]), problem["msg"])
         details.setdefault(field, []).append(message)
@@ -397,6 +509,16 @@ REQUEST_BODY_DOC: dict[str, Any] = {
                         "type": "string",
                         "description": "An earlier, succeeded run to compare with: its id or "
                         "its address.",
+                    },
+                    NOTIFY_EMAIL_FIELD: {
+                        "type": "string",
+                        "enum": ["true", "false"],
+                        "description": "E-mail the submitter when the run ends.",
+                    },
+                    WEBHOOK_FIELD: {
+                        "type": "string",
+                        "format": "uri",
+                        "description": "A URL to POST a signed message to when the run ends.",
                     },
                 },
             }

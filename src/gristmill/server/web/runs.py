@@ -1,24 +1,28 @@
-"""A run as its page shows it: steps, stage and progress, log tail, output files, and which
-results are stale.
+"""A run as its page shows it: steps, stage and progress, log tail, output files, which
+results are stale, and a panel per map step (:class:`MapPanel`), with a page of its findings on
+demand (:class:`FindingsTable`).
 
 ``static/gristmill/run.js`` updates the same things from the REST API while the run is queued
-or running; the texts made here (:func:`duration_text`, :func:`stage_text`) and there must
-read alike.
+or running; the texts made here (:func:`duration_text`, :func:`stage_text`, :func:`items_text`,
+:func:`batches_text`, :func:`partial_text`, :func:`number_text`) and there must read alike.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+from gristmill.app import maps
 from gristmill.app.service import Service
 from gristmill.app.staleness import Staleness, check, refresh
 from gristmill.app.submission import RunStatus, get_run
 from gristmill.authoring.pipelines import Pipeline
+from gristmill.server.api.maps import findings_links
 from gristmill.server.api.schemas import API_ROOT, run_links
 from gristmill.server.web.charts import timeline
 from gristmill.states import RunState
@@ -26,11 +30,21 @@ from gristmill.store.base import (
     CANCELLED_MESSAGE,
     KILLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
+    FindingRecord,
     LogLine,
+    MapStatus,
 )
 
 LOG_LINES = 1000
 """The most log lines the page shows when it is made; the script reads on from there."""
+EXAMPLES_SHOWN = 3
+"""Examples of each kind of finding a map step's panel shows (``run.js`` shows as many)."""
+KINDS_SHOWN = 12
+"""Kinds of finding a panel lists before the rest are collapsed (``run.js`` alike)."""
+FAILED_SHOWN = 5
+"""Failed batches a panel lists before the rest are collapsed."""
+FINDINGS_PAGE = 50
+"""Findings in one page of the run page's findings table."""
 
 
 @dataclass
@@ -55,6 +69,164 @@ class OutputLink:
     name: str
     size: int
     url: str
+
+
+def number_text(n: int) -> str:
+    """A count, readably: ``20,000`` (``run.js`` formats alike)."""
+    return f"{n:,}"
+
+
+def example_text(finding: Any, limit: int = 200) -> str:
+    """A finding as one short line of JSON (as ``JSON.stringify`` writes it in ``run.js``)."""
+    text = json.dumps(finding, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class KindRow:
+    kind: str
+    count: str
+    examples: list[str]
+
+
+@dataclass
+class FailedBatchRow:
+    number: int
+    items: str
+    """Which items it holds: ``items 7,501 to 8,000``."""
+    error: str
+    failed_items: list[str]
+    more_items: int
+
+
+@dataclass
+class MapPanel:
+    """What the run page shows of one map step: its progress in items and batches, its
+    findings by kind with a few examples (marked partial while batches remain), its failed
+    batches, and where to read or download its findings. Never a row per item."""
+
+    step: str
+    title: str
+    partial: bool
+    partial_text: str
+    items_done: int
+    items_total: int
+    items_text: str
+    batches_text: str
+    kinds: list[KindRow]
+    more_kinds: list[KindRow]
+    failed: list[FailedBatchRow]
+    more_failed: list[FailedBatchRow]
+    failed_total: int
+    jsonl_url: str
+
+
+def items_text(done: int, total: int, failed: int) -> str:
+    text = f"{number_text(done)} of {number_text(total)} items"
+    return f"{text}, {number_text(failed)} failed" if failed else text
+
+
+def batches_text(batches: dict[str, int], total: int) -> str:
+    parts = [f"{number_text(batches.get(state, 0))} {state}" for state in ("done", "pending")]
+    parts += [
+        f"{number_text(batches[state])} {state}"
+        for state in ("failed", "skipped")
+        if batches.get(state)
+    ]
+    return f"Batches: {', '.join(parts)} (of {number_text(total)})"
+
+
+def partial_text(status: MapStatus) -> str:
+    ended = status.batches_total - status.remaining
+    return f"partial — {number_text(ended)} of {number_text(status.batches_total)} batches"
+
+
+def map_panel(run_id: str, status: MapStatus, title: str) -> MapPanel:
+    kinds = [
+        KindRow(
+            kind,
+            number_text(count),
+            [example_text(f) for f in status.examples.get(kind, [])[:EXAMPLES_SHOWN]],
+        )
+        for kind, count in sorted(status.counts.items(), key=lambda pair: (-pair[1], pair[0]))
+    ]
+    failed = [
+        FailedBatchRow(
+            number=batch.number,
+            items=f"items {number_text(batch.first_item)} to "
+            f"{number_text(batch.first_item + batch.items - 1)}",
+            error=batch.error or "",
+            failed_items=[f"item {number_text(n)}: {error}" for n, error in batch.failed_items[:5]],
+            more_items=max(0, len(batch.failed_items) - 5),
+        )
+        for batch in status.failed_batches[:100]
+    ]
+    return MapPanel(
+        step=status.step,
+        title=title,
+        partial=not status.complete,
+        partial_text=partial_text(status),
+        items_done=status.items_done,
+        items_total=status.items_total,
+        items_text=items_text(status.items_done, status.items_total, status.items_failed),
+        batches_text=batches_text(status.batches, status.batches_total),
+        kinds=kinds[:KINDS_SHOWN],
+        more_kinds=kinds[KINDS_SHOWN:],
+        failed=failed[:FAILED_SHOWN],
+        more_failed=failed[FAILED_SHOWN:],
+        failed_total=len(status.failed_batches),
+        jsonl_url=findings_links(run_id, status.step)[1],
+    )
+
+
+def map_panels(service: Service, status: RunStatus) -> list[MapPanel]:
+    """The panels of the run's started map steps, in step order."""
+    titles = {step.name: step.title for step in status.steps}
+    return [
+        map_panel(status.id, m, titles.get(m.step, m.step))
+        for m in maps.map_status(status.id, service=service)
+    ]
+
+
+@dataclass
+class FindingsTable:
+    """One page of a map step's findings, shown on the run page on demand
+    (``?findings=STEP&kind=KIND&after=N``)."""
+
+    step: str
+    title: str
+    kind: str
+    rows: list[tuple[str, str, str]]
+    """(item, kind, the finding as JSON) for each finding."""
+    next_url: str | None
+    error: str = ""
+
+
+def findings_table(
+    service: Service, status: RunStatus, panels: list[MapPanel], query: Mapping[str, str]
+) -> FindingsTable:
+    """The page of findings ``query`` asks for; ``error`` says what is wrong with it."""
+    step, kind = query.get("findings", ""), query.get("kind", "")
+    panel = next((p for p in panels if p.step == step), None)
+    table = FindingsTable(step, panel.title if panel else step, kind, [], None)
+    if panel is None:
+        table.error = f"This run has no started map step “{step}”."
+        return table
+    try:
+        after = int(query.get("after", "0") or "0")
+        if not 0 <= after < 2**63:
+            raise ValueError(after)
+    except ValueError:
+        table.error = "The page asked for is not a page of findings (after must be an item number)."
+        return table
+    page: list[FindingRecord] = maps.read_findings(
+        status.id, step, after=after, limit=FINDINGS_PAGE, kind=kind or None, service=service
+    )
+    table.rows = [(number_text(f.item), f.kind, example_text(f.finding, 500)) for f in page]
+    if page:
+        query_next = {"findings": step, **({"kind": kind} if kind else {}), "after": page[-1].item}
+        table.next_url = f"?{urlencode(query_next)}#findings"
+    return table
 
 
 def duration_text(seconds: float | None) -> str:
@@ -167,6 +339,12 @@ def run_page_context(
             progress_known=known_total,
             log=lines,
             log_after=after,
+        )
+    if run.state != RunState.EXPIRED:
+        panels = map_panels(service, status)
+        context["maps"] = panels
+        context["retryable"] = run.state.is_terminal and any(
+            p.failed_total or p.partial for p in panels
         )
     if run.state == RunState.SUCCEEDED:
         context["outputs"] = output_links(status)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from gristmill.server.web import datafiles, operator, views
+from gristmill.server.web import datafiles, filtered, operator, sharing, views
 
 app_name = "gristmill-web"
 
@@ -16,12 +16,17 @@ urlpatterns = [
     path("operator/", operator.operator_page, name="operator"),
     path("datafiles/", datafiles.datafile_list, name="datafiles"),
     path("datafiles/<str:file_id>/delete/", datafiles.datafile_delete, name="datafile-delete"),
+    path("runs/shared/", sharing.shared_list, name="shared-runs"),
     path("runs/<str:run_id>/", views.run_page, name="run"),
+    path("runs/<str:run_id>/share/", sharing.share_action, name="run-share"),
+    path("shared/<str:token>/", sharing.shared_link, name="shared-link"),
+    path("settings/", sharing.settings_page, name="settings"),
     re_path(
-        r"^runs/(?P<run_id>[^/]+)/(?P<action>cancel|rerun|delete|pin|unpin)/$",
+        r"^runs/(?P<run_id>[^/]+)/(?P<action>cancel|rerun|retry-batches|delete|pin|unpin)/$",
         views.run_action,
         name="run-action",
     ),
+    path("runs/<str:run_id>/filtered/", filtered.new_filtered_run, name="run-filtered"),
     path(
         "sign-in/",
         auth_views.LoginView.as_view(template_name="gristmill/sign_in.html"),

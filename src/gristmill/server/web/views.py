@@ -31,7 +31,7 @@ from gristmill.errors import (
     SignInRequiredError,
     SubmissionError,
 )
-from gristmill.server import actions
+from gristmill.server import actions, notifications
 from gristmill.server.access import (
     may_see_pipeline,
     session_caller,
@@ -41,12 +41,16 @@ from gristmill.server.access import (
 from gristmill.server.api.errors import error_response
 from gristmill.server.api.schemas import API_ROOT
 from gristmill.server.statuses import answer_for, status_of
+from gristmill.server.web.filtered import filter_form, filtered_from
 from gristmill.server.web.forms import SubmissionForm
 from gristmill.server.web.history import RunFilter
 from gristmill.server.web.history import run_page as runs_page
 from gristmill.server.web.results import results_context, results_page, step_results
-from gristmill.server.web.runs import run_page_context, sentence
+from gristmill.server.web.runs import findings_table, run_page_context, sentence
 from gristmill.states import RunState
+
+NOTIFY_EMAIL = "gristmill_notify_email"
+"""The submission form's "e-mail me when it ends" box (named apart from any parameter)."""
 
 P = ParamSpec("P")
 View = Callable[Concatenate[HttpRequest, P], HttpResponse]
@@ -107,11 +111,15 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
     caller = session_caller(request)
     pipeline = usable_pipeline(caller, service, name)
     status = 200
+    offers_email = caller.signed_in and notifications.email_enabled(service.settings)
+    notify_email = offers_email and notifications.wants_email(caller.user_id)
     if request.method == "POST":
         form = SubmissionForm(pipeline, request.POST, request.FILES, caller=caller, service=service)
         status = 400
+        notify_email = offers_email and request.POST.get(NOTIFY_EMAIL) == "on"
         if form.is_valid():
             try:
+                wishes = notifications.Wishes(email=notify_email)
                 run_id = submit(
                     pipeline,
                     form.inputs(),
@@ -120,6 +128,7 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
                     ancestor=form.ancestor(),
                     service=service,
                 )
+                notifications.record(service.settings, run_id, pipeline, caller, wishes)
             except SubmissionError as refusal:
                 form.show_refusal(refusal)
                 status = status_of(refusal)
@@ -127,7 +136,13 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
                 return HttpResponseSeeOther(reverse("gristmill-web:run", args=[run_id]))
     else:
         form = SubmissionForm(pipeline, caller=caller, service=service)
-    context = {"pipeline": pipeline, "form": form}
+    context = {
+        "pipeline": pipeline,
+        "form": form,
+        "offers_email": offers_email,
+        "notify_email": notify_email,
+        "notify_email_field": NOTIFY_EMAIL,
+    }
     return render(request, "gristmill/submit.html", context, status=status)
 
 
@@ -142,11 +157,20 @@ def run_page(request: HttpRequest, run_id: str) -> HttpResponse:
     ready, the page follows the recomputation and shows the old results, marked stale."""
     service = default_service()
     caller = session_caller(request)
+    from gristmill.server.web.sharing import run_page_extras
+
     status = visible_run(caller, run_id, service)
     registry = service.registry
     pipeline = registry.get(status.run.pipeline) if status.run.pipeline in registry else None
     context: dict[str, Any] = run_page_context(service, status, pipeline)
-    context["may_pin"] = actions.pin_refusal(caller, status.run.owner_id) is None
+    context.update(run_page_extras(request, caller, service, context["run"]))
+    context["may_pin"] = (
+        context["may_act"] and actions.pin_refusal(caller, status.run.owner_id) is None
+    )
+    if "findings" in request.GET and "maps" in context:
+        context["findings"] = findings_table(service, status, context["maps"], request.GET)
+    context["filter_form"] = filter_form(service, caller, status, pipeline)
+    context["filtered_from"] = filtered_from(status)
     if context["shows_results"]:
         status, staleness = context["status"], context["staleness"]
         results = step_results(service, status, pipeline, request, staleness)
@@ -163,6 +187,7 @@ _DONE = {
     "delete": "Deleted: the run's files, results and log are gone.",
     "pin": "Pinned: the run is kept until it is unpinned.",
     "unpin": "Unpinned: the run expires at the end of its retention period.",
+    "retry-batches": "Queued again: its failed batches are retried, and only those.",
 }
 _CANCELLING = "Cancelling: the run stops as soon as its current step does."
 
@@ -170,8 +195,8 @@ _CANCELLING = "Cancelling: the run stops as soon as its current step does."
 @require_POST
 @pages
 def run_action(request: HttpRequest, run_id: str, action: str) -> HttpResponse:
-    """The run page's buttons (POST): cancel, rerun, delete, pin, unpin; then the run page
-    again (303), saying what happened or why it could not be done."""
+    """The run page's buttons (POST): cancel, rerun, retry-batches, delete, pin, unpin; then
+    the run page again (303), saying what happened or why it could not be done."""
     caller, service = session_caller(request), default_service()
     done = _DONE[action]
     try:
@@ -182,6 +207,10 @@ def run_action(request: HttpRequest, run_id: str, action: str) -> HttpResponse:
             actions.rerun(caller, service, run_id)
         elif action == "delete":
             actions.delete(caller, service, run_id)
+        elif action == "retry-batches":
+            retried, _ = actions.retry_batches(caller, service, run_id)
+            plural = "batch is" if retried == 1 else "batches are"
+            done = f"Queued again: {retried:,} failed {plural} retried, and only those."
         else:
             actions.pin(caller, service, run_id, pinned=action == "pin")
     except actions.REFUSALS as refused:
