@@ -176,6 +176,9 @@ def main() -> None:
                 page.click("#share-link-make")
                 page.wait_for_selector("#share-link")
                 shot("run-share")
+                page.goto(f"{server.url}operator/")
+                page.wait_for_selector("#runs-chart svg.plot")
+                shot("operator")
                 stale = data / "stale"
                 stale.mkdir()
                 stale_run(browser, stale, shot_of)

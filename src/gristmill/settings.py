@@ -63,6 +63,10 @@ GRISTMILL_DATAFILE_MAX_SIZE    largest data file a user may upload, in     ``104
                                or ``amqp://user:password@host:port/vhost`` ``celery``)
 ``GRISTMILL_RECONCILE_AFTER``  seconds a unit may stay queued before the   ``10``
                                reconciler rings for it again
+``GRISTMILL_METRICS_TOKEN``    the Bearer token that lets a scraper read   none: staff only
+                               ``/metrics``
+``GRISTMILL_LOG_FORMAT``       ``text`` (for people) or ``json`` (one      ``text``
+                               object per line, for log collectors)
 =============================  ==========================================  ========================
 """
 
@@ -81,6 +85,8 @@ DEMO_PIPELINES = ("gristmill.demo.pipelines",)
 _TRUE = ("1", "true", "yes", "on")
 DATAFILE_MAX_SIZE = 100 * 1024 * 1024
 """The default largest data file (``GRISTMILL_DATAFILE_MAX_SIZE``): 100 MiB."""
+LOG_FORMATS = ("text", "json")
+"""The values of ``GRISTMILL_LOG_FORMAT``."""
 EXECUTORS = ("local", "celery")
 """The values of ``GRISTMILL_EXECUTOR``."""
 BROKERS = ("redis", "rediss", "amqp", "amqps")
@@ -126,6 +132,8 @@ class Settings:
     executor: str = "local"
     broker_url: str = ""
     reconcile_after: float = 10.0
+    metrics_token: str = ""
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -181,6 +189,8 @@ class Settings:
             executor=(env.get("GRISTMILL_EXECUTOR") or "local").strip().lower(),
             broker_url=(env.get("GRISTMILL_BROKER_URL") or "").strip(),
             reconcile_after=_number(env, "GRISTMILL_RECONCILE_AFTER", float, 10.0),
+            metrics_token=(env.get("GRISTMILL_METRICS_TOKEN") or "").strip(),
+            log_format=(env.get("GRISTMILL_LOG_FORMAT") or "text").strip().lower(),
         )
         settings = replace(settings, **overrides)
         if settings.sqlite_sync not in ("normal", "full"):
@@ -190,6 +200,10 @@ class Settings:
         if settings.executor not in EXECUTORS:
             raise ConfigurationError(
                 f"GRISTMILL_EXECUTOR must be 'local' or 'celery', not {settings.executor!r}"
+            )
+        if settings.log_format not in LOG_FORMATS:
+            raise ConfigurationError(
+                f"GRISTMILL_LOG_FORMAT must be 'text' or 'json', not {settings.log_format!r}"
             )
         if settings.executor == "celery" and not settings.broker_url:
             raise ConfigurationError(
@@ -257,6 +271,7 @@ class Settings:
             "GRISTMILL_EXECUTOR": self.executor,
             "GRISTMILL_BROKER_URL": self.broker_url,
             "GRISTMILL_RECONCILE_AFTER": str(self.reconcile_after),
+            "GRISTMILL_LOG_FORMAT": self.log_format,
         }
         if self.queues:
             env["GRISTMILL_QUEUES"] = ",".join(self.queues)

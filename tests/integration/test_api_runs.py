@@ -30,6 +30,7 @@ def test_a_finished_run_shows_its_state_and_steps(service: Service, client: Test
     body = response.json()
     step = body["steps"][0]
     assert isinstance(step.pop("duration"), float)
+    assert step.pop("started_at") <= step.pop("finished_at")
     assert step == {
         "name": "report_progress",
         "title": "report_progress",
@@ -41,6 +42,20 @@ def test_a_finished_run_shows_its_state_and_steps(service: Service, client: Test
     assert (body["error"], body["attempt"], body["cancel_requested"]) == (None, 1, False)
     assert body["created_at"] <= body["started_at"] <= body["finished_at"] < body["expires_at"]
     assert body["log_url"] == f"/api/v1/runs/{run_id}/log"
+
+
+def test_a_run_shows_what_reproduces_it(service: Service, client: TestClient) -> None:
+    """The pipeline's version (its steps' code), the parameters and the inputs' digests."""
+    body = client.get(f"/runs/{report_run(service, client)}").json()
+    assert len(body["version"]) == 64
+    again = client.get(f"/runs/{report_run(service, client)}").json()
+    assert again["version"] == body["version"]  # the same code: the same version
+    other = client.get(f"/runs/{finished(service, client, 'reporting')}").json()
+    assert other["version"] not in (None, body["version"])
+    assert body["params"]["title"] == "T"
+    assert [(i["name"], i["sha256"], i["size"]) for i in body["inputs"]] == [
+        ("words.txt", hashlib.sha256(b"a\nb\nc").hexdigest(), 5)
+    ]
 
 
 def test_a_running_run_shows_its_current_step_stage_and_progress(

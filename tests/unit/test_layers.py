@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).parents[2] / "src" / "gristmill"
 
 LAYERS: list[set[str]] = [
-    {"errors", "settings", "states"},
+    {"errors", "settings", "states", "logfields"},
     {"client"},  # the REST client: httpx, errors and states only
     {"authoring", ""},  # "" is the package itself: the authoring API it exports
     {"library"},  # common tasks: authoring, errors and states only

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from gristmill.app.service import Service, default_service
 from gristmill.authoring.context import InputFile
+from gristmill.authoring.fingerprints import pipeline_version
 from gristmill.authoring.inputs import (
     InputKind,
     InputSource,
@@ -79,6 +80,12 @@ class StepStatus:
     error: str | None = None
     result: Any = None
     outputs: list[OutputRecord] = field(default_factory=list)
+    started_at: float | None = None
+    """When the step's latest attempt started (seconds since the epoch)."""
+    finished_at: float | None = None
+    """When it ended."""
+    fingerprint: dict[str, Any] | None = None
+    """What its result was computed from (a stored :class:`Fingerprint`)."""
 
 
 @dataclass
@@ -103,6 +110,13 @@ class RunStatus:
     @property
     def outputs(self) -> list[OutputRecord]:
         return [output for step in self.steps for output in step.outputs]
+
+    @property
+    def version(self) -> str | None:
+        """The version of the pipeline's code the run ran (see
+        :func:`~gristmill.authoring.fingerprints.pipeline_version`): ``None`` until every step
+        has run."""
+        return pipeline_version((step.name, step.fingerprint) for step in self.steps)
 
     def result(self, step: str) -> Any:
         """The stored result of ``step`` (``KeyError`` if there is no such step)."""
@@ -569,6 +583,9 @@ def _step_statuses(
             status.error = record.error
             status.result = record.result
             status.outputs = record.outputs
+            status.started_at = record.started_at
+            status.finished_at = record.finished_at
+            status.fingerprint = record.fingerprint
             if record.started_at is not None and record.finished_at is not None:
                 status.duration = record.finished_at - record.started_at
         statuses.append(status)

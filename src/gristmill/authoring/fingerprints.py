@@ -104,6 +104,31 @@ def code_digest(*parts: str) -> str:
     return digest.hexdigest()
 
 
+def pipeline_version(steps: Iterable[tuple[str, Mapping[str, Any] | None]]) -> str | None:
+    """The version of a pipeline's code that a run ran: a SHA-256 hex digest over each step's
+    name and its fingerprint's task, code digest, explicit version and package versions, in
+    step order. ``steps`` are ``(name, stored fingerprint)``; ``None`` while a step has no
+    fingerprint yet (it has not run), as the version is not known then.
+
+    Parameters and inputs are left out: two runs of the same code on other data share it."""
+    parts = []
+    for name, data in steps:
+        if not data:
+            return None
+        parts.append(
+            [
+                name,
+                data.get("task"),
+                data.get("code"),
+                data.get("version"),
+                data.get("packages") or {},
+            ]
+        )
+    if not parts:
+        return None
+    return hashlib.sha256(_canonical(parts).encode("utf-8")).hexdigest()
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from dataclasses import replace
@@ -18,6 +19,7 @@ from gristmill.authoring.registry import Registry, load_spec
 from gristmill.cli.display import ConsoleLogHandler, map_lines, run_display
 from gristmill.cli.options import build_settings, param_option, parse_params, settings_options
 from gristmill.errors import ConfigurationError, GristmillError, SubmissionError
+from gristmill.logfields import JsonFormatter
 from gristmill.settings import Settings
 from gristmill.states import RunState
 from gristmill.store.base import MapStatus
@@ -49,6 +51,13 @@ class _Group(click.Group):
 @click.version_option(package_name="gristmill")
 def main() -> None:
     """gristmill: a server for data-processing pipelines."""
+    if os.environ.get("GRISTMILL_LOG_FORMAT", "").strip().lower() == "json":
+        # One JSON object per line on stderr, for log collectors; workers forked by this
+        # process inherit it.
+        json_handler = logging.StreamHandler(sys.stderr)
+        json_handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=logging.INFO, handlers=[json_handler])
+        return
     logging.basicConfig(
         level=logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -223,11 +232,14 @@ def worker(
         return Service.from_settings(settings, registry=registry, migrate=False)
 
     celery = settings.executor == "celery"
-    console.print(
+    banner = (
         f"gristmill: {settings.workers} {'Celery ' if celery else ''}worker(s) on "
-        f"{_where(settings)}, pipelines: {', '.join(p.name for p in registry)}",
-        highlight=False,
+        f"{_where(settings)}, pipelines: {', '.join(p.name for p in registry)}"
     )
+    if settings.log_format == "json":  # a log collector reads standard error: a record
+        logging.getLogger("gristmill.cli").info("%s", banner)
+    else:
+        console.print(banner, highlight=False)
     from gristmill.server.notifier import start_process
 
     # The e-mails and webhooks of ended runs are sent by a process beside the workers, with

@@ -49,6 +49,7 @@ def _server(settings: Settings, application: Any, host: str, port: int, workers:
                 )
                 sys.stdout.flush()
 
+    json_logs = {"log_config": None} if settings.log_format == "json" else {}
     config = uvicorn.Config(
         application,
         http=protocol(settings.read_timeout),
@@ -58,6 +59,8 @@ def _server(settings: Settings, application: Any, host: str, port: int, workers:
         lifespan="off",
         access_log=False,
         server_header=False,
+        # With JSON logs, uvicorn's records go through the JSON handler like the others.
+        **json_logs,  # type: ignore[arg-type]
     )
     return Server(config)
 

@@ -41,6 +41,7 @@ from gristmill.errors import (
     StoreUnavailableError,
     TaskError,
 )
+from gristmill.logfields import about
 from gristmill.states import RunState, StepState, StopReason, UnitKind
 from gristmill.storage import FilesystemStorage
 from gristmill.store.base import (
@@ -351,7 +352,7 @@ class UnitRunner:
             self._start_map(claim, reporter, step)
         self.watchdog.step_started(task.timeout or pipeline.step_timeout)
         try:
-            with step_logging(step.context, task):
+            with about(step=name), step_logging(step.context, task):
                 result = self._process(task, step.context)
         except CancelledError:
             if reporter.cancel_reason == StopReason.TIMEOUT:
@@ -560,7 +561,8 @@ class UnitRunner:
             # Seen by end users: no server path in it (an input by name, a file run-relative).
             failure = Failure(step.context.curate(error.message))
         else:
-            failure = _internal(error, f"step {name} of run {claim.run_id}")
+            with about(step=name):
+                failure = _internal(error, f"step {name} of run {claim.run_id}")
         failure = Failure(failure.message, failure.ref, failure.traceback, step=name)
         reporter.log(f"step `{name}` {state.value}: {failure.message}", "system")
         now = time.time()

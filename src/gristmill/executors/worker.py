@@ -15,6 +15,7 @@ from gristmill.engine.outage import Outage, describe
 from gristmill.engine.runner import UnitRunner
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.errors import StoreUnavailableError
+from gristmill.logfields import about
 from gristmill.states import RunState, StopReason
 from gristmill.store.base import KILLED_MESSAGE, Claim, Failure, NextClaim, Report
 
@@ -148,7 +149,8 @@ class Worker:
         then_claim = None
         if busy and self.chaining and not self.draining and not self._pending:
             then_claim = NextClaim(self.name, self.queues, self.lease)
-        self.runner.run(claim, then_claim)
+        with about(run_id=claim.run_id):
+            self.runner.run(claim, then_claim)
         if then_claim is not None:
             self._pending.extend(then_claim.claims)
         return True

@@ -10,9 +10,10 @@ from django.urls import include, path
 
 from gristmill.server.api import api
 from gristmill.server.health import healthz
+from gristmill.server.metrics import metrics
 
 handler400 = "gristmill.server.web.views.bad_request"
-handler403 = "gristmill.server.web.views.csrf_failure"
+handler403 = "gristmill.server.web.views.permission_denied"
 handler404 = "gristmill.server.web.views.not_found"
 handler500 = "gristmill.server.web.views.server_error"
 
@@ -20,5 +21,6 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="gristmill-healthz"),
+    path("metrics", metrics, name="gristmill-metrics"),
     path("", include("gristmill.server.web.urls")),
 ]

@@ -27,6 +27,7 @@ from gristmill.server.api.maps import map_outs
 from gristmill.server.api.schemas import (
     AncestorOut,
     ErrorOut,
+    InputDigestOut,
     LogLineOut,
     LogOut,
     PinOut,
@@ -47,6 +48,10 @@ MAX_LOG_LINES = 5000
 """The most log lines one request returns; larger limits are capped to it."""
 _LARGEST_ID = 2**63 - 1
 _NOT_FOUND = {404: ErrorOut}
+
+
+def _moment(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
 @router.get("/{run_id}", response={200: RunOut, **_NOT_FOUND})
@@ -92,6 +97,18 @@ def run_out(caller: Caller, status: RunStatus) -> RunOut:
         cancel_requested_by=run.cancel_requested_by,
         interrupted_step=run.interrupted_step,
         pinned=run.pinned,
+        version=status.version,
+        params=run.params,
+        inputs=[
+            InputDigestOut(
+                name=item.name,
+                kind=str(item.kind),
+                size=item.size,
+                sha256=item.sha256,
+                media_type=item.media_type,
+            )
+            for item in run.inputs
+        ],
         steps=[
             StepOut(
                 name=step.name,
@@ -100,6 +117,8 @@ def run_out(caller: Caller, status: RunStatus) -> RunOut:
                 attempt=step.attempt,
                 duration=step.duration,
                 error=step.error,
+                started_at=_moment(step.started_at),
+                finished_at=_moment(step.finished_at),
             )
             for step in status.steps
         ],

@@ -143,12 +143,22 @@ class StepOut(Out):
     attempt: int | None
     duration: float | None = Field(description="Seconds the step took.")
     error: str | None
+    started_at: datetime | None = Field(None, description="When its latest attempt started.")
+    finished_at: datetime | None = Field(None, description="When its latest attempt ended.")
 
 
 class AncestorOut(Out):
     id: str
     url: str = Field(description="The ancestor's page.")
     status_url: str
+
+
+class InputDigestOut(Out):
+    name: str
+    kind: str = Field(description="`file`, `url`, `datafile`...: how the input was given.")
+    size: int = Field(description="Bytes; 0 for a URL input not fetched yet.")
+    sha256: str = Field(description="SHA-256 hex digest of its bytes; empty until fetched.")
+    media_type: str
 
 
 class FailedItemOut(Out):
@@ -222,6 +232,17 @@ class RunOut(RunLinks):
         description="The step that was running when a cancel stopped the run, if one was."
     )
     pinned: bool = Field(description="Kept past `expires_at` until unpinned.")
+    version: str | None = Field(
+        None,
+        description="The version of the pipeline's code the run ran: a SHA-256 digest of its "
+        "steps' code fingerprints; null until every step has run.",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The parameters the run was submitted with."
+    )
+    inputs: list[InputDigestOut] = Field(
+        default_factory=list, description="The run's inputs with their SHA-256 digests."
+    )
     steps: list[StepOut]
     maps: list[MapOut] = Field(
         description="Each map step that has started: items and batches done, findings by kind "

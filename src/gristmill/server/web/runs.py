@@ -10,6 +10,7 @@ or running; the texts made here (:func:`duration_text`, :func:`stage_text`, :fun
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from gristmill.app.submission import RunStatus, get_run
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.server.api.maps import findings_links
 from gristmill.server.api.schemas import API_ROOT, run_links
+from gristmill.server.web.charts import timeline
 from gristmill.states import RunState
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
@@ -320,6 +322,15 @@ def run_page_context(
             for step in status.steps
         ],
     }
+    context["timeline"] = timeline(
+        [
+            (step.name, str(step.state), step.attempt, step.started_at, step.finished_at)
+            for step in status.steps
+        ],
+        now=time.time(),
+        describe=duration_text,
+    )
+    context["params_json"] = json.dumps(run.params, sort_keys=True, ensure_ascii=False)
     if not run.state.is_terminal:
         lines, after = log_tail(service, run.id)
         known_total = run.progress_done is not None and bool(run.progress_total)

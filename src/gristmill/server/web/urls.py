@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from gristmill.server.web import datafiles, filtered, sharing, views
+from gristmill.server.web import datafiles, filtered, operator, sharing, views
 
 app_name = "gristmill-web"
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("", views.pipeline_list, name="pipelines"),
     path("pipelines/<str:name>/", views.submit_form, name="submit"),
     path("runs/", views.run_list, name="runs"),
+    path("operator/", operator.operator_page, name="operator"),
     path("datafiles/", datafiles.datafile_list, name="datafiles"),
     path("datafiles/<str:file_id>/delete/", datafiles.datafile_delete, name="datafile-delete"),
     path("runs/shared/", sharing.shared_list, name="shared-runs"),

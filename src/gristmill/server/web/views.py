@@ -268,6 +268,11 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     return error_page(request, 403, message)
 
 
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A page the caller may not use (the admin's forms for records that are read-only)."""
+    return error_page(request, 403, "you are not allowed to do that")
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """A URL that names no page."""
     if request.path.startswith(f"{API_ROOT}/"):
