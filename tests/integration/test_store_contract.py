@@ -891,6 +891,14 @@ def test_the_last_batch_to_end_queues_the_walk_and_findings_are_stored_once(
     assert (status.complete, status.items_done, status.counts) == (True, 30, {"odd": 6})
     # Up to 5 examples of each kind, from the lowest batches first.
     assert [e["n"] for e in status.examples["odd"]] == [0, 1, 0, 1, 0]
+    # A status shares nothing with the store (which may keep decoded batch rows): changing
+    # one read changes neither the store nor the next read.
+    status.examples["odd"][0]["n"] = 99
+    status.examples["odd"].clear()
+    status.counts["odd"] = 0
+    [again] = store.map_status(run_id)
+    assert again.counts == {"odd": 6}
+    assert [e["n"] for e in again.examples["odd"]] == [0, 1, 0, 1, 0]
     found = store.read_findings(run_id, "check")
     assert [(f.item, f.batch) for f in found] == [
         (1, 1),
