@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -738,39 +738,74 @@ def test_queued_units_are_listed_oldest_first_up_to_the_limit(store: Store, queu
     ]
 
 
-def test_a_lock_is_held_by_one_process_at_a_time(store: Store) -> None:
-    if isinstance(store, MemoryStore):
-        # One process's store: there is no one to share the lock with.
-        assert store.try_lock("contract-lock")
-        return
-    from gristmill.server.store import DjangoStore
+class Elsewhere:
+    """Another holder of locks: another thread (another connection, as another process would
+    have), on another store on the same database for the SQL stores."""
 
-    other = DjangoStore(store.alias)  # type: ignore[attr-defined]
-    name = f"contract-{uuid.uuid4().hex[:8]}"
-    answers: list[bool] = []
+    def __init__(self, store: Store):
+        self.store = store
+        if not isinstance(store, MemoryStore):
+            from gristmill.server.store import DjangoStore
 
-    def elsewhere() -> None:
-        # Another thread: another connection, as another process would have.
-        try:
-            answers.append(other.try_lock(name))
-            if answers[-1]:
-                other.unlock(name)
-        finally:
-            other.end_thread()
+            self.store = DjangoStore(store.alias)  # type: ignore[attr-defined]
 
-    def try_elsewhere() -> bool:
-        thread = threading.Thread(target=elsewhere)
+    def do(self, action: Callable[[Store], bool | None]) -> bool | None:
+        answers: list[bool | None] = []
+
+        def run() -> None:
+            try:
+                answers.append(action(self.store))
+            finally:
+                self.store.end_thread()
+
+        thread = threading.Thread(target=run)
         thread.start()
         thread.join()
-        return answers[-1]
+        assert answers, "the other thread failed"
+        return answers[0]
 
+    def try_lock(self, name: str) -> bool | None:
+        def attempt(store: Store) -> bool:
+            taken = store.try_lock(name)
+            if taken:
+                store.unlock(name)
+            return taken
+
+        return self.do(attempt)
+
+    def close(self) -> None:
+        if not isinstance(self.store, MemoryStore):
+            self.store.close()
+
+
+def test_a_lock_is_held_by_one_process_at_a_time(store: Store) -> None:
+    elsewhere = Elsewhere(store)
+    name = f"contract-{uuid.uuid4().hex[:8]}"
     assert store.try_lock(name)
     try:
-        assert not try_elsewhere()
+        assert store.try_lock(name)  # taken again by its holder: renewed
+        assert elsewhere.try_lock(name) is False
     finally:
         store.unlock(name)
-    assert try_elsewhere()
-    other.close()
+    assert elsewhere.try_lock(name) is True
+    elsewhere.close()
+
+
+def test_a_lock_whose_lease_ran_out_is_taken_over_and_a_live_one_is_not(store: Store) -> None:
+    elsewhere = Elsewhere(store)
+    name = f"contract-{uuid.uuid4().hex[:8]}"
+    # A holder that froze: its lease ran out (a second ago) and it never gave the lock back.
+    assert elsewhere.do(lambda other: other.try_lock(name, lease=-1)) is True
+    assert store.try_lock(name, lease=3600)  # taken over
+    try:
+        # The frozen holder wakes up: the lock is no longer its own, and its unlock is a no-op.
+        assert elsewhere.do(lambda other: other.try_lock(name, lease=3600)) is False
+        elsewhere.do(lambda other: other.unlock(name))
+        assert elsewhere.try_lock(name) is False
+    finally:
+        store.unlock(name)
+    assert elsewhere.try_lock(name) is True
+    elsewhere.close()
 
 
 def test_the_bell_hears_of_every_unit_queued_in_bulk(store: Store, queue: str) -> None:
@@ -856,6 +891,14 @@ def test_the_last_batch_to_end_queues_the_walk_and_findings_are_stored_once(
     assert (status.complete, status.items_done, status.counts) == (True, 30, {"odd": 6})
     # Up to 5 examples of each kind, from the lowest batches first.
     assert [e["n"] for e in status.examples["odd"]] == [0, 1, 0, 1, 0]
+    # A status shares nothing with the store (which may keep decoded batch rows): changing
+    # one read changes neither the store nor the next read.
+    status.examples["odd"][0]["n"] = 99
+    status.examples["odd"].clear()
+    status.counts["odd"] = 0
+    [again] = store.map_status(run_id)
+    assert again.counts == {"odd": 6}
+    assert [e["n"] for e in again.examples["odd"]] == [0, 1, 0, 1, 0]
     found = store.read_findings(run_id, "check")
     assert [(f.item, f.batch) for f in found] == [
         (1, 1),

@@ -3,7 +3,9 @@
 The database is the truth and a message is only a doorbell: a broker that lost messages (a
 purged queue, a Redis restarted without persistence, a publish that failed while the broker was
 down) must only delay work. So, periodically, one process among all those that use the
-database (the lock :data:`LOCK`, taken with :meth:`~gristmill.store.base.Store.try_lock`):
+database (the lock :data:`LOCK`, taken with :meth:`~gristmill.store.base.Store.try_lock` for a
+lease of :attr:`Reconciler.lease` seconds, so that a holder frozen mid-pass is taken over once
+its lease runs out):
 
 * re-queues units whose lease expired (:meth:`~gristmill.store.base.Store.reap`), which rings
   for them again, and
@@ -26,6 +28,10 @@ logger = logging.getLogger("gristmill.reconciler")
 LOCK = "gristmill-reconciler"
 """The name of the database lock that lets one reconciler run at a time."""
 
+LEASE = 60.0
+"""How long a pass holds :data:`LOCK` at most: far longer than a pass takes (a pass that
+outlived it would only ring twice for some units, which is harmless)."""
+
 SCAN_LIMIT = 10_000
 """The most queued units one pass looks at (the oldest)."""
 
@@ -43,8 +49,12 @@ class Pass:
 class Reconciler:
     """Run :meth:`run_once` every ``interval`` seconds (see :attr:`interval`)."""
 
-    def __init__(self, store: Store, *, stale_after: float, reap: bool = True):
+    def __init__(
+        self, store: Store, *, stale_after: float, reap: bool = True, lease: float = LEASE
+    ):
         self.store = store
+        self.lease = lease
+        """How long a pass holds the lock at most (see :data:`LEASE`)."""
         self.stale_after = stale_after
         self.reap = reap
         self._seen: dict[int, tuple[float, str]] = {}
@@ -60,7 +70,7 @@ class Reconciler:
         """One pass, if no other process is running one; raises
         :class:`~gristmill.errors.StoreUnavailableError` while the database is unreachable."""
         store = self.store
-        if not store.try_lock(LOCK):
+        if not store.try_lock(LOCK, lease=self.lease):
             self._seen.clear()  # another reconciler is at work; start afresh if it stops
             return Pass(ran=False)
         try:

@@ -234,6 +234,21 @@ class DataFile(models.Model):
         return self.name
 
 
+class LockLease(models.Model):
+    """A lock shared by every process on the database (``Store.try_lock``), held by
+    ``holder`` until it gives it back or ``until`` (a Unix time) passes."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    holder = models.CharField(max_length=200, help_text="host:process:thread:store")
+    until = models.FloatField(help_text="When the lease runs out (Unix time).")
+
+    class Meta:
+        db_table = "gristmill_lock"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Supervisor(models.Model):
     """A running supervisor of local workers (``gristmill worker``, ``gristmill serve``) and its
     heartbeat, from which the health check reports the workers' liveness."""

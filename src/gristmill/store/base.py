@@ -261,6 +261,10 @@ class Failure:
 # kind ``run`` that walks the run's steps again: the map step is then finalised from its
 # batches (:meth:`Store.map_status`) and the steps after it run.
 
+LOCK_LEASE = 300.0
+"""How long (seconds) a lock taken with :meth:`Store.try_lock` is held at most by default,
+unless given back or renewed first."""
+
 MAX_EXAMPLES = 5
 """How many examples of each kind of finding a batch keeps (and a map status shows)."""
 
@@ -653,14 +657,16 @@ class Store(abc.ABC):
         """Up to ``limit`` queued units, oldest first (for the reconciler)."""
         raise NotImplementedError
 
-    def try_lock(self, name: str) -> bool:
-        """Take the lock ``name``, shared by every process on the database, if it is free;
-        return whether it was taken. Held until :meth:`unlock` (or this process's connection
-        ends). The default, for a store kept in one process, always succeeds."""
-        return True
+    def try_lock(self, name: str, *, lease: float = LOCK_LEASE) -> bool:
+        """Take the lock ``name``, shared by every process (and thread) on the database, if it
+        is free; return whether it was taken. Held until :meth:`unlock` or for ``lease``
+        seconds, whichever comes first: a holder that freezes (a paused machine, a ``SIGSTOP``)
+        cannot keep it forever. Taking it again while holding it renews the lease."""
+        raise NotImplementedError
 
-    def unlock(self, name: str) -> None:  # noqa: B027 - optional hook
-        """Give back the lock ``name`` taken by :meth:`try_lock`."""
+    def unlock(self, name: str) -> None:
+        """Give back the lock ``name`` taken by :meth:`try_lock` (nothing if not held)."""
+        raise NotImplementedError
 
     # -- map steps ------------------------------------------------------------------------
 

@@ -2,11 +2,13 @@
 :class:`~gristmill.store.base.MapStatus`, and the messages of batches lost with their workers.
 
 A store reads a map's row and its batch rows (never its findings) and hands them here, so that
-the memory store and the SQL store sum them the same way.
+the memory store and the SQL store sum them the same way. The batch rows are only read: what
+the status holds of them is copied, so a store may hand over its own rows.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +55,8 @@ def lost_batch_message(reason: str, attempt: int, failures: int) -> str:
 
 
 def status(row: MapRow, batches: Iterable[BatchRow]) -> MapStatus:
-    """The status of the map ``row`` from its batches (summed over the ended ones)."""
+    """The status of the map ``row`` from its batches (summed over the ended ones); shares
+    nothing with ``batches``."""
     states = {state.value: 0 for state in BatchState}
     counts: dict[str, int] = {}
     examples: dict[str, list[Any]] = {}
@@ -93,7 +96,7 @@ def status(row: MapRow, batches: Iterable[BatchRow]) -> MapStatus:
         items_done=row.items_done,
         items_failed=items_failed,
         counts=dict(sorted(counts.items())),
-        examples=dict(sorted(examples.items())),
+        examples=copy.deepcopy(dict(sorted(examples.items()))),
         failed_batches=failed,
         settled=row.settled,
     )

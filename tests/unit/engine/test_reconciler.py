@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from gristmill.engine.reconciler import LOCK, Reconciler
 from gristmill.errors import ConfigurationError
 from gristmill.settings import Settings
 from gristmill.states import RunState
-from gristmill.store.base import QueuedUnit
+from gristmill.store.base import QueuedUnit, Store
 from tests.unit.engine.conftest import MakeService
 
 
@@ -77,15 +78,32 @@ def test_expired_leases_are_requeued_and_rung_for(make_service: MakeService) -> 
     assert heard.units[-1].unit_id == claim.unit_id
 
 
-def test_nothing_is_done_while_another_process_holds_the_lock(
-    make_service: MakeService, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def hold_elsewhere(store: Store, lease: float) -> None:
+    """Take the reconciler's lock in another thread (another holder) and never give it back,
+    as a holder frozen mid-pass would."""
+    taken: list[bool] = []
+    thread = threading.Thread(target=lambda: taken.append(store.try_lock(LOCK, lease=lease)))
+    thread.start()
+    thread.join()
+    assert taken == [True]
+
+
+def test_nothing_is_done_while_another_process_holds_the_lock(make_service: MakeService) -> None:
     service = make_service(PIPELINE)
     heard = service.store.bell = Heard()
     submit("noop", service=service)
-    monkeypatch.setattr(service.store, "try_lock", lambda name: name != LOCK)
+    hold_elsewhere(service.store, lease=3600)
     assert Reconciler(service.store, stale_after=0).run_once().ran is False
     assert len(heard.units) == 1
+
+
+def test_a_holder_whose_lease_ran_out_is_taken_over(make_service: MakeService) -> None:
+    service = make_service(PIPELINE)
+    heard = service.store.bell = Heard()
+    submit("noop", service=service)
+    hold_elsewhere(service.store, lease=-1)  # its lease ran out a second ago
+    assert Reconciler(service.store, stale_after=0).run_once().ran is True
+    assert len(heard.units) == 2
 
 
 def test_a_pass_runs_every_half_threshold(make_service: MakeService) -> None:

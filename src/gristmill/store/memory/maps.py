@@ -189,10 +189,7 @@ class MemoryStore(MemoryPolicy):
         with self._lock:
             run = self._run(run_id)
             maps = sorted(run.maps.values(), key=lambda m: m.row.position)
-            return [
-                status(copy.deepcopy(m.row), [copy.deepcopy(b.row) for b in m.batches.values()])
-                for m in maps
-            ]
+            return [status(copy.deepcopy(m.row), [b.row for b in m.batches.values()]) for m in maps]
 
     def read_findings(
         self,

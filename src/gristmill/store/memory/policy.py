@@ -26,6 +26,7 @@ from gristmill.states import (
 )
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
+    LOCK_LEASE,
     NEVER_STARTED_MESSAGE,
     SOURCE_KINDS,
     BatchSpec,
@@ -152,6 +153,8 @@ class MemoryPolicy(Store):
         self._work = _Bell()
         self._done = _Bell()
         self._cancel = _Bell()
+        self._leases: dict[str, tuple[int, float]] = {}
+        """Locks held (:meth:`try_lock`): by name, the holding thread and when its lease ends."""
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -661,6 +664,23 @@ class MemoryPolicy(Store):
                 key=lambda u: u.id,
             )
             return [QueuedUnit(u.id, u.queue) for u in units[:limit]]
+
+    def try_lock(self, name: str, *, lease: float = LOCK_LEASE) -> bool:
+        """A lease held by the calling thread (the threads of this process share the store)."""
+        now = time.time()
+        holder = threading.get_ident()
+        with self._lock:
+            held = self._leases.get(name)
+            if held is not None and held[0] != holder and held[1] >= now:
+                return False
+            self._leases[name] = (holder, now + lease)
+            return True
+
+    def unlock(self, name: str) -> None:
+        with self._lock:
+            held = self._leases.get(name)
+            if held is not None and held[0] == threading.get_ident():
+                del self._leases[name]
 
     def _queued_now(self, units: Sequence[_Unit]) -> None:
         if self.bell is None:

@@ -9,9 +9,9 @@ policy (claims, fences, finishing...) lives there.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import os
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from gristmill.errors import NotFoundError, StoreUnavailableError
-from gristmill.store.base import Store
+from gristmill.store.base import LOCK_LEASE, Store
 from gristmill.store.sql.dialect import ConnectionSource, Dialect, Fenced
 from gristmill.store.sql.postgresql import PostgresDialect
 from gristmill.store.sql.queries import QUERIES as Q
@@ -47,8 +47,8 @@ class SqlConnection(Store):
         self.vendor = source.vendor
         self.sql: Dialect = DIALECTS[source.vendor](source)
         self._work_bell, self._done_bell, self._cancel_bell = source.doorbells()
-        self._locks: dict[str, int] = {}
-        """Lock files held by :meth:`try_lock` on SQLite, by lock name."""
+        self._lock_id = uuid.uuid4().hex[:12]
+        """Tells this store's locks from another store's in the same thread."""
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -112,34 +112,27 @@ class SqlConnection(Store):
 
     # -- locks ----------------------------------------------------------------------------
 
-    def try_lock(self, name: str) -> bool:
-        """PostgreSQL: a session advisory lock (released with the connection if this process
-        dies). SQLite, whose database is on this machine: an ``flock`` on a file beside it."""
-        if self.vendor == "postgresql":
-            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-            return bool(self._fetch("SELECT pg_try_advisory_lock(%s)", [key])[0][0])
-        if name in self._locks:
-            return True
-        files = [row[2] for row in self._fetch("PRAGMA database_list") if row[1] == "main"]
-        path = f"{files[0] if files and files[0] else ':memory:'}.{name}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._locks[name] = fd
-        return True
+    def _holder(self) -> str:
+        """Who holds a lock taken here: this store, in this process and thread (a forked
+        child or another thread is another holder, as another connection was)."""
+        return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{self._lock_id}"
+
+    def try_lock(self, name: str, *, lease: float = LOCK_LEASE) -> bool:
+        """A lease row in ``gristmill_lock``, taken in one statement if it is free, expired or
+        already ours (then renewed)."""
+        now = time.time()
+        holder = self._holder()
+        rows = self._guard(
+            lambda: self.sql.write(
+                (Q["take_lock"], [name, holder, now + lease, now]),
+                read=(Q["lock_holder"], [name]),
+            )
+        )
+        return bool(rows) and rows[0][0] == holder
 
     def unlock(self, name: str) -> None:
-        if self.vendor == "postgresql":
-            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-            with contextlib.suppress(StoreUnavailableError):  # a lost session holds no lock
-                self._fetch("SELECT pg_advisory_unlock(%s)", [key])
-            return
-        fd = self._locks.pop(name, None)
-        if fd is not None:
-            os.close(fd)  # closing the file gives back its lock
+        with contextlib.suppress(StoreUnavailableError):  # its lease runs out by itself
+            self._beat_write((Q["give_back_lock"], [name, self._holder()]))
 
     # -- doorbells ------------------------------------------------------------------------
 

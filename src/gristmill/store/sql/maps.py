@@ -47,6 +47,14 @@ _DELETE_MAP = [
     for t in ("gristmill_finding", "gristmill_batch", "gristmill_map")
 ]
 _RETRY, _RETRYABLE = _states(Q["retry_run"], sorted(FINAL_RUN_STATES))
+_DECODED: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
+"""A batch row's counts, examples and failed items decoded, by their stored JSON texts (so
+exact whatever wrote them): a map's status is read twice a second while it runs, and its
+ended batches do not change. Read only (:func:`~gristmill.store.maps.status` copies what it
+hands out); emptied when it reaches :data:`_DECODED_LIMIT` entries."""
+
+_DECODED_LIMIT = 50_000
+
 _FINDINGS = Q["read_findings"].format(kind="")
 _FINDINGS_OF_KIND = Q["read_findings"].format(kind=" AND kind = %s")
 
@@ -218,21 +226,21 @@ class SqlStore(SqlPolicy):
             self._exists(run_id)
             return []
         batches: dict[str, list[BatchRow]] = {}
+        decoded = _DECODED
         for row in self._fetch(Q["batches_of_run"], [key]):
             step, number, first, items, state, done, failed, counts, examples, listed, error = row
-            batches.setdefault(step, []).append(
-                BatchRow(
-                    number,
-                    first,
-                    items,
-                    state,
-                    done,
-                    failed,
+            texts = (counts, examples, listed)
+            found = decoded.get(texts)
+            if found is None:
+                if len(decoded) >= _DECODED_LIMIT:
+                    decoded.clear()
+                found = decoded[texts] = (
                     json.loads(counts),
                     json.loads(examples),
                     json.loads(listed),
-                    error,
                 )
+            batches.setdefault(step, []).append(
+                BatchRow(number, first, items, state, done, failed, *found, error)
             )
         out = []
         for step, position, on_failure, fingerprint, *numbers, settled in maps:

@@ -229,6 +229,17 @@ DELETE FROM gristmill_supervisor WHERE beat_at < %s
 -- name: sign_off
 DELETE FROM gristmill_supervisor WHERE name = %s
 
+-- name: take_lock
+INSERT INTO gristmill_lock (name, holder, until) VALUES (%s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+WHERE gristmill_lock.until < %s OR gristmill_lock.holder = excluded.holder
+
+-- name: lock_holder
+SELECT holder FROM gristmill_lock WHERE name = %s
+
+-- name: give_back_lock
+DELETE FROM gristmill_lock WHERE name = %s AND holder = %s
+
 -- name: notify
 SELECT pg_notify(%s, %s)
 
