@@ -4,10 +4,11 @@ Imported only with ``GRISTMILL_EXECUTOR=celery`` (it needs the ``celery`` extra)
 stays the truth and a message is only a doorbell: it carries a unit id and nothing else. The
 task claims that unit through the store (lease, heartbeat, fencing, watchdog, cancel doorbell,
 time limits and retries are the local worker's own: :class:`~gristmill.executors.worker.Worker`
-runs it), and drops the message if the unit is already claimed or done. Having finished a unit,
+runs it). A message claims the next queued unit of the worker's queues, which is the unit it
+names or one queued before it (and is dropped when nothing is queued). Having finished a unit,
 the process claims the next queued unit of its queues in the same transaction (as local workers
-do) for up to :data:`CHAIN_SECONDS`, so under load most messages find their unit done and are
-only wake-ups.
+do) for up to :data:`CHAIN_SECONDS`, so under load most messages find their own unit done: each
+still brings one unit to a free process.
 
 Messages are JSON (never pickle), acknowledged late, one prefetched per process, and re-delivered
 when a worker process dies. A lost message only delays work: the reconciler
@@ -233,7 +234,8 @@ def _process_worker() -> Worker:
         service.store.enable_worker_mode()
         # A step that would not stop ends this pool process only (Celery starts another and
         # re-delivers nothing that matters: the unit was ended or its lease runs out).
-        _worker = Worker(service, exit_on_hard_stop=False)
+        queues = consumed_queues(service.settings, service.registry)
+        _worker = Worker(service, queues=queues, exit_on_hard_stop=False)
     return _worker
 
 
@@ -255,19 +257,23 @@ setup_logging.connect(_keep_logging, weak=False)
 
 
 def run_unit(unit_id: int) -> None:
-    """The task: claim unit ``unit_id`` and run it, then (for up to :data:`CHAIN_SECONDS`) the
-    next queued units of this worker's queues; drop the message if the unit is already claimed
-    or done."""
+    """The task for unit ``unit_id``: claim the next queued unit of this worker's queues and run
+    it, then (for up to :data:`CHAIN_SECONDS`) the next ones; drop the message if nothing is
+    queued."""
     worker = _process_worker()
     store = worker.service.store
     try:
-        claims = store.claim(worker.name, queues=None, lease=worker.lease, unit_id=int(unit_id))
+        # A message is a doorbell: it claims the next queued unit of this worker's queues (the
+        # one it names, or one queued before it). Workers claim their next unit with the end of
+        # the current one, so the named unit is usually taken already; claiming by queue makes
+        # every message useful, and costs one statement when nothing is queued.
+        claims = store.claim(worker.name, queues=worker.queues, lease=worker.lease)
     except StoreUnavailableError as error:
         # The unit stays queued in the database: the reconciler rings for it again.
         logger.warning("unit %s not claimed: %s", unit_id, describe(error))
         return
     if not claims:
-        logger.debug("unit %s is already claimed or done; message dropped", unit_id)
+        logger.debug("nothing queued for unit %s's message; dropped", unit_id)
         return
     global _last_end
     worker._pending.extend(claims)
