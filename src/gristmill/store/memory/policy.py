@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gristmill.errors import NotFoundError, StoreError
@@ -38,6 +38,8 @@ from gristmill.store.base import (
     NextClaim,
     OutputRecord,
     QueuedUnit,
+    QuotaExceededError,
+    QuotaUsage,
     Renewal,
     Report,
     RunRecord,
@@ -105,6 +107,8 @@ class _Run:
     logs: list[LogLine] = field(default_factory=list)
     units: list[_Unit] = field(default_factory=list)
     maps: dict[str, _Map] = field(default_factory=dict)
+    submitter: str | None = None
+    priority: int = 0
 
     def latest_attempt(self) -> int:
         """The attempt of the run's latest ``run`` unit (batch units have their own)."""
@@ -145,6 +149,10 @@ class MemoryPolicy(Store):
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._served: dict[str, int] = {}
+        """When each submitter last had a unit claimed (a counter): ties of turns go to the
+        submitter served least recently."""
+        self._clock = 0
         self._runs: dict[str, _Run] = {}
         self._units: dict[int, _Unit] = {}
         self._next_unit = 1
@@ -216,7 +224,11 @@ class MemoryPolicy(Store):
         for unit in units:
             unit.state, unit.attempt = UnitState.CLAIMED, unit.attempt + 1
             unit.worker, unit.lease_until = worker, time.time() + lease
-            record = self._runs[unit.run_id].record
+            stored = self._runs[unit.run_id]
+            if stored.submitter is not None:
+                self._clock += 1
+                self._served[stored.submitter] = self._clock
+            record = stored.record
             if record.state == RunState.QUEUED:
                 record.state = RunState.RUNNING
                 record.started_at = record.started_at or datetime.now(UTC)
@@ -224,11 +236,58 @@ class MemoryPolicy(Store):
         return claims
 
     def _queued(self, queues: Sequence[str] | None) -> list[_Unit]:
-        return [
+        """The queued units of ``queues`` in the fair order (see :meth:`Store.claim`)."""
+        queued = [
             unit
             for unit in self._units.values()
             if unit.state == UnitState.QUEUED and (not queues or unit.queue in queues)
         ]
+        turns: dict[str | None, int] = {}
+        order: list[tuple[int, int, int, int, _Unit]] = []
+        for unit in sorted(queued, key=lambda u: u.id):
+            run = self._runs[unit.run_id]
+            turn = turns[run.submitter] = turns.get(run.submitter, 0) + 1
+            served = self._served.get(run.submitter, -1) if run.submitter is not None else -1
+            order.append((-run.priority, turn, served, unit.id, unit))
+        order.sort(key=lambda entry: entry[:4])
+        return [entry[4] for entry in order]
+
+    def _check_quota(self, run: NewRun) -> None:
+        limits = run.quota
+        if limits is None or run.submitter is None:
+            return
+        usage = self._usage(run.submitter)
+        if (
+            (limits.concurrent is not None and usage.concurrent + limits.runs > limits.concurrent)
+            or (limits.per_day is not None and usage.runs_today + limits.runs > limits.per_day)
+            or (
+                limits.storage_bytes is not None
+                and usage.storage_bytes + limits.new_bytes > limits.storage_bytes
+            )
+        ):
+            raise QuotaExceededError(f"the run of {run.submitter} would pass a quota")
+
+    def _usage(self, submitter: str) -> QuotaUsage:
+        since = datetime.now(UTC) - timedelta(days=1)
+        mine = [run for run in self._runs.values() if run.submitter == submitter]
+        live = (RunState.QUEUED, RunState.RUNNING)
+        today = [run.record.created_at for run in mine if run.record.created_at >= since]
+        kept = [run for run in mine if run.record.state != RunState.EXPIRED]
+        stored = sum(
+            sum(i.size for i in run.record.inputs) + sum(o.size for o in run.outputs)
+            for run in kept
+        )
+        return QuotaUsage(
+            concurrent=sum(1 for run in mine if run.record.state in live),
+            runs_today=len(today),
+            storage_bytes=stored,
+            oldest_today=min(today, default=None),
+            next_expiry=min((run.record.expires_at for run in kept), default=None),
+        )
+
+    def quota_usage(self, submitter: str) -> QuotaUsage:
+        with self._lock:
+            return self._usage(submitter)
 
     def _then_claim(self, then_claim: NextClaim | None) -> None:
         if then_claim is not None:
@@ -261,6 +320,7 @@ class MemoryPolicy(Store):
         with self._lock:
             if key in self._runs:
                 raise StoreError(f"a run with id {key} exists already")
+            self._check_quota(run)
             record = RunRecord(
                 id=key,
                 pipeline=run.pipeline,
@@ -275,6 +335,7 @@ class MemoryPolicy(Store):
                 ancestor_id=_key(run.ancestor_id) if run.ancestor_id else None,
             )
             stored = self._runs[key] = _Run(record, json.dumps(run.params))
+            stored.submitter, stored.priority = run.submitter, run.priority
             state = UnitState.CLAIMED if held else UnitState.QUEUED
             unit = self._add_unit(stored, state, 1 if held else 0, run.max_attempts)
             if not held:
@@ -293,6 +354,8 @@ class MemoryPolicy(Store):
             if clash is not None or len(set(keys)) != len(keys):
                 raise StoreError(f"a run with id {clash or keys[0]} exists already")
             params = [json.dumps(run.params) for run in runs]  # all encoded before any is stored
+            if runs:
+                self._check_quota(runs[0])
             added: list[_Unit] = []
             for key, run, encoded in zip(keys, runs, params, strict=True):
                 record = RunRecord(
@@ -308,6 +371,7 @@ class MemoryPolicy(Store):
                     ancestor_id=_key(run.ancestor_id) if run.ancestor_id else None,
                 )
                 stored = self._runs[key] = _Run(record, encoded)
+                stored.submitter, stored.priority = run.submitter, run.priority
                 added.append(self._add_unit(stored, UnitState.QUEUED, 0, run.max_attempts))
             if runs:
                 self._queued_now(added)

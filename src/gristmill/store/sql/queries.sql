@@ -7,8 +7,40 @@
 
 -- name: create_run
 INSERT INTO gristmill_run (id, pipeline, queue, state, params, owner_id, ancestor_id,
-    created_at, expires_at, cancel_requested, pinned)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    created_at, expires_at, cancel_requested, pinned, submitter, priority)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+
+-- name: create_run_within_quota
+-- A fence: inserts the run only if the submitter stays within {checks} (an AND of the
+-- quota_* conditions below); nothing is stored otherwise.
+INSERT INTO gristmill_run (id, pipeline, queue, state, params, owner_id, ancestor_id,
+    created_at, expires_at, cancel_requested, pinned, submitter, priority)
+SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s WHERE {checks}
+
+-- name: quota_concurrent
+(SELECT count(*) FROM gristmill_run WHERE submitter = %s AND state IN (%s, %s)) + %s <= %s
+
+-- name: quota_per_day
+(SELECT count(*) FROM gristmill_run WHERE submitter = %s AND created_at >= %s) + %s <= %s
+
+-- name: quota_storage
+(SELECT coalesce(sum(i.size), 0) FROM gristmill_input i JOIN gristmill_run r ON r.id = i.run_id
+    WHERE r.submitter = %s AND r.state <> %s)
++ (SELECT coalesce(sum(o.size), 0) FROM gristmill_output o JOIN gristmill_run r
+    ON r.id = o.run_id WHERE r.submitter = %s AND r.state <> %s) + %s <= %s
+
+-- name: quota_usage
+-- A submitter's usage: runs queued or running, runs created since, bytes of unexpired runs, and
+-- the oldest of their runs created since (when the daily quota frees up).
+SELECT
+    (SELECT count(*) FROM gristmill_run WHERE submitter = %s AND state IN (%s, %s)),
+    (SELECT count(*) FROM gristmill_run WHERE submitter = %s AND created_at >= %s),
+    (SELECT coalesce(sum(i.size), 0) FROM gristmill_input i JOIN gristmill_run r
+        ON r.id = i.run_id WHERE r.submitter = %s AND r.state <> %s)
+    + (SELECT coalesce(sum(o.size), 0) FROM gristmill_output o JOIN gristmill_run r
+        ON r.id = o.run_id WHERE r.submitter = %s AND r.state <> %s),
+    (SELECT min(created_at) FROM gristmill_run WHERE submitter = %s AND created_at >= %s),
+    (SELECT min(expires_at) FROM gristmill_run WHERE submitter = %s AND state <> %s)
 
 -- name: create_input
 INSERT INTO gristmill_input (run_id, position, name, kind, path, size, sha256, media_type,
@@ -159,7 +191,24 @@ SELECT id FROM gristmill_unit WHERE id = %s AND state = %s
 SELECT id FROM gristmill_unit WHERE run_id = %s AND state = %s ORDER BY id LIMIT 1
 
 -- name: pick_units
-SELECT id FROM gristmill_unit WHERE state = %s{queues} ORDER BY id LIMIT %s
+-- Fair order: priority first, then each submitter's turn (its queued units numbered 1, 2, ...
+-- in order of id, a map run's batch units among them), then the submitter served least
+-- recently (never first), then id: one unit of each submitter per round, and a worker taking
+-- one unit at a time alternates between submitters. The queue filter is {queues}, on q.
+SELECT u.id FROM gristmill_unit u JOIN (
+    SELECT q.id, r.priority,
+        row_number() OVER (PARTITION BY r.submitter ORDER BY q.id) AS turn,
+        (SELECT max(x.served_at) FROM gristmill_run x WHERE x.submitter = r.submitter) AS served
+    FROM gristmill_unit q JOIN gristmill_run r ON r.id = q.run_id
+    WHERE q.state = %s{queues}
+) f ON f.id = u.id
+WHERE u.state = %s ORDER BY f.priority DESC, f.turn, f.served IS NOT NULL, f.served, u.id
+LIMIT %s
+
+-- name: pick_units_by_priority
+-- Priority only (no fairness across submitters): what the fair order is measured against.
+SELECT u.id FROM gristmill_unit u JOIN gristmill_run r ON r.id = u.run_id
+WHERE u.state = %s{queues} ORDER BY r.priority DESC, u.id LIMIT %s
 
 -- name: any_queued_unit
 SELECT 1 FROM gristmill_unit WHERE state = %s{queues} LIMIT 1
@@ -170,9 +219,12 @@ WHERE id IN ({pick})
 RETURNING id, run_id, attempt, kind
 
 -- name: start_claimed_runs
--- The claimed runs' ids are appended to the parameters, in place of the one (%s).
-UPDATE gristmill_run SET state = %s, started_at = COALESCE(started_at, %s)
-WHERE state = %s AND id IN (%s)
+-- The claimed runs' ids are appended to the parameters, in place of the one (%s). Queued runs
+-- move to running; every claimed unit's run is marked served (for the fair order).
+UPDATE gristmill_run SET state = CASE WHEN state = %s THEN %s ELSE state END,
+    started_at = CASE WHEN state = %s THEN COALESCE(started_at, %s) ELSE started_at END,
+    served_at = %s
+WHERE id IN (%s)
 
 -- name: release_unit
 UPDATE gristmill_unit SET lease_until = NULL, state = %s, worker = NULL
