@@ -7,7 +7,9 @@
     ├── ConfigurationError                settings are wrong, or an optional extra is missing
     ├── SubmissionError (ValueError)      a run was refused before anything was queued
     │   ├── SubmissionTooLargeError       ... because an input is larger than the pipeline takes
-    │   └── PipelineNotFoundError (NotFoundError)  ... because no such pipeline is offered
+    │   ├── PipelineNotFoundError (NotFoundError)  ... because no such pipeline is offered
+    │   └── QuotaError                    ... because the submitter is at a quota of runs
+    │       └── StorageQuotaError         ... or at its storage quota
     ├── NotFoundError (LookupError)       no such pipeline or run (or the caller may not see it)
     ├── SignInRequiredError (PermissionError)  the caller must sign in (or send a token) first
     ├── PermissionDeniedError (PermissionError)  the caller may not do this, signed in or not
@@ -89,6 +91,23 @@ class SubmissionError(GristmillError, ValueError):
 
 class SubmissionTooLargeError(SubmissionError):
     """An input is larger than the pipeline's size limit; its message is under ``inputs``."""
+
+
+class QuotaError(SubmissionError):
+    """A run was refused because its submitter is at a quota of runs (concurrent, or per
+    day); nothing was stored. The message (under ``__all__``) names the quota, the usage and
+    when it frees up; ``retry_after`` is how many seconds to wait before trying again."""
+
+    def __init__(self, quota: str, message: str, retry_after: int | None = None):
+        super().__init__({"__all__": [message]})
+        self.quota = quota
+        self.message = message
+        self.retry_after = retry_after
+
+
+class StorageQuotaError(QuotaError):
+    """A run was refused because its inputs would take its submitter past their storage
+    quota; nothing was stored."""
 
 
 class NotFoundError(GristmillError, LookupError):

@@ -11,7 +11,7 @@ the configured gristmill through :func:`gristmill.app.service.default_service` w
 
 from __future__ import annotations
 
-from gristmill.server.api import datafiles, outputs, pipelines, runs, tokens
+from gristmill.server.api import account, datafiles, outputs, pipelines, runs, tokens
 from gristmill.server.api.auth import CallerAuth
 from gristmill.server.api.errors import ErrorFormatAPI
 
@@ -27,5 +27,6 @@ api.add_router("/runs", runs.router)
 api.add_router("/runs", outputs.router)
 api.add_router("/tokens", tokens.router)
 api.add_router("/datafiles", datafiles.router)
+api.add_router("/account", account.router)
 
 __all__ = ["api"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from gristmill.server.web import datafiles, views
+from gristmill.server.web import account, datafiles, views
 
 app_name = "gristmill-web"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("pipelines/<str:name>/", views.submit_form, name="submit"),
     path("runs/", views.run_list, name="runs"),
     path("datafiles/", datafiles.datafile_list, name="datafiles"),
+    path("account/", account.account_page, name="account"),
     path("datafiles/<str:file_id>/delete/", datafiles.datafile_delete, name="datafile-delete"),
     path("runs/<str:run_id>/", views.run_page, name="run"),
     re_path(

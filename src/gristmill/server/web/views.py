@@ -28,6 +28,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from gristmill.app.service import default_service
 from gristmill.app.submission import submit
 from gristmill.errors import (
+    QuotaError,
     SignInRequiredError,
     SubmissionError,
 )
@@ -40,6 +41,7 @@ from gristmill.server.access import (
 )
 from gristmill.server.api.errors import error_response
 from gristmill.server.api.schemas import API_ROOT
+from gristmill.server.quotas import account_of
 from gristmill.server.statuses import answer_for, status_of
 from gristmill.server.web.forms import SubmissionForm
 from gristmill.server.web.history import RunFilter
@@ -110,7 +112,9 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "POST":
         form = SubmissionForm(pipeline, request.POST, request.FILES, caller=caller, service=service)
         status = 400
+        retry_after = None
         if form.is_valid():
+            account = account_of(request, caller)
             try:
                 run_id = submit(
                     pipeline,
@@ -119,16 +123,23 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
                     owner_id=caller.user_id,
                     ancestor=form.ancestor(),
                     service=service,
+                    submitter=account.submitter,
+                    quota=account.limits,
                 )
             except SubmissionError as refusal:
                 form.show_refusal(refusal)
                 status = status_of(refusal)
+                if isinstance(refusal, QuotaError):
+                    retry_after = refusal.retry_after
             else:
                 return HttpResponseSeeOther(reverse("gristmill-web:run", args=[run_id]))
     else:
         form = SubmissionForm(pipeline, caller=caller, service=service)
     context = {"pipeline": pipeline, "form": form}
-    return render(request, "gristmill/submit.html", context, status=status)
+    response = render(request, "gristmill/submit.html", context, status=status)
+    if request.method == "POST" and retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @require_safe
