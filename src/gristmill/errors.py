@@ -19,7 +19,8 @@
     │   └── FetchTooLargeError            ... because it is larger than the input may be
     ├── StoreError                        the database could not do what was asked
     │   ├── StoreUnavailableError         ... because it cannot be reached or is full
-    │   └── TransitionError               ... because the states table forbids that move
+    │   ├── TransitionError               ... because the states table forbids that move
+    │   └── QuotaExceededError            ... because the run would pass its submitter's quota
     └── TaskError                         a task failed, with a message for the end user
         ├── StepTimeoutError (TimeoutError)  a step ran past its time limit
         ├── CancelledError                   the run was cancelled while the step ran
@@ -173,6 +174,11 @@ class StoreError(GristmillError):
 
 class StoreUnavailableError(StoreError):
     """The store cannot be reached or has no room; nothing was written."""
+
+
+class QuotaExceededError(StoreError):
+    """Storing the run(s) would take their submitter past a quota; nothing was stored (the
+    submission layer words it as a :class:`QuotaError`)."""
 
 
 class TransitionError(StoreError):

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from gristmill.errors import NotFoundError, StoreError
+from gristmill.errors import NotFoundError
+from gristmill.errors import QuotaExceededError as QuotaExceededError  # create_run's refusal
 from gristmill.states import BatchState, RunState, UnitKind
 
 CANCELLED_MESSAGE = "the run was cancelled"
@@ -137,10 +138,6 @@ class QuotaUsage:
     may be created)."""
     next_expiry: datetime | None = None
     """When the first of the unexpired runs expires (its files are removed)."""
-
-
-class QuotaExceededError(StoreError):
-    """Storing the run(s) would take the submitter past a quota; nothing was stored."""
 
 
 @dataclass(frozen=True)
