@@ -614,9 +614,11 @@ class Store(abc.ABC):
         of the given run.
 
         Queued units are taken in the fair order: higher run priority first; then by turns
-        across submitters (each submitter's queued units numbered 1, 2, ... oldest first, the
-        batch units of a map run counting as its submitter's); then oldest first. One unit of
-        each waiting submitter is taken per round, however many one submitter has queued.
+        across submitters (each submitter's queued units of a priority numbered 1, 2, ...
+        oldest first, the batch units of a map run counting as its submitter's); then the
+        submitter served (had a unit claimed) least recently, one never served first; then
+        oldest first. One unit of each waiting submitter is taken per round, however many one
+        submitter has queued, and a worker taking one unit at a time alternates between them.
 
         Each claim increments the unit's attempt and leases it to ``worker`` for ``lease``
         seconds; its run moves to ``running``.

@@ -242,11 +242,12 @@ class MemoryPolicy(Store):
             for unit in self._units.values()
             if unit.state == UnitState.QUEUED and (not queues or unit.queue in queues)
         ]
-        turns: dict[str | None, int] = {}
+        turns: dict[tuple[str | None, int], int] = {}
         order: list[tuple[int, int, int, int, _Unit]] = []
         for unit in sorted(queued, key=lambda u: u.id):
             run = self._runs[unit.run_id]
-            turn = turns[run.submitter] = turns.get(run.submitter, 0) + 1
+            key = (run.submitter, run.priority)
+            turn = turns[key] = turns.get(key, 0) + 1
             served = self._served.get(run.submitter, -1) if run.submitter is not None else -1
             order.append((-run.priority, turn, served, unit.id, unit))
         order.sort(key=lambda entry: entry[:4])

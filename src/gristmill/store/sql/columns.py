@@ -135,15 +135,17 @@ BEGIN
     RETURN QUERY
     WITH picked AS (
         SELECT u.id FROM gristmill_unit u JOIN (
-            SELECT q.id, r.priority,
-                row_number() OVER (PARTITION BY r.submitter ORDER BY q.id) AS turn,
-                (SELECT max(x.served_at) FROM gristmill_run x
-                 WHERE x.submitter = r.submitter) AS served
+            SELECT q.id, r.priority, r.submitter,
+                row_number() OVER (PARTITION BY r.submitter, r.priority ORDER BY q.id) AS turn
             FROM gristmill_unit q JOIN gristmill_run r ON r.id = q.run_id
             WHERE q.state = '{queued}' AND (p_queues IS NULL OR q.queue = ANY (p_queues))
         ) f ON f.id = u.id
-        WHERE u.state = '{queued}'
-        ORDER BY f.priority DESC, f.turn, f.served NULLS FIRST, u.id LIMIT p_limit
+        WHERE u.state = '{queued}' AND f.turn <= p_limit
+        ORDER BY f.priority DESC, f.turn,
+            (SELECT max(x.served_at) FROM gristmill_run x WHERE x.submitter = f.submitter)
+                NULLS FIRST,
+            u.id
+        LIMIT p_limit
         FOR UPDATE OF u SKIP LOCKED
     ), claimed AS (
         UPDATE gristmill_unit u

@@ -552,7 +552,7 @@ class SqlPolicy(SqlConnection):
         named = f" AND q.queue IN ({', '.join(['%s'] * len(queues))})" if queues else ""
         if self.fair:
             pick = Q["pick_units"].format(queues=named)
-            return pick, [_QUEUED, *(queues or ()), _QUEUED, limit]
+            return pick, [_QUEUED, *(queues or ()), _QUEUED, limit, limit]
         pick = Q["pick_units_by_priority"].format(queues=named.replace("q.", "u."))
         return pick, [_QUEUED, *(queues or ()), limit]
 

@@ -191,18 +191,22 @@ SELECT id FROM gristmill_unit WHERE id = %s AND state = %s
 SELECT id FROM gristmill_unit WHERE run_id = %s AND state = %s ORDER BY id LIMIT 1
 
 -- name: pick_units
--- Fair order: priority first, then each submitter's turn (its queued units numbered 1, 2, ...
--- in order of id, a map run's batch units among them), then the submitter served least
--- recently (never first), then id: one unit of each submitter per round, and a worker taking
--- one unit at a time alternates between submitters. The queue filter is {queues}, on q.
+-- Fair order: priority first, then each submitter's turn (its queued units of that priority
+-- numbered 1, 2, ... in order of id, a map run's batch units among them), then the submitter
+-- served least recently (never first), then id: one unit of each submitter per round, and a
+-- worker taking one unit at a time alternates between submitters. Only units whose turn is
+-- within the limit can be picked, so when each submitter was served is looked up for those
+-- only. The queue filter is {queues}, on q.
 SELECT u.id FROM gristmill_unit u JOIN (
-    SELECT q.id, r.priority,
-        row_number() OVER (PARTITION BY r.submitter ORDER BY q.id) AS turn,
-        (SELECT max(x.served_at) FROM gristmill_run x WHERE x.submitter = r.submitter) AS served
+    SELECT q.id, r.priority, r.submitter,
+        row_number() OVER (PARTITION BY r.submitter, r.priority ORDER BY q.id) AS turn
     FROM gristmill_unit q JOIN gristmill_run r ON r.id = q.run_id
     WHERE q.state = %s{queues}
 ) f ON f.id = u.id
-WHERE u.state = %s ORDER BY f.priority DESC, f.turn, f.served IS NOT NULL, f.served, u.id
+WHERE u.state = %s AND f.turn <= %s
+ORDER BY f.priority DESC, f.turn,
+    (SELECT max(x.served_at) FROM gristmill_run x WHERE x.submitter = f.submitter) IS NOT NULL,
+    (SELECT max(x.served_at) FROM gristmill_run x WHERE x.submitter = f.submitter), u.id
 LIMIT %s
 
 -- name: pick_units_by_priority
