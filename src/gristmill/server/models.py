@@ -71,9 +71,6 @@ class Run(models.Model):
         help_text="Who submitted it: user:<id>, or address:<client address>.",
     )
     priority = models.IntegerField(default=0, db_default=0)
-    served_at = models.DateTimeField(
-        null=True, blank=True, help_text="When a unit of the run was last claimed."
-    )
 
     class Meta:
         db_table = "gristmill_run"
@@ -85,8 +82,6 @@ class Run(models.Model):
             models.Index(fields=["-created_at"], name="gristmill_run_created"),
             # A submitter's quota usage at each submission (its runs of the last day).
             models.Index(fields=["submitter", "created_at"], name="gristmill_run_submitter"),
-            # The claim's fair order: when each submitter was last served.
-            models.Index(fields=["submitter", "served_at"], name="gristmill_run_served"),
             models.Index(
                 fields=["expires_at"],
                 name="gristmill_run_unwiped",
@@ -188,6 +183,12 @@ class WorkUnit(models.Model):
     batch_id = models.BigIntegerField(
         null=True, blank=True, help_text="The batch a unit of kind batch stands for."
     )
+    priority = models.IntegerField(default=0, db_default=0, help_text="The run's priority.")
+    turn = models.IntegerField(
+        default=0,
+        db_default=0,
+        help_text="Its submitter's load when it was queued (the fair claim order).",
+    )
 
     class Meta:
         db_table = "gristmill_unit"
@@ -196,6 +197,13 @@ class WorkUnit(models.Model):
             models.Index(fields=["run"], name="gristmill_unit_run"),
             # The run's latest unit of a kind (its attempt), past a map's thousand batch units.
             models.Index(fields=["run", "kind", "id"], name="gristmill_unit_run_kind"),
+            # The fair claim order (priority DESC, turn, id) of the queued units, of all queues
+            # and of one queue: a claim reads the first entries, never sorts the queue.
+            models.Index(fields=["state", "-priority", "turn", "id"], name="gristmill_unit_order"),
+            models.Index(
+                fields=["state", "queue", "-priority", "turn", "id"],
+                name="gristmill_unit_order_queue",
+            ),
         ]
 
 

@@ -613,12 +613,13 @@ class Store(abc.ABC):
         """Atomically claim up to ``limit`` queued units, or the given unit, or the queued unit
         of the given run.
 
-        Queued units are taken in the fair order: higher run priority first; then by turns
-        across submitters (each submitter's queued units of a priority numbered 1, 2, ...
-        oldest first, the batch units of a map run counting as its submitter's); then the
-        submitter served (had a unit claimed) least recently, one never served first; then
-        oldest first. One unit of each waiting submitter is taken per round, however many one
-        submitter has queued, and a worker taking one unit at a time alternates between them.
+        Queued units are taken in the fair order ("queue by load"): higher run priority first;
+        then by turn, given to each unit when it is queued (or queued again): how many units
+        its submitter then had queued or running, plus, for the batch units of a map, the
+        batch's position among them; then oldest first. A submitter with 100 queued units
+        does not hold back another's first one, and a worker taking one unit at a time
+        alternates between submitters. A run without a submitter has turn 0 (plus the batch's
+        position).
 
         Each claim increments the unit's attempt and leases it to ``worker`` for ``lease``
         seconds; its run moves to ``running``.

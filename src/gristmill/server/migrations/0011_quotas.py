@@ -1,6 +1,7 @@
 """Quotas and fair queues: who submitted a run (``submitter``: ``user:<id>`` or
 ``address:<client address>``) and its pipeline's ``priority``, which the claim order reads
-(priority, then turns across submitters); per-user quota overrides set by staff; and, on
+(priority, then turns across submitters), copied with each unit's turn onto the unit table
+with the indexes serving that order; per-user quota overrides set by staff; and, on
 PostgreSQL, ``gristmill_claim`` again, in that order."""
 
 import importlib
@@ -50,10 +51,17 @@ class Migration(migrations.Migration):
             field=models.IntegerField(default=0, db_default=0),
         ),
         migrations.AddField(
-            model_name="run",
-            name="served_at",
-            field=models.DateTimeField(
-                blank=True, help_text="When a unit of the run was last claimed.", null=True
+            model_name="workunit",
+            name="priority",
+            field=models.IntegerField(db_default=0, default=0, help_text="The run's priority."),
+        ),
+        migrations.AddField(
+            model_name="workunit",
+            name="turn",
+            field=models.IntegerField(
+                db_default=0,
+                default=0,
+                help_text="Its submitter's load when it was queued (the fair claim order).",
             ),
         ),
         migrations.AddIndex(
@@ -61,8 +69,17 @@ class Migration(migrations.Migration):
             index=models.Index(fields=["submitter", "created_at"], name="gristmill_run_submitter"),
         ),
         migrations.AddIndex(
-            model_name="run",
-            index=models.Index(fields=["submitter", "served_at"], name="gristmill_run_served"),
+            model_name="workunit",
+            index=models.Index(
+                fields=["state", "-priority", "turn", "id"], name="gristmill_unit_order"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="workunit",
+            index=models.Index(
+                fields=["state", "queue", "-priority", "turn", "id"],
+                name="gristmill_unit_order_queue",
+            ),
         ),
         migrations.CreateModel(
             name="Quota",

@@ -79,6 +79,8 @@ class _Unit:
     lease_until: float | None = None
     last_error: str | None = None
     kind: str = UnitKind.RUN
+    turn: int = 0
+    """Its submitter's load when it was queued (see :meth:`Store.claim`)."""
 
 
 @dataclass
@@ -149,10 +151,6 @@ class MemoryPolicy(Store):
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._served: dict[str, int] = {}
-        """When each submitter last had a unit claimed (a counter): ties of turns go to the
-        submitter served least recently."""
-        self._clock = 0
         self._runs: dict[str, _Run] = {}
         self._units: dict[int, _Unit] = {}
         self._next_unit = 1
@@ -176,8 +174,30 @@ class MemoryPolicy(Store):
             return None
         return unit
 
-    def _add_unit(self, run: _Run, state: str, attempt: int, max_attempts: int) -> _Unit:
+    def _load(self, run: _Run) -> int:
+        """How many units the run's submitter has queued or running (0 without a
+        submitter): the turn of a unit it queues now."""
+        if run.submitter is None:
+            return 0
+        return sum(
+            1
+            for unit in self._units.values()
+            if unit.state in (UnitState.QUEUED, UnitState.CLAIMED)
+            and self._runs[unit.run_id].submitter == run.submitter
+            and self._runs[unit.run_id].record.state in (RunState.QUEUED, RunState.RUNNING)
+        )
+
+    def _requeue(self, unit: _Unit) -> None:
+        """Put ``unit`` back in the queue with a fresh turn."""
+        unit.turn = self._load(self._runs[unit.run_id])
+        unit.state, unit.worker, unit.lease_until = UnitState.QUEUED, None, None
+
+    def _add_unit(
+        self, run: _Run, state: str, attempt: int, max_attempts: int, position: int = 0
+    ) -> _Unit:
+        """A new unit of ``run``; ``position`` is a batch unit's among those queued with it."""
         unit = _Unit(self._next_unit, run.record.id, run.record.queue, state, attempt, max_attempts)
+        unit.turn = self._load(run) + position
         self._next_unit += 1
         self._units[unit.id] = unit
         run.units.append(unit)
@@ -224,11 +244,7 @@ class MemoryPolicy(Store):
         for unit in units:
             unit.state, unit.attempt = UnitState.CLAIMED, unit.attempt + 1
             unit.worker, unit.lease_until = worker, time.time() + lease
-            stored = self._runs[unit.run_id]
-            if stored.submitter is not None:
-                self._clock += 1
-                self._served[stored.submitter] = self._clock
-            record = stored.record
+            record = self._runs[unit.run_id].record
             if record.state == RunState.QUEUED:
                 record.state = RunState.RUNNING
                 record.started_at = record.started_at or datetime.now(UTC)
@@ -242,16 +258,7 @@ class MemoryPolicy(Store):
             for unit in self._units.values()
             if unit.state == UnitState.QUEUED and (not queues or unit.queue in queues)
         ]
-        turns: dict[tuple[str | None, int], int] = {}
-        order: list[tuple[int, int, int, int, _Unit]] = []
-        for unit in sorted(queued, key=lambda u: u.id):
-            run = self._runs[unit.run_id]
-            key = (run.submitter, run.priority)
-            turn = turns[key] = turns.get(key, 0) + 1
-            served = self._served.get(run.submitter, -1) if run.submitter is not None else -1
-            order.append((-run.priority, turn, served, unit.id, unit))
-        order.sort(key=lambda entry: entry[:4])
-        return [entry[4] for entry in order]
+        return sorted(queued, key=lambda u: (-self._runs[u.run_id].priority, u.turn, u.id))
 
     def _check_quota(self, run: NewRun) -> None:
         limits = run.quota
@@ -667,7 +674,7 @@ class MemoryPolicy(Store):
             unit = self._held(claim)
             if unit is None:
                 return False
-            unit.state, unit.worker, unit.lease_until = UnitState.QUEUED, None, None
+            self._requeue(unit)
             run = self._runs[unit.run_id]
             self._write_logs(run, report)
             if run.record.state == RunState.RUNNING and unit.kind == UnitKind.RUN:
@@ -680,8 +687,11 @@ class MemoryPolicy(Store):
         run = self._runs[unit.run_id]
         unit.failures += 1
         give_up = unit.failures >= unit.max_attempts
-        unit.state = UnitState.DONE if give_up else UnitState.QUEUED
-        unit.worker, unit.lease_until, unit.last_error = None, None, reason
+        if give_up:
+            unit.state, unit.worker, unit.lease_until = UnitState.DONE, None, None
+        else:
+            self._requeue(unit)
+        unit.last_error = reason
         if unit.kind == UnitKind.BATCH:
             return self._lose_batch(run, unit, reason, give_up)
         if give_up:

@@ -121,8 +121,8 @@ def claim_function() -> str:
     ``p_limit`` queued units of the given queues (all when NULL) for ``p_worker`` and move their
     runs to running, returning (unit, run, attempt, kind). The states come from
     :mod:`gristmill.states`. The order is the fair one of ``pick_units`` (queries.sql):
-    priority, each submitter's turn, the submitter served least recently, id. Every claimed
-    unit's run is marked served (``served_at``)."""
+    priority, the turn each unit was given when queued, id, read from the unit table's order
+    indexes."""
     queued, claimed = UnitState.QUEUED.value, UnitState.CLAIMED.value
     return f"""
 CREATE OR REPLACE FUNCTION gristmill_claim(
@@ -134,17 +134,9 @@ LANGUAGE plpgsql AS $$
 BEGIN
     RETURN QUERY
     WITH picked AS (
-        SELECT u.id FROM gristmill_unit u JOIN (
-            SELECT q.id, r.priority, r.submitter,
-                row_number() OVER (PARTITION BY r.submitter, r.priority ORDER BY q.id) AS turn
-            FROM gristmill_unit q JOIN gristmill_run r ON r.id = q.run_id
-            WHERE q.state = '{queued}' AND (p_queues IS NULL OR q.queue = ANY (p_queues))
-        ) f ON f.id = u.id
-        WHERE u.state = '{queued}' AND f.turn <= p_limit
-        ORDER BY f.priority DESC, f.turn,
-            (SELECT max(x.served_at) FROM gristmill_run x WHERE x.submitter = f.submitter)
-                NULLS FIRST,
-            u.id
+        SELECT u.id FROM gristmill_unit u
+        WHERE u.state = '{queued}' AND (p_queues IS NULL OR u.queue = ANY (p_queues))
+        ORDER BY u.priority DESC, u.turn, u.id
         LIMIT p_limit
         FOR UPDATE OF u SKIP LOCKED
     ), claimed AS (
@@ -158,8 +150,7 @@ BEGIN
         SET state = CASE WHEN r.state = '{RunState.QUEUED.value}'
                 THEN '{RunState.RUNNING.value}' ELSE r.state END,
             started_at = CASE WHEN r.state = '{RunState.QUEUED.value}'
-                THEN COALESCE(r.started_at, p_now) ELSE r.started_at END,
-            served_at = p_now
+                THEN COALESCE(r.started_at, p_now) ELSE r.started_at END
         WHERE r.id IN (SELECT c.run_id FROM claimed c)
     )
     SELECT c.id, c.run_id, c.attempt::integer, c.kind::varchar FROM claimed c;

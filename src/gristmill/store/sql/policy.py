@@ -278,7 +278,10 @@ class SqlPolicy(SqlConnection):
             queued = self.sql.write(
                 *self._create_first(run, row),
                 Many(Q["create_input"], inputs),
-                (Q["create_unit"], [*unit, run.max_attempts, run.claimed_by, lease_until]),
+                (
+                    Q["create_unit"],
+                    [*unit, run.max_attempts, run.claimed_by, lease_until, key, key, 0],
+                ),
                 *(started if held else self._notify("gristmill_work")),
                 read=read,
             )
@@ -304,6 +307,7 @@ class SqlPolicy(SqlConnection):
         rows: list[list[Any]] = []
         inputs: list[tuple[Any, ...]] = []
         units: list[list[Any]] = []
+        places: dict[str | None, int] = {}
         for run in runs:
             key = self._id(run.id)
             ancestor = self._id(run.ancestor_id) if run.ancestor_id else None
@@ -331,7 +335,22 @@ class SqlPolicy(SqlConnection):
                 (key, n, i.name, i.kind, i.path, i.size, i.sha256, i.media_type, i.source)
                 for n, i in enumerate(run.inputs)
             )
-            units.append([key, _RUN_KIND, run.queue, _QUEUED, 0, run.max_attempts, None, None])
+            place = self._place(places, run.submitter)
+            units.append(
+                [
+                    key,
+                    _RUN_KIND,
+                    run.queue,
+                    _QUEUED,
+                    0,
+                    run.max_attempts,
+                    None,
+                    None,
+                    key,
+                    key,
+                    place,
+                ]
+            )
         try:
             self.sql.write(
                 *self._create_first(runs[0], rows[0]),
@@ -538,23 +557,29 @@ class SqlPolicy(SqlConnection):
         )
         move = (
             Q["start_claimed_runs"],
-            [_QUEUED_RUN, RunState.RUNNING.value, _QUEUED_RUN, now, now],
+            [_QUEUED_RUN, RunState.RUNNING.value, _QUEUED_RUN, now],
         )
         function = None
         if self.sql.supports_functions and unit_id is None and run_id is None and self.fair:
             function = [worker, list(queues) if queues else None, lease_until, limit, _now()]
         return ClaimSpec(update, move, function)
 
+    def _place(self, places: dict[str | None, int], submitter: str | None) -> int:
+        """A unit's place among its submitter's units of one bulk insert: what its turn adds
+        to the load when the insert is one statement (which does not see its own rows); 0
+        where each row is a statement of its own."""
+        if not self.sql.folds_many:
+            return 0
+        place = places[submitter] = places.get(submitter, -1) + 1
+        return place
+
     def _pick(self, queues: Sequence[str] | None, limit: int) -> tuple[str, list[Any]]:
         """The query picking the next queued units: in the fair order (``pick_units``), or by
         priority only when :attr:`fair` is off (the baseline the fair order is measured
         against)."""
-        named = f" AND q.queue IN ({', '.join(['%s'] * len(queues))})" if queues else ""
-        if self.fair:
-            pick = Q["pick_units"].format(queues=named)
-            return pick, [_QUEUED, *(queues or ()), _QUEUED, limit, limit]
-        pick = Q["pick_units_by_priority"].format(queues=named.replace("q.", "u."))
-        return pick, [_QUEUED, *(queues or ()), limit]
+        named = f" AND u.queue IN ({', '.join(['%s'] * len(queues))})" if queues else ""
+        pick = Q["pick_units"] if self.fair else Q["pick_units_by_priority"]
+        return pick.format(queues=named), [_QUEUED, *(queues or ()), limit]
 
     def _claims(self, rows: Sequence[Sequence[Any]]) -> list[Claim]:
         claims = []
