@@ -4,12 +4,14 @@
    (``gristmill serve --workers 0`` on SQLite, one JSON submission at a time from one client;
    quotas set high enough never to refuse, so each submission pays for the check in its
    transaction). Target: the check costs at most 10 %.
-2. Claim throughput with the fair order (priority, turns across submitters, least recently
-   served), beside priority-only ordering, on SQLite and on PostgreSQL: ``--runs`` queued runs
-   of ``--submitters`` submitters, claimed one at a time through the store.
+2. Claim throughput with the fair order (priority, then each unit's turn: its submitter's
+   load when it was queued, then id), beside priority-only ordering, on SQLite and on
+   PostgreSQL: ``--runs`` queued runs of ``--submitters`` submitters, claimed one at a time
+   through the store.
 
     .venv/bin/python bench/quotas.py                # ~1 minute
     .venv/bin/python bench/quotas.py --quick        # a smoke run
+    .venv/bin/python bench/quotas.py --claims-only  # part 2 only
 
 Each database is measured in a child process (Django is configured once per process).
 PostgreSQL: a fresh database on ``BENCH_POSTGRES_URL`` (default postgres@127.0.0.1:5432),
@@ -136,9 +138,24 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=400)
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--submitters", type=int, default=10)
+    parser.add_argument("--claims-only", action="store_true", help="skip the HTTP part")
     options = parser.parse_args()
     count = 50 if options.quick else options.submissions
     runs = 100 if options.quick else options.runs
+    if not options.claims_only:
+        submissions(count)
+    print(f"claims, one at a time ({runs} queued runs of {options.submitters} submitters)")
+    for database in ("sqlite", "postgres"):
+        got = claims(database, runs, options.submitters)
+        ratio = got["fair"] / got["priority_only"]
+        print(
+            f"  {database:9} priority-only {got['priority_only']:8.1f} claims/s   "
+            f"fair {got['fair']:8.1f} claims/s   ({ratio:.2f}x)"
+        )
+
+
+def submissions(count: int) -> None:
+    """Print submissions per second over HTTP, quotas off and on."""
     off, on = [], []
     for _ in range(2):  # interleaved, the better of each kept
         off.append(submissions_per_second({}, count))
@@ -148,14 +165,6 @@ def main() -> None:
     print(f"submissions over HTTP ({count} one at a time, SQLite, no workers)")
     print(f"  quotas off: {best_off:8.1f} runs/s")
     print(f"  quotas on:  {best_on:8.1f} runs/s   cost {cost:+.1f} % (target <= 10 %)")
-    print(f"claims, one at a time ({runs} queued runs of {options.submitters} submitters)")
-    for database in ("sqlite", "postgres"):
-        got = claims(database, runs, options.submitters)
-        ratio = got["fair"] / got["priority_only"]
-        print(
-            f"  {database:9} priority-only {got['priority_only']:8.1f} claims/s   "
-            f"fair {got['fair']:8.1f} claims/s   ({ratio:.2f}x)"
-        )
 
 
 if __name__ == "__main__":
