@@ -1076,6 +1076,18 @@ def test_turns_go_round_every_waiting_submitter(store: Store, queue: str) -> Non
     }
 
 
+def test_a_requeued_unit_gets_a_fresh_turn(store: Store, queue: str) -> None:
+    # A's one run is claimed (turn 0) while B queues three (turns 0, 1, 2); released, A's unit
+    # is queued again behind B's first: its turn is A's load then, not the 0 it had.
+    (a,) = submitted(store, queue, f"user:ra-{queue}")
+    first = claim_one(store, queue)
+    assert first.run_id == a
+    b = submitted(store, queue, f"user:rb-{queue}", 3)
+    assert store.release(first, Report())
+    order = [claim_one(store, queue, f"w{n}").run_id for n in range(4)]
+    assert order == [b[0], a, b[1], b[2]]
+
+
 def test_higher_priority_runs_are_claimed_first(store: Store, queue: str) -> None:
     low = submitted(store, queue, f"user:p-{queue}", 2)
     (urgent,) = submitted(store, queue, f"user:p-{queue}", priority=5)
