@@ -1088,6 +1088,21 @@ def test_a_requeued_unit_gets_a_fresh_turn(store: Store, queue: str) -> None:
     assert order == [b[0], a, b[1], b[2]]
 
 
+def test_another_submitters_run_interleaves_with_a_maps_batches(store: Store, queue: str) -> None:
+    (mapping,) = submitted(store, queue, f"user:map-{queue}")
+    run_claim = claim_one(store, queue, "walker")
+    assert run_claim.run_id == mapping
+    specs = [BatchSpec(n, 10 * n - 9, 10, "runs/x/data.jsonl", 100 * n, None) for n in range(1, 11)]
+    new_map = NewMap("check", 0, FINGERPRINT, "continue", 100, specs)
+    assert store.start_map(run_claim, new_map, Report(progress_done=0, progress_total=100))
+    (one,) = submitted(store, queue, f"user:one-{queue}")
+    # The map's ten batch units have turns load, load + 1, ...; the other run's is 0, so it is
+    # taken within the first two claims (one round), not after the ten batches.
+    claims = [claim_one(store, queue, f"w{n}") for n in range(4)]
+    assert one in [c.run_id for c in claims[:2]]
+    assert [c.kind for c in claims if c.run_id != one] == [UnitKind.BATCH] * 3
+
+
 def test_higher_priority_runs_are_claimed_first(store: Store, queue: str) -> None:
     low = submitted(store, queue, f"user:p-{queue}", 2)
     (urgent,) = submitted(store, queue, f"user:p-{queue}", priority=5)
