@@ -37,6 +37,7 @@ from gristmill.errors import (
     PermissionDeniedError,
     PipelineNotFoundError,
     QuotaError,
+    QuotaExceededError,
     SignInRequiredError,
     StepTimeoutError,
     StorageQuotaError,
@@ -87,6 +88,7 @@ STATUSES: dict[type[BaseException], int] = {
     FetchTooLargeError: 413,
     StoreError: 500,
     StoreUnavailableError: 503,
+    QuotaExceededError: 429,  # the store's refusal, worded as a QuotaError where submitted
     TransitionError: 500,  # a bug in the caller: an internal error with a reference
     TaskError: 500,
     StepTimeoutError: 500,
