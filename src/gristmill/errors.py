@@ -7,7 +7,9 @@
     ├── ConfigurationError                settings are wrong, or an optional extra is missing
     ├── SubmissionError (ValueError)      a run was refused before anything was queued
     │   ├── SubmissionTooLargeError       ... because an input is larger than the pipeline takes
-    │   └── PipelineNotFoundError (NotFoundError)  ... because no such pipeline is offered
+    │   ├── PipelineNotFoundError (NotFoundError)  ... because no such pipeline is offered
+    │   └── QuotaError                    ... because the submitter is at a quota of runs
+    │       └── StorageQuotaError         ... or at its storage quota
     ├── NotFoundError (LookupError)       no such pipeline or run (or the caller may not see it)
     ├── SignInRequiredError (PermissionError)  the caller must sign in (or send a token) first
     ├── PermissionDeniedError (PermissionError)  the caller may not do this, signed in or not
@@ -17,7 +19,8 @@
     │   └── FetchTooLargeError            ... because it is larger than the input may be
     ├── StoreError                        the database could not do what was asked
     │   ├── StoreUnavailableError         ... because it cannot be reached or is full
-    │   └── TransitionError               ... because the states table forbids that move
+    │   ├── TransitionError               ... because the states table forbids that move
+    │   └── QuotaExceededError            ... because the run would pass its submitter's quota
     └── TaskError                         a task failed, with a message for the end user
         ├── StepTimeoutError (TimeoutError)  a step ran past its time limit
         ├── CancelledError                   the run was cancelled while the step ran
@@ -91,6 +94,23 @@ class SubmissionTooLargeError(SubmissionError):
     """An input is larger than the pipeline's size limit; its message is under ``inputs``."""
 
 
+class QuotaError(SubmissionError):
+    """A run was refused because its submitter is at a quota of runs (concurrent, or per
+    day); nothing was stored. The message (under ``__all__``) names the quota, the usage and
+    when it frees up; ``retry_after`` is how many seconds to wait before trying again."""
+
+    def __init__(self, quota: str, message: str, retry_after: int | None = None):
+        super().__init__({"__all__": [message]})
+        self.quota = quota
+        self.message = message
+        self.retry_after = retry_after
+
+
+class StorageQuotaError(QuotaError):
+    """A run was refused because its inputs would take its submitter past their storage
+    quota; nothing was stored."""
+
+
 class NotFoundError(GristmillError, LookupError):
     """No such pipeline or run, or the caller is not allowed to see it."""
 
@@ -154,6 +174,11 @@ class StoreError(GristmillError):
 
 class StoreUnavailableError(StoreError):
     """The store cannot be reached or has no room; nothing was written."""
+
+
+class QuotaExceededError(StoreError):
+    """Storing the run(s) would take their submitter past a quota; nothing was stored (the
+    submission layer words it as a :class:`QuotaError`)."""
 
 
 class TransitionError(StoreError):

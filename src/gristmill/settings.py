@@ -67,6 +67,16 @@ GRISTMILL_DATAFILE_MAX_SIZE    largest data file a user may upload, in     ``104
                                ``/metrics``
 ``GRISTMILL_LOG_FORMAT``       ``text`` (for people) or ``json`` (one      ``text``
                                object per line, for log collectors)
+``GRISTMILL_QUOTA_CONCURRENT`` runs a user may have queued or running at   none (no quota)
+                               once (a user's own quota, set by staff in
+                               the admin, overrides each quota)
+``GRISTMILL_QUOTA_RUNS_PER_DAY`` runs a user may submit in any 24 hours    none (no quota)
+``GRISTMILL_QUOTA_STORAGE_MB`` megabytes of inputs and outputs a user's     none (no quota)
+                               unexpired runs may hold
+``GRISTMILL_ANONYMOUS_QUOTA_*`` the same three for callers without an       the user's quota
+                               account, counted by client address
+                               (``_CONCURRENT``, ``_RUNS_PER_DAY``,
+                               ``_STORAGE_MB``)
 =============================  ==========================================  ========================
 """
 
@@ -134,6 +144,12 @@ class Settings:
     reconcile_after: float = 10.0
     metrics_token: str = ""
     log_format: str = "text"
+    quota_concurrent: int | None = None
+    quota_runs_per_day: int | None = None
+    quota_storage_mb: int | None = None
+    anonymous_quota_concurrent: int | None = None
+    anonymous_quota_runs_per_day: int | None = None
+    anonymous_quota_storage_mb: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -191,6 +207,7 @@ class Settings:
             reconcile_after=_number(env, "GRISTMILL_RECONCILE_AFTER", float, 10.0),
             metrics_token=(env.get("GRISTMILL_METRICS_TOKEN") or "").strip(),
             log_format=(env.get("GRISTMILL_LOG_FORMAT") or "text").strip().lower(),
+            **_quotas(env),
         )
         settings = replace(settings, **overrides)
         if settings.sqlite_sync not in ("normal", "full"):
@@ -273,9 +290,33 @@ class Settings:
             "GRISTMILL_RECONCILE_AFTER": str(self.reconcile_after),
             "GRISTMILL_LOG_FORMAT": self.log_format,
         }
+        for field, name in QUOTA_SETTINGS.items():
+            value = getattr(self, field)
+            if value is not None:
+                env[name] = str(value)
         if self.queues:
             env["GRISTMILL_QUEUES"] = ",".join(self.queues)
         return env
+
+
+QUOTA_SETTINGS = {
+    "quota_concurrent": "GRISTMILL_QUOTA_CONCURRENT",
+    "quota_runs_per_day": "GRISTMILL_QUOTA_RUNS_PER_DAY",
+    "quota_storage_mb": "GRISTMILL_QUOTA_STORAGE_MB",
+    "anonymous_quota_concurrent": "GRISTMILL_ANONYMOUS_QUOTA_CONCURRENT",
+    "anonymous_quota_runs_per_day": "GRISTMILL_ANONYMOUS_QUOTA_RUNS_PER_DAY",
+    "anonymous_quota_storage_mb": "GRISTMILL_ANONYMOUS_QUOTA_STORAGE_MB",
+}
+"""The quota settings (fields) and their environment variables."""
+
+
+def _quotas(env: Mapping[str, str]) -> dict[str, int | None]:
+    """The quota settings: none unless set; an anonymous one defaults to the user's."""
+    values = {field: _number(env, name, int, None) for field, name in QUOTA_SETTINGS.items()}
+    for field in list(values):
+        if field.startswith("anonymous_") and values[field] is None:
+            values[field] = values[field.removeprefix("anonymous_")]
+    return values
 
 
 def _number(env: Mapping[str, str], name: str, kind: type, default: Any) -> Any:

@@ -6,3 +6,5 @@ from gristmill import Pipeline
 from tests.integration.pipelines import OPTIONAL, Params, one
 
 heavy = Pipeline("heavy", [one], params=Params, inputs=OPTIONAL, queue="heavy")
+urgent = Pipeline("urgent", [one], params=Params, inputs=OPTIONAL, queue="heavy", priority=10)
+"""On the same queue as ``heavy``, ahead of it: workers take its runs first."""

@@ -123,6 +123,7 @@ def test_the_openapi_document_describes_every_endpoint(client: TestClient) -> No
         ("GET", "/api/v1/shared/{token}"),
         ("GET", "/api/v1/account/notifications"),
         ("PUT", "/api/v1/account/notifications"),
+        ("GET", "/api/v1/account/usage"),
     }
     assert all(operation.get("description") for operation in operations.values())
     submit_body = operations["POST", "/api/v1/pipelines/{name}/runs"]["requestBody"]

@@ -131,7 +131,7 @@ def notifying(service: Service, smtp: tuple[int, Mailbox], receiver: Receiver) -
         fetch_allow=("127.0.0.1/32",),
         notify_attempts=3,
         notify_backoff=0.05,
-        notify_timeout=15.0,  # a loaded machine must not turn an answer into a timeout
+        notify_timeout=5.0,  # an answer, not a timeout, on a loaded machine; a lease of 11 s
     )
     notifying = Service(settings, service.store, service.registry, service.storage)
     with serving(notifying):

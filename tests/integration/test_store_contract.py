@@ -32,6 +32,8 @@ from gristmill.store.base import (
     NextClaim,
     OutputRecord,
     QueuedUnit,
+    QuotaExceededError,
+    QuotaLimits,
     Report,
     StepOutcome,
     Store,
@@ -1044,3 +1046,171 @@ def test_the_bell_hears_of_batch_units_the_walk_and_retried_batches(
     worker = queue + "-w1"
     assert store.release_worker(worker, "killed by signal SIGKILL") == 1
     assert [u.unit_id for u in heard[6:]] == [again.unit_id]
+
+
+# -- fair queues, priorities and quotas ----------------------------------------------------
+
+
+def submitted(
+    store: Store,
+    queue: str,
+    submitter: str,
+    count: int = 1,
+    *,
+    priority: int = 0,
+    quota: QuotaLimits | None = None,
+    expires_at: datetime | None = None,
+) -> list[str]:
+    """``count`` runs of ``submitter`` created in one submission (bulk when more than one)."""
+    runs = [
+        NewRun(
+            id=str(uuid.uuid4()),
+            pipeline="contract",
+            queue=queue,
+            params={},
+            inputs=[INPUT],
+            expires_at=expires_at or datetime.now(UTC) + timedelta(days=7),
+            submitter=submitter,
+            priority=priority,
+            quota=quota,
+        )
+        for _ in range(count)
+    ]
+    if count == 1:
+        store.create_run(runs[0])
+    else:
+        store.create_runs(runs)
+    return [run.id for run in runs]
+
+
+def test_a_submitter_with_many_runs_queued_does_not_starve_another(
+    store: Store, queue: str
+) -> None:
+    heavy, light = f"user:heavy-{queue}", f"user:light-{queue}"
+    many = submitted(store, queue, heavy, 100)
+    (one,) = submitted(store, queue, light)
+    # A worker taking one unit at a time and finishing it before the next claim: the light
+    # submitter's run is taken within the first two claims (one round of turns).
+    order = []
+    for _ in range(3):
+        claim = claim_one(store, queue)
+        order.append(claim.run_id)
+        assert store.finish(claim, RunState.SUCCEEDED, Report())
+    assert one in order[:2]
+    assert [r for r in order if r != one] == many[:2]
+    # Held claims (parallel workers) take the heavy one's in order.
+    assert [claim_one(store, queue, f"w{n}").run_id for n in range(3)] == many[2:5]
+
+
+def test_turns_go_round_every_waiting_submitter(store: Store, queue: str) -> None:
+    a = submitted(store, queue, f"user:a-{queue}", 3)
+    b = submitted(store, queue, f"address:b-{queue}", 3)
+    c = submitted(store, queue, f"user:c-{queue}", 1)
+    # Workers each taking one unit and holding it (nothing ends meanwhile).
+    order = [claim_one(store, queue, f"w{n}").run_id for n in range(7)]
+    assert order == [a[0], b[0], c[0], a[1], b[1], a[2], b[2]]
+    # A claim of many units takes the first of that order (a database returns them in any
+    # order).
+    more = submitted(store, queue, f"user:a-{queue}", 2)
+    more += submitted(store, queue, f"user:d-{queue}")
+    assert {c.run_id for c in store.claim("w1", queues=[queue], lease=LEASE, limit=2)} == {
+        more[0],
+        more[2],
+    }
+
+
+def test_a_requeued_unit_gets_a_fresh_turn(store: Store, queue: str) -> None:
+    # A's one run is claimed (turn 0) while B queues three (turns 0, 1, 2); released, A's unit
+    # is queued again behind B's first: its turn is A's load then, not the 0 it had.
+    (a,) = submitted(store, queue, f"user:ra-{queue}")
+    first = claim_one(store, queue)
+    assert first.run_id == a
+    b = submitted(store, queue, f"user:rb-{queue}", 3)
+    assert store.release(first, Report())
+    order = [claim_one(store, queue, f"w{n}").run_id for n in range(4)]
+    assert order == [b[0], a, b[1], b[2]]
+
+
+def test_another_submitters_run_interleaves_with_a_maps_batches(store: Store, queue: str) -> None:
+    (mapping,) = submitted(store, queue, f"user:map-{queue}")
+    run_claim = claim_one(store, queue, "walker")
+    assert run_claim.run_id == mapping
+    specs = [BatchSpec(n, 10 * n - 9, 10, "runs/x/data.jsonl", 100 * n, None) for n in range(1, 11)]
+    new_map = NewMap("check", 0, FINGERPRINT, "continue", 100, specs)
+    assert store.start_map(run_claim, new_map, Report(progress_done=0, progress_total=100))
+    (one,) = submitted(store, queue, f"user:one-{queue}")
+    # The map's ten batch units have turns load, load + 1, ...; the other run's is 0, so it is
+    # taken within the first two claims (one round), not after the ten batches.
+    claims = [claim_one(store, queue, f"w{n}") for n in range(4)]
+    assert one in [c.run_id for c in claims[:2]]
+    assert [c.kind for c in claims if c.run_id != one] == [UnitKind.BATCH] * 3
+
+
+def test_higher_priority_runs_are_claimed_first(store: Store, queue: str) -> None:
+    low = submitted(store, queue, f"user:p-{queue}", 2)
+    (urgent,) = submitted(store, queue, f"user:p-{queue}", priority=5)
+    (lowest,) = submitted(store, queue, f"user:q-{queue}", priority=-1)
+    order = [claim_one(store, queue).run_id for _ in range(4)]
+    assert order == [urgent, *low, lowest]
+
+
+def test_a_run_past_the_concurrent_quota_is_refused_and_nothing_is_stored(
+    store: Store, queue: str
+) -> None:
+    who = f"user:quota-{queue}"
+    limits = QuotaLimits(concurrent=2)
+    submitted(store, queue, who, 2, quota=replace(limits, runs=2))
+    with pytest.raises(QuotaExceededError):
+        submitted(store, queue, who, quota=limits)
+    with pytest.raises(QuotaExceededError):  # a bulk submission counts all its runs
+        submitted(store, queue, who, 3, quota=replace(limits, concurrent=4, runs=3))
+    usage = store.quota_usage(who)
+    assert (usage.concurrent, usage.runs_today) == (2, 2)
+    assert len(store.claim("w1", queues=[queue], lease=LEASE, limit=10)) == 2
+    # Another submitter has a quota of its own.
+    submitted(store, queue, f"user:other-{queue}", quota=limits)
+    # An ended run frees its place.
+    claim = store.claim("w1", queues=[queue], lease=LEASE)[0]
+    assert store.finish(claim, RunState.SUCCEEDED, Report())
+    first = store.quota_usage(who)
+    assert first.concurrent == 2  # the other submitter's run ended, not one of these
+    assert first.oldest_today is not None and first.next_expiry is not None
+
+
+def test_the_daily_and_storage_quotas_count_runs_and_bytes(store: Store, queue: str) -> None:
+    who = f"user:daily-{queue}"
+    submitted(store, queue, who, 3, quota=QuotaLimits(per_day=3, runs=3))
+    with pytest.raises(QuotaExceededError):
+        submitted(store, queue, who, quota=QuotaLimits(per_day=3))
+    assert store.quota_usage(who).storage_bytes == 3 * INPUT.size
+    with pytest.raises(QuotaExceededError):
+        submitted(store, queue, who, quota=QuotaLimits(storage_bytes=3 * INPUT.size, new_bytes=1))
+    submitted(store, queue, who, quota=QuotaLimits(storage_bytes=4 * INPUT.size, new_bytes=5))
+    assert store.quota_usage(who).runs_today == 4
+
+
+def test_two_submissions_racing_for_the_last_place_cannot_both_pass(
+    store: Store, queue: str
+) -> None:
+    who = f"user:race-{queue}"
+    limits = QuotaLimits(concurrent=1)
+    results: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def submit() -> None:
+        barrier.wait()
+        try:
+            submitted(store, queue, who, quota=limits)
+            results.append("stored")
+        except QuotaExceededError:
+            results.append("refused")
+        finally:
+            store.end_thread()  # each thread has its own connection, as a process would
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["refused", "refused", "refused", "stored"]
+    assert store.quota_usage(who).concurrent == 1

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from gristmill.app.quotas import refusal, user_submitter
 from gristmill.app.service import Service, default_service
 from gristmill.authoring.context import InputFile
 from gristmill.authoring.fingerprints import pipeline_version
@@ -53,6 +54,7 @@ from gristmill.errors import (
     FetchError,
     NotFoundError,
     PipelineNotFoundError,
+    QuotaError,
     SubmissionError,
     SubmissionTooLargeError,
     TooLargeError,
@@ -63,6 +65,8 @@ from gristmill.store.base import (
     InputRecord,
     NewRun,
     OutputRecord,
+    QuotaExceededError,
+    QuotaLimits,
     RunRecord,
     StepRecord,
 )
@@ -326,6 +330,8 @@ def submit(
     owner_id: int | None = None,
     ancestor: str | None = None,
     service: Service | None = None,
+    submitter: str | None = None,
+    quota: QuotaLimits | None = None,
 ) -> str:
     """Check and store a new run, queue it, and return its id.
 
@@ -336,11 +342,41 @@ def submit(
     and leaves nothing behind. Once this returns, the run and its input bytes are committed;
     a URL input is committed as its URL, fetched by the run's worker before the first step
     (a fetch that fails, or a file the pipeline refuses, fails the run with the reason).
+
+    ``submitter`` says who submits (default ``user:<owner_id>``), for the fair order of claims
+    and for ``quota``: a submission that would take the submitter past it raises
+    :class:`~gristmill.errors.QuotaError` (:class:`~gristmill.errors.StorageQuotaError` for
+    storage) and stores nothing.
     """
     run_id, _ = create(
-        pipeline, inputs, params, owner_id=owner_id, ancestor=ancestor, service=service
+        pipeline,
+        inputs,
+        params,
+        owner_id=owner_id,
+        ancestor=ancestor,
+        service=service,
+        submitter=submitter,
+        quota=quota,
     )
     return run_id
+
+
+def _account(
+    new_run: NewRun, submitter: str | None, quota: QuotaLimits | None, runs: Sequence[NewRun]
+) -> NewRun:
+    """``new_run`` with its submitter, priority and (for the first run of a submission of
+    ``runs``) its quota, counting all of them."""
+    if submitter is None and new_run.owner_id is not None:
+        submitter = user_submitter(new_run.owner_id)
+    if quota is not None:
+        added = sum(i.size for run in runs for i in run.inputs)
+        quota = replace(quota, runs=len(runs), new_bytes=added)
+    return replace(new_run, submitter=submitter, quota=quota)
+
+
+def _refused(service: Service, run: NewRun) -> QuotaError:
+    assert run.submitter is not None and run.quota is not None
+    return refusal(service.store, run.submitter, run.quota)
 
 
 def create(
@@ -353,6 +389,8 @@ def create(
     service: Service | None = None,
     claimed_by: str | None = None,
     lease: float = 30.0,
+    submitter: str | None = None,
+    quota: QuotaLimits | None = None,
 ) -> tuple[str, Claim | None]:
     """:func:`submit`, optionally handing the run's first unit straight to ``claimed_by``
     (the inline executor), so that no worker sharing the database can take it."""
@@ -361,7 +399,11 @@ def create(
     run_id = str(uuid.uuid4())
     try:
         new_run = _prepare(service, pipeline, run_id, inputs, params, owner_id, ancestor)
-        claim = service.store.create_run(replace(new_run, claimed_by=claimed_by, lease=lease))
+        new_run = _account(new_run, submitter, quota, [new_run])
+        try:
+            claim = service.store.create_run(replace(new_run, claimed_by=claimed_by, lease=lease))
+        except QuotaExceededError:
+            raise _refused(service, new_run) from None
     except BaseException:
         with contextlib.suppress(OSError):  # best effort: the error that got us here matters
             service.storage.delete_run(run_id)
@@ -389,6 +431,8 @@ def submit_many(
     *,
     owner_id: int | None = None,
     service: Service | None = None,
+    submitter: str | None = None,
+    quota: QuotaLimits | None = None,
 ) -> list[str]:
     """Check and store many runs of one pipeline in one transaction, queue them, and return
     their ids in the order of ``entries``.
@@ -396,7 +440,8 @@ def submit_many(
     Each entry is checked as :func:`submit` checks a run. All or nothing: if any entry is
     refused, nothing is stored and :class:`~gristmill.errors.SubmissionError` names every
     problem under ``entries.<index>.<field>`` (``entries.3.params.top``); more than
-    :data:`MAX_BULK_ENTRIES` entries, or none, is refused under ``entries``.
+    :data:`MAX_BULK_ENTRIES` entries, or none, is refused under ``entries``. A ``quota``
+    counts every entry (:class:`~gristmill.errors.QuotaError`, nothing stored).
     """
     service = service or default_service()
     pipeline = _pipeline(service, pipeline)
@@ -430,7 +475,12 @@ def submit_many(
                     problems.setdefault(f"entries.{index}.{name}", []).extend(messages)
         if problems:
             raise (SubmissionTooLargeError if too_large else SubmissionError)(problems)
-        service.store.create_runs(runs)
+        runs = [_account(run, submitter, None, runs) for run in runs]
+        runs[0] = _account(runs[0], submitter, quota, runs)
+        try:
+            service.store.create_runs(runs)
+        except QuotaExceededError:
+            raise _refused(service, runs[0]) from None
     except BaseException:
         for run_id in run_ids:
             with contextlib.suppress(OSError):  # best effort, as in create()
@@ -491,6 +541,7 @@ def _prepare(
         max_attempts=pipeline.max_attempts,
         owner_id=owner_id,
         ancestor_id=ancestor,
+        priority=pipeline.priority,
     )
 
 

@@ -137,6 +137,7 @@ class Pipeline:
         params: type[BaseModel] | None = None,
         validators: Iterable[Validator] | types.ModuleType = (),
         queue: str = "default",
+        priority: int = 0,
         retention: timedelta = timedelta(days=7),
         access: Access | str = Access.ANYONE,
         step_timeout: float = 3600.0,
@@ -164,6 +165,11 @@ class Pipeline:
         self.params = params
         self.validators = _collect_validators(validators)
         self.queue = queue
+        if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > 1000:
+            raise DefinitionError(
+                f"priority {priority!r} must be a whole number from -1000 to 1000", pipeline=name
+            )
+        self.priority = priority
         self.retention = retention
         try:
             self.access = Access(access)

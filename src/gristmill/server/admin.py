@@ -1,4 +1,5 @@
-"""The Django admin (``/admin/``) for staff: runs, data files and API tokens, read-mostly.
+"""The Django admin (``/admin/``) for staff: runs, data files and API tokens, read-mostly; and
+each user's own quotas (an empty field takes the site default, ``GRISTMILL_QUOTA_*``).
 
 Records are not edited here: a run changes through its actions only, which the admin offers on
 the selected runs (cancel, run again, pin, unpin, delete) and which go through the same
@@ -20,7 +21,7 @@ from gristmill.app.service import default_service
 from gristmill.errors import NotFoundError
 from gristmill.server import actions, datafiles
 from gristmill.server.access import session_caller
-from gristmill.server.models import ApiToken, DataFile, Input, Run, Step
+from gristmill.server.models import ApiToken, DataFile, Input, Quota, Run, Step
 
 if TYPE_CHECKING:  # the admin's classes are generic for the type checker only
     RunModelAdmin = admin.ModelAdmin[Run]
@@ -156,3 +157,10 @@ class ApiTokenAdmin(ReadOnly, ApiTokenModelAdmin):
     readonly_fields = ("user", "name", "prefix", "created_at", "last_used_at")
     exclude = ("digest",)
     list_select_related = ("user",)
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("user", "concurrent", "runs_per_day", "storage_mb", "unlimited")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)

@@ -64,6 +64,13 @@ class Run(models.Model):
         db_default=False,
         help_text="Whether an expired run's files are gone (the pruner resumes where not).",
     )
+    submitter = models.CharField(
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text="Who submitted it: user:<id>, or address:<client address>.",
+    )
+    priority = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         db_table = "gristmill_run"
@@ -73,6 +80,8 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="gristmill_run_owner"),
             models.Index(fields=["-created_at"], name="gristmill_run_created"),
+            # A submitter's quota usage at each submission (its runs of the last day).
+            models.Index(fields=["submitter", "created_at"], name="gristmill_run_submitter"),
             models.Index(
                 fields=["expires_at"],
                 name="gristmill_run_unwiped",
@@ -174,6 +183,12 @@ class WorkUnit(models.Model):
     batch_id = models.BigIntegerField(
         null=True, blank=True, help_text="The batch a unit of kind batch stands for."
     )
+    priority = models.IntegerField(default=0, db_default=0, help_text="The run's priority.")
+    turn = models.IntegerField(
+        default=0,
+        db_default=0,
+        help_text="Its submitter's load when it was queued (the fair claim order).",
+    )
 
     class Meta:
         db_table = "gristmill_unit"
@@ -182,6 +197,13 @@ class WorkUnit(models.Model):
             models.Index(fields=["run"], name="gristmill_unit_run"),
             # The run's latest unit of a kind (its attempt), past a map's thousand batch units.
             models.Index(fields=["run", "kind", "id"], name="gristmill_unit_run_kind"),
+            # The fair claim order (priority DESC, turn, id) of the queued units, of all queues
+            # and of one queue: a claim reads the first entries, never sorts the queue.
+            models.Index(fields=["state", "-priority", "turn", "id"], name="gristmill_unit_order"),
+            models.Index(
+                fields=["state", "queue", "-priority", "turn", "id"],
+                name="gristmill_unit_order_queue",
+            ),
         ]
 
 
@@ -430,3 +452,30 @@ class Finding(models.Model):
             models.Index(fields=["run", "step", "batch"], name="gristmill_finding_batch"),
             models.Index(fields=["run", "step", "item"], name="gristmill_finding_item"),
         ]
+
+
+class Quota(models.Model):
+    """A user's own quotas, set by staff in the admin: each empty field takes the site default
+    (``GRISTMILL_QUOTA_*``)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gristmill_quota"
+    )
+    concurrent = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Runs queued or running at once (empty: the site default)."
+    )
+    runs_per_day = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Runs in any 24 hours (empty: the site default)."
+    )
+    storage_mb = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Megabytes of inputs and outputs of unexpired runs (empty: the site default).",
+    )
+    unlimited = models.BooleanField(default=False, help_text="No quota at all for this user.")
+
+    class Meta:
+        db_table = "gristmill_quota"
+
+    def __str__(self) -> str:
+        return f"quota of {self.user}"

@@ -36,8 +36,11 @@ from gristmill.errors import (
     NotFoundError,
     PermissionDeniedError,
     PipelineNotFoundError,
+    QuotaError,
+    QuotaExceededError,
     SignInRequiredError,
     StepTimeoutError,
+    StorageQuotaError,
     StoreError,
     StoreUnavailableError,
     SubmissionError,
@@ -73,6 +76,8 @@ STATUSES: dict[type[BaseException], int] = {
     ConfigurationError: 500,
     SubmissionError: 400,
     SubmissionTooLargeError: 413,
+    QuotaError: 429,
+    StorageQuotaError: 413,
     PipelineNotFoundError: 404,
     NotFoundError: 404,
     SignInRequiredError: 401,
@@ -83,6 +88,7 @@ STATUSES: dict[type[BaseException], int] = {
     FetchTooLargeError: 413,
     StoreError: 500,
     StoreUnavailableError: 503,
+    QuotaExceededError: 429,  # the store's refusal, worded as a QuotaError where submitted
     TransitionError: 500,  # a bug in the caller: an internal error with a reference
     TaskError: 500,
     StepTimeoutError: 500,

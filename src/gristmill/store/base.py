@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from gristmill.errors import NotFoundError
+from gristmill.errors import QuotaExceededError as QuotaExceededError  # create_run's refusal
 from gristmill.states import BatchState, RunState, UnitKind
 
 CANCELLED_MESSAGE = "the run was cancelled"
@@ -107,6 +108,39 @@ its name (see :meth:`Store.previous_run`)."""
 
 
 @dataclass(frozen=True)
+class QuotaLimits:
+    """A submitter's limits (``None``: no limit). ``runs`` is how many runs the submission
+    adds (a bulk submission adds them all at once)."""
+
+    concurrent: int | None = None
+    """Runs queued or running at once."""
+    per_day: int | None = None
+    """Runs created in the last 24 hours."""
+    storage_bytes: int | None = None
+    """Bytes of inputs and outputs of the submitter's unexpired runs."""
+    runs: int = 1
+    new_bytes: int = 0
+    """The bytes of the inputs the submission adds."""
+
+
+@dataclass(frozen=True)
+class QuotaUsage:
+    """What a submitter uses of its quotas now."""
+
+    concurrent: int
+    """Runs queued or running."""
+    runs_today: int
+    """Runs created in the last 24 hours."""
+    storage_bytes: int
+    """Bytes of inputs and outputs of unexpired runs."""
+    oldest_today: datetime | None = None
+    """When the oldest of the runs of the last 24 hours was created (a day later, one more run
+    may be created)."""
+    next_expiry: datetime | None = None
+    """When the first of the unexpired runs expires (its files are removed)."""
+
+
+@dataclass(frozen=True)
 class NewRun:
     """Everything needed to create a run; its first unit is queued in the same transaction."""
 
@@ -123,6 +157,14 @@ class NewRun:
     """Create the first unit already claimed by this worker (the inline executor)."""
     lease: float = 30.0
     """The lease of that claim, in seconds."""
+    priority: int = 0
+    """The pipeline's priority: workers take units of higher priority first."""
+    submitter: str | None = None
+    """Who submitted it, for fairness and quotas: ``user:<id>``, ``address:<client address>``,
+    or ``None`` (a program using the store directly)."""
+    quota: QuotaLimits | None = None
+    """Refuse to store the run (:class:`QuotaExceededError`) if storing it would take its
+    submitter past these limits, checked in the transaction that stores it."""
 
 
 @dataclass
@@ -441,7 +483,9 @@ class Store(abc.ABC):
         claim is returned.
 
         Raises :class:`~gristmill.errors.StoreUnavailableError` if that cannot be committed;
-        nothing is left behind then.
+        nothing is left behind then. With ``run.quota``, raises :class:`QuotaExceededError`
+        (nothing stored) if the run would take ``run.submitter`` past it: the check and the
+        insert are one transaction, and two submissions of one submitter cannot both pass.
         """
 
     @abc.abstractmethod
@@ -451,7 +495,13 @@ class Store(abc.ABC):
 
         The runs must not be claimed at creation (``claimed_by`` unset), else ``ValueError``.
         Raises :class:`~gristmill.errors.StoreUnavailableError` if they cannot be committed.
+        The first run's ``quota`` (with ``runs`` and ``new_bytes`` counting them all) is
+        checked as in :meth:`create_run`; all runs have the first one's submitter.
         """
+
+    @abc.abstractmethod
+    def quota_usage(self, submitter: str) -> QuotaUsage:
+        """What ``submitter`` (see :attr:`NewRun.submitter`) uses of its quotas now."""
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> RunRecord:
@@ -564,8 +614,16 @@ class Store(abc.ABC):
         unit_id: int | None = None,
         run_id: str | None = None,
     ) -> list[Claim]:
-        """Atomically claim up to ``limit`` queued units (oldest first), or the given unit, or
-        the queued unit of the given run.
+        """Atomically claim up to ``limit`` queued units, or the given unit, or the queued unit
+        of the given run.
+
+        Queued units are taken in the fair order ("queue by load"): higher run priority first;
+        then by turn, given to each unit when it is queued (or queued again): how many units
+        its submitter then had queued or running, plus, for the batch units of a map, the
+        batch's position among them; then oldest first. A submitter with 100 queued units
+        does not hold back another's first one, and a worker taking one unit at a time
+        alternates between submitters. A run without a submitter has turn 0 (plus the batch's
+        position).
 
         Each claim increments the unit's attempt and leases it to ``worker`` for ``lease``
         seconds; its run moves to ``running``.

@@ -37,6 +37,7 @@ from ninja.openapi.schema import OpenAPISchema
 from gristmill.errors import (
     InternalErrorRef,
     NotFoundError,
+    QuotaError,
     SignInRequiredError,
     SubmissionError,
 )
@@ -121,6 +122,13 @@ def _mapped(request: HttpRequest, exc: Exception) -> HttpResponse:
     answered = answer_for(exc, f"{request.method} {request.path}", logger)
     if answered.status >= 500:
         return error_response(answered.status, answered.message)
+    if isinstance(exc, QuotaError):
+        response = error_response(
+            answered.status, exc.message, {f"quota.{exc.quota}": [exc.message]}
+        )
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, SubmissionError):
         return error_response(answered.status, summarise(exc.errors), exc.errors)
     return error_response(answered.status, _message(exc) or answered.message)

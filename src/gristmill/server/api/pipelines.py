@@ -27,6 +27,7 @@ from gristmill.server.api.submissions import (
     read_bulk,
     read_submission,
 )
+from gristmill.server.quotas import account_of
 
 router = Router(tags=["pipelines"])
 
@@ -67,6 +68,7 @@ def get_pipeline(request: HttpRequest, name: str) -> PipelineOut:
         404: ErrorOut,
         413: ErrorOut,
         415: ErrorOut,
+        429: ErrorOut,
         503: ErrorOut,
     },
     openapi_extra={"requestBody": REQUEST_BODY_DOC},
@@ -80,8 +82,10 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
 
     Everything is checked before the run is queued: unknown or invalid parameters, input kinds,
     file types, counts and validators answer 400 with a message per field, an unknown pipeline
-    404, and an input over the pipeline's size limit 413. Once this answers 201, the run and its
-    inputs are stored.
+    404, and an input over the pipeline's size limit 413. A caller at a quota of runs
+    (concurrent, or per day) is answered 429 with Retry-After, one at its storage quota 413;
+    the message names the quota, the usage and when it frees up, and nothing is stored. Once
+    this answers 201, the run and its inputs are stored.
     """
     service = default_service()
     caller = caller_of(request)
@@ -93,6 +97,7 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
     params = submission.params
     validate_params(pipeline, params, strict=True)  # JSON values: no "5" for 5, no 1 for true
     wishes = notifications.check_wishes(service.settings, caller, submission.wishes)
+    account = account_of(request, caller)
     run_id = submit(
         pipeline,
         submission.inputs,
@@ -100,6 +105,8 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
         owner_id=caller.user_id,
         ancestor=submission.ancestor,
         service=service,
+        submitter=account.submitter,
+        quota=account.limits,
     )
     notifications.record(service.settings, run_id, pipeline, caller, wishes)
     return Status(201, SubmittedRun(id=run_id, **run_links(run_id)))
@@ -114,6 +121,7 @@ def submit_run(request: HttpRequest, name: str) -> Status[SubmittedRun]:
         404: ErrorOut,
         413: ErrorOut,
         415: ErrorOut,
+        429: ErrorOut,
         503: ErrorOut,
     },
     openapi_extra={"requestBody": BULK_BODY_DOC},
@@ -127,7 +135,8 @@ def submit_runs(request: HttpRequest, name: str) -> Status[BulkSubmitted]:
     and ``webhook_url`` too), and each run is notified as a single submission's run is (its
     pipeline's and the site's webhooks included). Each entry is checked as a
     single submission is; if any is refused, none is stored and the answer (400, or 413 for
-    inputs over the size limit) names each problem under ``entries.<index>.<field>``.
+    inputs over the size limit) names each problem under ``entries.<index>.<field>``. Every
+    entry counts against the caller's quotas (429 or 413 as for one run; nothing stored).
     """
     service = default_service()
     caller = caller_of(request)
@@ -152,7 +161,15 @@ def submit_runs(request: HttpRequest, name: str) -> Status[BulkSubmitted]:
     if problems:
         raise SubmissionError(problems)
     entries = [Entry(s.inputs, s.params, s.ancestor) for s in read]
-    run_ids = submit_many(pipeline, entries, owner_id=caller.user_id, service=service)
+    account = account_of(request, caller)
+    run_ids = submit_many(
+        pipeline,
+        entries,
+        owner_id=caller.user_id,
+        service=service,
+        submitter=account.submitter,
+        quota=account.limits,
+    )
     notifications.record_many(service.settings, run_ids, pipeline, caller, wishes)
     runs = [SubmittedRun(id=run_id, **run_links(run_id)) for run_id in run_ids]
     return Status(201, BulkSubmitted(runs=runs, count=len(runs)))

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("gristmill", "0010_notifications_sharing"),
+        ("gristmill", "0011_quotas"),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from gristmill.server.web import datafiles, filtered, operator, sharing, views
+from gristmill.server.web import account, datafiles, filtered, operator, sharing, views
 
 app_name = "gristmill-web"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("runs/", views.run_list, name="runs"),
     path("operator/", operator.operator_page, name="operator"),
     path("datafiles/", datafiles.datafile_list, name="datafiles"),
+    path("account/", account.account_page, name="account"),
     path("datafiles/<str:file_id>/delete/", datafiles.datafile_delete, name="datafile-delete"),
     path("runs/shared/", sharing.shared_list, name="shared-runs"),
     path("runs/<str:run_id>/", views.run_page, name="run"),

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from gristmill.app.service import default_service
 from gristmill.app.submission import submit
 from gristmill.errors import (
+    QuotaError,
     SignInRequiredError,
     SubmissionError,
 )
@@ -40,6 +41,7 @@ from gristmill.server.access import (
 )
 from gristmill.server.api.errors import error_response
 from gristmill.server.api.schemas import API_ROOT
+from gristmill.server.quotas import account_of
 from gristmill.server.statuses import answer_for, status_of
 from gristmill.server.web.filtered import filter_form, filtered_from
 from gristmill.server.web.forms import SubmissionForm
@@ -117,7 +119,9 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
         form = SubmissionForm(pipeline, request.POST, request.FILES, caller=caller, service=service)
         status = 400
         notify_email = offers_email and request.POST.get(NOTIFY_EMAIL) == "on"
+        retry_after = None
         if form.is_valid():
+            account = account_of(request, caller)
             try:
                 wishes = notifications.Wishes(email=notify_email)
                 run_id = submit(
@@ -127,11 +131,15 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
                     owner_id=caller.user_id,
                     ancestor=form.ancestor(),
                     service=service,
+                    submitter=account.submitter,
+                    quota=account.limits,
                 )
                 notifications.record(service.settings, run_id, pipeline, caller, wishes)
             except SubmissionError as refusal:
                 form.show_refusal(refusal)
                 status = status_of(refusal)
+                if isinstance(refusal, QuotaError):
+                    retry_after = refusal.retry_after
             else:
                 return HttpResponseSeeOther(reverse("gristmill-web:run", args=[run_id]))
     else:
@@ -143,7 +151,10 @@ def submit_form(request: HttpRequest, name: str) -> HttpResponse:
         "notify_email": notify_email,
         "notify_email_field": NOTIFY_EMAIL,
     }
-    return render(request, "gristmill/submit.html", context, status=status)
+    response = render(request, "gristmill/submit.html", context, status=status)
+    if request.method == "POST" and retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @require_safe

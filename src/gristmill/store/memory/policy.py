@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gristmill.errors import NotFoundError, StoreError
@@ -39,6 +39,8 @@ from gristmill.store.base import (
     NextClaim,
     OutputRecord,
     QueuedUnit,
+    QuotaExceededError,
+    QuotaUsage,
     Renewal,
     Report,
     RunRecord,
@@ -78,6 +80,8 @@ class _Unit:
     lease_until: float | None = None
     last_error: str | None = None
     kind: str = UnitKind.RUN
+    turn: int = 0
+    """Its submitter's load when it was queued (see :meth:`Store.claim`)."""
 
 
 @dataclass
@@ -106,6 +110,8 @@ class _Run:
     logs: list[LogLine] = field(default_factory=list)
     units: list[_Unit] = field(default_factory=list)
     maps: dict[str, _Map] = field(default_factory=dict)
+    submitter: str | None = None
+    priority: int = 0
 
     def latest_attempt(self) -> int:
         """The attempt of the run's latest ``run`` unit (batch units have their own)."""
@@ -171,8 +177,30 @@ class MemoryPolicy(Store):
             return None
         return unit
 
-    def _add_unit(self, run: _Run, state: str, attempt: int, max_attempts: int) -> _Unit:
+    def _load(self, run: _Run) -> int:
+        """How many units the run's submitter has queued or running (0 without a
+        submitter): the turn of a unit it queues now."""
+        if run.submitter is None:
+            return 0
+        return sum(
+            1
+            for unit in self._units.values()
+            if unit.state in (UnitState.QUEUED, UnitState.CLAIMED)
+            and self._runs[unit.run_id].submitter == run.submitter
+            and self._runs[unit.run_id].record.state in (RunState.QUEUED, RunState.RUNNING)
+        )
+
+    def _requeue(self, unit: _Unit) -> None:
+        """Put ``unit`` back in the queue with a fresh turn."""
+        unit.turn = self._load(self._runs[unit.run_id])
+        unit.state, unit.worker, unit.lease_until = UnitState.QUEUED, None, None
+
+    def _add_unit(
+        self, run: _Run, state: str, attempt: int, max_attempts: int, position: int = 0
+    ) -> _Unit:
+        """A new unit of ``run``; ``position`` is a batch unit's among those queued with it."""
         unit = _Unit(self._next_unit, run.record.id, run.record.queue, state, attempt, max_attempts)
+        unit.turn = self._load(run) + position
         self._next_unit += 1
         self._units[unit.id] = unit
         run.units.append(unit)
@@ -227,11 +255,50 @@ class MemoryPolicy(Store):
         return claims
 
     def _queued(self, queues: Sequence[str] | None) -> list[_Unit]:
-        return [
+        """The queued units of ``queues`` in the fair order (see :meth:`Store.claim`)."""
+        queued = [
             unit
             for unit in self._units.values()
             if unit.state == UnitState.QUEUED and (not queues or unit.queue in queues)
         ]
+        return sorted(queued, key=lambda u: (-self._runs[u.run_id].priority, u.turn, u.id))
+
+    def _check_quota(self, run: NewRun) -> None:
+        limits = run.quota
+        if limits is None or run.submitter is None:
+            return
+        usage = self._usage(run.submitter)
+        if (
+            (limits.concurrent is not None and usage.concurrent + limits.runs > limits.concurrent)
+            or (limits.per_day is not None and usage.runs_today + limits.runs > limits.per_day)
+            or (
+                limits.storage_bytes is not None
+                and usage.storage_bytes + limits.new_bytes > limits.storage_bytes
+            )
+        ):
+            raise QuotaExceededError(f"the run of {run.submitter} would pass a quota")
+
+    def _usage(self, submitter: str) -> QuotaUsage:
+        since = datetime.now(UTC) - timedelta(days=1)
+        mine = [run for run in self._runs.values() if run.submitter == submitter]
+        live = (RunState.QUEUED, RunState.RUNNING)
+        today = [run.record.created_at for run in mine if run.record.created_at >= since]
+        kept = [run for run in mine if run.record.state != RunState.EXPIRED]
+        stored = sum(
+            sum(i.size for i in run.record.inputs) + sum(o.size for o in run.outputs)
+            for run in kept
+        )
+        return QuotaUsage(
+            concurrent=sum(1 for run in mine if run.record.state in live),
+            runs_today=len(today),
+            storage_bytes=stored,
+            oldest_today=min(today, default=None),
+            next_expiry=min((run.record.expires_at for run in kept), default=None),
+        )
+
+    def quota_usage(self, submitter: str) -> QuotaUsage:
+        with self._lock:
+            return self._usage(submitter)
 
     def _then_claim(self, then_claim: NextClaim | None) -> None:
         if then_claim is not None:
@@ -264,6 +331,7 @@ class MemoryPolicy(Store):
         with self._lock:
             if key in self._runs:
                 raise StoreError(f"a run with id {key} exists already")
+            self._check_quota(run)
             record = RunRecord(
                 id=key,
                 pipeline=run.pipeline,
@@ -278,6 +346,7 @@ class MemoryPolicy(Store):
                 ancestor_id=_key(run.ancestor_id) if run.ancestor_id else None,
             )
             stored = self._runs[key] = _Run(record, json.dumps(run.params))
+            stored.submitter, stored.priority = run.submitter, run.priority
             state = UnitState.CLAIMED if held else UnitState.QUEUED
             unit = self._add_unit(stored, state, 1 if held else 0, run.max_attempts)
             if not held:
@@ -296,6 +365,8 @@ class MemoryPolicy(Store):
             if clash is not None or len(set(keys)) != len(keys):
                 raise StoreError(f"a run with id {clash or keys[0]} exists already")
             params = [json.dumps(run.params) for run in runs]  # all encoded before any is stored
+            if runs:
+                self._check_quota(runs[0])
             added: list[_Unit] = []
             for key, run, encoded in zip(keys, runs, params, strict=True):
                 record = RunRecord(
@@ -311,6 +382,7 @@ class MemoryPolicy(Store):
                     ancestor_id=_key(run.ancestor_id) if run.ancestor_id else None,
                 )
                 stored = self._runs[key] = _Run(record, encoded)
+                stored.submitter, stored.priority = run.submitter, run.priority
                 added.append(self._add_unit(stored, UnitState.QUEUED, 0, run.max_attempts))
             if runs:
                 self._queued_now(added)
@@ -605,7 +677,7 @@ class MemoryPolicy(Store):
             unit = self._held(claim)
             if unit is None:
                 return False
-            unit.state, unit.worker, unit.lease_until = UnitState.QUEUED, None, None
+            self._requeue(unit)
             run = self._runs[unit.run_id]
             self._write_logs(run, report)
             if run.record.state == RunState.RUNNING and unit.kind == UnitKind.RUN:
@@ -618,8 +690,11 @@ class MemoryPolicy(Store):
         run = self._runs[unit.run_id]
         unit.failures += 1
         give_up = unit.failures >= unit.max_attempts
-        unit.state = UnitState.DONE if give_up else UnitState.QUEUED
-        unit.worker, unit.lease_until, unit.last_error = None, None, reason
+        if give_up:
+            unit.state, unit.worker, unit.lease_until = UnitState.DONE, None, None
+        else:
+            self._requeue(unit)
+        unit.last_error = reason
         if unit.kind == UnitKind.BATCH:
             return self._lose_batch(run, unit, reason, give_up)
         if give_up:

@@ -120,7 +120,9 @@ def claim_function() -> str:
     """``CREATE OR REPLACE FUNCTION gristmill_claim(...)`` for PostgreSQL: claim up to
     ``p_limit`` queued units of the given queues (all when NULL) for ``p_worker`` and move their
     runs to running, returning (unit, run, attempt, kind). The states come from
-    :mod:`gristmill.states`."""
+    :mod:`gristmill.states`. The order is the fair one of ``pick_units`` (queries.sql):
+    priority, the turn each unit was given when queued, id, read from the unit table's order
+    indexes."""
     queued, claimed = UnitState.QUEUED.value, UnitState.CLAIMED.value
     return f"""
 CREATE OR REPLACE FUNCTION gristmill_claim(
@@ -134,8 +136,9 @@ BEGIN
     WITH picked AS (
         SELECT u.id FROM gristmill_unit u
         WHERE u.state = '{queued}' AND (p_queues IS NULL OR u.queue = ANY (p_queues))
-        ORDER BY u.id LIMIT p_limit
-        FOR UPDATE SKIP LOCKED
+        ORDER BY u.priority DESC, u.turn, u.id
+        LIMIT p_limit
+        FOR UPDATE OF u SKIP LOCKED
     ), claimed AS (
         UPDATE gristmill_unit u
         SET state = '{claimed}', attempt = u.attempt + 1, worker = p_worker,
@@ -144,8 +147,11 @@ BEGIN
         RETURNING u.id, u.run_id, u.attempt, u.kind
     ), moved AS (
         UPDATE gristmill_run r
-        SET state = '{RunState.RUNNING.value}', started_at = COALESCE(r.started_at, p_now)
-        WHERE r.state = '{RunState.QUEUED.value}' AND r.id IN (SELECT c.run_id FROM claimed c)
+        SET state = CASE WHEN r.state = '{RunState.QUEUED.value}'
+                THEN '{RunState.RUNNING.value}' ELSE r.state END,
+            started_at = CASE WHEN r.state = '{RunState.QUEUED.value}'
+                THEN COALESCE(r.started_at, p_now) ELSE r.started_at END
+        WHERE r.id IN (SELECT c.run_id FROM claimed c)
     )
     SELECT c.id, c.run_id, c.attempt::integer, c.kind::varchar FROM claimed c;
 END

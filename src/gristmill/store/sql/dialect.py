@@ -106,6 +106,12 @@ class Dialect:
     """Doorbells ring from inside a transaction (``NOTIFY``), when it commits."""
     supports_functions: ClassVar[bool] = False
     """``gristmill_claim`` and ``gristmill_load`` exist in the database."""
+    supports_advisory_locks: ClassVar[bool] = False
+    """``pg_advisory_xact_lock`` serialises a quota check with its insert (SQLite needs none:
+    its writers are serialised already)."""
+    folds_many: ClassVar[bool] = False
+    """A :class:`Many` is one multi-row ``INSERT`` (whose rows do not see each other), not one
+    statement per row."""
     looks_before_claiming: ClassVar[bool] = False
     """An idle claim first reads whether anything is queued, so that it takes no write lock."""
 

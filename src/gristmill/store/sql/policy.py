@@ -15,7 +15,7 @@ import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gristmill.errors import NotFoundError, StoreUnavailableError
@@ -39,6 +39,8 @@ from gristmill.store.base import (
     NewRun,
     NextClaim,
     QueuedUnit,
+    QuotaExceededError,
+    QuotaUsage,
     Renewal,
     Report,
     RunRecord,
@@ -50,6 +52,7 @@ from gristmill.store.sql.connection import SqlConnection
 from gristmill.store.sql.dialect import ClaimSpec, Fence, Fenced, Many
 from gristmill.store.sql.queries import QUERIES as Q
 
+_QUEUED_RUN = RunState.QUEUED.value
 _QUEUED, _CLAIMED, _DONE = UnitState.QUEUED.value, UnitState.CLAIMED.value, UnitState.DONE.value
 _RUN_KIND = UnitKind.RUN.value
 _RUNNING = RunState.RUNNING.value
@@ -89,6 +92,10 @@ def _queues(query: str, queues: Sequence[str] | None) -> str:
 class SqlPolicy(SqlConnection):
     """The policy of the SQL store (its map steps are added by
     :class:`~gristmill.store.sql.maps.SqlStore`)."""
+
+    fair: bool = True
+    """Claims take units by priority, then by turns across submitters; off: by priority
+    only (for measuring what fairness costs)."""
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -185,6 +192,62 @@ class SqlPolicy(SqlConnection):
 
     # -- submitting and reading -----------------------------------------------------------
 
+    def _create_first(self, run: NewRun, row: list[Any]) -> list[Any]:
+        """The parts that insert the first run of a submission: a fence checking the
+        submitter's quota when ``run.quota`` is set (so the check and the insert are one
+        statement of one transaction; on PostgreSQL an advisory lock on the submitter, held to
+        the commit, keeps two submissions of one submitter from both passing the check)."""
+        limits = run.quota
+        if limits is None or run.submitter is None:
+            return [(Q["create_run"], row)]
+        checks: list[str] = []
+        params: list[Any] = []
+        who = run.submitter
+        live = [RunState.QUEUED.value, RunState.RUNNING.value]
+        expired = RunState.EXPIRED.value
+        if limits.concurrent is not None:
+            checks.append(Q["quota_concurrent"])
+            params += [who, *live, limits.runs, limits.concurrent]
+        if limits.per_day is not None:
+            since = self._dt(_now() - timedelta(days=1))
+            checks.append(Q["quota_per_day"])
+            params += [who, since, limits.runs, limits.per_day]
+        if limits.storage_bytes is not None:
+            checks.append(Q["quota_storage"])
+            params += [who, expired, who, expired, limits.new_bytes, limits.storage_bytes]
+        if not checks:
+            return [(Q["create_run"], row)]
+        query = Q["create_run_within_quota"].format(checks=" AND ".join(checks))
+        parts: list[Any] = []
+        if self.sql.supports_advisory_locks:
+            parts.append(("SELECT pg_advisory_xact_lock(hashtext(%s))", [who]))
+        parts.append(Fence(query, [*row, *params]))
+        return parts
+
+    def quota_usage(self, submitter: str) -> QuotaUsage:
+        since = _now() - timedelta(days=1)
+        live = [RunState.QUEUED.value, RunState.RUNNING.value]
+        expired = RunState.EXPIRED.value
+        day = self._dt(since)
+        rows = self._fetch(
+            Q["quota_usage"],
+            [
+                *[submitter, *live],
+                *[submitter, day],
+                *[submitter, expired, submitter, expired],
+                *[submitter, day],
+                *[submitter, expired],
+            ],
+        )
+        concurrent, today, stored, oldest, expiring = rows[0]
+        return QuotaUsage(
+            concurrent=int(concurrent),
+            runs_today=int(today),
+            storage_bytes=int(stored),
+            oldest_today=to_datetime(oldest),
+            next_expiry=to_datetime(expiring),
+        )
+
     def create_run(self, run: NewRun) -> Claim | None:
         key = self._id(run.id)
         held = run.claimed_by is not None
@@ -196,29 +259,34 @@ class SqlPolicy(SqlConnection):
         unit = [key, _RUN_KIND, run.queue, _CLAIMED if held else _QUEUED, 1 if held else 0]
         started = [(Q["start_run"], [RunState.RUNNING.value, self._dt(_now()), key])]
         read = None if held else self._queued_read(key)
+        row = [
+            key,
+            run.pipeline,
+            run.queue,
+            RunState.QUEUED.value,
+            json.dumps(run.params),
+            run.owner_id,
+            self._id(run.ancestor_id) if run.ancestor_id else None,
+            self._dt(_now()),
+            self._dt(run.expires_at),
+            False,
+            False,
+            run.submitter,
+            run.priority,
+        ]
         try:
             queued = self.sql.write(
-                (
-                    Q["create_run"],
-                    [
-                        key,
-                        run.pipeline,
-                        run.queue,
-                        RunState.QUEUED.value,
-                        json.dumps(run.params),
-                        run.owner_id,
-                        self._id(run.ancestor_id) if run.ancestor_id else None,
-                        self._dt(_now()),
-                        self._dt(run.expires_at),
-                        False,
-                        False,
-                    ],
-                ),
+                *self._create_first(run, row),
                 Many(Q["create_input"], inputs),
-                (Q["create_unit"], [*unit, run.max_attempts, run.claimed_by, lease_until]),
+                (
+                    Q["create_unit"],
+                    [*unit, run.max_attempts, run.claimed_by, lease_until, key, key, 0],
+                ),
                 *(started if held else self._notify("gristmill_work")),
                 read=read,
             )
+        except Fenced:
+            raise QuotaExceededError(f"the run of {run.submitter} would pass a quota") from None
         except Exception as error:
             self.sql.reset()
             if self.source.is_unavailable(error):
@@ -239,6 +307,7 @@ class SqlPolicy(SqlConnection):
         rows: list[list[Any]] = []
         inputs: list[tuple[Any, ...]] = []
         units: list[list[Any]] = []
+        places: dict[str | None, int] = {}
         for run in runs:
             key = self._id(run.id)
             ancestor = self._id(run.ancestor_id) if run.ancestor_id else None
@@ -258,20 +327,41 @@ class SqlPolicy(SqlConnection):
                     expires,
                     False,  # cancel requested
                     False,  # pinned
+                    run.submitter,
+                    run.priority,
                 ]
             )
             inputs.extend(
                 (key, n, i.name, i.kind, i.path, i.size, i.sha256, i.media_type, i.source)
                 for n, i in enumerate(run.inputs)
             )
-            units.append([key, _RUN_KIND, run.queue, _QUEUED, 0, run.max_attempts, None, None])
+            place = self._place(places, run.submitter)
+            units.append(
+                [
+                    key,
+                    _RUN_KIND,
+                    run.queue,
+                    _QUEUED,
+                    0,
+                    run.max_attempts,
+                    None,
+                    None,
+                    key,
+                    key,
+                    place,
+                ]
+            )
         try:
             self.sql.write(
-                Many(Q["create_run"], rows),
+                *self._create_first(runs[0], rows[0]),
+                Many(Q["create_run"], rows[1:]),
                 Many(Q["create_input"], inputs),
                 Many(Q["create_unit"], units),
                 *self._notify("gristmill_work"),
             )
+        except Fenced:
+            who = runs[0].submitter
+            raise QuotaExceededError(f"the runs of {who} would pass a quota") from None
         except Exception as error:
             self.sql.reset()
             if self.source.is_unavailable(error):
@@ -452,22 +542,44 @@ class SqlPolicy(SqlConnection):
         elif run_id is not None:
             pick, pick_args = Q["pick_unit_of_run"], [self._id(run_id), _QUEUED]
         else:
-            pick, pick_args = _queues(Q["pick_units"], queues), [_QUEUED, *(queues or ()), limit]
+            pick, pick_args = self._pick(queues, limit)
         if self.sql.supports_skip_locked:
-            pick += " FOR UPDATE SKIP LOCKED"
+            pick += (
+                " FOR UPDATE OF u SKIP LOCKED"
+                if pick.startswith("SELECT u.")
+                else (" FOR UPDATE SKIP LOCKED")
+            )
         lease_until = time.time() + lease
+        now = self._dt(_now())
         update = (
             Q["claim_units"].format(pick=pick),
             [_CLAIMED, worker, lease_until, *pick_args],
         )
         move = (
             Q["start_claimed_runs"],
-            [RunState.RUNNING.value, self._dt(_now()), RunState.QUEUED.value],
+            [_QUEUED_RUN, RunState.RUNNING.value, _QUEUED_RUN, now],
         )
         function = None
-        if self.sql.supports_functions and unit_id is None and run_id is None:
+        if self.sql.supports_functions and unit_id is None and run_id is None and self.fair:
             function = [worker, list(queues) if queues else None, lease_until, limit, _now()]
         return ClaimSpec(update, move, function)
+
+    def _place(self, places: dict[str | None, int], submitter: str | None) -> int:
+        """A unit's place among its submitter's units of one bulk insert: what its turn adds
+        to the load when the insert is one statement (which does not see its own rows); 0
+        where each row is a statement of its own."""
+        if not self.sql.folds_many:
+            return 0
+        place = places[submitter] = places.get(submitter, -1) + 1
+        return place
+
+    def _pick(self, queues: Sequence[str] | None, limit: int) -> tuple[str, list[Any]]:
+        """The query picking the next queued units: in the fair order (``pick_units``), or by
+        priority only when :attr:`fair` is off (the baseline the fair order is measured
+        against)."""
+        named = f" AND u.queue IN ({', '.join(['%s'] * len(queues))})" if queues else ""
+        pick = Q["pick_units"] if self.fair else Q["pick_units_by_priority"]
+        return pick.format(queues=named), [_QUEUED, *(queues or ()), limit]
 
     def _claims(self, rows: Sequence[Sequence[Any]]) -> list[Claim]:
         claims = []

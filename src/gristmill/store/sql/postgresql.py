@@ -27,6 +27,8 @@ class PostgresDialect(Dialect):
     supports_skip_locked = True
     supports_notify = True
     supports_functions = True
+    supports_advisory_locks = True
+    folds_many = True
 
     def _dropped(self, connection: Any) -> bool:
         # An idle connection has nothing to read unless the server hung up (a restart sends

@@ -7,8 +7,40 @@
 
 -- name: create_run
 INSERT INTO gristmill_run (id, pipeline, queue, state, params, owner_id, ancestor_id,
-    created_at, expires_at, cancel_requested, pinned)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    created_at, expires_at, cancel_requested, pinned, submitter, priority)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+
+-- name: create_run_within_quota
+-- A fence: inserts the run only if the submitter stays within {checks} (an AND of the
+-- quota_* conditions below); nothing is stored otherwise.
+INSERT INTO gristmill_run (id, pipeline, queue, state, params, owner_id, ancestor_id,
+    created_at, expires_at, cancel_requested, pinned, submitter, priority)
+SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s WHERE {checks}
+
+-- name: quota_concurrent
+(SELECT count(*) FROM gristmill_run WHERE submitter = %s AND state IN (%s, %s)) + %s <= %s
+
+-- name: quota_per_day
+(SELECT count(*) FROM gristmill_run WHERE submitter = %s AND created_at >= %s) + %s <= %s
+
+-- name: quota_storage
+(SELECT coalesce(sum(i.size), 0) FROM gristmill_input i JOIN gristmill_run r ON r.id = i.run_id
+    WHERE r.submitter = %s AND r.state <> %s)
++ (SELECT coalesce(sum(o.size), 0) FROM gristmill_output o JOIN gristmill_run r
+    ON r.id = o.run_id WHERE r.submitter = %s AND r.state <> %s) + %s <= %s
+
+-- name: quota_usage
+-- A submitter's usage: runs queued or running, runs created since, bytes of unexpired runs, and
+-- the oldest of their runs created since (when the daily quota frees up).
+SELECT
+    (SELECT count(*) FROM gristmill_run WHERE submitter = %s AND state IN (%s, %s)),
+    (SELECT count(*) FROM gristmill_run WHERE submitter = %s AND created_at >= %s),
+    (SELECT coalesce(sum(i.size), 0) FROM gristmill_input i JOIN gristmill_run r
+        ON r.id = i.run_id WHERE r.submitter = %s AND r.state <> %s)
+    + (SELECT coalesce(sum(o.size), 0) FROM gristmill_output o JOIN gristmill_run r
+        ON r.id = o.run_id WHERE r.submitter = %s AND r.state <> %s),
+    (SELECT min(created_at) FROM gristmill_run WHERE submitter = %s AND created_at >= %s),
+    (SELECT min(expires_at) FROM gristmill_run WHERE submitter = %s AND state <> %s)
 
 -- name: create_input
 INSERT INTO gristmill_input (run_id, position, name, kind, path, size, sha256, media_type,
@@ -16,9 +48,20 @@ INSERT INTO gristmill_input (run_id, position, name, kind, path, size, sha256, m
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 
 -- name: create_unit
+-- Every unit is queued with its run's priority and its turn: how many units its submitter
+-- already has queued or running (the submitter's load), plus the last parameter (its place
+-- among the same submitter's units of one multi-row insert, which does not see its own rows),
+-- so that the claim order (priority DESC, turn, id) is an index scan; see pick_units. A run
+-- without a submitter has load 0. The states are literals here: gristmill.states' UnitState
+-- and RunState values.
 INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts, worker,
-    lease_until)
-VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s)
+    lease_until, priority, turn)
+VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s,
+    (SELECT r.priority FROM gristmill_run r WHERE r.id = %s),
+    (SELECT count(*) FROM gristmill_run r JOIN gristmill_run y ON y.submitter = r.submitter
+        JOIN gristmill_unit x ON x.run_id = y.id
+        WHERE r.id = %s AND y.state IN ('queued', 'running')
+        AND x.state IN ('queued', 'claimed')) + %s)
 
 -- name: unit_of_run
 SELECT id FROM gristmill_unit WHERE run_id = %s
@@ -101,8 +144,12 @@ WHERE id = %s AND state IN ({states})
 
 -- name: add_next_unit
 -- Attempt numbers keep rising over the run's life: they name work directories.
-INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts)
-SELECT r.id, %s, r.queue, %s, u.attempt, 0, u.max_attempts
+INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts,
+    priority, turn)
+SELECT r.id, %s, r.queue, %s, u.attempt, 0, u.max_attempts, r.priority,
+    (SELECT count(*) FROM gristmill_run y JOIN gristmill_unit x ON x.run_id = y.id
+        WHERE y.submitter = r.submitter AND y.state IN ('queued', 'running')
+        AND x.state IN ('queued', 'claimed'))
 FROM gristmill_run r JOIN gristmill_unit u ON u.run_id = r.id WHERE r.id = %s AND u.kind = %s
 ORDER BY u.id DESC LIMIT 1
 
@@ -159,7 +206,19 @@ SELECT id FROM gristmill_unit WHERE id = %s AND state = %s
 SELECT id FROM gristmill_unit WHERE run_id = %s AND state = %s ORDER BY id LIMIT 1
 
 -- name: pick_units
-SELECT id FROM gristmill_unit WHERE state = %s{queues} ORDER BY id LIMIT %s
+-- Fair order (seed 004's queue by load), decided when each unit was queued: priority first,
+-- then the unit's turn (its submitter's load when it was queued), then id. The index
+-- gristmill_unit_order (or gristmill_unit_order_queue with one queue) serves exactly this
+-- order, so the pick reads the first rows of an index, not every queued unit. The queue
+-- filter is {queues}, on u.
+SELECT u.id FROM gristmill_unit u WHERE u.state = %s{queues}
+ORDER BY u.priority DESC, u.turn, u.id
+LIMIT %s
+
+-- name: pick_units_by_priority
+-- Priority only (no fairness across submitters): what the fair order is measured against.
+SELECT u.id FROM gristmill_unit u JOIN gristmill_run r ON r.id = u.run_id
+WHERE u.state = %s{queues} ORDER BY r.priority DESC, u.id LIMIT %s
 
 -- name: any_queued_unit
 SELECT 1 FROM gristmill_unit WHERE state = %s{queues} LIMIT 1
@@ -170,20 +229,32 @@ WHERE id IN ({pick})
 RETURNING id, run_id, attempt, kind
 
 -- name: start_claimed_runs
--- The claimed runs' ids are appended to the parameters, in place of the one (%s).
-UPDATE gristmill_run SET state = %s, started_at = COALESCE(started_at, %s)
-WHERE state = %s AND id IN (%s)
+-- The claimed runs' ids are appended to the parameters, in place of the one (%s). Queued runs
+-- move to running.
+UPDATE gristmill_run SET state = CASE WHEN state = %s THEN %s ELSE state END,
+    started_at = CASE WHEN state = %s THEN COALESCE(started_at, %s) ELSE started_at END
+WHERE id IN (%s)
 
 -- name: release_unit
-UPDATE gristmill_unit SET lease_until = NULL, state = %s, worker = NULL
+-- A requeued unit gets a fresh turn: its submitter's load now (see create_unit).
+UPDATE gristmill_unit SET lease_until = NULL, state = %s, worker = NULL,
+    turn = (SELECT count(*) FROM gristmill_run r JOIN gristmill_run y ON y.submitter = r.submitter
+        JOIN gristmill_unit x ON x.run_id = y.id
+        WHERE r.id = gristmill_unit.run_id AND y.state IN ('queued', 'running')
+        AND x.state IN ('queued', 'claimed'))
 WHERE id = %s AND attempt = %s AND state = %s
 
 -- name: requeue_released_run
 UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s AND state = %s
 
 -- name: lose_unit
+-- A requeued unit gets a fresh turn: its submitter's load now (see create_unit).
 UPDATE gristmill_unit SET state = %s, worker = NULL, lease_until = NULL, failures = %s,
-    last_error = %s
+    last_error = %s,
+    turn = (SELECT count(*) FROM gristmill_run r JOIN gristmill_run y ON y.submitter = r.submitter
+        JOIN gristmill_unit x ON x.run_id = y.id
+        WHERE r.id = gristmill_unit.run_id AND y.state IN ('queued', 'running')
+        AND x.state IN ('queued', 'claimed'))
 WHERE id = %s AND attempt = %s AND state = %s
 
 -- name: requeue_lost_run
@@ -271,10 +342,15 @@ INSERT INTO gristmill_batch (run_id, step, number, state, first_item, items, sou
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 0, '{}', '{}', '[]')
 
 -- name: queue_batch_units
--- One queued unit per batch of the map in the given state, in batch order.
+-- One queued unit per batch of the map in the given state, in batch order. Each one's turn is
+-- the submitter's load plus the batch's position among them (0, 1, ...), so that another
+-- submitter's run interleaves after a few batches.
 INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts,
-    batch_id)
-SELECT b.run_id, %s, r.queue, %s, 0, 0, %s, b.id
+    batch_id, priority, turn)
+SELECT b.run_id, %s, r.queue, %s, 0, 0, %s, b.id, r.priority,
+    (SELECT count(*) FROM gristmill_run y JOIN gristmill_unit x ON x.run_id = y.id
+        WHERE y.submitter = r.submitter AND y.state IN ('queued', 'running')
+        AND x.state IN ('queued', 'claimed')) + row_number() OVER (ORDER BY b.number) - 1
 FROM gristmill_batch b JOIN gristmill_run r ON r.id = b.run_id
 WHERE b.run_id = %s AND b.step = %s AND b.state = %s
 ORDER BY b.number
@@ -282,12 +358,16 @@ ORDER BY b.number
 -- name: queue_walk
 -- The unit that walks the run's steps again once the map's last batch has ended: only when
 -- the counter is at zero and the run still running.
-INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts)
+INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts,
+    priority, turn)
 SELECT r.id, %s, r.queue, %s,
     COALESCE((SELECT MAX(u.attempt) FROM gristmill_unit u WHERE u.run_id = r.id
         AND u.kind = %s), 0),
     0, (SELECT u.max_attempts FROM gristmill_unit u WHERE u.run_id = r.id
-        ORDER BY u.id DESC LIMIT 1)
+        ORDER BY u.id DESC LIMIT 1), r.priority,
+    (SELECT count(*) FROM gristmill_run y JOIN gristmill_unit x ON x.run_id = y.id
+        WHERE y.submitter = r.submitter AND y.state IN ('queued', 'running')
+        AND x.state IN ('queued', 'claimed'))
 FROM gristmill_run r JOIN gristmill_map m ON m.run_id = r.id
 WHERE r.id = %s AND m.step = %s AND m.remaining = 0 AND r.state = %s
 
