@@ -25,7 +25,6 @@ from gristmill.authoring.yamlsource import Document, FieldPath, read_documents
 from gristmill.errors import DefinitionError, PipelineFileError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_PATH_OPTIONS = ("schema", "choices")  # file paths, read relative to the YAML file
 _COMMAND_KEYS = {"name", "command"}
 _PIPELINE_KEYS: tuple[str, ...] = ("title", "description", "queue", "priority", "access")
 _PIPELINE_KEYS += ("step_timeout", "max_attempts", "webhooks", "ancestor", "ancestors_from")
@@ -174,15 +173,25 @@ def _library_task(step: dict[str, Any], where: FieldPath, base: Path) -> Task:
                 f"is not an option of {step['task']} (its options: {', '.join(sorted(known))})",
                 key=True,
             )
-    for key in _PATH_OPTIONS:
-        if isinstance(options.get(key), str):
-            options[key] = str(base / options[key])
-        elif isinstance(options.get(key), dict) and key == "choices":
-            options[key] = {
-                name: str(base / value) if isinstance(value, str) else value
-                for name, value in options[key].items()
-            }
+    if isinstance(options.get("schema"), str):
+        options["schema"] = _beside(base, options["schema"], (*where, "schema"))
+    if isinstance(options.get("choices"), dict):
+        options["choices"] = {
+            name: _beside(base, value, (*where, "choices", name))
+            if isinstance(value, str)
+            else value
+            for name, value in options["choices"].items()
+        }
     return cls(**options)
+
+
+def _beside(base: Path, name: str, where: FieldPath) -> str:
+    path = base / name
+    if not path.is_file():
+        raise _Refused(
+            where, f"the file {name!r} does not exist (paths are relative to the pipeline file)"
+        )
+    return str(path)
 
 
 def _options_of(cls: type) -> set[str]:
