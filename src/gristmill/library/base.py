@@ -8,7 +8,6 @@ import hashlib
 import inspect
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, Self
 
 from gristmill.authoring.context import RunContext
@@ -38,12 +37,13 @@ class LibraryTask(Task):
 
     uses: Sequence[str] | None = ()
 
-    given: Mapping[str, Any] = MappingProxyType({})
-    """The options the task was made with, by name, as given (what a YAML pipeline writes)."""
+    given: Mapping[str, Any] = {}
+    """The options the task was made with, by name, as given (what a YAML pipeline writes);
+    read it, never change it."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         task = super().__new__(cls)
-        task.given = MappingProxyType(_given_options(cls, args, kwargs))
+        task.given = _given_options(cls, args, kwargs)
         return task
 
     def __init__(
