@@ -173,3 +173,21 @@ def test_import_reads_relative_schemas_from_the_folder_it_copies_into(tmp_path: 
     (tmp_path / "pipelines").mkdir(exist_ok=True)
     (tmp_path / "pipelines" / "item.json").write_text('{"type": "object"}')
     assert gristmill("import", source, "--into", "pipelines", cwd=tmp_path).returncode == 0
+
+
+def test_a_command_given_a_file_with_mistakes_prints_each_and_exits_2(tmp_path: Path) -> None:
+    write(
+        tmp_path / "bad.yaml",
+        "name: bad\naccess: all\nsteps:\n  - name: count\n    command: [wc]\n    timeout: -1\n",
+    )
+    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("GRISTMILL_")}
+    with contextlib.chdir(tmp_path):
+        result = CliRunner().invoke(
+            main, ["run", "bad.yaml", "in.txt", "--data-dir", "data"], env=unset
+        )
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: bad.yaml, line 2, column 9: access: must be one of: anyone, signed-in, staff, "
+        "superuser",
+        "error: bad.yaml, line 6, column 14: steps.0.timeout: must be a number of seconds",
+    ]

@@ -12,13 +12,19 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from gristmill.app.service import Service
 from gristmill.app.submission import RunStatus, get_run
 from gristmill.authoring.registry import YAML_SUFFIXES, Registry, load_spec
 from gristmill.cli.display import ConsoleLogHandler, map_lines, run_display
 from gristmill.cli.options import build_settings, param_option, parse_params, settings_options
-from gristmill.errors import ConfigurationError, GristmillError, SubmissionError
+from gristmill.errors import (
+    ConfigurationError,
+    GristmillError,
+    PipelineFileError,
+    SubmissionError,
+)
 from gristmill.logfields import JsonFormatter
 from gristmill.settings import Settings
 from gristmill.states import RunState
@@ -43,6 +49,10 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except PipelineFileError as error:  # one line per mistake of a YAML pipeline file
+            for problem in error.problems[:-1]:
+                console.print(f"[bold red]error:[/] {escape(problem)}", highlight=False)
+            _fail(escape(error.problems[-1]), 2)
         except GristmillError as error:
             _fail(str(error), 2)
 
