@@ -218,12 +218,18 @@ class Count(gristmill.Task):
         return 1
 
 
+class Grep(Command):
+    def process(self, run: Any, upstream: Any) -> Any:
+        return super().process(run, upstream)
+
+
 def test_python_steps_are_marked_in_the_export_and_named_in_its_notes() -> None:
-    mixed = Pipeline("mixed", [DetectFormat(), shout, Count])
+    mixed = Pipeline("mixed", [DetectFormat(), shout, Count, Grep("grep", ["grep", "x"])])
     exported = export_pipelines([mixed])
     assert exported.notes == [
         f"step `shout` is Python code ({shout.identity})",
         f"step `Count` is Python code ({__name__}.Count)",
+        f"step `grep` is Python code ({__name__}.Grep)",
     ]
     assert f"- name: shout\n  python: {shout.identity}\n" in exported.text
     assert f"# not exported: step `shout` is Python code ({shout.identity})\n" in exported.text

@@ -147,8 +147,12 @@ def step_entry(task: Task, notes: list[str]) -> dict[str, Any]:
         return _library(task, library[type(task)])
     if type(task) is Command:
         return _command(task, notes)
-    notes.append(f"step `{task.step_name}` is Python code ({task.identity})")
-    return {"name": task.step_name, "python": task.identity}
+    # A Command subclass's identity names its program; the Python is its class.
+    code = task.identity
+    if isinstance(task, Command):
+        code = f"{type(task).__module__}.{type(task).__qualname__}"
+    notes.append(f"step `{task.step_name}` is Python code ({code})")
+    return {"name": task.step_name, "python": code}
 
 
 def pipeline_document(pipeline: Pipeline, notes: list[str]) -> dict[str, Any]:
