@@ -65,7 +65,8 @@ def _schema_order(node: Any) -> Any:
     # pydantic writes keys alphabetically; a reader looks for the type and title first.
     if isinstance(node, dict):
         first = [key for key in _SCHEMA_FIRST if key in node]
-        keys = first + [key for key in node if key not in first]
+        keys = first + [key for key in node if key not in first and key != "$defs"]
+        keys += ["$defs"] if "$defs" in node else []
         return {key: _schema_order(node[key]) for key in keys}
     if isinstance(node, list):
         return [_schema_order(item) for item in node]
@@ -137,7 +138,8 @@ def _library(task: Task, name: str) -> dict[str, Any]:
             options["schema"] = choice.schemas[""]
         if options.get("choices") is not None:
             options["choices"] = {key: choice.schemas[key] for key in options["choices"]}
-    return {"task": name, **_plain(options)}
+    named = {key: options.pop(key) for key in ("name", "title") if key in options}
+    return {"task": name, **_plain(named), **_plain(options)}
 
 
 def step_entry(task: Task, notes: list[str]) -> dict[str, Any]:
