@@ -231,3 +231,9 @@ def test_the_shipped_schema_is_a_valid_json_schema_and_the_docs_show_it() -> Non
 def test_the_schema_names_exactly_the_librarys_tasks() -> None:
     named = pipeline_schema()["$defs"]["library_step"]["properties"]["task"]["enum"]
     assert named == sorted(gristmill.library.__all__)
+
+
+def test_a_key_that_is_not_text_is_refused() -> None:
+    assert problems("name: tools\nsteps: [{task: DetectFormat}]\nenv:\n  on: 1\n") == [
+        f"{LABEL}, line 4, column 3: env: keys must be plain text (quote them)"
+    ]

@@ -261,3 +261,21 @@ def test_a_yaml_file_in_the_pipelines_setting_registers_its_pipelines(tmp_path: 
     registry = Registry(specs=[str(path)])
     same_definition(before, registry.get("lines"))
     assert [p.name for p in load_spec(str(path))] == ["lines"]
+
+
+def test_exporting_an_imported_pipeline_writes_the_same_text() -> None:
+    steps = [LIBRARY_STEPS[name]() for name in LIBRARY_STEPS if name != "EvaluatePython"]
+    text = export_pipelines([Pipeline("all-tasks", steps, params=CheckParams)]).text
+    assert export_pipelines(load_text(text, "again.yaml")).text == text
+
+
+def test_the_demos_of_commands_and_library_tasks_survive_export_and_import() -> None:
+    demos = [p for p in load_spec("gristmill.demo.pipelines") if p.name in DEMOS]
+    exported = export_pipelines(demos)
+    assert [note for note in exported.notes if "Python code" in note] == []
+    imported = load_text(exported.text, "demos.yaml")
+    for before, after in zip(demos, imported, strict=True):
+        same_definition(before, after)
+
+
+DEMOS = ("data-checker", "command-line-tools")

@@ -91,7 +91,7 @@ class _Walk:
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG:
                     self.problems.append(
-                        self.document.problem(path, "keys must be plain text", key=False)
+                        self.document.problem(path, "keys must be plain text (quote them)")
                     )
                     continue
                 name = str(key_node.value)
