@@ -3,6 +3,7 @@ in words that say what to write instead; nothing half-read is registered."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import textwrap
 from pathlib import Path
@@ -11,6 +12,7 @@ import jsonschema
 import pytest
 
 import gristmill.library
+from gristmill import Command, Pipeline
 from gristmill.authoring.yamlimport import load_file, load_text
 from gristmill.authoring.yamlschema import pipeline_schema
 from gristmill.errors import ConfigurationError, PipelineFileError
@@ -237,3 +239,23 @@ def test_a_key_that_is_not_text_is_refused() -> None:
     assert problems("name: tools\nsteps: [{task: DetectFormat}]\nenv:\n  on: 1\n") == [
         f"{LABEL}, line 4, column 3: env: keys must be plain text (quote them)"
     ]
+
+
+def test_a_step_that_is_not_a_mapping_gets_one_message() -> None:
+    assert problems("name: tools\nsteps:\n  - DetectFormat\n") == [
+        f"{LABEL}, line 3, column 5: steps.0: must be a step with exactly one of `command` (a "
+        "command-line tool), `task` (a library task) or `python` (Python code: exported, never "
+        "imported)"
+    ]
+
+
+def test_the_schema_takes_every_option_of_a_command_but_python_predicates() -> None:
+    fields = set(pipeline_schema()["$defs"]["command_step"]["properties"])
+    options = set(inspect.signature(Command.__init__).parameters) - {"self"}
+    assert fields == options - {"argv", "applicable"} | {"command"}
+
+
+def test_the_schema_takes_every_pipeline_option_a_file_can_hold() -> None:
+    fields = set(pipeline_schema()["properties"])
+    options = set(inspect.signature(Pipeline.__init__).parameters) - {"self"}
+    assert fields == options - {"validators", "webhook_secret"}
