@@ -5,6 +5,7 @@
     GristmillError
     ├── DefinitionError (ValueError)      a pipeline or task is defined wrongly; raised at import
     ├── ConfigurationError                settings are wrong, or an optional extra is missing
+    │   └── PipelineFileError             a YAML pipeline file is wrong (file, line, field each)
     ├── SubmissionError (ValueError)      a run was refused before anything was queued
     │   ├── SubmissionTooLargeError       ... because an input is larger than the pipeline takes
     │   ├── PipelineNotFoundError (NotFoundError)  ... because no such pipeline is offered
@@ -73,6 +74,19 @@ class DefinitionError(GristmillError, ValueError):
 
 class ConfigurationError(GristmillError):
     """gristmill is configured wrongly, or an optional dependency is not installed."""
+
+
+class PipelineFileError(ConfigurationError):
+    """A YAML pipeline file cannot be read or describes no valid pipeline.
+
+    ``problems`` holds one message per mistake, each naming the file, the line (and column) and
+    the field, e.g. ``tools.yaml, line 12, column 14: steps.2.timeout: must be a number of
+    seconds``; the error's text is all of them, one a line.
+    """
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 class SubmissionError(GristmillError, ValueError):

@@ -11,7 +11,7 @@ variable                       meaning                                     defau
                                database above), ``memory`` (this process
                                only, for tests) or ``module:factory``
 ``GRISTMILL_PIPELINES``        comma-separated pipeline specs (dotted      the demo pipelines
-                               paths or ``.py`` files)
+                               paths, ``.py`` or ``.yaml`` files)
 ``GRISTMILL_WORKERS``          local worker processes                      CPU count
 ``GRISTMILL_QUEUES``           comma-separated queues workers take from    every queue
 ``GRISTMILL_LEASE_SECONDS``    how long a claim lasts without a heartbeat  ``30``

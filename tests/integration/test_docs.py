@@ -4,7 +4,8 @@ A fenced code block whose info string is ``sh runnable`` or ``python runnable`` 
 blocks of one document in order, in one fresh directory, which holds a link to the checkout's
 ``examples/``. Shell blocks run with ``bash -e``, Python blocks with this interpreter, each
 under a time limit. ``file=NAME`` in the info string also saves the block as ``NAME`` there
-first, for later blocks to use (``python runnable file=csvstats.py``).
+first, for later blocks to use (``python runnable file=csvstats.py``); a block in another
+language with ``file=`` is only saved (``yaml runnable file=tools.yaml``).
 
 Mark only blocks that run offline and quickly: never one that starts a server or a worker.
 """
@@ -68,6 +69,8 @@ def _run(block: Block, directory: Path) -> subprocess.CompletedProcess[str]:
         target.write_text(block.code, encoding="utf-8")
     if block.language in ("sh", "bash", "shell"):
         command = ["bash", "-e", "-c", block.code]
+    elif block.file and block.language != "python":
+        return subprocess.CompletedProcess([block.file], 0, "", "")  # saved for later blocks
     elif block.language == "python":
         command = [sys.executable, "-c", block.code]
     else:

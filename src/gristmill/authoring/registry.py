@@ -1,7 +1,9 @@
 """Where pipelines are found: dotted paths (the ``GRISTMILL_PIPELINES`` setting) or files.
 
 A spec is ``package.module`` (every :class:`~gristmill.authoring.pipelines.Pipeline` defined in it),
-``package.module:name`` (one object: a pipeline, or a list of them), or a path to a ``.py`` file.
+``package.module:name`` (one object: a pipeline, or a list of them), a path to a ``.py`` file, or
+a path to a ``.yaml`` / ``.yml`` file (every pipeline it describes, see
+:mod:`gristmill.authoring.yamlimport`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from gristmill.authoring.pipelines import Pipeline
+from gristmill.authoring.yamlimport import load_file
 from gristmill.errors import ConfigurationError, DefinitionError, NotFoundError
 
 
@@ -60,9 +63,16 @@ def _pipelines_in(value: Any, origin: str) -> list[Pipeline]:
     raise ConfigurationError(f"{origin} is not a pipeline, a list of pipelines or a module")
 
 
+YAML_SUFFIXES = (".yaml", ".yml")
+"""The file names read as YAML pipeline files."""
+
+
 def load_spec(spec: str) -> list[Pipeline]:
-    """Import the pipelines named by one spec; :class:`ConfigurationError` if it finds none."""
-    if spec.endswith(".py") or "/" in spec or "\\" in spec:
+    """Import the pipelines named by one spec; :class:`ConfigurationError` if it finds none
+    (:class:`~gristmill.errors.PipelineFileError`, one, if a YAML file is wrong)."""
+    if spec.lower().endswith(YAML_SUFFIXES):
+        found = load_file(Path(spec))
+    elif spec.endswith(".py") or "/" in spec or "\\" in spec:
         found = _pipelines_in(_import_file(Path(spec)), spec)
     else:
         module_name, _, attribute = spec.partition(":")

@@ -12,13 +12,19 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from gristmill.app.service import Service
 from gristmill.app.submission import RunStatus, get_run
-from gristmill.authoring.registry import Registry, load_spec
+from gristmill.authoring.registry import YAML_SUFFIXES, Registry, load_spec
 from gristmill.cli.display import ConsoleLogHandler, map_lines, run_display
 from gristmill.cli.options import build_settings, param_option, parse_params, settings_options
-from gristmill.errors import ConfigurationError, GristmillError, SubmissionError
+from gristmill.errors import (
+    ConfigurationError,
+    GristmillError,
+    PipelineFileError,
+    SubmissionError,
+)
 from gristmill.logfields import JsonFormatter
 from gristmill.settings import Settings
 from gristmill.states import RunState
@@ -43,6 +49,10 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except PipelineFileError as error:  # one line per mistake of a YAML pipeline file
+            for problem in error.problems[:-1]:
+                console.print(f"[bold red]error:[/] {escape(problem)}", highlight=False)
+            _fail(escape(error.problems[-1]), 2)
         except GristmillError as error:
             _fail(str(error), 2)
 
@@ -65,12 +75,17 @@ def main() -> None:
     )
 
 
+_FILE_SUFFIXES = (".py", *YAML_SUFFIXES)
+
+
 def _resolve_pipeline(spec: str, settings: Settings) -> tuple[Registry, str]:
-    """A pipeline named, or defined in a file (``file.py`` or ``file.py:name``)."""
+    """A pipeline named, or defined in a file (``file.py``, ``file.yaml``, ``file.py:name``)."""
     path, _, name = (
-        spec.partition(":") if spec.count(":") == 1 and ".py:" in spec else (spec, "", "")
+        spec.partition(":")
+        if spec.count(":") == 1 and any(f"{suffix}:" in spec for suffix in _FILE_SUFFIXES)
+        else (spec, "", "")
     )
-    if path.endswith(".py"):
+    if path.lower().endswith(_FILE_SUFFIXES):
         pipelines = load_spec(path)
         if not name:
             if len(pipelines) > 1:
@@ -352,9 +367,11 @@ def manage(arguments: tuple[str, ...]) -> None:
 
 
 from gristmill.cli.client import COMMANDS  # noqa: E402 - registered after the group exists
+from gristmill.cli.pipelines import pipelines  # noqa: E402
 from gristmill.cli.serve import serve  # noqa: E402
 
 main.add_command(serve)
+main.add_command(pipelines)
 for command in COMMANDS:
     main.add_command(command)
 

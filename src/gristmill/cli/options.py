@@ -22,7 +22,7 @@ def settings_options(function: F) -> F:
         "pipelines",
         multiple=True,
         metavar="SPEC",
-        help="Pipelines to offer: a dotted path or a .py file (repeatable). "
+        help="Pipelines to offer: a dotted path, a .py or a .yaml file (repeatable). "
         "[env: GRISTMILL_PIPELINES]",
     )(function)
     function = click.option(

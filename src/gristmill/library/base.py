@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Self
 
 from gristmill.authoring.context import RunContext
 from gristmill.authoring.tasks import Task
@@ -35,6 +36,15 @@ class LibraryTask(Task):
     """
 
     uses: Sequence[str] | None = ()
+
+    given: Mapping[str, Any] = {}
+    """The options the task was made with, by name, as given (what a YAML pipeline writes);
+    read it, never change it."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        task = super().__new__(cls)
+        task.given = _given_options(cls, args, kwargs)
+        return task
 
     def __init__(
         self,
@@ -90,3 +100,18 @@ class LibraryTask(Task):
             raise TaskError(
                 f"{reader.file.name}: item {reader.index} is nested too deeply to process"
             ) from None
+
+
+def _given_options(cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    signature = inspect.signature(vars(cls).get("__init__") or cls.__init__)  # type: ignore[misc]
+    try:
+        bound = signature.bind(None, *args, **kwargs)
+    except TypeError:
+        return dict(kwargs)  # __init__ will say what is wrong
+    given: dict[str, Any] = {}
+    for name, value in list(bound.arguments.items())[1:]:
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            given.update(value)
+        else:
+            given[name] = value
+    return given
