@@ -43,7 +43,7 @@ from gristmill.errors import (
 )
 from gristmill.logfields import about
 from gristmill.states import RunState, StepState, StopReason, UnitKind
-from gristmill.storage import FilesystemStorage
+from gristmill.storage import Storage
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
     Claim,
@@ -118,7 +118,7 @@ class UnitRunner:
         self,
         store: Store,
         registry: Registry,
-        storage: FilesystemStorage,
+        storage: Storage,
         *,
         watchdog: Watchdog,
         lease: float,
@@ -230,6 +230,7 @@ class UnitRunner:
             self.storage,
             self.store,
             maps=mapping.StoreMapResults(self.store, claim.run_id),
+            fetch=True,
         )
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
@@ -275,7 +276,9 @@ class UnitRunner:
             return ()
         if step.outputs is not None:
             return step.outputs
-        return output_files(stored.outputs, self.storage) if stored is not None else ()
+        if stored is None:
+            return ()
+        return output_files(stored.outputs, self.storage, fetch=True)
 
     def _fetch_inputs(
         self, claim: Claim, reporter: UnitReporter, pipeline: Pipeline, run: RunRecord
@@ -372,9 +375,8 @@ class UnitRunner:
         result_json = to_json(name, result)
         step.outputs = step.context.outputs
         outputs = [
-            OutputRecord(
-                name, o.name, self.storage.relative(o.path), o.size, o.sha256, o.media_type
-            )
+            # Kept (uploaded to a remote storage) before the row that names them commits.
+            OutputRecord(name, o.name, self.storage.keep(o.path), o.size, o.sha256, o.media_type)
             for o in step.context.outputs
         ]
         self._save(
