@@ -9,17 +9,21 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gristmill import RunState
+from gristmill import Inputs, Pipeline, RunContext, RunState, map_step, task
 from gristmill.app.service import Service, make_storage
 from gristmill.app.submission import submit, wait
+from gristmill.authoring import items
+from gristmill.authoring.inputs import LocalFile
 from gristmill.engine import retention
+from gristmill.executors.inline import run_inline
 from tests.integration.conftest import Workers, serving
 from tests.integration.s3 import REGION, Bucket
 from tests.integration.test_access import bearer, make_user
+from tests.integration.test_maps import dataset, expected, findings
 
 if TYPE_CHECKING:
     from django.test import Client
@@ -150,3 +154,51 @@ def test_a_data_file_is_kept_in_the_bucket_and_used_as_an_input(
 
     assert web.delete(f"{API}/datafiles/{file_id}", headers=headers).status_code == 204
     assert bucket.keys("datafiles/") == []
+
+
+def test_a_map_runs_its_batches_on_workers_with_caches_of_their_own(
+    on_s3: Service, s3_workers: Workers, bucket: Bucket, tmp_path: Path
+) -> None:
+    for name in ("worker-1", "worker-2"):
+        s3_workers.start(1, GRISTMILL_DATA_DIR=str(tmp_path / name))
+    data = LocalFile(dataset(tmp_path / "data.jsonl", 3000))
+    run_id = submit("mapping", [data], service=on_s3)
+    status = wait(run_id, timeout=120, service=on_s3)
+    assert status.state == RunState.SUCCEEDED, status.error
+    assert findings(on_s3, run_id) == expected(3000)
+    assert status.result("check")["items"] == 3000
+    fetched = [
+        tmp_path / name / "runs" / run_id / "inputs" / "0-data.jsonl"
+        for name in ("worker-1", "worker-2")
+    ]
+    assert any(path.is_file() for path in fetched)
+
+
+def test_spilled_batches_are_kept_in_the_bucket(
+    databases: dict[str, Any], bucket: Bucket, tmp_path: Path
+) -> None:
+    @map_step(items=items.csv_rows(), batch_size=10, name="check")
+    def check(item: Any, run: RunContext) -> Any:
+        return {"kind": "item", "n": int(item["n"])}
+
+    @task
+    def reduce(run: RunContext) -> Any:
+        return [f["n"] for _, f in run.findings("check")]
+
+    pipeline = Pipeline("spilling", [check, reduce], inputs=Inputs(kinds=["file"]))
+    service = Service.in_memory(
+        [pipeline],
+        tmp_path / "data",
+        storage="s3",
+        s3_bucket=bucket.name,
+        s3_endpoint_url=bucket.endpoint_url,
+        s3_region=REGION,
+    )
+    (tmp_path / "data.csv").write_text("n,x\n" + "".join(f"{n},a\n" for n in range(1, 26)))
+    run_id = submit("spilling", [LocalFile(tmp_path / "data.csv")], service=service)
+    assert run_inline(service, run_id) == RunState.SUCCEEDED
+    assert bucket.keys(f"runs/{run_id}/a1/check/") == [
+        f"runs/{run_id}/a1/check/batches/batch-00000{n}.jsonl" for n in (1, 2, 3)
+    ]
+    assert bucket.read(f"runs/{run_id}/a1/check/batches/batch-000003.jsonl").count(b"\n") == 5
+    assert service.store.get_steps(run_id)["reduce"].result == list(range(1, 26))

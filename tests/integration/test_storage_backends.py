@@ -7,7 +7,7 @@ import hashlib
 import io
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,29 @@ from tests.integration.s3 import Bucket
 Make = Callable[[Path], Storage]
 
 
-@pytest.fixture(params=["local", "s3"])
-def make(request: pytest.FixtureRequest, databases: dict[str, Any]) -> Make:
-    """Makes a storage with its local root at a given directory: on local disk, or on one
-    bucket shared by every storage made (as by the machines of one site)."""
+@pytest.fixture(params=["local", "s3", "django"])
+def make(
+    request: pytest.FixtureRequest, databases: dict[str, Any], tmp_path: Path
+) -> Iterator[Make]:
+    """Makes a storage with its local root at a given directory: on local disk, on one bucket
+    shared by every storage made (as by the machines of one site), or on the Django project's
+    ``STORAGES["gristmill"]`` (here a Django FileSystemStorage elsewhere)."""
     if request.param == "local":
-        return lambda root: make_storage(Settings.from_env({}, data_dir=root))
-    made: Bucket = request.getfixturevalue("bucket")
-    return lambda root: make_storage(Settings.from_env(made.env(), data_dir=root))
+        yield lambda root: make_storage(Settings.from_env({}, data_dir=root))
+    elif request.param == "s3":
+        made: Bucket = request.getfixturevalue("bucket")
+        yield lambda root: make_storage(Settings.from_env(made.env(), data_dir=root))
+    else:
+        from django.conf import settings as django_conf
+        from django.test import override_settings
+
+        backend = {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "django-storage")},
+        }
+        with override_settings(STORAGES={**django_conf.STORAGES, "gristmill": backend}):
+            env = {"GRISTMILL_STORAGE": "django"}
+            yield lambda root: make_storage(Settings.from_env(env, data_dir=root))
 
 
 def remote_keys(storage: Storage, prefix: str) -> list[str]:
