@@ -70,7 +70,7 @@ def _source_items(
         ) from None
     for task in pipeline.steps:
         if isinstance(task, MapTask) and task.step_name == spec.step:
-            context = RunView(pipeline, source, storage).context(task, {})
+            context = RunView(pipeline, source, storage, fetch=True).context(task, {})
             return task.reader().items(context)
     raise TaskError(f"the pipeline of run {source.id} has no map step {spec.step!r} any more")
 
