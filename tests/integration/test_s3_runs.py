@@ -20,7 +20,7 @@ from gristmill.authoring import items
 from gristmill.authoring.inputs import LocalFile
 from gristmill.engine import retention
 from gristmill.executors.inline import run_inline
-from tests.integration.conftest import Workers, serving
+from tests.integration.conftest import Workers, serving, use_executor
 from tests.integration.s3 import REGION, Bucket
 from tests.integration.test_access import bearer, make_user
 from tests.integration.test_maps import dataset, expected, findings
@@ -89,6 +89,24 @@ def test_a_run_fetches_its_input_from_the_bucket_and_stores_its_outputs_there(
     assert wire.delete(f"{API}/runs/{run_id}").status_code == 204
     assert bucket.keys() == []
     assert not (tmp_path / "server" / "runs" / run_id).exists()
+
+
+def test_celery_workers_keep_files_in_the_bucket_too(
+    request: pytest.FixtureRequest,
+    on_s3: Service,
+    s3_workers: Workers,
+    bucket: Bucket,
+    tmp_path: Path,
+) -> None:
+    use_executor(request, s3_workers, "celery-redis")
+    words = tmp_path / "words.txt"
+    words.write_text("by celery", encoding="utf-8")
+    s3_workers.start(1)
+    run_id = submit("handing-on", [words], service=on_s3)
+    status = wait(run_id, timeout=60, service=on_s3)
+    assert status.state == RunState.SUCCEEDED, status.error
+    assert bucket.read(f"runs/{run_id}/a1/upper/upper.txt") == b"BY CELERY"
+    assert (tmp_path / "worker" / "runs" / run_id / "inputs" / "0-words.txt").is_file()
 
 
 def test_an_output_gone_from_the_bucket_answers_404(
