@@ -109,6 +109,19 @@ def test_celery_workers_keep_files_in_the_bucket_too(
     assert (tmp_path / "worker" / "runs" / run_id / "inputs" / "0-words.txt").is_file()
 
 
+def test_an_input_gone_from_the_bucket_fails_its_run_saying_so(
+    on_s3: Service, s3_workers: Workers, bucket: Bucket, tmp_path: Path
+) -> None:
+    words = tmp_path / "words.txt"
+    words.write_text("lost", encoding="utf-8")
+    run_id = submit("handing-on", [words], service=on_s3)
+    bucket.client().delete_object(Bucket=bucket.name, Key=f"runs/{run_id}/inputs/0-words.txt")
+    s3_workers.start(1)
+    status = wait(run_id, timeout=60, service=on_s3)
+    assert status.state == RunState.FAILED
+    assert status.error == "an input of this run is not stored any more: 0-words.txt"
+
+
 def test_an_output_gone_from_the_bucket_answers_404(
     on_s3: Service, s3_workers: Workers, bucket: Bucket, wire: Client, tmp_path: Path
 ) -> None:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from gristmill.authoring.commands import Command
@@ -224,14 +225,20 @@ class UnitRunner:
                 )
                 reporter.log(f"fetching the inputs failed: {failure.message}", "system")
                 return self._end(claim, reporter, RunState.FAILED, failure)
-        view = RunView(
-            pipeline,
-            run,
-            self.storage,
-            self.store,
-            maps=mapping.StoreMapResults(self.store, claim.run_id),
-            fetch=True,
-        )
+        try:  # the inputs, fetched into this machine's cache from a remote storage
+            view = RunView(
+                pipeline,
+                run,
+                self.storage,
+                self.store,
+                maps=mapping.StoreMapResults(self.store, claim.run_id),
+                fetch=True,
+            )
+        except FileNotFoundError as error:
+            missing = Path(error.filename or str(error)).name
+            failure = Failure(f"an input of this run is not stored any more: {missing}")
+            reporter.log(f"fetching the inputs failed: {failure.message}", "system")
+            return self._end(claim, reporter, RunState.FAILED, failure)
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
         files: dict[str, tuple[OutputFile, ...]] = {}
