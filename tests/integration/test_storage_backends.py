@@ -108,7 +108,7 @@ def test_a_kept_output_is_stored_under_its_work_directory_key(make: Make, tmp_pa
 
 def test_deleting_a_run_removes_its_files_and_no_other(make: Make, tmp_path: Path) -> None:
     storage = make(tmp_path / "a")
-    for run in ("r1", "r2"):
+    for run in ("r1", "r10"):  # a run whose id starts with the other's
         storage.save_input(run, 0, "a.txt", io.BytesIO(b"a"), max_size=10)
         work = storage.work_dir(run, 1, "step")
         (work / "out.txt").write_text("out")
@@ -116,7 +116,10 @@ def test_deleting_a_run_removes_its_files_and_no_other(make: Make, tmp_path: Pat
     storage.delete_run("r1")
     storage.delete_run("r1")  # idempotent
     assert remote_keys(storage, "runs/r1") == [] and not storage.run_dir("r1").exists()
-    assert remote_keys(storage, "runs/r2") == ["runs/r2/a1/step/out.txt", "runs/r2/inputs/0-a.txt"]
+    assert remote_keys(storage, "runs/r10") == [
+        "runs/r10/a1/step/out.txt",
+        "runs/r10/inputs/0-a.txt",
+    ]
 
 
 def test_other_attempts_of_a_step_are_dropped(make: Make, tmp_path: Path) -> None:
@@ -148,6 +151,22 @@ def test_data_files_are_saved_and_deleted_by_key(make: Make, tmp_path: Path) -> 
     assert not storage.exists(key) and not storage.path(key).exists()
     with pytest.raises(FileNotFoundError):
         storage.open(key)
+
+
+def test_an_s3_prefix_puts_every_key_below_it(
+    databases: dict[str, Any], bucket: Bucket, tmp_path: Path
+) -> None:
+    env = {**bucket.env(), "GRISTMILL_S3_PREFIX": "/mill/"}
+    storage = make_storage(Settings.from_env(env, data_dir=tmp_path / "a"))
+    key, _, _ = storage.save_input("r1", 0, "a.txt", io.BytesIO(b"a"), max_size=10)
+    work = storage.work_dir("r1", 1, "step")
+    (work / "out.txt").write_text("out")
+    storage.keep(work / "out.txt")
+    assert bucket.keys() == ["mill/runs/r1/a1/step/out.txt", "mill/runs/r1/inputs/0-a.txt"]
+    with storage.open(key) as stream:
+        assert stream.read() == b"a"
+    storage.delete_run("r1")
+    assert bucket.keys() == []
 
 
 def test_s3_without_a_bucket_is_refused_naming_the_setting(tmp_path: Path) -> None:

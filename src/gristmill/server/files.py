@@ -89,6 +89,15 @@ class DjangoStorage(CachedStorage):
     def _remove(self, key: str) -> None:
         self.backend.delete(key)
 
+    def _drop_remote(self, prefix: str) -> None:
+        bucket = getattr(self.backend, "bucket", None)
+        if bucket is None:
+            super()._drop_remote(prefix)
+            return
+        # S3: every object below the prefix, a thousand per request.
+        name = self.backend._normalize_name(prefix)  # type: ignore[attr-defined]
+        bucket.objects.filter(Prefix=f"{name}/").delete()
+
     def _keys(self, prefix: str) -> Iterator[str]:
         try:
             directories, files = self.backend.listdir(prefix)
