@@ -10,6 +10,13 @@ variable                       meaning                                     defau
 ``GRISTMILL_STORE``            where runs are kept: ``sql`` (the           ``sql``
                                database above), ``memory`` (this process
                                only, for tests) or ``module:factory``
+``GRISTMILL_STORAGE``          where run files and data files are kept:    ``local``
+                               ``local`` (the data dir), ``s3``, ``django``
+                               (Django's ``STORAGES``) or ``module:func``
+``GRISTMILL_S3_BUCKET``        the bucket, with ``GRISTMILL_STORAGE=s3``   none (needed with s3)
+``GRISTMILL_S3_ENDPOINT_URL``  the S3-compatible server's address          AWS's
+``GRISTMILL_S3_REGION``        the bucket's region                         boto3's default
+``GRISTMILL_S3_PREFIX``        a key prefix for gristmill's objects        none
 ``GRISTMILL_PIPELINES``        comma-separated pipeline specs (dotted      the demo pipelines
                                paths, ``.py`` or ``.yaml`` files)
 ``GRISTMILL_WORKERS``          local worker processes                      CPU count
@@ -110,6 +117,11 @@ class Settings:
     data_dir: Path
     database_url: str
     store: str = "sql"
+    storage: str = "local"
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_prefix: str = ""
     pipelines: tuple[str, ...] = DEMO_PIPELINES
     workers: int = 2
     queues: tuple[str, ...] | None = None
@@ -165,6 +177,11 @@ class Settings:
             data_dir=data_dir,
             database_url=database_url,
             store=(env.get("GRISTMILL_STORE") or "sql").strip(),
+            storage=(env.get("GRISTMILL_STORAGE") or "local").strip(),
+            s3_bucket=(env.get("GRISTMILL_S3_BUCKET") or "").strip(),
+            s3_endpoint_url=(env.get("GRISTMILL_S3_ENDPOINT_URL") or "").strip(),
+            s3_region=(env.get("GRISTMILL_S3_REGION") or "").strip(),
+            s3_prefix=(env.get("GRISTMILL_S3_PREFIX") or "").strip().strip("/"),
             pipelines=pipelines or DEMO_PIPELINES,
             workers=_number(env, "GRISTMILL_WORKERS", int, os.cpu_count() or 1),
             queues=queues or None,
@@ -218,6 +235,8 @@ class Settings:
             raise ConfigurationError(
                 f"GRISTMILL_EXECUTOR must be 'local' or 'celery', not {settings.executor!r}"
             )
+        if settings.storage == "s3" and not settings.s3_bucket:
+            raise ConfigurationError("GRISTMILL_STORAGE=s3 needs GRISTMILL_S3_BUCKET")
         if settings.log_format not in LOG_FORMATS:
             raise ConfigurationError(
                 f"GRISTMILL_LOG_FORMAT must be 'text' or 'json', not {settings.log_format!r}"
@@ -258,6 +277,11 @@ class Settings:
             "GRISTMILL_DATA_DIR": str(self.data_dir),
             "GRISTMILL_DATABASE_URL": self.database_url,
             "GRISTMILL_STORE": self.store,
+            "GRISTMILL_STORAGE": self.storage,
+            "GRISTMILL_S3_BUCKET": self.s3_bucket,
+            "GRISTMILL_S3_ENDPOINT_URL": self.s3_endpoint_url,
+            "GRISTMILL_S3_REGION": self.s3_region,
+            "GRISTMILL_S3_PREFIX": self.s3_prefix,
             "GRISTMILL_PIPELINES": ",".join(self.pipelines),
             "GRISTMILL_WORKERS": str(self.workers),
             "GRISTMILL_LEASE_SECONDS": str(self.lease_seconds),

@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import service_absent
 from tests.integration.conftest import PIPELINES, _drop_postgres, _postgres_database
+from tests.integration.s3 import s3_server  # noqa: F401 - fixture
 
 E2E_PIPELINES = str(Path(__file__).with_name("pipelines.py"))
 

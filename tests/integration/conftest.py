@@ -29,6 +29,7 @@ from tests.integration.brokers import (  # noqa: F401 - fixtures
     private_redis,
     private_vhost,
 )
+from tests.integration.s3 import bucket, s3_server  # noqa: F401 - fixtures
 
 if TYPE_CHECKING:
     from django.test import Client

@@ -23,7 +23,7 @@ from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.registry import Registry
 from gristmill.errors import ConfigurationError
 from gristmill.settings import Settings
-from gristmill.storage import FilesystemStorage
+from gristmill.storage import FilesystemStorage, Storage
 from gristmill.store.base import Bell, Store
 
 
@@ -53,7 +53,14 @@ STORES: dict[str, str] = {
 }
 """The built-in store backends by name: where their factories are."""
 
-EXTRAS = {"psycopg": "postgres", "celery": "celery", "kombu": "celery"}
+EXTRAS = {
+    "psycopg": "postgres",
+    "celery": "celery",
+    "kombu": "celery",
+    "storages": "s3",
+    "boto3": "s3",
+    "botocore": "s3",
+}
 """Which extra installs a missing top-level module."""
 
 
@@ -81,6 +88,49 @@ def make_bell(settings: Settings) -> Bell | None:
             f"pip install 'gristmill[{extra}]'"
         ) from None
     return getattr(module, attribute)(settings)  # type: ignore[no-any-return]
+
+
+STORAGES: dict[str, str] = {
+    "local": "gristmill.app.service:local_storage",
+    "s3": "gristmill.server.files:s3_storage",  # Django and django-storages: only when chosen
+    "django": "gristmill.server.files:django_storage",
+}
+"""The built-in file storages (``GRISTMILL_STORAGE``) by name: where their factories are."""
+
+
+def local_storage(settings: Settings) -> Storage:
+    """The ``local`` storage: files under the data directory."""
+    return FilesystemStorage(settings.data_dir)
+
+
+def make_storage(settings: Settings) -> Storage:
+    """The file storage the settings name (``GRISTMILL_STORAGE``): a built-in name or
+    ``module:function`` (called with the settings). Raises :class:`ConfigurationError` naming
+    the setting, or the extra to install when the storage needs a module that is missing."""
+    name = settings.storage
+    module_name, _, attribute = STORAGES.get(name, name).partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(
+            f"GRISTMILL_STORAGE must be 'local', 's3', 'django' or 'module:function', not {name!r}"
+        )
+    try:
+        module = importlib.import_module(module_name)
+        factory = getattr(module, attribute, None)
+        if not callable(factory):
+            raise ConfigurationError(
+                f"GRISTMILL_STORAGE {name!r}: module {module_name!r} has no function {attribute!r}"
+            )
+        return factory(settings)  # type: ignore[no-any-return]
+    except ModuleNotFoundError as error:  # on import, or by a factory importing lazily
+        extra = EXTRAS.get((error.name or "").partition(".")[0])
+        if extra is not None:
+            raise ConfigurationError(
+                f"GRISTMILL_STORAGE={name} needs the {extra} extra: "
+                f"pip install 'gristmill[{extra}]'"
+            ) from None
+        raise ConfigurationError(
+            f"GRISTMILL_STORAGE {name!r}: cannot import {error.name!r}"
+        ) from None
 
 
 def store_factory(name: str) -> StoreFactory:
@@ -118,7 +168,7 @@ class Service:
     settings: Settings
     store: Store
     registry: Registry
-    storage: FilesystemStorage
+    storage: Storage
 
     @classmethod
     def from_settings(
@@ -147,7 +197,7 @@ class Service:
             settings=settings,
             store=store,
             registry=registry if registry is not None else Registry(specs=settings.pipelines),
-            storage=FilesystemStorage(settings.data_dir),
+            storage=make_storage(settings),
         )
 
     @classmethod
@@ -163,7 +213,7 @@ class Service:
             {}, data_dir=Path(data_dir).absolute(), store="memory", **settings
         )
         registry = pipelines if isinstance(pipelines, Registry) else Registry(pipelines)
-        return cls(config, MemoryStore(), registry, FilesystemStorage(config.data_dir))
+        return cls(config, MemoryStore(), registry, make_storage(config))
 
     def require_shared_store(self, who: str) -> None:
         """Raise :class:`ConfigurationError` unless several processes can share the store;

@@ -183,12 +183,12 @@ def _earlier_outputs(service: Service, source: RunOutputs) -> list[LocalFile]:
         where = f"step {source.step!r} of run {run.id}" if source.step else f"run {run.id}"
         raise SubmissionError({"inputs": [f"{where} has no output files"]})
     for output in outputs:
-        if not service.storage.path(output.path).is_file():
+        if not service.storage.exists(output.path):
             message = f"the output {output.name!r} of run {run.id} is not stored any more"
             raise SubmissionError({"inputs": [message]})
     return [
         LocalFile(
-            service.storage.path(output.path),
+            service.storage.local_path(output.path),
             name=output.name,
             media_type=output.media_type,
             kind=InputKind.RUN,
@@ -313,7 +313,7 @@ def _stage_inputs(
                     {"inputs": [size_limit_message(pipeline, name)]}
                 ) from None
             checked, media_type = check_input_content(
-                pipeline, str(kind), name, service.storage.path(path), media_type
+                pipeline, str(kind), name, service.storage.local_path(path), media_type
             )
             if checked != name:  # named by its content
                 name, path = checked, service.storage.rename(path, checked)
@@ -519,7 +519,7 @@ def _prepare(
     files = [
         InputFile(
             r.name,
-            service.storage.path(r.path),
+            service.storage.local_path(r.path),
             r.size,
             r.sha256,
             r.media_type,

@@ -142,9 +142,8 @@ def _print_result(status: RunStatus, service: Service) -> None:
             for line in map_lines(maps[step.name]):
                 out.print(f"    {line}", highlight=False, markup=False)
         for output in step.outputs:
-            out.print(
-                f"    output {output.name}: {service.storage.path(output.path)}", highlight=False
-            )
+            where = service.storage.local_path(output.path)  # fetched, if kept remotely
+            out.print(f"    output {output.name}: {where}", highlight=False)
 
 
 @main.command()

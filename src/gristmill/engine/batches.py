@@ -22,7 +22,7 @@ from gristmill.engine.planner import RunView
 from gristmill.engine.watchdog import UnitReporter
 from gristmill.errors import CancelledError, NotFoundError, TaskError
 from gristmill.states import BatchState, RunState, StopReason
-from gristmill.storage import FilesystemStorage
+from gristmill.storage import Storage
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
     MAX_EXAMPLES,
@@ -76,7 +76,7 @@ def _findings(step: str, item: int, value: Any) -> list[tuple[str, str, Any]]:
 class BatchRunner:
     """Executes claimed batch units in this process (one per worker)."""
 
-    def __init__(self, store: Store, registry: Registry, storage: FilesystemStorage):
+    def __init__(self, store: Store, registry: Registry, storage: Storage):
         self.store = store
         self.registry = registry
         self.storage = storage
@@ -122,7 +122,7 @@ class BatchRunner:
             )
             return self._save(claim, persist, skipped, then_claim)
         reporter.begin_step(record.step)
-        view = RunView(pipeline, run, self.storage, self.store)  # run.ancestor, read lazily
+        view = RunView(pipeline, run, self.storage, self.store, fetch=True)  # ancestor: lazily
         context = view.context(task, {}, attempt=claim.attempt, reporter=reporter)
         started(task.timeout or pipeline.step_timeout)
         try:

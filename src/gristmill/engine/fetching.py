@@ -26,7 +26,7 @@ from gristmill.authoring.validation import (
     size_limit_message,
 )
 from gristmill.errors import FetchError, SubmissionError, TaskError, TooLargeError
-from gristmill.storage import FilesystemStorage
+from gristmill.storage import Storage
 from gristmill.store.base import InputRecord, RunRecord
 
 Log = Callable[[str], None]
@@ -36,7 +36,7 @@ T = TypeVar("T")
 def fetch_inputs(
     run: RunRecord,
     pipeline: Pipeline,
-    storage: FilesystemStorage,
+    storage: Storage,
     *,
     timeout: float,
     allow: tuple[str, ...],
@@ -84,14 +84,16 @@ def fetch_inputs(
             pipeline,
             str(InputKind.URL),
             name,
-            storage.path(path),
+            storage.local_path(path),
             got.media_type,
         )
         if checked != name:
             name, path = checked, storage.rename(path, checked)
         media_type = said or mimetypes.guess_type(name)[0] or "application/octet-stream"
         stored = InputRecord(name, path, size, digest, media_type, record.kind, got.url)
-        file = InputFile(name, storage.path(path), size, digest, media_type, record.kind, got.url)
+        file = InputFile(
+            name, storage.local_path(path), size, digest, media_type, record.kind, got.url
+        )
         _refused_as_task_errors(run_validators, pipeline, [file])
         log(f"fetched {got.url} as {name} ({human_size(size)})")
         fetched[position] = stored

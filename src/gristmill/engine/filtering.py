@@ -27,7 +27,7 @@ from gristmill.engine.mapping import StoreMapResults
 from gristmill.engine.planner import RunView
 from gristmill.errors import NotFoundError, SubmissionError, TaskError, TooLargeError
 from gristmill.states import RunState
-from gristmill.storage import FilesystemStorage
+from gristmill.storage import Storage
 from gristmill.store.base import InputRecord, RunRecord, Store
 
 
@@ -54,7 +54,7 @@ class _Lines(io.RawIOBase):
 
 
 def _source_items(
-    spec: ItemFilter, store: Store, registry: Registry, storage: FilesystemStorage
+    spec: ItemFilter, store: Store, registry: Registry, storage: Storage
 ) -> Iterator[Any]:
     try:
         source = store.get_run(spec.run_id)
@@ -70,14 +70,12 @@ def _source_items(
         ) from None
     for task in pipeline.steps:
         if isinstance(task, MapTask) and task.step_name == spec.step:
-            context = RunView(pipeline, source, storage).context(task, {})
+            context = RunView(pipeline, source, storage, fetch=True).context(task, {})
             return task.reader().items(context)
     raise TaskError(f"the pipeline of run {source.id} has no map step {spec.step!r} any more")
 
 
-def matching(
-    spec: ItemFilter, store: Store, registry: Registry, storage: FilesystemStorage
-) -> Iterator[Any]:
+def matching(spec: ItemFilter, store: Store, registry: Registry, storage: Storage) -> Iterator[Any]:
     """The items of the source run that match ``spec``, in their order."""
     items = _source_items(spec, store, registry, storage)
     if spec.finding is None:
@@ -103,7 +101,7 @@ def filter_inputs(
     pipeline: Pipeline,
     store: Store,
     registry: Registry,
-    storage: FilesystemStorage,
+    storage: Storage,
     log: Callable[[str], None],
 ) -> dict[int, InputRecord]:
     """Write the run's items inputs that await it; returns the stored inputs by position.
@@ -137,7 +135,7 @@ def filter_inputs(
         )
         file = InputFile(
             record.name,
-            storage.path(path),
+            storage.local_path(path),
             size,
             digest,
             record.media_type,

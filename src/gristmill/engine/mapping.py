@@ -21,7 +21,7 @@ from gristmill.authoring.items import JsonLines, find_input
 from gristmill.authoring.maps import MapTask
 from gristmill.errors import TaskError
 from gristmill.states import BatchState
-from gristmill.storage import FilesystemStorage
+from gristmill.storage import Storage
 from gristmill.store.base import BatchSpec, MapStatus, Store
 
 _quoted = json.encoder.encode_basestring_ascii
@@ -38,7 +38,7 @@ FINDINGS_PAGE = 1000
 
 
 def split(
-    task: MapTask, run: RunContext, storage: FilesystemStorage, spill: Path
+    task: MapTask, run: RunContext, storage: Storage, spill: Path
 ) -> tuple[int, list[BatchSpec]]:
     """Cut the step's items into batches: ``(items, batches)``. JSON Lines inputs are cut by
     byte ranges without parsing; other readers' items are written, a batch per file, under
@@ -136,7 +136,7 @@ def _item_texts(task: MapTask, view: RunContext, side: str) -> Iterator[tuple[An
 
 
 def _spill_lines(
-    lines: Iterator[str], storage: FilesystemStorage, spill: Path, size: int
+    lines: Iterator[str], storage: Storage, spill: Path, size: int
 ) -> tuple[int, list[BatchSpec]]:
     """Write lines of JSON text (one item each) to batch files of ``size`` lines."""
     spill.mkdir(parents=True, exist_ok=True)
@@ -156,6 +156,8 @@ def _spill_lines(
     finally:
         if out is not None:
             out.close()
+    for batch in batches:  # stored before the map's row names them (uploaded, if remote)
+        storage.keep(storage.path(batch.source))
     specs = [
         BatchSpec(b.number, b.first_item, min(size, total - b.first_item + 1), b.source)
         for b in batches
@@ -231,7 +233,7 @@ def _after_newlines(chunk: bytes, start: int, count: int, average: int) -> int:
 
 
 def _spill(
-    items: Iterator[Any], storage: FilesystemStorage, spill: Path, size: int
+    items: Iterator[Any], storage: Storage, spill: Path, size: int
 ) -> tuple[int, list[BatchSpec]]:
     """Write items as JSON text to batch files of ``size`` lines."""
 
@@ -245,10 +247,10 @@ def _spill(
     return _spill_lines(encoded(), storage, spill, size)
 
 
-def batch_lines(storage: FilesystemStorage, spec: BatchSpec) -> list[str]:
+def batch_lines(storage: Storage, spec: BatchSpec) -> list[str]:
     """The lines of one batch (one item each), read from its byte range. A batch's bytes are
     decoded as UTF-8 at once (a :class:`TaskError` naming the batch if they are not)."""
-    with storage.path(spec.source).open("rb") as stream:
+    with storage.local_path(spec.source).open("rb") as stream:
         stream.seek(spec.start)
         data = stream.read() if spec.end is None else stream.read(spec.end - spec.start)
     try:

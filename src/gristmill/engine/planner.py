@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gristmill.authoring.context import (
@@ -25,7 +26,7 @@ from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.tasks import PreviousResult, Task
 from gristmill.errors import NotFoundError, TaskError
 from gristmill.states import RunState, StepState
-from gristmill.storage import FilesystemStorage
+from gristmill.storage import Storage
 from gristmill.store.base import InputRecord, OutputRecord, RunRecord, StepRecord, Store
 
 Files = Mapping[str, tuple[OutputFile, ...]]
@@ -83,23 +84,30 @@ def previous_result(
 
 
 def output_files(
-    records: Sequence[OutputRecord], storage: FilesystemStorage
+    records: Sequence[OutputRecord], storage: Storage, *, fetch: bool = False
 ) -> tuple[OutputFile, ...]:
-    """A stored step's output files as later steps see them."""
-    return tuple(
-        OutputFile(o.name, storage.path(o.path), o.size, o.sha256, o.media_type) for o in records
-    )
+    """A stored step's output files as later steps see them; with ``fetch``, fetched into the
+    local cache first (a remote storage), for steps that are to read them."""
+    where = storage.local_path if fetch else storage.path
+    return tuple(OutputFile(o.name, where(o.path), o.size, o.sha256, o.media_type) for o in records)
 
 
-def input_files(run: RunRecord, storage: FilesystemStorage) -> tuple[InputFile, ...]:
-    """The run's inputs as tasks see them."""
+def input_files(run: RunRecord, storage: Storage, *, fetch: bool = False) -> tuple[InputFile, ...]:
+    """The run's inputs as tasks see them; with ``fetch``, fetched into the local cache first
+    (skipping inputs still to be fetched from their URLs or filtered from other runs)."""
+
+    def where(record: InputRecord) -> Path:
+        if fetch and not record.awaiting_fetch:
+            return storage.local_path(record.path)
+        return storage.path(record.path)
+
     return tuple(
-        InputFile(i.name, storage.path(i.path), i.size, i.sha256, i.media_type, i.kind, i.source)
+        InputFile(i.name, where(i), i.size, i.sha256, i.media_type, i.kind, i.source)
         for i in run.inputs
     )
 
 
-def ancestor_of(run: RunRecord, store: Store, storage: FilesystemStorage) -> Ancestor | None:
+def ancestor_of(run: RunRecord, store: Store, storage: Storage) -> Ancestor | None:
     """The run's ancestor as its steps see it (read from ``store`` on first use), or None."""
     ancestor_id = run.ancestor_id
     if ancestor_id is None:
@@ -115,9 +123,12 @@ def ancestor_of(run: RunRecord, store: Store, storage: FilesystemStorage) -> Anc
                 f"the ancestor run {ancestor_id} has expired: its results and files are gone; "
                 "submit this run again with another ancestor, or none"
             )
-        outputs = {name: output_files(step.outputs, storage) for name, step in steps.items()}
+        outputs = {
+            name: output_files(step.outputs, storage, fetch=True) for name, step in steps.items()
+        }
         results = {name: step.result for name, step in steps.items()}
-        return AncestorRecord(ancestor.pipeline, results, input_files(ancestor, storage), outputs)
+        inputs = input_files(ancestor, storage, fetch=True)
+        return AncestorRecord(ancestor.pipeline, results, inputs, outputs)
 
     return Ancestor(ancestor_id, load)
 
@@ -133,10 +144,11 @@ class RunView:
         self,
         pipeline: Pipeline,
         run: RunRecord,
-        storage: FilesystemStorage,
+        storage: Storage,
         store: Store | None = None,
         *,
         maps: MapResults | None = None,
+        fetch: bool = False,
     ):
         self.maps = maps
         self.pipeline = pipeline
@@ -144,7 +156,7 @@ class RunView:
         self.storage = storage
         self.params_model = pipeline.params.model_validate(run.params)
         self.params = self.params_model.model_dump(mode="json")
-        self.inputs = input_files(run, storage)
+        self.inputs = input_files(run, storage, fetch=fetch)
         self.ancestor = ancestor_of(run, store, storage) if store is not None else None
 
     def context(
@@ -199,7 +211,7 @@ class StepPlan:
 
 
 def plan(
-    pipeline: Pipeline, run: RunRecord, steps: Mapping[str, StepRecord], storage: FilesystemStorage
+    pipeline: Pipeline, run: RunRecord, steps: Mapping[str, StepRecord], storage: Storage
 ) -> list[StepPlan]:
     """Say, for each step of a finished run, whether its stored result is stale and why.
 

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from gristmill.storage import FilesystemStorage
+from gristmill.storage import Storage
 from gristmill.store.base import Store
 
 logger = logging.getLogger("gristmill.retention")
@@ -49,7 +49,7 @@ def period_text(period: timedelta) -> str:
     return " ".join(parts[:2]) or "0 seconds"
 
 
-def wipe(store: Store, storage: FilesystemStorage, run_id: str) -> None:
+def wipe(store: Store, storage: Storage, run_id: str) -> None:
     """Remove the files of an expired run and record that they are gone.
 
     Raises :class:`OSError` if they cannot all be removed; the run stays unwiped then.
@@ -58,7 +58,7 @@ def wipe(store: Store, storage: FilesystemStorage, run_id: str) -> None:
     store.mark_wiped(run_id)
 
 
-def remove(store: Store, storage: FilesystemStorage, run_id: str, *, reason: str) -> bool:
+def remove(store: Store, storage: Storage, run_id: str, *, reason: str) -> bool:
     """Expire an ended run now, for ``reason``, and remove its files.
 
     Returns False if the run is queued or running, or already expired. If its files cannot be
@@ -72,7 +72,7 @@ def remove(store: Store, storage: FilesystemStorage, run_id: str, *, reason: str
 
 def prune(
     store: Store,
-    storage: FilesystemStorage,
+    storage: Storage,
     *,
     now: datetime | None = None,
     batch: int = BATCH,
@@ -97,7 +97,7 @@ def prune(
     return pruned
 
 
-def _wipe_logged(store: Store, storage: FilesystemStorage, run_id: str, pruned: Pruned) -> None:
+def _wipe_logged(store: Store, storage: Storage, run_id: str, pruned: Pruned) -> None:
     try:
         wipe(store, storage, run_id)
     except OSError as error:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from gristmill.authoring.commands import Command
@@ -43,7 +44,7 @@ from gristmill.errors import (
 )
 from gristmill.logfields import about
 from gristmill.states import RunState, StepState, StopReason, UnitKind
-from gristmill.storage import FilesystemStorage
+from gristmill.storage import Storage
 from gristmill.store.base import (
     CANCELLED_MESSAGE,
     Claim,
@@ -118,7 +119,7 @@ class UnitRunner:
         self,
         store: Store,
         registry: Registry,
-        storage: FilesystemStorage,
+        storage: Storage,
         *,
         watchdog: Watchdog,
         lease: float,
@@ -224,13 +225,20 @@ class UnitRunner:
                 )
                 reporter.log(f"fetching the inputs failed: {failure.message}", "system")
                 return self._end(claim, reporter, RunState.FAILED, failure)
-        view = RunView(
-            pipeline,
-            run,
-            self.storage,
-            self.store,
-            maps=mapping.StoreMapResults(self.store, claim.run_id),
-        )
+        try:  # the inputs, fetched into this machine's cache from a remote storage
+            view = RunView(
+                pipeline,
+                run,
+                self.storage,
+                self.store,
+                maps=mapping.StoreMapResults(self.store, claim.run_id),
+                fetch=True,
+            )
+        except FileNotFoundError as error:
+            missing = Path(error.filename or str(error)).name
+            failure = Failure(f"an input of this run is not stored any more: {missing}")
+            reporter.log(f"fetching the inputs failed: {failure.message}", "system")
+            return self._end(claim, reporter, RunState.FAILED, failure)
         results: dict[str, Any] = {}
         tokens: dict[str, str] = {}
         files: dict[str, tuple[OutputFile, ...]] = {}
@@ -275,7 +283,9 @@ class UnitRunner:
             return ()
         if step.outputs is not None:
             return step.outputs
-        return output_files(stored.outputs, self.storage) if stored is not None else ()
+        if stored is None:
+            return ()
+        return output_files(stored.outputs, self.storage, fetch=True)
 
     def _fetch_inputs(
         self, claim: Claim, reporter: UnitReporter, pipeline: Pipeline, run: RunRecord
@@ -372,9 +382,8 @@ class UnitRunner:
         result_json = to_json(name, result)
         step.outputs = step.context.outputs
         outputs = [
-            OutputRecord(
-                name, o.name, self.storage.relative(o.path), o.size, o.sha256, o.media_type
-            )
+            # Kept (uploaded to a remote storage) before the row that names them commits.
+            OutputRecord(name, o.name, self.storage.keep(o.path), o.size, o.sha256, o.media_type)
             for o in step.context.outputs
         ]
         self._save(

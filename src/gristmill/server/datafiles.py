@@ -36,6 +36,7 @@ __all__ = [
     "delete",
     "get",
     "limit_message",
+    "open_stored",
     "own",
     "owner_id",
     "stored_path",
@@ -143,11 +144,23 @@ def get(caller: Caller, file_id: str | uuid.UUID) -> DataFile:
 
 
 def stored_path(datafile: DataFile, service: Service) -> Path:
-    """Where the data file's bytes are; :class:`NotFoundError` if they are gone."""
-    path = service.storage.path(datafile.path)
-    if not path.is_file():
-        raise NotFoundError(f"the data file {datafile.name!r} is not stored any more")
-    return path
+    """The data file's bytes on this machine (fetched from a remote storage first);
+    :class:`NotFoundError` if they are gone."""
+    if service.storage.exists(datafile.path):
+        try:
+            return service.storage.local_path(datafile.path)
+        except FileNotFoundError:  # removed meanwhile
+            pass
+    raise NotFoundError(f"the data file {datafile.name!r} is not stored any more")
+
+
+def open_stored(datafile: DataFile, service: Service) -> IO[bytes]:
+    """The data file's bytes, open for reading in chunks; :class:`NotFoundError` if they are
+    gone."""
+    try:
+        return service.storage.open(datafile.path)
+    except FileNotFoundError:
+        raise NotFoundError(f"the data file {datafile.name!r} is not stored any more") from None
 
 
 def delete(caller: Caller, file_id: str | uuid.UUID, *, service: Service) -> None:

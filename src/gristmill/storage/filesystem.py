@@ -1,4 +1,4 @@
-"""Files of runs on a local (or shared) filesystem.
+"""Files of runs on a local (or shared) filesystem: the default storage.
 
 Layout under the root::
 
@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from gristmill.errors import TooLargeError
-
-CHUNK = 1 << 20
+from gristmill.storage.base import CHUNK, Storage
 
 
 def _make_directories(path: Path) -> list[Path]:
@@ -50,118 +49,71 @@ def _fsync_directory(path: Path) -> None:
         os.close(handle)
 
 
-class FilesystemStorage:
-    """Run files under one root directory."""
+class FilesystemStorage(Storage):
+    """Run files under one root directory: a key's file is its :meth:`path` (the default)."""
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    def save(self, key: str, stream: IO[bytes], *, name: str, max_size: int) -> tuple[int, str]:
+        return write_whole(self.path(key), name, stream, max_size)
 
-    def path(self, relative: str) -> Path:
-        """The absolute path of a stored file given its path relative to the root."""
-        return self.root / relative
+    def keep(self, path: Path) -> str:
+        return self.relative(path)
 
-    def relative(self, path: Path) -> str:
-        """The path relative to the root, as stored in the database."""
-        return path.resolve().relative_to(self.root.resolve()).as_posix()
+    def open(self, key: str) -> IO[bytes]:
+        return self.path(key).open("rb")
 
-    def rename(self, relative: str, name: str) -> str:
-        """Give a stored file another base name in its directory; return its new relative
-        path."""
-        path = self.path(relative)
-        target = path.with_name(name)
-        path.rename(target)
-        return self.relative(target)
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
 
-    def run_dir(self, run_id: str) -> Path:
-        return self.root / "runs" / run_id
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
 
-    def work_dir(self, run_id: str, attempt: int, step: str) -> Path:
-        """A step's private work directory for one attempt (created, empty on first use)."""
-        path = self.run_dir(run_id) / f"a{attempt}" / step
-        if path.exists():
-            # A claim of the same attempt number never happens twice; a leftover directory is
-            # from a crash before the attempt number was durable. Start clean.
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
-        return path
-
-    def drop_other_attempts(self, run_id: str, keep_attempt: int, step: str) -> None:
-        """Remove a step's work directories from every attempt but ``keep_attempt``."""
-        run_dir = self.run_dir(run_id)
-        with contextlib.suppress(FileNotFoundError):
-            for entry in run_dir.iterdir():
-                if entry.name.startswith("a") and entry.name != f"a{keep_attempt}":
-                    shutil.rmtree(entry / step, ignore_errors=True)
-
-    def save_input(
-        self, run_id: str, position: int, name: str, stream: IO[bytes], *, max_size: int
-    ) -> tuple[str, int, str]:
-        """Stream ``stream`` into the run's inputs in chunks, hashing as it goes.
-
-        Returns ``(relative path, size, sha256)``. Raises :class:`TooLargeError` (and keeps
-        nothing) if more than ``max_size`` bytes arrive.
-        """
-        target = self.run_dir(run_id) / "inputs" / f"{position}-{name}"
-        return self._write_whole(target, name, stream, max_size)
-
-    def delete_run(self, run_id: str) -> None:
-        """Remove every file of a run (idempotent).
-
-        Raises :class:`OSError` if some cannot be removed (a file vanishing meanwhile, as when
-        two processes remove the same run, is not an error).
-        """
-        directory = self.run_dir(run_id)
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every file below ``prefix`` (a file vanishing meanwhile, as when two
+        processes remove the same run, is not an error)."""
+        directory = self.path(prefix)
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(directory)
         if directory.exists():  # another remover took entries from under us: finish
             shutil.rmtree(directory)
 
-    def save_datafile(
-        self, owner_id: int, file_id: str, name: str, stream: IO[bytes], *, max_size: int
-    ) -> tuple[str, int, str]:
-        """Stream a user's data file to ``datafiles/<owner id>/<file id>-<name>`` in chunks,
-        hashing as it goes; ``name`` must already be a safe base name.
+    def local_path(self, key: str) -> Path:
+        return self.path(key)
 
-        Returns ``(relative path, size, sha256)``. Raises :class:`TooLargeError` (and keeps
-        nothing) if more than ``max_size`` bytes arrive.
-        """
-        target = self.root / "datafiles" / str(owner_id) / f"{file_id}-{name}"
-        return self._write_whole(target, name, stream, max_size)
+    def _drop_remote(self, prefix: str) -> None:
+        """Nothing: the local files were the stored ones."""
 
-    def delete_datafile(self, relative: str) -> None:
-        """Remove a stored data file given its relative path (idempotent)."""
-        path = self.path(relative)
-        if path.parent.parent != self.root / "datafiles":
-            raise ValueError(f"{relative!r} is not a data file's path")
-        path.unlink(missing_ok=True)
+    def rename(self, key: str, name: str) -> str:
+        path = self.path(key)
+        target = path.with_name(name)
+        path.rename(target)
+        return self.relative(target)
 
-    def _write_whole(
-        self, target: Path, name: str, stream: IO[bytes], max_size: int
-    ) -> tuple[str, int, str]:
-        """Stream into ``target`` (below the root, a path we made: nothing to resolve); return
-        its relative path, size and sha256."""
-        # Whole or not at all. No row points at ``target`` yet, so nobody reads it: it is
-        # written in place (O_EXCL: never over another file), fsynced, and removed on failure.
-        directory = target.parent
-        grown = _make_directories(directory)
-        digest = hashlib.sha256()
-        size = 0
-        handle = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                while chunk := stream.read(CHUNK):
-                    size += len(chunk)
-                    if size > max_size:
-                        raise TooLargeError(name, max_size=max_size)
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            # The bytes are on disk; the names that lead to them must be too.
-            for changed in (directory, *grown):
-                _fsync_directory(changed)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)
-            raise
-        return target.relative_to(self.root).as_posix(), size, digest.hexdigest()
+
+def write_whole(target: Path, name: str, stream: IO[bytes], max_size: int) -> tuple[int, str]:
+    """Stream into ``target`` (a new file, in a path we made: nothing to resolve); return its
+    size and sha256. Raises :class:`TooLargeError` (removing it) past ``max_size`` bytes."""
+    # Whole or not at all. No row points at ``target`` yet, so nobody reads it: it is
+    # written in place (O_EXCL: never over another file), fsynced, and removed on failure.
+    directory = target.parent
+    grown = _make_directories(directory)
+    digest = hashlib.sha256()
+    size = 0
+    handle = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > max_size:
+                    raise TooLargeError(name, max_size=max_size)
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        # The bytes are on disk; the names that lead to them must be too.
+        for changed in (directory, *grown):
+            _fsync_directory(changed)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)
+        raise
+    return size, digest.hexdigest()

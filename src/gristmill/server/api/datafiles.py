@@ -137,8 +137,8 @@ def download_datafile(request: HttpRequest, file_id: str) -> FileResponse:
     """The data file itself, as an attachment: in its media type if that is a safe one (data,
     images), else as ``application/octet-stream``."""
     datafile = datafiles.get(caller_of(request), file_id)
-    path = datafiles.stored_path(datafile, default_service())
-    return attachment(path, datafile.name, datafile.media_type)
+    stream = datafiles.open_stored(datafile, default_service())
+    return attachment(stream, datafile.name, datafile.media_type, datafile.size)
 
 
 @router.delete("/{file_id}", response={204: None, 401: ErrorOut, 404: ErrorOut})

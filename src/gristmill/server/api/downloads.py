@@ -9,8 +9,7 @@ opening it by mistake cannot run what it holds as a page of this site.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from django.http import FileResponse
 
@@ -52,11 +51,16 @@ def served_type(declared: str) -> str:
     return plain if plain in SAFE_TYPES else OCTET_STREAM
 
 
-def attachment(path: Path, filename: str, declared: str) -> FileResponse:
-    """``path`` as a download named ``filename``, in :func:`served_type` of ``declared``, with
+def attachment(
+    stream: IO[bytes], filename: str, declared: str, size: int | None = None
+) -> FileResponse:
+    """``stream`` (a stored file, open for reading; sent in chunks and closed) as a download
+    named ``filename`` of ``size`` bytes, in :func:`served_type` of ``declared``, with
     ``X-Content-Type-Options: nosniff`` so that no browser guesses another type."""
     response = FileResponse(
-        path.open("rb"), as_attachment=True, filename=filename, content_type=served_type(declared)
+        stream, as_attachment=True, filename=filename, content_type=served_type(declared)
     )
+    if size is not None and "Content-Length" not in response:  # a stream from remote storage
+        response["Content-Length"] = str(size)
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -6,10 +6,13 @@ ever built from what the client sent.
 
 from __future__ import annotations
 
+import functools
 import io
+import time
 import zipfile
-from collections.abc import Iterator, Sequence
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import PurePosixPath
+from typing import IO
 from urllib.parse import quote
 
 from django.http import FileResponse, HttpRequest, StreamingHttpResponse
@@ -60,7 +63,7 @@ def download_zip(request: HttpRequest, run_id: str) -> StreamingHttpResponse:
     is made."""
     service = default_service()
     status = visible_run(caller_of(request), run_id, service)
-    files = [(f"{o.step}/{o.name}", _stored_file(service, o)) for o in status.outputs]
+    files = [(f"{o.step}/{o.name}", o.size, _stored_file(service, o)) for o in status.outputs]
     response = StreamingHttpResponse(zip_stream(files), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="run-{status.id}.zip"'
     return response
@@ -78,18 +81,19 @@ def download_output(request: HttpRequest, run_id: str, step: str, name: str) -> 
     status = visible_run(caller_of(request), run_id, service)
     for output in status.outputs:
         if output.step == step and output.name == name:
-            path = _stored_file(service, output)
-            return attachment(path, PurePosixPath(output.name).name, output.media_type)
+            stream = _stored_file(service, output)()
+            name = PurePosixPath(output.name).name
+            return attachment(stream, name, output.media_type, output.size)
     raise NotFoundError(f"step {step!r} of this run has no output named {name!r}")
 
 
-def _stored_file(service: Service, output: OutputRecord) -> Path:
-    path = service.storage.path(output.path)
-    if not path.is_file():
+def _stored_file(service: Service, output: OutputRecord) -> Callable[[], IO[bytes]]:
+    """What opens the stored output; :class:`NotFoundError` at once if it is gone."""
+    if not service.storage.exists(output.path):
         raise NotFoundError(
             f"the output {output.name!r} of step {output.step!r} is not stored any more"
         )
-    return path
+    return functools.partial(service.storage.open, output.path)
 
 
 class _Sink(io.RawIOBase):
@@ -111,15 +115,18 @@ class _Sink(io.RawIOBase):
         return data
 
 
-def zip_stream(files: Sequence[tuple[str, Path]]) -> Iterator[bytes]:
-    """Yield a zip of ``(entry name, file)`` pairs piece by piece, holding about one chunk of
-    each file in memory at a time."""
+def zip_stream(files: Sequence[tuple[str, int, Callable[[], IO[bytes]]]]) -> Iterator[bytes]:
+    """Yield a zip of ``(entry name, size, opener)`` files piece by piece, holding about one
+    chunk of each file in memory at a time (each opened only when its turn comes)."""
     sink = _Sink()
+    now = time.localtime()[:6]
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for entry, path in files:
-            info = zipfile.ZipInfo.from_file(path, entry)
+        for entry, size, opener in files:
+            info = zipfile.ZipInfo(entry, date_time=now)
             info.compress_type = zipfile.ZIP_DEFLATED
-            with path.open("rb") as source, archive.open(info, "w") as target:
+            info.file_size = size  # decides whether the entry needs zip64
+            info.external_attr = 0o644 << 16
+            with opener() as source, archive.open(info, "w") as target:
                 while chunk := source.read(CHUNK):
                     target.write(chunk)
                     if data := sink.take():
