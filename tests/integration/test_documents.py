@@ -20,6 +20,7 @@ from tests.integration.conftest import serving
 from tests.integration.test_access import bearer, browser, error_of, make_user
 from tests.integration.test_datafiles import API, UNKNOWN, api_upload, not_found, site
 from tests.integration.test_input_kinds import inputs_seen, submit_json
+from tests.integration.test_web import page
 
 __all__ = ["site"]  # the fixture, used here too
 
@@ -302,3 +303,68 @@ def test_postgres_narrows_a_search_with_the_gin_index(site: Service) -> None:
             cursor.execute("RESET enable_seqscan; RESET enable_indexscan")
     assert "gristmill_jsondocument_data" in plan, plan
     assert "indexed.json" in [datafile.name for datafile in files]
+
+
+# -- the pages ---------------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_sent_to_sign_in_from_the_documents_page(site: Service) -> None:
+    response = browser().get("/documents/")
+    assert (response.status_code, response["Location"]) == (302, "/sign-in/?next=/documents/")
+
+
+def test_the_documents_page_finds_the_users_documents(site: Service) -> None:
+    owner, other = make_user(), make_user()
+    file_id = upload_json(owner, "census.json", {"meta": {"source": "census"}})
+    upload_json(owner, "survey.json", {"meta": {"source": "survey"}})
+    upload_json(other, "theirs.json", {"meta": {"source": "census"}})
+    html = page(browser(owner).get("/documents/"))
+    assert html.select("tr.document") == []
+    assert html.select("#field-path") != []
+    response = browser(owner).get("/documents/", {"path": "meta.source", "value": "census"})
+    assert response.status_code == 200
+    (row,) = page(response).select("tr.document")
+    link = row.one("a.document-link")
+    assert (link.text, link.attrs["href"]) == ("census.json", f"{API}/{file_id}/document")
+
+
+def test_the_documents_page_says_when_nothing_is_found(site: Service) -> None:
+    owner = make_user()
+    upload_json(owner, "census.json", {"meta": {"source": "census"}})
+    html = page(browser(owner).get("/documents/", {"path": "meta.source", "value": "nothing"}))
+    assert html.texts("#no-documents") == ["No document has that value at that path."]
+
+
+def test_a_path_that_cannot_be_read_is_shown_at_the_path_field(site: Service) -> None:
+    response = browser(make_user()).get("/documents/", {"path": "a..b", "value": "x"})
+    assert response.status_code == 400
+    assert page(response).texts("#field-path .field-error") == [
+        "'a..b' has an empty part: separate keys with single dots, such as meta.source"
+    ]
+
+
+def test_a_data_file_is_converted_with_its_button(site: Service) -> None:
+    from gristmill.server.models import DataFile
+
+    owner = make_user()
+    client = browser(owner, enforce_csrf_checks=True)
+    file_id = upload_json(owner, "items.json", [{"a": 1}, {"a": 2}])
+    html = page(client.get("/datafiles/"))
+    form = html.one(f"#convert-{file_id}")
+    token = form.one("input").attrs["value"]
+    assert html.one(f"#to-{file_id}").attrs["form"] == f"convert-{file_id}"
+    assert client.post(form.attrs["action"], {"to": "csv"}).status_code == 403  # no CSRF token
+    response = client.post(form.attrs["action"], {"csrfmiddlewaretoken": token, "to": "csv"})
+    assert (response.status_code, response["Location"]) == (303, "/datafiles/")
+    converted = DataFile.objects.get(owner_id=owner.pk, name="items.csv")
+    assert site.storage.path(converted.path).read_text() == "a\n1\n2\n"
+
+
+def test_a_conversion_refused_on_the_page_says_why(site: Service) -> None:
+    owner = make_user()
+    file_id = upload_json(owner, "items.json", [{"a": 1}])
+    response = browser(owner).post(f"/datafiles/{file_id}/convert/", {"to": "json"})
+    assert response.status_code == 400
+    assert page(response).texts("#error-message") == ["Items.json is already JSON."]
+    hidden = browser(make_user()).post(f"/datafiles/{file_id}/convert/", {"to": "csv"})
+    assert hidden.status_code == 404
