@@ -1,9 +1,10 @@
 """Converting a stored data file to another datatype: JSON ↔ CSV / XLSX, as a new data file.
 
 The conversion is the task library's own (:class:`~gristmill.library.convert.SpreadsheetToJson`
-and :class:`~gristmill.library.convert.JsonToSpreadsheet`), run here in the request on a
-private work directory instead of in a pipeline, so it streams the same way: items are read
-and written one at a time, never the whole file in memory. CSV ↔ XLSX goes through JSON.
+and :class:`~gristmill.library.convert.JsonToSpreadsheet`), run here in the request in a
+private work directory of the data directory instead of in a pipeline, so it streams the same
+way: items are read and written one at a time, never the whole file in memory. CSV ↔ XLSX goes
+through JSON.
 
 The new data file belongs to the caller (also when staff convert someone else's file), is
 named after the original (``data.json`` → ``data.csv``) and is stored like an upload: within
@@ -67,7 +68,7 @@ def convert(caller: Caller, file_id: str | uuid.UUID, to: str, *, service: Servi
     if found == to or (found in _JSON and to == "json"):
         raise ConversionError(f"{datafile.name} is already {describe(found)}")
     name = str(PurePath(datafile.name).with_suffix(f".{to}"))
-    with tempfile.TemporaryDirectory(prefix="gristmill-convert-") as work:
+    with tempfile.TemporaryDirectory(prefix="convert-", dir=service.settings.data_dir) as work:
         converted = _run_conversion(datafile.name, source, found, to, Path(work))
         with converted.open("rb") as stream:
             return datafiles.create(
