@@ -141,6 +141,7 @@ def test_another_users_document_answers_like_a_file_that_does_not_exist(site: Se
 
 def test_anonymous_callers_are_asked_to_sign_in(site: Service) -> None:
     assert browser().get(SEARCH, {"path": "a"}).status_code == 401
+    assert browser().get(SEARCH, {"path": "a..b"}).status_code == 401
     assert browser().get(f"{API}/{UNKNOWN}/document").status_code == 401
 
 

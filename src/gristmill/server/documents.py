@@ -195,7 +195,9 @@ def get(caller: Caller, file_id: str | uuid.UUID, *, service: Service) -> JsonDo
 def search(caller: Caller, path: str, value: str | None) -> QuerySet[DataFile]:
     """The data files ``caller`` sees whose JSON document has ``value`` (read by
     :func:`parse_value`) at the JSON ``path``, or, with no value, has the path at all; newest
-    first. Raises :class:`JsonPathError` for a path that cannot be read."""
+    first. Raises :class:`~gristmill.errors.SignInRequiredError` for an anonymous caller and
+    :class:`JsonPathError` for a path that cannot be read."""
+    datafiles.owner_id(caller)  # an anonymous caller is asked to sign in before any check
     parts = parse_path(path)
     at: Any = F("document__data")
     for part in parts:
