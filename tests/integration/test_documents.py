@@ -215,11 +215,15 @@ def test_a_value_is_read_as_json_when_it_is_json_else_as_a_string(site: Service)
     upload_json(owner, "true.json", {"n": True})
     upload_json(owner, "null.json", {"n": None})
     upload_json(owner, "word.json", {"n": "census"})
+    upload_json(owner, "one.json", {"n": 1})
+    upload_json(owner, "float.json", {"n": 2.5})
     assert found(owner, "n", "3") == ["number.json"]
     assert found(owner, "n", '"3"') == ["text.json"]
     assert found(owner, "n", "true") == ["true.json"]
     assert found(owner, "n", "null") == ["null.json"]
     assert found(owner, "n", "census") == ["word.json"]
+    assert found(owner, "n", "1") == ["one.json"]
+    assert found(owner, "n", "2.5") == ["float.json"]
 
 
 def test_a_part_of_digits_is_a_position_in_an_array(site: Service) -> None:
@@ -280,6 +284,16 @@ def test_results_come_a_page_at_a_time_newest_first(site: Service) -> None:
 def test_a_path_that_cannot_be_read_answers_400(site: Service, path: str, message: str) -> None:
     response = browser().get(SEARCH, {"path": path, "value": "x"}, headers=bearer(make_user()))
     assert error_of(response) == (400, message)
+
+
+@pytest.mark.parametrize("value", ['{"a": 1}', "[1, 2]"])
+def test_an_object_or_array_as_the_value_answers_400(site: Service, value: str) -> None:
+    response = browser().get(SEARCH, {"path": "a", "value": value}, headers=bearer(make_user()))
+    assert error_of(response) == (
+        400,
+        "value: search for one value (text, a number, true, false or null), not an object or "
+        "an array: give the path of a value inside it, such as tags.0",
+    )
 
 
 def test_postgres_narrows_a_search_with_the_gin_index(site: Service) -> None:

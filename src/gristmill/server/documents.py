@@ -42,6 +42,7 @@ from gristmill.server.models import DataFile, JsonDocument
 
 __all__ = [
     "JsonPathError",
+    "JsonValueError",
     "NotKeptError",
     "get",
     "keep",
@@ -62,6 +63,10 @@ MAX_PATH_PARTS = 32
 
 class JsonPathError(ValueError):
     """A JSON path that cannot be read; the message says what is wrong with it."""
+
+
+class JsonValueError(ValueError):
+    """A value that cannot be searched for; the message says why."""
 
 
 class NotKeptError(ValueError):
@@ -100,11 +105,21 @@ def parse_path(text: str) -> tuple[str | int, ...]:
 
 def parse_value(text: str) -> Any:
     """The JSON value searched for: ``text`` read as JSON if it is JSON (``3``, ``true``,
-    ``null``, ``"3"``), else ``text`` itself as a string (``census``)."""
+    ``null``, ``"3"``), else ``text`` itself as a string (``census``).
+
+    Raises :class:`JsonValueError` for an object or an array, which the databases compare
+    differently (PostgreSQL whatever the order of the keys, SQLite as written).
+    """
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError:
         return text
+    if isinstance(value, dict | list):
+        raise JsonValueError(
+            "search for one value (text, a number, true, false or null), not an object or an "
+            "array: give the path of a value inside it, such as tags.0"
+        )
+    return value
 
 
 def _problem(path: Path, name: str, size: int, limit: int) -> tuple[Any, NotKeptError | None]:
@@ -196,7 +211,8 @@ def search(caller: Caller, path: str, value: str | None) -> QuerySet[DataFile]:
     """The data files ``caller`` sees whose JSON document has ``value`` (read by
     :func:`parse_value`) at the JSON ``path``, or, with no value, has the path at all; newest
     first. Raises :class:`~gristmill.errors.SignInRequiredError` for an anonymous caller and
-    :class:`JsonPathError` for a path that cannot be read."""
+    :class:`JsonPathError` for a path that cannot be read, :class:`JsonValueError` for an
+    object or array as the value."""
     datafiles.owner_id(caller)  # an anonymous caller is asked to sign in before any check
     parts = parse_path(path)
     at: Any = F("document__data")

@@ -81,12 +81,15 @@ def search_documents(
     ``path`` is keys separated by dots (``meta.source``); a part of digits is a position in an
     array (``parties.0.name``). ``value`` is read as JSON if it is JSON (``3``, ``true``,
     ``null``, ``"3"``), else taken as a string (``census``); without ``value``, the documents
-    that have the path at all. A path that cannot be read answers 400.
+    that have the path at all. A path that cannot be read, or an object or array as the value,
+    answers 400.
     """
     try:
         files = documents.search(caller_of(request), path, value)
     except documents.JsonPathError as error:
         raise ApiError.invalid({"path": [str(error)]}) from None
+    except documents.JsonValueError as error:
+        raise ApiError.invalid({"value": [str(error)]}) from None
     paginator = Paginator(files, per_page)
     shown = paginator.get_page(page)
     return DocumentsOut(

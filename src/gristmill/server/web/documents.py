@@ -67,6 +67,9 @@ def document_search(request: HttpRequest) -> HttpResponse:
         except documents.JsonPathError as error:
             form.add_error("path", str(error))
             status = 400
+        except documents.JsonValueError as error:
+            form.add_error("value", str(error))
+            status = 400
         else:
             page = Paginator(files, PER_PAGE).get_page(request.GET.get("page"))
             context["page"] = page
