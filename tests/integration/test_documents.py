@@ -224,6 +224,9 @@ def test_a_value_is_read_as_json_when_it_is_json_else_as_a_string(site: Service)
     assert found(owner, "n", "census") == ["word.json"]
     assert found(owner, "n", "1") == ["one.json"]
     assert found(owner, "n", "2.5") == ["float.json"]
+    upload_json(owner, "nan.json", {"n": "NaN"})
+    assert found(owner, "n", "NaN") == ["nan.json"]  # not JSON: text
+    assert found(owner, "n", "1e400") == []  # too large for a number: text
 
 
 def test_a_part_of_digits_is_a_position_in_an_array(site: Service) -> None:
@@ -293,6 +296,15 @@ def test_an_object_or_array_as_the_value_answers_400(site: Service, value: str) 
         400,
         "value: search for one value (text, a number, true, false or null), not an object or "
         "an array: give the path of a value inside it, such as tags.0",
+    )
+
+
+@pytest.mark.parametrize("value", ["a\x00b", '"a\\u0000b"'])
+def test_a_nul_character_in_the_value_answers_400(site: Service, value: str) -> None:
+    response = browser().get(SEARCH, {"path": "a", "value": value}, headers=bearer(make_user()))
+    assert error_of(response) == (
+        400,
+        "value: no document holds the character \\u0000: leave it out",
     )
 
 

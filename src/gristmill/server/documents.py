@@ -105,21 +105,30 @@ def parse_path(text: str) -> tuple[str | int, ...]:
 
 def parse_value(text: str) -> Any:
     """The JSON value searched for: ``text`` read as JSON if it is JSON (``3``, ``true``,
-    ``null``, ``"3"``), else ``text`` itself as a string (``census``).
+    ``null``, ``"3"``), else ``text`` itself as a string (``census``, ``NaN``, ``1e400``).
 
     Raises :class:`JsonValueError` for an object or an array, which the databases compare
-    differently (PostgreSQL whatever the order of the keys, SQLite as written).
+    differently (PostgreSQL whatever the order of the keys, SQLite as written), and for the
+    character ``\\u0000``, which no document holds.
     """
+    if "\x00" in text or "\\u0000" in text:
+        raise JsonValueError("no document holds the character \\u0000: leave it out")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except ValueError:
         return text
+    if isinstance(value, float) and not math.isfinite(value):
+        return text  # beyond 1.8e308: no document holds such a number, text might
     if isinstance(value, dict | list):
         raise JsonValueError(
             "search for one value (text, a number, true, false or null), not an object or an "
             "array: give the path of a value inside it, such as tags.0"
         )
     return value
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _problem(path: Path, name: str, size: int, limit: int) -> tuple[Any, NotKeptError | None]:
