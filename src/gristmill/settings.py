@@ -85,6 +85,9 @@ GRISTMILL_DATAFILE_MAX_SIZE    largest data file a user may upload, in     ``104
                                (``_CONCURRENT``, ``_RUNS_PER_DAY``,
                                ``_STORAGE_MB``)
 =============================  ==========================================  ========================
+
+``GRISTMILL_JSON_DOCUMENT_MAX_SIZE`` (default ``16777216``, 16 MiB): the largest JSON data file
+that is also kept as a JSON document in the database, searchable by a JSON path.
 """
 
 from __future__ import annotations
@@ -102,6 +105,9 @@ DEMO_PIPELINES = ("gristmill.demo.pipelines",)
 _TRUE = ("1", "true", "yes", "on")
 DATAFILE_MAX_SIZE = 100 * 1024 * 1024
 """The default largest data file (``GRISTMILL_DATAFILE_MAX_SIZE``): 100 MiB."""
+JSON_DOCUMENT_MAX_SIZE = 16 * 1024 * 1024
+"""The default largest JSON data file kept as a JSON document
+(``GRISTMILL_JSON_DOCUMENT_MAX_SIZE``): 16 MiB."""
 LOG_FORMATS = ("text", "json")
 """The values of ``GRISTMILL_LOG_FORMAT``."""
 EXECUTORS = ("local", "celery")
@@ -134,6 +140,7 @@ class Settings:
     fetch_timeout: float = 30.0
     fetch_allow: tuple[str, ...] = ()
     datafile_max_size: int = DATAFILE_MAX_SIZE
+    json_document_max_size: int = JSON_DOCUMENT_MAX_SIZE
     prune_interval: float = 600.0
     read_timeout: float = 20.0
     body_min_rate: int = 1024
@@ -199,6 +206,9 @@ class Settings:
                 n.strip() for n in env.get("GRISTMILL_FETCH_ALLOW", "").split(",") if n.strip()
             ),
             datafile_max_size=_number(env, "GRISTMILL_DATAFILE_MAX_SIZE", int, DATAFILE_MAX_SIZE),
+            json_document_max_size=_number(
+                env, "GRISTMILL_JSON_DOCUMENT_MAX_SIZE", int, JSON_DOCUMENT_MAX_SIZE
+            ),
             prune_interval=_number(env, "GRISTMILL_PRUNE_INTERVAL", float, 600.0),
             read_timeout=_number(env, "GRISTMILL_READ_TIMEOUT", float, 20.0),
             body_min_rate=_number(env, "GRISTMILL_BODY_MIN_RATE", int, 1024),
@@ -292,6 +302,7 @@ class Settings:
             "GRISTMILL_FETCH_TIMEOUT": str(self.fetch_timeout),
             "GRISTMILL_FETCH_ALLOW": ",".join(self.fetch_allow),
             "GRISTMILL_DATAFILE_MAX_SIZE": str(self.datafile_max_size),
+            "GRISTMILL_JSON_DOCUMENT_MAX_SIZE": str(self.json_document_max_size),
             "GRISTMILL_PRUNE_INTERVAL": str(self.prune_interval),
             "GRISTMILL_READ_TIMEOUT": str(self.read_timeout),
             "GRISTMILL_BODY_MIN_RATE": str(self.body_min_rate),

@@ -27,6 +27,7 @@ TAKES_A_BODY = {
     "POST /api/v1/pipelines/{name}/runs",
     "POST /api/v1/tokens",
     "POST /api/v1/datafiles",
+    "POST /api/v1/datafiles/{file_id}/conversions",
     "PUT /api/v1/account/notifications",
 }
 

@@ -235,6 +235,22 @@ class AsyncClient:
         """Delete a data file (runs that used it keep their copies)."""
         await self._send(calls.delete_datafile(datafile_id))
 
+    async def document(self, datafile_id: str) -> Any:
+        """A data file's JSON document: the JSON value it holds. ``NotFoundError`` (saying
+        why) for a data file that is not kept as one."""
+        return await self._send(calls.document(datafile_id))
+
+    async def search_documents(
+        self, path: str, value: str | None = None, *, page: int = 1, per_page: int = 50
+    ) -> JsonObject:
+        """The caller's data files whose JSON document has ``value`` at the JSON ``path``
+        (``meta.source``), a page at a time: ``{count, page, pages, results}``."""
+        return await self._send(calls.search_documents(path, value, page, per_page))
+
+    async def convert_datafile(self, datafile_id: str, to: str) -> JsonObject:
+        """Convert a data file to ``json``, ``csv`` or ``xlsx``; the new data file."""
+        return await self._send(calls.convert_datafile(datafile_id, to))
+
     async def tokens(self) -> list[JsonObject]:
         """The caller's API tokens (never their keys)."""
         return await self._send(calls.tokens())

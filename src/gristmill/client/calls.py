@@ -337,6 +337,23 @@ def delete_datafile(datafile_id: str) -> Call[None]:
     return Call("DELETE", f"/datafiles/{segment(datafile_id)}", _nothing)
 
 
+def document(datafile_id: str) -> Call[Any]:
+    return Call("GET", f"/datafiles/{segment(datafile_id)}/document", _json)
+
+
+def search_documents(path: str, value: str | None, page: int, per_page: int) -> Call[JsonObject]:
+    params = {"path": path, "page": page, "per_page": per_page}
+    return Call("GET", "/documents", _json, params={**params, **_given(value=value)})
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def convert_datafile(datafile_id: str, to: str) -> Call[JsonObject]:
+    return Call("POST", f"/datafiles/{segment(datafile_id)}/conversions", _json, json={"to": to})
+
+
 def tokens() -> Call[list[JsonObject]]:
     return Call("GET", "/tokens", _json)
 

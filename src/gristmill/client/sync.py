@@ -232,6 +232,22 @@ class Client:
         """Delete a data file (runs that used it keep their copies)."""
         self._send(calls.delete_datafile(datafile_id))
 
+    def document(self, datafile_id: str) -> Any:
+        """A data file's JSON document: the JSON value it holds. ``NotFoundError`` (saying
+        why) for a data file that is not kept as one."""
+        return self._send(calls.document(datafile_id))
+
+    def search_documents(
+        self, path: str, value: str | None = None, *, page: int = 1, per_page: int = 50
+    ) -> JsonObject:
+        """The caller's data files whose JSON document has ``value`` at the JSON ``path``
+        (``meta.source``), a page at a time: ``{count, page, pages, results}``."""
+        return self._send(calls.search_documents(path, value, page, per_page))
+
+    def convert_datafile(self, datafile_id: str, to: str) -> JsonObject:
+        """Convert a data file to ``json``, ``csv`` or ``xlsx``; the new data file."""
+        return self._send(calls.convert_datafile(datafile_id, to))
+
     def tokens(self) -> list[JsonObject]:
         """The caller's API tokens (never their keys)."""
         return self._send(calls.tokens())

@@ -73,7 +73,8 @@ def create(
 ) -> DataFile:
     """Store ``stream`` as a new data file of ``caller``, named ``safe_name(name)``.
 
-    The media type is the one given if it looks like one, else guessed from the name. Raises
+    The media type is the one given if it looks like one, else guessed from the name. A JSON
+    file is also kept as a JSON document (:func:`gristmill.server.documents.keep_if_json`). Raises
     :class:`SignInRequiredError` for an anonymous caller and :class:`TooLargeError` (keeping
     nothing) for a stream over the ``datafile_max_size`` setting.
     """
@@ -86,7 +87,7 @@ def create(
         owner, str(file_id), name, stream, max_size=service.settings.datafile_max_size
     )
     try:
-        return DataFile.objects.create(
+        datafile = DataFile.objects.create(
             id=file_id,
             owner_id=owner,
             name=name,
@@ -99,6 +100,10 @@ def create(
     except BaseException:
         service.storage.delete_datafile(path)
         raise
+    from gristmill.server import documents  # which builds on this module
+
+    documents.keep_if_json(datafile, service=service)
+    return datafile
 
 
 def create_from_upload(

@@ -479,3 +479,19 @@ class Quota(models.Model):
 
     def __str__(self) -> str:
         return f"quota of {self.user}"
+
+
+class JsonDocument(models.Model):
+    """The parsed content of a JSON data file, kept in the database to be searched by a JSON
+    path (jsonb with a GIN index on PostgreSQL, JSON1 on SQLite); goes with its data file."""
+
+    datafile = models.OneToOneField(
+        DataFile, on_delete=models.CASCADE, primary_key=True, related_name="document"
+    )
+    data = models.JSONField(help_text="The JSON value the data file holds.")
+
+    class Meta:
+        db_table = "gristmill_jsondocument"
+
+    def __str__(self) -> str:
+        return f"document of {self.datafile_id}"

@@ -11,7 +11,17 @@ the configured gristmill through :func:`gristmill.app.service.default_service` w
 
 from __future__ import annotations
 
-from gristmill.server.api import account, datafiles, maps, outputs, pipelines, runs, shares, tokens
+from gristmill.server.api import (
+    account,
+    datafiles,
+    documents,
+    maps,
+    outputs,
+    pipelines,
+    runs,
+    shares,
+    tokens,
+)
 from gristmill.server.api.auth import CallerAuth
 from gristmill.server.api.errors import ErrorFormatAPI
 
@@ -28,6 +38,8 @@ api.add_router("/runs", outputs.router)
 api.add_router("/runs", maps.router)
 api.add_router("/tokens", tokens.router)
 api.add_router("/datafiles", datafiles.router)
+api.add_router("/datafiles", documents.datafile_router)
+api.add_router("/documents", documents.router)
 api.add_router("", shares.router)
 api.add_router("/account", account.router)
 

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from gristmill.app.service import default_service
 from gristmill.errors import TooLargeError
-from gristmill.server import datafiles
+from gristmill.server import conversions, datafiles
 from gristmill.server.access import session_caller
 from gristmill.server.api.schemas import datafile_links
 from gristmill.server.statuses import status_of
@@ -64,7 +64,14 @@ def datafile_list(request: HttpRequest) -> HttpResponse:
     rows: list[dict[str, Any]] = [
         {"file": datafile, **datafile_links(str(datafile.pk))} for datafile in page.object_list
     ]
-    context = {"caller": caller, "form": form, "page": page, "rows": rows, "max_size": limit}
+    context = {
+        "caller": caller,
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "max_size": limit,
+        "targets": conversions.TARGETS,
+    }
     return render(request, "gristmill/datafiles.html", context, status=status)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from gristmill.server.web import account, datafiles, filtered, operator, sharing, views
+from gristmill.server.web import account, datafiles, documents, filtered, operator, sharing, views
 
 app_name = "gristmill-web"
 
@@ -17,6 +17,8 @@ urlpatterns = [
     path("datafiles/", datafiles.datafile_list, name="datafiles"),
     path("account/", account.account_page, name="account"),
     path("datafiles/<str:file_id>/delete/", datafiles.datafile_delete, name="datafile-delete"),
+    path("datafiles/<str:file_id>/convert/", documents.datafile_convert, name="datafile-convert"),
+    path("documents/", documents.document_search, name="documents"),
     path("runs/shared/", sharing.shared_list, name="shared-runs"),
     path("runs/<str:run_id>/", views.run_page, name="run"),
     path("runs/<str:run_id>/share/", sharing.share_action, name="run-share"),
