@@ -113,7 +113,7 @@ def django_settings(settings: Settings) -> dict[str, Any]:
             "django.contrib.messages.middleware.MessageMiddleware",
             "django.middleware.clickjacking.XFrameOptionsMiddleware",
         ],
-        "ROOT_URLCONF": "gristmill.server.urls",
+        "ROOT_URLCONF": "gristmill.server.root_urls",
         "TEMPLATES": [
             {
                 "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -240,13 +240,54 @@ def describe_database(url: str) -> str:
 
 
 def current_settings() -> Settings:
-    """The gristmill settings of the configured Django project."""
+    """The gristmill settings of the configured Django project: its ``GRISTMILL`` setting (a
+    stand-alone gristmill's, made by :func:`django_settings`), else :func:`project_settings`
+    (a host project's)."""
     from django.conf import settings as django_conf
 
     value = getattr(django_conf, "GRISTMILL", None)
     if isinstance(value, Settings):
         return value
-    return Settings.from_env()
+    return project_settings()
+
+
+_project: Settings | None = None
+
+
+def project_settings() -> Settings:
+    """The gristmill settings of a Django project that installs gristmill as an app: the
+    project's ``GRISTMILL_*`` settings, over the ``GRISTMILL_*`` environment variables of the
+    same names. A setting may be a string as in the environment, or a value of its kind: a
+    number, a bool, a path, a list or tuple (for the comma-separated ones). Read once; raises
+    :class:`ConfigurationError` naming a setting that is wrong."""
+    global _project
+    if _project is None:
+        from django.conf import settings as django_conf
+
+        environ = dict(os.environ)
+        for name in dir(django_conf):
+            if name.startswith("GRISTMILL_"):
+                value = _as_text(getattr(django_conf, name))
+                if value is not None:
+                    environ[name] = value
+        _project = Settings.from_env(environ)
+    return _project
+
+
+def _as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else ""
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def forget_project_settings(**_: object) -> None:
+    """Read :func:`project_settings` again on next use (after a test changed them)."""
+    global _project
+    _project = None
 
 
 def run_migrations(alias: str = "default") -> None:
