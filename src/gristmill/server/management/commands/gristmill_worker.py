@@ -32,7 +32,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         from gristmill.cli.main import worker
 
-        given = ["--workers", str(options["workers"])] if options["workers"] else []
+        given = [] if options["workers"] is None else ["--workers", str(options["workers"])]
         for queue in options["queues"] or ():
             given += ["--queue", queue]
         try:
