@@ -83,6 +83,28 @@ def test_the_run_page_polls_the_api_under_the_prefix(
     assert not re.search(r'(?:href|action|src)="/(?!site/|tools/|static/)', html)
 
 
+@pytest.mark.parametrize(
+    "page", ["", "runs/", "runs/shared/", "datafiles/", "settings/", "account/", "operator/"]
+)
+def test_a_staff_members_pages_link_only_under_the_prefix(
+    mounted: Client, script_name: str, page: str
+) -> None:
+    from django.contrib.auth.models import User
+
+    staff, _ = User.objects.get_or_create(username="mounted-staff", is_staff=True)
+    mounted.force_login(staff)
+    answer = mounted.get(f"/tools/{page}")
+    assert answer.status_code == 200
+    html = answer.content.decode()
+    links = set(re.findall(r'(?:href|action|src)="(/[^"]*)"', html))
+    assert f"{script_name}/tools/sign-out/" in links
+    # The stylesheet is one of the site's static files (STATIC_URL); no admin link, as the
+    # site has no admin.
+    assert {link for link in links if not link.startswith(f"{script_name}/tools/")} == {
+        "/static/gristmill/gristmill.css"
+    }
+
+
 def test_signing_in_is_asked_for_under_the_prefix(mounted: Client, script_name: str) -> None:
     answer = mounted.get("/tools/runs/")
     assert answer.status_code == 302
@@ -136,3 +158,11 @@ def test_a_wrong_project_setting_is_named(databases: object) -> None:
         pytest.raises(ConfigurationError, match="GRISTMILL_WORKERS must be a number, not 'many'"),
     ):
         project_settings()
+
+
+def test_the_stand_alone_site_links_staff_to_its_admin(web: Client) -> None:
+    from django.contrib.auth.models import User
+
+    staff, _ = User.objects.get_or_create(username="standalone-staff", is_staff=True)
+    web.force_login(staff)
+    assert '<a href="/admin/">Admin</a>' in web.get("/").content.decode()
