@@ -166,3 +166,32 @@ def test_the_stand_alone_site_links_staff_to_its_admin(web: Client) -> None:
     staff, _ = User.objects.get_or_create(username="standalone-staff", is_staff=True)
     web.force_login(staff)
     assert '<a href="/admin/">Admin</a>' in web.get("/").content.decode()
+
+
+def test_a_site_without_gristmills_urls_or_ninja_is_warned(databases: object) -> None:
+    from django.conf import settings
+    from django.core.checks import run_checks
+    from django.test import override_settings
+
+    no_urls = ModuleType("no_gristmill_urls")
+    no_urls.urlpatterns = []  # type: ignore[attr-defined]
+    apps = [app for app in settings.INSTALLED_APPS if app != "ninja"]
+    with override_settings(ROOT_URLCONF=no_urls, INSTALLED_APPS=apps):
+        found = {message.id: message for message in run_checks()}
+    assert found["gristmill.W001"].msg == "gristmill's pages and API are not in the site's URLs"
+    assert found["gristmill.W002"].hint == 'Add "ninja" to INSTALLED_APPS.'
+
+
+def test_a_wrong_gristmill_setting_of_a_site_is_a_check_error(databases: object) -> None:
+    from django.core.checks import run_checks
+    from django.test import override_settings
+
+    with override_settings(GRISTMILL=None, GRISTMILL_WORKERS="many"):
+        errors = [message for message in run_checks() if message.id == "gristmill.E001"]
+    assert [error.msg for error in errors] == ["GRISTMILL_WORKERS must be a number, not 'many'"]
+
+
+def test_the_stand_alone_site_passes_the_checks(databases: object) -> None:
+    from django.core.checks import run_checks
+
+    assert [m.id for m in run_checks() if str(m.id).startswith("gristmill.")] == []

@@ -12,6 +12,7 @@ class GristmillConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from gristmill.server import checks  # noqa: F401 - registers the system checks
         from gristmill.server.conf import forget_project_settings
 
         # Tests that override a project's GRISTMILL_* settings see them read again.
