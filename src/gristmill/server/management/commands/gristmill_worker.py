@@ -1,12 +1,12 @@
-"""``manage.py gristmill_worker``: gristmill's workers in a Django project that installs it as
-an app, on the project's database and settings (the same as ``gristmill worker`` run with the
-project's ``DJANGO_SETTINGS_MODULE``)."""
+"""``manage.py gristmill_worker``: gristmill's workers in a Django site that has gristmill as
+one of its apps, on the site's database and ``GRISTMILL_*`` settings (the same as
+``gristmill worker`` run with the site's ``DJANGO_SETTINGS_MODULE``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-import click
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from gristmill.errors import GristmillError
@@ -15,7 +15,7 @@ from gristmill.errors import GristmillError
 class Command(BaseCommand):
     help = (
         "Start gristmill's worker processes, which run queued runs, until Ctrl-C or SIGTERM. "
-        "The settings are the project's GRISTMILL_* settings."
+        "The settings are the site's GRISTMILL_* settings."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -30,18 +30,21 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from gristmill.cli.main import worker
+        from gristmill.server.conf import current_settings
+        from gristmill.server.workers import run_workers
 
-        given = [] if options["workers"] is None else ["--workers", str(options["workers"])]
-        for queue in options["queues"] or ():
-            given += ["--queue", queue]
+        def announce(banner: str) -> None:
+            self.stdout.write(banner)
+            self.stdout.flush()
+
         try:
-            worker.main(
-                args=given,
-                prog_name="manage.py gristmill_worker",
-                standalone_mode=False,
-            )
-        except click.ClickException as error:
-            raise CommandError(error.format_message()) from None
+            settings = current_settings()
+            if options["workers"] is not None:
+                if options["workers"] < 1:
+                    raise CommandError(f"--workers must be at least 1, not {options['workers']}")
+                settings = replace(settings, workers=options["workers"])
+            if options["queues"]:
+                settings = replace(settings, queues=tuple(options["queues"]))
+            run_workers(settings, announce)
         except GristmillError as error:
             raise CommandError(str(error)) from None
