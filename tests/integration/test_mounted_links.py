@@ -195,3 +195,16 @@ def test_the_stand_alone_site_passes_the_checks(databases: object) -> None:
     from django.core.checks import run_checks
 
     assert [m.id for m in run_checks() if str(m.id).startswith("gristmill.")] == []
+
+
+def test_a_site_without_gristmills_api_still_answers_its_own_pages(site: Service) -> None:
+    from django.http import HttpResponse
+    from django.test import Client, override_settings
+    from django.urls import path
+
+    urls = ModuleType("pages_only_urls")
+    urls.urlpatterns = [path("", lambda request: HttpResponse("home"))]  # type: ignore[attr-defined]
+    with override_settings(ROOT_URLCONF=urls):
+        answer = Client(HTTP_HOST=HOST).get("/")
+    assert (answer.status_code, answer.content) == (200, b"home")
+    assert "Content-Security-Policy" in answer  # a page, by gristmill's middleware

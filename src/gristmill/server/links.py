@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 
 from django.core.signals import setting_changed
-from django.urls import get_script_prefix, get_urlconf, reverse
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 
 SITE_ROOT_NAME = "gristmill-web:pipelines"
 """The URL name of gristmill's first page, which is at the root of its prefix."""
@@ -36,8 +36,12 @@ def api_root() -> str:
 
 
 def is_api_path(path: str) -> bool:
-    """Whether the request path ``path`` is under the REST API (answers there are JSON)."""
-    return path.startswith(f"{api_root()}/")
+    """Whether the request path ``path`` is under the REST API (answers there are JSON); never,
+    for a site whose URLconf does not include the API."""
+    try:
+        return path.startswith(f"{api_root()}/")
+    except NoReverseMatch:
+        return False
 
 
 def run_page(run_id: str) -> str:
