@@ -208,3 +208,18 @@ def test_a_site_without_gristmills_api_still_answers_its_own_pages(site: Service
         answer = Client(HTTP_HOST=HOST).get("/")
     assert (answer.status_code, answer.content) == (200, b"home")
     assert "Content-Security-Policy" in answer  # a page, by gristmill's middleware
+
+
+@pytest.mark.parametrize(("redirect", "expected"), [(None, "/tools/"), ("home", "/")])
+def test_signing_out_goes_to_the_sites_logout_redirect_else_to_gristmill(
+    mounted: Client, script_name: str, redirect: str | None, expected: str
+) -> None:
+    from django.contrib.auth.models import User
+    from django.test import override_settings
+
+    user, _ = User.objects.get_or_create(username="leaving")
+    mounted.force_login(user)
+    with override_settings(LOGOUT_REDIRECT_URL=redirect):
+        answer = mounted.post("/tools/sign-out/")
+    assert answer.status_code == 302
+    assert answer["Location"] == f"{script_name}{expected}"
