@@ -18,7 +18,7 @@ from gristmill.authoring.validation import params_from_text
 from gristmill.cli.display import map_lines, run_display
 from gristmill.cli.options import param_option, parse_params
 from gristmill.client import Client, ResponseError, RunItems, ServerUnreachableError
-from gristmill.client.config import POLL_SECONDS
+from gristmill.client.config import POLL_SECONDS, absolute_url
 from gristmill.states import RunState
 
 err = Console(stderr=True, soft_wrap=True)
@@ -181,7 +181,7 @@ def submit(
         )
         run_id = answer["id"]
         out.print(run_id)
-        err.print(f"submitted: {server.rstrip('/')}{answer['url']}", highlight=False)
+        err.print(f"submitted: {absolute_url(client.server, answer['url'])}", highlight=False)
         if wait:
             status = _follow(client, run_id)
             _print_status(status)

@@ -234,51 +234,19 @@ def worker(
 
     With GRISTMILL_EXECUTOR=celery they are a Celery worker on GRISTMILL_BROKER_URL (queue q
     is the Celery queue gristmill.q); otherwise local worker processes."""
-    from gristmill.executors.local import Supervisor
+    from gristmill.server.workers import run_workers
 
     settings = build_settings(data_dir, database_url, pipelines, workers=workers)
     if queues:
         settings = replace(settings, queues=tuple(queues))
-    service = _service(settings)
-    registry = service.registry
 
-    def make_service() -> Service:
-        return Service.from_settings(settings, registry=registry, migrate=False)
+    def announce(banner: str) -> None:
+        if settings.log_format == "json":  # a log collector reads standard error: a record
+            logging.getLogger("gristmill.cli").info("%s", banner)
+        else:
+            console.print(banner, highlight=False)
 
-    celery = settings.executor == "celery"
-    banner = (
-        f"gristmill: {settings.workers} {'Celery ' if celery else ''}worker(s) on "
-        f"{_where(settings)}, pipelines: {', '.join(p.name for p in registry)}"
-    )
-    if settings.log_format == "json":  # a log collector reads standard error: a record
-        logging.getLogger("gristmill.cli").info("%s", banner)
-    else:
-        console.print(banner, highlight=False)
-    from gristmill.server.notifier import start_process
-
-    # The e-mails and webhooks of ended runs are sent by a process beside the workers, with
-    # either executor. It is forked: it must not share our connections.
-    service.store.before_fork()
-    notifier = start_process(make_service)
-    try:
-        if celery:
-            from gristmill.executors.celery import supervise
-
-            service.store.close()
-            supervise(settings, registry)
-            return
-        Supervisor(
-            make_service,
-            service,
-            workers=settings.workers,
-            queues=list(settings.queues) if settings.queues else None,
-        ).run()
-    finally:
-        notifier.terminate()
-        notifier.join(10)
-        if notifier.is_alive():
-            notifier.kill()
-            notifier.join()
+    run_workers(settings, announce)
 
 
 def _where(settings: Settings) -> str:

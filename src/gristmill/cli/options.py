@@ -53,8 +53,14 @@ param_option = click.option(
 def build_settings(
     data_dir: Path | None, database_url: str | None, pipelines: tuple[str, ...], **overrides: Any
 ) -> Settings:
-    """Settings from the environment, with the command-line options on top."""
-    settings = Settings.from_env()
+    """Settings from the environment, with the command-line options on top; in a Django
+    project that installs gristmill (``DJANGO_SETTINGS_MODULE``), the project's settings."""
+    if os.environ.get("DJANGO_SETTINGS_MODULE"):
+        from gristmill.server.conf import current_settings
+
+        settings = current_settings()
+    else:
+        settings = Settings.from_env()
     if data_dir is not None:
         settings = replace(settings, data_dir=data_dir.absolute())
         # The database follows the data directory unless one was named explicitly.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urljoin
 
 import httpx
 
@@ -22,6 +23,15 @@ def http_options(server: str | None, token: str | None) -> tuple[str, dict[str, 
     address = (server or os.environ.get("GRISTMILL_SERVER") or DEFAULT_SERVER).rstrip("/")
     key = (token if token is not None else os.environ.get("GRISTMILL_TOKEN", "")).strip()
     return f"{address}/api/v1", ({"Authorization": f"Bearer {key}"} if key else {})
+
+
+def absolute_url(server: str, path: str) -> str:
+    """The address of ``path``, a link in an answer (``/tools/runs/<id>/``), on ``server``.
+
+    The server's links are paths from its host's root, with whatever prefix the server is
+    mounted at: they are resolved against the host, not appended to ``server``
+    (``http://host/tools`` and ``/tools/runs/<id>/`` make ``http://host/tools/runs/<id>/``)."""
+    return urljoin(f"{server.rstrip('/')}/", path)
 
 
 def server_of(http: httpx.Client | httpx.AsyncClient) -> str:

@@ -33,7 +33,8 @@ THREADS = 10
 QUICK_THREADS = 4
 """Threads for the quick reads only: ``GET``/``HEAD`` of ``/healthz`` and of a run's status or
 log in the API."""
-_QUICK = re.compile(r"^/(?:healthz|api/v1/runs/[^/]+(?:/log)?)$")
+# Below any prefix: a Django project may mount gristmill's URLs at /tools/.
+_QUICK = re.compile(r"/(?:healthz|api/v1/runs/[^/]+(?:/log)?)$")
 
 # Django's handler returns an HttpResponse, which is the iterable of bytes WSGI expects; the
 # stubs of the two libraries just do not say so.

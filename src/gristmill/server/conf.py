@@ -113,7 +113,7 @@ def django_settings(settings: Settings) -> dict[str, Any]:
             "django.contrib.messages.middleware.MessageMiddleware",
             "django.middleware.clickjacking.XFrameOptionsMiddleware",
         ],
-        "ROOT_URLCONF": "gristmill.server.urls",
+        "ROOT_URLCONF": "gristmill.server.root_urls",
         "TEMPLATES": [
             {
                 "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -168,15 +168,15 @@ def open_database(
     import django
     from django.conf import settings as django_conf
 
-    if not django_conf.configured:
-        if os.environ.get("DJANGO_SETTINGS_MODULE"):
-            django.setup()
-        else:
-            settings = settings or Settings.from_env()
-            if settings.database_url.startswith("sqlite"):
-                settings.data_dir.mkdir(parents=True, exist_ok=True)
-            django_conf.configure(**django_settings(settings))
-            django.setup()
+    if not django_conf.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        settings = settings or Settings.from_env()
+        if settings.database_url.startswith("sqlite"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        django_conf.configure(**django_settings(settings))
+    from django.apps import apps
+
+    if not apps.ready:  # a project's settings may have been read already, its apps not loaded
+        django.setup()
     from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
     if settings is None or getattr(django_conf, "SETTINGS_MODULE", None):
@@ -240,13 +240,67 @@ def describe_database(url: str) -> str:
 
 
 def current_settings() -> Settings:
-    """The gristmill settings of the configured Django project."""
+    """The gristmill settings of the configured Django project: its ``GRISTMILL`` setting (a
+    stand-alone gristmill's, made by :func:`django_settings`), else :func:`project_settings`
+    (a host project's)."""
     from django.conf import settings as django_conf
 
     value = getattr(django_conf, "GRISTMILL", None)
     if isinstance(value, Settings):
         return value
-    return Settings.from_env()
+    return project_settings()
+
+
+_project: Settings | None = None
+
+
+def project_settings() -> Settings:
+    """The gristmill settings of a Django project that installs gristmill as an app: the
+    project's ``GRISTMILL_*`` settings, over the ``GRISTMILL_*`` environment variables of the
+    same names. A setting may be a string as in the environment, or a value of its kind: a
+    number, a bool, a path, a list or tuple (for the comma-separated ones). The database is
+    the project's ``default`` one (``GRISTMILL_DATABASE_URL`` is not used: the settings name
+    that database, without its password, for messages). Read once; raises
+    :class:`ConfigurationError` naming a setting that is wrong."""
+    global _project
+    if _project is None:
+        from django.conf import settings as django_conf
+
+        environ = dict(os.environ)
+        for name in dir(django_conf):
+            if name.startswith("GRISTMILL_"):
+                value = _as_text(getattr(django_conf, name))
+                if value is not None:
+                    environ[name] = value
+        environ["GRISTMILL_DATABASE_URL"] = _described(django_conf.DATABASES.get("default", {}))
+        _project = Settings.from_env(environ)
+    return _project
+
+
+def _described(config: dict[str, Any]) -> str:
+    engine, name = str(config.get("ENGINE", "")), str(config.get("NAME") or "")
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{name}"
+    scheme = "postgres" if "postgresql" in engine or "postgis" in engine else engine
+    user = f"{config['USER']}@" if config.get("USER") else ""
+    port = f":{config['PORT']}" if config.get("PORT") else ""
+    return f"{scheme}://{user}{config.get('HOST') or ''}{port}/{name}"
+
+
+def _as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else ""
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def forget_project_settings(**_: object) -> None:
+    """Read :func:`project_settings` again on next use (after a test changed them)."""
+    global _project
+    _project = None
 
 
 def run_migrations(alias: str = "default") -> None:

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream, WSGIRequest
 from django.http import HttpRequest, HttpResponseBase
 
-from gristmill.server.api.schemas import API_ROOT
+from gristmill.server.links import is_api_path
 
 Handler = Callable[[HttpRequest], HttpResponseBase]
 
@@ -96,6 +96,6 @@ class ContentSecurityPolicyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
-        if not request.path.startswith(f"{API_ROOT}/"):
+        if not is_api_path(request.path):
             response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response

@@ -1,10 +1,10 @@
 """The answers ``gristmill serve`` gives before a request reaches a view: a body that came too
 slowly (408), too many bodies from one address (429), a request that is not valid HTTP (400).
 
-Under ``/api/v1/`` a refusal is the API's JSON error (:func:`gristmill.server.api.errors.
-error_response`), elsewhere the site's error page, so that a client meets one format whichever
-layer refused it. Every refusal closes the connection: what the client sends after it cannot be
-trusted to start a new request.
+Under ``/api/v1/`` (below any prefix gristmill is mounted at) a refusal is the API's JSON error
+(:func:`gristmill.server.api.errors.error_response`), elsewhere the site's error page, so that a
+client meets one format whichever layer refused it. Every refusal closes the connection: what
+the client sends after it cannot be trusted to start a new request.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import functools
 from dataclasses import dataclass
 
 API_PREFIX = "/api/v1/"
-"""Where answers are JSON."""
+"""Where answers are JSON: paths with this in them. This layer answers before URLs are resolved,
+so it cannot know the prefix a Django project mounted gristmill at (``/tools/api/v1/``)."""
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,11 @@ class Refusal:
 
 
 def refusal(path: str, status: int, message: str, *, retry_after: int | None = None) -> Refusal:
-    """The answer with ``status`` and ``message`` for a request to ``path`` (JSON under
-    :data:`API_PREFIX`, an HTML page elsewhere), with ``Connection: close`` and, if given,
-    ``Retry-After`` in seconds. ``message`` is a sentence for the user without a final stop."""
-    content_type, body = _rendered(path.startswith(API_PREFIX), status, message)
+    """The answer with ``status`` and ``message`` for a request to ``path`` (JSON for a path
+    with :data:`API_PREFIX` in it, an HTML page elsewhere), with ``Connection: close`` and, if
+    given, ``Retry-After`` in seconds. ``message`` is a sentence for the user without a final
+    stop."""
+    content_type, body = _rendered(API_PREFIX in path, status, message)
     headers = [
         (b"content-type", content_type),
         (b"content-length", str(len(body)).encode("ascii")),

@@ -26,6 +26,7 @@ from django.http import HttpRequest
 from gristmill.app.service import Service
 from gristmill.errors import NotFoundError, PermissionDeniedError, SubmissionError
 from gristmill.server.access import SHARE_TOKENS_KEY, Caller, owned_run
+from gristmill.server.links import site_root
 from gristmill.server.models import RunShare
 
 
@@ -42,7 +43,7 @@ class Shares:
 
 def link_path(token: str) -> str:
     """The path of a share link."""
-    return f"/shared/{token}/"
+    return f"{site_root()}shared/{token}/"
 
 
 def shared_with(caller: Caller, run_id: str) -> bool:

@@ -1,25 +1,22 @@
-"""The URLs of a stand-alone gristmill, mounted at the site's root.
+"""gristmill's URLs, to include under any prefix of a Django site::
 
-They cannot yet be mounted under a prefix: the API's answers carry absolute paths
-(``/runs/...``, ``/api/v1/...``) that the pages and the command-line client follow."""
+    path("tools/", include("gristmill.server.urls"))
+
+Every link gristmill builds (pages, API answers, redirects) follows the prefix
+(:mod:`gristmill.server.links`). The stand-alone server mounts them at the root, beside the
+admin (:mod:`gristmill.server.root_urls`); a host project keeps its own admin, which lists
+gristmill's models."""
 
 from __future__ import annotations
 
-from django.contrib import admin
 from django.urls import include, path
 
 from gristmill.server.api import api
 from gristmill.server.health import healthz
 from gristmill.server.metrics import metrics
 
-handler400 = "gristmill.server.web.views.bad_request"
-handler403 = "gristmill.server.web.views.permission_denied"
-handler404 = "gristmill.server.web.views.not_found"
-handler500 = "gristmill.server.web.views.server_error"
-
 urlpatterns = [
     path("api/v1/", api.urls),
-    path("admin/", admin.site.urls),
     path("healthz", healthz, name="gristmill-healthz"),
     path("metrics", metrics, name="gristmill-metrics"),
     path("", include("gristmill.server.web.urls")),

@@ -21,7 +21,8 @@ from gristmill.server.api.auth import caller_of
 from gristmill.server.api.bodies import JSON, json_body
 from gristmill.server.api.datafiles import describe
 from gristmill.server.api.errors import ApiError
-from gristmill.server.api.schemas import API_ROOT, DataFileOut, ErrorOut, Out
+from gristmill.server.api.schemas import DataFileOut, ErrorOut, Out
+from gristmill.server.links import api_path
 from gristmill.server.models import DataFile
 from gristmill.server.statuses import status_of
 
@@ -58,7 +59,7 @@ _CONVERSION_DOC: dict[str, Any] = {
 
 def document_url(file_id: str) -> str:
     """The API resource of the data file ``file_id``'s JSON document."""
-    return f"{API_ROOT}/datafiles/{file_id}/document"
+    return api_path(f"datafiles/{file_id}/document")
 
 
 def _described(datafile: DataFile) -> DocumentFileOut:

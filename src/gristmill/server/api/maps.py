@@ -22,7 +22,6 @@ from gristmill.server.access import visible_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.errors import ApiError
 from gristmill.server.api.schemas import (
-    API_ROOT,
     MAX_FAILED_BATCHES,
     MAX_FAILED_ITEMS,
     ErrorOut,
@@ -33,6 +32,7 @@ from gristmill.server.api.schemas import (
     MapOut,
     RetriedOut,
 )
+from gristmill.server.links import api_path
 from gristmill.store.base import FindingRecord, MapStatus
 
 router = Router(tags=["maps"])
@@ -56,7 +56,7 @@ _JSONL_DOC: dict[str, Any] = {
 
 def findings_links(run_id: str, step: str) -> tuple[str, str]:
     """The API resources of the findings of map step ``step``: paged, and as JSON Lines."""
-    base = f"{API_ROOT}/runs/{quote(run_id, safe='')}"
+    base = api_path(f"runs/{quote(run_id, safe='')}")
     query = urlencode({"step": step})
     return f"{base}/findings?{query}", f"{base}/findings.jsonl?{query}"
 

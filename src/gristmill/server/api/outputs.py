@@ -23,7 +23,8 @@ from gristmill.errors import NotFoundError
 from gristmill.server.access import visible_run
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.downloads import DOWNLOAD_DOC, attachment
-from gristmill.server.api.schemas import API_ROOT, ErrorOut, OutputOut
+from gristmill.server.api.schemas import ErrorOut, OutputOut
+from gristmill.server.links import api_path
 from gristmill.store.base import OutputRecord
 
 router = Router(tags=["outputs"])
@@ -47,7 +48,7 @@ def list_outputs(request: HttpRequest, run_id: str) -> list[OutputOut]:
             size=output.size,
             sha256=output.sha256,
             media_type=output.media_type,
-            url=f"{API_ROOT}/runs/{status.id}/outputs/{quote(output.step)}/{quote(output.name)}",
+            url=api_path(f"runs/{status.id}/outputs/{quote(output.step)}/{quote(output.name)}"),
         )
         for output in status.outputs
     ]

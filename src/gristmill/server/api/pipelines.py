@@ -14,7 +14,6 @@ from gristmill.server import notifications
 from gristmill.server.access import may_see_pipeline, usable_pipeline
 from gristmill.server.api.auth import caller_of
 from gristmill.server.api.schemas import (
-    API_ROOT,
     BulkSubmitted,
     ErrorOut,
     PipelineOut,
@@ -27,6 +26,7 @@ from gristmill.server.api.submissions import (
     read_bulk,
     read_submission,
 )
+from gristmill.server.links import api_path
 from gristmill.server.quotas import account_of
 
 router = Router(tags=["pipelines"])
@@ -34,7 +34,7 @@ router = Router(tags=["pipelines"])
 
 def describe(pipeline: Pipeline) -> PipelineOut:
     """The pipeline as the API shows it: what a client needs to submit a run."""
-    submit_url = f"{API_ROOT}/pipelines/{pipeline.name}/runs"
+    submit_url = api_path(f"pipelines/{pipeline.name}/runs")
     return PipelineOut.model_validate({**pipeline.describe(), "submit_url": submit_url})
 
 

@@ -11,14 +11,13 @@ from typing import Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gristmill.server.links import api_path, run_page
 from gristmill.states import RunState, StepState
 
-API_ROOT = "/api/v1"
 MAX_FAILED_BATCHES = 100
 """The most failed batches a run's status lists per map step (the count says how many)."""
 MAX_FAILED_ITEMS = 20
 """The most failed items a run's status lists per batch (the count says how many)."""
-"""Where the URLconf mounts the API; the links in answers start with it."""
 
 
 class Out(BaseModel):
@@ -45,9 +44,9 @@ class RunLinkFields(TypedDict):
 
 def run_links(run_id: str) -> RunLinkFields:
     """The links of the run ``run_id``: its page, and its API resources."""
-    base = f"{API_ROOT}/runs/{run_id}"
+    base = api_path(f"runs/{run_id}")
     return {
-        "url": f"/runs/{run_id}/",
+        "url": run_page(run_id),
         "status_url": base,
         "log_url": f"{base}/log",
         "results_url": f"{base}/results",
@@ -325,7 +324,7 @@ class OutputOut(Out):
 
 def datafile_links(file_id: str) -> dict[str, str]:
     """The API resources of the data file ``file_id``: its metadata and its bytes."""
-    base = f"{API_ROOT}/datafiles/{file_id}"
+    base = api_path(f"datafiles/{file_id}")
     return {"url": base, "content_url": f"{base}/content"}
 
 

@@ -23,6 +23,7 @@ from gristmill.server.api.bodies import JSON, json_body
 from gristmill.server.api.runs import run_out
 from gristmill.server.api.schemas import ErrorOut, Out, RunOut
 from gristmill.server.deliveries import absolute
+from gristmill.server.links import run_page
 from gristmill.server.models import NotifySettings
 
 router = Router(tags=["sharing and notifications"])
@@ -157,7 +158,7 @@ def shared_runs(request: HttpRequest) -> list[SharedRunOut]:
                 pipeline=run.pipeline,
                 state=str(run.state),
                 created_at=run.created_at,
-                url=f"/runs/{run.id}/",
+                url=run_page(run.id),
             )
         )
     return found

@@ -6,8 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.views import LogoutView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -48,3 +51,13 @@ def account_page(request: HttpRequest) -> HttpResponse:
         "next_expiry": used.next_expiry,
     }
     return render(request, "gristmill/account.html", context)
+
+
+class SignOutView(LogoutView):
+    """Sign out, then go to the site's ``LOGOUT_REDIRECT_URL``, or to gristmill's first page
+    when the site sets none (a host project may have no "signed out" page of its own)."""
+
+    def get_default_redirect_url(self) -> str:
+        if self.next_page or settings.LOGOUT_REDIRECT_URL:
+            return str(super().get_default_redirect_url())
+        return reverse("gristmill-web:pipelines")

@@ -23,7 +23,8 @@ from gristmill.app.staleness import Staleness, check, refresh
 from gristmill.app.submission import RunStatus, get_run
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.server.api.maps import findings_links
-from gristmill.server.api.schemas import API_ROOT, run_links
+from gristmill.server.api.schemas import run_links
+from gristmill.server.links import api_path
 from gristmill.server.web.charts import timeline
 from gristmill.states import RunState
 from gristmill.store.base import (
@@ -258,7 +259,7 @@ def stage_text(status: RunStatus, titles: dict[str, str]) -> str:
 
 def output_links(status: RunStatus) -> list[OutputLink]:
     """The run's output files with their download URLs (as the REST API lists them)."""
-    base = f"{API_ROOT}/runs/{status.id}/outputs"
+    base = api_path(f"runs/{status.id}/outputs")
     titles = {step.name: step.title for step in status.steps}
     return [
         OutputLink(

@@ -35,5 +35,5 @@ urlpatterns = [
         auth_views.LoginView.as_view(template_name="gristmill/sign_in.html"),
         name="sign-in",
     ),
-    path("sign-out/", auth_views.LogoutView.as_view(), name="sign-out"),
+    path("sign-out/", account.SignOutView.as_view(), name="sign-out"),
 ]

@@ -40,7 +40,7 @@ from gristmill.server.access import (
     visible_run,
 )
 from gristmill.server.api.errors import error_response
-from gristmill.server.api.schemas import API_ROOT
+from gristmill.server.links import is_api_path
 from gristmill.server.quotas import account_of
 from gristmill.server.statuses import answer_for, status_of
 from gristmill.server.web.filtered import filter_form, filtered_from
@@ -69,7 +69,7 @@ class HttpResponseSeeOther(HttpResponseRedirect):
 def error_page(request: HttpRequest, status: int, message: str) -> HttpResponse:
     """A page that says what went wrong, with the matching status; under the API's root, the
     API's JSON error instead (Django's own handlers answer there too, e.g. for a bad host)."""
-    if request.path.startswith(f"{API_ROOT}/"):
+    if is_api_path(request.path):
         return error_response(status, message)
     return render(
         request, "gristmill/error.html", {"status": status, "message": message}, status=status
@@ -254,7 +254,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return render(request, "gristmill/runs.html", context)
 
 
-# -- Django's error handlers (set in gristmill.server.urls): pages in the site's own style --
+# -- Django's error handlers (set in gristmill.server.root_urls): pages in the site's own style --
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -286,7 +286,7 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """A URL that names no page."""
-    if request.path.startswith(f"{API_ROOT}/"):
+    if is_api_path(request.path):
         return error_response(404, f"there is no API endpoint at {request.path}")
     return error_page(request, 404, f"there is no page at {request.path}")
 
