@@ -35,6 +35,7 @@ from gristmill.errors import (
     JsonError,
     NotFoundError,
     PermissionDeniedError,
+    PipelineFileError,
     PipelineNotFoundError,
     QuotaError,
     QuotaExceededError,
@@ -74,6 +75,7 @@ STATUSES: dict[type[BaseException], int] = {
     GristmillError: 500,
     DefinitionError: 500,
     ConfigurationError: 500,
+    PipelineFileError: 500,  # a pipeline file with mistakes: the server's configuration
     SubmissionError: 400,
     SubmissionTooLargeError: 413,
     QuotaError: 429,
