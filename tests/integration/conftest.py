@@ -207,11 +207,55 @@ class Workers:
                 os.killpg(process.pid, signal.SIGKILL)
 
     def stop_all(self) -> None:
+        """Stop every worker started, at once: the test's assertions are done, so a warm
+        shutdown (a Celery worker's takes seconds) would only waste time. Tests of warm
+        shutdown call :meth:`stop` themselves."""
         for process in self.processes:
             if process.poll() is None:
-                self.stop(process)
-            # Any worker left in the session (a worker that leads its own group) goes too.
+                cold_stop(process)
         self.processes.clear()
+
+
+def _children(pid: int) -> list[int]:
+    """The process ids of ``pid``'s children (none if it is gone)."""
+    try:
+        return [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
+    except (OSError, ValueError):
+        return []
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL ``pid``'s process group if it leads one, else ``pid`` alone."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    except PermissionError:
+        pass
+
+
+def cold_stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
+    """Stop a ``gristmill worker`` at once: SIGTERM to its supervisor (so that it restarts
+    nobody and, once its workers are gone, hands their units back and signs off), then SIGKILL
+    to its children (each local worker with its steps, or the Celery worker with its pool, and
+    the notifier). Falls back on SIGKILL of everything after ``timeout``."""
+    children = _children(process.pid)
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    for child in children:
+        _kill(child)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        for child in _children(process.pid):
+            _kill(child)
+        _kill(process.pid)
+        return process.wait(timeout)
+    finally:
+        _kill(process.pid)
 
 
 @contextlib.contextmanager
