@@ -18,3 +18,14 @@ def service_absent(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (GRISTMILL_REQUIRE_SERVICES=1 turns this skip into a failure)")
     pytest.skip(reason)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``-n 2 --dist loadgroup``, as CI runs), keep each end-to-end module
+    on one process: its server and browser are module-scoped and start once there. The other
+    tests are shared out one by one."""
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if module.startswith("tests/e2e/"):
+            item.add_marker(pytest.mark.xdist_group(module))
