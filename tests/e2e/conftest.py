@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import service_absent
-from tests.integration.conftest import PIPELINES, _drop_postgres, _postgres_database
+from tests.integration.conftest import PIPELINES, _drop_postgres, _postgres_database, kill_tree
 
 E2E_PIPELINES = str(Path(__file__).with_name("pipelines.py"))
 
@@ -134,6 +134,15 @@ def stop_server(process: subprocess.Popen[str]) -> int | None:
             process.stdout.close()
 
 
+def kill_server(process: subprocess.Popen[str]) -> None:
+    """Stop a server at once, with its workers (SIGKILL): for fixtures, once their tests are
+    over; the tests of a graceful stop use :func:`stop_server`."""
+    kill_tree(process.pid)
+    process.wait(30)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
@@ -149,6 +158,6 @@ def server(
     data_dir = tmp_path_factory.mktemp(f"serve-{request.param}")
     running = start_server(data_dir, database_url)
     yield running
-    stop_server(running.process)
+    kill_server(running.process)
     if database_url:
         _drop_postgres(database_url)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import service_absent
-from tests.e2e.conftest import Server, _clean_env, start_server, stop_server
+from tests.e2e.conftest import Server, _clean_env, kill_server, start_server
 from tests.e2e.test_browser import CHROMIUM, FLAGS
 from tests.integration.conftest import _drop_postgres, _postgres_database, wait_until
 
@@ -45,7 +45,7 @@ def demo_server(
         settings={"GRISTMILL_FETCH_ALLOW": "127.0.0.0/8"},  # URL inputs from examples()
     )
     yield running
-    stop_server(running.process)
+    kill_server(running.process)
     if database_url:
         _drop_postgres(database_url)
 

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import service_absent
-from tests.e2e.conftest import E2E_PIPELINES, Server, start_server, stop_server
+from tests.e2e.conftest import E2E_PIPELINES, Server, kill_server, start_server
 from tests.integration.conftest import (
     PIPELINES,
     _drop_postgres,
@@ -51,7 +51,7 @@ def server(
     pipelines = (PIPELINES, E2E_PIPELINES, QUEUE_PIPELINES, OPS_PIPELINES)
     running = start_server(data_dir, database_url, pipelines=pipelines, settings=settings)
     yield running
-    stop_server(running.process)
+    kill_server(running.process)
     if database_url:
         _drop_postgres(database_url)
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from gristmill.server.protocol import NOT_HTTP
-from tests.e2e.conftest import Server, start_server, stop_server
+from tests.e2e.conftest import Server, kill_server, start_server
 from tests.integration.conftest import wait_until
 
 SUBMIT = "/api/v1/pipelines/trivial/runs"
@@ -43,7 +43,7 @@ def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         },
     )
     yield server
-    stop_server(server.process)
+    kill_server(server.process)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tmp_path_factory.mktemp("strict"), workers=0, settings={"GRISTMILL_READ_TIMEOUT": "1"}
     )
     yield server
-    stop_server(server.process)
+    kill_server(server.process)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def fetching(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         settings={"GRISTMILL_FETCH_ALLOW": "127.0.0.0/8", "GRISTMILL_FETCH_TIMEOUT": "60"},
     )
     yield server
-    stop_server(server.process)
+    kill_server(server.process)
 
 
 @dataclass

@@ -207,23 +207,24 @@ class Workers:
                 os.killpg(process.pid, signal.SIGKILL)
 
     def stop_all(self) -> None:
-        """Stop every worker started, at once: the test's assertions are done, so a warm
-        shutdown (a Celery worker's takes seconds) would only waste time. Tests of warm
-        shutdown call :meth:`stop` themselves."""
-        for process in self.processes:
-            if process.poll() is None:
-                cold_stop(process)
+        """Stop every worker started, at once and all together: the test's assertions are
+        done, so a warm shutdown (a Celery worker's takes seconds) would only waste time. Tests
+        of warm shutdown call :meth:`stop` themselves."""
+        live = [process for process in self.processes if process.poll() is None]
+        for process in live:
+            cold_stop_begin(process)
+        for process in live:
+            cold_stop_end(process)
         self.processes.clear()
 
 
 def _children(pid: int) -> list[int]:
     """The process ids of ``pid``'s children (none if it is gone)."""
     try:
-        return [
-            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        ]
-    except (OSError, ValueError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
         return []
+    return [int(child) for child in children.split()]
 
 
 def _kill(pid: int) -> None:
@@ -237,16 +238,35 @@ def _kill(pid: int) -> None:
         pass
 
 
-def cold_stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process under it (each process group they lead too): for a
+    server whose test is over, whose database and files go next."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(current, signal.SIGSTOP)  # stopped, it starts no process we would miss
+        found.append(current)
+        pending += _children(current)
+    for each in found:
+        _kill(each)
+
+
+def cold_stop_begin(process: subprocess.Popen[bytes]) -> None:
     """Stop a ``gristmill worker`` at once: SIGTERM to its supervisor (so that it restarts
     nobody and, once its workers are gone, hands their units back and signs off), then SIGKILL
     to its children (each local worker with its steps, or the Celery worker with its pool, and
-    the notifier). Falls back on SIGKILL of everything after ``timeout``."""
+    the notifier)."""
     children = _children(process.pid)
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signal.SIGTERM)
     for child in children:
         _kill(child)
+
+
+def cold_stop_end(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
+    """Wait for a worker :func:`cold_stop_begin` stopped; SIGKILL everything left of it after
+    ``timeout`` seconds."""
     try:
         return process.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -256,6 +276,12 @@ def cold_stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
         return process.wait(timeout)
     finally:
         _kill(process.pid)
+
+
+def cold_stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
+    """:func:`cold_stop_begin`, then :func:`cold_stop_end`."""
+    cold_stop_begin(process)
+    return cold_stop_end(process, timeout)
 
 
 @contextlib.contextmanager
