@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import service_absent
-from tests.e2e.conftest import Server, _clean_env, kill_server, start_server
+from tests.e2e.conftest import TEMPLATES, Server, _clean_env, kill_server, start_server
 from tests.e2e.test_browser import CHROMIUM, FLAGS
-from tests.integration.conftest import _drop_postgres, _postgres_database, wait_until
+from tests.integration.conftest import _drop_postgres, wait_until
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "demos"
 DEMOS = "gristmill.demo.pipelines"
@@ -35,7 +35,7 @@ def demo_server(
     PostgreSQL database."""
     database_url = None
     if request.param == "postgres":
-        database_url, reason = _postgres_database()
+        database_url, reason = TEMPLATES.postgres_database()
         if not database_url:
             service_absent(reason)
     running = start_server(
@@ -43,6 +43,7 @@ def demo_server(
         database_url,
         pipelines=(DEMOS,),
         settings={"GRISTMILL_FETCH_ALLOW": "127.0.0.0/8"},  # URL inputs from examples()
+        migrated=True,
     )
     yield running
     kill_server(running.process)

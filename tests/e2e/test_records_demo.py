@@ -27,7 +27,10 @@ DATA = Path(generate.__file__).parent / "data"
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`gristmill serve` offering the demo pipelines, with two workers, on SQLite."""
     running = start_server(
-        tmp_path_factory.mktemp("demo"), workers=2, pipelines=("gristmill.demo.pipelines",)
+        tmp_path_factory.mktemp("demo"),
+        workers=2,
+        pipelines=("gristmill.demo.pipelines",),
+        migrated=True,
     )
     yield running
     kill_server(running.process)

@@ -41,6 +41,7 @@ def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "GRISTMILL_BODY_MIN_RATE": "1",
             "GRISTMILL_BODIES_PER_CLIENT": "55",
         },
+        migrated=True,
     )
     yield server
     kill_server(server.process)
@@ -50,7 +51,10 @@ def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server that waits one second at most for headers, or for more of a body."""
     server = start_server(
-        tmp_path_factory.mktemp("strict"), workers=0, settings={"GRISTMILL_READ_TIMEOUT": "1"}
+        tmp_path_factory.mktemp("strict"),
+        workers=0,
+        settings={"GRISTMILL_READ_TIMEOUT": "1"},
+        migrated=True,
     )
     yield server
     kill_server(server.process)
@@ -63,6 +67,7 @@ def fetching(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tmp_path_factory.mktemp("fetching"),
         workers=2,
         settings={"GRISTMILL_FETCH_ALLOW": "127.0.0.0/8", "GRISTMILL_FETCH_TIMEOUT": "60"},
+        migrated=True,
     )
     yield server
     kill_server(server.process)

@@ -60,8 +60,9 @@ class ServiceDatabaseRouter:
         return True
 
 
-def _postgres_database() -> tuple[str | None, str]:
-    """Create a fresh database for this session; (url, reason if unavailable)."""
+def _postgres_database(template: str | None = None) -> tuple[str | None, str]:
+    """Create a fresh database (a copy of the database ``template`` if given); (url, reason if
+    unavailable)."""
     try:
         import psycopg
     except ImportError:
@@ -69,7 +70,7 @@ def _postgres_database() -> tuple[str | None, str]:
     name = f"gristmill_test_{uuid.uuid4().hex[:8]}"
     try:
         with psycopg.connect(_dsn(PG_URL), autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
+            conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
     except psycopg.OperationalError as error:
         return None, f"PostgreSQL is not reachable at {PG_URL}: {str(error).strip()}"
     return PG_URL.rsplit("/", 1)[0] + f"/{name}", ""
