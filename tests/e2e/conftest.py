@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,17 @@ from tests.conftest import service_absent
 from tests.integration.conftest import PIPELINES, _drop_postgres, _postgres_database, kill_tree
 
 E2E_PIPELINES = str(Path(__file__).with_name("pipelines.py"))
+CHROMIUM = os.environ.get("GRISTMILL_TEST_CHROMIUM", "/usr/bin/chromium")
+# Flags for a sandboxed, offline machine: no background traffic, no GPU, no first-run UI.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @dataclass
@@ -229,3 +241,19 @@ def server(
     kill_server(running.process)
     if database_url:
         _drop_postgres(database_url)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """One headless Chromium per test process, launched when a test first needs it (a launch
+    takes a second or two); the browser tests open a new context in it for each test."""
+    if not Path(CHROMIUM).exists():
+        service_absent(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        service_absent("playwright is not installed (pip install -e '.[test]')")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()

@@ -18,7 +18,6 @@ import pytest
 
 from tests.conftest import service_absent
 from tests.e2e.conftest import TEMPLATES, Server, _clean_env, kill_server, start_server
-from tests.e2e.test_browser import CHROMIUM, FLAGS
 from tests.integration.conftest import _drop_postgres, wait_until
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "demos"
@@ -52,17 +51,9 @@ def demo_server(
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        service_absent(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        service_absent("playwright is not installed (pip install -e '.[test]')")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
+def browser(chromium: Any) -> Any:
+    """The test process's Chromium (:func:`tests.e2e.conftest.chromium`)."""
+    return chromium
 
 
 @pytest.fixture
