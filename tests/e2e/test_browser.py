@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -12,34 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import service_absent
-from tests.e2e.conftest import Server
-
-CHROMIUM = os.environ.get("GRISTMILL_TEST_CHROMIUM", "/usr/bin/chromium")
-# Flags for a sandboxed, offline machine: no background traffic, no GPU, no first-run UI.
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.e2e.conftest import CHROMIUM, FLAGS, Server  # noqa: F401 - CHROMIUM, FLAGS: as before
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        service_absent(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        service_absent("playwright is not installed (pip install -e '.[test]')")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
+def browser(chromium: Any) -> Any:
+    """The test process's Chromium (:func:`tests.e2e.conftest.chromium`); each test's
+    :func:`page` has a context of its own."""
+    return chromium
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import service_absent
-from tests.e2e.conftest import Server, _clean_env, start_server, stop_server
-from tests.e2e.test_browser import CHROMIUM, FLAGS
-from tests.integration.conftest import _drop_postgres, _postgres_database, wait_until
+from tests.e2e.conftest import TEMPLATES, Server, _clean_env, kill_server, start_server
+from tests.integration.conftest import _drop_postgres, wait_until
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "demos"
 DEMOS = "gristmill.demo.pipelines"
@@ -35,7 +34,7 @@ def demo_server(
     PostgreSQL database."""
     database_url = None
     if request.param == "postgres":
-        database_url, reason = _postgres_database()
+        database_url, reason = TEMPLATES.postgres_database()
         if not database_url:
             service_absent(reason)
     running = start_server(
@@ -43,25 +42,18 @@ def demo_server(
         database_url,
         pipelines=(DEMOS,),
         settings={"GRISTMILL_FETCH_ALLOW": "127.0.0.0/8"},  # URL inputs from examples()
+        migrated=True,
     )
     yield running
-    stop_server(running.process)
+    kill_server(running.process)
     if database_url:
         _drop_postgres(database_url)
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        service_absent(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        service_absent("playwright is not installed (pip install -e '.[test]')")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
+def browser(chromium: Any) -> Any:
+    """The test process's Chromium (:func:`tests.e2e.conftest.chromium`)."""
+    return chromium
 
 
 @pytest.fixture

@@ -5,9 +5,6 @@ runs submitted over HTTP finish."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +15,19 @@ import pytest
 
 from gristmill.client import Client
 from tests.conftest import service_absent
-from tests.e2e.conftest import E2E_PIPELINES, _clean_env, start_server, stop_server
+from tests.e2e.conftest import E2E_PIPELINES, _clean_env, kill_server, start_server
 from tests.integration.brokers import (  # noqa: F401 - fixtures
     broker_for,
     private_redis,
     private_vhost,
 )
-from tests.integration.conftest import PIPELINES, _drop_postgres, _postgres_database, wait_until
+from tests.integration.conftest import (
+    PIPELINES,
+    _drop_postgres,
+    _postgres_database,
+    cold_stop,
+    wait_until,
+)
 
 
 def _healthy(url: str, workers: int) -> dict[str, Any] | None:
@@ -52,7 +55,7 @@ def test_two_celery_workers_and_serve_as_the_deploy_page_says(
     }
     # `gristmill serve` (which runs `gristmill migrate` first here, as step 4 says).
     server = start_server(tmp_path, database_url, workers=0, settings=settings)
-    request.addfinalizer(lambda: stop_server(server.process))
+    request.addfinalizer(lambda: kill_server(server.process))
     env = _clean_env(
         **settings,
         GRISTMILL_LEASE_SECONDS="5",
@@ -76,17 +79,8 @@ def test_two_celery_workers_and_serve_as_the_deploy_page_says(
         )
         log.close()
         workers.append(process)
-
-        def stop(process: subprocess.Popen[bytes] = process) -> None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            finally:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, signal.SIGKILL)
-
-        request.addfinalizer(stop)
+        # Once the test is over, at once: a Celery worker's warm shutdown takes seconds.
+        request.addfinalizer(lambda process=process: cold_stop(process))
     body = wait_until(lambda: _healthy(server.url, 2), timeout=60, message="two live workers")
     assert body["broker"] == "ok" and body["database"] == "ok" and body["workers"] == "none"
     assert [s["workers"] for s in body["supervisors"]] == [1, 1]

@@ -17,11 +17,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import service_absent
-from tests.e2e.conftest import E2E_PIPELINES, Server, start_server, stop_server
+from tests.e2e.conftest import E2E_PIPELINES, TEMPLATES, Server, kill_server, start_server
 from tests.integration.conftest import (
     PIPELINES,
     _drop_postgres,
-    _postgres_database,
     wait_until,
 )
 
@@ -39,7 +38,7 @@ def server(
     """A live server with a metrics token and JSON logs."""
     database_url = None
     if request.param == "postgres":
-        database_url, reason = _postgres_database()
+        database_url, reason = TEMPLATES.postgres_database()
         if not database_url:
             service_absent(reason)
     data_dir = tmp_path_factory.mktemp(f"ops-{request.param}")
@@ -49,9 +48,11 @@ def server(
         "GRISTMILL_QUEUES": "default",
     }
     pipelines = (PIPELINES, E2E_PIPELINES, QUEUE_PIPELINES, OPS_PIPELINES)
-    running = start_server(data_dir, database_url, pipelines=pipelines, settings=settings)
+    running = start_server(
+        data_dir, database_url, pipelines=pipelines, settings=settings, migrated=True
+    )
     yield running
-    stop_server(running.process)
+    kill_server(running.process)
     if database_url:
         _drop_postgres(database_url)
 

@@ -17,7 +17,7 @@ import pytest
 
 from gristmill.demo import generate
 from gristmill.demo.records import CHECKS
-from tests.e2e.conftest import Server, _clean_env, start_server, stop_server
+from tests.e2e.conftest import Server, _clean_env, kill_server, start_server
 from tests.e2e.test_browser import browser, page  # noqa: F401 - fixtures
 
 DATA = Path(generate.__file__).parent / "data"
@@ -27,10 +27,13 @@ DATA = Path(generate.__file__).parent / "data"
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`gristmill serve` offering the demo pipelines, with two workers, on SQLite."""
     running = start_server(
-        tmp_path_factory.mktemp("demo"), workers=2, pipelines=("gristmill.demo.pipelines",)
+        tmp_path_factory.mktemp("demo"),
+        workers=2,
+        pipelines=("gristmill.demo.pipelines",),
+        migrated=True,
     )
     yield running
-    stop_server(running.process)
+    kill_server(running.process)
 
 
 def run_id_of(url: str) -> str:

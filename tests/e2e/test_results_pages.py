@@ -24,9 +24,11 @@ RESULTS_PIPELINES = str(Path(__file__).with_name("results_pipelines.py"))
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conftest.Server]:
     data_dir = tmp_path_factory.mktemp("results-pages")
-    running = conftest.start_server(data_dir, pipelines=(conftest.PIPELINES, RESULTS_PIPELINES))
+    running = conftest.start_server(
+        data_dir, pipelines=(conftest.PIPELINES, RESULTS_PIPELINES), migrated=True
+    )
     yield running
-    conftest.stop_server(running.process)
+    conftest.kill_server(running.process)
 
 
 def finished_run(server: conftest.Server, pipeline: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from gristmill.server.protocol import NOT_HTTP
-from tests.e2e.conftest import Server, start_server, stop_server
+from tests.e2e.conftest import Server, kill_server, start_server
 from tests.integration.conftest import wait_until
 
 SUBMIT = "/api/v1/pipelines/trivial/runs"
@@ -41,19 +41,23 @@ def patient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "GRISTMILL_BODY_MIN_RATE": "1",
             "GRISTMILL_BODIES_PER_CLIENT": "55",
         },
+        migrated=True,
     )
     yield server
-    stop_server(server.process)
+    kill_server(server.process)
 
 
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server that waits one second at most for headers, or for more of a body."""
     server = start_server(
-        tmp_path_factory.mktemp("strict"), workers=0, settings={"GRISTMILL_READ_TIMEOUT": "1"}
+        tmp_path_factory.mktemp("strict"),
+        workers=0,
+        settings={"GRISTMILL_READ_TIMEOUT": "1"},
+        migrated=True,
     )
     yield server
-    stop_server(server.process)
+    kill_server(server.process)
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +67,10 @@ def fetching(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tmp_path_factory.mktemp("fetching"),
         workers=2,
         settings={"GRISTMILL_FETCH_ALLOW": "127.0.0.0/8", "GRISTMILL_FETCH_TIMEOUT": "60"},
+        migrated=True,
     )
     yield server
-    stop_server(server.process)
+    kill_server(server.process)
 
 
 @dataclass

@@ -61,8 +61,9 @@ class ServiceDatabaseRouter:
         return True
 
 
-def _postgres_database() -> tuple[str | None, str]:
-    """Create a fresh database for this session; (url, reason if unavailable)."""
+def _postgres_database(template: str | None = None) -> tuple[str | None, str]:
+    """Create a fresh database (a copy of the database ``template`` if given); (url, reason if
+    unavailable)."""
     try:
         import psycopg
     except ImportError:
@@ -70,7 +71,7 @@ def _postgres_database() -> tuple[str | None, str]:
     name = f"gristmill_test_{uuid.uuid4().hex[:8]}"
     try:
         with psycopg.connect(_dsn(PG_URL), autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
+            conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
     except psycopg.OperationalError as error:
         return None, f"PostgreSQL is not reachable at {PG_URL}: {str(error).strip()}"
     return PG_URL.rsplit("/", 1)[0] + f"/{name}", ""
@@ -208,11 +209,81 @@ class Workers:
                 os.killpg(process.pid, signal.SIGKILL)
 
     def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                self.stop(process)
-            # Any worker left in the session (a worker that leads its own group) goes too.
+        """Stop every worker started, at once and all together: the test's assertions are
+        done, so a warm shutdown (a Celery worker's takes seconds) would only waste time. Tests
+        of warm shutdown call :meth:`stop` themselves."""
+        live = [process for process in self.processes if process.poll() is None]
+        for process in live:
+            cold_stop_begin(process)
+        for process in live:
+            cold_stop_end(process)
         self.processes.clear()
+
+
+def _children(pid: int) -> list[int]:
+    """The process ids of ``pid``'s children (none if it is gone)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in children.split()]
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL ``pid``'s process group if it leads one, else ``pid`` alone."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    except PermissionError:
+        pass
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process under it (each process group they lead too): for a
+    server whose test is over, whose database and files go next."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(current, signal.SIGSTOP)  # stopped, it starts no process we would miss
+        found.append(current)
+        pending += _children(current)
+    for each in found:
+        _kill(each)
+
+
+def cold_stop_begin(process: subprocess.Popen[bytes]) -> None:
+    """Stop a ``gristmill worker`` at once: SIGTERM to its supervisor (so that it restarts
+    nobody and, once its workers are gone, hands their units back and signs off), then SIGKILL
+    to its children (each local worker with its steps, or the Celery worker with its pool, and
+    the notifier)."""
+    children = _children(process.pid)
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    for child in children:
+        _kill(child)
+
+
+def cold_stop_end(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
+    """Wait for a worker :func:`cold_stop_begin` stopped; SIGKILL everything left of it after
+    ``timeout`` seconds."""
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        for child in _children(process.pid):
+            _kill(child)
+        _kill(process.pid)
+        return process.wait(timeout)
+    finally:
+        _kill(process.pid)
+
+
+def cold_stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
+    """:func:`cold_stop_begin`, then :func:`cold_stop_end`."""
+    cold_stop_begin(process)
+    return cold_stop_end(process, timeout)
 
 
 @contextlib.contextmanager

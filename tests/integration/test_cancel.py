@@ -1,8 +1,9 @@
 """A cancel is honoured, on each database, with live workers: once the API has answered 202 the
 run ends ``cancelled``; a run that had already ended answers 409 with its final state.
 
-Each moment is tried many times. The steps tell the test where they are through marker files
-(``control/<run>-<step>``); the test cancels once a step's marker exists.
+Each moment is tried many times: 50 times with local workers on each database, 10 times with
+Celery workers on each broker and database. The steps tell the test where they are through
+marker files (``control/<run>-<step>``); the test cancels once a step's marker exists.
 
 These are contract tests of the executors: ``live`` starts workers of each executor (local, and
 Celery on Redis and on RabbitMQ).
@@ -38,14 +39,30 @@ if TYPE_CHECKING:
     from ninja.testing import TestClient
 
 TRIES = 50
+"""How many times each moment is tried with local workers, on SQLite and on PostgreSQL."""
+CELERY_TRIES = 10
+"""How many times with Celery workers: the moments are the engine's, not the executor's, and a
+Celery variant tries each of them on each broker and database."""
+
+
+class Live:
+    """Starts ``count`` live workers (``live(count)``) of the test's executor; :attr:`tries`
+    is how many runs a test of a moment submits."""
+
+    def __init__(self, workers: Workers, executor: str):
+        self.workers = workers
+        self.tries = TRIES if executor == "local" else CELERY_TRIES
+
+    def __call__(self, count: int) -> object:
+        return self.workers.start(count)
 
 
 @pytest.fixture(params=EXECUTORS)
-def live(request: pytest.FixtureRequest, workers: Workers) -> Callable[[int], object]:
-    """Starts ``count`` live workers of each executor (``request.param``) on the test's
-    database; they are stopped after the test."""
+def live(request: pytest.FixtureRequest, workers: Workers) -> Live:
+    """Starts live workers of each executor (``request.param``) on the test's database; they
+    are stopped after the test."""
     use_executor(request, workers, request.param)
-    return workers.start
+    return Live(workers, request.param)
 
 
 def marked(control: Path, run_id: str, step: str) -> Callable[[], bool]:
@@ -86,20 +103,22 @@ def settled(service: Service, answers: dict[str, int]) -> list[RunStatus]:
     return ended
 
 
-def submit_all(service: Service, pipeline: str, control: Path, **params: Any) -> list[str]:
+def submit_all(
+    service: Service, live: Live, pipeline: str, control: Path, **params: Any
+) -> list[str]:
     return [
         submit(pipeline, params={"control": str(control), **params}, service=service)
-        for _ in range(TRIES)
+        for _ in range(live.tries)
     ]
 
 
 def test_queued_runs_are_cancelled_at_once(
-    service: Service, site: None, client: TestClient, live: Callable[[int], object], control: Path
+    service: Service, site: None, client: TestClient, live: Live, control: Path
 ) -> None:
     live(1)
     blocker = submit("cancel-progress", params={"control": str(control)}, service=service)
     until(marked(control, blocker, "counting"), message="the worker to be busy")
-    queued = submit_all(service, "cancel-last", control)
+    queued = submit_all(service, live, "cancel-last", control)
     for run_id in queued:
         response = client.post(f"/runs/{run_id}/cancel")
         assert (response.status_code, response.json()) == (202, {"state": "cancelled"})
@@ -112,10 +131,10 @@ def test_queued_runs_are_cancelled_at_once(
 
 
 def test_a_step_that_reports_nothing_ends_and_the_next_never_starts(
-    service: Service, site: None, client: TestClient, live: Callable[[int], object], control: Path
+    service: Service, site: None, client: TestClient, live: Live, control: Path
 ) -> None:
     live(2)
-    runs = submit_all(service, "cancel-silent", control, seconds=0.4)
+    runs = submit_all(service, live, "cancel-silent", control, seconds=0.4)
     answers = {}
     for run_id in runs:
         until(marked(control, run_id, "silent"), message=f"run {run_id} to start")
@@ -128,10 +147,10 @@ def test_a_step_that_reports_nothing_ends_and_the_next_never_starts(
 
 
 def test_a_step_that_reports_progress_stops_when_cancelled(
-    service: Service, site: None, client: TestClient, live: Callable[[int], object], control: Path
+    service: Service, site: None, client: TestClient, live: Live, control: Path
 ) -> None:
     live(2)
-    runs = submit_all(service, "cancel-progress", control)
+    runs = submit_all(service, live, "cancel-progress", control)
     answers = {}
     for run_id in runs:
         until(marked(control, run_id, "counting"), message=f"run {run_id} to report progress")
@@ -144,11 +163,11 @@ def test_a_step_that_reports_progress_stops_when_cancelled(
 
 
 def test_a_cancel_between_steps_stops_the_run_before_its_next_step(
-    service: Service, site: None, client: TestClient, live: Callable[[int], object], control: Path
+    service: Service, site: None, client: TestClient, live: Live, control: Path
 ) -> None:
     live(2)
     answers = {}
-    for run_id in submit_all(service, "cancel-steps", control):
+    for run_id in submit_all(service, live, "cancel-steps", control):
         until(lambda r=run_id: get_run(r).state != RunState.QUEUED, message="the run to start")
         answers[run_id] = cancel(client, run_id)
     for status in settled(service, answers):
@@ -160,18 +179,18 @@ def test_a_cancel_between_steps_stops_the_run_before_its_next_step(
 
 
 def test_a_cancel_during_the_write_that_ends_the_run_is_decided_by_the_database(
-    service: Service, site: None, client: TestClient, live: Callable[[int], object], control: Path
+    service: Service, site: None, client: TestClient, live: Live, control: Path
 ) -> None:
     live(2)
     answers = {}
-    for run_id in submit_all(service, "cancel-last", control, size=200_000):
+    for run_id in submit_all(service, live, "cancel-last", control, size=200_000):
         until(marked(control, run_id, "last"), message=f"run {run_id} to reach its last step")
         answers[run_id] = cancel(client, run_id)
     settled(service, answers)
 
 
 def test_a_step_that_never_stops_is_killed_after_the_grace_and_the_run_is_cancelled(
-    service: Service, site: None, client: TestClient, live: Callable[[int], object], control: Path
+    service: Service, site: None, client: TestClient, live: Live, control: Path
 ) -> None:
     live(1)
     run_id = submit(
