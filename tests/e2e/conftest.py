@@ -244,10 +244,12 @@ def server(
         _drop_postgres(database_url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One headless Chromium per test process, launched when a test first needs it (a launch
-    takes a second or two); the browser tests open a new context in it for each test."""
+    """A headless Chromium for a module's browser tests, which open a new context in it for
+    each test. Not one per session: Playwright's sync API keeps an event loop running in the
+    test process while it is started, and Django refuses database calls from a thread with a
+    running loop, so every later test of that process that touches the database would fail."""
     if not Path(CHROMIUM).exists():
         service_absent(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     try:
