@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -395,15 +394,11 @@ def client(site: Service) -> TestClient:
 
 @pytest.fixture
 def wire(client: TestClient) -> Iterator[Client]:
-    """Django's test client: whole HTTP requests, parsed by Django, to the API's URLs."""
+    """Django's test client: whole HTTP requests, parsed by Django, to gristmill's URLs (the
+    API's answers link to pages, so the pages' URLs are there too)."""
     from django.test import Client, override_settings
-    from django.urls import path
 
-    from gristmill.server.api import api
-
-    urls = ModuleType("api_test_urls")
-    urls.urlpatterns = [path("api/v1/", api.urls)]  # type: ignore[attr-defined]
-    with override_settings(ROOT_URLCONF=urls, ALLOWED_HOSTS=["testserver"]):
+    with override_settings(ROOT_URLCONF="gristmill.server.urls", ALLOWED_HOSTS=["testserver"]):
         yield Client()
 
 
