@@ -103,7 +103,8 @@ def test_a_database_restart_mid_step_costs_time_never_the_run(
             status = finished(client, held, timeout=60)
             assert status["state"] == "succeeded", status
             # Saved once the database was back, not redone by another attempt.
-            assert [step["attempt"] for step in status["steps"]] == [1, 1, 1]
+            attempts = [step["attempt"] for step in status["steps"]]
+            assert attempts == [1, 1, 1], log_lines(client, held)
             assert [line for line in log_lines(client, held) if "attempt" in line] == []
 
             after = submit(client, "trivial", {"value": 7})
