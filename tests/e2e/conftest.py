@@ -18,8 +18,15 @@ from typing import Any
 import httpx
 import pytest
 
+from gristmill.states import RunState
 from tests.conftest import service_absent
-from tests.integration.conftest import PIPELINES, _drop_postgres, _postgres_database, kill_tree
+from tests.integration.conftest import (
+    PIPELINES,
+    _drop_postgres,
+    _postgres_database,
+    kill_tree,
+    wait_until,
+)
 from tests.integration.s3 import s3_server  # noqa: F401 - fixture
 
 E2E_PIPELINES = str(Path(__file__).with_name("pipelines.py"))
@@ -260,3 +267,15 @@ def chromium() -> Iterator[Any]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield launched
         launched.close()
+
+
+def finished(client: httpx.Client, run: str, timeout: float = 30) -> dict[str, Any]:
+    """The run's status once it reaches a terminal state; ``run`` is a run id, or the status
+    URL an API answer gave (a path, which follows the prefix gristmill is mounted under)."""
+    url = run if run.startswith("/") else f"/api/v1/runs/{run}"
+
+    def terminal() -> dict[str, Any] | None:
+        status: dict[str, Any] = client.get(url).json()
+        return status if RunState(status["state"]).is_terminal else None
+
+    return wait_until(terminal, timeout, message=f"run {run} to end")  # type: ignore[no-any-return]

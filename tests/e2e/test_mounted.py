@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import service_absent
-from tests.e2e.conftest import E2E_PIPELINES, _clean_env, stop_server
+from tests.e2e.conftest import E2E_PIPELINES, _clean_env, finished, stop_server
 from tests.e2e.test_browser import browser, page  # noqa: F401 - fixtures
 from tests.integration.conftest import PIPELINES, _drop_postgres, _postgres_database
 
@@ -281,7 +281,7 @@ def test_the_api_links_follow_the_prefix(host: Host, token: str, tmp_path: Path)
         assert all(
             value.startswith("/tools/api/v1/runs/") for key, value in links.items() if key != "url"
         ), links
-        status = _until_ended(http, run["status_url"])
+        status = finished(http, run["status_url"], timeout=60)
         assert status["state"] == "succeeded"
         outputs = http.get(run["outputs_url"]).json()
         assert [item["url"] for item in outputs] == [
@@ -291,16 +291,6 @@ def test_the_api_links_follow_the_prefix(host: Host, token: str, tmp_path: Path)
         assert http.get("tools/api/v1/pipelines/upper").json()["submit_url"] == (
             "/tools/api/v1/pipelines/upper/runs"
         )
-
-
-def _until_ended(http: httpx.Client, status_url: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status: dict[str, Any] = http.get(status_url).json()
-        if status["state"] in ("succeeded", "failed", "cancelled", "expired"):
-            return status
-        time.sleep(0.1)  # polling a server in another process: no doorbell to wait on
-    pytest.fail(f"the run at {status_url} did not end in time")
 
 
 def test_the_openapi_document_and_docs_page_are_under_the_prefix(host: Host) -> None:

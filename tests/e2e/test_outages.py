@@ -20,8 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import service_absent
-from tests.e2e.conftest import Server, start_server, stop_server
-from tests.e2e.test_serve import finished
+from tests.e2e.conftest import Server, finished, start_server, stop_server
 from tests.integration.conftest import PIPELINES, wait_until
 from tests.private_postgres import PrivateCluster, postgres_bindir, private_cluster
 

@@ -9,21 +9,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from gristmill.states import RunState
-from tests.e2e.conftest import Server, start_server, stop_server
+from tests.e2e.conftest import Server, finished, start_server, stop_server
 from tests.integration.conftest import wait_until
-
-
-def finished(client: httpx.Client, run_id: str, timeout: float = 30) -> dict[str, Any]:
-    """The run's status once it reaches a terminal state."""
-
-    def terminal() -> dict[str, Any] | None:
-        status: dict[str, Any] = client.get(f"/api/v1/runs/{run_id}").json()
-        return status if RunState(status["state"]).is_terminal else None
-
-    return wait_until(terminal, timeout, message=f"run {run_id} to end")  # type: ignore[no-any-return]
 
 
 def test_the_server_answers_health_checks(server: Server) -> None:

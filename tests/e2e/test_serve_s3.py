@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import E2E_PIPELINES, Server, start_server, stop_server
-from tests.e2e.test_serve import finished
+from tests.e2e.conftest import E2E_PIPELINES, Server, finished, start_server, stop_server
 from tests.integration.conftest import PIPELINES
 from tests.integration.s3 import Bucket
 

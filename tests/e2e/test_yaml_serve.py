@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from tests.e2e import conftest
-from tests.integration.conftest import wait_until
 
 PIPELINE = """
 name: linecount
@@ -55,15 +54,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[conftest.Server
 
 
 def finished(server: conftest.Server, run_id: str) -> dict[str, Any]:
+    """The results of the run ``run_id``, once it has succeeded."""
     with server.client() as http:
-        status: dict[str, Any] = wait_until(
-            lambda: (
-                (s := http.get(f"/api/v1/runs/{run_id}").json())["state"] in ("succeeded", "failed")
-                and s
-            ),
-            timeout=60,
-            message="the run to end",
-        )
+        status = conftest.finished(http, run_id, timeout=60)
         results: dict[str, Any] = http.get(f"/api/v1/runs/{run_id}/results").json()
     assert status["state"] == "succeeded", status
     return results
