@@ -70,6 +70,17 @@ def test_a_new_outage_starts_again_from_the_first_delay() -> None:
     assert outage.failed(_lost()) <= 0.1
 
 
+def test_a_database_not_yet_seen_back_has_been_back_for_no_time() -> None:
+    # A worker's first success after an outage may be its reap, before it records the
+    # recovery: the leases that ran out meanwhile must still get their lease to be renewed.
+    outage = Outage(LOGGER)
+    outage.failed(_lost())
+    assert outage.back_for() == 0.0
+    outage.recovered()
+    back = outage.back_for()
+    assert back is not None and back < 1.0
+
+
 def test_the_time_since_the_database_came_back_is_unknown_until_it_was_lost() -> None:
     outage = Outage(LOGGER)
     outage.recovered()

@@ -80,8 +80,18 @@ class Outage:
             self._since = None
 
     def back_for(self) -> float | None:
-        """Seconds since this process last saw the database come back (``None``: never lost)."""
-        at = self._back_at
+        """Seconds since this process last saw the database come back: ``0.0`` while it is
+        down (not back yet, even if the try under way is about to succeed), ``None`` if it was
+        never lost.
+
+        Reapers wait a lease after a recovery before counting expired leases as lost; a loop
+        whose first success after an outage is its reap must not take the time before the
+        outage for time since it.
+        """
+        with self._lock:
+            if self._since is not None:
+                return 0.0
+            at = self._back_at
         return None if at is None else time.monotonic() - at
 
 
