@@ -194,7 +194,10 @@ may hold a key)."""
 def deliveries(run_id: str, *, staff: bool) -> list[Delivery]:
     """The run's notifications and their attempts, oldest first. Only ``staff`` see the URLs
     of the pipeline's and the site's webhooks; others see :data:`HIDDEN_TARGETS` instead."""
-    rows = Notification.objects.filter(run_id=run_id).order_by("id")
+    # The notifications first, then their attempts: an attempt is logged in the transaction
+    # that moves its notification on, so a notification read as sent has its last attempt
+    # among those read after it (read the other way round, it could be missing).
+    rows = list(Notification.objects.filter(run_id=run_id).order_by("id"))
     logged: dict[int, list[Attempt]] = {}
     for attempt in DeliveryAttempt.objects.filter(notification__run_id=run_id).order_by("id"):
         logged.setdefault(attempt.notification_id, []).append(

@@ -122,7 +122,8 @@ def claim_function() -> str:
     runs to running, returning (unit, run, attempt, kind). The states come from
     :mod:`gristmill.states`. The order is the fair one of ``pick_units`` (queries.sql):
     priority, the turn each unit was given when queued, id, read from the unit table's order
-    indexes."""
+    indexes. A run already running is not written (nor locked): the batches of a map are
+    claimed while other workers write that run's progress."""
     queued, claimed = UnitState.QUEUED.value, UnitState.CLAIMED.value
     return f"""
 CREATE OR REPLACE FUNCTION gristmill_claim(
@@ -147,11 +148,8 @@ BEGIN
         RETURNING u.id, u.run_id, u.attempt, u.kind
     ), moved AS (
         UPDATE gristmill_run r
-        SET state = CASE WHEN r.state = '{RunState.QUEUED.value}'
-                THEN '{RunState.RUNNING.value}' ELSE r.state END,
-            started_at = CASE WHEN r.state = '{RunState.QUEUED.value}'
-                THEN COALESCE(r.started_at, p_now) ELSE r.started_at END
-        WHERE r.id IN (SELECT c.run_id FROM claimed c)
+        SET state = '{RunState.RUNNING.value}', started_at = COALESCE(r.started_at, p_now)
+        WHERE r.id IN (SELECT c.run_id FROM claimed c) AND r.state = '{RunState.QUEUED.value}'
     )
     SELECT c.id, c.run_id, c.attempt::integer, c.kind::varchar FROM claimed c;
 END

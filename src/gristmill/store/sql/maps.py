@@ -151,7 +151,7 @@ class SqlStore(SqlPolicy):
         examples = {kind: list(found)[:MAX_EXAMPLES] for kind, found in outcome.examples.items()}
         parts: list[Any] = [
             self._fence(claim, None, UnitState.DONE),
-            (Q["delete_batch_findings"], [key, step, number]),
+            (Q["delete_batch_findings"], [key, step, number, claim.unit_id, _PENDING]),
             Many(Q["add_finding"], findings),
             (
                 Q["end_batch"],
@@ -163,9 +163,7 @@ class SqlStore(SqlPolicy):
                     json.dumps(examples),
                     json.dumps(list(outcome.failed_items)[:MAX_FAILED_ITEMS]),
                     outcome.error,
-                    key,
-                    step,
-                    number,
+                    claim.unit_id,
                 ],
             ),
             (Q["count_down"], [outcome.items_done, key, step]),
@@ -206,7 +204,7 @@ class SqlStore(SqlPolicy):
         line = (time.time(), step, "system", f"batch {number} failed: {message}")
         if not self._write(
             fence,
-            (Q["delete_batch_findings"], [run_key, step, number]),
+            (Q["delete_batch_findings"], [run_key, step, number, unit_id, _PENDING]),
             (
                 Q["fail_lost_batch"],
                 [BatchState.FAILED.value, message, unit_id],

@@ -557,7 +557,7 @@ class SqlPolicy(SqlConnection):
         )
         move = (
             Q["start_claimed_runs"],
-            [_QUEUED_RUN, RunState.RUNNING.value, _QUEUED_RUN, now],
+            [RunState.RUNNING.value, now, _QUEUED_RUN],
         )
         function = None
         if self.sql.supports_functions and unit_id is None and run_id is None and self.fair:

@@ -230,10 +230,9 @@ RETURNING id, run_id, attempt, kind
 
 -- name: start_claimed_runs
 -- The claimed runs' ids are appended to the parameters, in place of the one (%s). Queued runs
--- move to running.
-UPDATE gristmill_run SET state = CASE WHEN state = %s THEN %s ELSE state END,
-    started_at = CASE WHEN state = %s THEN COALESCE(started_at, %s) ELSE started_at END
-WHERE id IN (%s)
+-- move to running; a run already running is not written (nor locked).
+UPDATE gristmill_run SET state = %s, started_at = COALESCE(started_at, %s)
+WHERE state = %s AND id IN (%s)
 
 -- name: release_unit
 -- A requeued unit gets a fresh turn: its submitter's load now (see create_unit).
@@ -380,16 +379,25 @@ JOIN gristmill_map m ON m.run_id = b.run_id AND m.step = b.step
 WHERE u.id = %s
 
 -- name: delete_batch_findings
+-- What an earlier save of the unit's batch wrote, so that a save replaces and never adds. Only
+-- an ended batch can have findings (reopening a batch deletes them), so the findings are looked
+-- at only when the batch row, found by primary key, says it ended: a one-time test, and every
+-- first save skips the scan whatever plan the findings' indexes get (without statistics, or
+-- with statistics of many small runs, PostgreSQL may scan all of a run's findings by item).
 DELETE FROM gristmill_finding WHERE run_id = %s AND step = %s AND batch = %s
+    AND EXISTS (SELECT 1 FROM gristmill_unit u JOIN gristmill_batch b ON b.id = u.batch_id
+        WHERE u.id = %s AND b.state <> %s)
 
 -- name: add_finding
 INSERT INTO gristmill_finding (run_id, step, batch, item, kind, finding)
 VALUES (%s, %s, %s, %s, %s, %s)
 
 -- name: end_batch
+-- The unit's batch, by primary key: by (run, step, number) PostgreSQL may pick the index on
+-- (run, step, state) and read every batch of the map.
 UPDATE gristmill_batch SET state = %s, items_done = %s, items_failed = %s, counts = %s,
     examples = %s, failed_items = %s, error = %s
-WHERE run_id = %s AND step = %s AND number = %s
+WHERE id = (SELECT batch_id FROM gristmill_unit WHERE id = %s)
 
 -- name: count_down
 UPDATE gristmill_map SET remaining = remaining - 1, items_done = items_done + %s
