@@ -192,18 +192,27 @@ def start_server(
             text=True,
             start_new_session=True,
         )
+    address = served_address(process)
+    if address is None:
+        stop_server(process)
+        pytest.fail(f"gristmill serve did not start:\n{log.read_text()}")
+    return Server(address, data_dir, process, log, database_url)
+
+
+def served_address(process: subprocess.Popen[str], timeout: float = 60) -> str | None:
+    """The address in the line ``gristmill serve`` prints once it listens (``None`` if it
+    exits or does not print it within ``timeout`` seconds)."""
     assert process.stdout is not None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ready, _, _ = select.select([process.stdout], [], [], 0.5)
         if ready:
             line = process.stdout.readline()
             if line.startswith("gristmill serving "):
-                return Server(line.split()[2], data_dir, process, log, database_url)
+                return line.split()[2]
             if not line and process.poll() is not None:
                 break
-    stop_server(process)
-    pytest.fail(f"gristmill serve did not start:\n{log.read_text()}")
+    return None
 
 
 def stop_server(process: subprocess.Popen[str]) -> int | None:

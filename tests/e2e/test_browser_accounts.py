@@ -14,6 +14,32 @@ __all__ = ["browser", "page"]  # the fixtures, shared with the other browser tes
 PASSWORD = "a long pass phrase"
 
 
+def fill_sign_in(page: Any, name: str) -> None:
+    """Fill in and send the sign-in form on the page shown, as user ``name``."""
+    page.fill("#id_username", name)
+    page.fill("#id_password", PASSWORD)
+    page.click("#sign-in-form button[type=submit]")
+
+
+def sign_in(page: Any, server: Server, name: str) -> None:
+    """Sign in as ``name`` from the sign-in page, and wait until signed in."""
+    page.goto(f"{server.url}sign-in/")
+    fill_sign_in(page, name)
+    page.wait_for_selector("#sign-out")
+
+
+def make_member(server: Server) -> str:
+    """A user who is not staff (staff see every run anyway)."""
+    name = f"member{uuid.uuid4().hex[:8]}"
+    script = (
+        "from django.contrib.auth import get_user_model; "
+        f"get_user_model().objects.create_user({name!r}, password={PASSWORD!r})"
+    )
+    made = server.command("manage", "shell", "-c", script)
+    assert made.returncode == 0, made.stderr
+    return name
+
+
 def make_user(server: Server) -> str:
     name = f"user{uuid.uuid4().hex[:8]}"
     email = f"{name}@example.com"
@@ -37,9 +63,7 @@ def test_a_pipeline_for_members_sends_a_visitor_to_sign_in_and_back(
     name = make_user(server)
     page.goto(f"{server.url}pipelines/members-only/")
     page.wait_for_url("**/sign-in/?next=/pipelines/members-only/")
-    page.fill("#id_username", name)
-    page.fill("#id_password", PASSWORD)
-    page.click("#sign-in-form button[type=submit]")
+    fill_sign_in(page, name)
     page.wait_for_url("**/pipelines/members-only/")
     page.click("#submit-button")
     page.wait_for_selector("#results")
@@ -60,10 +84,7 @@ def test_a_data_file_kept_on_the_server_is_chosen_as_a_runs_input(
     server: Server, page: Any, tmp_path: Path
 ) -> None:
     name = make_user(server)
-    page.goto(f"{server.url}sign-in/")
-    page.fill("#id_username", name)
-    page.fill("#id_password", PASSWORD)
-    page.click("#sign-in-form button[type=submit]")
+    sign_in(page, server, name)
     page.click("nav.account >> text=Data files")
     page.wait_for_url("**/datafiles/")
     kept = tmp_path / "lines.txt"

@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.e2e.conftest import Server
 from tests.e2e.test_browser import browser, page
-from tests.e2e.test_browser_accounts import PASSWORD, make_user
+from tests.e2e.test_browser_accounts import make_user, sign_in
 
 __all__ = ["browser", "page"]  # the fixtures, shared with the other browser tests
 
@@ -19,10 +19,7 @@ def test_a_json_data_file_is_found_by_a_json_path_and_converted_to_csv(
     server: Server, page: Any, tmp_path: Path
 ) -> None:
     name = make_user(server)
-    page.goto(f"{server.url}sign-in/")
-    page.fill("#id_username", name)
-    page.fill("#id_password", PASSWORD)
-    page.click("#sign-in-form button[type=submit]")
+    sign_in(page, server, name)
     page.click("nav.account >> text=Data files")
     page.wait_for_url("**/datafiles/")
     items = [{"id": 1, "meta": {"source": "census"}}, {"id": 2, "meta": {"source": "survey"}}]

@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from tests.e2e.conftest import Server
 from tests.e2e.test_browser import browser, page
-from tests.e2e.test_browser_accounts import PASSWORD, make_user
+from tests.e2e.test_browser_accounts import make_member, make_user, sign_in
 from tests.integration.conftest import wait_until
 
 __all__ = ["browser", "page"]  # the fixtures, shared with the other browser tests
-
-
-def make_member(server: Server) -> str:
-    """A signed-in user who is not staff."""
-    name = f"member{uuid.uuid4().hex[:8]}"
-    code = (
-        "from django.contrib.auth import get_user_model; "
-        f"get_user_model().objects.create_user({name!r}, password={PASSWORD!r})"
-    )
-    made = server.command("manage", "shell", "-c", code)
-    assert made.returncode == 0, made.stderr
-    return name
-
-
-def sign_in(server: Server, page: Any, name: str) -> None:
-    page.goto(f"{server.url}sign-in/")
-    page.fill("#id_username", name)
-    page.fill("#id_password", PASSWORD)
-    page.click("#sign-in-form button[type=submit]")
-    page.wait_for_selector("#sign-out")
 
 
 def finished_run(server: Server) -> str:
@@ -66,7 +45,7 @@ def page_problems(page: Any) -> list[str]:
 def test_staff_see_the_operators_page_with_its_charts(server: Server, page: Any) -> None:
     run_id = finished_run(server)
     problems = page_problems(page)
-    sign_in(server, page, make_user(server))
+    sign_in(page, server, make_user(server))
     page.click("nav.account >> text=Operator")
     page.wait_for_url("**/operator/")
     assert page.text_content("h1").strip() == "Operator"
@@ -94,7 +73,7 @@ def test_the_operators_page_is_not_found_for_anybody_else(server: Server, page: 
     assert response.status == 404
     assert page.text_content("h1").strip() == "Not found"
 
-    sign_in(server, page, make_member(server))
+    sign_in(page, server, make_member(server))
     assert page.locator("nav.account >> text=Operator").count() == 0
     response = page.goto(f"{server.url}operator/")
     assert response.status == 404

@@ -3,34 +3,13 @@ in another browser, revoked; a run shared with a named user, found in their list
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from tests.e2e.conftest import Server
 from tests.e2e.test_browser import browser, page
-from tests.e2e.test_browser_accounts import PASSWORD, make_user
+from tests.e2e.test_browser_accounts import make_member, make_user, sign_in
 
 __all__ = ["browser", "page"]  # the fixtures, shared with the other browser tests
-
-
-def make_member(server: Server) -> str:
-    """A signed-in user who is not staff (staff see every run anyway)."""
-    name = f"member{uuid.uuid4().hex[:8]}"
-    script = (
-        "from django.contrib.auth import get_user_model; "
-        f"get_user_model().objects.create_user({name!r}, password={PASSWORD!r})"
-    )
-    made = server.command("manage", "shell", "-c", script)
-    assert made.returncode == 0, made.stderr
-    return name
-
-
-def sign_in(page: Any, server: Server, name: str) -> None:
-    page.goto(f"{server.url}sign-in/")
-    page.fill("#id_username", name)
-    page.fill("#id_password", PASSWORD)
-    page.click("#sign-in-form button[type=submit]")
-    page.wait_for_selector("#sign-out")
 
 
 def submitted_run(page: Any, server: Server) -> str:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import service_absent
-from tests.e2e.conftest import E2E_PIPELINES, _clean_env, finished, stop_server
+from tests.e2e.conftest import E2E_PIPELINES, _clean_env, finished, served_address, stop_server
 from tests.e2e.test_browser import browser, page  # noqa: F401 - fixtures
 from tests.integration.conftest import PIPELINES, _drop_postgres, _postgres_database
 
@@ -68,21 +66,6 @@ def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
             text=True,
             start_new_session=True,
         )
-
-
-def _address(process: subprocess.Popen[str], log: Path) -> str:
-    """The address in the line ``gristmill serve`` prints once it listens."""
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.5)
-        if ready:
-            line = process.stdout.readline()
-            if line.startswith("gristmill serving "):
-                return line.split()[2]
-            if not line and process.poll() is not None:
-                break
-    pytest.fail(f"the host did not start:\n{log.read_text()}")
 
 
 @pytest.fixture(
@@ -132,7 +115,10 @@ def host(
         [sys.executable, "manage.py", "gristmill_worker", "-w", "1"], environ, worker_log
     )
     try:
-        running.url = _address(server, server_log)
+        address = served_address(server)
+        if address is None:
+            pytest.fail(f"the host did not start:\n{server_log.read_text()}")
+        running.url = address
         yield running
     finally:
         stop_server(server)
