@@ -17,7 +17,7 @@ from typing import Any
 from gristmill.authoring.maps import MapTask
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.authoring.registry import Registry
-from gristmill.engine.mapping import batch_lines
+from gristmill.engine.mapping import read_batch
 from gristmill.engine.planner import RunView
 from gristmill.engine.watchdog import UnitReporter
 from gristmill.errors import CancelledError, NotFoundError, TaskError
@@ -157,9 +157,10 @@ class BatchRunner:
         failed: list[tuple[int, str]] = []
         items_failed = 0
         done = 0
-        check, loads = task.check, json.loads  # the hot loop: one look-up each, not per item
+        lines, loads = read_batch(self.storage, spec)
+        check = task.check  # the hot loop: one look-up each, not per item
         item = spec.first_item - 1
-        for line in batch_lines(self.storage, spec):
+        for line in lines:
             if reporter.cancel_reason is not None:
                 raise _Stopped(reporter.cancel_reason)
             item += 1

@@ -12,9 +12,11 @@ import contextlib
 import copy
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from gristmill.authoring.context import RunContext
 from gristmill.authoring.items import JsonLines, find_input
@@ -247,9 +249,41 @@ def _spill(
     return _spill_lines(encoded(), storage, spill, size)
 
 
+_DIGITS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+"""A table for ``bytes.translate``: each digit becomes ``0``, every other byte a space."""
+
+_LONG_NUMBER = b"0" * 19
+"""A run of 19 digits: past what orjson reads as ``json`` does (it reads an integer past 64 bits
+as a float, without a word)."""
+
+
+def fast_loads(text: str) -> Any:
+    """``json.loads`` at orjson's speed, for text without a run of 19 digits (see
+    :func:`item_parser`). What orjson refuses and ``json`` accepts (``NaN``, ``Infinity``,
+    ``1e400``, lone surrogates) is read by ``json``, which also words the error for text that
+    is not JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def item_parser(data: bytes) -> Callable[[str], Any]:
+    """What reads the items of ``data`` exactly as ``json.loads`` would: :func:`fast_loads`,
+    unless a run of 19 digits somewhere in it might be an integer orjson would turn into a
+    float (one pass over the batch's bytes, a few percent of orjson's time)."""
+    return json.loads if _LONG_NUMBER in data.translate(_DIGITS) else fast_loads
+
+
 def batch_lines(storage: Storage, spec: BatchSpec) -> list[str]:
     """The lines of one batch (one item each), read from its byte range. A batch's bytes are
     decoded as UTF-8 at once (a :class:`TaskError` naming the batch if they are not)."""
+    return read_batch(storage, spec)[0]
+
+
+def read_batch(storage: Storage, spec: BatchSpec) -> tuple[list[str], Callable[[str], Any]]:
+    """The lines of one batch, as :func:`batch_lines`, and what parses each one
+    (:func:`item_parser`): the map step's hot loop (a fifth of its time was ``json.loads``)."""
     with storage.local_path(spec.source).open("rb") as stream:
         stream.seek(spec.start)
         data = stream.read() if spec.end is None else stream.read(spec.end - spec.start)
@@ -263,7 +297,7 @@ def batch_lines(storage: Storage, spec: BatchSpec) -> list[str]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return lines
+    return lines, item_parser(data)
 
 
 def summary(status: MapStatus) -> dict[str, Any]:
