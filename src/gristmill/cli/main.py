@@ -181,7 +181,6 @@ def run(
         worker = threading.Thread(
             target=executor.run, args=(claim,), name="gristmill-inline", daemon=True
         )
-        worker.start()
         try:
             _watch(service, run_id, worker)
         except KeyboardInterrupt:
@@ -198,8 +197,12 @@ def run(
 
 
 def _watch(service: Service, run_id: str, worker: threading.Thread) -> None:
+    """Start ``worker`` (the run's thread) and show the run until it ends. The display is up
+    before the thread starts, so that everything the run logs is printed above it (a record
+    logged while the display was starting could join its first line)."""
     after = 0
     with run_display(console) as display:
+        worker.start()
         while True:
             alive = worker.is_alive()
             run = service.store.get_run(run_id)
