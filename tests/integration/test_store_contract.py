@@ -1214,3 +1214,38 @@ def test_two_submissions_racing_for_the_last_place_cannot_both_pass(
         thread.join()
     assert sorted(results) == ["refused", "refused", "refused", "stored"]
     assert store.quota_usage(who).concurrent == 1
+
+
+def test_writes_after_fenced_ones_still_write(store: Store, queue: str) -> None:
+    # On PostgreSQL the writes are prepared after a few uses, and a fenced write is a failed
+    # pipeline: the statements it was preparing must not be taken for prepared afterwards.
+    for _ in range(5):
+        run_id = new_run(store, queue)
+        claim = claim_one(store, queue)
+        assert store.finish(claim, RunState.SUCCEEDED, Report(), None)
+        assert not store.finish(claim, RunState.FAILED, Report(), Failure("late"))
+        assert store.get_run(run_id).state == RunState.SUCCEEDED
+    run_id = new_run(store, queue)
+    assert store.finish(claim_one(store, queue), RunState.SUCCEEDED, Report(), None)
+    assert store.get_run(run_id).state == RunState.SUCCEEDED
+
+
+@pytest.mark.postgres
+def test_postgres_prepares_the_writes_a_connection_repeats(
+    databases: dict[str, Any], queue: str
+) -> None:
+    if not databases["pg_url"]:
+        service_absent(databases["pg_reason"])
+    from gristmill.server.store import DjangoStore
+
+    store = DjangoStore("postgres")
+    try:
+        for _ in range(4):
+            new_run(store, queue)
+            assert store.finish(claim_one(store, queue), RunState.SUCCEEDED, Report(), None)
+        prepared = store.sql.raw().execute("SELECT statement FROM pg_prepared_statements")
+        statements = [row[0] for row in prepared.fetchall()]
+        assert any("gristmill_claim" in text for text in statements), statements
+        assert any("fenced" in text for text in statements), statements
+    finally:
+        store.close()

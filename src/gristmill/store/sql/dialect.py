@@ -137,9 +137,13 @@ class Dialect:
             self.reset()
         if local.connection is None:
             local.connection = self.source.connect()
+            self._configure(local.connection)
             for statement in self.session_setup:
                 local.connection.execute(statement)
         return local.connection
+
+    def _configure(self, connection: Any) -> None:
+        """Set a newly opened connection up for the store (nothing by default)."""
 
     def _dropped(self, connection: Any) -> bool:
         """Whether the server is known to have closed ``connection`` (checked without a round
