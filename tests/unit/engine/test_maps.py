@@ -251,14 +251,14 @@ def test_a_reservoir_keeps_k_examples_per_key_the_same_for_a_seed() -> None:
 def test_json_lines_are_cut_at_line_ends_without_a_final_newline_too(
     tmp_path: Path, size: int
 ) -> None:
-    from gristmill.engine.mapping import _line_ranges, batch_lines
+    from gristmill.engine.mapping import _line_ranges, read_batch
     from gristmill.storage import FilesystemStorage
 
     storage = FilesystemStorage(tmp_path)
     (tmp_path / "d.jsonl").write_bytes(b"".join(b'{"n":%d}\n' % n for n in range(1, 11))[:-1])
     total, batches = _line_ranges(tmp_path / "d.jsonl", "d.jsonl", size)
     assert total == 10
-    lines = [json.loads(line)["n"] for b in batches for line in batch_lines(storage, b)]
+    lines = [json.loads(line)["n"] for b in batches for line in read_batch(storage, b)[0]]
     assert lines == list(range(1, 11))
     assert [b.first_item for b in batches] == list(range(1, 11, size))
 
@@ -370,7 +370,7 @@ def test_json_lines_of_uneven_lengths_across_chunks_are_cut_exactly(
     (tmp_path / "d.jsonl").write_text("\n".join(rows) + "\n")
     total, batches = mapping._line_ranges(tmp_path / "d.jsonl", "d.jsonl", size)
     assert total == 1200
-    read = [json.loads(line)["n"] for b in batches for line in mapping.batch_lines(storage, b)]
+    read = [json.loads(line)["n"] for b in batches for line in mapping.read_batch(storage, b)[0]]
     assert read == list(range(1, 1201))
     assert all(b.items == size for b in batches[:-1])
     assert [b.first_item for b in batches] == list(range(1, 1201, size))

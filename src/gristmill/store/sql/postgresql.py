@@ -79,30 +79,28 @@ class PostgresDialect(Dialect):
     ) -> list[tuple[Any, ...]]:
         import psycopg
 
-        # (sql, params, bound by the server): a Many's multi-row INSERT is bound by psycopg
-        # (its text changes with its row count, and its parameters may pass the protocol's
-        # 65,535), as is any statement of many parameters; the others are bound by the server.
+        # (sql, params, whether it is a Many's multi-row INSERT)
         statements: list[tuple[str, Sequence[Any], bool]] = []
         for part in parts:
             if isinstance(part, Fence):
                 fence = (
                     f"WITH fenced AS ({part.sql} RETURNING 1) SELECT 1 / count(*)::int FROM fenced"
                 )
-                statements.append((fence, part.params, True))
+                statements.append((fence, part.params, False))
             elif isinstance(part, Many):
                 if part.rows:
                     head, _, row = part.sql.partition(" VALUES ")
                     flat = [value for values in part.rows for value in values]
                     sql = f"{head} VALUES {', '.join([row] * len(part.rows))}"
-                    statements.append((sql, flat, False))
+                    statements.append((sql, flat, True))
             else:
-                statements.append((part[0], part[1], len(part[1]) <= MAX_SERVER_BOUND))
+                statements.append((part[0], part[1], False))
         if read is not None:
-            statements.append((read[0], read[1], len(read[1]) <= MAX_SERVER_BOUND))
+            statements.append((read[0], read[1], False))
         if claim is not None and claim.function is not None:
             # The claim, the runs' move to running, and what the engine needs to know about
             # each claimed run: one statement, the last of the transaction.
-            statements.append((_CLAIM, claim.function, True))
+            statements.append((_CLAIM, claim.function, False))
         elif claim is not None:
             sql = (
                 f"WITH claimed AS ({claim.update[0]}), moved AS ("
@@ -110,8 +108,7 @@ class PostgresDialect(Dialect):
                 "SELECT c.id, c.run_id, c.attempt, c.kind, gristmill_load(c.run_id) "
                 "FROM claimed c"
             )
-            values = [*claim.update[1], *claim.then[1]]
-            statements.append((sql, values, len(values) <= MAX_SERVER_BOUND))
+            statements.append((sql, [*claim.update[1], *claim.then[1]], False))
         if not statements:
             return []
         connection = self.raw()
@@ -126,7 +123,11 @@ class PostgresDialect(Dialect):
                 try:
                     bound, inlined = psycopg.Cursor(connection), psycopg.ClientCursor(connection)
                     last = bound
-                    for sql, arguments, server in statements:
+                    for sql, arguments, many in statements:
+                        # A Many's INSERT is bound by psycopg (its text changes with its rows,
+                        # and its parameters may pass the protocol's 65,535), as is any
+                        # statement of many parameters; the others by the server.
+                        server = not many and len(arguments) <= MAX_SERVER_BOUND
                         last = bound if server else inlined
                         last.execute(sql, arguments)
                     pipeline.sync()
