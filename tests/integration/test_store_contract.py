@@ -191,6 +191,23 @@ def test_runs_created_in_bulk_are_queued_with_their_params_inputs_and_units(
     assert sorted(c.run_id for c in claims) == sorted(r.id for r in runs)
 
 
+def test_runs_are_read_together_in_the_order_asked(store: Store, queue: str) -> None:
+    # More runs than one query's parameters (500), one of them ended with a step.
+    runs = bulk(queue, 501)
+    store.create_runs(runs)
+    (claim,) = store.claim("w1", queues=None, lease=LEASE, run_id=runs[7].id)
+    assert store.save_step(claim, outcome("one"), Report(), lease=LEASE, final=RunState.SUCCEEDED)
+    asked = [run.id for run in reversed(runs)]
+
+    loaded = store.get_runs_and_steps(asked)
+
+    assert [run.id for run, _ in loaded] == asked
+    assert loaded == [store.get_run_and_steps(run_id) for run_id in asked]
+    assert loaded[-8][1]["one"].state == StepState.SUCCEEDED
+    with pytest.raises(NotFoundError):
+        store.get_runs_and_steps([asked[0], str(uuid.uuid4())])
+
+
 def test_unfinished_names_the_queued_and_running_runs_in_order(store: Store, queue: str) -> None:
     done = ended(store, queue)
     queued = new_run(store, queue)

@@ -14,7 +14,7 @@ import pytest
 
 import gristmill.store.sql
 from gristmill.store.sql.columns import LOADED, RUN_COLUMNS, load_function
-from gristmill.store.sql.queries import QUERIES, parse
+from gristmill.store.sql.queries import QUERIES, expand, parse
 
 PACKAGE = Path(gristmill.store.sql.__file__).parent
 
@@ -42,10 +42,24 @@ def test_a_query_named_twice_is_refused() -> None:
     assert str(refused.value) == "the query 'one' is defined twice"
 
 
+def test_a_fragment_is_written_into_the_statements_that_name_it() -> None:
+    queries = expand(
+        {"load": "(SELECT n FROM t WHERE t.id = {arg})", "use": "SELECT {load(r.id)} FROM r"}
+    )
+    assert queries["use"] == "SELECT (SELECT n FROM t WHERE t.id = r.id) FROM r"
+
+
+def test_an_unknown_fragment_is_refused() -> None:
+    with pytest.raises(ValueError) as refused:
+        expand({"use": "SELECT {nothing(%s)}"})
+    assert str(refused.value) == "no fragment 'nothing' for {nothing(%s)}"
+
+
 def test_every_named_query_is_used_and_every_used_name_exists() -> None:
     code = "".join(path.read_text() for path in PACKAGE.glob("*.py"))
     used = set(re.findall(r'(?:Q|QUERIES)\["(\w+)"\]', code))
-    assert used == set(QUERIES)
+    fragments = set(re.findall(r"\{(\w+)\(", (PACKAGE / "queries.sql").read_text()))
+    assert used | fragments == set(QUERIES)
 
 
 def test_the_postgresql_load_names_every_column_the_store_decodes() -> None:

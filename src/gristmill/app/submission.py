@@ -651,9 +651,21 @@ def get_run(run_id: str, *, service: Service | None = None) -> RunStatus:
     Raises :class:`~gristmill.errors.NotFoundError` for an unknown id.
     """
     service = service or default_service()
-    run, steps = service.store.get_run_and_steps(run_id)
-    pipeline = service.registry.get(run.pipeline) if run.pipeline in service.registry else None
+    return _status(service, *service.store.get_run_and_steps(run_id))
+
+
+def _status(service: Service, run: RunRecord, steps: dict[str, StepRecord]) -> RunStatus:
+    registry = service.registry
+    pipeline = registry.get(run.pipeline) if run.pipeline in registry else None
     return RunStatus(run, _step_statuses(pipeline, run, steps))
+
+
+def get_runs(run_ids: Sequence[str], *, service: Service | None = None) -> list[RunStatus]:
+    """:func:`get_run` of each of ``run_ids``, in that order, read together (a few queries
+    for thousands of runs). Raises :class:`~gristmill.errors.NotFoundError` for an unknown id.
+    """
+    service = service or default_service()
+    return [_status(service, *loaded) for loaded in service.store.get_runs_and_steps(run_ids)]
 
 
 def wait(
@@ -710,7 +722,7 @@ def wait_many(
     while True:
         pending = store.unfinished(pending)
         if not pending:
-            return [get_run(run_id, service=service) for run_id in run_ids]
+            return get_runs(run_ids, service=service)
         remaining = poll if deadline is None else deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(

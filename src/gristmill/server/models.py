@@ -82,6 +82,13 @@ class Run(models.Model):
             models.Index(fields=["-created_at"], name="gristmill_run_created"),
             # A submitter's quota usage at each submission (its runs of the last day).
             models.Index(fields=["submitter", "created_at"], name="gristmill_run_submitter"),
+            # A submitter's load (its live runs' units) at each unit queued: the turn of the
+            # fair order (queries.sql, submitter_load). Partial: only live runs.
+            models.Index(
+                fields=["submitter"],
+                name="gristmill_run_live_submitter",
+                condition=models.Q(state__in=["queued", "running"]),
+            ),
             models.Index(
                 fields=["expires_at"],
                 name="gristmill_run_unwiped",

@@ -3,12 +3,13 @@ how they are recorded).
 
 Every ``gristmill serve`` (a thread of its web server, :func:`start_thread`) and every
 ``gristmill worker`` (a process beside its workers, :func:`start_process`) runs a
-:class:`Notifier`: it wakes when a run ends (the ``done`` doorbell) and at least every
-:data:`LOOK_EVERY` seconds, takes each pending notification whose run has ended under a lease
-(a conditional update: one sender wins), sends it (:mod:`gristmill.server.deliveries`), and
-logs the attempt (:class:`~gristmill.server.models.DeliveryAttempt`). A failed attempt is tried
-again after :attr:`~gristmill.settings.Settings.notify_backoff` seconds, doubling each time, up
-to :attr:`~gristmill.settings.Settings.notify_attempts` attempts. A sender that dies mid-send
+:class:`Notifier`: it wakes when a run ends (the ``done`` doorbell, at most every
+:data:`LOOK_GAP` seconds) and at least every :data:`LOOK_EVERY` seconds, takes each pending
+notification whose run has ended under a lease (a conditional update: one sender wins), sends
+it (:mod:`gristmill.server.deliveries`), and logs the attempt
+(:class:`~gristmill.server.models.DeliveryAttempt`). A failed attempt is tried again after
+:attr:`~gristmill.settings.Settings.notify_backoff` seconds, doubling each time, up to
+:attr:`~gristmill.settings.Settings.notify_attempts` attempts. A sender that dies mid-send
 leaves its notification pending; its lease runs out and another sender (or the same one,
 restarted) sends it. Delivery is therefore at least once: each call carries its
 notification's id (``X-Gristmill-Delivery``) for receivers to drop repeats.
@@ -41,6 +42,9 @@ logger = logging.getLogger("gristmill.notifications")
 LOOK_EVERY = 2.0
 """Most seconds between two looks for due notifications (the doorbell wakes senders sooner)."""
 BATCH = 50
+LOOK_GAP = 0.2
+"""Fewest seconds between two looks: runs ending in a burst (thousands a second) are looked at
+together, instead of costing two queries each (a quarter of the CPU the workers had)."""
 
 
 class Notifier:
@@ -144,6 +148,7 @@ class Notifier:
                 if not listening:  # listen before the first look, so that no ring is missed
                     store.wait_for_done(0)
                     listening = True
+                looked = time.monotonic()
                 self.drain()
                 pause = self._until_due()
             except Exception as error:  # the database away, most likely: try again later
@@ -160,6 +165,8 @@ class Notifier:
                 store.wait_for_done(pause)
             except Exception:  # the doorbell's connection lost: the next look says more
                 stop.wait(pause)
+            # A rate limit, not synchronisation: rings during the gap are answered by one look.
+            stop.wait(max(0.0, looked + LOOK_GAP - time.monotonic()))
 
     def _until_due(self) -> float:
         """Seconds until the next retry of an ended run's notification, at most

@@ -519,6 +519,13 @@ class Store(abc.ABC):
         """:meth:`get_run` and :meth:`get_steps` together (a store may do it in one query)."""
         return self.get_run(run_id), self.get_steps(run_id)
 
+    def get_runs_and_steps(
+        self, run_ids: Sequence[str]
+    ) -> list[tuple[RunRecord, dict[str, StepRecord]]]:
+        """:meth:`get_run_and_steps` of each of ``run_ids``, in that order (a store may read
+        them together); :class:`~gristmill.errors.NotFoundError` if one is unknown."""
+        return [self.get_run_and_steps(run_id) for run_id in run_ids]
+
     @abc.abstractmethod
     def previous_run(self, pipeline: str, owner_id: int, first_input: InputRecord) -> str | None:
         """The id of ``owner_id``'s most recently created succeeded run of ``pipeline`` from

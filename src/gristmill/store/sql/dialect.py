@@ -109,9 +109,6 @@ class Dialect:
     supports_advisory_locks: ClassVar[bool] = False
     """``pg_advisory_xact_lock`` serialises a quota check with its insert (SQLite needs none:
     its writers are serialised already)."""
-    folds_many: ClassVar[bool] = False
-    """A :class:`Many` is one multi-row ``INSERT`` (whose rows do not see each other), not one
-    statement per row."""
     looks_before_claiming: ClassVar[bool] = False
     """An idle claim first reads whether anything is queued, so that it takes no write lock."""
 
@@ -200,4 +197,9 @@ class Dialect:
     def load(self, key: Any, *, claimed: bool = False) -> dict[str, Any] | None:
         """The run ``key`` by :data:`~gristmill.store.sql.columns.LOADED` name (None if there
         is no such run); with ``claimed``, the attempt may be left out (the claim knows it)."""
+        raise NotImplementedError
+
+    def load_many(self, keys: Sequence[Any]) -> list[dict[str, Any]]:
+        """:meth:`load` of each of ``keys`` (at most 500) in one query, in no particular
+        order; unknown keys are left out."""
         raise NotImplementedError

@@ -12,6 +12,7 @@ from the tables of :mod:`gristmill.states`, and a move they forbid raises
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -307,7 +308,7 @@ class SqlPolicy(SqlConnection):
         rows: list[list[Any]] = []
         inputs: list[tuple[Any, ...]] = []
         units: list[list[Any]] = []
-        places: dict[str | None, int] = {}
+        turns: dict[str | None, int] = {}
         for run in runs:
             key = self._id(run.id)
             ancestor = self._id(run.ancestor_id) if run.ancestor_id else None
@@ -335,7 +336,7 @@ class SqlPolicy(SqlConnection):
                 (key, n, i.name, i.kind, i.path, i.size, i.sha256, i.media_type, i.source)
                 for n, i in enumerate(run.inputs)
             )
-            place = self._place(places, run.submitter)
+            turn = self._turn(turns, run.submitter)
             units.append(
                 [
                     key,
@@ -347,8 +348,7 @@ class SqlPolicy(SqlConnection):
                     None,
                     None,
                     key,
-                    key,
-                    place,
+                    turn,
                 ]
             )
         try:
@@ -356,7 +356,7 @@ class SqlPolicy(SqlConnection):
                 *self._create_first(runs[0], rows[0]),
                 Many(Q["create_run"], rows[1:]),
                 Many(Q["create_input"], inputs),
-                Many(Q["create_unit"], units),
+                Many(Q["create_unit_at_turn"], units),
                 *self._notify("gristmill_work"),
             )
         except Fenced:
@@ -387,6 +387,19 @@ class SqlPolicy(SqlConnection):
         if loaded is None:
             raise NotFoundError(f"no run with id {run_id!r}")
         return decode(loaded)
+
+    def get_runs_and_steps(
+        self, run_ids: Sequence[str]
+    ) -> list[tuple[RunRecord, dict[str, StepRecord]]]:
+        keys = [self._id(run_id) for run_id in run_ids]
+        loaded: dict[Any, dict[str, Any]] = {}
+        for first in range(0, len(keys), 500):  # within every database's parameter limit
+            for one in self._guard(functools.partial(self.sql.load_many, keys[first : first + 500])):
+                loaded[self._id(run_id_of(one["id"]))] = one
+        missing = [run_id for run_id, key in zip(run_ids, keys, strict=True) if key not in loaded]
+        if missing:
+            raise NotFoundError(f"no run with id {missing[0]!r}")
+        return [decode(loaded[key]) for key in keys]
 
     def previous_run(self, pipeline: str, owner_id: int, first_input: InputRecord) -> str | None:
         by_source = first_input.kind in SOURCE_KINDS
@@ -564,14 +577,18 @@ class SqlPolicy(SqlConnection):
             function = [worker, list(queues) if queues else None, lease_until, limit, _now()]
         return ClaimSpec(update, move, function)
 
-    def _place(self, places: dict[str | None, int], submitter: str | None) -> int:
-        """A unit's place among its submitter's units of one bulk insert: what its turn adds
-        to the load when the insert is one statement (which does not see its own rows); 0
-        where each row is a statement of its own."""
-        if not self.sql.folds_many:
-            return 0
-        place = places[submitter] = places.get(submitter, -1) + 1
-        return place
+    def _turn(self, turns: dict[str | None, int], submitter: str | None) -> int:
+        """The turn of the next unit of ``submitter`` in a bulk submission: its load, read
+        once per submission before the insert (a statement per unit would read it again for
+        each, at a cost that grows with the submitter's queue), plus the unit's place among the
+        submission's units of that submitter. A run without a submitter has load 0."""
+        turn = turns.get(submitter)
+        if turn is None:
+            turn = self._fetch(Q["submitter_load_of"], [submitter])[0][0] if submitter else 0
+        else:
+            turn += 1
+        turns[submitter] = turn
+        return int(turn)
 
     def _pick(self, queues: Sequence[str] | None, limit: int) -> tuple[str, list[Any]]:
         """The query picking the next queued units: in the fair order (``pick_units``), or by

@@ -29,6 +29,7 @@ MAX_SERVER_BOUND = 1000
 
 _LOAD = QUERIES["load_run_function"]
 _CLAIM = QUERIES["claim_function"]
+_LOAD_MANY = QUERIES["load_runs_function"]
 
 
 class PostgresDialect(Dialect):
@@ -37,7 +38,6 @@ class PostgresDialect(Dialect):
     supports_notify = True
     supports_functions = True
     supports_advisory_locks = True
-    folds_many = True
 
     def _dropped(self, connection: Any) -> bool:
         # An idle connection has nothing to read unless the server hung up (a restart sends
@@ -89,10 +89,7 @@ class PostgresDialect(Dialect):
                 statements.append((fence, part.params, False))
             elif isinstance(part, Many):
                 if part.rows:
-                    head, _, row = part.sql.partition(" VALUES ")
-                    flat = [value for values in part.rows for value in values]
-                    sql = f"{head} VALUES {', '.join([row] * len(part.rows))}"
-                    statements.append((sql, flat, True))
+                    statements.append((part.sql, part.rows, True))
             else:
                 statements.append((part[0], part[1], False))
         if read is not None:
@@ -124,11 +121,12 @@ class PostgresDialect(Dialect):
                     bound, inlined = psycopg.Cursor(connection), psycopg.ClientCursor(connection)
                     last = bound
                     for sql, arguments, many in statements:
-                        # A Many's INSERT is bound by psycopg (its text changes with its rows,
-                        # and its parameters may pass the protocol's 65,535), as is any
-                        # statement of many parameters; the others by the server.
-                        server = not many and len(arguments) <= MAX_SERVER_BOUND
-                        last = bound if server else inlined
+                        if many:  # a row at a time, the statement prepared once
+                            bound.executemany(sql, arguments)
+                            continue
+                        # A statement of many parameters (``IN`` lists) is bound by psycopg;
+                        # the others by the server.
+                        last = bound if len(arguments) <= MAX_SERVER_BOUND else inlined
                         last.execute(sql, arguments)
                     pipeline.sync()
                     if claim is not None or read is not None:
@@ -152,3 +150,6 @@ class PostgresDialect(Dialect):
     def load(self, key: Any, *, claimed: bool = False) -> dict[str, Any] | None:
         rows = self.fetch(_LOAD, [key])
         return rows[0][0] if rows else None
+
+    def load_many(self, keys: Sequence[Any]) -> list[dict[str, Any]]:
+        return [row[0] for row in self.fetch(_LOAD_MANY, [list(keys)]) if row[0] is not None]

@@ -11,6 +11,7 @@ import re
 from importlib import resources
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_FRAGMENT = re.compile(r"\{(\w+)\(([^(){}]*)\)\}")
 
 
 def parse(text: str) -> dict[str, str]:
@@ -27,10 +28,23 @@ def parse(text: str) -> dict[str, str]:
     return queries
 
 
+def expand(queries: dict[str, str]) -> dict[str, str]:
+    """``queries`` with each ``{name(arg)}`` replaced by the statement ``name`` (a fragment),
+    whose ``{arg}`` becomes ``arg``: one subquery written once, used by several statements."""
+
+    def fragment(match: re.Match[str]) -> str:
+        name, arg = match.groups()
+        if name not in queries:
+            raise ValueError(f"no fragment {name!r} for {match.group(0)}")
+        return queries[name].replace("{arg}", arg)
+
+    return {name: _FRAGMENT.sub(fragment, sql) for name, sql in queries.items()}
+
+
 def load() -> dict[str, str]:
-    """Every statement of ``queries.sql`` by name."""
+    """Every statement of ``queries.sql`` by name, fragments expanded."""
     text = resources.files(__package__).joinpath("queries.sql").read_text(encoding="utf-8")
-    return parse(text)
+    return expand(parse(text))
 
 
 QUERIES = load()

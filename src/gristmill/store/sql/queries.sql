@@ -49,19 +49,39 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 
 -- name: create_unit
 -- Every unit is queued with its run's priority and its turn: how many units its submitter
--- already has queued or running (the submitter's load), plus the last parameter (its place
--- among the same submitter's units of one multi-row insert, which does not see its own rows),
--- so that the claim order (priority DESC, turn, id) is an index scan; see pick_units. A run
--- without a submitter has load 0. The states are literals here: gristmill.states' UnitState
--- and RunState values.
+-- already has queued or running (the submitter's load, see submitter_load), plus the last
+-- parameter, so that the claim order (priority DESC, turn, id) is an index scan; see
+-- pick_units. The states are literals here: gristmill.states' UnitState and RunState values.
 INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts, worker,
     lease_until, priority, turn)
 VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s,
-    (SELECT r.priority FROM gristmill_run r WHERE r.id = %s),
-    (SELECT count(*) FROM gristmill_run r JOIN gristmill_run y ON y.submitter = r.submitter
-        JOIN gristmill_unit x ON x.run_id = y.id
-        WHERE r.id = %s AND y.state IN ('queued', 'running')
-        AND x.state IN ('queued', 'claimed')) + %s)
+    (SELECT r.priority FROM gristmill_run r WHERE r.id = %s), {submitter_load(%s)} + %s)
+
+-- name: create_unit_at_turn
+-- A unit of a bulk submission, whose turn the store worked out: the submitter's load read
+-- once before the insert (submitter_load_of) plus the unit's place among the submission's.
+INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts, worker,
+    lease_until, priority, turn)
+VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s,
+    (SELECT r.priority FROM gristmill_run r WHERE r.id = %s), %s)
+
+-- name: submitter_load
+-- A fragment, not a statement: {submitter_load(X)} in another statement becomes this, with
+-- {arg} replaced by X (a run id). The load of that run's submitter: the units queued or
+-- claimed of its runs queued or running (0 for a run without a submitter). Joined in this
+-- order, each by an index (the run by key, the submitter's live runs by a partial index, their
+-- units by run), so that it costs the submitter's live units, not every queued unit. The
+-- units' state is counted, not filtered on, so that no plan starts from (or ANDs in) the
+-- index on the units' state, which holds every queued unit of every submitter.
+(SELECT count(CASE WHEN x.state IN ('queued', 'claimed') THEN 1 END)
+    FROM gristmill_run s JOIN gristmill_run y ON y.submitter = s.submitter
+    CROSS JOIN gristmill_unit x
+    WHERE s.id = {arg} AND y.state IN ('queued', 'running') AND x.run_id = y.id)
+
+-- name: submitter_load_of
+SELECT count(CASE WHEN x.state IN ('queued', 'claimed') THEN 1 END)
+FROM gristmill_run y CROSS JOIN gristmill_unit x
+WHERE y.submitter = %s AND y.state IN ('queued', 'running') AND x.run_id = y.id
 
 -- name: unit_of_run
 SELECT id FROM gristmill_unit WHERE run_id = %s
@@ -147,9 +167,7 @@ WHERE id = %s AND state IN ({states})
 INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts,
     priority, turn)
 SELECT r.id, %s, r.queue, %s, u.attempt, 0, u.max_attempts, r.priority,
-    (SELECT count(*) FROM gristmill_run y JOIN gristmill_unit x ON x.run_id = y.id
-        WHERE y.submitter = r.submitter AND y.state IN ('queued', 'running')
-        AND x.state IN ('queued', 'claimed'))
+    {submitter_load(r.id)}
 FROM gristmill_run r JOIN gristmill_unit u ON u.run_id = r.id WHERE r.id = %s AND u.kind = %s
 ORDER BY u.id DESC LIMIT 1
 
@@ -237,10 +255,7 @@ WHERE state = %s AND id IN (%s)
 -- name: release_unit
 -- A requeued unit gets a fresh turn: its submitter's load now (see create_unit).
 UPDATE gristmill_unit SET lease_until = NULL, state = %s, worker = NULL,
-    turn = (SELECT count(*) FROM gristmill_run r JOIN gristmill_run y ON y.submitter = r.submitter
-        JOIN gristmill_unit x ON x.run_id = y.id
-        WHERE r.id = gristmill_unit.run_id AND y.state IN ('queued', 'running')
-        AND x.state IN ('queued', 'claimed'))
+    turn = {submitter_load(gristmill_unit.run_id)}
 WHERE id = %s AND attempt = %s AND state = %s
 
 -- name: requeue_released_run
@@ -250,10 +265,7 @@ UPDATE gristmill_run SET state = %s, stage = NULL WHERE id = %s AND state = %s
 -- A requeued unit gets a fresh turn: its submitter's load now (see create_unit).
 UPDATE gristmill_unit SET state = %s, worker = NULL, lease_until = NULL, failures = %s,
     last_error = %s,
-    turn = (SELECT count(*) FROM gristmill_run r JOIN gristmill_run y ON y.submitter = r.submitter
-        JOIN gristmill_unit x ON x.run_id = y.id
-        WHERE r.id = gristmill_unit.run_id AND y.state IN ('queued', 'running')
-        AND x.state IN ('queued', 'claimed'))
+    turn = {submitter_load(gristmill_unit.run_id)}
 WHERE id = %s AND attempt = %s AND state = %s
 
 -- name: requeue_lost_run
@@ -316,6 +328,9 @@ SELECT pg_notify(%s, %s)
 -- name: load_run_function
 SELECT gristmill_load(%s)
 
+-- name: load_runs_function
+SELECT gristmill_load(k) FROM unnest(%s::uuid[]) AS k
+
 -- name: claim_function
 SELECT c.out_unit, c.out_run, c.out_attempt, c.out_kind, gristmill_load(c.out_run)
 FROM gristmill_claim(%s, %s, %s, %s, %s) c
@@ -347,9 +362,7 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 0, '{}', '{}', '[]')
 INSERT INTO gristmill_unit (run_id, kind, queue, state, attempt, failures, max_attempts,
     batch_id, priority, turn)
 SELECT b.run_id, %s, r.queue, %s, 0, 0, %s, b.id, r.priority,
-    (SELECT count(*) FROM gristmill_run y JOIN gristmill_unit x ON x.run_id = y.id
-        WHERE y.submitter = r.submitter AND y.state IN ('queued', 'running')
-        AND x.state IN ('queued', 'claimed')) + row_number() OVER (ORDER BY b.number) - 1
+    {submitter_load(r.id)} + row_number() OVER (ORDER BY b.number) - 1
 FROM gristmill_batch b JOIN gristmill_run r ON r.id = b.run_id
 WHERE b.run_id = %s AND b.step = %s AND b.state = %s
 ORDER BY b.number
@@ -364,9 +377,7 @@ SELECT r.id, %s, r.queue, %s,
         AND u.kind = %s), 0),
     0, (SELECT u.max_attempts FROM gristmill_unit u WHERE u.run_id = r.id
         ORDER BY u.id DESC LIMIT 1), r.priority,
-    (SELECT count(*) FROM gristmill_run y JOIN gristmill_unit x ON x.run_id = y.id
-        WHERE y.submitter = r.submitter AND y.state IN ('queued', 'running')
-        AND x.state IN ('queued', 'claimed'))
+    {submitter_load(r.id)}
 FROM gristmill_run r JOIN gristmill_map m ON m.run_id = r.id
 WHERE r.id = %s AND m.step = %s AND m.remaining = 0 AND r.state = %s
 

@@ -22,6 +22,7 @@ from gristmill.store.sql.columns import LOADED, sqlite_load_columns
 from gristmill.store.sql.dialect import ClaimSpec, Dialect, Fence, Fenced, Many, Part, Statement
 
 _LOAD = f"SELECT {sqlite_load_columns()} FROM gristmill_run r WHERE r.id = ?"
+_LOAD_ANY = f"SELECT {sqlite_load_columns()} FROM gristmill_run r WHERE r.id IN"
 _LOAD_CLAIMED = f"SELECT {sqlite_load_columns(attempt=False)} FROM gristmill_run r WHERE r.id = ?"
 
 
@@ -110,3 +111,7 @@ class SqliteDialect(Dialect):
     def load(self, key: Any, *, claimed: bool = False) -> dict[str, Any] | None:
         rows = self.raw().execute(_LOAD_CLAIMED if claimed else _LOAD, [key]).fetchall()
         return dict(zip(LOADED, rows[0], strict=False)) if rows else None
+
+    def load_many(self, keys: Sequence[Any]) -> list[dict[str, Any]]:
+        sql = f"{_LOAD_ANY} ({', '.join(['?'] * len(keys))})"
+        return [dict(zip(LOADED, row, strict=True)) for row in self.raw().execute(sql, keys)]
