@@ -83,11 +83,13 @@ class Run(models.Model):
             # A submitter's quota usage at each submission (its runs of the last day).
             models.Index(fields=["submitter", "created_at"], name="gristmill_run_submitter"),
             # A submitter's load (its live runs' units) at each unit queued: the turn of the
-            # fair order (queries.sql, submitter_load). Partial: only live runs.
+            # fair order (queries.sql, submitter_load). Partial: only live runs that have a
+            # submitter, so that only a query comparing the submitter can use it (a claim's
+            # "state = queued" must not: it would read every live run).
             models.Index(
                 fields=["submitter"],
                 name="gristmill_run_live_submitter",
-                condition=models.Q(state__in=["queued", "running"]),
+                condition=models.Q(submitter__isnull=False, state__in=["queued", "running"]),
             ),
             models.Index(
                 fields=["expires_at"],
@@ -200,9 +202,10 @@ class WorkUnit(models.Model):
     class Meta:
         db_table = "gristmill_unit"
         indexes = [
-            models.Index(fields=["state", "queue", "id"], name="gristmill_unit_claim"),
-            models.Index(fields=["run"], name="gristmill_unit_run"),
-            # The run's latest unit of a kind (its attempt), past a map's thousand batch units.
+            # A run's units; of a kind, the latest (its attempt), past a map's thousand batch
+            # units. Every index here is written at each of a unit's state changes: there is
+            # no other on the run, and none on (state, queue, id), which the order indexes'
+            # leading columns serve.
             models.Index(fields=["run", "kind", "id"], name="gristmill_unit_run_kind"),
             # The fair claim order (priority DESC, turn, id) of the queued units, of all queues
             # and of one queue: a claim reads the first entries, never sorts the queue.

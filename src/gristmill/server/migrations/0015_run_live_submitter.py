@@ -12,7 +12,9 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="run",
             index=models.Index(
-                condition=models.Q(("state__in", ["queued", "running"])),
+                condition=models.Q(
+                    ("state__in", ["queued", "running"]), ("submitter__isnull", False)
+                ),
                 fields=["submitter"],
                 name="gristmill_run_live_submitter",
             ),

@@ -123,7 +123,9 @@ def claim_function() -> str:
     :mod:`gristmill.states`. The order is the fair one of ``pick_units`` (queries.sql):
     priority, the turn each unit was given when queued, id, read from the unit table's order
     indexes. A run already running is not written (nor locked): the batches of a map are
-    claimed while other workers write that run's progress."""
+    claimed while other workers write that run's progress. Each claimed unit's run is updated
+    by its key, one statement per run: a join or semi-join with the claimed units let
+    PostgreSQL, without statistics for a fresh table, read every queued run on each claim."""
     queued, claimed = UnitState.QUEUED.value, UnitState.CLAIMED.value
     return f"""
 CREATE OR REPLACE FUNCTION gristmill_claim(
@@ -133,25 +135,25 @@ CREATE OR REPLACE FUNCTION gristmill_claim(
 RETURNS TABLE (out_unit bigint, out_run uuid, out_attempt integer, out_kind varchar)
 LANGUAGE plpgsql AS $$
 BEGIN
-    RETURN QUERY
-    WITH picked AS (
-        SELECT u.id FROM gristmill_unit u
-        WHERE u.state = '{queued}' AND (p_queues IS NULL OR u.queue = ANY (p_queues))
-        ORDER BY u.priority DESC, u.turn, u.id
-        LIMIT p_limit
-        FOR UPDATE OF u SKIP LOCKED
-    ), claimed AS (
+    FOR out_unit, out_run, out_attempt, out_kind IN
+        WITH picked AS (
+            SELECT u.id FROM gristmill_unit u
+            WHERE u.state = '{queued}' AND (p_queues IS NULL OR u.queue = ANY (p_queues))
+            ORDER BY u.priority DESC, u.turn, u.id
+            LIMIT p_limit
+            FOR UPDATE OF u SKIP LOCKED
+        )
         UPDATE gristmill_unit u
         SET state = '{claimed}', attempt = u.attempt + 1, worker = p_worker,
             lease_until = p_lease_until
         FROM picked WHERE u.id = picked.id
-        RETURNING u.id, u.run_id, u.attempt, u.kind
-    ), moved AS (
-        UPDATE gristmill_run r
-        SET state = '{RunState.RUNNING.value}', started_at = COALESCE(r.started_at, p_now)
-        WHERE r.id IN (SELECT c.run_id FROM claimed c) AND r.state = '{RunState.QUEUED.value}'
-    )
-    SELECT c.id, c.run_id, c.attempt::integer, c.kind::varchar FROM claimed c;
+        RETURNING u.id, u.run_id, u.attempt::integer, u.kind::varchar
+    LOOP
+        UPDATE gristmill_run
+        SET state = '{RunState.RUNNING.value}', started_at = COALESCE(started_at, p_now)
+        WHERE id = out_run AND state = '{RunState.QUEUED.value}';
+        RETURN NEXT;
+    END LOOP;
 END
 $$;
 """

@@ -162,7 +162,7 @@ class SqlPolicy(SqlConnection):
                 ],
             ),
             # A map step's batches still queued end with their run.
-            (Q["end_queued_units"], [_DONE, key, _QUEUED]),
+            (Q["end_queued_map_units"], [_DONE, key, _QUEUED, key]),
             *self._notify("gristmill_done", run_id),
         ]
 
@@ -394,7 +394,8 @@ class SqlPolicy(SqlConnection):
         keys = [self._id(run_id) for run_id in run_ids]
         loaded: dict[Any, dict[str, Any]] = {}
         for first in range(0, len(keys), 500):  # within every database's parameter limit
-            for one in self._guard(functools.partial(self.sql.load_many, keys[first : first + 500])):
+            chunk = keys[first : first + 500]
+            for one in self._guard(functools.partial(self.sql.load_many, chunk)):
                 loaded[self._id(run_id_of(one["id"]))] = one
         missing = [run_id for run_id, key in zip(run_ids, keys, strict=True) if key not in loaded]
         if missing:

@@ -145,6 +145,14 @@ WHERE id = %s AND state = %s
 -- name: end_queued_units
 UPDATE gristmill_unit SET state = %s WHERE run_id = %s AND state = %s
 
+-- name: end_queued_map_units
+-- The units of a map (batches, a walk) still queued when their run ends end with it. Only a
+-- run with a map has any: the guard, evaluated once, skips the scan for every other run,
+-- whatever plan the units' indexes get (without statistics, PostgreSQL ANDs in the index on
+-- the units' state and reads every queued unit of every run).
+UPDATE gristmill_unit SET state = %s WHERE run_id = %s AND state = %s
+    AND EXISTS (SELECT 1 FROM gristmill_map m WHERE m.run_id = %s)
+
 -- name: cancel_running_run
 UPDATE gristmill_run SET cancel_requested = %s,
     cancel_requested_at = COALESCE(cancel_requested_at, %s),
