@@ -411,15 +411,15 @@ class SqlPolicy(SqlConnection):
         return run_id_of(rows[0][0]) if rows else None
 
     def unfinished(self, run_ids: Sequence[str]) -> list[str]:
-        keys = {self._id(run_id): run_id for run_id in run_ids}
-        pending: set[str] = set()
-        ordered = list(keys)
+        # Keys as the database hands them back (a waiter asks many times: no more parsing).
+        keys = [self._id(run_id) for run_id in run_ids]
+        pending: set[Any] = set()
         states = [RunState.QUEUED.value, RunState.RUNNING.value]
-        for first in range(0, len(ordered), 500):  # within every database's parameter limit
-            chunk = ordered[first : first + 500]
+        for first in range(0, len(keys), 500):  # within every database's parameter limit
+            chunk = keys[first : first + 500]
             query = Q["unfinished_runs"].format(ids=", ".join(["%s"] * len(chunk)))
-            pending.update(run_id_of(key) for (key,) in self._fetch(query, [*states, *chunk]))
-        return [run_id for run_id in run_ids if run_id_of(self._id(run_id)) in pending]
+            pending.update(key for (key,) in self._fetch(query, [*states, *chunk]))
+        return [run_id for run_id, key in zip(run_ids, keys, strict=True) if key in pending]
 
     def get_run(self, run_id: str) -> RunRecord:
         return self.get_run_and_steps(run_id)[0]
