@@ -35,6 +35,7 @@ from gristmill.store.base import (
     QuotaExceededError,
     QuotaLimits,
     Report,
+    StepEnd,
     StepOutcome,
     Store,
 )
@@ -392,6 +393,46 @@ def test_the_last_step_can_end_the_run_and_claim_the_next_unit(store: Store, que
     assert [c.run_id for c in next_claim.claims] == [following]
     assert store.get_run(following).state == RunState.RUNNING
     assert not store.flush(claim, Report(), lease=LEASE).owned  # the unit is done
+
+
+def test_several_last_steps_end_their_runs_together_each_fenced_on_its_own(
+    store: Store, queue: str
+) -> None:
+    # Three runs claimed at once; the middle one is taken over by another worker meanwhile.
+    runs = [new_run(store, queue) for _ in range(3)]
+    following = [new_run(store, queue) for _ in range(3)]
+    claims = sorted(
+        store.claim("w1", queues=[queue], lease=LEASE, limit=3), key=lambda c: runs.index(c.run_id)
+    )
+    assert store.release(claims[1], Report())
+    taken = claim_one(store, queue, "w2")
+    assert taken.run_id == runs[1]
+    ends = [
+        StepEnd(
+            claim,
+            outcome(result=str(n)),
+            Report(logs=[(1.0, "one", "log", f"end {n}")]),
+            RunState.SUCCEEDED,
+        )
+        for n, claim in enumerate(claims)
+    ]
+    next_claim = NextClaim("w1", [queue], LEASE, limit=2)
+
+    written = store.end_steps(ends, then_claim=next_claim)
+
+    assert written == [True, False, True]
+    for n in (0, 2):
+        run, steps = store.get_run_and_steps(runs[n])
+        assert (run.state, steps["one"].result, texts(store, runs[n])) == (
+            RunState.SUCCEEDED,
+            n,
+            [f"end {n}"],
+        )
+    run, steps = store.get_run_and_steps(runs[1])
+    released = ["attempt 1 released by a stopping worker"]  # the release's line, not the end's
+    assert (run.state, steps, texts(store, runs[1])) == (RunState.RUNNING, {}, released)
+    assert store.flush(taken, Report(), lease=LEASE).owned
+    assert sorted(c.run_id for c in next_claim.claims) == sorted(following[:2])
 
 
 def test_finishing_a_run_records_the_failure(store: Store, queue: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gristmill import RunState
 from gristmill.app.service import Service
-from gristmill.app.submission import get_run, submit, wait
+from gristmill.app.submission import Entry, get_run, submit, submit_many, wait, wait_many
 from tests.integration.conftest import Workers, wait_until
 
 
@@ -65,3 +65,39 @@ def test_a_burst_of_runs_all_succeed_and_no_worker_dies(
     assert states == {RunState.SUCCEEDED}
     log = any_workers.log.read_text()
     assert "exited with code" not in log and "Traceback" not in log, log
+
+
+def test_quick_runs_claimed_with_a_long_one_end_without_waiting_for_it(
+    service: Service, workers: Workers, control: Path
+) -> None:
+    # One worker process, six quick runs, then one that holds its worker until released, then
+    # two more. A worker on SQLite claims quick units eight at a time and keeps their ends to
+    # write them together. Neither the kept ends nor the units claimed ahead may wait for the
+    # long unit: the ends are written within a watchdog tick, and the units claimed with it go
+    # back to the queue once it has run a second.
+    entries = [Entry(params={"value": n}) for n in range(6)]
+    quick = submit_many("trivial", entries, service=service)
+    held = submit("holding", params={"control": str(control)}, service=service)
+    after = submit_many("trivial", entries[:2], service=service)
+    workers.start(1)
+    wait_until(lambda: (control / "started-1").exists(), message="the long unit to start")
+
+    ended = wait_until(
+        lambda: {get_run(r, service=service).state for r in quick} == {RunState.SUCCEEDED},
+        message="the quick runs before the long one to end",
+    )
+    assert ended
+    assert get_run(held, service=service).state == RunState.RUNNING
+
+    def handed_back(run_id: str) -> bool:
+        lines = service.store.read_log(run_id)
+        return get_run(run_id, service=service).state == RunState.QUEUED and any(
+            "busy with a long unit" in line.text for line in lines
+        )
+
+    if service.store.groups_ends:  # claimed with the long unit: handed back, not held
+        wait_until(lambda: all(handed_back(r) for r in after), message="the hand-back")
+    (control / "release").touch()
+    statuses = wait_many([*quick, held, *after], timeout=30, service=service)
+    assert {s.state for s in statuses} == {RunState.SUCCEEDED}
+    assert [s.result("one")["value"] for s in statuses[:6]] == list(range(6))

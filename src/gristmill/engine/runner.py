@@ -29,6 +29,7 @@ from gristmill.authoring.registry import Registry
 from gristmill.authoring.tasks import Task
 from gristmill.engine import mapping
 from gristmill.engine.batches import BatchRunner
+from gristmill.engine.ends import PendingEnds
 from gristmill.engine.fetching import fetch_inputs
 from gristmill.engine.filtering import filter_inputs
 from gristmill.engine.outage import Outage
@@ -55,6 +56,7 @@ from gristmill.store.base import (
     OutputRecord,
     Report,
     RunRecord,
+    StepEnd,
     StepOutcome,
     Store,
 )
@@ -139,6 +141,9 @@ class UnitRunner:
         self.fetch_allow = fetch_allow
         self._then_claim: NextClaim | None = None
         self.batches = BatchRunner(store, registry, storage)
+        self.keep_ends: PendingEnds | None = None
+        """Where the next run's last step goes instead of being written, when set (the
+        worker writes it with others: :mod:`gristmill.engine.ends`)."""
 
     def run(self, claim: Claim, then_claim: NextClaim | None = None) -> RunState | None:
         """Execute ``claim``; return the state the run was ended with, or ``None`` if fenced
@@ -517,6 +522,10 @@ class UnitRunner:
     def _save(
         self, claim: Claim, reporter: UnitReporter, outcome: StepOutcome, final: RunState | None
     ) -> None:
+        if final is not None and self.keep_ends is not None:
+            with reporter.write_lock:
+                self.keep_ends.add(StepEnd(claim, outcome, reporter.take(), final))
+            return
         then_claim = self._then_claim if final is not None else None
 
         def save(report: Report) -> bool:

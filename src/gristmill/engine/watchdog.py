@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from gristmill.engine.ends import PendingEnds
 from gristmill.states import StopReason
 from gristmill.store.base import Claim, Report, Store
 
@@ -36,6 +37,10 @@ IDLE_TICK = 0.2
 CANCEL_POLL = 1.0
 """Seconds between reads of the running unit's cancel flag when no doorbell rang: the most a
 lost ring delays a cancel."""
+
+LONG_UNIT = 1.0
+"""Seconds after which a running unit counts as long: the units its worker claimed ahead of it
+are handed back (:attr:`Watchdog.long_unit`)."""
 
 
 class UnitReporter:
@@ -129,6 +134,8 @@ class _Guard:
     deadline: float | None = None
     timeout: float | None = None
     hard_deadline: float | None = None
+    long_at: float | None = None
+    """When the unit counts as long (None once :attr:`Watchdog.long_unit` was called)."""
 
 
 class Watchdog:
@@ -154,6 +161,10 @@ class Watchdog:
         self.hard_stop = hard_stop
         self._guard: _Guard | None = None
         self._drain_at: float | None = None
+        self.ends: PendingEnds | None = None
+        """Ended units the worker keeps to write together: written here once kept too long."""
+        self.long_unit: Callable[[], None] | None = None
+        """Called (in this thread) once a unit has run :data:`LONG_UNIT` seconds."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="gristmill-watchdog", daemon=True)
         self._thread.start()
@@ -161,7 +172,13 @@ class Watchdog:
     def watch(self, claim: Claim, reporter: UnitReporter) -> None:
         """Guard ``claim`` from now on."""
         now = time.monotonic()
-        self._guard = _Guard(claim, reporter, last_write=now, next_cancel_look=now + CANCEL_POLL)
+        self._guard = _Guard(
+            claim,
+            reporter,
+            last_write=now,
+            next_cancel_look=now + CANCEL_POLL,
+            long_at=now + LONG_UNIT,
+        )
 
     def step_started(self, timeout: float | None) -> None:
         """A step started with this time limit (``None``: a step ended)."""
@@ -197,10 +214,15 @@ class Watchdog:
         heartbeat = self.lease / 3
         while not self._stop.is_set():
             rang = self._wait(TICK if self._guard is not None else IDLE_TICK)
+            self._write_kept_ends()
             guard = self._guard
             if guard is None:
                 continue
             now = time.monotonic()
+            if guard.long_at is not None and now >= guard.long_at:
+                guard.long_at = None
+                if self.long_unit is not None:
+                    self.long_unit()
             if (rang or now >= guard.next_cancel_look) and not guard.reporter.is_cancelled():
                 guard.next_cancel_look = now + CANCEL_POLL
                 self._look_for_cancel(guard)
@@ -209,6 +231,14 @@ class Watchdog:
             if since >= heartbeat or (guard.reporter.dirty and since >= FLUSH_INTERVAL):
                 guard.last_write = now
                 self._flush(guard)
+
+    def _write_kept_ends(self) -> None:
+        ends = self.ends
+        if ends is not None and ends.due():
+            try:
+                ends.write()
+            except Exception:  # the database is away: they are written again later
+                return
 
     def _wait(self, timeout: float) -> bool:
         try:

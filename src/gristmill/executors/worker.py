@@ -6,23 +6,36 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
 
 from gristmill.app.service import Service
+from gristmill.engine.ends import PendingEnds
 from gristmill.engine.outage import Outage, describe
 from gristmill.engine.runner import UnitRunner
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.errors import StoreUnavailableError
 from gristmill.logfields import about
 from gristmill.states import RunState, StopReason
-from gristmill.store.base import KILLED_MESSAGE, Claim, Failure, NextClaim, Report
+from gristmill.store.base import KILLED_MESSAGE, STOPPING, Claim, Failure, NextClaim, Report
 
 logger = logging.getLogger("gristmill.worker")
 
 IDLE_WAIT = 1.0
 """Longest sleep between looks at the queue when no doorbell rings."""
+
+QUICK = 0.02
+"""A unit that ran for less than this many seconds is quick: while they are, a busy worker on a
+store that writes several ends at once claims :data:`GROUP` units at a time and ends them
+together (:mod:`gristmill.engine.ends`)."""
+
+GROUP = 8
+"""How many quick units a busy worker claims at a time."""
+
+HANDED_BACK = "its worker before it started, busy with a long unit"
+"""Why a unit claimed ahead goes back to the queue (the run's log)."""
 
 
 def worker_name() -> str:
@@ -85,15 +98,25 @@ class Worker:
         )
         self._next_reap = 0.0
         self._pending: list[Claim] = []
+        self._pending_lock = threading.Lock()
+        """Guards :attr:`_pending`: the watchdog hands them back when a unit runs long."""
         self._woken = True
+        self._quick = False
+        """Whether the last unit was quick (see :data:`QUICK`)."""
         self.chaining = True
         """Whether a busy worker claims its next unit with the end of the current one."""
+        self.ends = PendingEnds(service.store) if service.store.groups_ends else None
+        """The ends of quick units not written yet (None: each unit's end is written alone)."""
+        self.watchdog.ends = self.ends
+        self.watchdog.long_unit = self._hand_back_pending
         self.parent_pid: int | None = None
         """If set, stop (drain) when this process is no longer our parent: no orphans."""
 
     def _hard_stop(self, claim: Claim, reporter: UnitReporter) -> None:
         store = self.service.store
         try:
+            if self.ends is not None:
+                self.ends.write()  # the units run before this one, before the process goes
             with reporter.write_lock:
                 if reporter.cancel_reason == StopReason.DRAIN:
                     store.release(claim, reporter.take())
@@ -135,36 +158,88 @@ class Worker:
 
         In a busy streak, the next unit is claimed in the same transaction that ends this one.
         Right after an idle wake-up it is not: the queue is likely empty, and the extra claim
-        would only delay the end of the unit someone is waiting for.
+        would only delay the end of the unit someone is waiting for. While units are quick, a
+        store that writes several ends at once (:attr:`Store.groups_ends`) has them claimed
+        :data:`GROUP` at a time and their ends kept, then written together with the next claim.
         """
+        store = self.service.store
         busy = bool(self._pending) or not self._woken
         self._woken = False
+        grouping = self.ends is not None and busy and self._quick and not self.draining
+        if not self._pending and self.ends is not None and len(self.ends):
+            self._write_ends()  # kept from before an outage, or left by the watchdog
         if not self._pending:
-            self._pending = self.service.store.claim(
-                self.name, queues=self.queues, lease=self.lease
+            claims = store.claim(
+                self.name, queues=self.queues, lease=self.lease, limit=GROUP if grouping else 1
             )
-        if not self._pending:
-            return False
-        claim = self._pending.pop(0)
+            with self._pending_lock:
+                self._pending.extend(claims)
+        with self._pending_lock:
+            if not self._pending:
+                return False
+            claim = self._pending.pop(0)
+            ahead = bool(self._pending)
         then_claim = None
-        if busy and self.chaining and not self.draining and not self._pending:
+        if busy and self.chaining and not self.draining and not ahead and not grouping:
             then_claim = NextClaim(self.name, self.queues, self.lease)
-        with about(run_id=claim.run_id):
-            self.runner.run(claim, then_claim)
+        self.runner.keep_ends = self.ends if grouping else None
+        started = time.monotonic()
+        try:
+            with about(run_id=claim.run_id):
+                self.runner.run(claim, then_claim)
+        finally:
+            self.runner.keep_ends = None
+        self._quick = time.monotonic() - started < QUICK
         if then_claim is not None:
-            self._pending.extend(then_claim.claims)
+            with self._pending_lock:
+                self._pending.extend(then_claim.claims)
+        # Kept ends go out once nothing claimed is left, or a unit was not quick, or they
+        # have waited long enough.
+        ends = self.ends
+        if ends is not None and len(ends) and (not self._pending or not self._quick or ends.due()):
+            self._write_ends()
         return True
 
+    def _write_ends(self) -> None:
+        """Write the kept ends, claiming the next units with them when none is claimed."""
+        assert self.ends is not None
+        then_claim = None
+        if not self._pending and self.chaining and not self.draining:
+            limit = GROUP if self._quick else 1
+            then_claim = NextClaim(self.name, self.queues, self.lease, limit=limit)
+        self.ends.write(then_claim)
+        if then_claim is not None:
+            with self._pending_lock:
+                self._pending.extend(then_claim.claims)
+
+    def _hand_back_pending(self) -> None:
+        """A unit runs long (the watchdog says): give the units claimed ahead of it back to the
+        queue, for other workers, rather than hold them (and their leases) behind it."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        self._release(pending, why=HANDED_BACK)
+
     def _release_pending(self) -> None:
-        # A draining worker hands back what it claimed but did not start.
+        # A draining worker writes what it ran, and hands back what it claimed but did not
+        # start.
+        if self.ends is not None and len(self.ends):
+            try:
+                self.ends.write()
+            except StoreUnavailableError as error:
+                # Their leases run out instead, and the units are done again.
+                logger.warning("ended units not written: %s", describe(error))
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        self._release(pending)
+
+    def _release(self, claims: list[Claim], *, why: str = STOPPING) -> None:
         try:
-            while self._pending:
-                self.service.store.release(self._pending[0], Report())
-                self._pending.pop(0)
+            while claims:
+                self.service.store.release(claims[0], Report(), why=why)
+                claims.pop(0)
         except StoreUnavailableError as error:
             # Their leases run out instead, and a reaper hands them back.
             logger.warning("claimed units not handed back: %s", describe(error))
-            self._pending.clear()
 
     def _idle(self) -> None:
         """Reap expired leases when due, then wait for the doorbell (or IDLE_WAIT)."""
@@ -175,6 +250,8 @@ class Worker:
         if now >= self._next_reap and (back is None or back >= self.lease):
             self._next_reap = now + self.lease / 2
             self.service.store.reap()
+        if self.ends is not None and len(self.ends):
+            self.ends.write()  # before waiting: nothing ran since they were kept
         if not self.draining:
             self.service.store.wait_for_work(IDLE_WAIT)
             self._woken = True

@@ -58,6 +58,10 @@ Bell = Callable[[Sequence[QueuedUnit]], None]
 """Told of units after the transaction that queued them committed (see :attr:`Store.bell`)."""
 
 
+STOPPING = "a stopping worker"
+"""Who released a unit, as the run's log says by default (see :meth:`Store.release`)."""
+
+
 @dataclass
 class NextClaim:
     """A worker's request to claim its next unit in the same transaction that ends its current
@@ -67,6 +71,19 @@ class NextClaim:
     queues: Sequence[str] | None
     lease: float
     claims: list[Claim] = field(default_factory=list)
+    limit: int = 1
+    """Up to how many units to claim (a worker running quick units takes several at a time)."""
+
+
+@dataclass
+class StepEnd:
+    """A unit's last step, ending its run: what :meth:`Store.save_step` writes with ``final``,
+    kept by a worker to be written with others (:meth:`Store.end_steps`)."""
+
+    claim: Claim
+    outcome: StepOutcome
+    report: Report
+    final: RunState
 
 
 @dataclass(frozen=True, slots=True)
@@ -655,6 +672,33 @@ class Store(abc.ABC):
         worker's next unit too. Returns False, writing nothing, if the claim was fenced out.
         """
 
+    @property
+    def groups_ends(self) -> bool:
+        """Whether :meth:`end_steps` writes its ends in one transaction (this default writes
+        them one by one): a worker running quick units then ends several at a time."""
+        return False
+
+    def end_steps(
+        self, ends: Sequence[StepEnd], *, then_claim: NextClaim | None = None
+    ) -> list[bool]:
+        """:meth:`save_step` with ``final`` for each of ``ends``, the last one with
+        ``then_claim``; returns for each whether it was written (False: fenced out, nothing
+        of it written; the others are written all the same)."""
+        written = []
+        for number, end in enumerate(ends):
+            last = number == len(ends) - 1
+            written.append(
+                self.save_step(
+                    end.claim,
+                    end.outcome,
+                    end.report,
+                    lease=0.0,
+                    final=end.final,
+                    then_claim=then_claim if last else None,
+                )
+            )
+        return written
+
     @abc.abstractmethod
     def cancel_requested(self, claim: Claim) -> bool:
         """Whether the claimed run was asked to stop (a read; nothing is written)."""
@@ -693,8 +737,10 @@ class Store(abc.ABC):
         step; :meth:`save_step` with ``final`` does the same."""
 
     @abc.abstractmethod
-    def release(self, claim: Claim, report: Report) -> bool:
-        """Give a unit back to the queue without counting a failure (a draining worker)."""
+    def release(self, claim: Claim, report: Report, *, why: str = STOPPING) -> bool:
+        """Give a unit back to the queue without counting a failure (a draining worker, or a
+        unit claimed ahead and not started); the run's log says ``attempt N released by`` and
+        ``why``."""
 
     @abc.abstractmethod
     def release_worker(self, worker: str, reason: str) -> int:

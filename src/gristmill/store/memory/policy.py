@@ -29,6 +29,7 @@ from gristmill.store.base import (
     LOCK_LEASE,
     NEVER_STARTED_MESSAGE,
     SOURCE_KINDS,
+    STOPPING,
     BatchSpec,
     Claim,
     DueRun,
@@ -302,7 +303,7 @@ class MemoryPolicy(Store):
 
     def _then_claim(self, then_claim: NextClaim | None) -> None:
         if then_claim is not None:
-            units = self._queued(then_claim.queues)[:1]
+            units = self._queued(then_claim.queues)[: then_claim.limit]
             then_claim.claims.extend(self._claim_units(units, then_claim.worker, then_claim.lease))
 
     def _read(self, run: _Run, attempt: int) -> tuple[RunRecord, dict[str, StepRecord]]:
@@ -669,9 +670,9 @@ class MemoryPolicy(Store):
         self._done.ring()
         return True
 
-    def release(self, claim: Claim, report: Report) -> bool:
+    def release(self, claim: Claim, report: Report, *, why: str = STOPPING) -> bool:
         report.logs.append(
-            (time.time(), "", "system", f"attempt {claim.attempt} released by a stopping worker")
+            (time.time(), "", "system", f"attempt {claim.attempt} released by {why}")
         )
         with self._lock:
             unit = self._held(claim)

@@ -109,6 +109,9 @@ class Dialect:
     supports_advisory_locks: ClassVar[bool] = False
     """``pg_advisory_xact_lock`` serialises a quota check with its insert (SQLite needs none:
     its writers are serialised already)."""
+    supports_groups: ClassVar[bool] = False
+    """:meth:`write_groups` writes groups of parts, each fenced on its own, in one
+    transaction."""
     looks_before_claiming: ClassVar[bool] = False
     """An idle claim first reads whether anything is queued, so that it takes no write lock."""
 
@@ -187,6 +190,14 @@ class Dialect:
         returns one row per claimed unit: (unit, run, attempt, kind, then what
         :meth:`preload` reads); otherwise the result is empty.
         """
+        raise NotImplementedError
+
+    def write_groups(
+        self, groups: Sequence[Sequence[Part]], *, claim: ClaimSpec | None = None
+    ) -> tuple[list[bool], list[tuple[Any, ...]]]:
+        """Run each group of parts as :meth:`write` would, all in one transaction, a group
+        whose fence matched no row leaving no trace (the others are written); then the claim.
+        Returns whether each group was written, and the claimed rows."""
         raise NotImplementedError
 
     def preload(self, row: Sequence[Any]) -> dict[str, Any] | None:

@@ -32,6 +32,7 @@ from gristmill.store.base import (
     CANCELLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
     SOURCE_KINDS,
+    STOPPING,
     Claim,
     DueRun,
     Failure,
@@ -45,6 +46,7 @@ from gristmill.store.base import (
     Renewal,
     Report,
     RunRecord,
+    StepEnd,
     StepOutcome,
     StepRecord,
 )
@@ -110,7 +112,9 @@ class SqlPolicy(SqlConnection):
         """
         spec = None
         if then_claim is not None:
-            spec = self._claim_spec(then_claim.worker, then_claim.queues, then_claim.lease)
+            spec = self._claim_spec(
+                then_claim.worker, then_claim.queues, then_claim.lease, limit=then_claim.limit
+            )
         read = self._queued_read(queues)
         try:
             rows = self._guard(lambda: self.sql.write(*parts, claim=spec, read=read))
@@ -582,10 +586,13 @@ class SqlPolicy(SqlConnection):
         """The turn of the next unit of ``submitter`` in a bulk submission: its load, read
         once per submission before the insert (a statement per unit would read it again for
         each, at a cost that grows with the submitter's queue), plus the unit's place among the
-        submission's units of that submitter. A run without a submitter has load 0."""
+        submission's units of that submitter. A run without a submitter has turn 0 (it takes
+        no part in the fair order: such runs are taken oldest first)."""
+        if submitter is None:
+            return 0
         turn = turns.get(submitter)
         if turn is None:
-            turn = self._fetch(Q["submitter_load_of"], [submitter])[0][0] if submitter else 0
+            turn = self._fetch(Q["submitter_load_of"], [submitter])[0][0]
         else:
             turn += 1
         turns[submitter] = turn
@@ -648,6 +655,48 @@ class SqlPolicy(SqlConnection):
         final: RunState | None = None,
         then_claim: NextClaim | None = None,
     ) -> bool:
+        parts = self._step_parts(claim, outcome, report, lease=lease, final=final)
+        if not self._write(*parts, then_claim=then_claim):
+            return False
+        if final is not None:
+            self._ring("done")
+        return True
+
+    @property
+    def groups_ends(self) -> bool:
+        return self.sql.supports_groups
+
+    def end_steps(
+        self, ends: Sequence[StepEnd], *, then_claim: NextClaim | None = None
+    ) -> list[bool]:
+        if not self.sql.supports_groups:
+            return super().end_steps(ends, then_claim=then_claim)
+        groups = [
+            self._step_parts(end.claim, end.outcome, end.report, lease=0.0, final=end.final)
+            for end in ends
+        ]
+        spec = None
+        if then_claim is not None:
+            spec = self._claim_spec(
+                then_claim.worker, then_claim.queues, then_claim.lease, limit=then_claim.limit
+            )
+        written, rows = self._guard(lambda: self.sql.write_groups(groups, claim=spec))
+        if then_claim is not None:
+            then_claim.claims.extend(self._claims(rows))
+        if any(written):
+            self._ring("done")
+        return written  # type: ignore[no-any-return]
+
+    def _step_parts(
+        self,
+        claim: Claim,
+        outcome: StepOutcome,
+        report: Report,
+        *,
+        lease: float,
+        final: RunState | None,
+    ) -> list[Any]:
+        """What :meth:`save_step` writes, its fence first."""
         if final is not None:
             check_run_end(final)
         key = self._id(claim.run_id)
@@ -687,11 +736,7 @@ class SqlPolicy(SqlConnection):
             parts += self._report(key, report)
         else:
             parts += [self._logs(key, report.logs), *self._end(key, claim.run_id, final, None)]
-        if not self._write(*parts, then_claim=then_claim):
-            return False
-        if ending:
-            self._ring("done")
-        return True
+        return parts
 
     def save_inputs(
         self, claim: Claim, inputs: Mapping[int, InputRecord], report: Report, *, lease: float
@@ -737,10 +782,10 @@ class SqlPolicy(SqlConnection):
         self._ring("done")
         return True
 
-    def release(self, claim: Claim, report: Report) -> bool:
+    def release(self, claim: Claim, report: Report, *, why: str = STOPPING) -> bool:
         key = self._id(claim.run_id)
         report.logs.append(
-            (time.time(), "", "system", f"attempt {claim.attempt} released by a stopping worker")
+            (time.time(), "", "system", f"attempt {claim.attempt} released by {why}")
         )
         # A batch unit goes back to the queue alone: its run stays running.
         requeue_run = [(Q["requeue_released_run"], [RunState.QUEUED.value, key, _RUNNING])]

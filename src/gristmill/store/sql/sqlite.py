@@ -29,6 +29,7 @@ _LOAD_CLAIMED = f"SELECT {sqlite_load_columns(attempt=False)} FROM gristmill_run
 class SqliteDialect(Dialect):
     vendor = "sqlite"
     looks_before_claiming = True
+    supports_groups = True
 
     def __init__(self, source: Any):
         super().__init__(source)
@@ -82,26 +83,49 @@ class SqliteDialect(Dialect):
         self, *parts: Part, claim: ClaimSpec | None = None, read: Statement | None = None
     ) -> list[tuple[Any, ...]]:
         with self._transaction() as connection:
-            for part in parts:
-                if isinstance(part, Fence):
-                    if connection.execute(self._q(part.sql), part.params).rowcount != 1:
-                        raise Fenced()
-                elif isinstance(part, Many):
-                    if part.rows:
-                        connection.executemany(self._q(part.sql), part.rows)
-                else:
-                    connection.execute(self._q(part[0]), part[1])
+            self._run(connection, parts)
             if read is not None:
                 return connection.execute(self._q(read[0]), read[1]).fetchall()  # type: ignore[no-any-return]
-            if claim is None:
-                return []
-            rows = connection.execute(self._q(claim.update[0]), claim.update[1]).fetchall()
-            if not rows:
-                return []
-            keys = [row[1] for row in rows]
-            sql = claim.then[0].replace("(%s)", f"({', '.join(['?'] * len(keys))})", 1)
-            connection.execute(self._q(sql), [*claim.then[1], *keys])
-            return rows  # type: ignore[no-any-return]
+            return self._claim(connection, claim)
+
+    def write_groups(
+        self, groups: Sequence[Sequence[Part]], *, claim: ClaimSpec | None = None
+    ) -> tuple[list[bool], list[tuple[Any, ...]]]:
+        written = []
+        with self._transaction() as connection:
+            for group in groups:
+                connection.execute("SAVEPOINT unit")
+                try:
+                    self._run(connection, group)
+                except Fenced:
+                    connection.execute("ROLLBACK TO unit")
+                    written.append(False)
+                else:
+                    written.append(True)
+                connection.execute("RELEASE unit")
+            return written, self._claim(connection, claim)
+
+    def _run(self, connection: Any, parts: Sequence[Part]) -> None:
+        for part in parts:
+            if isinstance(part, Fence):
+                if connection.execute(self._q(part.sql), part.params).rowcount != 1:
+                    raise Fenced()
+            elif isinstance(part, Many):
+                if part.rows:
+                    connection.executemany(self._q(part.sql), part.rows)
+            else:
+                connection.execute(self._q(part[0]), part[1])
+
+    def _claim(self, connection: Any, claim: ClaimSpec | None) -> list[tuple[Any, ...]]:
+        if claim is None:
+            return []
+        rows = connection.execute(self._q(claim.update[0]), claim.update[1]).fetchall()
+        if not rows:
+            return []
+        keys = [row[1] for row in rows]
+        sql = claim.then[0].replace("(%s)", f"({', '.join(['?'] * len(keys))})", 1)
+        connection.execute(self._q(sql), [*claim.then[1], *keys])
+        return rows  # type: ignore[no-any-return]
 
     def preload(self, row: Sequence[Any]) -> dict[str, Any] | None:
         # The runner loads the run after the claim, outside the write lock: a load inside it
