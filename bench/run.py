@@ -349,7 +349,9 @@ class GristmillDriver(Driver):
             )
 
     def processes(self) -> tuple[int | None, list[int]]:
-        workers = children(self.worker.pid)
+        # Worker processes (and the Celery worker) lead a process group of their own; the
+        # notifications' sender beside them does not.
+        workers = [pid for pid in children(self.worker.pid) if os.getpgid(pid) == pid]
         if self.service.settings.executor == "celery" and len(workers) == 1:
             # The supervisor's one child is the Celery worker; its pool processes run units.
             return workers[0], children(workers[0])
