@@ -71,7 +71,7 @@ def claims_child(database_url: str, runs: int, submitters: int) -> dict[str, flo
     """In a child process: claims per second, fair and priority-only, on ``database_url``."""
     from gristmill.app.service import Service
     from gristmill.settings import Settings
-    from gristmill.store.base import NewRun
+    from gristmill.store.records import NewRun
 
     data_dir = Path(tempfile.mkdtemp(prefix="gristmill-bench-claims-"))
     settings = Settings.from_env({}, data_dir=data_dir, database_url=database_url)

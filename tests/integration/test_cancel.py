@@ -24,13 +24,7 @@ import pytest
 from gristmill.app.service import Service
 from gristmill.app.submission import RunStatus, get_run, submit, wait
 from gristmill.states import RunState, StepState
-from gristmill.store.base import (
-    CANCELLED_MESSAGE,
-    KILLED_MESSAGE,
-    Failure,
-    Report,
-    StepOutcome,
-)
+from gristmill.store.records import CANCELLED_MESSAGE, KILLED_MESSAGE, Failure, Report, StepOutcome
 from tests.integration.conftest import EXECUTORS, Workers, use_executor
 from tests.integration.test_web import run_page
 

@@ -23,7 +23,7 @@ from gristmill import RunState
 from gristmill.app.service import Service
 from gristmill.app.submission import get_run, submit, wait
 from gristmill.authoring.registry import Registry
-from gristmill.store.base import QueuedUnit
+from gristmill.store.records import QueuedUnit
 from tests.integration import test_faults
 from tests.integration.conftest import (
     ServiceDatabaseRouter,

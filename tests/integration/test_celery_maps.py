@@ -25,7 +25,7 @@ from gristmill import RunState
 from gristmill.app.service import Service
 from gristmill.app.submission import get_run, submit, wait
 from gristmill.authoring.inputs import LocalFile
-from gristmill.store.base import QueuedUnit
+from gristmill.store.records import QueuedUnit
 from tests.integration import test_celery
 from tests.integration.conftest import Workers, use_executor, wait_until
 from tests.integration.test_maps import ITEMS, check_counted_once, dataset, expected

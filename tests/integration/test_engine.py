@@ -15,7 +15,7 @@ from gristmill.authoring.registry import Registry
 from gristmill.engine.planner import plan
 from gristmill.errors import NotFoundError, SubmissionError
 from gristmill.executors.inline import run_inline
-from gristmill.store.base import Claim, NextClaim, Report, StepOutcome
+from gristmill.store.records import Claim, NextClaim, Report, StepOutcome
 
 
 def run_now(service: Service, pipeline: str, inputs=(), params=None):

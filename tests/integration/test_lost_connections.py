@@ -17,7 +17,7 @@ from gristmill.errors import StoreUnavailableError
 from gristmill.executors.inline import run_inline
 from gristmill.executors.worker import Worker
 from gristmill.server.store import DjangoStore
-from gristmill.store.base import NextClaim, Report
+from gristmill.store.records import NextClaim, Report
 
 LOST = StoreUnavailableError("the database is unavailable: the connection is lost")
 

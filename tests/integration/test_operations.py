@@ -16,7 +16,7 @@ from django.utils import timezone
 from gristmill.app.service import Service
 from gristmill.states import RunState
 from gristmill.storage import FilesystemStorage
-from gristmill.store.base import Report
+from gristmill.store.records import Report
 from tests.integration.conftest import serving
 from tests.integration.test_web import HOST, finished, page
 

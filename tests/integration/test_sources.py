@@ -18,7 +18,7 @@ from gristmill.authoring.inputs import RunOutputs, TextInput, UrlInput
 from gristmill.errors import SubmissionError
 from gristmill.executors.inline import run_inline
 from gristmill.states import RunState
-from gristmill.store.base import Failure, InputRecord, Report
+from gristmill.store.records import Failure, InputRecord, Report
 
 
 def report(service: Service) -> str:

@@ -30,7 +30,7 @@ from gristmill.authoring.tasks import PreviousResult
 from gristmill.engine.planner import plan
 from gristmill.executors.inline import run_inline
 from gristmill.states import RunState, StepState
-from gristmill.store.base import Report, StepOutcome
+from gristmill.store.records import Report, StepOutcome
 from tests.integration.test_web import Node, page, run_page
 
 if TYPE_CHECKING:

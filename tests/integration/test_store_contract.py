@@ -21,7 +21,9 @@ import pytest
 
 from gristmill.errors import NotFoundError, TransitionError
 from gristmill.states import BatchState, RunState, StepState, UnitKind
-from gristmill.store.base import (
+from gristmill.store.base import QuotaExceededError, Store
+from gristmill.store.memory import MemoryStore
+from gristmill.store.records import (
     BatchOutcome,
     BatchSpec,
     Claim,
@@ -32,14 +34,11 @@ from gristmill.store.base import (
     NextClaim,
     OutputRecord,
     QueuedUnit,
-    QuotaExceededError,
     QuotaLimits,
     Report,
     StepEnd,
     StepOutcome,
-    Store,
 )
-from gristmill.store.memory import MemoryStore
 from tests.conftest import service_absent
 
 LEASE = 30.0

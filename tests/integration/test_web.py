@@ -21,7 +21,7 @@ from gristmill.app.service import Service
 from gristmill.app.submission import get_run, submit
 from gristmill.executors.inline import run_inline
 from gristmill.states import RunState
-from gristmill.store.base import Report
+from gristmill.store.records import Report
 from tests.integration.conftest import HOST
 
 if TYPE_CHECKING:

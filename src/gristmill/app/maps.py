@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from gristmill.app.service import Service, default_service
 from gristmill.errors import ConflictError
-from gristmill.store.base import FindingRecord, MapStatus
+from gristmill.store.records import FindingRecord, MapStatus
 
 
 def retry_failed_batches(run_id: str, *, service: Service | None = None) -> int:

@@ -13,7 +13,8 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from gristmill.errors import QuotaError, StorageQuotaError
-from gristmill.store.base import QuotaLimits, QuotaUsage, Store
+from gristmill.store.base import Store
+from gristmill.store.records import QuotaLimits, QuotaUsage
 
 RETRY_CONCURRENT = 30
 """Seconds a client refused at its concurrent quota is asked to wait (Retry-After): a place

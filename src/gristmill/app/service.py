@@ -24,7 +24,8 @@ from gristmill.authoring.registry import Registry
 from gristmill.errors import ConfigurationError
 from gristmill.settings import Settings
 from gristmill.storage import FilesystemStorage, Storage
-from gristmill.store.base import Bell, Store
+from gristmill.store.base import Store
+from gristmill.store.records import Bell
 
 
 class StoreFactory(Protocol):

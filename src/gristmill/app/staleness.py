@@ -27,7 +27,7 @@ from gristmill.authoring.fingerprints import Fingerprint
 from gristmill.engine.planner import StepPlan, plan
 from gristmill.errors import InternalErrorRef, NotFoundError
 from gristmill.states import RunState, StepState
-from gristmill.store.base import RunRecord, StepRecord
+from gristmill.store.records import RunRecord, StepRecord
 
 logger = logging.getLogger("gristmill.app.staleness")
 

@@ -60,12 +60,12 @@ from gristmill.errors import (
     TooLargeError,
 )
 from gristmill.states import RunState, StepState
-from gristmill.store.base import (
+from gristmill.store.base import QuotaExceededError
+from gristmill.store.records import (
     Claim,
     InputRecord,
     NewRun,
     OutputRecord,
-    QuotaExceededError,
     QuotaLimits,
     RunRecord,
     StepRecord,

@@ -28,7 +28,7 @@ from gristmill.errors import (
 from gristmill.logfields import JsonFormatter
 from gristmill.settings import Settings
 from gristmill.states import RunState
-from gristmill.store.base import MapStatus
+from gristmill.store.records import MapStatus
 
 console = Console(stderr=True, soft_wrap=True)
 

@@ -23,7 +23,8 @@ from gristmill.engine.watchdog import UnitReporter
 from gristmill.errors import CancelledError, NotFoundError, TaskError
 from gristmill.states import BatchState, RunState, StopReason
 from gristmill.storage import Storage
-from gristmill.store.base import (
+from gristmill.store.base import Store
+from gristmill.store.records import (
     CANCELLED_MESSAGE,
     MAX_EXAMPLES,
     MAX_FAILED_ITEMS,
@@ -33,7 +34,6 @@ from gristmill.store.base import (
     Failure,
     NextClaim,
     Report,
-    Store,
 )
 
 logger = logging.getLogger("gristmill.engine")

@@ -19,7 +19,8 @@ import logging
 import threading
 import time
 
-from gristmill.store.base import NextClaim, StepEnd, Store
+from gristmill.store.base import Store
+from gristmill.store.records import NextClaim, StepEnd
 
 logger = logging.getLogger("gristmill.worker")
 

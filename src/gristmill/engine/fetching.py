@@ -27,7 +27,7 @@ from gristmill.authoring.validation import (
 )
 from gristmill.errors import FetchError, SubmissionError, TaskError, TooLargeError
 from gristmill.storage import Storage
-from gristmill.store.base import InputRecord, RunRecord
+from gristmill.store.records import InputRecord, RunRecord
 
 Log = Callable[[str], None]
 T = TypeVar("T")

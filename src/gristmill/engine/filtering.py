@@ -28,7 +28,8 @@ from gristmill.engine.planner import RunView
 from gristmill.errors import NotFoundError, SubmissionError, TaskError, TooLargeError
 from gristmill.states import RunState
 from gristmill.storage import Storage
-from gristmill.store.base import InputRecord, RunRecord, Store
+from gristmill.store.base import Store
+from gristmill.store.records import InputRecord, RunRecord
 
 
 class _Lines(io.RawIOBase):

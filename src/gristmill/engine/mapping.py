@@ -24,7 +24,8 @@ from gristmill.authoring.maps import MapTask
 from gristmill.errors import TaskError
 from gristmill.states import BatchState
 from gristmill.storage import Storage
-from gristmill.store.base import BatchSpec, MapStatus, Store
+from gristmill.store.base import Store
+from gristmill.store.records import BatchSpec, MapStatus
 
 _quoted = json.encoder.encode_basestring_ascii
 """A string as JSON text, as ``json.dumps`` writes it (in C)."""

@@ -27,7 +27,8 @@ from gristmill.authoring.tasks import PreviousResult, Task
 from gristmill.errors import NotFoundError, TaskError
 from gristmill.states import RunState, StepState
 from gristmill.storage import Storage
-from gristmill.store.base import InputRecord, OutputRecord, RunRecord, StepRecord, Store
+from gristmill.store.base import Store
+from gristmill.store.records import InputRecord, OutputRecord, RunRecord, StepRecord
 
 Files = Mapping[str, tuple[OutputFile, ...]]
 """The output files of the steps run so far, by step name."""

@@ -21,7 +21,8 @@ import logging
 import time
 from dataclasses import dataclass
 
-from gristmill.store.base import QueuedUnit, Store
+from gristmill.store.base import Store
+from gristmill.store.records import QueuedUnit
 
 logger = logging.getLogger("gristmill.reconciler")
 

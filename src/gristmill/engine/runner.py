@@ -46,7 +46,8 @@ from gristmill.errors import (
 from gristmill.logfields import about
 from gristmill.states import RunState, StepState, StopReason, UnitKind
 from gristmill.storage import Storage
-from gristmill.store.base import (
+from gristmill.store.base import Store
+from gristmill.store.records import (
     CANCELLED_MESSAGE,
     Claim,
     Failure,
@@ -58,7 +59,6 @@ from gristmill.store.base import (
     RunRecord,
     StepEnd,
     StepOutcome,
-    Store,
 )
 
 logger = logging.getLogger("gristmill.engine")

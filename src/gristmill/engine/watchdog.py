@@ -22,7 +22,8 @@ from dataclasses import dataclass, replace
 
 from gristmill.engine.ends import PendingEnds
 from gristmill.states import StopReason
-from gristmill.store.base import Claim, Report, Store
+from gristmill.store.base import Store
+from gristmill.store.records import Claim, Report
 
 FLUSH_INTERVAL = 0.25
 """Seconds between flushes of pending log lines and progress while a step runs and reports

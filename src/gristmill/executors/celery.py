@@ -40,7 +40,7 @@ from gristmill.engine.outage import describe
 from gristmill.errors import StoreUnavailableError
 from gristmill.executors.worker import Worker
 from gristmill.settings import Settings
-from gristmill.store.base import QueuedUnit
+from gristmill.store.records import QueuedUnit
 
 logger = logging.getLogger("gristmill.celery")
 

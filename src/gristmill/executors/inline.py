@@ -17,7 +17,7 @@ from gristmill.authoring.inputs import InputSource
 from gristmill.authoring.pipelines import Pipeline
 from gristmill.executors.worker import Worker, worker_name
 from gristmill.states import RunState
-from gristmill.store.base import Claim, Failure, Report
+from gristmill.store.records import Claim, Failure, Report
 
 
 class InlineExecutor:

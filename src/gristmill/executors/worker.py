@@ -19,7 +19,7 @@ from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.errors import StoreUnavailableError
 from gristmill.logfields import about
 from gristmill.states import RunState, StopReason
-from gristmill.store.base import KILLED_MESSAGE, STOPPING, Claim, Failure, NextClaim, Report
+from gristmill.store.records import KILLED_MESSAGE, STOPPING, Claim, Failure, NextClaim, Report
 
 logger = logging.getLogger("gristmill.worker")
 

@@ -24,7 +24,7 @@ from gristmill.app.service import Service
 from gristmill.app.submission import RunStatus, get_run
 from gristmill.authoring.pipelines import Access, Pipeline
 from gristmill.errors import NotFoundError, SignInRequiredError
-from gristmill.store.base import RunRecord
+from gristmill.store.records import RunRecord
 
 
 @dataclass(frozen=True)

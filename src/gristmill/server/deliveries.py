@@ -32,7 +32,7 @@ from gristmill.errors import FetchError
 from gristmill.server.models import Notification
 from gristmill.settings import Settings
 from gristmill.states import RunState
-from gristmill.store.base import RunRecord
+from gristmill.store.records import RunRecord
 
 SIGNATURE_HEADER = "X-Gristmill-Signature"
 EVENT = "run.ended"

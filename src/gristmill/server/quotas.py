@@ -16,7 +16,8 @@ from django.http import HttpRequest
 from gristmill.app.quotas import MB, address_submitter, user_submitter
 from gristmill.server.access import Caller
 from gristmill.server.conf import current_settings
-from gristmill.store.base import QuotaLimits, QuotaUsage, Store
+from gristmill.store.base import Store
+from gristmill.store.records import QuotaLimits, QuotaUsage
 
 
 @dataclass(frozen=True)

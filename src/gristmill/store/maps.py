@@ -1,5 +1,5 @@
 """What every store does alike for map steps: sum a map's batches into a
-:class:`~gristmill.store.base.MapStatus`, and the messages of batches lost with their workers.
+:class:`~gristmill.store.records.MapStatus`, and the messages of batches lost with their workers.
 
 A store reads a map's row and its batch rows (never its findings) and hands them here, so that
 the memory store and the SQL store sum them the same way. The batch rows are only read: what
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gristmill.states import BatchState
-from gristmill.store.base import MAX_EXAMPLES, FailedBatch, MapStatus
+from gristmill.store.records import MAX_EXAMPLES, FailedBatch, MapStatus
 
 
 @dataclass

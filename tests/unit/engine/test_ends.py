@@ -11,7 +11,7 @@ from gristmill.engine import ends as ends_module
 from gristmill.engine.ends import PendingEnds
 from gristmill.errors import StoreUnavailableError
 from gristmill.states import RunState, StepState
-from gristmill.store.base import Claim, NextClaim, Report, StepEnd, StepOutcome
+from gristmill.store.records import Claim, NextClaim, Report, StepEnd, StepOutcome
 
 
 class FlakyStore:

@@ -8,8 +8,8 @@ import uuid
 from datetime import UTC, datetime
 
 from gristmill.states import RunState
-from gristmill.store.base import Claim, NewRun, Report
 from gristmill.store.memory import MemoryStore
+from gristmill.store.records import Claim, NewRun, Report
 
 
 def test_threads_claiming_at_once_never_get_the_same_unit() -> None:

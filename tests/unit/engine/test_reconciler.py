@@ -18,7 +18,8 @@ from gristmill.engine.reconciler import LOCK, Reconciler
 from gristmill.errors import ConfigurationError
 from gristmill.settings import Settings
 from gristmill.states import RunState
-from gristmill.store.base import QueuedUnit, Store
+from gristmill.store.base import Store
+from gristmill.store.records import QueuedUnit
 from tests.unit.engine.conftest import MakeService
 
 

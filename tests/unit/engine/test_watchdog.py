@@ -13,8 +13,8 @@ import pytest
 
 from gristmill.engine.watchdog import UnitReporter, Watchdog
 from gristmill.states import RunState, StopReason
-from gristmill.store.base import Claim, NewRun, Report
 from gristmill.store.memory import MemoryStore
+from gristmill.store.records import Claim, NewRun, Report
 from tests.integration.conftest import wait_until
 
 LEASE = 0.3

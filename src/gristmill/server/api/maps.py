@@ -33,7 +33,7 @@ from gristmill.server.api.schemas import (
     RetriedOut,
 )
 from gristmill.server.links import api_path
-from gristmill.store.base import FindingRecord, MapStatus
+from gristmill.store.records import FindingRecord, MapStatus
 
 router = Router(tags=["maps"])
 

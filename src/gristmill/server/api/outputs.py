@@ -25,7 +25,7 @@ from gristmill.server.api.auth import caller_of
 from gristmill.server.api.downloads import DOWNLOAD_DOC, attachment
 from gristmill.server.api.schemas import ErrorOut, OutputOut
 from gristmill.server.links import api_path
-from gristmill.store.base import OutputRecord
+from gristmill.store.records import OutputRecord
 
 router = Router(tags=["outputs"])
 

@@ -18,7 +18,7 @@ from gristmill.app.service import default_service
 from gristmill.server.access import session_caller
 from gristmill.server.quotas import usage_of
 from gristmill.server.web.views import pages
-from gristmill.store.base import QuotaLimits
+from gristmill.store.records import QuotaLimits
 
 
 def _row(name: str, used: int, limit: int | None, *, size: bool = False) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from gristmill.server.api.schemas import run_links
 from gristmill.server.links import api_path
 from gristmill.server.web.charts import timeline
 from gristmill.states import RunState
-from gristmill.store.base import (
+from gristmill.store.records import (
     CANCELLED_MESSAGE,
     KILLED_MESSAGE,
     NEVER_STARTED_MESSAGE,

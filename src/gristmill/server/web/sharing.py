@@ -28,7 +28,7 @@ from gristmill.server.deliveries import absolute
 from gristmill.server.models import NotifySettings
 from gristmill.server.web.runs import sentence
 from gristmill.server.web.views import HttpResponseSeeOther, pages
-from gristmill.store.base import RunRecord
+from gristmill.store.records import RunRecord
 
 _SHARE_ACTIONS = ("link", "unlink", "add", "remove")
 

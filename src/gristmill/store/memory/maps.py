@@ -9,7 +9,9 @@ import json
 import time
 
 from gristmill.states import FINAL_RUN_STATES, BatchState, RunState, UnitKind, UnitState
-from gristmill.store.base import (
+from gristmill.store.maps import BatchRow, MapRow, lost_batch_message, status
+from gristmill.store.memory.policy import MemoryPolicy, _as_stored, _Batch, _Map, _Run, _Unit
+from gristmill.store.records import (
     MAX_EXAMPLES,
     MAX_FAILED_ITEMS,
     BatchOutcome,
@@ -21,8 +23,6 @@ from gristmill.store.base import (
     NextClaim,
     Report,
 )
-from gristmill.store.maps import BatchRow, MapRow, lost_batch_message, status
-from gristmill.store.memory.policy import MemoryPolicy, _as_stored, _Batch, _Map, _Run, _Unit
 
 
 class MemoryStore(MemoryPolicy):

@@ -24,7 +24,9 @@ from gristmill.states import (
     UnitState,
     check_run_end,
 )
-from gristmill.store.base import (
+from gristmill.store.base import QuotaExceededError, Store
+from gristmill.store.maps import BatchRow, MapRow
+from gristmill.store.records import (
     CANCELLED_MESSAGE,
     LOCK_LEASE,
     NEVER_STARTED_MESSAGE,
@@ -40,16 +42,13 @@ from gristmill.store.base import (
     NextClaim,
     OutputRecord,
     QueuedUnit,
-    QuotaExceededError,
     QuotaUsage,
     Renewal,
     Report,
     RunRecord,
     StepOutcome,
     StepRecord,
-    Store,
 )
-from gristmill.store.maps import BatchRow, MapRow
 
 _MAX_LOG_LINES = 10_000
 """The most log lines one read returns, as in the SQL store."""

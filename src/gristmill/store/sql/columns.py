@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gristmill.states import RunState, UnitKind, UnitState
-from gristmill.store.base import InputRecord, OutputRecord, RunRecord, StepRecord
+from gristmill.store.records import InputRecord, OutputRecord, RunRecord, StepRecord
 
 RUN_COLUMNS = (
     "id",

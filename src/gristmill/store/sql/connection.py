@@ -19,7 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from gristmill.errors import NotFoundError, StoreUnavailableError
-from gristmill.store.base import LOCK_LEASE, Store
+from gristmill.store.base import Store
+from gristmill.store.records import LOCK_LEASE
 from gristmill.store.sql.dialect import ConnectionSource, Dialect, Fenced
 from gristmill.store.sql.postgresql import PostgresDialect
 from gristmill.store.sql.queries import QUERIES as Q

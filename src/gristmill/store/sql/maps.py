@@ -19,7 +19,8 @@ from typing import Any
 
 from gristmill.errors import StoreUnavailableError
 from gristmill.states import FINAL_RUN_STATES, BatchState, RunState, UnitKind, UnitState
-from gristmill.store.base import (
+from gristmill.store.maps import BatchRow, MapRow, lost_batch_message, status
+from gristmill.store.records import (
     MAX_EXAMPLES,
     MAX_FAILED_ITEMS,
     BatchOutcome,
@@ -32,7 +33,6 @@ from gristmill.store.base import (
     NextClaim,
     Report,
 )
-from gristmill.store.maps import BatchRow, MapRow, lost_batch_message, status
 from gristmill.store.sql.columns import run_id_of
 from gristmill.store.sql.dialect import Fence, Many
 from gristmill.store.sql.policy import SqlPolicy, _states

@@ -28,7 +28,8 @@ from gristmill.states import (
     UnitState,
     check_run_end,
 )
-from gristmill.store.base import (
+from gristmill.store.base import QuotaExceededError
+from gristmill.store.records import (
     CANCELLED_MESSAGE,
     NEVER_STARTED_MESSAGE,
     SOURCE_KINDS,
@@ -41,7 +42,6 @@ from gristmill.store.base import (
     NewRun,
     NextClaim,
     QueuedUnit,
-    QuotaExceededError,
     QuotaUsage,
     Renewal,
     Report,
