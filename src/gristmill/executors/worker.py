@@ -250,8 +250,6 @@ class Worker:
         if now >= self._next_reap and (back is None or back >= self.lease):
             self._next_reap = now + self.lease / 2
             self.service.store.reap()
-        if self.ends is not None and len(self.ends):
-            self.ends.write()  # before waiting: nothing ran since they were kept
         if not self.draining:
             self.service.store.wait_for_work(IDLE_WAIT)
             self._woken = True

@@ -110,11 +110,7 @@ class SqlPolicy(SqlConnection):
         queued units of that run: once it has committed, the bell hears of them (see
         :meth:`_queued`).
         """
-        spec = None
-        if then_claim is not None:
-            spec = self._claim_spec(
-                then_claim.worker, then_claim.queues, then_claim.lease, limit=then_claim.limit
-            )
+        spec = self._next_spec(then_claim)
         read = self._queued_read(queues)
         try:
             rows = self._guard(lambda: self.sql.write(*parts, claim=spec, read=read))
@@ -127,6 +123,14 @@ class SqlPolicy(SqlConnection):
             assert then_claim is not None
             then_claim.claims.extend(self._claims(rows))
         return True
+
+    def _next_spec(self, then_claim: NextClaim | None) -> ClaimSpec | None:
+        """The claim that ends a write with ``then_claim`` (None without)."""
+        if then_claim is None:
+            return None
+        return self._claim_spec(
+            then_claim.worker, then_claim.queues, then_claim.lease, limit=then_claim.limit
+        )
 
     def _logs(self, key: Any, logs: list[tuple[float, str, str, str]]) -> Many:
         rows = [(key, at, step, stream, text) for at, step, stream, text in logs]
@@ -675,11 +679,7 @@ class SqlPolicy(SqlConnection):
             self._step_parts(end.claim, end.outcome, end.report, lease=0.0, final=end.final)
             for end in ends
         ]
-        spec = None
-        if then_claim is not None:
-            spec = self._claim_spec(
-                then_claim.worker, then_claim.queues, then_claim.lease, limit=then_claim.limit
-            )
+        spec = self._next_spec(then_claim)
         written, rows = self._guard(lambda: self.sql.write_groups(groups, claim=spec))
         if then_claim is not None:
             then_claim.claims.extend(self._claims(rows))
